@@ -1,0 +1,39 @@
+# ooda — two commands on a fresh machine: `make demo` and `make test`.
+PY      := .venv/bin/python
+UV      := .venv/bin/uv
+STAMP   := .venv/.installed
+
+.PHONY: install demo test test-fast lint format mlflow-ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip uv
+	$(UV) pip install --python $(PY) -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	.venv/bin/ooda demo
+
+test: install
+	.venv/bin/pytest
+
+test-fast: install
+	.venv/bin/pytest -m "not e2e"
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy lab features models training serving actuators ooda
+	.venv/bin/lint-imports
+
+format: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+mlflow-ui: install
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf .ooda features/repo/data mlruns/mlflow.db mlruns/artifacts

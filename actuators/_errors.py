@@ -1,0 +1,47 @@
+"""The actuator exception tree and the mapping from Kubernetes API errors onto it.
+
+Whether an error is worth retrying is decided once, here, from the HTTP status the API answered
+with, so every action retries the same way.
+"""
+
+from __future__ import annotations
+
+from kubernetes.client.exceptions import ApiException
+
+#: Statuses where the same request may succeed later (conflict, throttled, server trouble).
+_TEMPORARY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class ActuatorError(Exception):
+    """Base class of every error raised by an actuator."""
+
+
+class PermanentActuatorError(ActuatorError):
+    """The API refused the request for good (not found, invalid, forbidden)."""
+
+
+class TemporaryActuatorError(ActuatorError):
+    """The request may succeed if tried again later."""
+
+
+class GuardRejectedError(ActuatorError):
+    """A guard rail refused the action."""
+
+    def __init__(self, action: str, target: str, reason: str) -> None:
+        super().__init__(f"{action} on {target} refused: {reason}")
+        self.action = action
+        self.target = target
+        self.reason = reason
+
+
+def classify_api_error(exc: Exception, what: str) -> ActuatorError:
+    """Turn an exception from a Kubernetes client call into a permanent or temporary error."""
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        message = f"{what}: HTTP {status} {exc.reason or ''}".strip()
+        if status in _TEMPORARY_STATUSES or status == 0:
+            return TemporaryActuatorError(message)
+        return PermanentActuatorError(message)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return TemporaryActuatorError(f"{what}: {type(exc).__name__}: {exc}")
+    return PermanentActuatorError(f"{what}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,19 @@
+"""The ooda exception tree (see the package docstring)."""
+
+from __future__ import annotations
+
+
+class OodaError(Exception):
+    """Base class of the errors raised by the control loop and its command line."""
+
+
+class ScoringUnavailableError(OodaError):
+    """A scoring endpoint could not be reached or refused to answer."""
+
+
+class BadMetricsError(OodaError):
+    """The metric source returned something the loop cannot use."""
+
+
+class ScenarioNotHealedError(OodaError):
+    """A demo scenario ended without a verified heal."""

@@ -1,0 +1,131 @@
+"""The one settings object of an ooda process, made of small grouped dataclasses.
+
+Defaults are the embedded demo's; YAML or environment variables are read only at the edge
+(the command line), never inside the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from actuators import GuardSettings
+from training import TrainingSettings
+
+
+@dataclass(frozen=True)
+class SloSettings:
+    """The user's service-level objectives."""
+
+    p95_ms: float = 150.0
+    """Latency objective: the p95 of request latency stays below this."""
+    availability: float = 0.999
+    """Success objective: at least this share of requests succeed."""
+
+    @property
+    def max_error_rate(self) -> float:
+        """The error rate at which availability is exactly at its objective."""
+        return 1.0 - self.availability
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Cadence of the control loop."""
+
+    tick: timedelta = timedelta(seconds=15)
+    """Time between two passes of observe-decide-act-verify."""
+    observe_window: timedelta = timedelta(minutes=75)
+    """How much recent metric history each tick reads (rolling features need an hour)."""
+    forecast_every: timedelta = timedelta(minutes=1)
+    """How often the load forecast is refreshed."""
+    max_staleness: timedelta = timedelta(minutes=3)
+    """Newest sample older than this: the service is not acted on (the data is stale)."""
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """When the loop decides to act."""
+
+    anomaly_threshold: float = 0.5
+    """Anomaly score at and above which a service counts as anomalous."""
+    forecast_quantile: str = "q90"
+    """Forecast quantile used for capacity (the upper edge of the 80 % interval)."""
+    lead_min: timedelta = timedelta(minutes=15)
+    """Start of the forecast window the capacity must cover."""
+    lead_max: timedelta = timedelta(minutes=30)
+    """End of the forecast window the capacity must cover."""
+    default_target_utilisation: float = 0.6
+    """CPU utilisation per pod the capacity plan aims at when the HPA names none."""
+    scale_in_after: timedelta = timedelta(minutes=10)
+    """Observed load must have been low this long before a raised minimum is lowered."""
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How an action is judged."""
+
+    deadline: timedelta = timedelta(minutes=10)
+    """The SLI must be back within its SLO this soon after the action."""
+    healthy_minutes: int = 2
+    """Consecutive minutes inside the SLO that count as healed."""
+
+
+@dataclass(frozen=True)
+class ServingClientSettings:
+    """How the loop reaches the Ray Serve endpoints."""
+
+    base_url: str = "http://127.0.0.1:8000"
+    """Root URL of the ooda Serve application."""
+    timeout_s: float = 10.0
+    """Per-request timeout."""
+    horizon: int = 30
+    """Forecast horizon requested, in minutes."""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The embedded demo: how much history, which scenarios, how long each runs."""
+
+    history_days: float = 7.0
+    """Simulated days of history the models are trained on."""
+    seed: int = 11
+    """Seed of the lab (traffic noise, incidents)."""
+    warmup: timedelta = timedelta(minutes=10)
+    """Live time before a fault is injected."""
+    duration: timedelta = timedelta(minutes=45)
+    """Live time after the fault is injected."""
+    serve_port: int = 8000
+    """Port Ray Serve binds to on 127.0.0.1."""
+
+
+@dataclass(frozen=True)
+class OodaSettings:
+    """Everything one ooda process needs; pass it down explicitly."""
+
+    namespace: str = "shop"
+    """Kubernetes namespace of the services."""
+    services: tuple[str, ...] = ("frontend", "checkout", "payments")
+    """Services the loop looks after."""
+    dry_run: bool = False
+    """Decide and log, but change nothing in the cluster."""
+    workdir: Path = Path(".ooda")
+    """Audit log, reports and other run output."""
+    feature_dir: Path = Path("features/repo/data")
+    """Data directory of the Feast repo (offline parquet, online SQLite, registry)."""
+    slo: SloSettings = field(default_factory=SloSettings)
+    """Service-level objectives."""
+    loop: LoopSettings = field(default_factory=LoopSettings)
+    """Loop cadence."""
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    """Decision thresholds."""
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    """Verification of actions."""
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """Guard rails of the actuators."""
+    serving: ServingClientSettings = field(default_factory=ServingClientSettings)
+    """Scoring endpoints."""
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    """Training pipelines and registry."""
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    """The embedded demo."""

@@ -1,0 +1,118 @@
+"""The ``ooda`` command line: the edge where flags, YAML and environment become settings."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from dataclasses import replace
+
+from rich.console import Console
+from rich.table import Table
+
+from ooda._settings import OodaSettings
+from training import RegistrySettings, TrainingSettings
+
+console = Console()
+
+
+def _settings(args: argparse.Namespace) -> OodaSettings:
+    uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or RegistrySettings().tracking_uri
+    )
+    registry = replace(RegistrySettings(), tracking_uri=uri)
+    settings = OodaSettings(training=TrainingSettings(registry=registry))
+    if getattr(args, "dry_run", False):
+        settings = replace(settings, dry_run=True)
+    if getattr(args, "days", None) is not None:
+        settings = replace(settings, demo=replace(settings.demo, history_days=args.days))
+    return settings
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ooda._demo import run_demo
+
+    settings = _settings(args)
+    result = run_demo(settings, console)
+    console.print(f"report: {result.report}   audit log: {result.audit}")
+    console.print(
+        f"MLflow UI: mlflow ui --backend-store-uri {settings.training.registry.tracking_uri}"
+    )
+    if not result.all_healed:
+        console.print("[red]a scenario was not healed with the loop on[/]")
+        return 1
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from training import list_models, promote, rollback
+
+    settings = _settings(args)
+    reg = settings.training.registry
+    client = MlflowClient(reg.tracking_uri)
+    actor = args.actor or getpass.getuser()
+    if args.action == "promote":
+        promote(client, args.name, str(args.version), actor=actor, reason=args.reason)
+        console.print(f"{args.name}: champion -> v{args.version}")
+    elif args.action == "rollback":
+        version = rollback(client, args.name, actor=actor, reason=args.reason)
+        console.print(f"{args.name}: champion rolled back to v{version}")
+    table = Table(title="registered models")
+    for col in ("model", "version", "aliases", "role", "gate", "created"):
+        table.add_column(col)
+    for info in list_models(client, [reg.detector_name, reg.forecaster_name]):
+        table.add_row(
+            info.name,
+            str(info.version),
+            ",".join(info.aliases),
+            info.tags.get("role", ""),
+            info.tags.get("gate_rule", ""),
+            str(info.created),
+        )
+    console.print(table)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ooda", description=__doc__)
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in mlruns/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the whole loop end to end on the embedded estate")
+    demo.add_argument("--days", type=float, help="days of simulated history (default 7)")
+    demo.add_argument("--dry-run", action="store_true", help="decide and log, change nothing")
+    demo.set_defaults(func=_cmd_demo)
+    models = sub.add_parser("models", help="list, promote or roll back registered models")
+    models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("name", nargs="?", help="registered model name (promote, rollback)")
+    models.add_argument("version", nargs="?", help="version to promote")
+    models.add_argument("--reason", default="manual", help="why (kept as a version tag)")
+    models.add_argument("--actor", help="who (default: the current user)")
+    models.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ooda`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "models" and args.action != "list" and not args.name:
+        parser.error(f"'ooda models {args.action}' needs a model name")
+    if args.command == "models" and args.action == "promote" and not args.version:
+        parser.error("'ooda models promote' needs a version")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
