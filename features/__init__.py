@@ -1,1 +1,73 @@
-"""placeholder"""
+"""Feast feature repo of ooda and the ingestion that fills it from a metric source.
+
+A metric source (Prometheus, the lab) yields the tidy metrics frame (`METRIC_COLUMNS`).
+`build_features` adds rolling-window features; `ingest` appends them to the offline
+parquet table and materializes the online SQLite store; `push_live` pushes the newest row
+per service online each tick. Training reads `historical_features`/`training_frame`
+(point-in-time correct), serving reads `online_features`, through one feature service per
+model: `detector_v1` (`DETECTOR_FEATURES`) and `forecaster_v1` (the last
+`FORECAST_WINDOW` per-minute request rates as `request_rate_window`, with `window_end`).
+The same definitions are the Feast CLI repo in `features/repo/`.
+
+Exceptions::
+
+    FeatureError
+    ├── FeatureSchemaError           (also ValueError) a frame breaks its column contract
+    ├── UnknownFeatureServiceError   (also LookupError) not one of the repo's services
+    └── MissingFeaturesError         (also LookupError) no stored values where required
+"""
+
+from __future__ import annotations
+
+from features._definitions import DETECTOR_SERVICE, FORECASTER_SERVICE, PUSH_SOURCE
+from features._errors import (
+    FeatureError,
+    FeatureSchemaError,
+    MissingFeaturesError,
+    UnknownFeatureServiceError,
+)
+from features._schema import (
+    DETECTOR_FEATURES,
+    FEATURE_TTL,
+    FORECAST_WINDOW,
+    FORECASTER_FEATURES,
+    METRIC_COLUMNS,
+)
+from features._store import (
+    FeatureRepoSettings,
+    apply,
+    historical_features,
+    ingest,
+    online_features,
+    open_store,
+    push_live,
+    repo_config_dict,
+    training_frame,
+)
+from features._transform import FEATURE_ROW_COLUMNS, build_features
+
+__all__ = [
+    "DETECTOR_FEATURES",
+    "DETECTOR_SERVICE",
+    "FEATURE_ROW_COLUMNS",
+    "FEATURE_TTL",
+    "FORECASTER_FEATURES",
+    "FORECASTER_SERVICE",
+    "FORECAST_WINDOW",
+    "METRIC_COLUMNS",
+    "PUSH_SOURCE",
+    "FeatureError",
+    "FeatureRepoSettings",
+    "FeatureSchemaError",
+    "MissingFeaturesError",
+    "UnknownFeatureServiceError",
+    "apply",
+    "build_features",
+    "historical_features",
+    "ingest",
+    "online_features",
+    "open_store",
+    "push_live",
+    "repo_config_dict",
+    "training_frame",
+]

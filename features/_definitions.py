@@ -1,0 +1,143 @@
+"""The Feast objects of the ooda feature repo, built by one function for both entry points.
+
+The Feast CLI reads module-level objects from `features/repo/definitions.py`; the library
+(`open_store` + `apply`) needs the same objects pointing at a data directory chosen at run
+time (temp dirs in tests, `.ooda/` in the demo). Both call `build_definitions`, so the
+two repos cannot drift apart. The offline parquet path is relative to the repo root (the
+parent of the data directory), which is how `feature_store.yaml` lays the CLI repo out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
+from feast.data_format import ParquetFormat
+from feast.feast_object import FeastObject
+from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
+
+from features._schema import (
+    DETECTOR_FEATURES,
+    ENTITY_KEY,
+    EVENT_TIMESTAMP,
+    FEATURE_TTL,
+    FORECASTER_FEATURES,
+    METRIC_VALUE_COLUMNS,
+    ROLLING_COLUMNS,
+)
+
+#: File name of the offline feature table inside the data directory.
+OFFLINE_FILE = "service_metrics.parquet"
+#: Name of the push source the live loop writes through.
+PUSH_SOURCE = "service_metrics_push"
+#: Names of the feature services, one per model role.
+DETECTOR_SERVICE = "detector_v1"
+FORECASTER_SERVICE = "forecaster_v1"
+#: The features of each feature service, in the order retrieval returns them.
+SERVICE_FEATURES: dict[str, tuple[str, ...]] = {
+    DETECTOR_SERVICE: DETECTOR_FEATURES,
+    FORECASTER_SERVICE: FORECASTER_FEATURES,
+}
+
+
+@dataclass(frozen=True)
+class FeatureRepoDefinitions:
+    """Every Feast object of the repo, in the order `FeatureStore.apply` wants them."""
+
+    service: Entity
+    metrics_source: FileSource
+    push_source: PushSource
+    service_metrics: FeatureView
+    service_rolling: FeatureView
+    detector_v1: FeatureService
+    forecaster_v1: FeatureService
+
+    def objects(self) -> list[FeastObject]:
+        """The objects to register, entity and sources first."""
+        return [
+            self.service,
+            self.metrics_source,
+            self.push_source,
+            self.service_metrics,
+            self.service_rolling,
+            self.detector_v1,
+            self.forecaster_v1,
+        ]
+
+
+def build_definitions(data_dir: str) -> FeatureRepoDefinitions:
+    """Build the repo's Feast objects with the offline table in `data_dir` (absolute: the
+    DuckDB offline engine reads it relative to the working directory otherwise)."""
+    service = Entity(
+        name=ENTITY_KEY,
+        join_keys=[ENTITY_KEY],
+        value_type=ValueType.STRING,
+        description="A Kubernetes service (deployment) of the estate.",
+    )
+    metrics_source = FileSource(
+        name="service_metrics_source",
+        path=f"{data_dir}/{OFFLINE_FILE}",
+        file_format=ParquetFormat(),
+        timestamp_field=EVENT_TIMESTAMP,
+        description="Per-minute service metrics with rolling features, written by ingest().",
+    )
+    push_source = PushSource(name=PUSH_SOURCE, batch_source=metrics_source)
+    service_metrics = FeatureView(
+        name="service_metrics",
+        entities=[service],
+        ttl=FEATURE_TTL,
+        schema=[
+            *(Field(name=name, dtype=Float64) for name in METRIC_VALUE_COLUMNS),
+            Field(name="region", dtype=String),
+        ],
+        source=push_source,
+        online=True,
+        description="The tidy per-minute metrics of a service, as scraped.",
+    )
+    service_rolling = FeatureView(
+        name="service_rolling",
+        entities=[service],
+        ttl=FEATURE_TTL,
+        schema=[
+            *(Field(name=name, dtype=Float64) for name in ROLLING_COLUMNS),
+            Field(
+                name="request_rate_window",
+                dtype=Array(Float32),
+                description="Last 60 per-minute request rates, oldest first, gaps interpolated.",
+            ),
+            Field(
+                name="window_end",
+                dtype=UnixTimestamp,
+                description="Timestamp of the newest value of request_rate_window.",
+            ),
+            Field(
+                name="window_filled",
+                dtype=Int64,
+                description="How many values of request_rate_window were interpolated.",
+            ),
+        ],
+        source=push_source,
+        online=True,
+        description="Trailing-window features computed at ingestion time.",
+    )
+    metric_features = [n for n in DETECTOR_FEATURES if n in METRIC_VALUE_COLUMNS]
+    rolling_features = [n for n in DETECTOR_FEATURES if n in ROLLING_COLUMNS]
+    detector_v1 = FeatureService(
+        name=DETECTOR_SERVICE,
+        features=[service_metrics[metric_features], service_rolling[rolling_features]],
+        description="Inputs of the anomaly detector (features.DETECTOR_FEATURES).",
+    )
+    forecaster_v1 = FeatureService(
+        name=FORECASTER_SERVICE,
+        features=[service_rolling[list(FORECASTER_FEATURES)]],
+        description="Inputs of the load forecaster: the last hour of request rates.",
+    )
+    return FeatureRepoDefinitions(
+        service=service,
+        metrics_source=metrics_source,
+        push_source=push_source,
+        service_metrics=service_metrics,
+        service_rolling=service_rolling,
+        detector_v1=detector_v1,
+        forecaster_v1=forecaster_v1,
+    )

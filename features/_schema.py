@@ -1,0 +1,74 @@
+"""Column names shared by the metric port, the feature transform and the Feast definitions.
+
+The tidy metrics frame is the contract between every metric source (Prometheus, the lab)
+and this package; the feature names are the contract with the model and serving packages.
+Keeping both in one small module means a renamed column fails in one place, at import time,
+instead of as a silently missing feature at serving time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+#: Columns of the tidy metrics frame, in order (see the metric-source port).
+METRIC_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "region",
+    "service",
+    "request_rate",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "error_rate",
+    "cpu_utilisation",
+    "memory_utilisation",
+    "restarts",
+    "ready_pods",
+    "desired_pods",
+)
+
+#: Numeric metric columns; they are also the numeric features of the `service_metrics` view.
+METRIC_VALUE_COLUMNS: tuple[str, ...] = METRIC_COLUMNS[3:]
+
+#: Features of the `service_rolling` view that are scalars computed over trailing windows.
+ROLLING_COLUMNS: tuple[str, ...] = (
+    "error_rate_5m_mean",
+    "p95_latency_ms_5m_mean",
+    "restarts_15m",
+    "not_ready_ratio",
+    "request_rate_1h_mean",
+    "request_rate_ratio_1h",
+)
+
+#: Features of the `service_rolling` view that let the forecaster run from entity ids alone.
+WINDOW_COLUMNS: tuple[str, ...] = (
+    "request_rate_window",
+    "window_end",
+    "window_filled",
+)
+
+#: Length in minutes of `request_rate_window` (one value per minute, oldest first).
+FORECAST_WINDOW = 60
+
+#: Features the anomaly detector is trained and scored on (all in feature service `detector_v1`).
+#: Point metrics catch sudden changes; `restarts_15m`/`not_ready_ratio` catch crash loops,
+#: `memory_utilisation` leaks, `request_rate_ratio_1h` surges relative to the last hour.
+DETECTOR_FEATURES: tuple[str, ...] = (
+    "error_rate",
+    "p95_latency_ms",
+    "restarts_15m",
+    "not_ready_ratio",
+    "cpu_utilisation",
+    "memory_utilisation",
+    "request_rate_ratio_1h",
+)
+
+#: Features of feature service `forecaster_v1`.
+FORECASTER_FEATURES: tuple[str, ...] = WINDOW_COLUMNS
+
+#: Entity join key and the Feast event-timestamp column of every feature row.
+ENTITY_KEY = "service"
+EVENT_TIMESTAMP = "event_timestamp"
+
+#: How far back a point-in-time join may look for a feature row. Rows arrive every minute,
+#: so a quarter of an hour bridges scrape gaps but never serves a stale state as current.
+FEATURE_TTL = timedelta(minutes=15)

@@ -1,0 +1,329 @@
+"""The estate's control plane state and its controllers (replicaset, scheduler, kubelet, HPA).
+
+Objects are plain dataclasses with times as epoch seconds so that the 15 s simulation tick
+stays cheap; ``FakeKubernetes`` turns them into the official client models on read.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lab._settings import LabSettings, ServiceModelSettings, ServiceSettings
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s utilrand alphabet
+_ZONES = "abc"
+
+
+def random_suffix(rng: np.random.Generator, length: int) -> str:
+    return "".join(_NAME_ALPHABET[i] for i in rng.integers(0, len(_NAME_ALPHABET), length))
+
+
+def random_uid(rng: np.random.Generator) -> str:
+    return str(uuid.UUID(bytes=rng.bytes(16), version=4))
+
+
+@dataclass
+class Node:
+    name: str
+    zone: str
+    cpu_cores: float
+    memory_bytes: int
+    created_at: float
+    uid: str
+
+
+@dataclass
+class CrashLoop:
+    """Crash-loop schedule of a broken container: runs ``run_s``, dies, waits a backoff."""
+
+    run_start: float
+    run_end: float
+    backoffs: int = 1
+
+
+@dataclass
+class Pod:
+    name: str
+    service: int
+    uid: str
+    created_at: float
+    memory_scale: float
+    """Per-pod working-set factor (pods are never exactly alike)."""
+    node: str | None = None
+    started_at: float = math.inf
+    ready_at: float = math.inf
+    restarts: int = 0
+    crash: CrashLoop | None = None
+    cpu_seconds: float = 0.0
+    memory_bytes: float = 0.0
+    cpu_history: deque[tuple[float, float]] = field(default_factory=deque)
+    """(time, cpu_seconds) at the last few ticks: what metrics-server would report."""
+
+    def ready(self, t: float) -> bool:
+        if self.crash is not None:
+            return self.crash.run_start <= t < self.crash.run_end
+        return t >= self.ready_at
+
+    def running(self, t: float) -> bool:
+        return self.node is not None and t >= self.started_at
+
+
+@dataclass
+class Deployment:
+    service: int
+    name: str
+    replicas: int
+    template_hash: str
+    uid: str
+    replicaset_uid: str
+    created_at: float
+    generation: int = 1
+
+
+@dataclass
+class Hpa:
+    service: int
+    name: str
+    min_replicas: int
+    max_replicas: int
+    target_utilisation: int
+    uid: str
+    created_at: float
+    desired_replicas: int
+    current_utilisation: int | None = None
+    last_sync: float = -math.inf
+    last_scale_time: float | None = None
+    recommendations: deque[tuple[float, int]] = field(default_factory=deque)
+    """(time, recommendation), decreasing: the scale-down stabilisation window."""
+    scale_ups: deque[tuple[float, int]] = field(default_factory=deque)
+
+
+class Cluster:
+    """Nodes, Deployments, pods and HPAs of one namespace, and the controllers acting on them."""
+
+    def __init__(
+        self,
+        settings: LabSettings,
+        rng: np.random.Generator,
+        t0: float,
+        initial_replicas: list[int],
+    ) -> None:
+        self.settings = settings
+        self.services: tuple[ServiceSettings, ...] = settings.topology.services
+        self._model: ServiceModelSettings = settings.model
+        self._rng = rng
+        self._history_len = round(settings.hpa.metrics_window_s / settings.scrape.interval_s) + 1
+        topo = settings.topology
+        self.nodes = [
+            Node(
+                name=f"ip-10-0-{i + 1}-{10 + i}.{topo.region}.compute.internal",
+                zone=f"{topo.region}{_ZONES[i % len(_ZONES)]}",
+                cpu_cores=topo.node_cpu_cores,
+                memory_bytes=topo.node_memory_bytes,
+                created_at=t0 - 30 * 86_400,
+                uid=random_uid(rng),
+            )
+            for i in range(topo.nodes)
+        ]
+        self.deployments: dict[str, Deployment] = {}
+        self.hpas: dict[str, Hpa] = {}
+        self.pods: dict[str, Pod] = {}
+        self.service_pods: list[list[Pod]] = [[] for _ in self.services]
+        self.on_pod_removed: list[Callable[[Pod, float], None]] = []
+        created = t0 - 7 * 86_400
+        for i, svc in enumerate(self.services):
+            self.deployments[svc.name] = Deployment(
+                service=i,
+                name=svc.name,
+                replicas=initial_replicas[i],
+                template_hash=random_suffix(rng, 10),
+                uid=random_uid(rng),
+                replicaset_uid=random_uid(rng),
+                created_at=created,
+            )
+            self.hpas[svc.name] = Hpa(
+                service=i,
+                name=svc.name,
+                min_replicas=svc.min_replicas,
+                max_replicas=svc.max_replicas,
+                target_utilisation=settings.hpa.target_cpu_utilisation,
+                uid=random_uid(rng),
+                created_at=created,
+                desired_replicas=initial_replicas[i],
+            )
+            for _ in range(initial_replicas[i]):
+                pod = self._create_pod(i, t0 - 3600.0)
+                self._schedule(pod, t0 - 3600.0)
+                pod.memory_bytes = svc.memory_base_bytes * pod.memory_scale
+
+    # -- pods ---------------------------------------------------------------------------------
+
+    def _create_pod(self, service: int, t: float) -> Pod:
+        dep = self.deployments[self.services[service].name]
+        name = f"{dep.name}-{dep.template_hash}-{random_suffix(self._rng, 5)}"
+        while name in self.pods:
+            name = f"{dep.name}-{dep.template_hash}-{random_suffix(self._rng, 5)}"
+        pod = Pod(
+            name=name,
+            service=service,
+            uid=random_uid(self._rng),
+            created_at=t,
+            memory_scale=float(self._rng.uniform(0.9, 1.1)),
+            cpu_history=deque(maxlen=self._history_len),
+        )
+        self.pods[name] = pod
+        self.service_pods[service].append(pod)
+        return pod
+
+    def remove_pod(self, name: str, t: float) -> Pod:
+        pod = self.pods.pop(name)
+        self.service_pods[pod.service].remove(pod)
+        for callback in self.on_pod_removed:
+            callback(pod, t)
+        return pod
+
+    def _node_free_cpu(self) -> dict[str, float]:
+        free = {n.name: n.cpu_cores for n in self.nodes}
+        for pod in self.pods.values():
+            if pod.node is not None:
+                free[pod.node] -= self.services[pod.service].cpu_request_cores
+        return free
+
+    def _schedule(self, pod: Pod, t: float, free: dict[str, float] | None = None) -> None:
+        """LeastAllocated scoring: the node with the most free CPU that fits the request."""
+        free = self._node_free_cpu() if free is None else free
+        request = self.services[pod.service].cpu_request_cores
+        node = max(free, key=lambda n: free[n])
+        if free[node] < request:
+            return  # stays Pending (Unschedulable); retried on the next reconcile
+        free[node] -= request
+        pod.node = node
+        pod.started_at = t + self._model.pending_s
+        pod.ready_at = pod.started_at + self._model.startup_s
+
+    # -- controllers --------------------------------------------------------------------------
+
+    def reconcile(self, t: float) -> None:
+        """ReplicaSet controller (create or delete to match replicas) then the scheduler."""
+        for dep in self.deployments.values():
+            pods = self.service_pods[dep.service]
+            missing = dep.replicas - len(pods)
+            for _ in range(missing):
+                self._create_pod(dep.service, t)
+            if missing < 0:
+                # controller.ActivePods ordering: unscheduled, pending, not ready, more restarts,
+                # newer -- those go first.
+                victims = sorted(
+                    pods,
+                    key=lambda p: (
+                        p.node is not None,
+                        p.running(t),
+                        p.ready(t),
+                        -p.restarts,
+                        -p.created_at,
+                    ),
+                )[:-missing]
+                for pod in victims:
+                    self.remove_pod(pod.name, t)
+        unscheduled = [p for p in self.pods.values() if p.node is None]
+        if unscheduled:
+            free = self._node_free_cpu()
+            for pod in unscheduled:
+                self._schedule(pod, t, free)
+
+    def advance_crash(self, pod: Pod, t0: float, t1: float) -> float:
+        """Kubelet restarts of a crash-looping pod in [t0, t1]; returns the seconds it ran."""
+        crash = pod.crash
+        assert crash is not None
+        m = self._model
+        ran = 0.0
+        while crash.run_start < t1:
+            ran += max(0.0, min(crash.run_end, t1) - max(crash.run_start, t0))
+            if crash.run_end > t1:
+                break
+            pod.restarts += 1
+            backoff = min(m.crash_backoff_s * 2**crash.backoffs, m.crash_backoff_max_s)
+            crash.backoffs += 1
+            crash.run_start = crash.run_end + backoff
+            crash.run_end = crash.run_start + m.crash_run_s
+        return ran
+
+    def start_crash_loop(self, pod: Pod, t: float) -> None:
+        """The container dies now and keeps dying after each CrashLoopBackOff delay."""
+        pod.restarts += 1
+        start = t + self._model.crash_backoff_s
+        pod.crash = CrashLoop(run_start=start, run_end=start + self._model.crash_run_s)
+
+    def hpa_sync(self, t: float) -> None:
+        """One HPA controller pass over every HPA whose sync period has elapsed."""
+        for hpa in self.hpas.values():
+            if t - hpa.last_sync >= self.settings.hpa.sync_period_s - 1e-6:
+                hpa.last_sync = t
+                self._hpa_reconcile(hpa, t)
+
+    def _hpa_reconcile(self, hpa: Hpa, t: float) -> None:
+        dep = self.deployments[hpa.name]
+        current = dep.replicas
+        if current > hpa.max_replicas:
+            desired = hpa.max_replicas
+        elif current < hpa.min_replicas:
+            desired = hpa.min_replicas
+        else:
+            desired = self._hpa_recommend(hpa, current, t)
+        hpa.desired_replicas = desired
+        if desired != current:
+            if desired > current:
+                hpa.scale_ups.append((t, desired - current))
+            dep.replicas = desired
+            hpa.last_scale_time = t
+
+    def _hpa_recommend(self, hpa: Hpa, current: int, t: float) -> int:
+        """The replica calculator plus the v2 behaviour (stabilisation and rate limits)."""
+        cfg = self.settings.hpa
+        pods = self.service_pods[hpa.service]
+        request = self.services[hpa.service].cpu_request_cores
+        # CPU rate over the metrics window of each ready pod with two samples, / request.
+        utils = [
+            (h[-1][1] - h[0][1]) / (h[-1][0] - h[0][0]) / request
+            for p in pods
+            if len(h := p.cpu_history) >= 2 and p.ready(t)
+        ]
+        if not utils:
+            hpa.current_utilisation = None
+            return current
+        target = hpa.target_utilisation / 100.0
+        hpa.current_utilisation = round(100 * sum(utils) / len(utils))
+        ratio = sum(utils) / len(utils) / target
+        unready = len(pods) - len(utils)
+        if ratio > 1.0 and unready:
+            # Pods without a usable metric count as 0 % when scaling up (dampens thrash).
+            ratio = sum(utils) / (len(utils) + unready) / target
+        if abs(ratio - 1.0) <= cfg.tolerance:
+            recommendation = current
+        else:
+            recommendation = math.ceil(sum(utils) / target - 1e-9)
+        recommendation = max(hpa.min_replicas, min(hpa.max_replicas, recommendation))
+        # Monotonic deque: its head is the highest recommendation of the stabilisation window.
+        window = hpa.recommendations
+        while window and window[-1][1] <= recommendation:
+            window.pop()
+        window.append((t, recommendation))
+        while window[0][0] < t - cfg.scale_down_stabilisation_s:
+            window.popleft()
+        if recommendation <= current:
+            return min(current, window[0][1])
+        ups = hpa.scale_ups
+        while ups and ups[0][0] <= t - cfg.scale_up_period_s:
+            ups.popleft()
+        period_start = current - sum(n for _, n in ups)
+        limit = max(
+            math.ceil(period_start * (1 + cfg.scale_up_percent / 100)),
+            period_start + cfg.scale_up_pods,
+        )
+        return max(current, min(recommendation, limit))

@@ -1,0 +1,203 @@
+"""Lab settings: every number that shapes the simulated estate, with its default.
+
+The defaults are tuned so that the steady state and normal daily peaks are comfortably inside
+the SLOs (p95 < 150 ms, errors < 0.1 %), while a x3 traffic surge met only by the reactive HPA
+breaches them for several minutes -- the gap predictive scaling is meant to close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lab._errors import SettingsError
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """One service: a Deployment with an HPA, calling at most one downstream service."""
+
+    name: str
+    """Service, Deployment, HPA and container name; pods are labelled ``app=<name>``."""
+    calls: str | None = None
+    """Name of the downstream service each request may call, or None for a leaf."""
+    fanout: float = 0.0
+    """Downstream requests per request of this service (0.5: every other request calls it)."""
+    base_latency_ms: float = 15.0
+    """Own median service time of a request with no queueing (downstream time excluded)."""
+    capacity_rps: float = 100.0
+    """Requests per second one pod serves when its CPU use equals its CPU request."""
+    cpu_request_cores: float = 0.5
+    """Container CPU request (the HPA's utilisation denominator)."""
+    memory_limit_bytes: int = 512 * 2**20
+    """Container memory limit."""
+    memory_base_bytes: int = 200 * 2**20
+    """Working set of an idle pod; it grows by up to 30 % with load."""
+    min_replicas: int = 3
+    """HPA minReplicas."""
+    max_replicas: int = 30
+    """HPA maxReplicas."""
+
+
+def _default_services() -> tuple[ServiceSettings, ...]:
+    return (
+        ServiceSettings("frontend", calls="checkout", fanout=0.5, base_latency_ms=15.0),
+        ServiceSettings(
+            "checkout", calls="payments", fanout=0.8, base_latency_ms=20.0, capacity_rps=50.0
+        ),
+        ServiceSettings("payments", base_latency_ms=25.0, capacity_rps=40.0),
+    )
+
+
+@dataclass(frozen=True)
+class TopologySettings:
+    """Where the estate runs and what it runs."""
+
+    region: str = "eu-west-1"
+    """Region label put on every series and node."""
+    namespace: str = "shop"
+    """Namespace of every Deployment, pod and HPA."""
+    nodes: int = 3
+    """Number of worker nodes (one per availability zone, round robin)."""
+    node_cpu_cores: float = 16.0
+    """Allocatable CPU per node; pods that do not fit stay Pending (Unschedulable)."""
+    node_memory_bytes: int = 64 * 2**30
+    """Allocatable memory per node."""
+    services: tuple[ServiceSettings, ...] = field(default_factory=_default_services)
+    """Services in call-chain order: the first one receives the external traffic."""
+
+
+@dataclass(frozen=True)
+class TrafficSettings:
+    """External traffic into the first service: base x daily x weekly x noise (x surges)."""
+
+    base_rps: float = 300.0
+    """Mean request rate into the entry service."""
+    daily_amplitude: float = 0.5
+    """Relative daily swing: the daily curve goes from 1-a to 1+a."""
+    daily_peak_hour: float = 19.0
+    """UTC hour of the daily peak."""
+    weekly_amplitude: float = 0.1
+    """Relative weekly swing (weekdays busier than weekends)."""
+    weekly_peak_day: float = 2.5
+    """Day of week of the weekly peak (0 = Monday 00:00)."""
+    noise_sigma: float = 0.04
+    """Standard deviation of the multiplicative log-normal noise (one draw per minute)."""
+
+
+@dataclass(frozen=True)
+class ServiceModelSettings:
+    """How load turns into latency, CPU and errors."""
+
+    workers_per_pod: int = 4
+    """Concurrent workers per pod (the c of the M/M/c queue)."""
+    latency_sigma: float = 0.5
+    """Shape of the log-normal request latency (p95 = median x e^(1.645 sigma))."""
+    latency_jitter: float = 0.03
+    """Relative jitter of the median latency from one 15 s tick to the next."""
+    shed_utilisation: float = 0.95
+    """Utilisation above which a service sheds the excess load with 503s."""
+    error_propagation: float = 0.7
+    """Fraction of failed downstream calls that fail the calling request (500)."""
+    idle_cpu: float = 0.05
+    """CPU use of an idle ready pod, as a fraction of its request."""
+    startup_cpu: float = 0.5
+    """CPU use of a pod that started but is not Ready yet (warm-up), fraction of request."""
+    pending_s: float = 10.0
+    """Seconds from pod creation until its container runs (scheduling, image pull)."""
+    startup_s: float = 60.0
+    """Seconds from container start until the pod is Ready and receives traffic."""
+    crash_run_s: float = 20.0
+    """Seconds a crash-looping container runs (and fails its requests) before it dies."""
+    crash_backoff_s: float = 10.0
+    """First CrashLoopBackOff delay; it doubles per restart."""
+    crash_backoff_max_s: float = 300.0
+    """Cap of the CrashLoopBackOff delay (kubelet: 5 minutes)."""
+
+
+@dataclass(frozen=True)
+class HpaSettings:
+    """The reactive HorizontalPodAutoscaler (autoscaling/v2, CPU utilisation target)."""
+
+    target_cpu_utilisation: int = 60
+    """Target average CPU utilisation, percent of the request."""
+    sync_period_s: float = 15.0
+    """Seconds between two HPA evaluations (--horizontal-pod-autoscaler-sync-period)."""
+    tolerance: float = 0.1
+    """No scaling while |utilisation / target - 1| stays within this."""
+    metrics_window_s: float = 60.0
+    """Window of the CPU rate the HPA sees (metrics-server resolution)."""
+    scale_down_stabilisation_s: float = 300.0
+    """Scale down only to the highest recommendation of this trailing window."""
+    scale_up_pods: int = 2
+    """behavior.scaleUp policy: add at most this many pods per period ..."""
+    scale_up_percent: int = 10
+    """... or this percentage of the replicas, whichever allows more (selectPolicy Max)."""
+    scale_up_period_s: float = 60.0
+    """periodSeconds of the scale-up policies."""
+
+
+@dataclass(frozen=True)
+class ScrapeSettings:
+    """How the lab's Prometheus scrapes the exporters."""
+
+    interval_s: float = 15.0
+    """Scrape interval; also the simulation sub-step of ``Lab.step``."""
+    drop_probability: float = 0.0
+    """Probability that a scrape is lost (its samples are missing, queries give NaN)."""
+    latency_buckets_s: tuple[float, ...] = (
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    )  # fmt: skip
+    """Upper bounds (le) of the request-duration histogram, +Inf is implied."""
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    """Random incidents injected by ``Lab.generate_history``."""
+
+    per_day: float = 2.0
+    """Mean number of incidents per simulated day (half crash loops, half surges)."""
+    crash_heal_min_s: float = 600.0
+    """Shortest time before the operator deletes a crash-looping pod."""
+    crash_heal_max_s: float = 1200.0
+    """Longest time before the operator deletes a crash-looping pod."""
+    surge_factor_range: tuple[float, float] = (2.0, 3.5)
+    """Range of the traffic multiplier of a random surge."""
+    surge_minutes_range: tuple[float, float] = (20.0, 60.0)
+    """Range of the duration of a random surge, minutes."""
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """All lab settings, grouped."""
+
+    topology: TopologySettings = field(default_factory=TopologySettings)
+    """Region, namespace, nodes and services."""
+    traffic: TrafficSettings = field(default_factory=TrafficSettings)
+    """External traffic shape."""
+    model: ServiceModelSettings = field(default_factory=ServiceModelSettings)
+    """Latency, CPU and error model of the services, pod lifecycle timings."""
+    hpa: HpaSettings = field(default_factory=HpaSettings)
+    """Reactive autoscaler behaviour (same for every service)."""
+    scrape: ScrapeSettings = field(default_factory=ScrapeSettings)
+    """Metric scraping."""
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    """Random incidents of the generated history."""
+    seed: int = 7
+    """Seed of every random draw; same seed and same calls give the same estate."""
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.topology.services]
+        if not names or len(set(names)) != len(names):
+            raise SettingsError(f"service names must be non-empty and unique, got {names}")
+        for svc in self.topology.services:
+            if svc.calls is not None and svc.calls not in names[names.index(svc.name) + 1 :]:
+                raise SettingsError(
+                    f"service {svc.name!r} calls {svc.calls!r}, which is not a later service"
+                )
+            if not 1 <= svc.min_replicas <= svc.max_replicas:
+                raise SettingsError(
+                    f"service {svc.name!r}: need 1 <= min_replicas ({svc.min_replicas})"
+                    f" <= max_replicas ({svc.max_replicas})"
+                )
+        if self.scrape.interval_s <= 0:
+            raise SettingsError(f"scrape interval must be positive, got {self.scrape.interval_s}")

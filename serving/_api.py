@@ -1,0 +1,276 @@
+"""The HTTP face of serving: a FastAPI ingress deployment in front of the two model roles.
+
+Callers either send the model inputs themselves (rows / history) or just name services, in
+which case the ingress reads their latest online features from Feast, so the control loop
+can score the live estate with nothing but entity ids. Request bodies are validated with
+pydantic before any model is touched; serving errors map to HTTP statuses here and nowhere
+else: unavailable model -> 503, unknown service -> 404, bad input -> 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from feast import FeatureStore
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from ray import serve
+from ray.serve import Deployment
+from ray.serve.handle import DeploymentHandle
+
+import features
+from models import HISTORY_COLUMNS
+from serving._champion import ModelStatus
+from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
+from serving._scorers import Scored
+from serving._settings import ServingSettings
+
+#: Longest forecast horizon accepted, in minutes.
+MAX_HORIZON = 24 * 60
+
+
+class FeatureRow(BaseModel):
+    """One service's detector features: ``service`` plus numeric (or null) feature values."""
+
+    model_config = ConfigDict(extra="allow")
+
+    service: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _numeric_features(self) -> FeatureRow:
+        for key, value in (self.model_extra or {}).items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ValueError(f"feature {key!r} must be a number or null, got {value!r}")
+        return self
+
+
+class AnomalyRequest(BaseModel):
+    """Either ``services`` (features read from Feast) or explicit feature ``rows``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[str] | None = Field(default=None, min_length=1)
+    rows: list[FeatureRow] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AnomalyRequest:
+        if (self.services is None) == (self.rows is None):
+            raise ValueError("give exactly one of 'services' or 'rows'")
+        return self
+
+
+class HistoryPoint(BaseModel):
+    """One per-minute request rate observation."""
+
+    service: str = Field(min_length=1)
+    timestamp: AwareDatetime
+    request_rate: float | None
+
+
+class ForecastRequest(BaseModel):
+    """Either ``services`` (history read from Feast) or an explicit ``history``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[str] | None = Field(default=None, min_length=1)
+    history: list[HistoryPoint] | None = Field(default=None, min_length=1)
+    horizon: int = Field(default=30, ge=1, le=MAX_HORIZON)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ForecastRequest:
+        if (self.services is None) == (self.history is None):
+            raise ValueError("give exactly one of 'services' or 'history'")
+        return self
+
+
+class ModelRef(BaseModel):
+    """The registered model version that answered."""
+
+    name: str
+    version: str
+
+
+class AnomalyScore(BaseModel):
+    service: str
+    anomaly_score: float
+    is_anomaly: bool
+
+
+class AnomalyResponse(BaseModel):
+    model: ModelRef
+    scores: list[AnomalyScore]
+
+
+class ForecastPoint(BaseModel):
+    service: str
+    timestamp: datetime
+    q10: float
+    q50: float
+    q90: float
+
+
+class ForecastResponse(BaseModel):
+    model: ModelRef
+    forecast: list[ForecastPoint]
+
+
+class ModelInfo(BaseModel):
+    """What one model role serves."""
+
+    name: str
+    alias: str
+    version: str | None
+    ready: bool
+    reason: str
+
+
+app = FastAPI(title="ooda scoring", summary="Anomaly scores and load forecasts from @champion")
+
+
+@app.exception_handler(ModelUnavailableError)
+async def _model_unavailable(_: Request, exc: ModelUnavailableError) -> JSONResponse:
+    detail = f"model {exc.model!r} has no version loaded under alias {exc.alias!r}: {exc.reason}"
+    body = {"error": "model unavailable", "model": exc.model, "alias": exc.alias, "detail": detail}
+    return JSONResponse(status_code=503, content=body)
+
+
+@app.exception_handler(features.MissingFeaturesError)
+async def _unknown_service(_: Request, exc: features.MissingFeaturesError) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"error": "unknown service", "detail": str(exc)})
+
+
+@app.exception_handler(InvalidInputError)
+async def _invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"error": "invalid input", "detail": exc.detail})
+
+
+def _answer(outcome: Scored | ServingError) -> Scored:
+    """A model deployment's answer, or its refusal raised for the exception handlers."""
+    if isinstance(outcome, ServingError):
+        raise outcome
+    return outcome
+
+
+def _model_info(status: ModelStatus) -> ModelInfo:
+    return ModelInfo(
+        name=status.name,
+        alias=status.alias,
+        version=status.version,
+        ready=status.ready,
+        reason=status.reason,
+    )
+
+
+def _rows_frame(rows: list[FeatureRow]) -> pd.DataFrame:
+    frame = pd.DataFrame([row.model_dump() for row in rows])
+    values = frame.drop(columns="service").astype(float)
+    return pd.concat([frame[["service"]], values], axis=1)
+
+
+def _history_frame(points: list[HistoryPoint]) -> pd.DataFrame:
+    frame = pd.DataFrame([point.model_dump() for point in points], columns=list(HISTORY_COLUMNS))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["request_rate"] = frame["request_rate"].astype(float)
+    return frame.sort_values(["service", "timestamp"], ignore_index=True)
+
+
+def _history_from_windows(online: pd.DataFrame) -> pd.DataFrame:
+    """Per-minute history rebuilt from ``request_rate_window`` (oldest first) + ``window_end``."""
+    parts = []
+    for row in online.itertuples(index=False):
+        window = [float("nan") if v is None else float(v) for v in row.request_rate_window]
+        end = pd.Timestamp(row.window_end)
+        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        timestamps = pd.date_range(end=end, periods=len(window), freq="1min")
+        parts.append(
+            pd.DataFrame({"service": row.service, "timestamp": timestamps, "request_rate": window})
+        )
+    history = pd.concat(parts, ignore_index=True)
+    history["timestamp"] = history["timestamp"].astype("datetime64[ns, UTC]")
+    return history
+
+
+class _ScoringAPI:
+    """Routes ``/v1/anomaly``, ``/v1/forecast``, ``/v1/models`` and ``/healthz``."""
+
+    def __init__(
+        self,
+        detector: DeploymentHandle,
+        forecaster: DeploymentHandle,
+        settings: ServingSettings,
+    ) -> None:
+        self._detector = detector
+        self._forecaster = forecaster
+        self._settings = settings
+        self._store: FeatureStore | None = None
+
+    async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:
+        """Latest online features of ``services`` (``MissingFeaturesError`` -> 404)."""
+        store = self._store
+        if store is None:
+            repo = features.FeatureRepoSettings(data_dir=self._settings.feature_data_dir)
+            store = self._store = await asyncio.to_thread(features.open_store, repo)
+        online: pd.DataFrame = await asyncio.to_thread(
+            features.online_features, store, services, feature_service
+        )
+        return online
+
+    @app.post("/v1/anomaly")
+    async def anomaly(self, body: AnomalyRequest) -> AnomalyResponse:
+        """Anomaly score per service (>= the threshold means anomalous)."""
+        if body.rows is not None:
+            rows = _rows_frame(body.rows)
+        else:
+            rows = await self._online(body.services or [], self._settings.detector_features)
+        scored = _answer(await self._detector.score.remote(rows))
+        return AnomalyResponse(
+            model=ModelRef(name=scored.model, version=scored.version),
+            scores=[AnomalyScore(**record) for record in scored.frame.to_dict("records")],
+        )
+
+    @app.post("/v1/forecast")
+    async def forecast(self, body: ForecastRequest) -> ForecastResponse:
+        """Request rate quantiles per service for the next ``horizon`` minutes."""
+        if body.history is not None:
+            history = _history_frame(body.history)
+        else:
+            online = await self._online(body.services or [], self._settings.forecaster_features)
+            history = _history_from_windows(online)
+        scored = _answer(await self._forecaster.forecast.remote(history, body.horizon))
+        return ForecastResponse(
+            model=ModelRef(name=scored.model, version=scored.version),
+            forecast=[ForecastPoint(**record) for record in scored.frame.to_dict("records")],
+        )
+
+    async def _statuses(self) -> dict[str, ModelStatus]:
+        detector, forecaster = await asyncio.gather(
+            self._detector.status.remote(), self._forecaster.status.remote()
+        )
+        return {"detector": detector, "forecaster": forecaster}
+
+    @app.get("/v1/models")
+    async def models(self) -> dict[str, ModelInfo]:
+        """The version each model role serves (``version`` null when none is loaded)."""
+        return {role: _model_info(status) for role, status in (await self._statuses()).items()}
+
+    @app.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        """200 when both models are loaded, else 503 with the reasons."""
+        statuses = await self._statuses()
+        reasons = [f"{role}: {s.reason}" for role, s in statuses.items() if not s.ready]
+        models = {role: _model_info(s).model_dump() for role, s in statuses.items()}
+        if reasons:
+            body = {"status": "unavailable", "reasons": reasons, "models": models}
+            return JSONResponse(status_code=503, content=body)
+        return JSONResponse(status_code=200, content={"status": "ok", "models": models})
+
+
+#: The HTTP ingress deployment, bound to the two model deployments by ``serving.build_app``.
+ScoringAPI: Deployment = serve.deployment(name="ScoringAPI", ray_actor_options={"num_cpus": 0.25})(
+    serve.ingress(app)(_ScoringAPI)
+)

@@ -1,0 +1,89 @@
+"""Assemble the application and run it locally.
+
+:func:`build_app` is the single place the deployments are wired together with ``.bind()``;
+:func:`app_builder` is the same for Ray's own tooling (``serve run serving:app_builder``,
+``serve deploy`` / KubeRay ``RayService`` with ``import_path: serving:app_builder`` and
+``args``). :func:`start` and :func:`stop` are for the embedded default and tests: they run
+Ray on this machine only (loopback, no dashboard, bounded CPUs) and return only once the
+endpoints answer, so callers never race the model loading.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ray
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from serving._api import ScoringAPI
+from serving._errors import ServeStartError
+from serving._scorers import AnomalyScorer, LoadForecaster
+from serving._settings import ServingSettings, settings_from_args
+
+#: Serve application name used by :func:`start`.
+APP_NAME = "ooda"
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """A started application."""
+
+    #: Base URL of the HTTP endpoints, e.g. ``http://127.0.0.1:8000``.
+    url: str
+    #: Handle to the ingress deployment.
+    handle: DeploymentHandle
+
+
+def build_app(settings: ServingSettings) -> Application:
+    """The scoring application: the ingress bound to one deployment per model role."""
+    return ScoringAPI.bind(AnomalyScorer.bind(settings), LoadForecaster.bind(settings), settings)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Application builder for Ray's CLI and config files; ``args`` name settings fields."""
+    return build_app(settings_from_args(args, Path.cwd()))
+
+
+def start(settings: ServingSettings) -> RunningApp:
+    """Start Ray (if needed) and Serve on loopback, deploy, and wait for ``/healthz`` 200.
+
+    Raises :class:`ServeStartError` with the last health answer if the application is not
+    healthy within ``settings.start_timeout_s``; Serve and Ray are shut down in that case.
+    """
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=settings.ray_num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+        )
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{settings.host}:{settings.port}"
+    deadline = time.monotonic() + settings.start_timeout_s
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{url}/healthz", timeout=5.0)
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if answer.status_code == 200:
+                return RunningApp(url=url, handle=handle)
+            last = f"{answer.status_code} {answer.text}"
+        time.sleep(0.5)
+    stop()
+    raise ServeStartError(
+        f"{url}/healthz not healthy after {settings.start_timeout_s:.0f} s; last answer: {last}"
+    )
+
+
+def stop() -> None:
+    """Shut down Serve and Ray."""
+    serve.shutdown()
+    ray.shutdown()

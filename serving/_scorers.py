@@ -1,0 +1,232 @@
+"""One Ray Serve deployment per model role, each serving its registered model's champion.
+
+Refusals (no model under the alias, input the model rejects) are returned to the ingress
+as :class:`~serving.ServingError` values rather than raised: they are answers (503, 422),
+not replica failures, so they must not fill the replica logs with tracebacks.
+
+Both replicas batch concurrent requests (``@serve.batch``) into one ``predict`` call, which
+is where a model's per-call overhead is paid, and run ``predict`` off the event loop so that
+status checks and alias polling stay responsive while a batch is scored. A batch takes one
+snapshot of the current model version, so every row of a response comes from the version
+the response names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from ray import serve
+from ray.serve import Deployment
+
+from models import FORECAST_COLUMNS, ModelError
+from serving._champion import ChampionModel, LoadedModel, ModelStatus
+from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
+from serving._settings import ServingSettings
+
+#: Columns of a detector's pyfunc output that serving returns.
+SCORE_COLUMNS = ("service", "anomaly_score", "is_anomaly")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model's answer to one request, with the version that produced it."""
+
+    #: Registered model name.
+    model: str
+    #: Registered model version that scored the request.
+    version: str
+    #: Detector: ``service, anomaly_score, is_anomaly``;
+    #: forecaster: ``service, timestamp, q10, q50, q90``.
+    frame: pd.DataFrame
+
+
+_Request = TypeVar("_Request")
+
+
+@dataclass(frozen=True)
+class _ForecastRequest:
+    history: pd.DataFrame
+    horizon: int
+
+
+def _follow(settings: ServingSettings, name: str) -> ChampionModel:
+    """Point this replica at the registry, load the champion and keep following it."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    champion = ChampionModel(name, settings.alias, client, mlflow.pyfunc.load_model)
+    champion.refresh()
+    return champion
+
+
+def _tune_batching(handler: Any, settings: ServingSettings) -> None:
+    """Apply the batch settings to a ``@serve.batch`` method (typed by Ray as a plain
+    callable, hence ``Any``)."""
+    handler.set_max_batch_size(settings.max_batch_size)
+    handler.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+
+
+def _require_columns(loaded: LoadedModel, frame: pd.DataFrame, name: str) -> None:
+    missing = [column for column in loaded.input_names if column not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"model {name!r} version {loaded.version} needs columns {missing}")
+
+
+async def _each_alone(
+    predict: Callable[[list[_Request]], Awaitable[list[Scored]]],
+    requests: list[_Request],
+    name: str,
+    version: str,
+) -> list[Scored | ServingError]:
+    """Run a batch; if the model rejects it, rerun request by request so only bad ones fail.
+
+    Batching must not let one caller's bad input fail its neighbours' requests. Rejections
+    (the model package's own errors, MLflow schema enforcement) come back as values, not
+    raised, so the batch machinery hands each caller its own outcome.
+    """
+    try:
+        return list(await predict(requests))
+    except (ModelError, MlflowException) as exc:
+        if len(requests) == 1:
+            detail = f"model {name!r} version {version} rejected the input: {exc}"
+            return [InvalidInputError(detail)]
+    outcomes = [await _each_alone(predict, [one], name, version) for one in requests]
+    return [outcome for alone in outcomes for outcome in alone]
+
+
+class _AnomalyScorer:
+    """Scores per-service feature rows with the detector champion."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._name = settings.detector_name
+        self._champion = _follow(settings, settings.detector_name)
+        self._follower = asyncio.get_running_loop().create_task(
+            self._champion.follow(settings.poll_interval_s)
+        )
+        _tune_batching(self._score_batch, settings)
+
+    def status(self) -> ModelStatus:
+        """Served version and readiness."""
+        return self._champion.status()
+
+    async def score(self, rows: pd.DataFrame) -> Scored | ServingError:
+        """Anomaly score per row of ``rows`` (a ``service`` column plus feature columns)."""
+        try:
+            _require_columns(self._champion.current(), rows, self._name)
+        except ServingError as exc:
+            return exc
+        return await self._score_batch(rows)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def _score_batch(self, requests: list[pd.DataFrame]) -> list[Scored | ServingError]:
+        """Score several requests' rows in one ``predict`` call."""
+        try:
+            loaded = self._champion.current()
+        except ModelUnavailableError as exc:  # unloaded since the request was checked
+            return [exc] * len(requests)
+
+        async def predict(frames: list[pd.DataFrame]) -> list[Scored]:
+            rows = pd.concat(frames, ignore_index=True)
+            inputs = rows[list(loaded.input_names)] if loaded.input_names else rows
+            output = await asyncio.to_thread(loaded.model.predict, inputs)
+            scores = pd.DataFrame(output)[list(SCORE_COLUMNS)]
+            bounds = np.cumsum([0, *(len(frame) for frame in frames)])
+            return [
+                Scored(self._name, loaded.version, scores.iloc[start:end].reset_index(drop=True))
+                for start, end in itertools.pairwise(bounds)
+            ]
+
+        return await _each_alone(predict, requests, self._name, loaded.version)
+
+
+def _disjoint_groups(requests: Sequence[_ForecastRequest]) -> list[list[int]]:
+    """Group request indices so each group shares a horizon and no service appears twice."""
+    groups: list[tuple[int, set[str], list[int]]] = []
+    for index, request in enumerate(requests):
+        services = set(request.history["service"])
+        for horizon, seen, members in groups:
+            if horizon == request.horizon and not seen & services:
+                seen |= services
+                members.append(index)
+                break
+        else:
+            groups.append((request.horizon, services, [index]))
+    return [members for _, _, members in groups]
+
+
+class _LoadForecaster:
+    """Forecasts per-minute request rate quantiles with the forecaster champion."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._name = settings.forecaster_name
+        self._champion = _follow(settings, settings.forecaster_name)
+        self._follower = asyncio.get_running_loop().create_task(
+            self._champion.follow(settings.poll_interval_s)
+        )
+        _tune_batching(self._forecast_batch, settings)
+
+    def status(self) -> ModelStatus:
+        """Served version and readiness."""
+        return self._champion.status()
+
+    async def forecast(self, history: pd.DataFrame, horizon: int) -> Scored | ServingError:
+        """``horizon`` per-minute quantile steps per service after its ``history``."""
+        try:
+            _require_columns(self._champion.current(), history, self._name)
+        except ServingError as exc:
+            return exc
+        return await self._forecast_batch(_ForecastRequest(history, horizon))
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def _forecast_batch(
+        self, requests: list[_ForecastRequest]
+    ) -> list[Scored | ServingError]:
+        """Forecast several requests, one ``predict`` call per group of compatible ones."""
+        try:
+            loaded = self._champion.current()
+        except ModelUnavailableError as exc:  # unloaded since the request was checked
+            return [exc] * len(requests)
+
+        async def predict(group: list[_ForecastRequest]) -> list[Scored]:
+            history = pd.concat([request.history for request in group], ignore_index=True)
+            params = {"horizon": group[0].horizon}
+            output = await asyncio.to_thread(loaded.model.predict, history, params=params)
+            forecast = pd.DataFrame(output)[list(FORECAST_COLUMNS)]
+            return [
+                Scored(
+                    self._name,
+                    loaded.version,
+                    forecast[forecast["service"].isin(set(request.history["service"]))].reset_index(
+                        drop=True
+                    ),
+                )
+                for request in group
+            ]
+
+        results: dict[int, Scored | ServingError] = {}
+        for group in _disjoint_groups(requests):
+            outcomes = await _each_alone(
+                predict, [requests[i] for i in group], self._name, loaded.version
+            )
+            results.update(zip(group, outcomes, strict=True))
+        return [results[index] for index in range(len(requests))]
+
+
+#: Deployment scoring anomalies with the detector champion (one replica by default).
+AnomalyScorer: Deployment = serve.deployment(
+    name="AnomalyScorer", ray_actor_options={"num_cpus": 0.5}
+)(_AnomalyScorer)
+
+#: Deployment forecasting load with the forecaster champion (one replica by default).
+LoadForecaster: Deployment = serve.deployment(
+    name="LoadForecaster", ray_actor_options={"num_cpus": 0.5}
+)(_LoadForecaster)

@@ -1,0 +1,83 @@
+"""Settings of the scoring service, and their conversion from ``serve`` config ``args``.
+
+One frozen dataclass passed explicitly to every deployment (Ray pickles it into each
+replica), so a replica never reads the environment or a global to find its registry. The
+only place strings become settings is :func:`settings_from_args`, the edge used by
+``serve run`` / ``serve deploy`` / KubeRay through :func:`serving.app_builder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from serving._errors import InvalidSettingsError
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Where the models and features live and how the endpoints behave."""
+
+    #: MLflow tracking and registry URI, e.g. ``sqlite:////abs/path/mlruns/mlflow.db``.
+    tracking_uri: str
+    #: Data directory of the Feast repo (``features.FeatureRepoSettings.data_dir``), absolute.
+    feature_data_dir: Path
+    #: Interface the HTTP proxy binds to (only used by :func:`serving.start`).
+    host: str = "127.0.0.1"
+    #: HTTP port of the proxy (only used by :func:`serving.start`).
+    port: int = 8000
+    #: Seconds between checks of the registry for an alias move.
+    poll_interval_s: float = 5.0
+    #: Most requests a model replica scores in one call.
+    max_batch_size: int = 32
+    #: Longest a request waits for others to fill a batch.
+    batch_wait_timeout_s: float = 0.01
+    #: Registered model of the anomaly detector.
+    detector_name: str = "ooda-detector"
+    #: Registered model of the load forecaster.
+    forecaster_name: str = "ooda-forecaster"
+    #: Feast feature service read for ``{"services": [...]}`` anomaly requests.
+    detector_features: str = "detector_v1"
+    #: Feast feature service read for ``{"services": [...]}`` forecast requests.
+    forecaster_features: str = "forecaster_v1"
+    #: Alias the endpoints serve.
+    alias: str = "champion"
+    #: CPUs given to Ray by :func:`serving.start` when it starts Ray itself.
+    ray_num_cpus: int = 2
+    #: Seconds :func:`serving.start` waits for ``/healthz`` to answer 200.
+    start_timeout_s: float = 120.0
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "Path": lambda value: Path(value).resolve(),
+}
+
+
+def settings_from_args(args: Mapping[str, Any], cwd: Path) -> ServingSettings:
+    """Settings from ``serve`` config ``args``; the two paths default to the repo layout.
+
+    ``tracking_uri`` defaults to ``sqlite:///<cwd>/mlruns/mlflow.db`` and
+    ``feature_data_dir`` to ``<cwd>/features/repo/data``; values are converted to the
+    field's type and unknown keys are rejected so that a typo does not go unnoticed.
+    """
+    known = {field.name: field for field in fields(ServingSettings)}
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise InvalidSettingsError(
+            f"unknown serving args {unknown}; expected some of {sorted(known)}"
+        )
+    values: dict[str, Any] = {
+        "tracking_uri": f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}",
+        "feature_data_dir": cwd / "features" / "repo" / "data",
+    }
+    for key, raw in args.items():
+        try:
+            values[key] = _CONVERTERS[str(known[key].type)](raw)
+        except (TypeError, ValueError) as exc:
+            raise InvalidSettingsError(f"serving arg {key}={raw!r}: {exc}") from exc
+    return ServingSettings(**values)

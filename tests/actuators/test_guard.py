@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from actuators import Guard, GuardRejectedError, GuardSettings, RestartPod, SetHpaMinReplicas
+
+T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+
+
+def restart(pod: str = "checkout-abc") -> RestartPod:
+    return RestartPod("shop", "checkout", pod=pod)
+
+
+def test_cooldown_refuses_the_same_action_on_the_same_target() -> None:
+    guard = Guard(GuardSettings(cooldown=timedelta(minutes=5)))
+    guard.check(restart(), T0)
+    guard.record_applied(restart(), T0)
+    with pytest.raises(GuardRejectedError, match="cooldown"):
+        guard.check(restart(), T0 + timedelta(minutes=4))
+    guard.check(restart(), T0 + timedelta(minutes=5, seconds=1))
+
+
+def test_cooldown_is_per_target_and_per_kind_override() -> None:
+    guard = Guard(GuardSettings(cooldown_by_kind={"set_hpa_min": timedelta(seconds=30)}))
+    hpa = SetHpaMinReplicas("shop", "frontend", hpa="frontend", min_replicas=6)
+    guard.record_applied(restart("a"), T0)
+    guard.check(restart("b"), T0 + timedelta(seconds=1))
+    guard.record_applied(hpa, T0)
+    with pytest.raises(GuardRejectedError):
+        guard.check(hpa, T0 + timedelta(seconds=20))
+    guard.check(hpa, T0 + timedelta(seconds=31))
+
+
+def test_blast_radius_limits_disruptions_per_service() -> None:
+    guard = Guard(
+        GuardSettings(max_disruptions_per_service=2, disruption_window=timedelta(minutes=30))
+    )
+    for i, pod in enumerate(["a", "b"]):
+        guard.check(restart(pod), T0 + timedelta(minutes=i))
+        guard.record_applied(restart(pod), T0 + timedelta(minutes=i))
+    with pytest.raises(GuardRejectedError, match="blast radius"):
+        guard.check(restart("c"), T0 + timedelta(minutes=3))
+    guard.check(restart("c"), T0 + timedelta(minutes=31))
+
+
+def test_breaker_opens_after_repeated_failures_and_closes_later() -> None:
+    settings = GuardSettings(breaker_failures=3, breaker_open_for=timedelta(hours=1))
+    guard = Guard(settings)
+    action = restart()
+    opened = [guard.record_outcome(action, False, T0 + timedelta(minutes=i)) for i in range(3)]
+    assert opened == [False, False, True]
+    assert guard.is_open(action.target, T0 + timedelta(minutes=10))
+    with pytest.raises(GuardRejectedError, match="circuit breaker"):
+        guard.check(action, T0 + timedelta(minutes=10))
+    assert not guard.is_open(action.target, T0 + timedelta(hours=2))
+
+
+def test_successes_do_not_count_towards_the_breaker() -> None:
+    guard = Guard(GuardSettings(breaker_failures=2))
+    action = restart()
+    assert not guard.record_outcome(action, False, T0)
+    assert not guard.record_outcome(action, True, T0 + timedelta(minutes=1))
+    assert not guard.is_open(action.target, T0 + timedelta(minutes=1))

@@ -1,0 +1,351 @@
+"""End-to-end: the Ray Serve app scores with the registry's champions and follows alias moves.
+
+Ray Serve is started once for the module (it is the slow part) against a temporary MLflow
+store holding real `models` pyfuncs and a temporary Feast repo filled with synthetic tidy
+metrics; every test talks HTTP to it like the control loop does.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cloudpickle
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types import ParamSchema, ParamSpec
+
+import features
+from models import InsufficientHistoryError, RobustZScoreDetector, log_detector
+from serving import RunningApp, ServingSettings, start, stop
+from training._registry import promote
+
+DETECTOR = "ooda-detector"
+FORECASTER = "ooda-forecaster"
+SERVICES = ("frontend", "checkout", "payments")
+DETECTOR_COLUMNS = ("error_rate", "p95_latency_ms")
+SEASON = 5
+POLL_S = 1.0
+
+
+class LastValueForecaster(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Forecasts each service's last request rate, +-10 %, with the contract's frames.
+
+    Stands in for `models.log_forecaster`, whose signature check rejects the contract's
+    timezone-aware timestamps in MLflow 3.17 (reported to the models owner).
+    """
+
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict[str, int] | None = None
+    ) -> pd.DataFrame:
+        horizon = int((params or {})["horizon"])
+        if model_input.groupby("service").size().min() < 2:
+            raise InsufficientHistoryError("LastValueForecaster needs two points per service")
+        frames = []
+        for service, rows in model_input.sort_values("timestamp").groupby("service", sort=False):
+            last = rows.iloc[-1]
+            steps = pd.date_range(last["timestamp"], periods=horizon + 1, freq="1min")[1:]
+            rate = float(last["request_rate"])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "service": service,
+                        "timestamp": steps,
+                        "q10": 0.9 * rate,
+                        "q50": rate,
+                        "q90": 1.1 * rate,
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Registry:
+    uri: str
+    client: MlflowClient
+    detector_model_uri: str
+
+
+def _history(end: datetime, minutes: int) -> pd.DataFrame:
+    stamps = pd.date_range(end=end, periods=minutes, freq="1min", tz="UTC")
+    frames = [
+        pd.DataFrame(
+            {
+                "timestamp": stamps,
+                "service": service,
+                "request_rate": 100.0 * (i + 1) + 10 * np.sin(np.arange(minutes) / 3),
+            }
+        )
+        for i, service in enumerate(SERVICES)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _metrics(end: datetime, minutes: int) -> pd.DataFrame:
+    """Tidy metrics (the metric-source frame) for every service, one row a minute."""
+    history = _history(end, minutes)
+    rng = np.random.default_rng(7)
+    n = len(history)
+    return pd.DataFrame(
+        {
+            "timestamp": history["timestamp"],
+            "region": "eu-west-1",
+            "service": history["service"],
+            "request_rate": history["request_rate"],
+            "p95_latency_ms": 80 + rng.normal(0, 5, n),
+            "p99_latency_ms": 120 + rng.normal(0, 5, n),
+            "error_rate": np.abs(rng.normal(0.001, 0.0005, n)),
+            "cpu_utilisation": 0.5 + rng.normal(0, 0.02, n),
+            "memory_utilisation": 0.4 + rng.normal(0, 0.02, n),
+            "restarts": 0.0,
+            "ready_pods": 3.0,
+            "desired_pods": 3.0,
+        }
+    )[list(features.METRIC_COLUMNS)]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("serving", artifact_location=(root / "art").as_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(
+        {
+            "service": np.repeat(SERVICES, 200),
+            "error_rate": np.abs(rng.normal(0.001, 0.0005, 600)),
+            "p95_latency_ms": rng.normal(80, 5, 600),
+        }
+    )
+    detector = RobustZScoreDetector(features=DETECTOR_COLUMNS).fit(train)
+    # Replicas cannot import this test module, so the model class travels by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with mlflow.start_run(experiment_id=experiment) as run:
+        logged_detector = log_detector(detector, train.head(5))
+        logged_forecaster = mlflow.pyfunc.log_model(
+            name="forecaster",
+            python_model=LastValueForecaster(),
+            signature=ModelSignature(params=ParamSchema([ParamSpec("horizon", "long", 30)])),
+            pip_requirements=[],
+        )
+    for name, logged, versions in (
+        (DETECTOR, logged_detector, 2),
+        (FORECASTER, logged_forecaster, 1),
+    ):
+        client.create_registered_model(name)
+        for _ in range(versions):
+            client.create_model_version(name, logged.model_uri, run_id=run.info.run_id)
+        promote(client, name, 1, actor="test", reason="first champion")
+    return Registry(uri, client, logged_detector.model_uri)
+
+
+@pytest.fixture(scope="module")
+def feature_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("feast") / "data"
+    store = features.open_store(features.FeatureRepoSettings(data_dir=data_dir))
+    features.apply(store)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    features.push_live(store, _metrics(now, 2 * features.FORECAST_WINDOW))
+    return data_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app(registry: Registry, feature_dir: Path) -> Iterator[RunningApp]:
+    settings = ServingSettings(
+        tracking_uri=registry.uri,
+        feature_data_dir=feature_dir,
+        port=_free_port(),
+        poll_interval_s=POLL_S,
+        ray_num_cpus=2,
+        start_timeout_s=240,
+    )
+    began = time.monotonic()
+    running = start(settings)
+    print(f"serve started in {time.monotonic() - began:.1f} s")
+    try:
+        yield running
+    finally:
+        stop()
+
+
+@pytest.fixture
+def http(app: RunningApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app.url, timeout=30) as client:
+        yield client
+
+
+ROWS = [
+    {"service": "checkout", "error_rate": 0.001, "p95_latency_ms": 81.0},
+    {"service": "payments", "error_rate": 0.4, "p95_latency_ms": 900.0},
+]
+
+
+def test_anomaly_rows_are_scored_by_the_champion(http: httpx.Client, registry: Registry) -> None:
+    answer = http.post("/v1/anomaly", json={"rows": ROWS})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == {"name": DETECTOR, "version": "1"}
+    expected = mlflow.pyfunc.load_model(registry.detector_model_uri).predict(pd.DataFrame(ROWS))
+    assert [s["service"] for s in body["scores"]] == ["checkout", "payments"]
+    assert [s["anomaly_score"] for s in body["scores"]] == pytest.approx(
+        expected["anomaly_score"].tolist()
+    )
+    assert [s["is_anomaly"] for s in body["scores"]] == [False, True]
+
+
+def test_anomaly_by_service_reads_online_features(http: httpx.Client, feature_dir: Path) -> None:
+    answer = http.post("/v1/anomaly", json={"services": ["payments", "frontend"]})
+    assert answer.status_code == 200, answer.text
+    scores = answer.json()["scores"]
+    assert [s["service"] for s in scores] == ["payments", "frontend"]
+    assert all(0.0 <= s["anomaly_score"] <= 1.0 for s in scores)
+
+    unknown = http.post("/v1/anomaly", json={"services": ["checkout", "nope"]})
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["detail"]
+
+
+def test_forecast_from_history_and_from_online_window(http: httpx.Client) -> None:
+    end = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    history = _history(end, 3 * SEASON)
+    points = [
+        {"service": r.service, "timestamp": r.timestamp.isoformat(), "request_rate": r.request_rate}
+        for r in history.itertuples()
+    ]
+    answer = http.post("/v1/forecast", json={"history": points, "horizon": 7})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == {"name": FORECASTER, "version": "1"}
+    forecast = pd.DataFrame(body["forecast"])
+    assert sorted(forecast["service"].unique()) == sorted(SERVICES)
+    assert len(forecast) == 7 * len(SERVICES)
+    stamps = pd.to_datetime(forecast["timestamp"], utc=True)
+    assert stamps.min() == pd.Timestamp(end + timedelta(minutes=1))
+    assert (forecast["q10"] <= forecast["q50"]).all() and (forecast["q50"] <= forecast["q90"]).all()
+
+    online = http.post("/v1/forecast", json={"services": ["checkout"], "horizon": 3})
+    assert online.status_code == 200, online.text
+    assert [p["service"] for p in online.json()["forecast"]] == ["checkout"] * 3
+
+
+def test_models_lists_versions_in_use(http: httpx.Client) -> None:
+    answer = http.get("/v1/models")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["detector"]["name"] == DETECTOR
+    assert body["detector"]["version"] == "1"
+    assert body["forecaster"] == {
+        "name": FORECASTER,
+        "alias": "champion",
+        "version": "1",
+        "ready": True,
+        "reason": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "needle"),
+    [
+        ("/v1/anomaly", {}, "exactly one of"),
+        ("/v1/anomaly", {"services": ["a"], "rows": ROWS}, "exactly one of"),
+        ("/v1/anomaly", {"rows": [{"service": "a", "error_rate": "high"}]}, "error_rate"),
+        ("/v1/anomaly", {"rows": [{"service": "a", "error_rate": 0.1}]}, "p95_latency_ms"),
+        ("/v1/forecast", {"services": ["checkout"], "horizon": 0}, "horizon"),
+        (
+            "/v1/forecast",
+            {"history": [{"service": "a", "timestamp": "2025-01-01T00:00:00", "request_rate": 1}]},
+            "timezone",
+        ),
+        (
+            "/v1/forecast",
+            {"history": [{"service": "a", "timestamp": "2025-01-01T00:00Z", "request_rate": 1}]},
+            "rejected the input",
+        ),
+    ],
+)
+def test_malformed_requests_get_422(
+    http: httpx.Client, path: str, body: dict[str, object], needle: str
+) -> None:
+    answer = http.post(path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert needle in answer.text
+
+
+def test_promotion_is_served_within_30s_without_failed_requests(
+    http: httpx.Client, registry: Registry
+) -> None:
+    outcomes: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def hammer() -> None:
+        while not done.is_set():
+            answer = http.post("/v1/anomaly", json={"rows": ROWS})
+            version = answer.json()["model"]["version"] if answer.status_code == 200 else ""
+            outcomes.append((answer.status_code, version))
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        time.sleep(1)
+        promote(registry.client, DETECTOR, 2, actor="test", reason="swap under load")
+        moved = time.monotonic()
+        while time.monotonic() - moved < 30 and not (outcomes and outcomes[-1][1] == "2"):
+            time.sleep(0.1)
+        swap_s = time.monotonic() - moved
+    finally:
+        done.set()
+        worker.join()
+    print(f"swap served after {swap_s:.1f} s, {len(outcomes)} requests")
+    assert outcomes[-1] == (200, "2")
+    assert swap_s < 30
+    assert {status for status, _ in outcomes} == {200}
+    versions = [version for _, version in outcomes]
+    assert versions[: versions.index("2")] == ["1"] * versions.index("2")
+    assert http.get("/v1/models").json()["detector"]["version"] == "2"
+
+
+def _wait_for_health(http: httpx.Client, status: int) -> httpx.Response:
+    deadline = time.monotonic() + 10 * POLL_S + 10
+    while True:
+        answer = http.get("/healthz")
+        if answer.status_code == status or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def test_missing_alias_answers_503_and_recovers(http: httpx.Client, registry: Registry) -> None:
+    registry.client.delete_registered_model_alias(FORECASTER, "champion")
+    try:
+        health = _wait_for_health(http, 503)
+        assert health.status_code == 503
+        assert any("'champion'" in reason for reason in health.json()["reasons"])
+        answer = http.post("/v1/forecast", json={"services": ["checkout"]})
+        assert answer.status_code == 503
+        body = answer.json()
+        assert (body["model"], body["alias"]) == (FORECASTER, "champion")
+        assert "no version with alias 'champion'" in body["detail"]
+        assert http.post("/v1/anomaly", json={"rows": ROWS}).status_code == 200
+    finally:
+        registry.client.set_registered_model_alias(FORECASTER, "champion", "1")
+    assert _wait_for_health(http, 200).status_code == 200

@@ -1,0 +1,333 @@
+"""Training pipelines: Feast history -> fit -> judge against gates -> MLflow run and registry.
+
+A candidate becomes ``champion`` only when it beats the simple baseline *and* the current
+champion on the same held-back tail; the rule and the figures go into the version's tags so
+whoever looks at the MLflow UI later can see why a version was (or was not) promoted. When the
+first candidate ever fails its gate the baseline is registered and made champion instead, so
+serving always has a model that has been judged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features import DETECTOR_FEATURES, training_frame
+from models import (
+    IsolationForestDetector,
+    LSTMForecaster,
+    RobustZScoreDetector,
+    SeasonalNaiveForecaster,
+    detector_metrics,
+    forecast_metrics,
+    log_detector,
+    log_forecaster,
+)
+from training._registry import promote
+from training._settings import TrainingSettings
+
+ACTOR = "training-pipeline"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A labelled incident in the history (ground truth for judging the detector)."""
+
+    service: str
+    start: datetime
+    end: datetime
+    scenario: str
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What one pipeline run produced and decided."""
+
+    model_name: str
+    version: str
+    kind: str
+    promoted: bool
+    rule: str
+    candidate: dict[str, float]
+    baseline: dict[str, float]
+    champion: dict[str, float] | None
+    run_id: str
+
+
+def _experiment(settings: TrainingSettings) -> str:
+    reg = settings.registry
+    mlflow.set_tracking_uri(reg.tracking_uri)
+    mlflow.set_registry_uri(reg.tracking_uri)
+    existing = mlflow.get_experiment_by_name(reg.experiment)
+    if existing is not None:
+        return str(existing.experiment_id)
+    reg.artifact_root.mkdir(parents=True, exist_ok=True)
+    return str(
+        mlflow.create_experiment(reg.experiment, artifact_location=reg.artifact_root.resolve().as_uri())
+    )
+
+
+def _champion(client: MlflowClient, name: str) -> tuple[str, Any] | None:
+    try:
+        version = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None
+    return str(version.version), mlflow.pyfunc.load_model(f"models:/{name}@champion")
+
+
+def _split(frame: pd.DataFrame, start: datetime, end: datetime, holdout: float) -> pd.Timestamp:
+    return pd.Timestamp(start) + (pd.Timestamp(end) - pd.Timestamp(start)) * (1.0 - holdout)
+
+
+def label_incidents(frame: pd.DataFrame, incidents: Sequence[Incident]) -> np.ndarray:
+    """1 for rows of a service inside one of its incidents, else 0."""
+    labels = np.zeros(len(frame), dtype=int)
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
+    for incident in incidents:
+        inside = (ts >= pd.Timestamp(incident.start)) & (ts < pd.Timestamp(incident.end))
+        if incident.service != "*":
+            inside &= frame["service"] == incident.service
+        labels[inside.to_numpy()] = 1
+    return labels
+
+
+def _register(
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    run_id: str,
+    tags: dict[str, str],
+) -> str:
+    version = mlflow.register_model(model_uri, name)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return str(version.version)
+
+
+def _decide(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    passed: bool,
+    rule: str,
+    fallback_uri: str | None,
+    run_id: str,
+) -> tuple[str, bool, str]:
+    """Promote the candidate when it passed; else, with no champion yet, promote the baseline."""
+    if passed:
+        promote(client, name, version, actor=ACTOR, reason=f"gate passed: {rule}")
+        return version, True, "candidate"
+    has_champion = True
+    try:
+        client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        has_champion = False
+    if has_champion or fallback_uri is None:
+        return version, False, "candidate"
+    baseline_version = _register(
+        client, fallback_uri, name, run_id, {"role": "baseline", "gate_rule": "fallback"}
+    )
+    promote(
+        client,
+        name,
+        baseline_version,
+        actor=ACTOR,
+        reason=f"no champion yet and candidate v{version} failed its gate ({rule}): baseline",
+    )
+    return baseline_version, True, "baseline"
+
+
+def train_detector(
+    store: FeatureStore,
+    client: MlflowClient,
+    settings: TrainingSettings,
+    *,
+    start: datetime,
+    end: datetime,
+    services: Sequence[str],
+    incidents: Sequence[Incident],
+) -> TrainingResult:
+    """Train the Isolation Forest on the quiet part of the history and judge it on the tail."""
+    experiment_id = _experiment(settings)
+    frame = training_frame(store, start, end, list(services), "detector_v1")
+    labels = label_incidents(frame, incidents)
+    cutoff = _split(frame, start, end, settings.holdout_fraction)
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
+    head = ((ts < cutoff) & (labels == 0)).to_numpy()
+    tail = (ts >= cutoff).to_numpy()
+    features = list(DETECTOR_FEATURES)
+    cfg = settings.detector
+    candidate = IsolationForestDetector(
+        features=features,
+        n_estimators=cfg.n_estimators,
+        threshold_quantile=cfg.threshold_quantile,
+        random_state=cfg.seed,
+    ).fit(frame[head])
+    baseline = RobustZScoreDetector(
+        features=features, threshold_quantile=cfg.threshold_quantile
+    ).fit(frame[head])
+    tail_frame = frame[tail].reset_index(drop=True)
+    tail_labels = labels[tail]
+    cand = detector_metrics(tail_labels, candidate.score(tail_frame))
+    base = detector_metrics(tail_labels, baseline.score(tail_frame))
+    champ_metrics: dict[str, float] | None = None
+    champion = _champion(client, settings.registry.detector_name)
+    if champion is not None:
+        out = champion[1].predict(tail_frame[["service", *features]])
+        champ_metrics = detector_metrics(tail_labels, out["anomaly_score"].to_numpy())
+    passed = cand["f1"] > base["f1"] and (champ_metrics is None or cand["f1"] >= champ_metrics["f1"])
+    rule = (
+        f"f1 {cand['f1']:.3f} > baseline {base['f1']:.3f}"
+        + (f" and >= champion {champ_metrics['f1']:.3f}" if champ_metrics else "")
+    )
+    name = settings.registry.detector_name
+    with mlflow.start_run(experiment_id=experiment_id, run_name="detector") as run:
+        mlflow.log_params(
+            {
+                "model": "IsolationForest",
+                "features": ",".join(features),
+                "n_estimators": cfg.n_estimators,
+                "threshold_quantile": cfg.threshold_quantile,
+                "train_rows": int(head.sum()),
+                "eval_rows": int(tail.sum()),
+                "eval_positives": int(tail_labels.sum()),
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+            }
+        )
+        mlflow.log_metrics(_prefixed(cand, "candidate_") | _prefixed(base, "baseline_"))
+        if champ_metrics:
+            mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
+        example = tail_frame[["service", *features]].head(5)
+        info = log_detector(candidate, name="detector", input_example=example)
+        base_info = log_detector(baseline, name="baseline", input_example=example)
+        tags = _tags(rule, passed, cand, "isolation_forest")
+        version = _register(client, info.model_uri, name, run.info.run_id, tags)
+        chosen, promoted, kind = _decide(
+            client, name, version, passed, rule, base_info.model_uri, run.info.run_id
+        )
+    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run.info.run_id)
+
+
+def _rolling_forecasts(
+    model: Any, series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int, lookback: int
+) -> pd.DataFrame:
+    """Forecasts from each origin using only data before it; returns actuals beside them."""
+    parts = []
+    for origin in origins:
+        history = series[series["timestamp"] < origin]
+        history = history.groupby("service", group_keys=False).tail(lookback)
+        forecast = model.predict(history, horizon)
+        parts.append(forecast.assign(origin=origin))
+    out = pd.concat(parts, ignore_index=True)
+    actual = series.rename(columns={"request_rate": "actual"})
+    return out.merge(actual[["service", "timestamp", "actual"]], on=["service", "timestamp"])
+
+
+def _pyfunc_forecast(model: Any, horizon: int) -> Any:
+    class _Adapter:
+        def predict(self, history: pd.DataFrame, h: int) -> pd.DataFrame:
+            return model.predict(history, params={"horizon": h})
+
+    return _Adapter()
+
+
+def train_forecaster(
+    store: FeatureStore,
+    client: MlflowClient,
+    settings: TrainingSettings,
+    *,
+    start: datetime,
+    end: datetime,
+    services: Sequence[str],
+) -> TrainingResult:
+    """Train the LSTM on the head of the history; judge rolling forecasts on the tail."""
+    experiment_id = _experiment(settings)
+    frame = training_frame(store, start, end, list(services), "forecaster_v1")
+    series = (
+        frame.rename(columns={"event_timestamp": "timestamp"})[["service", "timestamp", "request_rate"]]
+        .assign(timestamp=lambda f: pd.to_datetime(f["timestamp"], utc=True))
+        .sort_values(["service", "timestamp"])
+        .reset_index(drop=True)
+    )
+    cutoff = _split(series, start, end, settings.holdout_fraction)
+    head = series[series["timestamp"] < cutoff]
+    cfg = settings.forecaster
+    candidate = LSTMForecaster(
+        input_chunk_length=cfg.input_chunk_length,
+        hidden_dim=cfg.hidden_dim,
+        n_epochs=cfg.epochs,
+        max_samples_per_ts=cfg.max_samples_per_ts,
+        random_state=cfg.seed,
+    ).fit(head)
+    baseline = SeasonalNaiveForecaster().fit(head)
+    tail_end = series["timestamp"].max() - pd.Timedelta(minutes=cfg.horizon)
+    origins = list(pd.date_range(cutoff, tail_end, periods=cfg.eval_origins).floor("min"))
+    lookback = max(candidate.min_history, baseline.min_history)
+    cand_fc = _rolling_forecasts(candidate, series, origins, cfg.horizon, lookback)
+    base_fc = _rolling_forecasts(baseline, series, origins, cfg.horizon, lookback)
+    cand = forecast_metrics(cand_fc)
+    base = forecast_metrics(base_fc)
+    champ_metrics: dict[str, float] | None = None
+    champion = _champion(client, settings.registry.forecaster_name)
+    if champion is not None:
+        champ_fc = _rolling_forecasts(
+            _pyfunc_forecast(champion[1], cfg.horizon), series, origins, cfg.horizon, lookback
+        )
+        champ_metrics = forecast_metrics(champ_fc)
+    passed = cand["mae"] < base["mae"] and (
+        champ_metrics is None or cand["mae"] <= champ_metrics["mae"]
+    )
+    rule = f"mae {cand['mae']:.3f} < baseline {base['mae']:.3f}" + (
+        f" and <= champion {champ_metrics['mae']:.3f}" if champ_metrics else ""
+    )
+    name = settings.registry.forecaster_name
+    with mlflow.start_run(experiment_id=experiment_id, run_name="forecaster") as run:
+        mlflow.log_params(
+            {
+                "model": "darts.RNNModel(LSTM)",
+                "input_chunk_length": cfg.input_chunk_length,
+                "hidden_dim": cfg.hidden_dim,
+                "epochs": cfg.epochs,
+                "max_samples_per_ts": cfg.max_samples_per_ts,
+                "horizon": cfg.horizon,
+                "eval_origins": len(origins),
+                "train_points": len(head),
+            }
+        )
+        mlflow.log_metrics(_prefixed(cand, "candidate_") | _prefixed(base, "baseline_"))
+        if champ_metrics:
+            mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
+        example = series.groupby("service", group_keys=False).tail(lookback)
+        info = log_forecaster(candidate, name="forecaster", input_example=example)
+        base_info = log_forecaster(baseline, name="baseline", input_example=example)
+        tags = _tags(rule, passed, cand, "lstm")
+        version = _register(client, info.model_uri, name, run.info.run_id, tags)
+        chosen, promoted, kind = _decide(
+            client, name, version, passed, rule, base_info.model_uri, run.info.run_id
+        )
+    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run.info.run_id)
+
+
+def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {prefix + k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+
+
+def _tags(rule: str, passed: bool, metrics: dict[str, float], role: str) -> dict[str, str]:
+    return {
+        "role": role,
+        "gate_rule": rule,
+        "gate_passed": str(passed).lower(),
+        "evaluation": json.dumps({k: round(float(v), 5) for k, v in metrics.items()}),
+    }

@@ -1,0 +1,68 @@
+"""Settings of the training pipelines (one frozen dataclass per concern, passed explicitly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Where runs and models are tracked."""
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    """MLflow tracking and registry URI (SQLite by default)."""
+    artifact_root: Path = Path("mlruns/artifacts")
+    """Where the experiment stores artifacts (models, plots)."""
+    experiment: str = "ooda-training"
+    """Experiment the training runs are logged under."""
+    detector_name: str = "ooda-detector"
+    """Registered model name of the anomaly detector."""
+    forecaster_name: str = "ooda-forecaster"
+    """Registered model name of the load forecaster."""
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    """How the anomaly detector is trained and judged."""
+
+    n_estimators: int = 200
+    """Trees in the Isolation Forest."""
+    threshold_quantile: float = 0.995
+    """Quantile of training scores that becomes the anomaly threshold."""
+    seed: int = 7
+    """Random state of the forest."""
+
+
+@dataclass(frozen=True)
+class ForecasterTraining:
+    """How the load forecaster is trained and judged."""
+
+    input_chunk_length: int = 60
+    """Minutes of history the LSTM reads."""
+    hidden_dim: int = 32
+    """LSTM hidden units."""
+    epochs: int = 6
+    """Training epochs."""
+    max_samples_per_ts: int = 3000
+    """Training windows drawn per service series (keeps training quick on 2 cores)."""
+    horizon: int = 30
+    """Minutes ahead evaluated (the loop uses 15-30 minutes)."""
+    eval_origins: int = 12
+    """Rolling forecast origins in the held-back tail."""
+    seed: int = 7
+    """Random state of the network."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything a training pipeline needs besides its data."""
+
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    """Tracking, artifacts, names."""
+    detector: DetectorTraining = field(default_factory=DetectorTraining)
+    """Detector hyper-parameters and gate."""
+    forecaster: ForecasterTraining = field(default_factory=ForecasterTraining)
+    """Forecaster hyper-parameters and gate."""
+    holdout_fraction: float = 0.2
+    """Share of the time range (its tail) held back for evaluation."""
