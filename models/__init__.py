@@ -1,1 +1,84 @@
-"""placeholder"""
+"""ooda's models: anomaly detectors, request-rate forecasters and their MLflow wrappers.
+
+Frames in, frames out; `fit()` returns self; capabilities are properties; every model saves
+to and loads from a directory (`save(path)` / `Class.load(path)`, or `load_detector` /
+`load_forecaster` when the class is not known). This package imports nothing else of ours.
+
+Detectors (`Detector` protocol) score rows of feature columns in [0, 1], >= 0.5
+(`ANOMALY_THRESHOLD`) meaning anomalous at the threshold fitted on training data:
+`IsolationForestDetector` (the champion) and `RobustZScoreDetector` (baseline).
+
+Forecasters (`Forecaster` protocol) forecast per-minute request-rate quantiles
+(`service, timestamp, q10, q50, q90`) from a long `timestamp, service, request_rate`
+history: `LSTMForecaster` (darts, global over services) and `SeasonalNaiveForecaster`
+(baseline, "same minute yesterday").
+
+Exceptions::
+
+    ModelError                      anything refused on purpose by this package
+    +-- NotFittedError              score/predict/save/log before fit()
+    +-- MissingFeatureError         input frame lacks columns (`.missing` names them)
+    +-- InsufficientHistoryError    a series is shorter than fit/predict need
+    +-- InvalidInputError           empty or all-NaN input, bad horizon or parameter
+    +-- ModelFileError              no saved model at a path, or one of another kind
+"""
+
+from __future__ import annotations
+
+from models._catalog import DETECTOR_CLASSES, FORECASTER_CLASSES, load_detector, load_forecaster
+from models._detectors import (
+    ANOMALY_THRESHOLD,
+    DEFAULT_DETECTOR_FEATURES,
+    IsolationForestDetector,
+    RobustZScoreDetector,
+)
+from models._errors import (
+    InsufficientHistoryError,
+    InvalidInputError,
+    MissingFeatureError,
+    ModelError,
+    ModelFileError,
+    NotFittedError,
+)
+from models._lstm import LSTMForecaster
+from models._metrics import detector_metrics, forecast_metrics
+from models._protocols import Detector, Forecaster
+from models._pyfunc import (
+    DetectorModel,
+    ForecasterModel,
+    log_detector,
+    log_forecaster,
+    pyfunc_history,
+)
+from models._seasonal_naive import SeasonalNaiveForecaster
+from models._series import FORECAST_COLUMNS, HISTORY_COLUMNS
+
+__all__ = [
+    "ANOMALY_THRESHOLD",
+    "DEFAULT_DETECTOR_FEATURES",
+    "DETECTOR_CLASSES",
+    "FORECASTER_CLASSES",
+    "FORECAST_COLUMNS",
+    "HISTORY_COLUMNS",
+    "Detector",
+    "DetectorModel",
+    "Forecaster",
+    "ForecasterModel",
+    "InsufficientHistoryError",
+    "InvalidInputError",
+    "IsolationForestDetector",
+    "LSTMForecaster",
+    "MissingFeatureError",
+    "ModelError",
+    "ModelFileError",
+    "NotFittedError",
+    "RobustZScoreDetector",
+    "SeasonalNaiveForecaster",
+    "detector_metrics",
+    "forecast_metrics",
+    "load_detector",
+    "load_forecaster",
+    "log_detector",
+    "log_forecaster",
+    "pyfunc_history",
+]

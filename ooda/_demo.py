@@ -64,7 +64,7 @@ def incidents_of(lab: Lab) -> list[training.Incident]:
 def _serving(settings: OodaSettings) -> Iterator[ServingClientSettings]:
     serve_settings = serving.ServingSettings(
         tracking_uri=settings.training.registry.tracking_uri,
-        feature_dir=settings.feature_dir.resolve(),
+        feature_data_dir=settings.feature_dir.resolve(),
         port=settings.demo.serve_port,
     )
     serving.start(serve_settings)

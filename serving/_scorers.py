@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve import Deployment
 
-from models import FORECAST_COLUMNS, ModelError
+from models import FORECAST_COLUMNS, ModelError, pyfunc_history
 from serving._champion import ChampionModel, LoadedModel, ModelStatus
 from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
 from serving._settings import ServingSettings
@@ -197,7 +197,9 @@ class _LoadForecaster:
             return [exc] * len(requests)
 
         async def predict(group: list[_ForecastRequest]) -> list[Scored]:
-            history = pd.concat([request.history for request in group], ignore_index=True)
+            history = pyfunc_history(
+                pd.concat([request.history for request in group], ignore_index=True)
+            )
             params = {"horizon": group[0].horizon}
             output = await asyncio.to_thread(loaded.model.predict, history, params=params)
             forecast = pd.DataFrame(output)[list(FORECAST_COLUMNS)]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import mlflow
@@ -23,7 +23,7 @@ from feast import FeatureStore
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features import DETECTOR_FEATURES, training_frame
+from features import DETECTOR_FEATURES, FORECAST_WINDOW, training_frame
 from models import (
     IsolationForestDetector,
     LSTMForecaster,
@@ -33,6 +33,7 @@ from models import (
     forecast_metrics,
     log_detector,
     log_forecaster,
+    pyfunc_history,
 )
 from training._registry import promote
 from training._settings import TrainingSettings
@@ -73,9 +74,8 @@ def _experiment(settings: TrainingSettings) -> str:
     if existing is not None:
         return str(existing.experiment_id)
     reg.artifact_root.mkdir(parents=True, exist_ok=True)
-    return str(
-        mlflow.create_experiment(reg.experiment, artifact_location=reg.artifact_root.resolve().as_uri())
-    )
+    location = reg.artifact_root.resolve().as_uri()
+    return str(mlflow.create_experiment(reg.experiment, artifact_location=location))
 
 
 def _champion(client: MlflowClient, name: str) -> tuple[str, Any] | None:
@@ -102,13 +102,7 @@ def label_incidents(frame: pd.DataFrame, incidents: Sequence[Incident]) -> np.nd
     return labels
 
 
-def _register(
-    client: MlflowClient,
-    model_uri: str,
-    name: str,
-    run_id: str,
-    tags: dict[str, str],
-) -> str:
+def _register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, str]) -> str:
     version = mlflow.register_model(model_uri, name)
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
@@ -122,7 +116,6 @@ def _decide(
     passed: bool,
     rule: str,
     fallback_uri: str | None,
-    run_id: str,
 ) -> tuple[str, bool, str]:
     """Promote the candidate when it passed; else, with no champion yet, promote the baseline."""
     if passed:
@@ -136,7 +129,7 @@ def _decide(
     if has_champion or fallback_uri is None:
         return version, False, "candidate"
     baseline_version = _register(
-        client, fallback_uri, name, run_id, {"role": "baseline", "gate_rule": "fallback"}
+        client, fallback_uri, name, {"role": "baseline", "gate_rule": "fallback"}
     )
     promote(
         client,
@@ -186,10 +179,10 @@ def train_detector(
     if champion is not None:
         out = champion[1].predict(tail_frame[["service", *features]])
         champ_metrics = detector_metrics(tail_labels, out["anomaly_score"].to_numpy())
-    passed = cand["f1"] > base["f1"] and (champ_metrics is None or cand["f1"] >= champ_metrics["f1"])
-    rule = (
-        f"f1 {cand['f1']:.3f} > baseline {base['f1']:.3f}"
-        + (f" and >= champion {champ_metrics['f1']:.3f}" if champ_metrics else "")
+    beats_champion = champ_metrics is None or cand["f1"] >= champ_metrics["f1"]
+    passed = cand["f1"] > base["f1"] and beats_champion
+    rule = f"f1 {cand['f1']:.3f} > baseline {base['f1']:.3f}" + (
+        f" and >= champion {champ_metrics['f1']:.3f}" if champ_metrics else ""
     )
     name = settings.registry.detector_name
     with mlflow.start_run(experiment_id=experiment_id, run_name="detector") as run:
@@ -210,37 +203,52 @@ def train_detector(
         if champ_metrics:
             mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
         example = tail_frame[["service", *features]].head(5)
-        info = log_detector(candidate, name="detector", input_example=example)
-        base_info = log_detector(baseline, name="baseline", input_example=example)
+        info = log_detector(candidate, example, name="detector")
+        base_info = log_detector(baseline, example, name="baseline")
         tags = _tags(rule, passed, cand, "isolation_forest")
-        version = _register(client, info.model_uri, name, run.info.run_id, tags)
-        chosen, promoted, kind = _decide(
-            client, name, version, passed, rule, base_info.model_uri, run.info.run_id
-        )
-    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run.info.run_id)
+        version = _register(client, info.model_uri, name, tags)
+        chosen, promoted, kind = _decide(client, name, version, passed, rule, base_info.model_uri)
+    run_id = run.info.run_id
+    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
 
 
 def _rolling_forecasts(
-    model: Any, series: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int, lookback: int
+    predict: Callable[[pd.DataFrame, int], pd.DataFrame],
+    series: pd.DataFrame,
+    origins: Sequence[pd.Timestamp],
+    horizon: int,
+    lookback: int,
 ) -> pd.DataFrame:
-    """Forecasts from each origin using only data before it; returns actuals beside them."""
+    """One forecast from each origin, each using only the ``lookback`` minutes before it."""
     parts = []
     for origin in origins:
         history = series[series["timestamp"] < origin]
         history = history.groupby("service", group_keys=False).tail(lookback)
-        forecast = model.predict(history, horizon)
-        parts.append(forecast.assign(origin=origin))
-    out = pd.concat(parts, ignore_index=True)
-    actual = series.rename(columns={"request_rate": "actual"})
-    return out.merge(actual[["service", "timestamp", "actual"]], on=["service", "timestamp"])
+        parts.append(predict(history, horizon))
+    return pd.concat(parts, ignore_index=True)
 
 
-def _pyfunc_forecast(model: Any, horizon: int) -> Any:
-    class _Adapter:
-        def predict(self, history: pd.DataFrame, h: int) -> pd.DataFrame:
-            return model.predict(history, params={"horizon": h})
+def request_rate_series(
+    store: FeatureStore, start: datetime, end: datetime, services: Sequence[str]
+) -> pd.DataFrame:
+    """The per-minute request rate of each service, rebuilt from the forecaster's own feature.
 
-    return _Adapter()
+    Retrieving ``forecaster_v1`` every ``FORECAST_WINDOW`` minutes gives windows that tile the
+    range, so the model is trained on exactly the feature it is served with.
+    """
+    step = timedelta(minutes=FORECAST_WINDOW)
+    frame = training_frame(store, start + step, end, list(services), "forecaster_v1", step=step)
+    parts = []
+    for row in frame.dropna(subset=["window_end"]).itertuples(index=False):
+        window = np.asarray(row.request_rate_window, dtype=float)
+        stamps = pd.date_range(end=pd.Timestamp(row.window_end), periods=len(window), freq="1min")
+        parts.append(
+            pd.DataFrame({"service": row.service, "timestamp": stamps, "request_rate": window})
+        )
+    series = pd.concat(parts, ignore_index=True)
+    series["timestamp"] = series["timestamp"].astype("datetime64[ns, UTC]")
+    series = series.drop_duplicates(["service", "timestamp"], keep="last")
+    return series.sort_values(["service", "timestamp"], ignore_index=True)
 
 
 def train_forecaster(
@@ -254,18 +262,13 @@ def train_forecaster(
 ) -> TrainingResult:
     """Train the LSTM on the head of the history; judge rolling forecasts on the tail."""
     experiment_id = _experiment(settings)
-    frame = training_frame(store, start, end, list(services), "forecaster_v1")
-    series = (
-        frame.rename(columns={"event_timestamp": "timestamp"})[["service", "timestamp", "request_rate"]]
-        .assign(timestamp=lambda f: pd.to_datetime(f["timestamp"], utc=True))
-        .sort_values(["service", "timestamp"])
-        .reset_index(drop=True)
-    )
+    series = request_rate_series(store, start, end, services)
     cutoff = _split(series, start, end, settings.holdout_fraction)
     head = series[series["timestamp"] < cutoff]
     cfg = settings.forecaster
     candidate = LSTMForecaster(
         input_chunk_length=cfg.input_chunk_length,
+        training_length=cfg.training_length,
         hidden_dim=cfg.hidden_dim,
         n_epochs=cfg.epochs,
         max_samples_per_ts=cfg.max_samples_per_ts,
@@ -275,17 +278,26 @@ def train_forecaster(
     tail_end = series["timestamp"].max() - pd.Timedelta(minutes=cfg.horizon)
     origins = list(pd.date_range(cutoff, tail_end, periods=cfg.eval_origins).floor("min"))
     lookback = max(candidate.min_history, baseline.min_history)
-    cand_fc = _rolling_forecasts(candidate, series, origins, cfg.horizon, lookback)
-    base_fc = _rolling_forecasts(baseline, series, origins, cfg.horizon, lookback)
-    cand = forecast_metrics(cand_fc)
-    base = forecast_metrics(base_fc)
+    cand = forecast_metrics(
+        series, _rolling_forecasts(candidate.predict, series, origins, cfg.horizon, lookback), head
+    )
+    base = forecast_metrics(
+        series, _rolling_forecasts(baseline.predict, series, origins, cfg.horizon, lookback), head
+    )
     champ_metrics: dict[str, float] | None = None
     champion = _champion(client, settings.registry.forecaster_name)
     if champion is not None:
-        champ_fc = _rolling_forecasts(
-            _pyfunc_forecast(champion[1], cfg.horizon), series, origins, cfg.horizon, lookback
+        pyfunc = champion[1]
+
+        def champion_predict(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+            out = pyfunc.predict(pyfunc_history(history), params={"horizon": horizon})
+            return out.assign(timestamp=pd.to_datetime(out["timestamp"], utc=True))
+
+        champ_metrics = forecast_metrics(
+            series,
+            _rolling_forecasts(champion_predict, series, origins, cfg.horizon, lookback),
+            head,
         )
-        champ_metrics = forecast_metrics(champ_fc)
     passed = cand["mae"] < base["mae"] and (
         champ_metrics is None or cand["mae"] <= champ_metrics["mae"]
     )
@@ -310,14 +322,13 @@ def train_forecaster(
         if champ_metrics:
             mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
         example = series.groupby("service", group_keys=False).tail(lookback)
-        info = log_forecaster(candidate, name="forecaster", input_example=example)
-        base_info = log_forecaster(baseline, name="baseline", input_example=example)
+        info = log_forecaster(candidate, example, name="forecaster", horizon=cfg.horizon)
+        base_info = log_forecaster(baseline, example, name="baseline", horizon=cfg.horizon)
         tags = _tags(rule, passed, cand, "lstm")
-        version = _register(client, info.model_uri, name, run.info.run_id, tags)
-        chosen, promoted, kind = _decide(
-            client, name, version, passed, rule, base_info.model_uri, run.info.run_id
-        )
-    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run.info.run_id)
+        version = _register(client, info.model_uri, name, tags)
+        chosen, promoted, kind = _decide(client, name, version, passed, rule, base_info.model_uri)
+    run_id = run.info.run_id
+    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
 
 
 def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:

@@ -40,6 +40,8 @@ class ForecasterTraining:
 
     input_chunk_length: int = 60
     """Minutes of history the LSTM reads."""
+    training_length: int = 90
+    """Length of the training windows (input plus the steps it learns to predict)."""
     hidden_dim: int = 32
     """LSTM hidden units."""
     epochs: int = 6
