@@ -19,7 +19,6 @@ Exceptions::
 
 from __future__ import annotations
 
-from features._definitions import DETECTOR_SERVICE, FORECASTER_SERVICE, PUSH_SOURCE
 from features._errors import (
     FeatureError,
     FeatureSchemaError,
@@ -28,10 +27,13 @@ from features._errors import (
 )
 from features._schema import (
     DETECTOR_FEATURES,
+    DETECTOR_SERVICE,
     FEATURE_TTL,
     FORECAST_WINDOW,
     FORECASTER_FEATURES,
+    FORECASTER_SERVICE,
     METRIC_COLUMNS,
+    PUSH_SOURCE,
 )
 from features._store import (
     FeatureRepoSettings,

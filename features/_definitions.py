@@ -18,26 +18,17 @@ from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from features._schema import (
     DETECTOR_FEATURES,
+    DETECTOR_SERVICE,
     ENTITY_KEY,
     EVENT_TIMESTAMP,
     FEATURE_TTL,
     FORECASTER_FEATURES,
+    FORECASTER_SERVICE,
     METRIC_VALUE_COLUMNS,
+    OFFLINE_FILE,
+    PUSH_SOURCE,
     ROLLING_COLUMNS,
 )
-
-#: File name of the offline feature table inside the data directory.
-OFFLINE_FILE = "service_metrics.parquet"
-#: Name of the push source the live loop writes through.
-PUSH_SOURCE = "service_metrics_push"
-#: Names of the feature services, one per model role.
-DETECTOR_SERVICE = "detector_v1"
-FORECASTER_SERVICE = "forecaster_v1"
-#: The features of each feature service, in the order retrieval returns them.
-SERVICE_FEATURES: dict[str, tuple[str, ...]] = {
-    DETECTOR_SERVICE: DETECTOR_FEATURES,
-    FORECASTER_SERVICE: FORECASTER_FEATURES,
-}
 
 
 @dataclass(frozen=True)

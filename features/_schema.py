@@ -72,3 +72,16 @@ EVENT_TIMESTAMP = "event_timestamp"
 #: How far back a point-in-time join may look for a feature row. Rows arrive every minute,
 #: so a quarter of an hour bridges scrape gaps but never serves a stale state as current.
 FEATURE_TTL = timedelta(minutes=15)
+
+#: File name of the offline feature table inside the data directory.
+OFFLINE_FILE = "service_metrics.parquet"
+#: Name of the push source the live loop writes through.
+PUSH_SOURCE = "service_metrics_push"
+#: Names of the feature services, one per model role.
+DETECTOR_SERVICE = "detector_v1"
+FORECASTER_SERVICE = "forecaster_v1"
+#: The features of each feature service, in the order retrieval returns them.
+SERVICE_FEATURES: dict[str, tuple[str, ...]] = {
+    DETECTOR_SERVICE: DETECTOR_FEATURES,
+    FORECASTER_SERVICE: FORECASTER_FEATURES,
+}

@@ -21,21 +21,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from feast import FeatureService, FeatureStore, FileSource, RepoConfig
-from feast.data_source import PushMode
 
-from features._definitions import OFFLINE_FILE, PUSH_SOURCE, SERVICE_FEATURES, build_definitions
 from features._errors import FeatureSchemaError, MissingFeaturesError, UnknownFeatureServiceError
 from features._schema import (
     ENTITY_KEY,
     EVENT_TIMESTAMP,
     FORECAST_WINDOW,
     METRIC_VALUE_COLUMNS,
+    OFFLINE_FILE,
+    PUSH_SOURCE,
     ROLLING_COLUMNS,
+    SERVICE_FEATURES,
 )
 from features._transform import (
     FEATURE_ROW_COLUMNS,
@@ -44,6 +45,9 @@ from features._transform import (
     latest_rows,
     validate_metrics,
 )
+
+if TYPE_CHECKING:  # Feast takes seconds to import; processes that never touch it skip that
+    from feast import FeatureService, FeatureStore
 
 #: History prepended from the offline table when appending, so the first new rows get full
 #: windows (the longest window is the hour of `request_rate_1h_mean`/`request_rate_window`).
@@ -94,6 +98,8 @@ def open_store(settings: FeatureRepoSettings) -> FeatureStore:
     """A `FeatureStore` over `settings.data_dir`, configured like the checked-in repo."""
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    from feast import FeatureStore, RepoConfig
+
     config = RepoConfig(repo_path=data_dir.parent, **repo_config_dict(settings))
     return FeatureStore(repo_path=str(data_dir.parent), config=config)
 
@@ -107,6 +113,8 @@ def apply(store: FeatureStore) -> None:
     repo_root = Path(store.config.repo_path or store.repo_path)
     # The registry lives in the data directory (an absolute path replaces repo_root).
     data_dir = (repo_root / store.config.registry.path).parent
+    from features._definitions import build_definitions
+
     definitions = build_definitions(str(data_dir.resolve()))
     table = data_dir / OFFLINE_FILE
     if not table.exists():
@@ -263,6 +271,8 @@ def _push_online(store: FeatureStore, rows: pd.DataFrame) -> None:
     older = rows["window_end"].reset_index(drop=True) < online_end
     fresh = rows[~older.to_numpy()]
     if not fresh.empty:
+        from feast.data_source import PushMode
+
         store.push(PUSH_SOURCE, fresh, to=PushMode.ONLINE)
 
 
@@ -276,6 +286,8 @@ def _feature_service(store: FeatureStore, name: str) -> FeatureService:
 
 def _offline_path(store: FeatureStore) -> Path:
     source = store.get_data_source(_SOURCE_NAME)
+    from feast import FileSource
+
     assert isinstance(source, FileSource)
     repo_root = store.config.repo_path or store.repo_path
     return Path(FileSource.get_uri_for_file_path(repo_path=repo_root, uri=source.path))

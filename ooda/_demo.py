@@ -32,8 +32,9 @@ from ooda._settings import OodaSettings, ServingClientSettings
 
 log = logging.getLogger("ooda.demo")
 
-#: Where the live part of the demo begins (a Monday morning, so traffic is rising).
-LIVE_START = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+#: Where the live part of the demo begins: a Monday evening, so the traffic surge lands near
+#: the daily peak (19:00 UTC), when it hurts most.
+LIVE_START = datetime(2026, 11, 16, 17, 30, tzinfo=UTC)
 
 
 @dataclass
@@ -52,11 +53,22 @@ class DemoResult:
 
 
 def incidents_of(lab: Lab) -> list[training.Incident]:
-    """The lab's recorded ground truth as labelled incidents for training."""
+    """The lab's recorded ground truth as labelled incidents, per service that felt it.
+
+    A traffic surge reaches the whole call chain; a crash-looping pod fails the requests of
+    its own service and, through them, of every service upstream of it.
+    """
+    chain = [service.name for service in lab.settings.topology.services]
     out = []
     for record in lab.ground_truth:
         end = record.ends_at or lab.clock.now()
-        out.append(training.Incident(record.service, record.injected_at, end, record.scenario))
+        if record.scenario == "traffic_surge":
+            felt = chain
+        else:
+            felt = chain[: chain.index(record.service) + 1]
+        out.extend(
+            training.Incident(service, record.injected_at, end, record.scenario) for service in felt
+        )
     return out
 
 
@@ -135,7 +147,13 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
                 )
 
             ticks = int((demo.warmup + demo.duration) / settings.loop.tick)
-            for scenario in SCENARIOS:
+            for index, scenario in enumerate(SCENARIOS):
+                if index:
+                    # Scenarios follow each other in lab time, so each live run pushes
+                    # newer features than the last one did.
+                    until = lab.clock.now() + demo.warmup + demo.duration
+                    while lab.clock.now() < until:
+                        lab.step(settings.loop.tick)
                 for loop_on in (True, False):
                     label = f"{scenario.title} (loop {'on' if loop_on else 'off'})"
                     task = progress.add_task(label, total=ticks)

@@ -3,8 +3,9 @@
 Two rules for now, each with its evidence:
 
 * an anomalous service with a pod in CrashLoopBackOff -> restart that pod;
-* the forecast's upper quantile 15-30 minutes ahead needs more pods than the HPA may go down
-  to -> raise the HPA's ``minReplicas`` ahead of the load. A raised minimum is lowered only
+* the forecast's upper quantile over the next 30 minutes needs more pods than the HPA may go
+  down to -> raise the HPA's ``minReplicas`` ahead of the load (the reactive HPA adds a few
+  pods a minute; the plan jumps to what the forecast needs). A raised minimum is lowered only
   after the *observed* load has stayed low for a while: never scale in on a forecast alone.
 """
 

@@ -23,18 +23,18 @@ def _t(at: datetime | None, origin: datetime) -> str:
     if at is None:
         return "never"
     minutes = (at - origin).total_seconds() / 60.0
-    return f"{at:%H:%M:%S} (+{minutes:.1f}m)"
+    return f"+{minutes:.1f} min"
 
 
 COLUMNS = (
     "scenario",
     "loop",
-    "injected at",
-    "detected at",
-    "SLO first breached",
-    "min. breached",
+    "injected",
+    "detected",
+    "SLO breached",
+    "breach min",
     "action",
-    "healed at",
+    "healed",
     "verified",
     "p95 ms",
     "availability",
@@ -47,7 +47,7 @@ def _cells(run: ScenarioRun) -> list[str]:
     return [
         run.scenario.title,
         "on" if on else "off",
-        f"{origin:%H:%M:%S}",
+        f"{origin:%H:%M}",
         _t(run.detected_at, origin) if on else "-",
         _t(run.breached_at, origin),
         str(run.breach_minutes),
@@ -61,7 +61,7 @@ def _cells(run: ScenarioRun) -> list[str]:
 
 def scorecard(runs: Sequence[ScenarioRun]) -> Table:
     """One row per scenario run: timeline of the heal and the SLIs over the scenario."""
-    table = Table(title="ooda scorecard (embedded estate)")
+    table = Table(title="ooda scorecard (embedded estate; times after injection)")
     for column in COLUMNS:
         table.add_column(column, no_wrap=column in {"scenario", "loop"})
     for run in runs:

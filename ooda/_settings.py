@@ -51,8 +51,10 @@ class PolicySettings:
     """Anomaly score at and above which a service counts as anomalous."""
     forecast_quantile: str = "q90"
     """Forecast quantile used for capacity (the upper edge of the 80 % interval)."""
-    lead_min: timedelta = timedelta(minutes=15)
-    """Start of the forecast window the capacity must cover."""
+    lead_min: timedelta = timedelta(0)
+    """Start of the forecast window the capacity must cover (0: from the next minute on; the
+    near term carries a sudden surge, which a forecaster trained on seasonal traffic expects
+    to fade further out)."""
     lead_max: timedelta = timedelta(minutes=30)
     """End of the forecast window the capacity must cover."""
     default_target_utilisation: float = 0.6

@@ -7,6 +7,7 @@ import getpass
 import logging
 import os
 import sys
+import warnings
 from dataclasses import replace
 
 from rich.console import Console
@@ -15,7 +16,8 @@ from rich.table import Table
 from ooda._settings import OodaSettings
 from training import RegistrySettings, TrainingSettings
 
-console = Console()
+#: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
+console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
 def _settings(args: argparse.Namespace) -> OodaSettings:
@@ -110,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Third-party chatter (progress bars, deprecations) would bury the scorecard.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for noisy in ("mlflow", "ray", "feast", "pytorch_lightning", "lightning", "darts"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
     result: int = args.func(args)
     return result
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from feast import FeatureStore
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Deployment
@@ -27,6 +27,9 @@ from serving._champion import ModelStatus
 from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
 from serving._scorers import Scored
 from serving._settings import ServingSettings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 #: Longest forecast horizon accepted, in minutes.
 MAX_HORIZON = 24 * 60
@@ -207,16 +210,14 @@ class _ScoringAPI:
         self._detector = detector
         self._forecaster = forecaster
         self._settings = settings
-        self._store: FeatureStore | None = None
+        # Opened here, not on the first request: importing Feast takes seconds.
+        repo = features.FeatureRepoSettings(data_dir=settings.feature_data_dir)
+        self._store: FeatureStore = features.open_store(repo)
 
     async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:
         """Latest online features of ``services`` (``MissingFeaturesError`` -> 404)."""
-        store = self._store
-        if store is None:
-            repo = features.FeatureRepoSettings(data_dir=self._settings.feature_data_dir)
-            store = self._store = await asyncio.to_thread(features.open_store, repo)
         online: pd.DataFrame = await asyncio.to_thread(
-            features.online_features, store, services, feature_service
+            features.online_features, self._store, services, feature_service
         )
         return online
 

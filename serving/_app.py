@@ -10,6 +10,7 @@ endpoints answer, so callers never race the model loading.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,13 @@ def start(settings: ServingSettings) -> RunningApp:
             num_cpus=settings.ray_num_cpus,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
+            log_to_driver=settings.log_to_driver,
+            logging_level=logging.WARNING,
         )
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(
+        http_options={"host": settings.host, "port": settings.port},
+        logging_config={"log_level": "WARNING"},
+    )
     handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{settings.host}:{settings.port}"
     deadline = time.monotonic() + settings.start_timeout_s

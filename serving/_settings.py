@@ -44,6 +44,8 @@ class ServingSettings:
     forecaster_features: str = "forecaster_v1"
     #: Alias the endpoints serve.
     alias: str = "champion"
+    #: Forward replica logs to the driver's terminal (they are always under /tmp/ray).
+    log_to_driver: bool = False
     #: CPUs given to Ray by :func:`serving.start` when it starts Ray itself.
     ray_num_cpus: int = 2
     #: Seconds :func:`serving.start` waits for ``/healthz`` to answer 200.
@@ -54,6 +56,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str": str,
     "int": int,
     "float": float,
+    "bool": lambda value: str(value).lower() in {"1", "true", "yes"},
     "Path": lambda value: Path(value).resolve(),
 }
 

@@ -102,10 +102,16 @@ def label_incidents(frame: pd.DataFrame, incidents: Sequence[Incident]) -> np.nd
     return labels
 
 
-def _register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, str]) -> str:
-    version = mlflow.register_model(model_uri, name)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version.version, key, value)
+def _register(
+    client: MlflowClient, model_uri: str, run_id: str, name: str, tags: dict[str, str]
+) -> str:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description="ooda model; serving loads the version under the alias champion"
+        )
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
     return str(version.version)
 
 
@@ -116,6 +122,7 @@ def _decide(
     passed: bool,
     rule: str,
     fallback_uri: str | None,
+    run_id: str,
 ) -> tuple[str, bool, str]:
     """Promote the candidate when it passed; else, with no champion yet, promote the baseline."""
     if passed:
@@ -129,7 +136,7 @@ def _decide(
     if has_champion or fallback_uri is None:
         return version, False, "candidate"
     baseline_version = _register(
-        client, fallback_uri, name, {"role": "baseline", "gate_rule": "fallback"}
+        client, fallback_uri, run_id, name, {"role": "baseline", "gate_rule": "fallback"}
     )
     promote(
         client,
@@ -157,7 +164,8 @@ def train_detector(
     labels = label_incidents(frame, incidents)
     cutoff = _split(frame, start, end, settings.holdout_fraction)
     ts = pd.to_datetime(frame["event_timestamp"], utc=True)
-    head = ((ts < cutoff) & (labels == 0)).to_numpy()
+    complete = frame[list(DETECTOR_FEATURES)].notna().all(axis=1)
+    head = ((ts < cutoff) & (labels == 0) & complete).to_numpy()
     tail = (ts >= cutoff).to_numpy()
     features = list(DETECTOR_FEATURES)
     cfg = settings.detector
@@ -206,9 +214,11 @@ def train_detector(
         info = log_detector(candidate, example, name="detector")
         base_info = log_detector(baseline, example, name="baseline")
         tags = _tags(rule, passed, cand, "isolation_forest")
-        version = _register(client, info.model_uri, name, tags)
-        chosen, promoted, kind = _decide(client, name, version, passed, rule, base_info.model_uri)
-    run_id = run.info.run_id
+        run_id = run.info.run_id
+        version = _register(client, info.model_uri, run_id, name, tags)
+        chosen, promoted, kind = _decide(
+            client, name, version, passed, rule, base_info.model_uri, run_id
+        )
     return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
 
 
@@ -271,6 +281,7 @@ def train_forecaster(
         training_length=cfg.training_length,
         hidden_dim=cfg.hidden_dim,
         n_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
         max_samples_per_ts=cfg.max_samples_per_ts,
         random_state=cfg.seed,
     ).fit(head)
@@ -312,6 +323,7 @@ def train_forecaster(
                 "input_chunk_length": cfg.input_chunk_length,
                 "hidden_dim": cfg.hidden_dim,
                 "epochs": cfg.epochs,
+                "learning_rate": cfg.learning_rate,
                 "max_samples_per_ts": cfg.max_samples_per_ts,
                 "horizon": cfg.horizon,
                 "eval_origins": len(origins),
@@ -325,9 +337,11 @@ def train_forecaster(
         info = log_forecaster(candidate, example, name="forecaster", horizon=cfg.horizon)
         base_info = log_forecaster(baseline, example, name="baseline", horizon=cfg.horizon)
         tags = _tags(rule, passed, cand, "lstm")
-        version = _register(client, info.model_uri, name, tags)
-        chosen, promoted, kind = _decide(client, name, version, passed, rule, base_info.model_uri)
-    run_id = run.info.run_id
+        run_id = run.info.run_id
+        version = _register(client, info.model_uri, run_id, name, tags)
+        chosen, promoted, kind = _decide(
+            client, name, version, passed, rule, base_info.model_uri, run_id
+        )
     return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
 
 

@@ -42,11 +42,14 @@ class ForecasterTraining:
     """Minutes of history the LSTM reads."""
     training_length: int = 90
     """Length of the training windows (input plus the steps it learns to predict)."""
-    hidden_dim: int = 32
+    hidden_dim: int = 16
     """LSTM hidden units."""
-    epochs: int = 6
-    """Training epochs."""
-    max_samples_per_ts: int = 3000
+    epochs: int = 20
+    """Training epochs (20 at lr 3e-3 beat seasonal naive by ~25 % MAE on a week of lab data,
+    for each seed tried; 6-10 epochs at lr 1e-2 did not reliably)."""
+    learning_rate: float = 3e-3
+    """Adam learning rate."""
+    max_samples_per_ts: int = 1000
     """Training windows drawn per service series (keeps training quick on 2 cores)."""
     horizon: int = 30
     """Minutes ahead evaluated (the loop uses 15-30 minutes)."""

@@ -72,5 +72,5 @@ def test_unreachable_endpoint_names_the_url() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(ScoringUnavailableError, match="127.0.0.1:8000/v1/forecast unreachable"):
+    with pytest.raises(ScoringUnavailableError, match=r"127\.0\.0\.1:8000/v1/forecast unreachable"):
         client(handler).forecast(["frontend"])

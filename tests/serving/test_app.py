@@ -29,7 +29,7 @@ from mlflow.types import ParamSchema, ParamSpec
 import features
 from models import InsufficientHistoryError, RobustZScoreDetector, log_detector
 from serving import RunningApp, ServingSettings, start, stop
-from training._registry import promote
+from training._registry import promote, rollback
 
 DETECTOR = "ooda-detector"
 FORECASTER = "ooda-forecaster"
@@ -292,7 +292,7 @@ def test_malformed_requests_get_422(
     assert needle in answer.text
 
 
-def test_promotion_is_served_within_30s_without_failed_requests(
+def test_promote_then_rollback_changes_the_served_version(
     http: httpx.Client, registry: Registry
 ) -> None:
     outcomes: list[tuple[int, str]] = []
@@ -323,6 +323,16 @@ def test_promotion_is_served_within_30s_without_failed_requests(
     versions = [version for _, version in outcomes]
     assert versions[: versions.index("2")] == ["1"] * versions.index("2")
     assert http.get("/v1/models").json()["detector"]["version"] == "2"
+
+    # Rolling back moves the alias to the previous champion, and Serve follows it.
+    rollback(registry.client, DETECTOR, actor="test", reason="v2 misbehaves")
+    deadline = time.monotonic() + 30
+    served = ""
+    while time.monotonic() < deadline and served != "1":
+        served = http.post("/v1/anomaly", json={"rows": ROWS}).json()["model"]["version"]
+        time.sleep(0.2)
+    assert served == "1"
+    assert http.get("/v1/models").json()["detector"]["version"] == "1"
 
 
 def _wait_for_health(http: httpx.Client, status: int) -> httpx.Response:
