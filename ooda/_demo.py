@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -59,7 +60,7 @@ def incidents_of(lab: Lab) -> list[training.Incident]:
     its own service and, through them, of every service upstream of it.
     """
     chain = [service.name for service in lab.settings.topology.services]
-    out = []
+    out: list[training.Incident] = []
     for record in lab.ground_truth:
         end = record.ends_at or lab.clock.now()
         if record.scenario == "traffic_surge":
@@ -115,14 +116,27 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         progress.update(task, completed=1)
 
         client = MlflowClient(settings.training.registry.tracking_uri)
-        results = []
-        for name, train in (
-            ("train + register detector", _train_detector),
-            ("train + register LSTM forecaster", _train_forecaster),
-        ):
-            task = progress.add_task(name, total=1)
-            results.append(train(store, client, settings, lab, history_start))
-            progress.update(task, completed=1)
+        end, services = lab.clock.now(), settings.services
+        task = progress.add_task("train + register detector", total=1)
+        results = [
+            training.train_detector(
+                store,
+                client,
+                settings.training,
+                start=history_start,
+                end=end,
+                services=services,
+                incidents=incidents_of(lab),
+            )
+        ]
+        progress.update(task, completed=1)
+        task = progress.add_task("train + register LSTM forecaster", total=1)
+        results.append(
+            training.train_forecaster(
+                store, client, settings.training, start=history_start, end=end, services=services
+            )
+        )
+        progress.update(task, completed=1)
 
         task = progress.add_task("starting Ray Serve", total=1)
         audit_path = settings.workdir / "audit.db"
@@ -163,7 +177,7 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
                             scenario,
                             settings,
                             make_loop if loop_on else None,
-                            on_tick=lambda task=task: progress.advance(task),
+                            on_tick=partial(progress.advance, task),
                         )
                     )
             scoring.close()
@@ -171,30 +185,3 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
     console.print(scorecard(runs))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
     return DemoResult(runs, results, report, audit_path)
-
-
-def _train_detector(
-    store: object, client: MlflowClient, settings: OodaSettings, lab: Lab, start: datetime
-) -> training.TrainingResult:
-    return training.train_detector(
-        store,  # type: ignore[arg-type]
-        client,
-        settings.training,
-        start=start,
-        end=lab.clock.now(),
-        services=settings.services,
-        incidents=incidents_of(lab),
-    )
-
-
-def _train_forecaster(
-    store: object, client: MlflowClient, settings: OodaSettings, lab: Lab, start: datetime
-) -> training.TrainingResult:
-    return training.train_forecaster(
-        store,  # type: ignore[arg-type]
-        client,
-        settings.training,
-        start=start,
-        end=lab.clock.now(),
-        services=settings.services,
-    )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from actuators import ActuatorError, Guard, GuardRejectedError, KubeClients
+from actuators import Action, ActuatorError, Guard, GuardRejectedError, KubeClients
 from ooda._audit import AuditEntry, AuditLog
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._observe import ServiceView, service_views
@@ -197,58 +197,50 @@ class ControlLoop:
             self._problem(view.service, now, f"reading cluster state failed: {exc}")
             return None
 
+    def _audit(
+        self,
+        now: datetime,
+        kind: str,
+        action: Action,
+        outcome: str,
+        evidence: dict[str, Any],
+        dry_run: bool = False,
+    ) -> None:
+        self.audit.write(
+            AuditEntry(
+                now, kind, action.service, action.kind, action.target, dry_run, outcome, evidence
+            )
+        )
+
     def _act(self, decision: Decision, now: datetime) -> None:
         action = decision.action
         dry_run = self.settings.dry_run or self.guard.settings.dry_run
-        base = {
-            "service": decision.service,
-            "action": action.kind,
-            "target": action.target,
-            "dry_run": dry_run,
-        }
+        evidence = decision.evidence | {"reason": action.reason}
         try:
             self.guard.check(action, now)
         except GuardRejectedError as exc:
             self.stats.rejected[action.kind] += 1
-            self.audit.write(
-                AuditEntry(
-                    now,
-                    "decision",
-                    outcome=f"rejected: {exc.reason}",
-                    evidence=decision.evidence | {"reason": action.reason},
-                    **base,
-                )
-            )
+            self._audit(now, "decision", action, f"rejected: {exc.reason}", evidence, dry_run)
             return
-        self.audit.write(
-            AuditEntry(
-                now,
-                "decision",
-                outcome="approved",
-                evidence=decision.evidence | {"reason": action.reason},
-                **base,
-            )
-        )
+        self._audit(now, "decision", action, "approved", evidence, dry_run)
         try:
             result = action.apply(self.kube, dry_run=dry_run)
         except ActuatorError as exc:
             self.stats.failed[action.kind] += 1
             self.guard.record_outcome(action, False, now)
-            self.audit.write(
-                AuditEntry(now, "action", outcome=f"error: {exc}", evidence={}, **base)
-            )
+            self._audit(now, "action", action, f"error: {exc}", {}, dry_run)
             self._event(now, "action-error", decision.service, str(exc))
             return
         self.guard.record_applied(action, now)
         self.stats.actions[action.kind] += 1
-        self.audit.write(
-            AuditEntry(
-                now,
-                "action",
-                outcome="dry-run" if dry_run else "applied",
-                evidence={"before": result.before, "after": result.after},
-                **base,
-            )
+        outcome = "dry-run" if dry_run else "applied"
+        self._audit(
+            now,
+            "action",
+            action,
+            outcome,
+            {"before": result.before, "after": result.after},
+            dry_run,
         )
         self._event(
             now, "action", decision.service, f"{action.kind} {action.target}: {action.reason}"
@@ -277,22 +269,9 @@ class ControlLoop:
     ) -> None:
         action = pending.action
         healed = verdict is Verdict.HEALED
-        base = {
-            "service": action.service,
-            "action": action.kind,
-            "target": action.target,
-            "dry_run": False,
-        }
         (self.stats.healed if healed else self.stats.failed)[action.kind] += 1
-        self.audit.write(
-            AuditEntry(
-                now,
-                "verification",
-                outcome="healed" if healed else "failed",
-                evidence={"reason": reason, "applied_at": pending.applied_at.isoformat()},
-                **base,
-            )
-        )
+        evidence = {"reason": reason, "applied_at": pending.applied_at.isoformat()}
+        self._audit(now, "verification", action, "healed" if healed else "failed", evidence)
         self._event(
             now, "healed" if healed else "failed", action.service, f"{action.kind}: {reason}"
         )
@@ -305,18 +284,11 @@ class ControlLoop:
                 outcome = "undone" if undone is not None else "nothing to undo"
             except ActuatorError as exc:
                 outcome = f"undo failed: {exc}"
-            self.audit.write(AuditEntry(now, "undo", outcome=outcome, evidence={}, **base))
+            self._audit(now, "undo", action, outcome, {})
             self._event(now, "undo", action.service, outcome)
         if opened or not pending.is_scale_in:
-            self.audit.write(
-                AuditEntry(
-                    now,
-                    "escalation",
-                    outcome="circuit breaker open" if opened else "heal failed",
-                    evidence={"reason": reason},
-                    **base,
-                )
-            )
+            outcome = "circuit breaker open" if opened else "heal failed"
+            self._audit(now, "escalation", action, outcome, {"reason": reason})
             self._event(now, "escalation", action.service, reason)
 
     # -- bookkeeping ------------------------------------------------------------------------

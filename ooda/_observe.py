@@ -57,7 +57,7 @@ def service_views(
             newest = pd.Timestamp(rows["timestamp"].iloc[-1])
             age = pd.Timestamp(now) - newest
             if age > pd.Timedelta(max_staleness):
-                view.problems.append(f"newest sample is {age} old (at {newest.isoformat()})")
+                view.problems.append(f"stale: no sample in the last {max_staleness}")
             nan_cols = [c for c in KEY_COLUMNS if pd.isna(rows[c].iloc[-1])]
             if nan_cols:
                 view.problems.append(f"newest sample has NaN in {nan_cols}")

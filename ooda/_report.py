@@ -81,7 +81,7 @@ def _plot(runs: Sequence[ScenarioRun], slo: SloSettings) -> str:
         axes[0].plot(minutes, rows["p95_latency_ms"], style, label=label)
         axes[1].plot(minutes, rows["error_rate"] * 100, style, label=label)
         for event in run.events:
-            if event.kind == "action":
+            if event.kind == "action" and event.service == run.scenario.slo_service:
                 x = (event.at - run.injected_at).total_seconds() / 60.0
                 for ax in axes:
                     ax.axvline(x, color="tab:green", alpha=0.4, lw=1)

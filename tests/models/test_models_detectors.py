@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import normal_features
 
 from models import (
     ANOMALY_THRESHOLD,
@@ -16,6 +15,7 @@ from models import (
     RobustZScoreDetector,
     detector_metrics,
 )
+from tests.models.synthetic import normal_features
 
 DETECTORS = [IsolationForestDetector, RobustZScoreDetector]
 

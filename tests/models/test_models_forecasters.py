@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import traffic
 
 from models import (
     InsufficientHistoryError,
@@ -14,6 +13,7 @@ from models import (
     SeasonalNaiveForecaster,
     forecast_metrics,
 )
+from tests.models.synthetic import traffic
 
 NOISE = 0.05
 
