@@ -30,3 +30,10 @@ def test_each_package_has_an_explicit_public_api(name: str) -> None:
     missing = [symbol for symbol in exported if not hasattr(package, symbol)]
     assert not missing, f"{name}.__all__ names what it does not define: {missing}"
     assert package.__doc__ and "Error" in package.__doc__, f"{name} draws no exception tree"
+
+
+def test_the_lab_speaks_the_tidy_metric_schema_of_features() -> None:
+    import features
+    import lab
+
+    assert tuple(lab.TIDY_COLUMNS) == tuple(features.METRIC_COLUMNS)

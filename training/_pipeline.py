@@ -187,11 +187,7 @@ def train_detector(
     if champion is not None:
         out = champion[1].predict(tail_frame[["service", *features]])
         champ_metrics = detector_metrics(tail_labels, out["anomaly_score"].to_numpy())
-    beats_champion = champ_metrics is None or cand["f1"] >= champ_metrics["f1"]
-    passed = cand["f1"] > base["f1"] and beats_champion
-    rule = f"f1 {cand['f1']:.3f} > baseline {base['f1']:.3f}" + (
-        f" and >= champion {champ_metrics['f1']:.3f}" if champ_metrics else ""
-    )
+    passed, rule = _gate("f1", cand, base, champ_metrics, higher_is_better=True)
     name = settings.registry.detector_name
     with mlflow.start_run(experiment_id=experiment_id, run_name="detector") as run:
         mlflow.log_params(
@@ -207,19 +203,16 @@ def train_detector(
                 "end": end.isoformat(),
             }
         )
-        mlflow.log_metrics(_prefixed(cand, "candidate_") | _prefixed(base, "baseline_"))
-        if champ_metrics:
-            mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
         example = tail_frame[["service", *features]].head(5)
-        info = log_detector(candidate, example, name="detector")
-        base_info = log_detector(baseline, example, name="baseline")
-        tags = _tags(rule, passed, cand, "isolation_forest")
-        run_id = run.info.run_id
-        version = _register(client, info.model_uri, run_id, name, tags)
-        chosen, promoted, kind = _decide(
-            client, name, version, passed, rule, base_info.model_uri, run_id
+        return _record(
+            client,
+            name,
+            run.info.run_id,
+            Judged(cand, base, champ_metrics, passed, rule),
+            log_detector(candidate, example, name="detector").model_uri,
+            log_detector(baseline, example, name="baseline").model_uri,
+            "isolation_forest",
         )
-    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
 
 
 def _rolling_forecasts(
@@ -309,12 +302,7 @@ def train_forecaster(
             _rolling_forecasts(champion_predict, series, origins, cfg.horizon, lookback),
             head,
         )
-    passed = cand["mae"] < base["mae"] and (
-        champ_metrics is None or cand["mae"] <= champ_metrics["mae"]
-    )
-    rule = f"mae {cand['mae']:.3f} < baseline {base['mae']:.3f}" + (
-        f" and <= champion {champ_metrics['mae']:.3f}" if champ_metrics else ""
-    )
+    passed, rule = _gate("mae", cand, base, champ_metrics, higher_is_better=False)
     name = settings.registry.forecaster_name
     with mlflow.start_run(experiment_id=experiment_id, run_name="forecaster") as run:
         mlflow.log_params(
@@ -330,19 +318,80 @@ def train_forecaster(
                 "train_points": len(head),
             }
         )
-        mlflow.log_metrics(_prefixed(cand, "candidate_") | _prefixed(base, "baseline_"))
-        if champ_metrics:
-            mlflow.log_metrics(_prefixed(champ_metrics, "champion_"))
         example = series.groupby("service", group_keys=False).tail(lookback)
-        info = log_forecaster(candidate, example, name="forecaster", horizon=cfg.horizon)
-        base_info = log_forecaster(baseline, example, name="baseline", horizon=cfg.horizon)
-        tags = _tags(rule, passed, cand, "lstm")
-        run_id = run.info.run_id
-        version = _register(client, info.model_uri, run_id, name, tags)
-        chosen, promoted, kind = _decide(
-            client, name, version, passed, rule, base_info.model_uri, run_id
+        h = cfg.horizon
+        return _record(
+            client,
+            name,
+            run.info.run_id,
+            Judged(cand, base, champ_metrics, passed, rule),
+            log_forecaster(candidate, example, name="forecaster", horizon=h).model_uri,
+            log_forecaster(baseline, example, name="baseline", horizon=h).model_uri,
+            "lstm",
         )
-    return TrainingResult(name, chosen, kind, promoted, rule, cand, base, champ_metrics, run_id)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A candidate's evaluation beside the baseline's and the champion's, and the verdict."""
+
+    candidate: dict[str, float]
+    baseline: dict[str, float]
+    champion: dict[str, float] | None
+    passed: bool
+    rule: str
+
+
+def _gate(
+    metric: str,
+    cand: dict[str, float],
+    base: dict[str, float],
+    champ: dict[str, float] | None,
+    *,
+    higher_is_better: bool,
+) -> tuple[bool, str]:
+    """The promotion rule: strictly better than the baseline, at least as good as champion."""
+    sign = 1.0 if higher_is_better else -1.0
+    passed = sign * cand[metric] > sign * base[metric]
+    better, as_good = (">", ">=") if higher_is_better else ("<", "<=")
+    rule = f"{metric} {cand[metric]:.3f} {better} baseline {base[metric]:.3f}"
+    if champ is not None:
+        passed = passed and sign * cand[metric] >= sign * champ[metric]
+        rule += f" and {as_good} champion {champ[metric]:.3f}"
+    return passed, rule
+
+
+def _record(
+    client: MlflowClient,
+    name: str,
+    run_id: str,
+    judged: Judged,
+    candidate_uri: str,
+    baseline_uri: str,
+    role: str,
+) -> TrainingResult:
+    """Log the evaluation in the active run, register the candidate, move the alias if due."""
+    mlflow.log_metrics(
+        _prefixed(judged.candidate, "candidate_") | _prefixed(judged.baseline, "baseline_")
+    )
+    if judged.champion:
+        mlflow.log_metrics(_prefixed(judged.champion, "champion_"))
+    tags = _tags(judged.rule, judged.passed, judged.candidate, role)
+    version = _register(client, candidate_uri, run_id, name, tags)
+    chosen, promoted, kind = _decide(
+        client, name, version, judged.passed, judged.rule, baseline_uri, run_id
+    )
+    return TrainingResult(
+        name,
+        chosen,
+        kind,
+        promoted,
+        judged.rule,
+        judged.candidate,
+        judged.baseline,
+        judged.champion,
+        run_id,
+    )
 
 
 def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
