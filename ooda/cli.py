@@ -53,7 +53,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from training import list_models, promote, rollback
+    from training import UnknownModelError, list_models, promote, rollback
 
     settings = _settings(args)
     reg = settings.training.registry
@@ -63,12 +63,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
         promote(client, args.name, str(args.version), actor=actor, reason=args.reason)
         console.print(f"{args.name}: champion -> v{args.version}")
     elif args.action == "rollback":
-        version = rollback(client, args.name, actor=actor, reason=args.reason)
-        console.print(f"{args.name}: champion rolled back to v{version}")
+        info = rollback(client, args.name, actor=actor, reason=args.reason)
+        console.print(f"{args.name}: champion rolled back to v{info.version}")
     table = Table(title="registered models")
     for col in ("model", "version", "aliases", "role", "gate", "created"):
         table.add_column(col)
-    for info in list_models(client, [reg.detector_name, reg.forecaster_name]):
+    versions = []
+    for name in (reg.detector_name, reg.forecaster_name):
+        try:
+            versions.extend(list_models(client, [name]))
+        except UnknownModelError:
+            console.print(f"{name}: not registered yet (run `ooda demo` or a training pipeline)")
+    for info in versions:
         table.add_row(
             info.name,
             str(info.version),
