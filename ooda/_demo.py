@@ -115,7 +115,8 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         features.ingest(store, history)
         progress.update(task, completed=1)
 
-        client = MlflowClient(settings.training.registry.tracking_uri)
+        uri = settings.training.registry.tracking_uri
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         end, services = lab.clock.now(), settings.services
         task = progress.add_task("train + register detector", total=1)
         results = [

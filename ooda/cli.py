@@ -57,7 +57,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     reg = settings.training.registry
-    client = MlflowClient(reg.tracking_uri)
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     actor = args.actor or getpass.getuser()
     if args.action == "promote":
         promote(client, args.name, str(args.version), actor=actor, reason=args.reason)

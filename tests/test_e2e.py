@@ -89,7 +89,8 @@ def test_models_were_registered_with_a_judged_champion(
     from mlflow import MlflowClient
 
     reg = settings.training.registry
-    versions = list_models(MlflowClient(reg.tracking_uri), [reg.detector_name, reg.forecaster_name])
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    versions = list_models(client, [reg.detector_name, reg.forecaster_name])
     champions = {v.name: v for v in versions if "champion" in v.aliases}
     assert set(champions) == {reg.detector_name, reg.forecaster_name}
     for champion in champions.values():

@@ -34,7 +34,8 @@ def uri(tmp_path: Path) -> str:
 
 
 def champion(uri: str) -> str:
-    return str(MlflowClient(uri).get_model_version_by_alias(NAME, "champion").version)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return str(client.get_model_version_by_alias(NAME, "champion").version)
 
 
 def test_promote_and_rollback_move_the_champion_alias(
@@ -48,7 +49,7 @@ def test_promote_and_rollback_move_the_champion_alias(
     assert champion(uri) == "1"
     out = capsys.readouterr().out
     assert "rolled back to v1" in out
-    tags = MlflowClient(uri).get_model_version(NAME, "2").tags
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(NAME, "2").tags
     assert tags["rolled_back_by"] == "ci" and tags["rolled_back_reason"] == "bad forecasts"
 
 
