@@ -6,14 +6,13 @@ Exception tree::
 
     OodaError
     ├── ScoringUnavailableError   a Ray Serve endpoint was unreachable or refused
-    ├── BadMetricsError           the metric source returned something unusable
-    └── ScenarioNotHealedError    a demo scenario ended without a verified heal
+    └── BadMetricsError           the metric source returned something unusable
 """
 
 from __future__ import annotations
 
 from ooda._audit import AuditEntry, AuditLog
-from ooda._errors import BadMetricsError, OodaError, ScenarioNotHealedError, ScoringUnavailableError
+from ooda._errors import BadMetricsError, OodaError, ScoringUnavailableError
 from ooda._loop import ControlLoop, LoopEvent, LoopStats
 from ooda._observe import ServiceView, service_views, within_slo
 from ooda._policy import Decision, Policy, crashlooping_pods, per_pod_capacity
@@ -46,7 +45,6 @@ __all__ = [
     "PendingAction",
     "Policy",
     "PolicySettings",
-    "ScenarioNotHealedError",
     "ScoringClient",
     "ScoringUnavailableError",
     "ServiceView",

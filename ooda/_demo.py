@@ -7,7 +7,6 @@ state — once with the loop healing, once unattended — and print the scorecar
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from ooda._report import scorecard, write_report
 from ooda._scenarios import SCENARIOS, ScenarioRun, run_scenario
 from ooda._scoring import ScoringClient
 from ooda._settings import OodaSettings, ServingClientSettings
-
-log = logging.getLogger("ooda.demo")
 
 #: Where the live part of the demo begins: a Monday evening, so the traffic surge lands near
 #: the daily peak (19:00 UTC), when it hurts most.

@@ -13,7 +13,3 @@ class ScoringUnavailableError(OodaError):
 
 class BadMetricsError(OodaError):
     """The metric source returned something the loop cannot use."""
-
-
-class ScenarioNotHealedError(OodaError):
-    """A demo scenario ended without a verified heal."""

@@ -94,16 +94,6 @@ class ScoringClient:
                 f"/v1/forecast answered an unexpected body: {exc}"
             ) from exc
 
-    def models(self) -> dict[str, Any]:
-        """The model versions the endpoints are serving."""
-        try:
-            response = self._http.get("/v1/models")
-            response.raise_for_status()
-            result: dict[str, Any] = response.json()
-            return result
-        except httpx.HTTPError as exc:
-            raise ScoringUnavailableError(f"/v1/models: {exc}") from exc
-
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
