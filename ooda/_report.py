@@ -37,7 +37,7 @@ COLUMNS = (
     "healed",
     "verified",
     "p95 ms",
-    "availability",
+    "avail.",
 )
 
 
