@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
-from models._errors import InvalidInputError, MissingFeatureError, ModelFileError, NotFittedError
-from models._persistence import read_manifest, write_manifest
+from models._errors import InvalidInputError, MissingFeatureError, NotFittedError
+from models._persistence import dump_pickled, load_pickled
 
 logger = logging.getLogger(__name__)
 
@@ -135,21 +134,12 @@ class _FeatureDetector(ABC):
         """Write the fitted detector into directory `path`."""
         if not self.is_fitted:
             raise NotFittedError(self._name)
-        path = Path(path)
-        write_manifest(path, type(self).__name__, features=list(self._features))
-        joblib.dump(self, path / _FILE)
+        dump_pickled(self, Path(path), _FILE, features=list(self._features))
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Open a detector written by `save()`."""
-        path = Path(path)
-        read_manifest(path, expected_kind=cls.__name__)
-        model = joblib.load(path / _FILE)
-        if not isinstance(model, cls):
-            raise ModelFileError(
-                f"{str(path)!r} holds a {type(model).__name__}, not {cls.__name__}"
-            )
-        return model
+        return load_pickled(cls, Path(path), _FILE)
 
     # -- internals ----------------------------------------------------------------------------
     @property

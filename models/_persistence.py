@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import joblib
 
 from models._errors import ModelFileError
 
@@ -41,3 +43,21 @@ def read_manifest(path: Path, expected_kind: str | None = None) -> dict[str, Any
             f"saved model at {str(path)!r} is a {manifest.get('kind')!r}, not a {expected_kind!r}"
         )
     return manifest
+
+
+T = TypeVar("T")
+
+
+def dump_pickled(model: object, path: Path, file_name: str, **manifest: Any) -> None:
+    """Write `model` with joblib into directory `path`, beside a manifest naming its class."""
+    write_manifest(path, type(model).__name__, **manifest)
+    joblib.dump(model, path / file_name)
+
+
+def load_pickled(cls: type[T], path: Path, file_name: str) -> T:
+    """Read a model written by `dump_pickled`, refusing one of another class."""
+    read_manifest(path, expected_kind=cls.__name__)
+    model = joblib.load(path / file_name)
+    if not isinstance(model, cls):
+        raise ModelFileError(f"{str(path)!r} holds a {type(model).__name__}, not {cls.__name__}")
+    return model

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
-import joblib
 import numpy as np
 import pandas as pd
 
-from models._errors import InvalidInputError, ModelFileError, NotFittedError
-from models._persistence import read_manifest, write_manifest
+from models._errors import InvalidInputError, NotFittedError
+from models._persistence import dump_pickled, load_pickled
 from models._series import (
     QUANTILES,
     check_horizon,
@@ -124,18 +123,9 @@ class SeasonalNaiveForecaster:
         """Write the fitted forecaster into directory `path`."""
         if not self.is_fitted:
             raise NotFittedError(type(self).__name__)
-        path = Path(path)
-        write_manifest(path, type(self).__name__, season=self.season)
-        joblib.dump(self, path / _FILE)
+        dump_pickled(self, Path(path), _FILE, season=self.season)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Open a forecaster written by `save()`."""
-        path = Path(path)
-        read_manifest(path, expected_kind=cls.__name__)
-        model = joblib.load(path / _FILE)
-        if not isinstance(model, cls):
-            raise ModelFileError(
-                f"{str(path)!r} holds a {type(model).__name__}, not {cls.__name__}"
-            )
-        return model
+        return load_pickled(cls, Path(path), _FILE)
