@@ -1,0 +1,115 @@
+"""Kubernetes calls shared by several actions: patch types, eviction through PDBs, node health.
+
+Two facts a real API server teaches that an in-memory one can hide:
+
+* the official client (v37) sends ``application/json-patch+json`` by default, which a dict body
+  is not -- every patch here names its content type;
+* an eviction refused by a PodDisruptionBudget answers 429; it is retried with backoff until
+  the budget allows it or the retries run out, and the pod is never deleted instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from actuators._errors import TemporaryActuatorError, classify_api_error
+from actuators._retry import RetryPolicy, call_with_retry
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+#: Evictions wait for the PDB far longer than a plain API retry: a replacement pod has to start.
+PDB_RETRY = RetryPolicy(attempts=10, initial_backoff_s=1.0, multiplier=2.0, max_backoff_s=15.0)
+
+
+@dataclass
+class EvictionOutcome:
+    """What happened to one pod's eviction."""
+
+    pod: str
+    evicted: bool
+    refusals: int
+    """429 answers (PodDisruptionBudget said no) before the eviction went through or gave up."""
+
+
+def evict_pod(
+    core_v1: Any,
+    name: str,
+    namespace: str,
+    *,
+    pdb_retry: RetryPolicy = PDB_RETRY,
+    sleep: Callable[[float], None],
+) -> EvictionOutcome:
+    """Evict one pod through the Eviction API, waiting out PDB refusals with backoff.
+
+    Other temporary errors (5xx, network) are retried on the same schedule; permanent ones
+    raise at once. Raises :class:`TemporaryActuatorError` when the budget still refuses after
+    ``pdb_retry.attempts`` tries; a pod that is already gone counts as evicted.
+    """
+    body = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+    )
+    backoff = pdb_retry.initial_backoff_s
+    refusals = 0
+    what = f"evict pod {namespace}/{name}"
+    for attempt in range(1, pdb_retry.attempts + 1):
+        try:
+            core_v1.create_namespaced_pod_eviction(name, namespace, body)
+            return EvictionOutcome(name, True, refusals)
+        except Exception as exc:  # classified right below
+            if isinstance(exc, ApiException) and exc.status == 404:
+                return EvictionOutcome(name, True, refusals)  # already gone
+            if isinstance(exc, ApiException) and exc.status == 429:
+                refusals += 1
+            else:
+                error = classify_api_error(exc, what)
+                if not isinstance(error, TemporaryActuatorError):
+                    raise error from exc
+            if attempt == pdb_retry.attempts:
+                raise TemporaryActuatorError(
+                    f"{what}: still refused after {attempt} tries"
+                    f" ({refusals} by a PodDisruptionBudget); the pod was left running"
+                ) from exc
+        sleep(backoff)
+        backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_daemonset_pod(pod: Any) -> bool:
+    """DaemonSet pods are left alone by a drain (their controller ignores cordons)."""
+    return any(ref.kind == "DaemonSet" for ref in (pod.metadata.owner_references or []))
+
+
+def is_mirror_pod(pod: Any) -> bool:
+    """Static (mirror) pods cannot be evicted through the API."""
+    return "kubernetes.io/config.mirror" in (pod.metadata.annotations or {})
+
+
+def node_unhealthy(node: Any) -> bool:
+    """Not Ready, under a pressure condition, or cordoned."""
+    if node.spec is not None and node.spec.unschedulable:
+        return True
+    for condition in node.status.conditions or [] if node.status else []:
+        if condition.type == "Ready" and condition.status != "True":
+            return True
+        if condition.type.endswith("Pressure") and condition.status == "True":
+            return True
+    return False
+
+
+def pods_on_node(
+    core_v1: Any, node: str, retry: RetryPolicy, sleep: Callable[[float], None]
+) -> list[Any]:
+    """Every pod bound to ``node``, across namespaces (field selector on spec.nodeName)."""
+    pods = call_with_retry(
+        lambda: core_v1.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
+        f"list pods on node {node}",
+        retry,
+        sleep,
+    )
+    return [p for p in pods.items if p.spec.node_name == node]
