@@ -31,22 +31,37 @@ from actuators._errors import (
     TemporaryActuatorError,
     classify_api_error,
 )
+from actuators._gitops import ArgoRollback
 from actuators._guard import Guard, GuardSettings
+from actuators._kube import MERGE_PATCH, PDB_RETRY, EvictionOutcome, evict_pod
+from actuators._nodes import CordonNode, DrainNode, RecreatePodElsewhere
 from actuators._retry import RetryPolicy, call_with_retry
+from actuators._workload import PatchHpa, RollbackDeployment, ScaleDeployment
 
 __all__ = [
+    "MERGE_PATCH",
+    "PDB_RETRY",
     "Action",
     "ActionResult",
     "ActuatorError",
+    "ArgoRollback",
+    "CordonNode",
+    "DrainNode",
+    "EvictionOutcome",
     "Guard",
     "GuardRejectedError",
     "GuardSettings",
     "KubeClients",
+    "PatchHpa",
     "PermanentActuatorError",
+    "RecreatePodElsewhere",
     "RestartPod",
     "RetryPolicy",
+    "RollbackDeployment",
+    "ScaleDeployment",
     "SetHpaMinReplicas",
     "TemporaryActuatorError",
     "call_with_retry",
     "classify_api_error",
+    "evict_pod",
 ]

@@ -27,6 +27,10 @@ class KubeClients:
     """``kubernetes.client.AppsV1Api`` or an object with the same methods."""
     autoscaling_v2: Any
     """``kubernetes.client.AutoscalingV2Api`` or an object with the same methods."""
+    policy_v1: Any = None
+    """``kubernetes.client.PolicyV1Api`` (PodDisruptionBudgets), where an action reads them."""
+    custom_objects: Any = None
+    """``kubernetes.client.CustomObjectsApi`` (Argo CD Applications)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class Action(ABC):
     @property
     def disruptive(self) -> bool:
         """Whether the action takes capacity away while it runs."""
+        return False
+
+    @property
+    def node_scoped(self) -> bool:
+        """Whether the action takes a node out (cordon): one such action per cluster at a time."""
         return False
 
     @abstractmethod
@@ -175,7 +184,10 @@ class SetHpaMinReplicas(Action):
     ) -> None:
         call_with_retry(
             lambda: kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
-                self.hpa, self.namespace, {"spec": {"minReplicas": value}}
+                self.hpa,
+                self.namespace,
+                {"spec": {"minReplicas": value}},
+                _content_type="application/merge-patch+json",
             ),
             f"patch hpa {self.namespace}/{self.hpa} minReplicas={value}",
             retry,

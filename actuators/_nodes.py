@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from actuators._actions import Action, ActionResult, KubeClients
-from actuators._errors import GuardRejectedError, PermanentActuatorError, TemporaryActuatorError
+from actuators._errors import (
+    ActuatorError,
+    GuardRejectedError,
+    PermanentActuatorError,
+    TemporaryActuatorError,
+)
 from actuators._kube import (
     MERGE_PATCH,
     PDB_RETRY,
@@ -272,9 +277,14 @@ class RecreatePodElsewhere(Action):
             )
         if not was:
             _set_unschedulable(kube, node, True, retry, sleep)
-        outcome = evict_pod(
-            kube.core_v1, self.pod, self.namespace, pdb_retry=self.pdb_retry, sleep=sleep
-        )
+        try:
+            outcome = evict_pod(
+                kube.core_v1, self.pod, self.namespace, pdb_retry=self.pdb_retry, sleep=sleep
+            )
+        except ActuatorError:
+            if not was:  # the pod stays where it is, so the node goes back into service
+                _set_unschedulable(kube, node, False, retry, sleep)
+            raise
         return ActionResult(
             self.kind,
             self.target,

@@ -1,0 +1,143 @@
+"""The real control plane itself: KWOK faults, two regions at once, a clean stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from lab.k8s import (
+    KUBE_VERSION,
+    ClusterSettings,
+    ClusterStoppedError,
+    KubeCluster,
+    NodeShape,
+    node_ready,
+)
+from ooda._policy import crashlooping_pods
+from tests.k8s._backends import SERVICE, ready_pods, real_backend
+
+pytestmark = pytest.mark.k8s
+
+
+def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _condition(node: client.V1Node, kind: str) -> str | None:
+    for c in node.status.conditions or []:
+        if c.type == kind:
+            return str(c.status)
+    return None
+
+
+def _taints(node: client.V1Node) -> set[str]:
+    return {f"{t.key}:{t.effect}" for t in node.spec.taints or []}
+
+
+def test_crashloop_stage_raises_restarts_and_the_policy_sees_it(kube_cluster: KubeCluster) -> None:
+    b = real_backend(kube_cluster)
+    try:
+        pod = ready_pods(b.kube, b.namespace)[0].metadata.name
+        kube_cluster.set_fault("crashloop", "pod", pod, b.namespace)
+
+        def restarts() -> int:
+            p = b.kube.core_v1.read_namespaced_pod(pod, b.namespace)
+            return sum(s.restart_count or 0 for s in p.status.container_statuses or [])
+
+        _until(lambda: restarts() >= 3, "the restart count to rise to 3", 30)
+        pods = b.kube.core_v1.list_namespaced_pod(b.namespace, label_selector=f"app={SERVICE}")
+        found = dict(crashlooping_pods(pods.items))
+        assert pod in found and found[pod] >= 3
+        assert len(ready_pods(b.kube, b.namespace)) == 2
+        first = restarts()
+        _until(lambda: restarts() > first, "the count to keep rising", 15)
+    finally:
+        for cleanup in b.cleanups:
+            cleanup()
+
+
+def test_node_faults_set_conditions_and_the_controllers_taint(kube_cluster: KubeCluster) -> None:
+    core = kube_cluster.clients().core_v1
+    sick, full = (n.metadata.name for n in core.list_node().items[:2])
+    kube_cluster.set_fault("node-not-ready", "node", sick)
+    kube_cluster.set_fault("disk-pressure", "node", full)
+    try:
+        _until(
+            lambda: (
+                _condition(core.read_node(sick), "Ready") == "False"
+                and "node.kubernetes.io/not-ready:NoSchedule" in _taints(core.read_node(sick))
+            ),
+            "NotReady and the not-ready taint",
+        )
+        _until(
+            lambda: (
+                _condition(core.read_node(full), "DiskPressure") == "True"
+                and "node.kubernetes.io/disk-pressure:NoSchedule" in _taints(core.read_node(full))
+            ),
+            "DiskPressure and its taint",
+        )
+        assert node_ready(core.read_node(full)), "disk pressure alone leaves the node Ready"
+    finally:
+        kube_cluster.set_fault("node-not-ready", "node", sick, on=False)
+        kube_cluster.set_fault("disk-pressure", "node", full, on=False)
+    _until(
+        lambda: (
+            node_ready(core.read_node(sick))
+            and _condition(core.read_node(full), "DiskPressure") == "False"
+            and not _taints(core.read_node(sick)) | _taints(core.read_node(full))
+        ),
+        "both nodes to recover and lose their taints",
+    )
+
+
+def test_two_regions_run_side_by_side(kube_cluster: KubeCluster) -> None:
+    settings = ClusterSettings(name="us", region="us-east-1", nodes=NodeShape(count=2))
+    with KubeCluster(settings) as second:
+        assert second.kubeconfig != kube_cluster.kubeconfig
+        assert second.server != kube_cluster.server
+        regions = {
+            n.metadata.labels["topology.kubernetes.io/region"]
+            for n in second.clients().core_v1.list_node().items
+        }
+        assert regions == {"us-east-1"}
+        first_nodes = kube_cluster.clients().core_v1.list_node().items
+        assert {n.metadata.labels["topology.kubernetes.io/region"] for n in first_nodes} == {
+            "eu-west-1"
+        }
+        second.clients().core_v1.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name="only-in-us"))
+        )
+        names = {n.metadata.name for n in kube_cluster.clients().core_v1.list_namespace().items}
+        assert "only-in-us" not in names
+        pids = [p.popen.pid for p in second._procs]
+        workdir = second.workdir
+    assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in pids)
+    assert not workdir.exists()
+    with pytest.raises(ClusterStoppedError):
+        second.clients()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_kubeconfig_works_for_other_clients(kube_cluster: KubeCluster) -> None:
+    """The kubeconfig file alone reaches the cluster (as kubectl or an operator would use it)."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(kube_cluster.kubeconfig))
+    try:
+        assert client.VersionApi(api).get_code().git_version == KUBE_VERSION
+    finally:
+        api.close()

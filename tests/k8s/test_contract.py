@@ -1,0 +1,370 @@
+"""One contract for the actuators' Kubernetes operations, run on the lab and on a real cluster.
+
+Each test drives an action through the injected clients and checks what the cluster did, so a
+wrong API path, patch type or eviction semantics fails on the real control plane, and a lab
+that behaves differently fails on the lab.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from actuators import (
+    MERGE_PATCH,
+    ArgoRollback,
+    DrainNode,
+    KubeClients,
+    PatchHpa,
+    PermanentActuatorError,
+    RecreatePodElsewhere,
+    RestartPod,
+    RetryPolicy,
+    RollbackDeployment,
+    ScaleDeployment,
+    TemporaryActuatorError,
+)
+from tests.k8s._backends import IMAGE, NEW_IMAGE, SERVICE, Backend, ready_pods
+
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+class _Spy:
+    """Wraps an API object and records the names of the methods called on it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if callable(attr):
+            self.calls.append(name)
+        return attr
+
+
+def _spied(kube: KubeClients) -> tuple[KubeClients, _Spy]:
+    spy = _Spy(kube.core_v1)
+    return (
+        KubeClients(spy, kube.apps_v1, kube.autoscaling_v2, kube.policy_v1, kube.custom_objects),
+        spy,
+    )
+
+
+def _hpa_spec(b: Backend) -> tuple[int, int, int]:
+    hpa = b.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    cpu = hpa.spec.metrics[0].resource.target.average_utilization
+    return hpa.spec.min_replicas, hpa.spec.max_replicas, cpu
+
+
+def _replicas(b: Backend) -> int:
+    return int(b.kube.apps_v1.read_namespaced_deployment(SERVICE, b.namespace).spec.replicas)
+
+
+def _node_unschedulable(b: Backend, name: str) -> bool:
+    return bool(b.kube.core_v1.read_node(name).spec.unschedulable)
+
+
+def _pdb(b: Backend, **budget: Any) -> None:
+    b.kube.policy_v1.create_namespaced_pod_disruption_budget(
+        b.namespace,
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name=SERVICE),
+            spec=client.V1PodDisruptionBudgetSpec(
+                selector=client.V1LabelSelector(match_labels={"app": SERVICE}), **budget
+            ),
+        ),
+    )
+
+
+def _pdb_allows(b: Backend, n: int) -> bool:
+    pdb = b.kube.policy_v1.read_namespaced_pod_disruption_budget(SERVICE, b.namespace)
+    return pdb.status is not None and pdb.status.disruptions_allowed == n
+
+
+def test_a_dict_patch_without_a_content_type_is_a_strategic_merge(backend: Backend) -> None:
+    """The client turns a dict body into a strategic merge patch: lists merge by key."""
+    b = backend
+    b.kube.apps_v1.patch_namespaced_deployment(
+        SERVICE,
+        b.namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": SERVICE, "image": NEW_IMAGE}]}}}},
+    )
+    container = b.kube.apps_v1.read_namespaced_deployment(
+        SERVICE, b.namespace
+    ).spec.template.spec.containers[0]
+    assert container.image == NEW_IMAGE
+    assert container.resources.requests["cpu"], "the container kept its other fields"
+    assert container.ports[0].container_port == 8080
+
+
+def test_restart_pod_is_replaced(backend: Backend) -> None:
+    b = backend
+    victim = ready_pods(b.kube, b.namespace)[0].metadata.name
+    result = RestartPod(b.namespace, SERVICE, pod=victim).apply(
+        b.kube, dry_run=False, sleep=b.sleep
+    )
+    assert result.after == {"deleted": True}
+
+    def replaced() -> bool:
+        names = {p.metadata.name for p in ready_pods(b.kube, b.namespace)}
+        return victim not in names and len(names) == 3
+
+    b.wait_for(replaced, "the restarted pod to be replaced by a Ready one", 120)
+
+
+def test_scale_refuses_an_hpa_target_and_scales_without_one(backend: Backend) -> None:
+    b = backend
+    action = ScaleDeployment(b.namespace, SERVICE, deployment=SERVICE, replicas=5)
+    with pytest.raises(PermanentActuatorError, match="HPA"):
+        action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert _replicas(b) == 3
+
+    b.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert (result.before, result.after) == ({"replicas": 3}, {"replicas": 5})
+    b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 5, "5 Ready pods", 120)
+
+    action.undo(b.kube, result, sleep=b.sleep)
+    assert _replicas(b) == 3
+    b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 3, "3 pods again", 120)
+
+
+def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
+    b = backend
+    action = PatchHpa(
+        b.namespace,
+        SERVICE,
+        hpa=SERVICE,
+        min_replicas=5,
+        max_replicas=12,
+        target_cpu_utilization=70,
+    )
+    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert result.before == {"min_replicas": 3, "max_replicas": 30, "target_cpu_utilization": 60}
+    assert _hpa_spec(b) == (5, 12, 70)
+    # The HPA controller enforces the new minimum on the Deployment.
+    b.wait_for(lambda: _replicas(b) == 5, "the HPA to raise replicas to its new minimum", 90)
+
+    bad = PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=20)
+    with pytest.raises(PermanentActuatorError, match="minReplicas"):
+        bad.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert _hpa_spec(b) == (5, 12, 70)
+
+    action.undo(b.kube, result, sleep=b.sleep)
+    assert _hpa_spec(b) == (3, 30, 60)
+
+
+def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> None:
+    b = backend
+    PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=6).apply(
+        b.kube, dry_run=False, sleep=b.sleep
+    )
+    b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 6, "6 Ready pods", 120)
+    # The budget first allows nothing, so the first eviction is refused; while the drain backs
+    # off, the budget is relaxed to one pod at a time and the drain must get through.
+    _pdb(b, min_available=6)
+    b.wait_for(lambda: _pdb_allows(b, 0), "the PDB to allow no disruption", 30)
+    per_node = Counter(p.spec.node_name for p in ready_pods(b.kube, b.namespace))
+    node, count = per_node.most_common(1)[0]
+    assert count >= 2, f"expected two checkout pods on one node, got {dict(per_node)}"
+    relaxed: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if not relaxed:
+            b.kube.policy_v1.delete_namespaced_pod_disruption_budget(SERVICE, b.namespace)
+            _pdb(b, max_unavailable=1)
+        relaxed.append(seconds)
+        b.sleep(seconds)
+
+    kube, spy = _spied(b.kube)
+    result = DrainNode(b.namespace, SERVICE, node=node).apply(kube, dry_run=False, sleep=sleep)
+
+    assert "delete_namespaced_pod" not in spy.calls
+    assert result.after["pdb_refusals"] >= 1 and relaxed
+    evictions = spy.calls.count("create_namespaced_pod_eviction")
+    assert evictions == len(result.after["evicted"]) + len(relaxed)
+    assert len(result.after["evicted"]) >= count
+    assert _node_unschedulable(b, node)
+    b.wait_for(
+        lambda: (
+            len(ready_pods(b.kube, b.namespace)) == 6
+            and all(p.spec.node_name != node for p in ready_pods(b.kube, b.namespace))
+        ),
+        "6 Ready pods, none on the drained node",
+        180,
+    )
+    DrainNode(b.namespace, SERVICE, node=node).undo(b.kube, result, sleep=b.sleep)
+    assert not _node_unschedulable(b, node)
+
+
+def test_eviction_the_pdb_refuses_is_retried_never_forced(backend: Backend) -> None:
+    b = backend
+    _pdb(b, min_available=3)
+    b.wait_for(lambda: _pdb_allows(b, 0), "the PDB status", 30)
+    pod = ready_pods(b.kube, b.namespace)[0]
+    kube, spy = _spied(b.kube)
+    action = RecreatePodElsewhere(
+        b.namespace,
+        SERVICE,
+        pod=pod.metadata.name,
+        pdb_retry=RetryPolicy(attempts=3, initial_backoff_s=0.2, max_backoff_s=0.5),
+    )
+    with pytest.raises(TemporaryActuatorError, match="PodDisruptionBudget"):
+        action.apply(kube, dry_run=False, sleep=b.sleep)
+    assert spy.calls.count("create_namespaced_pod_eviction") == 3
+    assert "delete_namespaced_pod" not in spy.calls
+    still = b.kube.core_v1.read_namespaced_pod(pod.metadata.name, b.namespace)
+    assert still.metadata.deletion_timestamp is None
+    assert not _node_unschedulable(b, pod.spec.node_name), "a failed move must uncordon"
+
+
+def test_recreate_pod_on_another_node(backend: Backend) -> None:
+    b = backend
+    pod = ready_pods(b.kube, b.namespace)[0]
+    node = pod.spec.node_name
+    action = RecreatePodElsewhere(b.namespace, SERVICE, pod=pod.metadata.name)
+    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert result.before["node"] == node and _node_unschedulable(b, node)
+
+    def moved() -> bool:
+        pods = ready_pods(b.kube, b.namespace)
+        names = {p.metadata.name for p in pods}
+        return (
+            len(pods) == 3
+            and pod.metadata.name not in names
+            and all(
+                p.spec.node_name != node
+                for p in pods
+                if p.metadata.name not in {pod.metadata.name}
+                and p.metadata.creation_timestamp > pod.metadata.creation_timestamp
+            )
+        )
+
+    b.wait_for(moved, "the pod to be recreated on another node", 120)
+    newest = max(ready_pods(b.kube, b.namespace), key=lambda p: p.metadata.creation_timestamp)
+    assert newest.spec.node_name != node
+    action.undo(b.kube, result, sleep=b.sleep)
+    assert not _node_unschedulable(b, node)
+
+
+def _rolled_out(b: Backend, image: str, revision: str) -> bool:
+    dep = b.kube.apps_v1.read_namespaced_deployment(SERVICE, b.namespace)
+    pods = ready_pods(b.kube, b.namespace)
+    return (
+        (dep.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == revision
+        and dep.spec.template.spec.containers[0].image == image
+        and len(pods) == 3
+        and {p.spec.containers[0].image for p in pods} == {image}
+    )
+
+
+def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
+    b = backend
+    b.kube.apps_v1.patch_namespaced_deployment(
+        SERVICE,
+        b.namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": SERVICE, "image": NEW_IMAGE}]}}}},
+        _content_type=STRATEGIC,
+    )
+    b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "2"), "the bad rollout (revision 2)", 180)
+
+    action = RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE)
+    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert result.before["revision"] == 2
+    assert result.after == {"revision": 1, "images": [IMAGE]}
+    # The old ReplicaSet comes back as revision 3, as after `kubectl rollout undo`.
+    b.wait_for(lambda: _rolled_out(b, IMAGE, "3"), "the rollback to revision 1 as 3", 180)
+
+    action.undo(b.kube, result, sleep=b.sleep)
+    b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "4"), "the undo (revision 4)", 180)
+
+
+def test_rollback_without_history_is_refused(backend: Backend) -> None:
+    b = backend
+    with pytest.raises(PermanentActuatorError, match="no revision before"):
+        RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE).apply(
+            b.kube, dry_run=False, sleep=b.sleep
+        )
+
+
+def _argo_app(name: str) -> dict[str, Any]:
+    def source(revision: str) -> dict[str, Any]:
+        return {
+            "repoURL": "https://git.example.com/shop/deploy.git",
+            "path": "checkout",
+            "targetRevision": revision,
+        }
+
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": {
+            "project": "default",
+            "source": source("main"),
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+        },
+        "status": {
+            "sync": {"status": "Synced", "revision": "b2c3d4e"},
+            "history": [
+                {
+                    "id": 1,
+                    "revision": "a1b2c3d",
+                    "deployedAt": "2025-01-07T10:00:00Z",
+                    "source": source("main"),
+                },
+                {
+                    "id": 2,
+                    "revision": "b2c3d4e",
+                    "deployedAt": "2025-01-08T11:00:00Z",
+                    "source": source("main"),
+                },
+            ],
+        },
+    }
+
+
+def test_argo_application_rollback_and_undo(backend: Backend) -> None:
+    b = backend
+    b.install_argo_crd()
+    b.ensure_namespace("argocd")
+    name = f"checkout-{b.namespace}"
+    group = ("argoproj.io", "v1alpha1", "argocd", "applications")
+    b.kube.custom_objects.create_namespaced_custom_object(*group, _argo_app(name))
+
+    action = ArgoRollback(b.namespace, SERVICE, "bad deploy", application=name)
+    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
+    assert app["operation"]["sync"]["revision"] == "a1b2c3d"
+    assert app["operation"]["initiatedBy"]["username"] == "ooda"
+    assert "automated" not in app["spec"]["syncPolicy"], "auto-sync would undo the rollback"
+    assert result.before["revision"] == "b2c3d4e"
+
+    with pytest.raises(TemporaryActuatorError, match="in progress"):
+        action.apply(b.kube, dry_run=False, sleep=b.sleep)
+
+    action.undo(b.kube, result, sleep=b.sleep)
+    app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
+    assert app["operation"]["sync"]["revision"] == "b2c3d4e"
+    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    b.kube.custom_objects.delete_namespaced_custom_object(*group, name)
+
+
+def test_dry_run_changes_nothing(backend: Backend) -> None:
+    b = backend
+    node = ready_pods(b.kube, b.namespace)[0].spec.node_name
+    kube, spy = _spied(b.kube)
+    result = DrainNode(b.namespace, SERVICE, node=node).apply(kube, dry_run=True, sleep=b.sleep)
+    assert result.dry_run and result.after["would_evict"]
+    assert not {"patch_node", "create_namespaced_pod_eviction"} & set(spy.calls)
+    assert not _node_unschedulable(b, node)
+    PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=9).apply(
+        b.kube, dry_run=True, sleep=b.sleep
+    )
+    assert _hpa_spec(b)[0] == 3
+    b.kube.core_v1.patch_node(node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
