@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -16,11 +16,19 @@ $(STAMP): pyproject.toml
 demo: install
 	.venv/bin/ooda demo
 
-test: install
+test: install k8s-bins
 	.venv/bin/pytest
 
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
+# module proxy into ~/.cache/ooda/k8s/ (about 7 min the first time, a no-op after).
+k8s-bins:
+	bash lab/k8s/build.sh
+
+bench-k8s: install k8s-bins
+	.venv/bin/python benchmarks/bench_k8s.py
+
 test-fast: install
-	.venv/bin/pytest -m "not e2e"
+	.venv/bin/pytest -m "not e2e and not k8s"
 
 lint: install
 	.venv/bin/ruff check .

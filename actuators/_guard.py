@@ -2,7 +2,8 @@
 
 A guard remembers, per target, when it last acted and how its verifications went. It refuses
 an action in cooldown, one that would restart too many pods of a service in a short window,
-and anything on a target whose circuit breaker is open (repeated failed heals: the healer is
+a second node action (cordon, drain, move) while another one has not been verified yet, and
+anything on a target whose circuit breaker is open (repeated failed heals: the healer is
 probably wrong about this target, so it stops and escalates instead of flapping).
 """
 
@@ -38,6 +39,8 @@ class GuardSettings:
     """Window over which failures are counted."""
     breaker_open_for: timedelta = timedelta(hours=1)
     """How long an open breaker refuses actions on its target."""
+    node_action_timeout: timedelta = timedelta(minutes=30)
+    """A node action counts as in flight until its outcome is recorded, or this long."""
 
 
 class Guard:
@@ -49,6 +52,7 @@ class Guard:
         self._disruptions: dict[str, deque[datetime]] = defaultdict(deque)
         self._failures: dict[str, deque[datetime]] = defaultdict(deque)
         self._open_until: dict[str, datetime] = {}
+        self._node_actions: dict[str, datetime] = {}
 
     def check(self, action: Action, now: datetime) -> None:
         """Raise :class:`GuardRejectedError` if ``action`` must not run at ``now``."""
@@ -68,6 +72,8 @@ class Guard:
                 action.target,
                 f"in cooldown: last applied {last.isoformat()}, cooldown {cooldown}",
             )
+        if action.node_scoped:
+            self._check_node_actions(action, now)
         if action.disruptive:
             recent = self._prune(
                 self._disruptions[action.service], now, self.settings.disruption_window
@@ -80,14 +86,30 @@ class Guard:
                     f"{action.service!r} in the last {self.settings.disruption_window}",
                 )
 
+    def _check_node_actions(self, action: Action, now: datetime) -> None:
+        timeout = self.settings.node_action_timeout
+        for target, since in list(self._node_actions.items()):
+            if now - since >= timeout:
+                del self._node_actions[target]
+            elif target != action.target:
+                raise GuardRejectedError(
+                    action.kind,
+                    action.target,
+                    f"one node action at a time: {target} (applied {since.isoformat()}) is not"
+                    " verified yet",
+                )
+
     def record_applied(self, action: Action, now: datetime) -> None:
         """Remember that ``action`` ran at ``now`` (cooldown and blast radius start here)."""
         self._last_applied[(action.kind, action.target)] = now
+        if action.node_scoped:
+            self._node_actions[action.target] = now
         if action.disruptive:
             self._disruptions[action.service].append(now)
 
     def record_outcome(self, action: Action, success: bool, now: datetime) -> bool:
         """Record a verification result; return True when this failure opened the breaker."""
+        self._node_actions.pop(action.target, None)
         if success:
             return False
         failures = self._prune(self._failures[action.target], now, self.settings.breaker_window)

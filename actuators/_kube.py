@@ -2,8 +2,10 @@
 
 Two facts a real API server teaches that an in-memory one can hide:
 
-* the official client (v37) sends ``application/json-patch+json`` by default, which a dict body
-  is not -- every patch here names its content type;
+* a dict body goes out as a strategic merge patch unless the call names its content type
+  (client v37 turns its json-patch default into strategic merge for anything but a list);
+  every patch here names ``application/merge-patch+json``, the one type custom resources
+  accept too, so a body means the same thing everywhere;
 * an eviction refused by a PodDisruptionBudget answers 429; it is retried with backoff until
   the budget allows it or the retries run out, and the pod is never deleted instead.
 """

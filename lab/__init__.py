@@ -15,7 +15,8 @@ Exceptions::
     +-- NoTargetError           a fault found nothing to break
 
 The fake Kubernetes API raises ``kubernetes.client.exceptions.ApiException`` subclasses
-(404 NotFound, 422 Invalid, 400 BadRequest) instead, as a real API server would.
+(400 BadRequest, 404 NotFound, 409 AlreadyExists, 415 UnsupportedMediaType, 422 Invalid,
+429 TooManyRequests) instead, as a real API server would.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from lab._errors import (
 )
 from lab._estate import Lab
 from lab._faults import CrashLoopFault, Fault, FaultRecord, TrafficSurgeFault
-from lab._kube import FakeAppsV1Api, FakeAutoscalingV2Api, FakeCoreV1Api, FakeKubernetes
+from lab._kube import FakeAutoscalingV2Api, FakeCoreV1Api
+from lab._kube_apps import FakeAppsV1Api
+from lab._kube_extra import (
+    FakeApiextensionsV1Api,
+    FakeCustomObjectsApi,
+    FakeKubernetes,
+    FakePolicyV1Api,
+)
 from lab._metrics import TIDY_COLUMNS, LabMetricSource, histogram_quantile
 from lab._settings import (
     HpaSettings,
@@ -47,10 +55,13 @@ __all__ = [
     "TIDY_COLUMNS",
     "Clock",
     "CrashLoopFault",
+    "FakeApiextensionsV1Api",
     "FakeAppsV1Api",
     "FakeAutoscalingV2Api",
     "FakeCoreV1Api",
+    "FakeCustomObjectsApi",
     "FakeKubernetes",
+    "FakePolicyV1Api",
     "Fault",
     "FaultRecord",
     "HpaSettings",

@@ -1,4 +1,5 @@
-"""The estate's control plane state and its controllers (replicaset, scheduler, kubelet, HPA).
+"""The estate's control plane state and its controllers (deployment, scheduler, kubelet, HPA,
+disruption budgets).
 
 Objects are plain dataclasses with times as epoch seconds so that the 15 s simulation tick
 stays cheap; ``FakeKubernetes`` turns them into the official client models on read.
@@ -18,6 +19,8 @@ from lab._settings import LabSettings, ServiceModelSettings, ServiceSettings
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s utilrand alphabet
 _ZONES = "abc"
+IMAGE_REGISTRY = "registry.example.com/shop"
+IMAGE_TAG = "1.4.2"
 
 
 def random_suffix(rng: np.random.Generator, length: int) -> str:
@@ -36,6 +39,9 @@ class Node:
     memory_bytes: int
     created_at: float
     uid: str
+    labels: dict[str, str]
+    unschedulable: bool = False
+    """Cordoned: the scheduler places no new pod here."""
 
 
 @dataclass
@@ -51,6 +57,8 @@ class CrashLoop:
 class Pod:
     name: str
     service: int
+    template_hash: str
+    """The pod-template-hash of the ReplicaSet that owns the pod."""
     uid: str
     created_at: float
     memory_scale: float
@@ -75,15 +83,35 @@ class Pod:
 
 
 @dataclass
+class ReplicaSet:
+    """One pod template of a Deployment; the lab's templates differ only by image."""
+
+    template_hash: str
+    image: str
+    revision: int
+    uid: str
+    created_at: float
+
+
+@dataclass
 class Deployment:
     service: int
     name: str
     replicas: int
-    template_hash: str
     uid: str
-    replicaset_uid: str
     created_at: float
+    replica_sets: list[ReplicaSet]
+    """Oldest first; the one with the highest revision is the current template."""
     generation: int = 1
+    annotations: dict[str, str] = field(default_factory=dict)
+    """User annotations; the revision annotation is derived from the current ReplicaSet."""
+
+    @property
+    def current(self) -> ReplicaSet:
+        return max(self.replica_sets, key=lambda rs: rs.revision)
+
+    def replica_set(self, template_hash: str) -> ReplicaSet:
+        return next(rs for rs in self.replica_sets if rs.template_hash == template_hash)
 
 
 @dataclass
@@ -104,6 +132,35 @@ class Hpa:
     scale_ups: deque[tuple[float, int]] = field(default_factory=deque)
 
 
+@dataclass
+class Pdb:
+    """A PodDisruptionBudget: exactly one of ``min_available`` / ``max_unavailable`` is set."""
+
+    name: str
+    uid: str
+    created_at: float
+    labels: dict[str, str]
+    match_labels: dict[str, str] | None
+    """None selects no pod, an empty dict every pod (policy/v1)."""
+    min_available: int | str | None
+    max_unavailable: int | str | None
+
+
+@dataclass(frozen=True)
+class PdbStatus:
+    current_healthy: int
+    desired_healthy: int
+    expected_pods: int
+    disruptions_allowed: int
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """intstr.GetScaledValueFromIntOrPercent rounding up, as the disruption controller does."""
+    if isinstance(value, int):
+        return value
+    return math.ceil(int(value.rstrip("%")) * total / 100)
+
+
 class Cluster:
     """Nodes, Deployments, pods and HPAs of one namespace, and the controllers acting on them."""
 
@@ -120,32 +177,46 @@ class Cluster:
         self._rng = rng
         self._history_len = round(settings.hpa.metrics_window_s / settings.scrape.interval_s) + 1
         topo = settings.topology
-        self.nodes = [
-            Node(
-                name=f"ip-10-0-{i + 1}-{10 + i}.{topo.region}.compute.internal",
-                zone=f"{topo.region}{_ZONES[i % len(_ZONES)]}",
-                cpu_cores=topo.node_cpu_cores,
-                memory_bytes=topo.node_memory_bytes,
-                created_at=t0 - 30 * 86_400,
-                uid=random_uid(rng),
+        self.nodes: list[Node] = []
+        for i in range(topo.nodes):
+            name = f"ip-10-0-{i + 1}-{10 + i}.{topo.region}.compute.internal"
+            zone = f"{topo.region}{_ZONES[i % len(_ZONES)]}"
+            labels = {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "node.kubernetes.io/instance-type": "m6i.4xlarge",
+                "topology.kubernetes.io/region": topo.region,
+                "topology.kubernetes.io/zone": zone,
+            }
+            self.nodes.append(
+                Node(
+                    name=name,
+                    zone=zone,
+                    cpu_cores=topo.node_cpu_cores,
+                    memory_bytes=topo.node_memory_bytes,
+                    created_at=t0 - 30 * 86_400,
+                    uid=random_uid(rng),
+                    labels=labels,
+                )
             )
-            for i in range(topo.nodes)
-        ]
         self.deployments: dict[str, Deployment] = {}
         self.hpas: dict[str, Hpa] = {}
+        self.pdbs: dict[str, Pdb] = {}
         self.pods: dict[str, Pod] = {}
         self.service_pods: list[list[Pod]] = [[] for _ in self.services]
         self.on_pod_removed: list[Callable[[Pod, float], None]] = []
         created = t0 - 7 * 86_400
         for i, svc in enumerate(self.services):
+            template_hash = random_suffix(rng, 10)
+            uid = random_uid(rng)
+            image = f"{IMAGE_REGISTRY}/{svc.name}:{IMAGE_TAG}"
             self.deployments[svc.name] = Deployment(
                 service=i,
                 name=svc.name,
                 replicas=initial_replicas[i],
-                template_hash=random_suffix(rng, 10),
-                uid=random_uid(rng),
-                replicaset_uid=random_uid(rng),
+                uid=uid,
                 created_at=created,
+                replica_sets=[ReplicaSet(template_hash, image, 1, random_uid(rng), created)],
             )
             self.hpas[svc.name] = Hpa(
                 service=i,
@@ -164,14 +235,22 @@ class Cluster:
 
     # -- pods ---------------------------------------------------------------------------------
 
+    def new_uid(self) -> str:
+        return random_uid(self._rng)
+
+    def pod_labels(self, pod: Pod) -> dict[str, str]:
+        return {"app": self.services[pod.service].name, "pod-template-hash": pod.template_hash}
+
     def _create_pod(self, service: int, t: float) -> Pod:
         dep = self.deployments[self.services[service].name]
-        name = f"{dep.name}-{dep.template_hash}-{random_suffix(self._rng, 5)}"
+        template_hash = dep.current.template_hash
+        name = f"{dep.name}-{template_hash}-{random_suffix(self._rng, 5)}"
         while name in self.pods:
-            name = f"{dep.name}-{dep.template_hash}-{random_suffix(self._rng, 5)}"
+            name = f"{dep.name}-{template_hash}-{random_suffix(self._rng, 5)}"
         pod = Pod(
             name=name,
             service=service,
+            template_hash=template_hash,
             uid=random_uid(self._rng),
             created_at=t,
             memory_scale=float(self._rng.uniform(0.9, 1.1)),
@@ -196,11 +275,12 @@ class Cluster:
         return free
 
     def _schedule(self, pod: Pod, t: float, free: dict[str, float] | None = None) -> None:
-        """LeastAllocated scoring: the node with the most free CPU that fits the request."""
+        """LeastAllocated scoring: the schedulable node with the most free CPU that fits."""
         free = self._node_free_cpu() if free is None else free
         request = self.services[pod.service].cpu_request_cores
-        node = max(free, key=lambda n: free[n])
-        if free[node] < request:
+        nodes = [n.name for n in self.nodes if not n.unschedulable]
+        node = max(nodes, key=lambda n: free[n], default=None)
+        if node is None or free[node] < request:
             return  # stays Pending (Unschedulable); retried on the next reconcile
         free[node] -= request
         pod.node = node
@@ -209,13 +289,41 @@ class Cluster:
 
     # -- controllers --------------------------------------------------------------------------
 
+    def roll_out(self, dep: Deployment, image: str, t: float) -> None:
+        """A new pod template: the ReplicaSet that already has it (a rollback) or a new one.
+
+        Either way it becomes the newest revision, as in the deployment controller; the next
+        ``reconcile`` moves the pods over.
+        """
+        revision = dep.current.revision + 1
+        for rs in dep.replica_sets:
+            if rs.image == image:
+                rs.revision = revision
+                break
+        else:
+            hashes = {rs.template_hash for rs in dep.replica_sets}
+            template_hash = random_suffix(self._rng, 10)
+            while template_hash in hashes:
+                template_hash = random_suffix(self._rng, 10)
+            rs = ReplicaSet(template_hash, image, revision, random_uid(self._rng), t)
+            dep.replica_sets.append(rs)
+
     def reconcile(self, t: float) -> None:
-        """ReplicaSet controller (create or delete to match replicas) then the scheduler."""
+        """Deployment and ReplicaSet controllers, then the scheduler.
+
+        The current ReplicaSet is brought to ``replicas``; older ones are scaled to zero once
+        it has that many Ready pods (a surge rollout).
+        """
         for dep in self.deployments.values():
-            pods = self.service_pods[dep.service]
+            current = dep.current.template_hash
+            pods = [p for p in self.service_pods[dep.service] if p.template_hash == current]
+            old = [p for p in self.service_pods[dep.service] if p.template_hash != current]
             missing = dep.replicas - len(pods)
             for _ in range(missing):
                 self._create_pod(dep.service, t)
+            if old and sum(p.ready(t) for p in pods) >= dep.replicas:
+                for pod in old:
+                    self.remove_pod(pod.name, t)
             if missing < 0:
                 # controller.ActivePods ordering: unscheduled, pending, not ready, more restarts,
                 # newer -- those go first.
@@ -236,6 +344,33 @@ class Cluster:
             free = self._node_free_cpu()
             for pod in unscheduled:
                 self._schedule(pod, t, free)
+
+    def pdb_selects(self, pdb: Pdb, pod: Pod) -> bool:
+        labels = self.pod_labels(pod).items()
+        return pdb.match_labels is not None and pdb.match_labels.items() <= labels
+
+    def pdb_status(self, pdb: Pdb, t: float) -> PdbStatus:
+        """The disruption controller's view: healthy pods against what the budget needs.
+
+        An evicted pod is gone at once here, so it stops counting as healthy until its
+        replacement is Ready -- what the API server's ``disruptedPods`` bookkeeping achieves.
+        """
+        pods = [p for p in self.pods.values() if self.pdb_selects(pdb, p)]
+        healthy = sum(p.ready(t) for p in pods)
+        # getExpectedScale: the replicas of each Deployment owning a selected pod.
+        scale = sum(
+            self.deployments[self.services[s].name].replicas for s in {p.service for p in pods}
+        )
+        if pdb.max_unavailable is not None:
+            expected = scale
+            desired = max(0, expected - _scaled(pdb.max_unavailable, expected))
+        elif isinstance(pdb.min_available, int):
+            expected, desired = len(pods), pdb.min_available
+        else:
+            assert pdb.min_available is not None
+            expected = scale
+            desired = _scaled(pdb.min_available, expected)
+        return PdbStatus(healthy, desired, expected, max(0, healthy - desired))
 
     def advance_crash(self, pod: Pod, t0: float, t1: float) -> float:
         """Kubelet restarts of a crash-looping pod in [t0, t1]; returns the seconds it ran."""

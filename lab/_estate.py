@@ -22,7 +22,7 @@ from lab._clock import SimClock
 from lab._cluster import Cluster, Pod
 from lab._errors import InvalidTimeError, NoTargetError, UnknownServiceError
 from lab._faults import CrashLoopFault, Fault, FaultRecord, TrafficSurgeFault
-from lab._kube import FakeKubernetes
+from lab._kube_extra import FakeKubernetes
 from lab._metrics import LabMetricSource, ScrapeStore
 from lab._settings import LabSettings
 from lab._traffic import TrafficModel

@@ -1,9 +1,11 @@
 """An in-memory Kubernetes API with the official client's method names and object shapes.
 
-Actuators are written against ``kubernetes.client`` (CoreV1Api, AppsV1Api, AutoscalingV2Api);
-this facade lets the same code act on the lab: it returns the official model classes, takes
-camelCase JSON-merge-style patch bodies (or model objects) and raises ``ApiException``
-subclasses with the status codes a real API server uses.
+Actuators are written against ``kubernetes.client`` (CoreV1Api, AppsV1Api, AutoscalingV2Api,
+...); this facade lets the same code act on the lab: it returns the official model classes,
+takes camelCase patch bodies (or model objects) and the client's ``_content_type`` (read as the
+client would send it) and raises ``ApiException`` subclasses with the status codes a real API
+server uses. This module holds the shared helpers and the core and autoscaling APIs;
+``lab._kube_apps`` and ``lab._kube_extra`` the others.
 """
 
 from __future__ import annotations
@@ -18,17 +20,28 @@ from kubernetes import client
 from kubernetes.client.exceptions import (
     ApiException,
     BadRequestException,
+    ConflictException,
     NotFoundException,
     UnprocessableEntityException,
 )
 
 from lab._clock import SimClock
-from lab._cluster import Cluster, Deployment, Hpa, Node, Pod
+from lab._cluster import Cluster, Hpa, Node, Pod
 from lab._settings import LabSettings
 
-_IMAGE_REGISTRY = "registry.example.com/shop"
-_IMAGE_TAG = "1.4.2"
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+_ERRORS: dict[int, tuple[str, str, type[ApiException]]] = {
+    400: ("BadRequest", "Bad Request", BadRequestException),
+    404: ("NotFound", "Not Found", NotFoundException),
+    409: ("AlreadyExists", "Conflict", ConflictException),
+    415: ("UnsupportedMediaType", "Unsupported Media Type", ApiException),
+    422: ("Invalid", "Unprocessable Entity", UnprocessableEntityException),
+    429: ("TooManyRequests", "Too Many Requests", ApiException),
+}
 
 
 def _utc(t: float) -> datetime:
@@ -36,12 +49,8 @@ def _utc(t: float) -> datetime:
 
 
 def _error(status: int, message: str, kind: str, name: str) -> ApiException:
-    """An ApiException carrying a Status body like the API server's."""
-    reason, cls = {
-        400: ("BadRequest", BadRequestException),
-        404: ("NotFound", NotFoundException),
-        422: ("Invalid", UnprocessableEntityException),
-    }[status]
+    """An ApiException (the subclass the client raises) carrying the API server's Status body."""
+    reason, http_reason, cls = _ERRORS[status]
     body = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -52,7 +61,6 @@ def _error(status: int, message: str, kind: str, name: str) -> ApiException:
         "details": {"name": name, "kind": kind},
         "code": status,
     }
-    http_reason = {400: "Bad Request", 404: "Not Found", 422: "Unprocessable Entity"}[status]
     return cls(status=status, reason=http_reason, body=json.dumps(body))
 
 
@@ -99,14 +107,67 @@ def _matches(labels: Mapping[str, str], terms: list[tuple[str, str, str]]) -> bo
 
 
 def _body_dict(body: Any) -> dict[str, Any]:
-    """Patch bodies: dicts as given, model objects as the camelCase JSON the client would send."""
+    """Request bodies: dicts as given, model objects as the camelCase JSON the client sends."""
     if isinstance(body, dict):
         return body
     if hasattr(body, "to_dict"):
         result = client.ApiClient().sanitize_for_serialization(body)
         if isinstance(result, dict):
             return result
-    raise _error(400, f"patch body must be a dict or a model object, got {body!r}", "body", "")
+    raise _error(400, f"body must be a dict or a model object, got {body!r}", "body", "")
+
+
+def _sent_content_type(body: Any, content_type: str | None, default: str) -> str:
+    """The Content-Type the client (v37.0.1) sends with a patch.
+
+    ``default`` (the first JSON type the API lists) unless one is given; its REST layer then
+    turns a JSON patch whose body is not a list into a strategic merge patch.
+    """
+    sent = content_type or default
+    if sent == JSON_PATCH and not isinstance(body, list):
+        return STRATEGIC_MERGE_PATCH
+    return sent
+
+
+def _patch_body(body: Any, content_type: str | None, kind: str, name: str) -> Any:
+    """A merge patch as a dict, a JSON patch as its list of operations (built-in kinds)."""
+    sent = _sent_content_type(body, content_type, JSON_PATCH)
+    if sent == JSON_PATCH:
+        return body
+    if sent not in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+        raise _error(
+            415,
+            f"the body of the request was in an unknown format - accepted media types include:"
+            f" {JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH}, application/apply-patch+yaml",
+            kind,
+            name,
+        )
+    if isinstance(body, list):
+        raise _error(
+            400,
+            "json: cannot unmarshal array into Go value of type map[string]interface {}",
+            kind,
+            name,
+        )
+    return _body_dict(body)
+
+
+def _merge_patch(body: Any, content_type: str | None, kind: str, name: str) -> dict[str, Any]:
+    """The body of a merge patch, for the objects the lab patches no other way."""
+    patch = _patch_body(body, content_type, kind, name)
+    if isinstance(patch, list):
+        raise _error(422, f"the lab takes only merge patches for {kind}", kind, name)
+    return dict(patch)
+
+
+def _status_success(name: str, group: str, kind: str, uid: str) -> client.V1Status:
+    """What a DELETE of an object without a returned body answers."""
+    return client.V1Status(
+        api_version="v1",
+        kind="Status",
+        status="Success",
+        details=client.V1StatusDetails(name=name, group=group, kind=kind, uid=uid),
+    )
 
 
 def _cpu_utilisation_target(metrics: Any, name: str) -> Any:
@@ -141,7 +202,6 @@ class _Api:
         self._cluster = cluster
         self._clock = clock
         self._namespace = settings.topology.namespace
-        self._region = settings.topology.region
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -150,15 +210,8 @@ class _Api:
         if namespace != self._namespace:
             raise _error(404, f'{kind} "{name}" not found', kind, name)
 
-    def _deployment(self, name: str, namespace: str) -> Deployment:
-        self._check_namespace(namespace, "deployments.apps", name)
-        dep = self._cluster.deployments.get(name)
-        if dep is None:
-            raise _error(404, f'deployments.apps "{name}" not found', "deployments", name)
-        return dep
-
     def _meta(
-        self, name: str, uid: str, created: float, labels: dict[str, str]
+        self, name: str, uid: str, created: float, labels: dict[str, str] | None
     ) -> client.V1ObjectMeta:
         return client.V1ObjectMeta(
             name=name,
@@ -168,11 +221,11 @@ class _Api:
             creation_timestamp=_utc(created),
         )
 
-    def _container(self, service: int) -> client.V1Container:
+    def _container(self, service: int, image: str) -> client.V1Container:
         svc = self._cluster.services[service]
         return client.V1Container(
             name=svc.name,
-            image=f"{_IMAGE_REGISTRY}/{svc.name}:{_IMAGE_TAG}",
+            image=image,
             ports=[client.V1ContainerPort(container_port=8080, name="http")],
             resources=client.V1ResourceRequirements(
                 requests={
@@ -182,11 +235,6 @@ class _Api:
                 limits={"memory": _memory_quantity(svc.memory_limit_bytes)},
             ),
         )
-
-    def _pod_labels(self, pod: Pod) -> dict[str, str]:
-        svc = self._cluster.services[pod.service]
-        dep = self._cluster.deployments[svc.name]
-        return {"app": svc.name, "pod-template-hash": dep.template_hash}
 
 
 class FakeCoreV1Api(_Api):
@@ -202,14 +250,15 @@ class FakeCoreV1Api(_Api):
     def _to_v1_pod(self, pod: Pod, t: float) -> client.V1Pod:
         svc = self._cluster.services[pod.service]
         dep = self._cluster.deployments[svc.name]
-        meta = self._meta(pod.name, pod.uid, pod.created_at, self._pod_labels(pod))
-        meta.generate_name = f"{dep.name}-{dep.template_hash}-"
+        rs = dep.replica_set(pod.template_hash)
+        meta = self._meta(pod.name, pod.uid, pod.created_at, self._cluster.pod_labels(pod))
+        meta.generate_name = f"{dep.name}-{rs.template_hash}-"
         meta.owner_references = [
             client.V1OwnerReference(
                 api_version="apps/v1",
                 kind="ReplicaSet",
-                name=f"{dep.name}-{dep.template_hash}",
-                uid=dep.replicaset_uid,
+                name=f"{dep.name}-{rs.template_hash}",
+                uid=rs.uid,
                 controller=True,
                 block_owner_deletion=True,
             )
@@ -231,7 +280,7 @@ class FakeCoreV1Api(_Api):
                 client.V1PodCondition(type="ContainersReady", status=status),
                 client.V1PodCondition(type="Ready", status=status),
             ]
-            image = f"{_IMAGE_REGISTRY}/{svc.name}:{_IMAGE_TAG}"
+            image = rs.image
             last_state = None
             if pod.crash is not None:
                 last_state = client.V1ContainerState(
@@ -262,7 +311,7 @@ class FakeCoreV1Api(_Api):
                 client.V1ContainerStatus(
                     name=svc.name,
                     image=image,
-                    image_id=f"{image}@sha256:{dep.template_hash * 6}"[:120],
+                    image_id=f"{image}@sha256:{rs.template_hash * 6}"[:120],
                     ready=ready,
                     started=running and (pod.crash is None or ready),
                     restart_count=pod.restarts,
@@ -275,7 +324,7 @@ class FakeCoreV1Api(_Api):
             kind="Pod",
             metadata=meta,
             spec=client.V1PodSpec(
-                containers=[self._container(pod.service)],
+                containers=[self._container(pod.service, rs.image)],
                 node_name=pod.node,
                 restart_policy="Always",
             ),
@@ -297,9 +346,30 @@ class FakeCoreV1Api(_Api):
             items = [
                 self._to_v1_pod(p, t)
                 for p in self._cluster.pods.values()
-                if _matches(self._pod_labels(p), terms)
+                if _matches(self._cluster.pod_labels(p), terms)
             ]
         return client.V1PodList(api_version="v1", kind="PodList", items=items)
+
+    def list_pod_for_all_namespaces(
+        self, field_selector: str | None = None, label_selector: str | None = None
+    ) -> client.V1PodList:
+        """Pods of every namespace; the field selector supports ``spec.nodeName=<node>``."""
+        node: str | None = None
+        for term in filter(None, (field_selector or "").split(",")):
+            key, _, value = term.partition("=")
+            if key.strip() != "spec.nodeName" or not value:
+                raise _error(
+                    400,
+                    f"field label not supported by the lab: {term!r} (only spec.nodeName=)",
+                    "pods",
+                    "",
+                )
+            node = value.strip()
+        pods = self.list_namespaced_pod(self._namespace, label_selector)
+        pods.items = [
+            p for p in pods.items if node is None or (p.spec and p.spec.node_name == node)
+        ]
+        return pods
 
     def read_namespaced_pod(self, name: str, namespace: str) -> client.V1Pod:
         return self._to_v1_pod(self._pod(name, namespace), self._now())
@@ -315,7 +385,7 @@ class FakeCoreV1Api(_Api):
         pod = self._pod(name, namespace)
         t = self._now()
         deleted = self._to_v1_pod(pod, t)
-        meta = self._meta(pod.name, pod.uid, pod.created_at, self._pod_labels(pod))
+        meta = self._meta(pod.name, pod.uid, pod.created_at, self._cluster.pod_labels(pod))
         meta.deletion_timestamp = _utc(t)
         meta.deletion_grace_period_seconds = grace_period_seconds
         deleted.metadata = meta
@@ -324,38 +394,80 @@ class FakeCoreV1Api(_Api):
         return deleted
 
     def create_namespaced_pod_eviction(
-        self, name: str, namespace: str, body: client.V1Eviction
-    ) -> client.V1Eviction:
-        """Eviction API: the lab has no PodDisruptionBudgets, so every eviction is allowed."""
+        self, name: str, namespace: str, body: Any
+    ) -> client.V1Status:
+        """Eviction API: refused (429) while a budget selecting the Ready pod allows no disruption.
+
+        A pod that is not Ready may always go; an allowed eviction deletes the pod at once.
+        """
+        pod = self._pod(name, namespace)
+        t = self._now()
+        if pod.ready(t):
+            for pdb in self._cluster.pdbs.values():
+                if (
+                    self._cluster.pdb_selects(pdb, pod)
+                    and self._cluster.pdb_status(pdb, t).disruptions_allowed == 0
+                ):
+                    raise _error(
+                        429,
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        "pods",
+                        name,
+                    )
         self.delete_namespaced_pod(name, namespace)
-        return body
+        return client.V1Status(api_version="v1", kind="Status", status="Success", code=201)
 
     def list_node(self, label_selector: str | None = None) -> client.V1NodeList:
         terms = parse_label_selector(label_selector or "")
         return client.V1NodeList(
             api_version="v1",
             kind="NodeList",
-            items=[
-                self._to_v1_node(n)
-                for n in self._cluster.nodes
-                if _matches(self._node_labels(n), terms)
-            ],
+            items=[self._to_v1_node(n) for n in self._cluster.nodes if _matches(n.labels, terms)],
         )
 
-    def read_node(self, name: str) -> client.V1Node:
+    def _node(self, name: str) -> Node:
         for node in self._cluster.nodes:
             if node.name == name:
-                return self._to_v1_node(node)
+                return node
         raise _error(404, f'nodes "{name}" not found', "nodes", name)
 
-    def _node_labels(self, node: Node) -> dict[str, str]:
-        return {
-            "kubernetes.io/hostname": node.name,
-            "kubernetes.io/os": "linux",
-            "node.kubernetes.io/instance-type": "m6i.4xlarge",
-            "topology.kubernetes.io/region": self._region,
-            "topology.kubernetes.io/zone": node.zone,
-        }
+    def read_node(self, name: str) -> client.V1Node:
+        return self._to_v1_node(self._node(name))
+
+    def patch_node(self, name: str, body: Any, _content_type: str | None = None) -> client.V1Node:
+        """Merge-patch ``spec.unschedulable`` (cordon) and ``metadata.labels`` (None deletes)."""
+        node = self._node(name)
+        patch = _merge_patch(body, _content_type, "nodes", name)
+        metadata = patch.get("metadata") or {}
+        spec = patch.get("spec") or {}
+        labels = metadata.get("labels") or {}
+        unknown = sorted(
+            [k for k in patch if k not in ("metadata", "spec")]
+            + [f"metadata.{k}" for k in metadata if k != "labels"]
+            + [f"spec.{k}" for k in spec if k != "unschedulable"]
+        )
+        if unknown:
+            raise _error(422, f"unsupported node field(s) {unknown}", "nodes", name)
+        unschedulable = spec.get("unschedulable")
+        if unschedulable is not None and not isinstance(unschedulable, bool):
+            raise _error(
+                422, f"spec.unschedulable: Invalid value: {unschedulable!r}", "nodes", name
+            )
+        for key, value in labels.items():
+            if not _KEY.match(key) or not (
+                value is None or (isinstance(value, str) and _LABEL_VALUE.match(value))
+            ):
+                raise _error(
+                    422, f"metadata.labels: Invalid value: {key!r}: {value!r}", "nodes", name
+                )
+        if "unschedulable" in spec:
+            node.unschedulable = bool(unschedulable)
+        for key, value in labels.items():
+            if value is None:
+                node.labels.pop(key, None)
+            else:
+                node.labels[key] = value
+        return self._to_v1_node(node)
 
     def _to_v1_node(self, node: Node) -> client.V1Node:
         resources = {
@@ -375,89 +487,19 @@ class FakeCoreV1Api(_Api):
                 name=node.name,
                 uid=node.uid,
                 creation_timestamp=_utc(node.created_at),
-                labels=self._node_labels(node),
+                labels=dict(node.labels),
             ),
-            spec=client.V1NodeSpec(unschedulable=None),
+            # The node lifecycle controller taints a cordoned node.
+            spec=client.V1NodeSpec(
+                unschedulable=node.unschedulable or None,
+                taints=[client.V1Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")]
+                if node.unschedulable
+                else None,
+            ),
             status=client.V1NodeStatus(
                 capacity=resources, allocatable=resources, conditions=[*pressures, ok]
             ),
         )
-
-
-class FakeAppsV1Api(_Api):
-    """The subset of ``kubernetes.client.AppsV1Api`` the loop and actuators use."""
-
-    def _to_v1_deployment(self, dep: Deployment) -> client.V1Deployment:
-        t = self._now()
-        pods = self._cluster.service_pods[dep.service]
-        ready = sum(p.ready(t) for p in pods)
-        labels = {"app": dep.name}
-        return client.V1Deployment(
-            api_version="apps/v1",
-            kind="Deployment",
-            metadata=self._meta(dep.name, dep.uid, dep.created_at, labels),
-            spec=client.V1DeploymentSpec(
-                replicas=dep.replicas,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[self._container(dep.service)]),
-                ),
-            ),
-            status=client.V1DeploymentStatus(
-                observed_generation=dep.generation,
-                replicas=len(pods),
-                updated_replicas=len(pods),
-                ready_replicas=ready,
-                available_replicas=ready,
-                unavailable_replicas=max(0, dep.replicas - ready) or None,
-            ),
-        )
-
-    def list_namespaced_deployment(
-        self, namespace: str, label_selector: str | None = None
-    ) -> client.V1DeploymentList:
-        terms = parse_label_selector(label_selector or "")
-        items = []
-        if namespace == self._namespace:
-            items = [
-                self._to_v1_deployment(d)
-                for d in self._cluster.deployments.values()
-                if _matches({"app": d.name}, terms)
-            ]
-        return client.V1DeploymentList(api_version="apps/v1", kind="DeploymentList", items=items)
-
-    def read_namespaced_deployment(self, name: str, namespace: str) -> client.V1Deployment:
-        return self._to_v1_deployment(self._deployment(name, namespace))
-
-    def _to_v1_scale(self, dep: Deployment) -> client.V1Scale:
-        return client.V1Scale(
-            api_version="autoscaling/v1",
-            kind="Scale",
-            metadata=self._meta(dep.name, dep.uid, dep.created_at, {"app": dep.name}),
-            spec=client.V1ScaleSpec(replicas=dep.replicas),
-            status=client.V1ScaleStatus(
-                replicas=len(self._cluster.service_pods[dep.service]), selector=f"app={dep.name}"
-            ),
-        )
-
-    def read_namespaced_deployment_scale(self, name: str, namespace: str) -> client.V1Scale:
-        return self._to_v1_scale(self._deployment(name, namespace))
-
-    def patch_namespaced_deployment_scale(
-        self, name: str, namespace: str, body: Any
-    ) -> client.V1Scale:
-        """``{"spec": {"replicas": n}}``; an HPA on the Deployment may override it later."""
-        dep = self._deployment(name, namespace)
-        spec = _body_dict(body).get("spec") or {}
-        unknown = set(spec) - {"replicas"}
-        if unknown:
-            raise _error(422, f"unsupported scale field(s) {sorted(unknown)}", "scale", name)
-        if "replicas" in spec:
-            dep.replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Scale", name)
-            dep.generation += 1
-            self._cluster.reconcile(self._now())
-        return self._to_v1_scale(dep)
 
 
 class FakeAutoscalingV2Api(_Api):
@@ -560,7 +602,7 @@ class FakeAutoscalingV2Api(_Api):
         return self._to_v2_hpa(self._hpa(name, namespace))
 
     def patch_namespaced_horizontal_pod_autoscaler(
-        self, name: str, namespace: str, body: Any
+        self, name: str, namespace: str, body: Any, _content_type: str | None = None
     ) -> client.V2HorizontalPodAutoscaler:
         """Merge-patch ``spec.minReplicas``, ``spec.maxReplicas`` and the CPU target.
 
@@ -568,7 +610,7 @@ class FakeAutoscalingV2Api(_Api):
         """
         hpa = self._hpa(name, namespace)
         kind = "HorizontalPodAutoscaler"
-        spec = _body_dict(body).get("spec") or {}
+        spec = _merge_patch(body, _content_type, "horizontalpodautoscalers", name).get("spec") or {}
         unknown = set(spec) - {"minReplicas", "maxReplicas", "metrics", "scaleTargetRef"}
         if unknown:
             raise _error(422, f"unsupported HPA spec field(s) {sorted(unknown)}", kind, name)
@@ -601,11 +643,10 @@ class FakeAutoscalingV2Api(_Api):
         hpa.min_replicas, hpa.max_replicas, hpa.target_utilisation = low, high, target
         return self._to_v2_hpa(hpa)
 
-
-class FakeKubernetes:
-    """The lab's Kubernetes API: ``core_v1``, ``apps_v1`` and ``autoscaling_v2``."""
-
-    def __init__(self, cluster: Cluster, clock: SimClock, settings: LabSettings) -> None:
-        self.core_v1 = FakeCoreV1Api(cluster, clock, settings)
-        self.apps_v1 = FakeAppsV1Api(cluster, clock, settings)
-        self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings)
+    def delete_namespaced_horizontal_pod_autoscaler(
+        self, name: str, namespace: str
+    ) -> client.V1Status:
+        """Gone at once; from then on the HPA controller leaves the Deployment's replicas alone."""
+        hpa = self._hpa(name, namespace)
+        del self._cluster.hpas[name]
+        return _status_success(name, "autoscaling", "horizontalpodautoscalers", hpa.uid)

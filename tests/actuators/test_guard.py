@@ -4,7 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actuators import Guard, GuardRejectedError, GuardSettings, RestartPod, SetHpaMinReplicas
+from actuators import (
+    CordonNode,
+    DrainNode,
+    Guard,
+    GuardRejectedError,
+    GuardSettings,
+    RestartPod,
+    SetHpaMinReplicas,
+)
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 
@@ -63,3 +71,25 @@ def test_successes_do_not_count_towards_the_breaker() -> None:
     assert not guard.record_outcome(action, False, T0)
     assert not guard.record_outcome(action, True, T0 + timedelta(minutes=1))
     assert not guard.is_open(action.target, T0 + timedelta(minutes=1))
+
+
+def test_one_node_action_at_a_time_until_its_outcome() -> None:
+    guard = Guard()
+    drain_a = DrainNode("shop", "checkout", node="node-a")
+    drain_b = DrainNode("shop", "checkout", node="node-b")
+    guard.check(drain_a, T0)
+    guard.record_applied(drain_a, T0)
+    with pytest.raises(GuardRejectedError, match="one node action at a time: node/node-a"):
+        guard.check(CordonNode("shop", "checkout", node="node-b"), T0 + timedelta(minutes=1))
+    guard.check(restart(), T0 + timedelta(minutes=1))  # pod actions are not node actions
+    guard.record_outcome(drain_a, True, T0 + timedelta(minutes=2))
+    guard.check(drain_b, T0 + timedelta(minutes=2))
+
+
+def test_a_node_action_that_never_reports_stops_blocking_after_the_timeout() -> None:
+    guard = Guard(GuardSettings(node_action_timeout=timedelta(minutes=10)))
+    guard.record_applied(DrainNode("shop", "checkout", node="node-a"), T0)
+    other = DrainNode("shop", "payments", node="node-b")
+    with pytest.raises(GuardRejectedError):
+        guard.check(other, T0 + timedelta(minutes=9))
+    guard.check(other, T0 + timedelta(minutes=10))

@@ -16,7 +16,9 @@ from kubernetes import client
 from actuators import (
     MERGE_PATCH,
     ArgoRollback,
+    CordonNode,
     DrainNode,
+    GuardRejectedError,
     KubeClients,
     PatchHpa,
     PermanentActuatorError,
@@ -368,3 +370,18 @@ def test_dry_run_changes_nothing(backend: Backend) -> None:
     )
     assert _hpa_spec(b)[0] == 3
     b.kube.core_v1.patch_node(node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
+
+
+def test_no_node_action_when_too_many_nodes_are_out(backend: Backend) -> None:
+    b = backend
+    first, second = (n.metadata.name for n in b.kube.core_v1.list_node().items[:2])
+    cordon = CordonNode(b.namespace, SERVICE, node=first)
+    result = cordon.apply(b.kube, dry_run=False, sleep=b.sleep)
+    assert _node_unschedulable(b, first) and result.undoable
+    kube, spy = _spied(b.kube)
+    with pytest.raises(GuardRejectedError, match="already unhealthy or cordoned"):
+        DrainNode(b.namespace, SERVICE, node=second).apply(kube, dry_run=False, sleep=b.sleep)
+    assert "create_namespaced_pod_eviction" not in spy.calls
+    assert not _node_unschedulable(b, second)
+    cordon.undo(b.kube, result, sleep=b.sleep)
+    assert not _node_unschedulable(b, first)

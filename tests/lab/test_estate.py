@@ -44,7 +44,10 @@ def test_raising_min_replicas_scales_out_and_lowers_utilisation_and_latency() ->
     before = window(lab, 5, "frontend")
     replicas = lab.kube.apps_v1.read_namespaced_deployment_scale("frontend", NS).spec.replicas
     lab.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
-        "frontend", NS, {"spec": {"minReplicas": 2 * replicas}}
+        "frontend",
+        NS,
+        {"spec": {"minReplicas": 2 * replicas}},
+        _content_type="application/merge-patch+json",
     )
     lab.step(timedelta(seconds=30))
     assert lab.kube.apps_v1.read_namespaced_deployment("frontend", NS).spec.replicas == 2 * replicas

@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from lab import Lab, LabSettings, SimClock
 
 NS = "shop"
+MERGE = "application/merge-patch+json"
 
 
 @pytest.fixture
@@ -120,15 +121,20 @@ def test_deleted_pod_is_replaced_and_becomes_ready_after_startup(lab: Lab) -> No
 
 def test_scale_patch_dict_and_model(lab: Lab) -> None:
     apps = lab.kube.apps_v1
-    scale = apps.patch_namespaced_deployment_scale("payments", NS, {"spec": {"replicas": 7}})
+    scale = apps.patch_namespaced_deployment_scale(
+        "payments", NS, {"spec": {"replicas": 7}}, _content_type=MERGE
+    )
     assert scale.spec.replicas == 7
     pods = lab.kube.core_v1.list_namespaced_pod(NS, label_selector="app=payments").items
     assert len(pods) == 7
     model = client.V1Scale(spec=client.V1ScaleSpec(replicas=5))
-    assert apps.patch_namespaced_deployment_scale("payments", NS, model).spec.replicas == 5
+    patched = apps.patch_namespaced_deployment_scale("payments", NS, model, _content_type=MERGE)
+    assert patched.spec.replicas == 5
     assert apps.read_namespaced_deployment("payments", NS).spec.replicas == 5
     with pytest.raises(ApiException) as err:
-        apps.patch_namespaced_deployment_scale("payments", NS, {"spec": {"replicas": -1}})
+        apps.patch_namespaced_deployment_scale(
+            "payments", NS, {"spec": {"replicas": -1}}, _content_type=MERGE
+        )
     assert err.value.status == 422
 
 
@@ -151,6 +157,7 @@ def test_hpa_patch_validation(lab: Lab) -> None:
                 ],
             }
         },
+        _content_type=MERGE,
     )
     assert patched.spec.max_replicas == 40
     assert patched.spec.metrics[0].resource.target.average_utilization == 50
@@ -164,7 +171,9 @@ def test_hpa_patch_validation(lab: Lab) -> None:
         )
     )
     assert (
-        hpas.patch_namespaced_horizontal_pod_autoscaler("frontend", NS, model).spec.min_replicas
+        hpas.patch_namespaced_horizontal_pod_autoscaler(
+            "frontend", NS, model, _content_type=MERGE
+        ).spec.min_replicas
         == 4
     )
     for bad in (
@@ -174,6 +183,8 @@ def test_hpa_patch_validation(lab: Lab) -> None:
         {"spec": {"metrics": [{"type": "Pods"}]}},
     ):
         with pytest.raises(ApiException) as err:
-            hpas.patch_namespaced_horizontal_pod_autoscaler("frontend", NS, bad)
+            hpas.patch_namespaced_horizontal_pod_autoscaler(
+                "frontend", NS, bad, _content_type=MERGE
+            )
         assert err.value.status == 422, bad
     assert hpas.read_namespaced_horizontal_pod_autoscaler("frontend", NS).spec.min_replicas == 4

@@ -1,0 +1,286 @@
+"""The lab's ``AppsV1Api``: Deployments, their scale, ReplicaSets and template rollouts.
+
+A Deployment keeps one ReplicaSet per pod template (the lab's templates differ only by image);
+patching the template rolls out a new revision, or brings an older ReplicaSet back as the
+newest one, which is how ``kubectl rollout undo`` works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lab._cluster import Deployment, ReplicaSet
+from lab._kube import (
+    _Api,
+    _error,
+    _int_field,
+    _matches,
+    _merge_patch,
+    _patch_body,
+    parse_label_selector,
+)
+
+REVISION = "deployment.kubernetes.io/revision"
+_HASH_LABEL = "pod-template-hash"
+_JSON_PATCH_PATHS = ("/spec/template", "/metadata/annotations")
+
+
+def _invalid(name: str, detail: str) -> ApiException:
+    return _error(422, f'Deployment.apps "{name}" is invalid: {detail}', "deployments.apps", name)
+
+
+def _annotations(current: dict[str, str], patch: Any, name: str) -> dict[str, str]:
+    """``current`` merged with ``patch`` (None deletes a key)."""
+    if not isinstance(patch, dict):
+        raise _invalid(name, f"metadata.annotations: Invalid value: {patch!r}")
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, str):
+            merged[key] = value
+        else:
+            raise _invalid(name, f"metadata.annotations: Invalid value: {key!r}: {value!r}")
+    return merged
+
+
+class FakeAppsV1Api(_Api):
+    """The subset of ``kubernetes.client.AppsV1Api`` the loop and actuators use."""
+
+    def _deployment(self, name: str, namespace: str) -> Deployment:
+        self._check_namespace(namespace, "deployments.apps", name)
+        dep = self._cluster.deployments.get(name)
+        if dep is None:
+            raise _error(404, f'deployments.apps "{name}" not found', "deployments", name)
+        return dep
+
+    def _template(
+        self, dep: Deployment, rs: ReplicaSet, labels: dict[str, str]
+    ) -> client.V1PodTemplateSpec:
+        return client.V1PodTemplateSpec(
+            metadata=client.V1ObjectMeta(labels=labels),
+            spec=client.V1PodSpec(containers=[self._container(dep.service, rs.image)]),
+        )
+
+    def _to_v1_deployment(self, dep: Deployment) -> client.V1Deployment:
+        t = self._now()
+        pods = self._cluster.service_pods[dep.service]
+        ready = sum(p.ready(t) for p in pods)
+        current = dep.current
+        labels = {"app": dep.name}
+        meta = self._meta(dep.name, dep.uid, dep.created_at, labels)
+        meta.generation = dep.generation
+        meta.annotations = {**dep.annotations, REVISION: str(current.revision)}
+        return client.V1Deployment(
+            api_version="apps/v1",
+            kind="Deployment",
+            metadata=meta,
+            spec=client.V1DeploymentSpec(
+                replicas=dep.replicas,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=self._template(dep, current, labels),
+            ),
+            status=client.V1DeploymentStatus(
+                observed_generation=dep.generation,
+                replicas=len(pods),
+                updated_replicas=sum(p.template_hash == current.template_hash for p in pods),
+                ready_replicas=ready,
+                available_replicas=ready,
+                unavailable_replicas=max(0, dep.replicas - ready) or None,
+            ),
+        )
+
+    def list_namespaced_deployment(
+        self, namespace: str, label_selector: str | None = None
+    ) -> client.V1DeploymentList:
+        terms = parse_label_selector(label_selector or "")
+        items = []
+        if namespace == self._namespace:
+            items = [
+                self._to_v1_deployment(d)
+                for d in self._cluster.deployments.values()
+                if _matches({"app": d.name}, terms)
+            ]
+        return client.V1DeploymentList(api_version="apps/v1", kind="DeploymentList", items=items)
+
+    def read_namespaced_deployment(self, name: str, namespace: str) -> client.V1Deployment:
+        return self._to_v1_deployment(self._deployment(name, namespace))
+
+    def patch_namespaced_deployment(
+        self, name: str, namespace: str, body: Any, _content_type: str | None = None
+    ) -> client.V1Deployment:
+        """Merge-patch replicas, annotations and the image, or JSON-patch (replace) the template.
+
+        The JSON-patch form is what ``kubectl rollout undo`` sends: ``replace`` of
+        ``/spec/template`` and ``/metadata/annotations``; other operations are refused (422).
+        """
+        dep = self._deployment(name, namespace)
+        patch = _patch_body(body, _content_type, "deployments.apps", name)
+        replicas, image, annotations = dep.replicas, dep.current.image, dep.annotations
+        if isinstance(patch, list):
+            for op in patch:
+                if not isinstance(op, dict) or (op.get("op"), op.get("path")) not in {
+                    ("replace", path) for path in _JSON_PATCH_PATHS
+                }:
+                    raise _invalid(name, f"the lab only replaces {_JSON_PATCH_PATHS}, got {op!r}")
+                if op["path"] == "/spec/template":
+                    image = self._template_image(dep, op.get("value"), replace=True)
+                else:
+                    annotations = _annotations({}, op.get("value") or {}, name)
+        else:
+            metadata, spec = patch.get("metadata") or {}, patch.get("spec") or {}
+            unknown = sorted(
+                [k for k in patch if k not in ("metadata", "spec")]
+                + [f"metadata.{k}" for k in metadata if k != "annotations"]
+                + [f"spec.{k}" for k in spec if k not in ("replicas", "template")]
+            )
+            if unknown:
+                raise _invalid(name, f"unsupported deployment field(s) {unknown}")
+            if "replicas" in spec:
+                replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Deployment", name)
+            if "template" in spec:
+                image = self._template_image(dep, spec["template"], replace=False)
+            annotations = _annotations(annotations, metadata.get("annotations") or {}, name)
+        # The revision annotation belongs to the deployment controller.
+        dep.annotations = {k: v for k, v in annotations.items() if k != REVISION}
+        if (replicas, image) != (dep.replicas, dep.current.image):
+            dep.replicas = replicas
+            if image != dep.current.image:
+                self._cluster.roll_out(dep, image, self._now())
+            dep.generation += 1
+            self._cluster.reconcile(self._now())
+        return self._to_v1_deployment(dep)
+
+    def _template_image(self, dep: Deployment, template: Any, *, replace: bool) -> str:
+        """The image a patched pod template asks for; ``replace``: the whole template is given.
+
+        Container ports and resources are fixed in the lab and ignored; any other template
+        change is refused rather than dropped, and the pod-template-hash label is ignored.
+        """
+        if not isinstance(template, dict):
+            raise _invalid(dep.name, f"spec.template: Invalid value: {template!r}")
+        metadata, spec = template.get("metadata") or {}, template.get("spec") or {}
+        unknown = sorted(
+            [k for k in template if k not in ("metadata", "spec")]
+            + [f"metadata.{k}" for k in metadata if k != "labels"]
+            + [f"spec.{k}" for k in spec if k != "containers"]
+        )
+        if unknown:
+            raise _invalid(dep.name, f"spec.template: the lab only changes the image: {unknown}")
+        labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != _HASH_LABEL}
+        if (replace or "labels" in metadata) and labels != {"app": dep.name}:
+            raise _invalid(
+                dep.name,
+                f"spec.template.metadata.labels: Invalid value: {labels!r}:"
+                " `selector` does not match template `labels`",
+            )
+        containers = spec.get("containers")
+        if containers is None and not replace:
+            return dep.current.image
+        if not (
+            isinstance(containers, list)
+            and len(containers) == 1
+            and isinstance(containers[0], dict)
+            and containers[0].get("name") == dep.name
+        ):
+            raise _invalid(
+                dep.name, f"spec.template.spec.containers: the lab runs one, {dep.name!r}"
+            )
+        image = containers[0].get("image", None if replace else dep.current.image)
+        if not isinstance(image, str) or not image:
+            raise _invalid(dep.name, "spec.template.spec.containers[0].image: Required value")
+        return image
+
+    def _to_v1_scale(self, dep: Deployment) -> client.V1Scale:
+        return client.V1Scale(
+            api_version="autoscaling/v1",
+            kind="Scale",
+            metadata=self._meta(dep.name, dep.uid, dep.created_at, {"app": dep.name}),
+            spec=client.V1ScaleSpec(replicas=dep.replicas),
+            status=client.V1ScaleStatus(
+                replicas=len(self._cluster.service_pods[dep.service]), selector=f"app={dep.name}"
+            ),
+        )
+
+    def read_namespaced_deployment_scale(self, name: str, namespace: str) -> client.V1Scale:
+        return self._to_v1_scale(self._deployment(name, namespace))
+
+    def patch_namespaced_deployment_scale(
+        self, name: str, namespace: str, body: Any, _content_type: str | None = None
+    ) -> client.V1Scale:
+        """``{"spec": {"replicas": n}}``; an HPA on the Deployment may override it later."""
+        dep = self._deployment(name, namespace)
+        spec = _merge_patch(body, _content_type, "deployments.apps", name).get("spec") or {}
+        unknown = set(spec) - {"replicas"}
+        if unknown:
+            raise _error(422, f"unsupported scale field(s) {sorted(unknown)}", "scale", name)
+        if "replicas" in spec:
+            dep.replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Scale", name)
+            dep.generation += 1
+            self._cluster.reconcile(self._now())
+        return self._to_v1_scale(dep)
+
+    def _to_v1_replica_set(self, dep: Deployment, rs: ReplicaSet) -> client.V1ReplicaSet:
+        t = self._now()
+        pods = [
+            p
+            for p in self._cluster.service_pods[dep.service]
+            if p.template_hash == rs.template_hash
+        ]
+        ready = sum(p.ready(t) for p in pods)
+        labels = {"app": dep.name, _HASH_LABEL: rs.template_hash}
+        meta = self._meta(f"{dep.name}-{rs.template_hash}", rs.uid, rs.created_at, labels)
+        meta.annotations = {REVISION: str(rs.revision)}
+        meta.owner_references = [
+            client.V1OwnerReference(
+                api_version="apps/v1",
+                kind="Deployment",
+                name=dep.name,
+                uid=dep.uid,
+                controller=True,
+                block_owner_deletion=True,
+            )
+        ]
+        # Old ReplicaSets keep their pods until the current one is Ready, then go to zero.
+        desired = dep.replicas if rs is dep.current else len(pods)
+        return client.V1ReplicaSet(
+            api_version="apps/v1",
+            kind="ReplicaSet",
+            metadata=meta,
+            spec=client.V1ReplicaSetSpec(
+                replicas=desired,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=self._template(dep, rs, labels),
+            ),
+            status=client.V1ReplicaSetStatus(
+                replicas=len(pods),
+                fully_labeled_replicas=len(pods),
+                ready_replicas=ready,
+                available_replicas=ready,
+            ),
+        )
+
+    def list_namespaced_replica_set(
+        self, namespace: str, label_selector: str | None = None
+    ) -> client.V1ReplicaSetList:
+        terms = parse_label_selector(label_selector or "")
+        items = []
+        if namespace == self._namespace:
+            items = [
+                self._to_v1_replica_set(dep, rs)
+                for dep in self._cluster.deployments.values()
+                for rs in dep.replica_sets
+                if _matches({"app": dep.name, _HASH_LABEL: rs.template_hash}, terms)
+            ]
+        return client.V1ReplicaSetList(api_version="apps/v1", kind="ReplicaSetList", items=items)
+
+    def read_namespaced_replica_set(self, name: str, namespace: str) -> client.V1ReplicaSet:
+        self._check_namespace(namespace, "replicasets.apps", name)
+        for dep in self._cluster.deployments.values():
+            for rs in dep.replica_sets:
+                if f"{dep.name}-{rs.template_hash}" == name:
+                    return self._to_v1_replica_set(dep, rs)
+        raise _error(404, f'replicasets.apps "{name}" not found', "replicasets", name)

@@ -1,0 +1,446 @@
+"""The lab's PolicyV1Api (PodDisruptionBudgets), ApiextensionsV1Api and CustomObjectsApi, and
+``FakeKubernetes``, which hands out every fake API.
+
+Budgets are evaluated live by the cluster's disruption controller (``Cluster.pdb_status``);
+custom objects (Argo CD Applications) are plain dicts kept per CRD, as the real client returns
+them, with the API server's metadata bookkeeping (uid, resourceVersion, generation).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from lab._clock import SimClock
+from lab._cluster import Cluster, Pdb
+from lab._kube import (
+    MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    FakeAutoscalingV2Api,
+    FakeCoreV1Api,
+    _Api,
+    _body_dict,
+    _error,
+    _merge_patch,
+    _sent_content_type,
+    _status_success,
+    _utc,
+)
+from lab._kube_apps import FakeAppsV1Api
+from lab._settings import LabSettings
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+_PDBS = "poddisruptionbudgets.policy"
+
+
+def _pdb_value(value: Any, field: str, name: str) -> int | str | None:
+    """minAvailable / maxUnavailable: a non-negative int or a percentage up to 100 %."""
+    if value is None:
+        return None
+    count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    percent = isinstance(value, str) and _PERCENT.match(value) and int(value[:-1]) <= 100
+    if not (count or percent):
+        raise _error(422, f"spec.{field}: Invalid value: {value!r}", _PDBS, name)
+    return value
+
+
+class FakePolicyV1Api(_Api):
+    """The subset of ``kubernetes.client.PolicyV1Api`` the actuators use: PodDisruptionBudgets."""
+
+    def _pdb(self, name: str, namespace: str) -> Pdb:
+        self._check_namespace(namespace, _PDBS, name)
+        pdb = self._cluster.pdbs.get(name)
+        if pdb is None:
+            raise _error(404, f'{_PDBS} "{name}" not found', "poddisruptionbudgets", name)
+        return pdb
+
+    def _to_v1_pdb(self, pdb: Pdb) -> client.V1PodDisruptionBudget:
+        status = self._cluster.pdb_status(pdb, self._now())
+        meta = self._meta(pdb.name, pdb.uid, pdb.created_at, pdb.labels or None)
+        meta.generation = 1
+        selector = None
+        if pdb.match_labels is not None:
+            selector = client.V1LabelSelector(match_labels=pdb.match_labels)
+        return client.V1PodDisruptionBudget(
+            api_version="policy/v1",
+            kind="PodDisruptionBudget",
+            metadata=meta,
+            spec=client.V1PodDisruptionBudgetSpec(
+                min_available=pdb.min_available,
+                max_unavailable=pdb.max_unavailable,
+                selector=selector,
+            ),
+            status=client.V1PodDisruptionBudgetStatus(
+                current_healthy=status.current_healthy,
+                desired_healthy=status.desired_healthy,
+                expected_pods=status.expected_pods,
+                disruptions_allowed=status.disruptions_allowed,
+                observed_generation=1,
+            ),
+        )
+
+    def create_namespaced_pod_disruption_budget(
+        self, namespace: str, body: Any
+    ) -> client.V1PodDisruptionBudget:
+        """A budget over the pods ``spec.selector.matchLabels`` selects.
+
+        Exactly one of ``minAvailable`` / ``maxUnavailable`` (an int or "N%").
+        """
+        data = _body_dict(body)
+        metadata, spec = data.get("metadata") or {}, data.get("spec") or {}
+        name = metadata.get("name")
+        if not isinstance(name, str) or not name:
+            raise _error(
+                422, "metadata.name: Required value: name or generateName is required", _PDBS, ""
+            )
+        if namespace != self._namespace:
+            raise _error(404, f'namespaces "{namespace}" not found', "namespaces", namespace)
+        if name in self._cluster.pdbs:
+            raise _error(409, f'{_PDBS} "{name}" already exists', "poddisruptionbudgets", name)
+        unknown = sorted(set(spec) - {"selector", "minAvailable", "maxUnavailable"})
+        selector = spec.get("selector")
+        if unknown or (selector is not None and set(selector) - {"matchLabels"}):
+            raise _error(
+                422, f"the lab supports matchLabels budgets only, got {spec!r}", _PDBS, name
+            )
+        low = _pdb_value(spec.get("minAvailable"), "minAvailable", name)
+        high = _pdb_value(spec.get("maxUnavailable"), "maxUnavailable", name)
+        if (low is None) == (high is None):
+            raise _error(
+                422, "spec: exactly one of minAvailable and maxUnavailable must be set", _PDBS, name
+            )
+        pdb = Pdb(
+            name=name,
+            uid=self._cluster.new_uid(),
+            created_at=self._now(),
+            labels=dict(metadata.get("labels") or {}),
+            match_labels=None if selector is None else dict(selector.get("matchLabels") or {}),
+            min_available=low,
+            max_unavailable=high,
+        )
+        self._cluster.pdbs[name] = pdb
+        return self._to_v1_pdb(pdb)
+
+    def read_namespaced_pod_disruption_budget(
+        self, name: str, namespace: str
+    ) -> client.V1PodDisruptionBudget:
+        return self._to_v1_pdb(self._pdb(name, namespace))
+
+    def list_namespaced_pod_disruption_budget(
+        self, namespace: str
+    ) -> client.V1PodDisruptionBudgetList:
+        items = []
+        if namespace == self._namespace:
+            items = [self._to_v1_pdb(p) for p in self._cluster.pdbs.values()]
+        return client.V1PodDisruptionBudgetList(
+            api_version="policy/v1", kind="PodDisruptionBudgetList", items=items
+        )
+
+    def delete_namespaced_pod_disruption_budget(self, name: str, namespace: str) -> client.V1Status:
+        pdb = self._pdb(name, namespace)
+        del self._cluster.pdbs[name]
+        return _status_success(name, "policy", "poddisruptionbudgets", pdb.uid)
+
+
+@dataclass
+class _Crd:
+    body: dict[str, Any]
+    group: str
+    plural: str
+    kind: str
+    namespaced: bool
+    versions: frozenset[str]
+    """The served version names."""
+    status_subresource: bool
+    objects: dict[tuple[str, str], dict[str, Any]]
+    """(namespace, name) -> the stored object."""
+
+
+class _CustomStore:
+    """CRDs and their objects, shared by the apiextensions and custom-objects APIs."""
+
+    def __init__(self, cluster: Cluster, clock: SimClock) -> None:
+        self.cluster = cluster
+        self.clock = clock
+        self.crds: dict[str, _Crd] = {}
+        self.revision = 0
+        """etcd's revision: one counter over every write, the source of resourceVersions."""
+
+    def timestamp(self) -> str:
+        return _utc(self.clock.now().timestamp()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def write(self) -> str:
+        """The resourceVersion of a new write."""
+        self.revision += 1
+        return str(self.revision)
+
+
+def _json_merge(target: Any, patch: Any) -> Any:
+    """RFC 7386: None deletes a key, objects merge, anything else (lists too) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _json_merge(merged.get(key), value)
+    return merged
+
+
+def _without_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "metadata"}
+
+
+class FakeApiextensionsV1Api:
+    """The subset of ``kubernetes.client.ApiextensionsV1Api`` needed to install a CRD."""
+
+    def __init__(self, store: _CustomStore) -> None:
+        self._store = store
+
+    def _to_model(self, crd: _Crd) -> client.V1CustomResourceDefinition:
+        # The real server establishes a CRD within moments; here at once.
+        conditions = [
+            {"type": kind, "status": "True", "reason": reason}
+            for kind, reason in (
+                ("NamesAccepted", "NoConflicts"),
+                ("Established", "InitialNamesAccepted"),
+            )
+        ]
+        names = crd.body["spec"]["names"]
+        model = client.V1CustomResourceDefinition.from_dict(
+            {**crd.body, "status": {"conditions": conditions, "acceptedNames": names}}
+        )
+        assert model is not None  # from_dict maps only None to None
+        return model
+
+    def create_custom_resource_definition(self, body: Any) -> client.V1CustomResourceDefinition:
+        """Serve ``spec.group`` / each served version / ``spec.names.plural``."""
+        data = copy.deepcopy(_body_dict(body))
+        name = (data.get("metadata") or {}).get("name") or ""
+        spec = data.get("spec") or {}
+        names = spec.get("names") or {}
+        group, plural, kind = spec.get("group"), names.get("plural"), names.get("kind")
+        versions = spec.get("versions") or []
+        kinds = "customresourcedefinitions.apiextensions.k8s.io"
+        if not (
+            isinstance(group, str)
+            and isinstance(plural, str)
+            and isinstance(kind, str)
+            and spec.get("scope") in ("Namespaced", "Cluster")
+            and versions
+            and all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in versions)
+        ):
+            raise _error(422, f"{kinds} {name!r} is invalid: spec: {spec!r}", kinds, name)
+        if name != f"{plural}.{group}":
+            raise _error(
+                422,
+                f"{kinds} {name!r} is invalid: metadata.name: Invalid value: {name!r}:"
+                ' must be spec.names.plural+"."+spec.group',
+                kinds,
+                name,
+            )
+        if name in self._store.crds:
+            raise _error(409, f'{kinds} "{name}" already exists', "customresourcedefinitions", name)
+        data.setdefault("apiVersion", "apiextensions.k8s.io/v1")
+        data.setdefault("kind", "CustomResourceDefinition")
+        data["metadata"].update(
+            uid=self._store.cluster.new_uid(),
+            creationTimestamp=self._store.timestamp(),
+            resourceVersion=self._store.write(),
+            generation=1,
+        )
+        crd = _Crd(
+            body=data,
+            group=group,
+            plural=plural,
+            kind=kind,
+            namespaced=spec["scope"] == "Namespaced",
+            versions=frozenset(v["name"] for v in versions if v.get("served")),
+            status_subresource=any("status" in (v.get("subresources") or {}) for v in versions),
+            objects={},
+        )
+        self._store.crds[name] = crd
+        return self._to_model(crd)
+
+    def read_custom_resource_definition(self, name: str) -> client.V1CustomResourceDefinition:
+        crd = self._store.crds.get(name)
+        if crd is None:
+            raise _error(
+                404,
+                f'customresourcedefinitions.apiextensions.k8s.io "{name}" not found',
+                "customresourcedefinitions",
+                name,
+            )
+        return self._to_model(crd)
+
+
+class FakeCustomObjectsApi:
+    """The namespaced half of ``kubernetes.client.CustomObjectsApi``; objects are dicts.
+
+    Any namespace is accepted (Argo CD's is ``argocd``).
+    """
+
+    def __init__(self, store: _CustomStore) -> None:
+        self._store = store
+
+    def _crd(self, group: str, version: str, plural: str) -> _Crd:
+        crd = self._store.crds.get(f"{plural}.{group}")
+        if crd is None or version not in crd.versions or not crd.namespaced:
+            raise _error(404, "the server could not find the requested resource", plural, "")
+        return crd
+
+    def _object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> tuple[_Crd, dict[str, Any]]:
+        crd = self._crd(group, version, plural)
+        obj = crd.objects.get((namespace, name))
+        if obj is None:
+            raise _error(404, f'{plural}.{group} "{name}" not found', plural, name)
+        return crd, obj
+
+    @staticmethod
+    def _served(obj: dict[str, Any], group: str, version: str) -> dict[str, Any]:
+        """A copy in the requested version (the lab stores one shape for every version)."""
+        return {**copy.deepcopy(obj), "apiVersion": f"{group}/{version}"}
+
+    def create_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, body: Any
+    ) -> dict[str, Any]:
+        crd = self._crd(group, version, plural)
+        obj = copy.deepcopy(_body_dict(body))
+        metadata = obj.setdefault("metadata", {})
+        name = metadata.get("name")
+        resource = f"{plural}.{group}"
+        if obj.get("apiVersion") != f"{group}/{version}" or obj.get("kind") != crd.kind:
+            raise _error(
+                400,
+                f"the API version and kind in the data ({obj.get('apiVersion')},"
+                f" {obj.get('kind')}) do not match the expected ({group}/{version}, {crd.kind})",
+                plural,
+                name or "",
+            )
+        if metadata.get("namespace", namespace) != namespace:
+            raise _error(
+                400,
+                "the namespace of the provided object does not match the namespace sent on the"
+                " request",
+                plural,
+                name or "",
+            )
+        if not isinstance(name, str) or not name:
+            raise _error(
+                422, "metadata.name: Required value: name or generateName is required", plural, ""
+            )
+        if (namespace, name) in crd.objects:
+            raise _error(409, f'{resource} "{name}" already exists', plural, name)
+        if crd.status_subresource:
+            obj.pop("status", None)  # written through /status only
+        metadata.update(
+            namespace=namespace,
+            uid=self._store.cluster.new_uid(),
+            creationTimestamp=self._store.timestamp(),
+            resourceVersion=self._store.write(),
+            generation=1,
+        )
+        crd.objects[namespace, name] = obj
+        return self._served(obj, group, version)
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any]:
+        _, obj = self._object(group, version, namespace, plural, name)
+        return self._served(obj, group, version)
+
+    def list_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str
+    ) -> dict[str, Any]:
+        crd = self._crd(group, version, plural)
+        items = [
+            self._served(obj, group, version)
+            for (ns, _), obj in crd.objects.items()
+            if ns == namespace
+        ]
+        return {
+            "apiVersion": f"{group}/{version}",
+            "kind": f"{crd.kind}List",
+            "metadata": {"resourceVersion": str(self._store.revision)},
+            "items": items,
+        }
+
+    def patch_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: Any,
+        _content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch (the client's default for custom objects).
+
+        Custom resources take no strategic merge patch (415), which is also what a dict sent as
+        a JSON patch becomes in the client. As on the server, a change
+        outside ``metadata`` bumps ``metadata.generation``, and ``status`` is left alone when
+        the CRD has a status subresource.
+        """
+        crd, obj = self._object(group, version, namespace, plural, name)
+        if _sent_content_type(body, _content_type, MERGE_PATCH) == STRATEGIC_MERGE_PATCH:
+            raise _error(
+                415, "strategic merge patch is not supported for custom resources", plural, name
+            )
+        patch = _merge_patch(body, _content_type or MERGE_PATCH, plural, name)
+        merged = _json_merge(copy.deepcopy(obj), patch)
+        # Identity and bookkeeping belong to the server, which drops emptied maps (omitempty).
+        merged["apiVersion"], merged["kind"] = obj["apiVersion"], obj["kind"]
+        server = ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion")
+        merged["metadata"] = {
+            **{k: v for k, v in (merged.get("metadata") or {}).items() if v != {}},
+            **{k: obj["metadata"][k] for k in server},
+        }
+        if crd.status_subresource:
+            merged.pop("status", None)
+            if "status" in obj:
+                merged["status"] = copy.deepcopy(obj["status"])
+        if merged != obj:
+            if _without_metadata(merged) != _without_metadata(obj):
+                merged["metadata"]["generation"] += 1
+            merged["metadata"]["resourceVersion"] = self._store.write()
+            crd.objects[namespace, name] = merged
+        return self._served(crd.objects[namespace, name], group, version)
+
+    def delete_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any]:
+        crd, obj = self._object(group, version, namespace, plural, name)
+        del crd.objects[namespace, name]
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": name,
+                "group": group,
+                "kind": plural,
+                "uid": obj["metadata"]["uid"],
+            },
+        }
+
+
+class FakeKubernetes:
+    """The lab's Kubernetes API, one attribute per ``kubernetes.client`` API class."""
+
+    def __init__(self, cluster: Cluster, clock: SimClock, settings: LabSettings) -> None:
+        self.core_v1 = FakeCoreV1Api(cluster, clock, settings)
+        self.apps_v1 = FakeAppsV1Api(cluster, clock, settings)
+        self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings)
+        self.policy_v1 = FakePolicyV1Api(cluster, clock, settings)
+        store = _CustomStore(cluster, clock)
+        self.apiextensions_v1 = FakeApiextensionsV1Api(store)
+        self.custom_objects = FakeCustomObjectsApi(store)
