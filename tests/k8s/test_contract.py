@@ -385,3 +385,27 @@ def test_no_node_action_when_too_many_nodes_are_out(backend: Backend) -> None:
     assert not _node_unschedulable(b, second)
     cordon.undo(b.kube, result, sleep=b.sleep)
     assert not _node_unschedulable(b, first)
+
+
+def test_argo_rollback_refuses_what_it_cannot_roll_back(backend: Backend) -> None:
+    b = backend
+    b.install_argo_crd()
+    b.ensure_namespace("argocd")
+    group = ("argoproj.io", "v1alpha1", "argocd", "applications")
+    young, multi = f"young-{b.namespace}", f"multi-{b.namespace}"
+    app = _argo_app(young)
+    app["status"]["history"] = app["status"]["history"][1:]
+    b.kube.custom_objects.create_namespaced_custom_object(*group, app)
+    app = _argo_app(multi)
+    app["spec"]["sources"] = [app["spec"].pop("source")]
+    b.kube.custom_objects.create_namespaced_custom_object(*group, app)
+
+    with pytest.raises(PermanentActuatorError, match="1 history entries"):
+        ArgoRollback(b.namespace, SERVICE, application=young).apply(b.kube, dry_run=False)
+    with pytest.raises(PermanentActuatorError, match="several sources"):
+        ArgoRollback(b.namespace, SERVICE, application=multi).apply(b.kube, dry_run=False)
+    with pytest.raises(PermanentActuatorError, match="404"):
+        ArgoRollback(b.namespace, SERVICE, application="absent").apply(b.kube, dry_run=False)
+    for name in (young, multi):
+        assert "operation" not in b.kube.custom_objects.get_namespaced_custom_object(*group, name)
+        b.kube.custom_objects.delete_namespaced_custom_object(*group, name)
