@@ -13,6 +13,9 @@ Forecasters (`Forecaster` protocol) forecast per-minute request-rate quantiles
 history: `LSTMForecaster` (darts, global over services) and `SeasonalNaiveForecaster`
 (baseline, "same minute yesterday").
 
+`score_corpus` scores a detector on the Numenta Anomaly Benchmark exactly as NAB v1.1 does
+(`load_nab_corpus` reads NAB's layout), so it can be compared with NAB's published scoreboard.
+
 Exceptions::
 
     ModelError                      anything refused on purpose by this package
@@ -21,6 +24,7 @@ Exceptions::
     +-- InsufficientHistoryError    a series is shorter than fit/predict need
     +-- InvalidInputError           empty or all-NaN input, bad horizon or parameter
     +-- ModelFileError              no saved model at a path, or one of another kind
+    +-- NabError (also ValueError)  unusable NAB corpus, or bad scores for one of its files
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ from models._errors import (
 )
 from models._lstm import LSTMForecaster
 from models._metrics import detector_metrics, forecast_metrics
+from models._nab import (
+    NabCorpus,
+    NabError,
+    NabFile,
+    NabProfile,
+    NabResult,
+    load_nab_corpus,
+    probationary_rows,
+    scaled_sigmoid,
+    score_corpus,
+)
 from models._protocols import Detector, Forecaster
 from models._pyfunc import (
     DetectorModel,
@@ -52,6 +67,7 @@ from models._pyfunc import (
 )
 from models._seasonal_naive import SeasonalNaiveForecaster
 from models._series import FORECAST_COLUMNS, HISTORY_COLUMNS
+from models._streaming import StreamingScorer, StreamingSettings, sampling_interval
 
 __all__ = [
     "ANOMALY_THRESHOLD",
@@ -71,14 +87,26 @@ __all__ = [
     "MissingFeatureError",
     "ModelError",
     "ModelFileError",
+    "NabCorpus",
+    "NabError",
+    "NabFile",
+    "NabProfile",
+    "NabResult",
     "NotFittedError",
     "RobustZScoreDetector",
     "SeasonalNaiveForecaster",
+    "StreamingScorer",
+    "StreamingSettings",
     "detector_metrics",
     "forecast_metrics",
     "load_detector",
     "load_forecaster",
+    "load_nab_corpus",
     "log_detector",
     "log_forecaster",
+    "probationary_rows",
     "pyfunc_history",
+    "sampling_interval",
+    "scaled_sigmoid",
+    "score_corpus",
 ]

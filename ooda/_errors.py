@@ -13,3 +13,7 @@ class ScoringUnavailableError(OodaError):
 
 class BadMetricsError(OodaError):
     """The metric source returned something the loop cannot use."""
+
+
+class SeriesInputError(OodaError, ValueError):
+    """A series file for ``score-series`` / ``forecast-series`` is unreadable or malformed."""

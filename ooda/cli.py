@@ -9,18 +9,23 @@ import os
 import sys
 import warnings
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from ooda._settings import OodaSettings
-from training import RegistrySettings, TrainingSettings
+if TYPE_CHECKING:
+    from ooda._settings import OodaSettings
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
 console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
 def _settings(args: argparse.Namespace) -> OodaSettings:
+    from ooda._settings import OodaSettings
+    from training import RegistrySettings, TrainingSettings
+
     uri = (
         args.tracking_uri
         or os.environ.get("MLFLOW_TRACKING_URI")
@@ -87,6 +92,21 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score_series(args: argparse.Namespace) -> int:
+    from ooda._errors import SeriesInputError
+    from ooda._series import score_series
+
+    try:
+        out = score_series(args.input, args.output)
+    except SeriesInputError as exc:
+        console.print(f"[red]score-series: {exc}[/]")
+        return 2
+    console.print(
+        f"{args.output}: {len(out)} rows, max anomaly_score {out.anomaly_score.max():.3f}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ooda", description=__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in mlruns/)")
@@ -103,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--reason", default="manual", help="why (kept as a version tag)")
     models.add_argument("--actor", help="who (default: the current user)")
     models.set_defaults(func=_cmd_models)
+    score = sub.add_parser(
+        "score-series",
+        help="causal anomaly score per row of a timestamp,value CSV (NAB format)",
+    )
+    score.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
+    score.add_argument("--output", type=Path, required=True, help="CSV to write")
+    score.set_defaults(func=_cmd_score_series)
     return parser
 
 

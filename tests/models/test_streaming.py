@@ -1,0 +1,76 @@
+"""The causal online scorer behind ``ooda score-series``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import InvalidInputError, StreamingScorer, StreamingSettings, sampling_interval
+
+SETTINGS = StreamingSettings(warmup=100, refit_every=50, history=500, baseline=400, n_estimators=30)
+
+
+def _series(n: int = 900, jump_at: int | None = 700, seed: int = 3) -> tuple[pd.Series, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    stamps = pd.Series(pd.date_range("2025-01-06", periods=n, freq="5min"))
+    day = np.sin(2 * np.pi * np.arange(n) / 288)
+    values = 50 + 10 * day + rng.normal(0, 1.0, n)
+    if jump_at is not None:
+        values[jump_at:] += 25.0
+    return stamps, values
+
+
+def test_scores_a_prefix_exactly_as_the_whole_series() -> None:
+    stamps, values = _series()
+    whole = StreamingScorer(SETTINGS).score(stamps, values)
+    for cut in (101, 333, 750):
+        prefix = StreamingScorer(SETTINGS).score(stamps[:cut], values[:cut])
+        np.testing.assert_array_equal(prefix, whole[:cut])
+
+
+def test_a_level_shift_raises_an_alarm_and_calm_data_stays_quiet() -> None:
+    stamps, values = _series(jump_at=700)
+    scores = StreamingScorer(SETTINGS).score(stamps, values)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert (scores[: SETTINGS.warmup] == 0).all()
+    assert scores[700:720].max() >= SETTINGS.alarm
+    assert (scores[200:690] >= SETTINGS.alarm).sum() <= 3
+
+    calm = StreamingScorer(SETTINGS).score(*_series(jump_at=None))
+    assert (calm >= SETTINGS.alarm).sum() <= 3
+
+
+def test_one_alarm_then_quiet_rows() -> None:
+    stamps, values = _series(jump_at=700)
+    scores = StreamingScorer(SETTINGS).score(stamps, values)
+    first = int(np.argmax(scores >= SETTINGS.alarm))
+    quiet = scores[first + 1 : first + 1 + SETTINGS.quiet_rows]
+    assert (quiet == 0).all()
+
+
+def test_interval_and_season_come_from_the_timestamps() -> None:
+    stamps, _ = _series(n=50, jump_at=None)
+    assert sampling_interval(stamps) == pd.Timedelta(minutes=5)
+    scorer = StreamingScorer(SETTINGS).fit(stamps)
+    assert scorer.season_rows == 288
+    hourly = pd.Series(pd.date_range("2025-01-01", periods=50, freq="h"))
+    assert StreamingScorer(SETTINGS).fit(hourly).season_rows == 24
+
+
+def test_missing_values_score_zero_and_do_not_break_the_rest() -> None:
+    stamps, values = _series()
+    values[400:405] = np.nan
+    scores = StreamingScorer(SETTINGS).score(stamps, values)
+    assert (scores[400:405] == 0).all()
+    assert np.isfinite(scores).all() and scores[700:720].max() >= SETTINGS.alarm
+
+
+def test_bad_input_is_refused_with_the_reason() -> None:
+    stamps, values = _series(n=200, jump_at=None)
+    with pytest.raises(InvalidInputError, match="200 timestamps but 199 values"):
+        StreamingScorer(SETTINGS).score(stamps, values[:-1])
+    with pytest.raises(InvalidInputError, match="every value is missing"):
+        StreamingScorer(SETTINGS).score(stamps, np.full(200, np.nan))
+    with pytest.raises(InvalidInputError, match="warmup"):
+        StreamingScorer(StreamingSettings(warmup=5))

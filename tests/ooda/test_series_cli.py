@@ -1,0 +1,100 @@
+"""``ooda score-series``: NAB's format in, one causal score per row out, bad input refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ooda.cli import main
+
+
+def _write(path: Path, n: int = 1200, jump_at: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    values = 20 + rng.normal(0, 1, n)
+    values[jump_at:] += 15
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2014-02-14 14:30", periods=n, freq="5min").strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
+            "value": np.round(values, 3),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_score_series_writes_one_scored_row_per_input_row(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.csv")
+    assert (
+        main(
+            [
+                "score-series",
+                "--input",
+                str(tmp_path / "in.csv"),
+                "--output",
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"timestamp": str})
+    assert list(out.columns) == ["timestamp", "value", "anomaly_score"]
+    assert out["timestamp"].tolist() == src["timestamp"].tolist()
+    np.testing.assert_allclose(out["value"], src["value"])
+    assert out["anomaly_score"].between(0, 1).all()
+    assert out["anomaly_score"].iloc[1000:1020].max() >= 0.5
+
+
+def test_score_series_of_a_prefix_matches(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.csv")
+    src.iloc[:1010].to_csv(tmp_path / "prefix.csv", index=False)
+    for name in ("in", "prefix"):
+        assert (
+            main(
+                [
+                    "score-series",
+                    "--input",
+                    str(tmp_path / f"{name}.csv"),
+                    "--output",
+                    str(tmp_path / f"{name}.out.csv"),
+                ]
+            )
+            == 0
+        )
+    whole = pd.read_csv(tmp_path / "in.out.csv")["anomaly_score"].to_numpy()
+    prefix = pd.read_csv(tmp_path / "prefix.out.csv")["anomaly_score"].to_numpy()
+    np.testing.assert_array_equal(prefix, whole[:1010])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,value\n2014-01-01 00:00:00,1\n", "missing ['timestamp']"),
+        ("timestamp,value\n2014-01-01 00:00:00,1\nyesterday,2\n", "row 3: timestamp 'yesterday'"),
+        ("timestamp,value\n2014-01-01 00:05:00,1\n2014-01-01 00:00:00,2\n", "does not come after"),
+        (
+            "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,n/a?\n",
+            "'n/a?' is not a number",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    (tmp_path / "bad.csv").write_text(text)
+    code = main(
+        [
+            "score-series",
+            "--input",
+            str(tmp_path / "bad.csv"),
+            "--output",
+            str(tmp_path / "out.csv"),
+        ]
+    )
+    assert code == 2
+    assert message in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "out.csv").exists()
