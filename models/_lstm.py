@@ -90,13 +90,15 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _to_timeseries(values: pd.Series, scale: float) -> TimeSeries:
-    """A float32 darts series on a UTC-naive minute index (darts encoders want naive time)."""
+def _to_timeseries(values: pd.Series, scale: float, step: pd.Timedelta) -> TimeSeries:
+    """A float32 darts series on a UTC-naive regular index (darts encoders want naive time)."""
     from darts import TimeSeries
 
-    index = pd.DatetimeIndex(values.index).tz_convert("UTC").tz_localize(None)
+    index = pd.DatetimeIndex(values.index)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
     scaled = pd.Series((values.to_numpy() / scale).astype(np.float32), index=index)
-    return TimeSeries.from_series(scaled, freq="min")
+    return TimeSeries.from_series(scaled, freq=step)
 
 
 class LSTMForecaster:
@@ -121,12 +123,15 @@ class LSTMForecaster:
         random_state: int = 0,
         num_threads: int | None = 1,
         show_progress: bool = False,
+        step_seconds: int = 60,
     ) -> None:
         if training_length < input_chunk_length:
             raise InvalidInputError(
                 f"training_length ({training_length}) must be >= input_chunk_length "
                 f"({input_chunk_length})"
             )
+        if step_seconds < 1:
+            raise InvalidInputError(f"step_seconds must be >= 1, got {step_seconds}")
         if num_samples < 10:
             raise InvalidInputError(f"num_samples must be >= 10 for quantiles, got {num_samples}")
         self.input_chunk_length = input_chunk_length
@@ -141,6 +146,7 @@ class LSTMForecaster:
         self.random_state = random_state
         self.num_threads = num_threads
         self.show_progress = show_progress
+        self.step_seconds = step_seconds
         self._model: RNNModel | None = None
         self._scales: dict[str, float] = {}
 
@@ -166,8 +172,13 @@ class LSTMForecaster:
 
     @property
     def min_history(self) -> int:
-        """Minutes of per-service history `predict()` needs."""
+        """Steps of per-service history `predict()` needs."""
         return self.input_chunk_length
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The time step of the series (a minute for request rates)."""
+        return pd.Timedelta(seconds=self.step_seconds)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -189,12 +200,13 @@ class LSTMForecaster:
             "num_samples": self.num_samples,
             "random_state": self.random_state,
             "num_threads": self.num_threads,
+            "step_seconds": self.step_seconds,
         }
 
     # -- public API ---------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> Self:
         """Train one model over all services' per-minute request-rate series."""
-        series = per_service_series(frame, type(self).__name__)
+        series = per_service_series(frame, type(self).__name__, self.step)
         require_length(series, self.training_length + 1, type(self).__name__, "fit")
         scales = {service: series_scale(values) for service, values in series.items()}
         from darts.models import RNNModel
@@ -226,7 +238,7 @@ class LSTMForecaster:
         )
         with _quiet(not self.show_progress), _torch_threads(self.num_threads):
             model.fit(
-                [_to_timeseries(series[s], scales[s]) for s in series],
+                [_to_timeseries(series[s], scales[s], self.step) for s in series],
                 max_samples_per_ts=self.max_samples_per_ts,
                 stride=self._stride(max(len(values) for values in series.values())),
                 verbose=self.show_progress,
@@ -251,32 +263,64 @@ class LSTMForecaster:
         if self._model is None:
             raise NotFittedError(type(self).__name__)
         horizon = check_horizon(horizon, type(self).__name__)
-        series = per_service_series(history, type(self).__name__)
+        series = per_service_series(history, type(self).__name__, self.step)
         require_length(series, self.input_chunk_length, type(self).__name__, "predict")
         services = list(series)
         scales = [self._scales.get(s) or series_scale(series[s]) for s in services]
+        windows = [series[s].iloc[-self.input_chunk_length :] for s in services]
+        quantiles = self._quantiles(windows, scales, horizon)
+        parts = [
+            forecast_frame(service, series[service].index[-1], q, self.step)
+            for service, q in zip(services, quantiles, strict=True)
+        ]
+        return concat_forecasts(parts)
+
+    def predict_windows(
+        self, service: str, windows: list[pd.Series], horizon: int
+    ) -> list[np.ndarray]:
+        """q10/q50/q90 (a `(horizon, 3)` array each) after each of several history windows of
+        one service, in one batch: a rolling-origin backtest without a call per origin.
+
+        Each window is a regular series (index: timestamps `step` apart) of at least
+        `min_history` values; it is scaled like `service` was in training.
+        """
+        if self._model is None:
+            raise NotFittedError(type(self).__name__)
+        horizon = check_horizon(horizon, type(self).__name__)
+        short = [len(w) for w in windows if len(w) < self.input_chunk_length]
+        if short:
+            raise InvalidInputError(
+                f"{type(self).__name__}: windows need {self.input_chunk_length} values,"
+                f" got lengths {short[:5]}"
+            )
+        scale = self._scales.get(service) or series_scale(pd.concat(windows))
+        tails = [w.iloc[-self.input_chunk_length :] for w in windows]
+        return self._quantiles(tails, [scale] * len(tails), horizon)
+
+    def _quantiles(
+        self, windows: list[pd.Series], scales: list[float], horizon: int
+    ) -> list[np.ndarray]:
+        assert self._model is not None
         inputs = [
-            _to_timeseries(series[s].iloc[-self.input_chunk_length :], scale)
-            for s, scale in zip(services, scales, strict=True)
+            _to_timeseries(w, scale, self.step) for w, scale in zip(windows, scales, strict=True)
         ]
         with _quiet(not self.show_progress), _torch_threads(self.num_threads):
             predictions = self._model.predict(
                 n=horizon,
                 series=inputs,
                 # One batch holding every sample path: far fewer LSTM calls than darts' default.
-                batch_size=len(inputs) * self.num_samples,
+                batch_size=min(len(inputs) * self.num_samples, 20_000),
                 num_samples=self.num_samples,
                 verbose=self.show_progress,
                 show_warnings=self.show_progress,
                 random_state=self.random_state,
                 dataloader_kwargs=_LOADER,
             )
-        parts = []
-        for service, scale, prediction in zip(services, scales, predictions, strict=True):
+        out = []
+        for scale, prediction in zip(scales, predictions, strict=True):
             samples = prediction.all_values(copy=False)[:, 0, :].astype(float) * scale
-            quantiles = np.quantile(samples, QUANTILES, axis=1).T
-            parts.append(forecast_frame(service, series[service].index[-1], quantiles))
-        return concat_forecasts(parts)
+            out.append(np.quantile(samples, QUANTILES, axis=1).T)
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write the fitted forecaster (darts model + service scales) into directory `path`."""

@@ -24,8 +24,11 @@ QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 STEP = pd.Timedelta(minutes=1)
 
 
-def per_service_series(frame: pd.DataFrame, model: str) -> dict[str, pd.Series]:
-    """Split a long history frame into regular per-minute `request_rate` series by service.
+def per_service_series(
+    frame: pd.DataFrame, model: str, step: pd.Timedelta = STEP
+) -> dict[str, pd.Series]:
+    """Split a long history frame into regular `request_rate` series by service (one row a
+    `step`, a minute by default).
 
     Naive timestamps are read as UTC. Duplicate minutes are averaged, missing minutes are
     interpolated in time (and edge gaps filled from the nearest value).
@@ -45,7 +48,7 @@ def per_service_series(frame: pd.DataFrame, model: str) -> dict[str, pd.Series]:
     result: dict[str, pd.Series] = {}
     for service, group in data.groupby("service", sort=True):
         series = group.set_index("timestamp")["request_rate"].sort_index()
-        series = series.resample(STEP).mean().interpolate(method="time", limit_direction="both")
+        series = series.resample(step).mean().interpolate(method="time", limit_direction="both")
         if series.isna().all():
             raise InvalidInputError(f"{model}: request_rate of service {service!r} is all NaN")
         result[str(service)] = series.astype(float)
@@ -68,14 +71,16 @@ def check_horizon(horizon: int, model: str) -> int:
     return int(horizon)
 
 
-def forecast_frame(service: str, last: pd.Timestamp, quantiles: np.ndarray) -> pd.DataFrame:
+def forecast_frame(
+    service: str, last: pd.Timestamp, quantiles: np.ndarray, step: pd.Timedelta = STEP
+) -> pd.DataFrame:
     """Rows for one service from a (horizon, 3) array, made ordered and non-negative."""
     ordered = np.clip(np.sort(np.asarray(quantiles, dtype=float), axis=1), 0.0, None)
     horizon = len(ordered)
     return pd.DataFrame(
         {
             "service": service,
-            "timestamp": pd.date_range(last + STEP, periods=horizon, freq=STEP),
+            "timestamp": pd.date_range(last + step, periods=horizon, freq=step),
             "q10": ordered[:, 0],
             "q50": ordered[:, 1],
             "q90": ordered[:, 2],

@@ -76,3 +76,35 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
     return out
+
+
+def forecast_series(
+    input_path: Path, horizon: int, output_path: Path, model: str = "auto"
+) -> tuple[pd.DataFrame, str, dict[str, float]]:
+    """Rolling-origin forecasts; write ``timestamp,value,forecast,lower,upper`` (80 %) for the
+    forecast rows. Returns them, the model used and the validation errors behind the choice."""
+    from models import InsufficientHistoryError, InvalidInputError, rolling_forecast
+
+    if horizon < 1:
+        raise SeriesInputError(f"--horizon must be a positive number of rows, got {horizon}")
+    series = read_series(input_path)
+    values = series["value"].interpolate(limit_direction="both").to_numpy()
+    if not np.isfinite(values).all():
+        raise SeriesInputError(f"{input_path}: every value is missing")
+    try:
+        result, errors = rolling_forecast(series["timestamp"], values, horizon, model)
+    except (InsufficientHistoryError, InvalidInputError) as exc:
+        raise SeriesInputError(f"{input_path}: {exc}") from exc
+    rows = result.rows()
+    out = pd.DataFrame(
+        {
+            "timestamp": _raw_timestamps(input_path).iloc[rows].to_numpy(),
+            "value": series["value"].iloc[rows].to_numpy(),
+            "forecast": np.round(result.point.ravel(), 6),
+            "lower": np.round(result.lower.ravel(), 6),
+            "upper": np.round(result.upper.ravel(), 6),
+        }
+    )
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output_path, index=False)
+    return out, result.model, errors

@@ -107,6 +107,30 @@ def _cmd_score_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forecast_series(args: argparse.Namespace) -> int:
+    from ooda._errors import SeriesInputError
+    from ooda._series import forecast_series
+
+    try:
+        out, model, errors = forecast_series(args.input, args.horizon, args.output, args.model)
+    except SeriesInputError as exc:
+        console.print(f"[red]forecast-series: {exc}[/]")
+        return 2
+    if errors:
+        table = Table(title="validation on the last fifth of the warm-up (past data only)")
+        table.add_column("model")
+        table.add_column("MAE", justify="right")
+        for name, mae in sorted(errors.items(), key=lambda kv: kv[1]):
+            table.add_row(name + (" (chosen)" if name == model else ""), f"{mae:.3f}")
+        console.print(table)
+    inside = ((out.value >= out.lower) & (out.value <= out.upper)).mean()
+    console.print(
+        f"{args.output}: {len(out)} forecast rows by {model}, horizon {args.horizon};"
+        f" MAE {(out.value - out.forecast).abs().mean():.3f}, 80 % interval holds {inside:.0%}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ooda", description=__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in mlruns/)")
@@ -130,6 +154,20 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
     score.add_argument("--output", type=Path, required=True, help="CSV to write")
     score.set_defaults(func=_cmd_score_series)
+    forecast = sub.add_parser(
+        "forecast-series",
+        help="rolling-origin forecasts with an 80 %% interval of a timestamp,value CSV",
+    )
+    forecast.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
+    forecast.add_argument("--horizon", type=int, required=True, help="rows per forecast")
+    forecast.add_argument("--output", type=Path, required=True, help="CSV to write")
+    forecast.add_argument(
+        "--model",
+        default="auto",
+        choices=["auto", "lstm", "ets", "seasonal_naive"],
+        help="auto: the best on the end of the warm-up (default)",
+    )
+    forecast.set_defaults(func=_cmd_forecast_series)
     return parser
 
 

@@ -98,3 +98,55 @@ def test_bad_input_is_refused_and_nothing_is_written(
     assert code == 2
     assert message in " ".join(capsys.readouterr().out.split())
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_forecast_series_writes_rolling_forecasts_with_intervals(tmp_path: Path) -> None:
+    n = 6 * 288  # six days of 5-minute data
+    t = np.arange(n)
+    values = 100 + 20 * np.sin(2 * np.pi * t / 288) + np.random.default_rng(2).normal(0, 1, n)
+    stamps = pd.date_range("2015-02-26 21:42:53", periods=n, freq="5min")
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": values}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    code = main(
+        [
+            "forecast-series",
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--horizon",
+            "12",
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--model",
+            "seasonal_naive",
+        ]
+    )
+    assert code == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["timestamp", "value", "forecast", "lower", "upper"]
+    warmup = 3 * 288  # three days > 30 % of six
+    assert out["timestamp"].iloc[0] == stamps[warmup].strftime("%Y-%m-%d %H:%M:%S")
+    assert len(out) == (n - warmup) // 12 * 12
+    assert (out["lower"] <= out["forecast"]).all() and (out["forecast"] <= out["upper"]).all()
+    inside = ((out["value"] >= out["lower"]) & (out["value"] <= out["upper"])).mean()
+    assert 0.6 < inside < 0.97
+
+
+def test_forecast_series_refuses_a_series_too_short_or_a_bad_horizon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path / "in.csv", n=30, jump_at=20)
+    args = [
+        "forecast-series",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(tmp_path / "out.csv"),
+        "--model",
+        "seasonal_naive",
+    ]
+    assert main([*args, "--horizon", "0"]) == 2
+    assert "--horizon must be a positive number" in capsys.readouterr().out
+    assert main([*args, "--horizon", "12"]) == 2
+    assert "warm-up" in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "out.csv").exists()

@@ -1,0 +1,214 @@
+"""Rolling-origin forecasts of one univariate series (``ooda forecast-series``).
+
+After a warm-up, one ``horizon``-step forecast is made every ``horizon`` steps, each from the
+data before its origin only. That is how a forecaster is used (and judged) in production: a
+model fitted on the past, asked again and again as time moves on. The sampling interval and
+the daily season come from the timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models._errors import InsufficientHistoryError, InvalidInputError
+
+#: The central 80 % interval: q10 and q90.
+INTERVAL = (0.1, 0.9)
+
+
+@dataclass(frozen=True)
+class RollingForecast:
+    """Forecasts from several origins of one series; arrays are (origins, horizon)."""
+
+    model: str
+    origins: np.ndarray
+    """Row index of each origin: its forecast covers rows ``origin .. origin + horizon - 1``."""
+    point: np.ndarray
+    lower: np.ndarray
+    """q10 of each forecast step."""
+    upper: np.ndarray
+    """q90 of each forecast step."""
+
+    @property
+    def horizon(self) -> int:
+        return int(self.point.shape[1])
+
+    def rows(self) -> np.ndarray:
+        """Row index of every forecast value, flattened like ``point.ravel()``."""
+        return (self.origins[:, None] + np.arange(self.horizon)[None, :]).ravel()
+
+
+def rolling_origins(n_rows: int, warmup: int, horizon: int) -> np.ndarray:
+    """Origins ``warmup, warmup + horizon, ...`` whose whole horizon lies inside the series."""
+    if horizon < 1:
+        raise InvalidInputError(f"horizon must be a positive integer, got {horizon!r}")
+    if warmup + horizon > n_rows:
+        raise InsufficientHistoryError(
+            f"{n_rows} rows leave nothing to forecast after a warm-up of {warmup} rows"
+            f" with horizon {horizon}"
+        )
+    return np.arange(warmup, n_rows - horizon + 1, horizon)
+
+
+def season_rows(timestamps: pd.Series) -> tuple[pd.Timedelta, int]:
+    """The sampling interval (median step) and the rows in one day (0 when not whole)."""
+    stamps = pd.to_datetime(timestamps)
+    steps = stamps.diff().dropna()
+    steps = steps[steps > pd.Timedelta(0)]
+    if steps.empty:
+        raise InsufficientHistoryError("need two increasing timestamps to find the interval")
+    interval = pd.Timedelta(steps.median())
+    per_day = pd.Timedelta(days=1) / interval
+    return interval, round(per_day) if abs(per_day - round(per_day)) < 1e-6 else 0
+
+
+def default_warmup(n_rows: int, season: int) -> int:
+    """Three seasons (days) of history, or 30 % of the series if that is more."""
+    return max(3 * max(season, 1), int(0.3 * n_rows))
+
+
+def seasonal_naive_rolling(
+    values: np.ndarray, season: int, warmup: int, horizon: int
+) -> RollingForecast:
+    """``y[t] = y[t - season]`` (repeated for steps beyond one season), with intervals from the
+    seasonal differences of the warm-up: q10/q90 of ``y[t] - y[t - season * k]`` for the ``k``
+    each step needs."""
+    if season < 1 or warmup <= season:
+        raise InsufficientHistoryError(
+            f"seasonal naive needs a warm-up longer than one season ({season} rows), got {warmup}"
+        )
+    y = np.asarray(values, dtype=float)
+    origins = rolling_origins(len(y), warmup, horizon)
+    steps = np.arange(horizon)
+    lags = season * (steps // season + 1)
+    point = y[origins[:, None] + steps[None, :] - lags[None, :]]
+    warm = y[:warmup]
+    lower = np.empty(horizon)
+    upper = np.empty(horizon)
+    for h, lag in enumerate(lags):
+        diffs = warm[lag:] - warm[:-lag]
+        diffs = diffs[np.isfinite(diffs)]
+        lower[h], upper[h] = np.quantile(diffs, INTERVAL) if diffs.size else (0.0, 0.0)
+    return RollingForecast(
+        "seasonal_naive", origins, point, point + lower[None, :], point + upper[None, :]
+    )
+
+
+@dataclass(frozen=True)
+class LstmSettings:
+    """The LSTM of :func:`lstm_rolling`: the project's forecaster at the series' own step."""
+
+    input_chunk_length: int = 72
+    """Steps the network reads before each forecast (6 hours of 5-minute data)."""
+    training_length: int = 96
+    """Steps per training sequence."""
+    hidden_dim: int = 24
+    """LSTM units."""
+    n_epochs: int = 12
+    """Training epochs."""
+    learning_rate: float = 3e-3
+    """Adam learning rate."""
+    max_samples_per_ts: int = 1500
+    """Training windows drawn (strided) from the warm-up."""
+    num_samples: int = 100
+    """Sample paths per forecast, for the quantiles."""
+    random_state: int = 0
+    """Seed of the weights and of the sampling."""
+
+
+def lstm_rolling(
+    timestamps: pd.Series,
+    values: np.ndarray,
+    warmup: int,
+    horizon: int,
+    settings: LstmSettings | None = None,
+) -> RollingForecast:
+    """The project's :class:`~models.LSTMForecaster`, fitted once on the warm-up rows, then
+    asked from every origin with the ``input_chunk_length`` rows before it (one batch)."""
+    from models._lstm import LSTMForecaster
+
+    s = settings or LstmSettings()
+    interval, _ = season_rows(timestamps)
+    y = pd.Series(np.asarray(values, dtype=float)).interpolate(limit_direction="both")
+    stamps = pd.DatetimeIndex(pd.to_datetime(timestamps))
+    origins = rolling_origins(len(y), max(warmup, s.input_chunk_length), horizon)
+    forecaster = LSTMForecaster(
+        input_chunk_length=s.input_chunk_length,
+        training_length=s.training_length,
+        hidden_dim=s.hidden_dim,
+        n_epochs=s.n_epochs,
+        learning_rate=s.learning_rate,
+        max_samples_per_ts=s.max_samples_per_ts,
+        num_samples=s.num_samples,
+        random_state=s.random_state,
+        step_seconds=round(interval.total_seconds()),
+    )
+    history = pd.DataFrame(
+        {"timestamp": stamps[:warmup], "service": "series", "request_rate": y.iloc[:warmup]}
+    )
+    forecaster.fit(history)
+    # The grid the forecaster works on: the series' own timestamps, snapped to its step.
+    grid = pd.date_range(stamps[0], periods=len(y), freq=interval)
+    series = pd.Series(y.to_numpy(), index=grid)
+    windows = [series.iloc[o - s.input_chunk_length : o] for o in origins]
+    quantiles = np.stack(forecaster.predict_windows("series", windows, horizon))
+    return RollingForecast(
+        "lstm", origins, quantiles[:, :, 1], quantiles[:, :, 0], quantiles[:, :, 2]
+    )
+
+
+MODELS = ("lstm", "ets", "seasonal_naive")
+
+
+def _run(
+    model: str,
+    timestamps: pd.Series,
+    values: np.ndarray,
+    season: int,
+    warmup: int,
+    horizon: int,
+    lstm: LstmSettings | None,
+) -> RollingForecast:
+    if model == "lstm":
+        return lstm_rolling(timestamps, values, warmup, horizon, lstm)
+    if model == "ets":
+        from models._holt_winters import holt_winters_rolling
+
+        return holt_winters_rolling(values, season, warmup, horizon)
+    if model == "seasonal_naive":
+        return seasonal_naive_rolling(values, season, warmup, horizon)
+    raise InvalidInputError(f"unknown model {model!r}; choose one of {MODELS} or 'auto'")
+
+
+def rolling_forecast(
+    timestamps: pd.Series,
+    values: np.ndarray,
+    horizon: int,
+    model: str = "auto",
+    warmup: int | None = None,
+    lstm: LstmSettings | None = None,
+) -> tuple[RollingForecast, dict[str, float]]:
+    """Rolling-origin forecasts of a series with ``model``, or the best of :data:`MODELS`.
+
+    ``auto`` judges every model on the last fifth of the warm-up (each fitted on the rows
+    before it, forecasting the same way), picks the lowest mean absolute error and reruns it
+    on the whole warm-up: the choice uses past data only. Returns the forecasts and the
+    validation errors (empty unless ``auto``).
+    """
+    _, season = season_rows(timestamps)
+    y = np.asarray(values, dtype=float)
+    warmup = default_warmup(len(y), season) if warmup is None else warmup
+    if model != "auto":
+        return _run(model, timestamps, y, season, warmup, horizon, lstm), {}
+    split = int(0.8 * warmup)
+    errors: dict[str, float] = {}
+    for candidate in MODELS:
+        if candidate == "seasonal_naive" and (season < 1 or split <= season):
+            continue
+        past = _run(candidate, timestamps[:warmup], y[:warmup], season, split, horizon, lstm)
+        errors[candidate] = float(np.nanmean(np.abs(y[past.rows()] - past.point.ravel())))
+    best = min(errors, key=lambda name: errors[name])
+    return _run(best, timestamps, y, season, warmup, horizon, lstm), errors
