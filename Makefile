@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -26,6 +26,13 @@ k8s-bins:
 
 bench-k8s: install k8s-bins
 	.venv/bin/python benchmarks/bench_k8s.py
+
+bench-forecast: install
+	.venv/bin/python benchmarks/bench_forecast.py
+
+# Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
+bench-nab: install
+	.venv/bin/python benchmarks/bench_nab.py
 
 test-fast: install
 	.venv/bin/pytest -m "not e2e and not k8s"

@@ -16,7 +16,7 @@ from ooda._errors import SeriesInputError
 
 
 def read_series(path: Path) -> pd.DataFrame:
-    """``timestamp`` (datetime, strictly increasing) and ``value`` (float, NaN for blanks)."""
+    """``timestamp`` (datetime, never decreasing) and ``value`` (float, NaN for blanks)."""
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError as exc:
@@ -38,12 +38,13 @@ def read_series(path: Path) -> pd.DataFrame:
         raise SeriesInputError(
             f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} is not a date"
         )
+    # A repeated timestamp is kept as its own row (NAB's files have some); going back is not.
     steps = stamps.diff().iloc[1:]
-    if (steps <= pd.Timedelta(0)).any():
-        row = int(np.flatnonzero((steps <= pd.Timedelta(0)).to_numpy())[0]) + 1
+    if (steps < pd.Timedelta(0)).any():
+        row = int(np.flatnonzero((steps < pd.Timedelta(0)).to_numpy())[0]) + 1
         raise SeriesInputError(
-            f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} does not come"
-            " after the row before it"
+            f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} comes before"
+            " the row above it"
         )
     values = pd.to_numeric(frame["value"], errors="coerce")
     garbage = values.isna() & frame["value"].notna()

@@ -75,7 +75,10 @@ def test_score_series_of_a_prefix_matches(tmp_path: Path) -> None:
     [
         ("time,value\n2014-01-01 00:00:00,1\n", "missing ['timestamp']"),
         ("timestamp,value\n2014-01-01 00:00:00,1\nyesterday,2\n", "row 3: timestamp 'yesterday'"),
-        ("timestamp,value\n2014-01-01 00:05:00,1\n2014-01-01 00:00:00,2\n", "does not come after"),
+        (
+            "timestamp,value\n2014-01-01 00:05:00,1\n2014-01-01 00:00:00,2\n",
+            "comes before the row above",
+        ),
         (
             "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,n/a?\n",
             "'n/a?' is not a number",
@@ -150,3 +153,23 @@ def test_forecast_series_refuses_a_series_too_short_or_a_bad_horizon(
     assert main([*args, "--horizon", "12"]) == 2
     assert "warm-up" in " ".join(capsys.readouterr().out.split())
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_repeated_timestamp_stays_its_own_row(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.csv", n=300, jump_at=250)
+    doubled = pd.concat([src.iloc[:200], src.iloc[199:]], ignore_index=True)
+    doubled.to_csv(tmp_path / "dup.csv", index=False)
+    assert (
+        main(
+            [
+                "score-series",
+                "--input",
+                str(tmp_path / "dup.csv"),
+                "--output",
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"timestamp": str})
+    assert len(out) == 301 and out["timestamp"].iloc[199] == out["timestamp"].iloc[200]
