@@ -95,6 +95,14 @@ class Action(ABC):
         """Step back from ``result``; ``None`` where there is nothing to undo."""
         return None
 
+    def undone(
+        self, result: ActionResult, after: dict[str, Any], target: str | None = None
+    ) -> ActionResult:
+        """The result of stepping back from ``result`` to ``after`` (itself not undoable)."""
+        return ActionResult(
+            "undo_" + self.kind, target or self.target, False, dict(result.after), after, False
+        )
+
 
 @dataclass(frozen=True)
 class RestartPod(Action):
@@ -239,11 +247,4 @@ class SetHpaMinReplicas(Action):
             return None
         previous = int(result.before["min_replicas"])
         self._patch(kube, previous, retry, sleep)
-        return ActionResult(
-            "undo_" + self.kind,
-            self.target,
-            False,
-            dict(result.after),
-            {"min_replicas": previous},
-            undoable=False,
-        )
+        return self.undone(result, {"min_replicas": previous})

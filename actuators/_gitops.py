@@ -167,11 +167,6 @@ class ArgoRollback(Action):
             retry,
             sleep,
         )
-        return ActionResult(
-            "undo_" + self.kind,
-            self.target,
-            False,
-            dict(result.after),
-            {"revision": before["revision"], "automated": before["automated"]},
-            False,
+        return self.undone(
+            result, {"revision": before["revision"], "automated": before["automated"]}
         )

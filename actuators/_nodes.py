@@ -99,9 +99,7 @@ def _uncordon_result(
     if result.dry_run or not result.undoable:
         return None
     _set_unschedulable(kube, node, False, retry, sleep)
-    return ActionResult(
-        "undo_" + action.kind, f"node/{node}", False, dict(result.after), {"cordoned": False}, False
-    )
+    return action.undone(result, {"cordoned": False}, f"node/{node}")
 
 
 @dataclass(frozen=True)

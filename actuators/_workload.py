@@ -113,14 +113,7 @@ class ScaleDeployment(Action):
             return None
         previous = int(result.before["replicas"])
         self._patch(kube, previous, retry, sleep)
-        return ActionResult(
-            "undo_" + self.kind,
-            self.target,
-            False,
-            dict(result.after),
-            {"replicas": previous},
-            False,
-        )
+        return self.undone(result, {"replicas": previous})
 
 
 def _cpu_target(hpa_spec: Any) -> int | None:
@@ -243,9 +236,7 @@ class PatchHpa(Action):
         b = result.before
         cpu = b["target_cpu_utilization"] if self.target_cpu_utilization is not None else None
         self._patch(kube, self._spec(hpa, b["min_replicas"], b["max_replicas"], cpu), retry, sleep)
-        return ActionResult(
-            "undo_" + self.kind, self.target, False, dict(result.after), dict(b), False
-        )
+        return self.undone(result, dict(b))
 
 
 @dataclass(frozen=True)
@@ -368,11 +359,4 @@ class RollbackDeployment(Action):
         if result.dry_run:
             return None
         self._replace_template(kube, result.before["template"], retry, sleep)
-        return ActionResult(
-            "undo_" + self.kind,
-            self.target,
-            False,
-            dict(result.after),
-            {"revision_template": result.before["revision"]},
-            False,
-        )
+        return self.undone(result, {"revision_template": result.before["revision"]})

@@ -29,6 +29,13 @@ Exceptions::
 
 from __future__ import annotations
 
+from models._backtest import (
+    LstmSettings,
+    RollingForecast,
+    lstm_rolling,
+    rolling_forecast,
+    seasonal_naive_rolling,
+)
 from models._catalog import DETECTOR_CLASSES, FORECASTER_CLASSES, load_detector, load_forecaster
 from models._detectors import (
     ANOMALY_THRESHOLD,
@@ -44,6 +51,8 @@ from models._errors import (
     ModelFileError,
     NotFittedError,
 )
+from models._forecast_accuracy import coverage, mase, smape
+from models._holt_winters import holt_winters_rolling
 from models._lstm import LSTMForecaster
 from models._metrics import detector_metrics, forecast_metrics
 from models._nab import (
@@ -84,6 +93,7 @@ __all__ = [
     "InvalidInputError",
     "IsolationForestDetector",
     "LSTMForecaster",
+    "LstmSettings",
     "MissingFeatureError",
     "ModelError",
     "ModelFileError",
@@ -94,19 +104,27 @@ __all__ = [
     "NabResult",
     "NotFittedError",
     "RobustZScoreDetector",
+    "RollingForecast",
     "SeasonalNaiveForecaster",
     "StreamingScorer",
     "StreamingSettings",
+    "coverage",
     "detector_metrics",
     "forecast_metrics",
+    "holt_winters_rolling",
     "load_detector",
     "load_forecaster",
     "load_nab_corpus",
     "log_detector",
     "log_forecaster",
+    "lstm_rolling",
+    "mase",
     "probationary_rows",
     "pyfunc_history",
+    "rolling_forecast",
     "sampling_interval",
     "scaled_sigmoid",
     "score_corpus",
+    "seasonal_naive_rolling",
+    "smape",
 ]
