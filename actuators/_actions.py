@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actuators._errors import PermanentActuatorError
+from actuators._kube import evict_pod
 from actuators._retry import RetryPolicy, call_with_retry
 
 
@@ -106,7 +107,12 @@ class Action(ABC):
 
 @dataclass(frozen=True)
 class RestartPod(Action):
-    """Delete one pod so its Deployment replaces it with a fresh one (on a healthy node)."""
+    """Evict one pod so its Deployment replaces it with a fresh one (on a healthy node).
+
+    Through the Eviction API, like every pod removal here, so a PodDisruptionBudget holds: a
+    crash-looping pod is unhealthy and is normally let go at once, but not while the budget
+    is already short of healthy pods.
+    """
 
     pod: str = ""
 
@@ -151,21 +157,11 @@ class RestartPod(Action):
             "phase": pod.status.phase,
             "restarts": sum(s.restart_count or 0 for s in statuses),
         }
+        after: dict[str, Any] = {"evicted": False}
         if not dry_run:
-            call_with_retry(
-                lambda: kube.core_v1.delete_namespaced_pod(self.pod, self.namespace),
-                f"delete pod {self.namespace}/{self.pod}",
-                retry,
-                sleep,
-            )
-        return ActionResult(
-            self.kind,
-            self.target,
-            dry_run,
-            before,
-            {"deleted": not dry_run},
-            undoable=False,
-        )
+            outcome = evict_pod(kube.core_v1, self.pod, self.namespace, sleep=sleep)
+            after = {"evicted": True, "pdb_refusals": outcome.refusals}
+        return ActionResult(self.kind, self.target, dry_run, before, after, undoable=False)
 
 
 @dataclass(frozen=True)

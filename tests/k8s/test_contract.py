@@ -106,10 +106,10 @@ def test_a_dict_patch_without_a_content_type_is_a_strategic_merge(backend: Backe
 def test_restart_pod_is_replaced(backend: Backend) -> None:
     b = backend
     victim = ready_pods(b.kube, b.namespace)[0].metadata.name
-    result = RestartPod(b.namespace, SERVICE, pod=victim).apply(
-        b.kube, dry_run=False, sleep=b.sleep
-    )
-    assert result.after == {"deleted": True}
+    kube, spy = _spied(b.kube)
+    result = RestartPod(b.namespace, SERVICE, pod=victim).apply(kube, dry_run=False, sleep=b.sleep)
+    assert result.after == {"evicted": True, "pdb_refusals": 0}
+    assert "delete_namespaced_pod" not in spy.calls
 
     def replaced() -> bool:
         names = {p.metadata.name for p in ready_pods(b.kube, b.namespace)}
