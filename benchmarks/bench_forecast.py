@@ -29,8 +29,6 @@ import fnmatch
 import json
 import logging
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _machine import machine_description
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
@@ -104,20 +103,6 @@ METRICS: dict[str, tuple[str, Callable[[list[float]], float], int]] = {
     ),
     "seconds": ("fit + forecast time, s (lower is better)", min, 2),
 }
-
-
-def _machine() -> str:
-    memory = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            kib = int(fh.readline().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs{memory}, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
 
 
 def _accelerator() -> str:
@@ -289,7 +274,7 @@ def main() -> None:
         handlers=[RichHandler(console=console, show_path=False)],
     )
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = _machine()
+    machine = machine_description()
     accelerator = _accelerator() if "lstm" in models else None
 
     paths = _find_series(args.data, args.series or list(DEFAULT_SERIES))

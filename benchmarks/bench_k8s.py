@@ -14,11 +14,11 @@ Prints a table; copy it to ``benchmarks/RESULTS.md`` with the machine and the da
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from datetime import UTC, datetime
 
+from _machine import machine_description
 from kubernetes import client
 from rich.console import Console
 from rich.progress import Progress
@@ -126,9 +126,7 @@ def main() -> None:
         f"{sum(idle.values()) / mib:.0f} / {sum(loaded.values()) / mib:.0f} MiB",
     )
     console.print(table)
-    console.print(
-        f"{platform.machine()}, {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    )
+    console.print(f"{machine_description()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
 if __name__ == "__main__":

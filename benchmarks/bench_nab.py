@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _machine import machine_description
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -66,20 +65,6 @@ PUBLISHED: dict[str, tuple[float, float, float]] = {
     "Random": (11.0, 1.2, 19.5),
     "Null": (0.0, 0.0, 0.0),
 }
-
-
-def _machine() -> str:
-    memory = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            kib = int(fh.readline().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs{memory}, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
 
 
 def _ooda_command() -> Path:
@@ -285,7 +270,7 @@ def main() -> None:
             f"false-positive rows {r.fp}"
         )
     total_wall = time.perf_counter() - began
-    machine = _machine()
+    machine = machine_description()
     detector_note = (
         f"detector {detector_wall:.1f} s wall with --jobs {args.jobs} "
         f"(sum over files {sum(walls.values()):.1f} s), "
