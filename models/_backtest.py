@@ -117,6 +117,55 @@ class LstmSettings:
     """Sample paths per forecast, for the quantiles."""
     random_state: int = 0
     """Seed of the weights and of the sampling."""
+    calibrate: bool = True
+    """Stretch the 80 % interval to the coverage seen on held-out warm-up rows."""
+    calibration_share: float = 0.25
+    """Share of the warm-up held out (at its end) to calibrate the interval."""
+
+
+def _lstm_quantiles(
+    s: LstmSettings,
+    series: pd.Series,
+    fit_rows: int,
+    origins: np.ndarray,
+    horizon: int,
+    step: pd.Timedelta,
+) -> np.ndarray:
+    """(origins, horizon, 3) quantiles of an LSTM fitted on ``series[:fit_rows]``."""
+    from models._lstm import LSTMForecaster
+
+    forecaster = LSTMForecaster(
+        input_chunk_length=s.input_chunk_length,
+        training_length=s.training_length,
+        hidden_dim=s.hidden_dim,
+        n_epochs=s.n_epochs,
+        learning_rate=s.learning_rate,
+        max_samples_per_ts=s.max_samples_per_ts,
+        num_samples=s.num_samples,
+        random_state=s.random_state,
+        step_seconds=round(step.total_seconds()),
+    )
+    history = pd.DataFrame(
+        {
+            "timestamp": series.index[:fit_rows],
+            "service": "series",
+            "request_rate": series.to_numpy()[:fit_rows],
+        }
+    )
+    forecaster.fit(history)
+    windows = [series.iloc[o - s.input_chunk_length : o] for o in origins]
+    return np.stack(forecaster.predict_windows("series", windows, horizon))
+
+
+def interval_factors(actual: np.ndarray, quantiles: np.ndarray, coverage: float) -> np.ndarray:
+    """Per step, the factor by which the q10..q50..q90 half-widths must stretch (or shrink)
+    for ``coverage`` of ``actual`` to fall inside: split-conformal calibration."""
+    median = quantiles[:, :, 1]
+    below = np.maximum(median - quantiles[:, :, 0], 1e-9)
+    above = np.maximum(quantiles[:, :, 2] - median, 1e-9)
+    error = actual - median
+    ratio = np.where(error >= 0, error / above, -error / below)
+    return np.asarray(np.quantile(ratio, coverage, axis=0), dtype=float)
 
 
 def lstm_rolling(
@@ -127,37 +176,31 @@ def lstm_rolling(
     settings: LstmSettings | None = None,
 ) -> RollingForecast:
     """The project's :class:`~models.LSTMForecaster`, fitted once on the warm-up rows, then
-    asked from every origin with the ``input_chunk_length`` rows before it (one batch)."""
-    from models._lstm import LSTMForecaster
+    asked from every origin with the ``input_chunk_length`` rows before it (one batch).
 
+    Sampled paths of a network are over-confident out of sample, so with ``calibrate`` the
+    interval is stretched per step by :func:`interval_factors`, measured on the last
+    ``calibration_share`` of the warm-up by a model fitted on the rest (past data only).
+    """
     s = settings or LstmSettings()
     interval, _ = season_rows(timestamps)
     y = pd.Series(np.asarray(values, dtype=float)).interpolate(limit_direction="both")
     stamps = pd.DatetimeIndex(pd.to_datetime(timestamps))
     origins = rolling_origins(len(y), max(warmup, s.input_chunk_length), horizon)
-    forecaster = LSTMForecaster(
-        input_chunk_length=s.input_chunk_length,
-        training_length=s.training_length,
-        hidden_dim=s.hidden_dim,
-        n_epochs=s.n_epochs,
-        learning_rate=s.learning_rate,
-        max_samples_per_ts=s.max_samples_per_ts,
-        num_samples=s.num_samples,
-        random_state=s.random_state,
-        step_seconds=round(interval.total_seconds()),
-    )
-    history = pd.DataFrame(
-        {"timestamp": stamps[:warmup], "service": "series", "request_rate": y.iloc[:warmup]}
-    )
-    forecaster.fit(history)
     # The grid the forecaster works on: the series' own timestamps, snapped to its step.
-    grid = pd.date_range(stamps[0], periods=len(y), freq=interval)
-    series = pd.Series(y.to_numpy(), index=grid)
-    windows = [series.iloc[o - s.input_chunk_length : o] for o in origins]
-    quantiles = np.stack(forecaster.predict_windows("series", windows, horizon))
-    return RollingForecast(
-        "lstm", origins, quantiles[:, :, 1], quantiles[:, :, 0], quantiles[:, :, 2]
-    )
+    series = pd.Series(y.to_numpy(), index=pd.date_range(stamps[0], periods=len(y), freq=interval))
+    quantiles = _lstm_quantiles(s, series, warmup, origins, horizon, interval)
+    median = quantiles[:, :, 1]
+    lower, upper = quantiles[:, :, 0], quantiles[:, :, 2]
+    split = int((1 - s.calibration_share) * warmup)
+    if s.calibrate and split > s.training_length + s.input_chunk_length:
+        held_out = rolling_origins(warmup, split, horizon)
+        past = _lstm_quantiles(s, series, split, held_out, horizon, interval)
+        actual = y.to_numpy()[held_out[:, None] + np.arange(horizon)[None, :]]
+        factors = interval_factors(actual, past, 1.0 - 2 * INTERVAL[0])[None, :]
+        lower = median - factors * (median - lower)
+        upper = median + factors * (upper - median)
+    return RollingForecast("lstm", origins, median, lower, upper)
 
 
 MODELS = ("lstm", "ets", "seasonal_naive")

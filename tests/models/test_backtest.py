@@ -13,7 +13,7 @@ from models import (
     rolling_forecast,
     seasonal_naive_rolling,
 )
-from models._backtest import rolling_origins, season_rows
+from models._backtest import interval_factors, rolling_origins, season_rows
 
 TINY = LstmSettings(
     input_chunk_length=24,
@@ -76,3 +76,14 @@ def test_auto_picks_by_validation_on_the_warm_up() -> None:
     assert set(errors) == {"lstm", "ets", "seasonal_naive"}
     assert errors["seasonal_naive"] == pytest.approx(0.0, abs=1e-9)
     assert f.model == "seasonal_naive"
+
+
+def test_interval_factors_stretch_to_the_held_out_coverage() -> None:
+    # One step; median 10, q10 8, q90 11 (half-widths 2 below, 1 above).
+    quantiles = np.tile(np.array([8.0, 10.0, 11.0]), (5, 1, 1))
+    actual = np.array([[10.5], [12.0], [9.0], [6.0], [13.0]])
+    # Errors in half-widths: 0.5, 2, 0.5, 2, 3 -> the 80th percentile is 2.2 (linear).
+    factors = interval_factors(actual, quantiles, 0.8)
+    np.testing.assert_allclose(factors, [2.2])
+    inside = (actual[:, 0] >= 10 - 2.2 * 2) & (actual[:, 0] <= 10 + 2.2 * 1)
+    assert inside.mean() == 0.8
