@@ -13,7 +13,9 @@ the window features of the rows seen so far, then turned into a surprise score:
    short moving average against the long run of earlier averages (the idea of an anomaly
    likelihood), so a series that is always noisy stops alarming while a change in behaviour
    stands out; ``z / (z + 3)`` maps it into [0, 1) without saturating (0.5 at z = 3);
-4. after an alarm, the following rows are silenced for a while: one alert per incident.
+4. a value beyond the range of every earlier value (by more than ``spatial_margin`` of that
+   range) is an alarm on its own: the forest's averaged surprise is slow for a lone spike;
+5. after an alarm, the following rows are silenced for a while: one alert per incident.
 
 The defaults were chosen on the NAB subset under ``../shared/data/nab`` (see
 ``benchmarks/RESULTS.md``), so its score there is an optimistic estimate for new series.
@@ -52,7 +54,7 @@ class StreamingSettings:
     """Long window (the "recent normal") for level shifts."""
     n_estimators: int = 100
     """Trees per forest."""
-    average: int = 12
+    average: int = 32
     """Rows in the moving average of forest scores compared with their history."""
     baseline: int = 4000
     """Rows of forest-score history the moving average is compared with."""
@@ -60,7 +62,11 @@ class StreamingSettings:
     """Averages the baseline needs before a z-score is trusted (``average`` rows each)."""
     z_half: float = 3.0
     """The z-score that maps to 0.5."""
-    quiet_rows: int = 100
+    spatial_margin: float = 0.05
+    """A value this share of the past range beyond the past minimum or maximum is an alarm."""
+    spatial_score: float = 0.6
+    """The score such a value gets (at least ``alarm``)."""
+    quiet_rows: int = 50
     """Rows after an alarm that are silenced (score 0)."""
     alarm: float = 0.5
     """Score from which a row counts as an alarm and silences the next ``quiet_rows``."""
@@ -114,6 +120,10 @@ class StreamingScorer:
                 f"need warmup >= max(interval_rows, 10), refit_every >= 1, history >= warmup;"
                 f" got {s}"
             )
+        if s.spatial_score < s.alarm:
+            raise InvalidInputError(
+                f"spatial_score ({s.spatial_score}) must be at least alarm ({s.alarm})"
+            )
         self.interval: pd.Timedelta | None = None
         self.season_rows = 0
         self.forest_scores: np.ndarray | None = None
@@ -147,7 +157,7 @@ class StreamingScorer:
         features = window_features(x, self.season_rows, s)
         forest = self._forest_scores(features)
         self.forest_scores = forest
-        surprise = self._surprise(forest)
+        surprise = np.maximum(self._surprise(forest), self._spatial(x))
         scores = self._damp(surprise)
         scores[missing] = 0.0
         scores[: s.warmup] = 0.0
@@ -181,6 +191,15 @@ class StreamingScorer:
         std = past.rolling(s.baseline, min_periods=s.average * s.baseline_min_averages).std()
         z = ((avg - mean) / std.clip(lower=1e-3)).fillna(0.0).clip(lower=0.0).to_numpy()
         return np.asarray(z / (z + s.z_half), dtype=float)
+
+    def _spatial(self, x: np.ndarray) -> np.ndarray:
+        """``spatial_score`` where a value leaves the range of all values before it."""
+        s = self.settings
+        past = pd.Series(x).shift(1)
+        high, low = past.expanding().max(), past.expanding().min()
+        span = (high - low).clip(lower=1e-9)
+        beyond = np.maximum((x - high) / span, (low - x) / span) > s.spatial_margin
+        return np.where(beyond.fillna(False).to_numpy(), s.spatial_score, 0.0)
 
     def _damp(self, scores: np.ndarray) -> np.ndarray:
         """Silence the ``quiet_rows`` after each alarm."""

@@ -74,3 +74,14 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         StreamingScorer(SETTINGS).score(stamps, np.full(200, np.nan))
     with pytest.raises(InvalidInputError, match="warmup"):
         StreamingScorer(StreamingSettings(warmup=5))
+
+
+def test_a_value_beyond_everything_seen_alarms_at_once() -> None:
+    stamps, values = _series(jump_at=None)
+    spike = values.copy()
+    spike[600] = values[:600].max() + 0.5 * np.ptp(values[:600])
+    scores = StreamingScorer(SETTINGS).score(stamps, spike)
+    assert scores[600] >= SETTINGS.spatial_score
+    just_inside = values.copy()
+    just_inside[600] = values[:600].max()  # a tie with the past maximum is no record
+    assert StreamingScorer(SETTINGS)._spatial(just_inside)[600] == 0.0
