@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actuators._errors import PermanentActuatorError
-from actuators._kube import evict_pod
+from actuators._kube import evict_pod, read_service_pod
 from actuators._retry import RetryPolicy, call_with_retry
 
 
@@ -138,18 +138,7 @@ class RestartPod(Action):
     ) -> ActionResult:
         if not self.pod:
             raise PermanentActuatorError("restart_pod needs a pod name, got ''")
-        pod = call_with_retry(
-            lambda: kube.core_v1.read_namespaced_pod(self.pod, self.namespace),
-            f"read pod {self.namespace}/{self.pod}",
-            retry,
-            sleep,
-        )
-        labels = pod.metadata.labels or {}
-        if labels.get("app") != self.service:
-            raise PermanentActuatorError(
-                f"pod {self.namespace}/{self.pod} has app={labels.get('app')!r}, "
-                f"not the service {self.service!r} being healed"
-            )
+        pod = read_service_pod(kube.core_v1, self.pod, self.namespace, self.service, retry, sleep)
         statuses = pod.status.container_statuses or []
         before = {
             "pod": self.pod,

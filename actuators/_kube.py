@@ -19,7 +19,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from actuators._errors import TemporaryActuatorError, classify_api_error
+from actuators._errors import (
+    PermanentActuatorError,
+    TemporaryActuatorError,
+    classify_api_error,
+)
 from actuators._retry import RetryPolicy, call_with_retry
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -82,6 +86,29 @@ def evict_pod(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def read_service_pod(
+    core_v1: Any,
+    name: str,
+    namespace: str,
+    service: str,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+) -> Any:
+    """Read a pod and refuse it unless it belongs (``app`` label) to the service being healed."""
+    pod = call_with_retry(
+        lambda: core_v1.read_namespaced_pod(name, namespace),
+        f"read pod {namespace}/{name}",
+        retry,
+        sleep,
+    )
+    app = (pod.metadata.labels or {}).get("app")
+    if app != service:
+        raise PermanentActuatorError(
+            f"pod {namespace}/{name} has app={app!r}, not the service {service!r} being healed"
+        )
+    return pod
+
+
 def is_daemonset_pod(pod: Any) -> bool:
     """DaemonSet pods are left alone by a drain (their controller ignores cordons)."""
     return any(ref.kind == "DaemonSet" for ref in (pod.metadata.owner_references or []))
@@ -96,7 +123,8 @@ def node_unhealthy(node: Any) -> bool:
     """Not Ready, under a pressure condition, or cordoned."""
     if node.spec is not None and node.spec.unschedulable:
         return True
-    for condition in node.status.conditions or [] if node.status else []:
+    conditions = (node.status.conditions if node.status else None) or []
+    for condition in conditions:
         if condition.type == "Ready" and condition.status != "True":
             return True
         if condition.type.endswith("Pressure") and condition.status == "True":

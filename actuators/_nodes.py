@@ -26,6 +26,7 @@ from actuators._kube import (
     is_mirror_pod,
     node_unhealthy,
     pods_on_node,
+    read_service_pod,
 )
 from actuators._retry import RetryPolicy, call_with_retry
 
@@ -250,18 +251,7 @@ class RecreatePodElsewhere(Action):
     ) -> ActionResult:
         if not self.pod:
             raise PermanentActuatorError("recreate_pod_elsewhere needs a pod name, got ''")
-        pod = call_with_retry(
-            lambda: kube.core_v1.read_namespaced_pod(self.pod, self.namespace),
-            f"read pod {self.namespace}/{self.pod}",
-            retry,
-            sleep,
-        )
-        app = (pod.metadata.labels or {}).get("app")
-        if app != self.service:
-            raise PermanentActuatorError(
-                f"pod {self.namespace}/{self.pod} has app={app!r}, not the service"
-                f" {self.service!r} being healed"
-            )
+        pod = read_service_pod(kube.core_v1, self.pod, self.namespace, self.service, retry, sleep)
         if not pod.metadata.owner_references:
             raise PermanentActuatorError(
                 f"pod {self.namespace}/{self.pod} has no controller to recreate it"

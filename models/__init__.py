@@ -75,8 +75,8 @@ from models._pyfunc import (
     pyfunc_history,
 )
 from models._seasonal_naive import SeasonalNaiveForecaster
-from models._series import FORECAST_COLUMNS, HISTORY_COLUMNS
-from models._streaming import StreamingScorer, StreamingSettings, sampling_interval
+from models._series import FORECAST_COLUMNS, HISTORY_COLUMNS, sampling_interval
+from models._streaming import StreamingScorer, StreamingSettings
 
 __all__ = [
     "ANOMALY_THRESHOLD",

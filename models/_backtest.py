@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models._errors import InsufficientHistoryError, InvalidInputError
+from models._series import sampling_interval
 
 #: The central 80 % interval: q10 and q90.
 INTERVAL = (0.1, 0.9)
@@ -55,12 +56,7 @@ def rolling_origins(n_rows: int, warmup: int, horizon: int) -> np.ndarray:
 
 def season_rows(timestamps: pd.Series) -> tuple[pd.Timedelta, int]:
     """The sampling interval (median step) and the rows in one day (0 when not whole)."""
-    stamps = pd.to_datetime(timestamps)
-    steps = stamps.diff().dropna()
-    steps = steps[steps > pd.Timedelta(0)]
-    if steps.empty:
-        raise InsufficientHistoryError("need two increasing timestamps to find the interval")
-    interval = pd.Timedelta(steps.median())
+    interval = sampling_interval(timestamps)
     per_day = pd.Timedelta(days=1) / interval
     return interval, round(per_day) if abs(per_day - round(per_day)) < 1e-6 else 0
 

@@ -93,6 +93,18 @@ def concat_forecasts(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).loc[:, list(FORECAST_COLUMNS)]
 
 
+def sampling_interval(timestamps: pd.Series, rows: int | None = None) -> pd.Timedelta:
+    """Median positive step of the timestamps (of the first ``rows`` only, when given)."""
+    head = pd.to_datetime(timestamps if rows is None else timestamps.iloc[: max(rows, 2)])
+    steps = head.diff().dropna()
+    steps = steps[steps > pd.Timedelta(0)]
+    if steps.empty:
+        raise InsufficientHistoryError(
+            f"need two increasing timestamps to find the sampling interval, got {len(head)} rows"
+        )
+    return pd.Timedelta(steps.median())
+
+
 def series_scale(values: pd.Series) -> float:
     """Positive level of a series (its mean), 1.0 when the series is flat at zero."""
     mean = float(np.nanmean(values.to_numpy(dtype=float)))

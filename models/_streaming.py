@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from models._detectors import IsolationForestDetector
-from models._errors import InsufficientHistoryError, InvalidInputError
+from models._errors import InvalidInputError
+from models._series import sampling_interval
 
 FEATURES = ("level", "diff", "dev_short", "shift", "spread", "season")
 
@@ -74,18 +75,6 @@ class StreamingSettings:
     """Random seed of the forests (each refit derives its own from it)."""
     interval_rows: int = 20
     """Rows whose timestamps give the sampling interval."""
-
-
-def sampling_interval(timestamps: pd.Series, rows: int = 20) -> pd.Timedelta:
-    """Median step of the first ``rows`` timestamps."""
-    head = pd.to_datetime(timestamps.iloc[: max(rows, 2)])
-    steps = head.diff().dropna()
-    steps = steps[steps > pd.Timedelta(0)]
-    if steps.empty:
-        raise InsufficientHistoryError(
-            f"need two increasing timestamps to find the sampling interval, got {list(head)}"
-        )
-    return pd.Timedelta(steps.median())
 
 
 def window_features(values: np.ndarray, season: int, settings: StreamingSettings) -> pd.DataFrame:

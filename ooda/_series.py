@@ -16,9 +16,10 @@ from ooda._errors import SeriesInputError
 
 
 def read_series(path: Path) -> pd.DataFrame:
-    """``timestamp`` (datetime, never decreasing) and ``value`` (float, NaN for blanks)."""
+    """``timestamp`` (datetime, never decreasing), ``value`` (float, NaN for blanks) and
+    ``text``, the timestamp exactly as written, to echo it unchanged."""
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"timestamp": str})
     except FileNotFoundError as exc:
         raise SeriesInputError(f"{path}: no such file") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -53,12 +54,9 @@ def read_series(path: Path) -> pd.DataFrame:
         raise SeriesInputError(
             f"{path}: row {row + 2}: value {frame['value'].iloc[row]!r} is not a number"
         )
-    return pd.DataFrame({"timestamp": stamps, "value": values.astype(float)})
-
-
-def _raw_timestamps(path: Path) -> pd.Series:
-    """The timestamps exactly as written in the input, to echo them unchanged."""
-    return pd.read_csv(path, usecols=["timestamp"], dtype={"timestamp": str})["timestamp"]
+    return pd.DataFrame(
+        {"timestamp": stamps, "value": values.astype(float), "text": frame["timestamp"]}
+    )
 
 
 def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
@@ -69,7 +67,7 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
     scores = StreamingScorer().score(series["timestamp"], series["value"])
     out = pd.DataFrame(
         {
-            "timestamp": _raw_timestamps(input_path),
+            "timestamp": series["text"],
             "value": series["value"],
             "anomaly_score": np.round(scores, 6),
         }
@@ -99,7 +97,7 @@ def forecast_series(
     rows = result.rows()
     out = pd.DataFrame(
         {
-            "timestamp": _raw_timestamps(input_path).iloc[rows].to_numpy(),
+            "timestamp": series["text"].iloc[rows].to_numpy(),
             "value": series["value"].iloc[rows].to_numpy(),
             "forecast": np.round(result.point.ravel(), 6),
             "lower": np.round(result.lower.ravel(), 6),

@@ -247,11 +247,11 @@ class KubeCluster:
         """Switch a KWOK fault stage on (or off) for one pod or node by its label."""
         label = FAULT_LABELS[fault]
         patch = {"metadata": {"labels": {label: "true" if on else None}}}
-        api = self.clients().core_v1
+        api, merge = self.clients().core_v1, "application/merge-patch+json"
         if kind == "node":
-            api.patch_node(name, patch)
+            api.patch_node(name, patch, _content_type=merge)
         else:
-            api.patch_namespaced_pod(name, namespace, patch)
+            api.patch_namespaced_pod(name, namespace, patch, _content_type=merge)
 
     # -- measurements -------------------------------------------------------------------------
 
