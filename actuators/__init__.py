@@ -1,54 +1,94 @@
 """Healing actions and the guard rails every one of them passes.
 
-An autonomous actuator that is wrong is an outage, so nothing here touches the cluster without a
-:class:`Guard` first saying yes (dry-run, cooldown, blast radius, circuit breaker), and every
-action knows how to verify itself and how to step back (:meth:`Action.undo`).
+An autonomous actuator that is wrong is an outage, so nothing here touches the cluster
+without a :class:`Guard` first saying yes (dry-run, cooldown, blast radius, circuit breaker
+keyed on the workload), every action checks its own effect (:meth:`Action.check`) and knows
+how to step back (:meth:`Action.undo`) without reverting someone else's change, and every
+object it changes carries annotations naming ooda, the time and the audit entry.
 
-The Kubernetes API objects are injected (``kubernetes.client.CoreV1Api`` and friends, or the
-lab's in-memory twins with the same methods), so the same code runs on the lab and on a cluster.
+An action is one module that registers itself under its :class:`contracts.ActionKind`
+(:func:`register_action`); :func:`check_action` is the contract each must pass. Actions run
+in one :class:`ActionContext`: the Kubernetes API objects (official client objects or the
+lab's twins), a real sleep unless a simulated one is injected, retries, a timeout on every
+call, dry-run.
 
 Exception tree::
 
     ActuatorError
     ├── PermanentActuatorError    the API refused for good (404, 400, 422, 403): never retried
+    │   └── ConflictError         undo refused: someone else changed the object since
     ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network): retried, backing off
-    └── GuardRejectedError        a guard rail refused the action; carries the guard's reason
+    └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
 """
 
 from __future__ import annotations
 
-from actuators._actions import (
+from actuators._argo_rollback import ArgoRollback
+from actuators._base import (
     Action,
     ActionResult,
-    KubeClients,
-    RestartPod,
-    SetHpaMinReplicas,
+    action_class,
+    register_action,
+    registered_actions,
+    slo_minutes,
+    slo_outcome,
 )
+from actuators._context import (
+    ACTION,
+    AUDIT_ID,
+    CHANGED_AT,
+    CHANGED_BY,
+    PDB_RETRY,
+    ActionContext,
+    with_timeouts,
+)
+from actuators._contract import MUTATING_PREFIXES, CallSpy, check_action, spy_on
+from actuators._cordon_node import CordonNode
+from actuators._drain_node import DrainNode
 from actuators._errors import (
     ActuatorError,
+    ConflictError,
     GuardRejectedError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
 )
-from actuators._gitops import ArgoRollback
-from actuators._guard import Guard, GuardSettings
-from actuators._kube import MERGE_PATCH, PDB_RETRY, EvictionOutcome, evict_pod
-from actuators._nodes import CordonNode, DrainNode, RecreatePodElsewhere
+from actuators._guard import Guard, GuardKey, GuardSettings
+from actuators._kube import MERGE_PATCH, EvictionOutcome, evict_pod, node_unhealthy
+from actuators._nodes import POOL_LABELS, node_pool
+from actuators._patch_hpa import PatchHpa
+from actuators._recreate_pod import RecreatePodElsewhere
+from actuators._restart_pod import RestartPod
 from actuators._retry import RetryPolicy, call_with_retry
-from actuators._workload import PatchHpa, RollbackDeployment, ScaleDeployment
+from actuators._rollback_deployment import REVISION, RollbackDeployment
+from actuators._scale_deployment import ScaleDeployment
+from actuators._set_hpa_min import MIN_ORIGINAL, MIN_SET, SetHpaMinReplicas, ooda_floor
+from contracts import KubeClients
 
 __all__ = [
+    "ACTION",
+    "AUDIT_ID",
+    "CHANGED_AT",
+    "CHANGED_BY",
     "MERGE_PATCH",
+    "MIN_ORIGINAL",
+    "MIN_SET",
+    "MUTATING_PREFIXES",
     "PDB_RETRY",
+    "POOL_LABELS",
+    "REVISION",
     "Action",
+    "ActionContext",
     "ActionResult",
     "ActuatorError",
     "ArgoRollback",
+    "CallSpy",
+    "ConflictError",
     "CordonNode",
     "DrainNode",
     "EvictionOutcome",
     "Guard",
+    "GuardKey",
     "GuardRejectedError",
     "GuardSettings",
     "KubeClients",
@@ -61,7 +101,18 @@ __all__ = [
     "ScaleDeployment",
     "SetHpaMinReplicas",
     "TemporaryActuatorError",
+    "action_class",
     "call_with_retry",
+    "check_action",
     "classify_api_error",
     "evict_pod",
+    "node_pool",
+    "node_unhealthy",
+    "ooda_floor",
+    "register_action",
+    "registered_actions",
+    "slo_minutes",
+    "slo_outcome",
+    "spy_on",
+    "with_timeouts",
 ]

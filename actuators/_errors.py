@@ -24,8 +24,12 @@ class TemporaryActuatorError(ActuatorError):
     """The request may succeed if tried again later."""
 
 
+class ConflictError(PermanentActuatorError):
+    """Undo refused: the object changed since ooda acted, and that change is someone else's."""
+
+
 class GuardRejectedError(ActuatorError):
-    """A guard rail refused the action."""
+    """A guard rail or a precondition refused the action: recorded as refused, not failed."""
 
     def __init__(self, action: str, target: str, reason: str) -> None:
         super().__init__(f"{action} on {target} refused: {reason}")

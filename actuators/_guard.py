@@ -1,10 +1,15 @@
 """The guard rails every action passes before it touches the cluster.
 
-A guard remembers, per target, when it last acted and how its verifications went. It refuses
-an action in cooldown, one that would restart too many pods of a service in a short window,
-a second node action (cordon, drain, move) while another one has not been verified yet, and
-anything on a target whose circuit breaker is open (repeated failed heals: the healer is
-probably wrong about this target, so it stops and escalates instead of flapping).
+A guard remembers when it acted on what, and how its verifications went. It refuses an
+disruptive action on a workload whose last one still awaits its verdict, one in cooldown, one past
+the blast radius of its workload, a second node action while another is in flight, and
+anything on a workload whose circuit breaker is open. Every key is
+the **workload** (namespace/Deployment), never the pod: a crash that survives replacement
+comes back under a new pod name each time, and a breaker keyed on the pod would never trip.
+
+Dry-run uses no slot: a preview must not change what the real run would be allowed to do.
+The guard's memory is rebuilt at start-up by replaying the audit log (``record_*`` are the
+same calls the loop makes live).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from actuators._actions import Action
+from actuators._base import Action
 from actuators._errors import GuardRejectedError
 
 
@@ -24,23 +30,73 @@ class GuardSettings:
     dry_run: bool = False
     """Plan and log every action but change nothing."""
     cooldown: timedelta = timedelta(minutes=5)
-    """Minimum time between two actions of the same kind on the same target."""
+    """Minimum time between two actions of the same kind on the same workload."""
     cooldown_by_kind: dict[str, timedelta] = field(
         default_factory=lambda: {"set_hpa_min": timedelta(minutes=1)}
     )
     """Per-kind overrides of ``cooldown`` (scaling ahead of a ramp must be able to step up)."""
-    max_disruptions_per_service: int = 2
-    """Disruptive actions (pod restarts) allowed per service within ``disruption_window``."""
+    max_disruptions_per_workload: int = 2
+    """Disruptive actions (pod restarts, drains) allowed per workload in ``disruption_window``."""
     disruption_window: timedelta = timedelta(minutes=30)
-    """Window over which ``max_disruptions_per_service`` is counted."""
+    """Window over which ``max_disruptions_per_workload`` is counted."""
     breaker_failures: int = 3
-    """Failed verifications on one target within ``breaker_window`` that open its breaker."""
-    breaker_window: timedelta = timedelta(hours=1)
+    """Failed heals of one workload within ``breaker_window`` that open its breaker."""
+    breaker_window: timedelta = timedelta(hours=2)
     """Window over which failures are counted."""
-    breaker_open_for: timedelta = timedelta(hours=1)
-    """How long an open breaker refuses actions on its target."""
+    breaker_open_for: timedelta = timedelta(hours=4)
+    """How long an open breaker refuses actions, unless a human resets it sooner."""
     node_action_timeout: timedelta = timedelta(minutes=30)
     """A node action counts as in flight until its outcome is recorded, or this long."""
+    verify_timeout: timedelta = timedelta(hours=1)
+    """An action awaits its verdict at most this long before its workload may be acted on
+    again (a verdict normally comes by the runbook's deadline)."""
+
+
+@dataclass(frozen=True)
+class GuardKey:
+    """What the guard needs to know of an action (rebuilt from the audit log on restart)."""
+
+    kind: str
+    target: str
+    workload: str
+    breaker: str
+    disruptive: bool
+    node_scoped: bool
+
+    @classmethod
+    def of(cls, action: Action) -> GuardKey:
+        """The key of ``action``."""
+        return cls(
+            str(action.kind),
+            action.target,
+            action.workload,
+            action.breaker_key,
+            action.disruptive,
+            action.node_scoped,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the audit log's evidence."""
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "workload": self.workload,
+            "breaker": self.breaker,
+            "disruptive": self.disruptive,
+            "node_scoped": self.node_scoped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuardKey:
+        """Inverse of :meth:`as_dict`; KeyError/TypeError for a malformed entry."""
+        return cls(
+            str(data["kind"]),
+            str(data["target"]),
+            str(data["workload"]),
+            str(data["breaker"]),
+            bool(data["disruptive"]),
+            bool(data["node_scoped"]),
+        )
 
 
 class Guard:
@@ -53,76 +109,97 @@ class Guard:
         self._failures: dict[str, deque[datetime]] = defaultdict(deque)
         self._open_until: dict[str, datetime] = {}
         self._node_actions: dict[str, datetime] = {}
+        self._in_flight: dict[str, tuple[str, datetime]] = {}
 
-    def check(self, action: Action, now: datetime) -> None:
-        """Raise :class:`GuardRejectedError` if ``action`` must not run at ``now``."""
-        open_until = self._open_until.get(action.target)
+    def check(self, action: Action | GuardKey, now: datetime) -> None:
+        """Raise :class:`GuardRejectedError` if the action must not run at ``now``."""
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+
+        def refuse(reason: str) -> GuardRejectedError:
+            return GuardRejectedError(key.kind, key.target, reason)
+
+        open_until = self._open_until.get(key.breaker)
         if open_until is not None and now < open_until:
-            raise GuardRejectedError(
-                action.kind,
-                action.target,
-                f"circuit breaker open until {open_until.isoformat()} after "
-                f"{self.settings.breaker_failures} failed heals; escalated to a human",
+            raise refuse(
+                f"circuit breaker of {key.breaker} open until {open_until.isoformat()} after"
+                f" {self.settings.breaker_failures} failed heals; escalated to a human"
             )
-        cooldown = self.settings.cooldown_by_kind.get(action.kind, self.settings.cooldown)
-        last = self._last_applied.get((action.kind, action.target))
+        flight = self._in_flight.get(key.breaker) if key.disruptive else None
+        if flight is not None and now - flight[1] < self.settings.verify_timeout:
+            raise refuse(
+                f"{flight[0]} on {key.breaker} (applied {flight[1].isoformat()}) awaits its"
+                " verdict; one action per workload at a time"
+            )
+        cooldown = self.settings.cooldown_by_kind.get(key.kind, self.settings.cooldown)
+        last = self._last_applied.get((key.kind, key.breaker))
         if last is not None and now - last < cooldown:
-            raise GuardRejectedError(
-                action.kind,
-                action.target,
-                f"in cooldown: last applied {last.isoformat()}, cooldown {cooldown}",
-            )
-        if action.node_scoped:
-            self._check_node_actions(action, now)
-        if action.disruptive:
-            recent = self._prune(
-                self._disruptions[action.service], now, self.settings.disruption_window
-            )
-            if len(recent) >= self.settings.max_disruptions_per_service:
-                raise GuardRejectedError(
-                    action.kind,
-                    action.target,
-                    f"blast radius: {len(recent)} disruptive actions on service "
-                    f"{action.service!r} in the last {self.settings.disruption_window}",
+            raise refuse(f"in cooldown: last applied {last.isoformat()}, cooldown {cooldown}")
+        if key.node_scoped:
+            timeout = self.settings.node_action_timeout
+            for target, since in list(self._node_actions.items()):
+                if now - since >= timeout:
+                    del self._node_actions[target]
+                elif target != key.target:
+                    raise refuse(
+                        f"one node action at a time: {target} (applied {since.isoformat()})"
+                        " is not verified yet"
+                    )
+        if key.disruptive:
+            window = self.settings.disruption_window
+            recent = self._prune(self._disruptions[key.workload], now, window)
+            if len(recent) >= self.settings.max_disruptions_per_workload:
+                raise refuse(
+                    f"blast radius: {len(recent)} disruptive actions on {key.workload} in the"
+                    f" last {window}"
                 )
 
-    def _check_node_actions(self, action: Action, now: datetime) -> None:
-        timeout = self.settings.node_action_timeout
-        for target, since in list(self._node_actions.items()):
-            if now - since >= timeout:
-                del self._node_actions[target]
-            elif target != action.target:
-                raise GuardRejectedError(
-                    action.kind,
-                    action.target,
-                    f"one node action at a time: {target} (applied {since.isoformat()}) is not"
-                    " verified yet",
-                )
+    def record_applied(self, action: Action | GuardKey, now: datetime) -> None:
+        """Remember that the action ran at ``now`` (cooldown and blast radius start here).
 
-    def record_applied(self, action: Action, now: datetime) -> None:
-        """Remember that ``action`` ran at ``now`` (cooldown and blast radius start here)."""
-        self._last_applied[(action.kind, action.target)] = now
-        if action.node_scoped:
-            self._node_actions[action.target] = now
-        if action.disruptive:
-            self._disruptions[action.service].append(now)
+        Never call it for a dry run: a preview uses no slot.
+        """
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        self._last_applied[(key.kind, key.breaker)] = now
+        if key.disruptive:
+            self._in_flight[key.breaker] = (key.kind, now)
+        if key.node_scoped:
+            self._node_actions[key.target] = now
+        if key.disruptive:
+            self._disruptions[key.workload].append(now)
 
-    def record_outcome(self, action: Action, success: bool, now: datetime) -> bool:
-        """Record a verification result; return True when this failure opened the breaker."""
-        self._node_actions.pop(action.target, None)
-        if success:
+    def record_outcome(self, action: Action | GuardKey, healed: bool, now: datetime) -> bool:
+        """Record a verification; return True when this failure opened the breaker."""
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        self._node_actions.pop(key.target, None)
+        self._in_flight.pop(key.breaker, None)
+        if healed:
             return False
-        failures = self._prune(self._failures[action.target], now, self.settings.breaker_window)
+        failures = self._prune(self._failures[key.breaker], now, self.settings.breaker_window)
         failures.append(now)
         if len(failures) >= self.settings.breaker_failures:
-            self._open_until[action.target] = now + self.settings.breaker_open_for
+            self._open_until[key.breaker] = now + self.settings.breaker_open_for
             failures.clear()
             return True
         return False
 
-    def is_open(self, target: str, now: datetime) -> bool:
-        """Whether the breaker of ``target`` refuses actions at ``now``."""
-        until = self._open_until.get(target)
+    def release(self, action: Action | GuardKey) -> None:
+        """Forget an in-flight node action that ended without a verdict (it was refused)."""
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        self._node_actions.pop(key.target, None)
+        self._in_flight.pop(key.breaker, None)
+
+    def reset(self, breaker: str) -> None:
+        """A human closed the breaker of ``breaker`` (a workload or a node)."""
+        self._open_until.pop(breaker, None)
+        self._failures.pop(breaker, None)
+
+    def open_breakers(self, now: datetime) -> dict[str, datetime]:
+        """Breakers open at ``now``, with the time each closes by itself."""
+        return {k: until for k, until in self._open_until.items() if now < until}
+
+    def is_open(self, breaker: str, now: datetime) -> bool:
+        """Whether the breaker of ``breaker`` refuses actions at ``now``."""
+        until = self._open_until.get(breaker)
         return until is not None and now < until
 
     @staticmethod

@@ -12,25 +12,22 @@ Two facts a real API server teaches that an in-memory one can hide:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from actuators._context import ActionContext
 from actuators._errors import (
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
 )
-from actuators._retry import RetryPolicy, call_with_retry
+from actuators._retry import call_with_retry
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-#: Evictions wait for the PDB far longer than a plain API retry: a replacement pod has to start.
-PDB_RETRY = RetryPolicy(attempts=10, initial_backoff_s=1.0, multiplier=2.0, max_backoff_s=15.0)
 
 
 @dataclass
@@ -43,20 +40,14 @@ class EvictionOutcome:
     """429 answers (PodDisruptionBudget said no) before the eviction went through or gave up."""
 
 
-def evict_pod(
-    core_v1: Any,
-    name: str,
-    namespace: str,
-    *,
-    pdb_retry: RetryPolicy = PDB_RETRY,
-    sleep: Callable[[float], None],
-) -> EvictionOutcome:
+def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     """Evict one pod through the Eviction API, waiting out PDB refusals with backoff.
 
     Other temporary errors (5xx, network) are retried on the same schedule; permanent ones
     raise at once. Raises :class:`TemporaryActuatorError` when the budget still refuses after
     ``pdb_retry.attempts`` tries; a pod that is already gone counts as evicted.
     """
+    pdb_retry = ctx.pdb_retry
     body = client.V1Eviction(
         metadata=client.V1ObjectMeta(name=name, namespace=namespace),
     )
@@ -65,7 +56,7 @@ def evict_pod(
     what = f"evict pod {namespace}/{name}"
     for attempt in range(1, pdb_retry.attempts + 1):
         try:
-            core_v1.create_namespaced_pod_eviction(name, namespace, body)
+            ctx.api.core_v1.create_namespaced_pod_eviction(name, namespace, body)
             return EvictionOutcome(name, True, refusals)
         except Exception as exc:  # classified right below
             if isinstance(exc, ApiException) and exc.status == 404:
@@ -81,25 +72,18 @@ def evict_pod(
                     f"{what}: still refused after {attempt} tries"
                     f" ({refusals} by a PodDisruptionBudget); the pod was left running"
                 ) from exc
-        sleep(backoff)
+        ctx.sleep(backoff)
         backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def read_service_pod(
-    core_v1: Any,
-    name: str,
-    namespace: str,
-    service: str,
-    retry: RetryPolicy,
-    sleep: Callable[[float], None],
-) -> Any:
+def read_service_pod(ctx: ActionContext, name: str, namespace: str, service: str) -> Any:
     """Read a pod and refuse it unless it belongs (``app`` label) to the service being healed."""
     pod = call_with_retry(
-        lambda: core_v1.read_namespaced_pod(name, namespace),
+        lambda: ctx.api.core_v1.read_namespaced_pod(name, namespace),
         f"read pod {namespace}/{name}",
-        retry,
-        sleep,
+        ctx.retry,
+        ctx.sleep,
     )
     app = (pod.metadata.labels or {}).get("app")
     if app != service:
@@ -132,14 +116,12 @@ def node_unhealthy(node: Any) -> bool:
     return False
 
 
-def pods_on_node(
-    core_v1: Any, node: str, retry: RetryPolicy, sleep: Callable[[float], None]
-) -> list[Any]:
+def pods_on_node(ctx: ActionContext, node: str) -> list[Any]:
     """Every pod bound to ``node``, across namespaces (field selector on spec.nodeName)."""
     pods = call_with_retry(
-        lambda: core_v1.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
+        lambda: ctx.api.core_v1.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
         f"list pods on node {node}",
-        retry,
-        sleep,
+        ctx.retry,
+        ctx.sleep,
     )
     return [p for p in pods.items if p.spec.node_name == node]

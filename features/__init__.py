@@ -1,6 +1,6 @@
 """Feast feature repo of ooda and the ingestion that fills it from a metric source.
 
-A metric source (Prometheus, the lab) yields the tidy metrics frame (`METRIC_COLUMNS`).
+A metric source (Prometheus, the lab) yields the tidy metrics frame (`contracts.METRIC_COLUMNS`).
 `build_features` adds rolling-window features; `ingest` appends them to the offline
 parquet table and materializes the online SQLite store; `push_live` pushes the newest row
 per service online each tick. Training reads `historical_features`/`training_frame`
@@ -28,11 +28,11 @@ from features._errors import (
 from features._schema import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
+    ENTITY_KEY,
     FEATURE_TTL,
     FORECAST_WINDOW,
     FORECASTER_FEATURES,
     FORECASTER_SERVICE,
-    METRIC_COLUMNS,
     PUSH_SOURCE,
 )
 from features._store import (
@@ -46,17 +46,17 @@ from features._store import (
     repo_config_dict,
     training_frame,
 )
-from features._transform import FEATURE_ROW_COLUMNS, build_features
+from features._transform import FEATURE_ROW_COLUMNS, build_features, latest_rows
 
 __all__ = [
     "DETECTOR_FEATURES",
     "DETECTOR_SERVICE",
+    "ENTITY_KEY",
     "FEATURE_ROW_COLUMNS",
     "FEATURE_TTL",
     "FORECASTER_FEATURES",
     "FORECASTER_SERVICE",
     "FORECAST_WINDOW",
-    "METRIC_COLUMNS",
     "PUSH_SOURCE",
     "FeatureError",
     "FeatureRepoSettings",
@@ -65,6 +65,7 @@ __all__ = [
     "UnknownFeatureServiceError",
     "apply",
     "build_features",
+    "latest_rows",
     "historical_features",
     "ingest",
     "online_features",

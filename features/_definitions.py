@@ -16,6 +16,7 @@ from feast.data_format import ParquetFormat
 from feast.feast_object import FeastObject
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
+from contracts import METRIC_VALUE_COLUMNS
 from features._schema import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
@@ -24,7 +25,6 @@ from features._schema import (
     FEATURE_TTL,
     FORECASTER_FEATURES,
     FORECASTER_SERVICE,
-    METRIC_VALUE_COLUMNS,
     OFFLINE_FILE,
     PUSH_SOURCE,
     ROLLING_COLUMNS,

@@ -10,25 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-#: Columns of the tidy metrics frame, in order (see the metric-source port).
-METRIC_COLUMNS: tuple[str, ...] = (
-    "timestamp",
-    "region",
-    "service",
-    "request_rate",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "error_rate",
-    "cpu_utilisation",
-    "memory_utilisation",
-    "restarts",
-    "ready_pods",
-    "desired_pods",
-)
-
-#: Numeric metric columns; they are also the numeric features of the `service_metrics` view.
-METRIC_VALUE_COLUMNS: tuple[str, ...] = METRIC_COLUMNS[3:]
-
 #: Features of the `service_rolling` view that are scalars computed over trailing windows.
 ROLLING_COLUMNS: tuple[str, ...] = (
     "error_rate_5m_mean",

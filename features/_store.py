@@ -27,12 +27,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts import METRIC_VALUE_COLUMNS
 from features._errors import FeatureSchemaError, MissingFeaturesError, UnknownFeatureServiceError
 from features._schema import (
     ENTITY_KEY,
     EVENT_TIMESTAMP,
     FORECAST_WINDOW,
-    METRIC_VALUE_COLUMNS,
     OFFLINE_FILE,
     PUSH_SOURCE,
     ROLLING_COLUMNS,

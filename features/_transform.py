@@ -15,13 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from contracts import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
 from features._errors import FeatureSchemaError
 from features._schema import (
     ENTITY_KEY,
     EVENT_TIMESTAMP,
     FORECAST_WINDOW,
-    METRIC_COLUMNS,
-    METRIC_VALUE_COLUMNS,
     ROLLING_COLUMNS,
     WINDOW_COLUMNS,
 )

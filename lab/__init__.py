@@ -2,9 +2,15 @@
 
 One region (eu-west-1), three nodes, three services in a call chain (frontend -> checkout ->
 payments), each a Deployment with a reactive CPU HPA; seasonal, noisy traffic; queueing
-latency and overload errors; fault injectors with ground truth. The loop talks to it through
+latency and overload errors; failure scenarios with ground truth. The loop talks to it through
 ``Lab.kube`` (the official ``kubernetes.client`` method names and models) and ``Lab.source``
 (the tidy metrics frame, computed from exporter-named series), with time from a ``SimClock``.
+
+Each failure scenario is one module of ``lab.scenarios`` that registers itself
+(``register_scenario``); ``Lab.inject`` takes one of its ``ScenarioInstance`` (``draw`` makes
+random ones), ``Lab.clear`` fixes it by hand, ``Lab.ground_truth`` keeps a ``FaultRecord`` of
+each and ``check_scenario`` is the contract every scenario passes. ``Lab.background`` adds the
+benign events a loop must leave alone.
 
 Exceptions::
 
@@ -13,6 +19,7 @@ Exceptions::
     +-- UnknownServiceError     a fault names a service the estate does not run (also KeyError)
     +-- InvalidTimeError        naive datetime, non-positive step, bad range (also ValueError)
     +-- NoTargetError           a fault found nothing to break
+    +-- ScenarioError           a scenario id registered twice or not at all (also KeyError)
 
 The fake Kubernetes API raises ``kubernetes.client.exceptions.ApiException`` subclasses
 (400 BadRequest, 404 NotFound, 409 AlreadyExists, 415 UnsupportedMediaType, 422 Invalid,
@@ -21,7 +28,7 @@ The fake Kubernetes API raises ``kubernetes.client.exceptions.ApiException`` sub
 
 from __future__ import annotations
 
-from lab._clock import Clock, SimClock, WallClock
+from contracts import Clock, SimClock, WallClock
 from lab._errors import (
     InvalidTimeError,
     LabError,
@@ -30,7 +37,14 @@ from lab._errors import (
     UnknownServiceError,
 )
 from lab._estate import Lab
-from lab._faults import CrashLoopFault, Fault, FaultRecord, TrafficSurgeFault
+from lab._faults import (
+    BackgroundEvent,
+    CrashLoopFault,
+    Fault,
+    FaultRecord,
+    ScenarioInstance,
+    TrafficSurgeFault,
+)
 from lab._kube import FakeAutoscalingV2Api, FakeCoreV1Api
 from lab._kube_apps import FakeAppsV1Api
 from lab._kube_extra import (
@@ -39,8 +53,9 @@ from lab._kube_extra import (
     FakeKubernetes,
     FakePolicyV1Api,
 )
-from lab._metrics import TIDY_COLUMNS, LabMetricSource, histogram_quantile
+from lab._metrics import LabMetricSource, histogram_quantile
 from lab._settings import (
+    BackgroundSettings,
     HpaSettings,
     IncidentSettings,
     LabSettings,
@@ -50,9 +65,20 @@ from lab._settings import (
     TopologySettings,
     TrafficSettings,
 )
+from lab.scenarios import (
+    Scenario,
+    ScenarioError,
+    check_scenario,
+    register_scenario,
+    registered,
+    scenario,
+)
+
+registered_scenarios = registered
 
 __all__ = [
-    "TIDY_COLUMNS",
+    "BackgroundEvent",
+    "BackgroundSettings",
     "Clock",
     "CrashLoopFault",
     "FakeApiextensionsV1Api",
@@ -72,6 +98,9 @@ __all__ = [
     "LabMetricSource",
     "LabSettings",
     "NoTargetError",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioInstance",
     "ScrapeSettings",
     "ServiceModelSettings",
     "ServiceSettings",
@@ -82,5 +111,9 @@ __all__ = [
     "TrafficSurgeFault",
     "UnknownServiceError",
     "WallClock",
+    "check_scenario",
     "histogram_quantile",
+    "register_scenario",
+    "registered_scenarios",
+    "scenario",
 ]

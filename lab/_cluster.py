@@ -42,6 +42,7 @@ class Node:
     labels: dict[str, str]
     unschedulable: bool = False
     """Cordoned: the scheduler places no new pod here."""
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Hpa:
     recommendations: deque[tuple[float, int]] = field(default_factory=deque)
     """(time, recommendation), decreasing: the scale-down stabilisation window."""
     scale_ups: deque[tuple[float, int]] = field(default_factory=deque)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,6 +207,8 @@ class Cluster:
         self.pods: dict[str, Pod] = {}
         self.service_pods: list[list[Pod]] = [[] for _ in self.services]
         self.on_pod_removed: list[Callable[[Pod, float], None]] = []
+        self.on_pod_created: list[Callable[[Pod, float], None]] = []
+        """Called with each new pod (not yet scheduled) and the time; lets a fault doom it."""
         created = t0 - 7 * 86_400
         for i, svc in enumerate(self.services):
             template_hash = random_suffix(rng, 10)
@@ -258,6 +262,8 @@ class Cluster:
         )
         self.pods[name] = pod
         self.service_pods[service].append(pod)
+        for callback in self.on_pod_created:
+            callback(pod, t)
         return pod
 
     def remove_pod(self, name: str, t: float) -> Pod:
@@ -416,6 +422,7 @@ class Cluster:
             if desired > current:
                 hpa.scale_ups.append((t, desired - current))
             dep.replicas = desired
+            dep.generation += 1  # through the scale subresource: a spec change
             hpa.last_scale_time = t
 
     def _hpa_recommend(self, hpa: Hpa, current: int, t: float) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contracts
+
 
 class LabError(Exception):
     """Base class of every error raised by the lab (the fake Kubernetes API raises ApiException)."""
@@ -18,7 +20,7 @@ class UnknownServiceError(LabError, KeyError):
         return str(self.args[0])
 
 
-class InvalidTimeError(LabError, ValueError):
+class InvalidTimeError(LabError, contracts.InvalidTimeError):
     """A time, duration or range is invalid (naive datetime, non-positive step, end < start)."""
 
 

@@ -2,44 +2,74 @@
 
 It exists so that the whole loop (detect, forecast, act, verify) can run and be tested without
 a cluster: the lab is reached only through the same ports a real estate offers (a Kubernetes
-API, a metric source) and keeps the ground truth of every fault it was told to inject.
+API, a metric source) and keeps the ground truth of every fault it was told to inject. What a
+fault does is its scenario's business (``lab.scenarios``); the estate only calls its hooks.
 """
 
 from __future__ import annotations
 
 import functools
 import heapq
-import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from kubernetes.client.exceptions import ApiException
 
-from lab._clock import SimClock
+from contracts import ScenarioId, SimClock
 from lab._cluster import Cluster, Pod
 from lab._errors import InvalidTimeError, NoTargetError, UnknownServiceError
-from lab._faults import CrashLoopFault, Fault, FaultRecord, TrafficSurgeFault
+from lab._faults import (
+    ActiveFault,
+    BackgroundEvent,
+    CrashLoopFault,
+    Fault,
+    FaultRecord,
+    ScenarioInstance,
+    TickEffects,
+    TrafficSurgeFault,
+)
 from lab._kube_extra import FakeKubernetes
 from lab._metrics import LabMetricSource, ScrapeStore
 from lab._settings import LabSettings
 from lab._traffic import TrafficModel
+from lab.scenarios import scenario
+from lab.scenarios._background import fire_background, plan_background, wave_multiplier
 
 _EPS = 1e-6
-_Event = tuple[float, int, Callable[[], object]]  # (when, tie-break, action)
+Action = Callable[["Lab"], object]
+"""Something scheduled to happen to the lab at a given time (``Lab.schedule``)."""
 
 
 def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def _history_incident(lab: Lab, instance: ScenarioInstance, heal_after_s: float) -> None:
+    """A generated incident: inject it; the operator clears it later if it does not end."""
+    try:
+        record = lab.inject(instance)
+    except NoTargetError:
+        return
+    if instance.duration is None:
+        at = lab.clock_s + heal_after_s
+        lab.schedule(_utc(at), functools.partial(_clear_if_on, record=record))
+
+
+def _clear_if_on(lab: Lab, record: FaultRecord) -> None:
+    lab.clear(record)
+
+
 class Lab:
     """A simulated region: nodes, three services in a call chain, their HPAs, traffic, faults.
 
     ``kube`` is the in-memory Kubernetes API, ``source`` the metric source; ``step`` moves the
-    estate (and the clock) forward.
+    estate (and the clock) forward. ``inject`` starts a fault (a ``ScenarioInstance``),
+    ``clear`` removes its cause, ``ground_truth`` records them. ``copy.deepcopy`` gives an
+    independent estate that evolves exactly as the original would under the same calls.
+
+    The members under "for scenarios" are what scenario modules use; the loop never does.
     """
 
     def __init__(self, settings: LabSettings, clock: SimClock) -> None:
@@ -49,16 +79,21 @@ class Lab:
         self._traffic = TrafficModel(settings.traffic, settings.seed)
         self._t = clock.now().timestamp()
         services = settings.topology.services
-        self._names = [s.name for s in services]
+        self._names = tuple(s.name for s in services)
         self._callee = [self._names.index(s.calls) if s.calls else -1 for s in services]
         self._cluster = Cluster(settings, self._rng, self._t, self._steady_replicas(self._t))
         self._cluster.on_pod_removed.append(self._pod_removed)
+        self._cluster.on_pod_created.append(self._pod_created)
         self._store = ScrapeStore(settings)
         self.source = LabMetricSource(self._store)
         self.kube = FakeKubernetes(self._cluster, clock, settings)
         self._records: list[FaultRecord] = []
-        self._crash_records: dict[str, int] = {}
-        self._surges: list[tuple[float, TrafficSurgeFault]] = []
+        self._active: list[ActiveFault] = []
+        self._background: list[BackgroundEvent] = []
+        self._waves: list[BackgroundEvent] = []
+        self._agenda: list[tuple[float, int, Action]] = []
+        self._agenda_seq = 0
+        self._pod_seconds = [0.0] * len(self._names)
         c = settings.model.workers_per_pod
         self._queue_exponent = math.sqrt(2 * (c + 1)) - 1
         self._record_scrape(self._t, self._idle_row())
@@ -70,108 +105,265 @@ class Lab:
         """Every injected fault, oldest first."""
         return list(self._records)
 
+    @property
+    def background_events(self) -> list[BackgroundEvent]:
+        """Every benign event that happened (rollouts, traffic waves), oldest first."""
+        return list(self._background)
+
+    @property
+    def pod_minutes(self) -> dict[str, float]:
+        """Pod-minutes used so far per service: the time pods held a node (the cost side)."""
+        return {name: s / 60.0 for name, s in zip(self._names, self._pod_seconds, strict=True)}
+
     def step(self, dt: timedelta) -> None:
-        """Advance the estate and the clock by ``dt`` in scrape-interval ticks."""
+        """Advance the estate and the clock by ``dt`` in scrape-interval ticks.
+
+        Scheduled actions run at the start of the first tick at or after their time.
+        """
         if dt <= timedelta(0):
             raise InvalidTimeError(f"step needs a positive duration, got {dt}")
         target = self.clock.now().timestamp() + dt.total_seconds()
         interval = self.settings.scrape.interval_s
         while self._t < target - _EPS:
+            self._run_due()
             h = min(interval, target - self._t)
             self._tick(self._t, h)
             self._t += h
         self.clock.advance(dt)
 
-    def inject(self, fault: Fault) -> FaultRecord:
-        """Start a fault now; returns its ground-truth record."""
-        t = self._t
-        if isinstance(fault, CrashLoopFault):
-            if fault.service not in self._names:
-                raise UnknownServiceError(
-                    f"unknown service {fault.service!r}; the estate runs {self._names}"
-                )
-            service = self._names.index(fault.service)
-            healthy = [
-                p for p in self._cluster.service_pods[service] if p.crash is None and p.ready(t)
-            ]
-            if not healthy:
-                raise NoTargetError(f"service {fault.service!r} has no ready pod to break")
-            pod = healthy[int(self._rng.integers(len(healthy)))]
-            self._cluster.start_crash_loop(pod, t)
-            record = FaultRecord("pod_crashloop", pod.name, fault.service, _utc(t), None)
-            self._crash_records[pod.name] = len(self._records)
-        else:
-            self._surges.append((t, fault))
-            end = _utc(t) + fault.duration
-            record = FaultRecord("traffic_surge", self._names[0], self._names[0], _utc(t), end)
-        self._records.append(record)
-        return record
+    def inject(self, fault: ScenarioInstance | Fault) -> FaultRecord:
+        """Start a fault now; returns its ground-truth record.
+
+        ``CrashLoopFault`` and ``TrafficSurgeFault`` are accepted as older spellings of a
+        ``pod_crashloop`` and a ``traffic_surge`` instance.
+        """
+        instance = self._as_instance(fault)
+        if instance.service not in self._names:
+            raise UnknownServiceError(
+                f"unknown service {instance.service!r}; the estate runs {list(self._names)}"
+            )
+        return scenario(instance.scenario).inject(self, instance)
+
+    def clear(self, record: FaultRecord) -> FaultRecord:
+        """A human removes the cause of the fault of ``record`` now; returns its final record.
+
+        A fault that is already over is left as it is.
+        """
+        key = (record.scenario, record.target, record.injected_at)
+        index = next(
+            (
+                i
+                for i, known in enumerate(self._records)
+                if (known.scenario, known.target, known.injected_at) == key
+            ),
+            None,
+        )
+        if index is None:
+            raise NoTargetError(f"no {record.scenario} fault on {record.target!r} was injected")
+        fault = next((f for f in self._active if f.index == index), None)
+        if fault is not None:
+            scenario(fault.instance.scenario).clear(self, fault, self._t)
+            if fault in self._active:
+                self._end(fault, self._t)
+        return self._records[index]
+
+    def schedule(self, at: datetime, action: Action) -> None:
+        """Run ``action(lab)`` at ``at`` (at the first tick boundary from then on).
+
+        Use picklable actions (module functions, ``functools.partial``) so that a deep copy
+        of the lab carries its agenda.
+        """
+        if at.tzinfo is None:
+            raise InvalidTimeError(f"schedule needs a timezone-aware time, got {at!r}")
+        heapq.heappush(self._agenda, (at.timestamp(), self._agenda_seq, action))
+        self._agenda_seq += 1
+
+    def background(
+        self,
+        rng: np.random.Generator,
+        start: datetime,
+        end: datetime,
+        *,
+        rollouts: int | None = None,
+        waves: int | None = None,
+    ) -> list[BackgroundEvent]:
+        """Schedule ordinary events in ``[start, end)`` that the loop must not act on.
+
+        Benign rollouts of random services (a new image tag, same behaviour) and mild
+        traffic waves (x1.2-1.4 over 10-20 minutes); how many follows
+        ``settings.background`` (Poisson) unless ``rollouts`` / ``waves`` say. Each is
+        recorded in ``background_events`` when it happens; returns the plan.
+        """
+        if start.tzinfo is None or end.tzinfo is None or end <= start:
+            raise InvalidTimeError(f"background needs aware times, start < end: {start}, {end}")
+        planned = plan_background(self, rng, start, end, rollouts=rollouts, waves=waves)
+        for event in planned:
+            self.schedule(event.at, functools.partial(fire_background, event=event))
+        return planned
 
     def generate_history(
         self, days: float, step: timedelta = timedelta(minutes=1), incidents: bool = True
     ) -> None:
         """Run ``days`` forward from now in ``step`` steps, with random labelled incidents.
 
-        Incidents heal by themselves: an operator deletes a crash-looping pod after 10-20
-        minutes, surges end. Start the clock ``days`` before the live part should begin.
+        Incidents are drawn from the scenarios of ``settings.incidents.scenarios`` and heal
+        by themselves: surges end, the operator clears any other fault after 10-20 minutes
+        (deletes a crash-looping pod). Start the clock ``days`` before the live part should
+        begin.
         """
         if days <= 0 or step <= timedelta(0):
             raise InvalidTimeError(f"history needs days > 0 and step > 0, got {days}, {step}")
         end = self._t + days * 86_400.0
-        events: list[_Event] = []
         if incidents:
-            events = self._plan_incidents(self._t, end)
+            self._plan_incidents(self._t, end)
         step_s = step.total_seconds()
         while self._t < end - _EPS:
-            while events and events[0][0] <= self._t + _EPS:
-                heapq.heappop(events)[2]()
             self.step(timedelta(seconds=min(step_s, end - self._t)))
+
+    # -- for scenarios ------------------------------------------------------------------------
+
+    @property
+    def cluster(self) -> Cluster:
+        """The control-plane state behind ``kube`` (pods, Deployments, HPAs, nodes)."""
+        return self._cluster
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Service names in call-chain order (the first receives the external traffic)."""
+        return self._names
+
+    @property
+    def clock_s(self) -> float:
+        """The estate's time, epoch seconds (ahead of ``clock`` inside a ``step``)."""
+        return self._t
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The estate's own random stream (for draws that depend on its state)."""
+        return self._rng
+
+    def service_index(self, service: str) -> int:
+        """Position of ``service`` in the call chain."""
+        if service not in self._names:
+            raise UnknownServiceError(
+                f"unknown service {service!r}; the estate runs {list(self._names)}"
+            )
+        return self._names.index(service)
+
+    def upstream_of(self, service: str) -> tuple[str, ...]:
+        """``service`` and every service whose requests reach it, in call-chain order."""
+        reach = {self.service_index(service)}
+        for i in range(len(self._names) - 1, -1, -1):
+            if self._callee[i] in reach:
+                reach.add(i)
+        return tuple(self._names[i] for i in sorted(reach))
+
+    def healthy_pods(self, service: str) -> list[Pod]:
+        """Pods of ``service`` that are Ready now and not crash-looping, oldest first."""
+        pods = self._cluster.service_pods[self.service_index(service)]
+        return [p for p in pods if p.crash is None and p.ready(self._t)]
+
+    def begin_fault(
+        self,
+        instance: ScenarioInstance,
+        *,
+        target: str,
+        root_cause: str | None = None,
+        pods: Sequence[str] = (),
+    ) -> FaultRecord:
+        """Record ``instance`` as injected now and make it active; returns its record.
+
+        ``ends_at`` is known upfront when the instance has a duration; ``felt_by`` comes from
+        the scenario; ``root_cause`` defaults to the instance's service.
+        """
+        t = self._t
+        ends_at = None if instance.duration is None else _utc(t) + instance.duration
+        record = FaultRecord(
+            scenario=instance.scenario,
+            target=target,
+            service=instance.service,
+            injected_at=_utc(t),
+            ends_at=ends_at,
+            root_cause=instance.service if root_cause is None else root_cause,
+            felt_by=scenario(instance.scenario).felt_by(self, instance),
+        )
+        self._active.append(ActiveFault(instance, len(self._records), t, list(pods)))
+        self._records.append(record)
+        return record
+
+    def note_background(self, event: BackgroundEvent) -> None:
+        """Record a benign event that just happened; a traffic wave starts bending traffic."""
+        self._background.append(event)
+        if event.kind == "traffic_wave":
+            self._waves.append(event)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def _as_instance(self, fault: ScenarioInstance | Fault) -> ScenarioInstance:
+        if isinstance(fault, CrashLoopFault):
+            return ScenarioInstance(ScenarioId.POD_CRASHLOOP, fault.service)
+        if isinstance(fault, TrafficSurgeFault):
+            return ScenarioInstance(
+                ScenarioId.TRAFFIC_SURGE,
+                self._names[0],
+                magnitude=fault.factor,
+                duration=fault.duration,
+                params={"ramp_s": fault.ramp.total_seconds()},
+            )
+        return fault
+
+    def _end(self, fault: ActiveFault, t: float) -> None:
+        self._active.remove(fault)
+        record = self._records[fault.index]
+        if record.ends_at is None or record.ends_at > _utc(t):
+            self._records[fault.index] = replace(record, ends_at=_utc(t))
+
+    def _pod_removed(self, pod: Pod, t: float) -> None:
+        for fault in list(self._active):
+            if scenario(fault.instance.scenario).pod_removed(self, fault, pod, t):
+                self._end(fault, t)
+
+    def _pod_created(self, pod: Pod, t: float) -> None:
+        for fault in self._active:
+            scenario(fault.instance.scenario).pod_created(self, fault, pod, t)
+
+    def _effects(self, t0: float, h: float) -> TickEffects:
+        """End what is over, then let every active fault and wave bend this sub-step."""
+        fx = TickEffects.neutral(len(self._names))
+        for fault in list(self._active):
+            if scenario(fault.instance.scenario).is_over(self, fault, t0):
+                self._end(fault, t0)
+        for fault in self._active:
+            scenario(fault.instance.scenario).effect(self, fault, t0, h, fx)
+        if self._waves:
+            self._waves = [w for w in self._waves if w.ends_at is None or _utc(t0) < w.ends_at]
+            for wave in self._waves:
+                fx.traffic *= wave_multiplier(wave, t0 + h / 2)
+        return fx
+
+    def _run_due(self) -> None:
+        while self._agenda and self._agenda[0][0] <= self._t + _EPS:
+            heapq.heappop(self._agenda)[2](self)
 
     # -- incidents ----------------------------------------------------------------------------
 
-    def _plan_incidents(self, start: float, end: float) -> list[_Event]:
+    def _plan_incidents(self, start: float, end: float) -> None:
         cfg = self.settings.incidents
         rng = self._rng
         first, last = start + 3600.0, end - 5400.0
         if last <= first:
-            return []
-        per_kind = max(1, round(cfg.per_day * (end - start) / 86_400.0 / 2))
-        events: list[_Event] = []
-        order = itertools.count()
-
-        def crash(service: str) -> None:
-            try:
-                record = self.inject(CrashLoopFault(service))
-            except NoTargetError:
-                return
-            heal_at = self._t + float(rng.uniform(cfg.crash_heal_min_s, cfg.crash_heal_max_s))
-            heal: Callable[[], object] = functools.partial(self._operator_delete, record)
-            heapq.heappush(events, (heal_at, next(order), heal))
-
-        for t in np.sort(rng.uniform(first, last, per_kind)):
-            service = self._names[int(rng.integers(len(self._names)))]
-            events.append((float(t), next(order), functools.partial(crash, service)))
-        for t in np.sort(rng.uniform(first, last, per_kind)):
-            surge = TrafficSurgeFault(
-                factor=float(rng.uniform(*cfg.surge_factor_range)),
-                ramp=timedelta(minutes=float(rng.uniform(2.0, 8.0))),
-                duration=timedelta(minutes=float(rng.uniform(*cfg.surge_minutes_range))),
-            )
-            events.append((float(t), next(order), functools.partial(self.inject, surge)))
-        heapq.heapify(events)
-        return events
-
-    def _operator_delete(self, record: FaultRecord) -> None:
-        try:
-            self.kube.core_v1.delete_namespaced_pod(record.target, self.settings.topology.namespace)
-        except ApiException as exc:  # already gone (scaled down)
-            if exc.status != 404:
-                raise
-
-    def _pod_removed(self, pod: Pod, t: float) -> None:
-        index = self._crash_records.pop(pod.name, None)
-        if index is not None:
-            self._records[index] = replace(self._records[index], ends_at=_utc(t))
+            return
+        kinds = cfg.scenarios
+        per_kind = max(1, round(cfg.per_day * (end - start) / 86_400.0 / len(kinds)))
+        for kind in kinds:
+            drawn = scenario(kind)
+            for t in np.sort(rng.uniform(first, last, per_kind)):
+                instance = drawn.draw(rng, self)
+                heal_after = float(rng.uniform(cfg.crash_heal_min_s, cfg.crash_heal_max_s))
+                action = functools.partial(
+                    _history_incident, instance=instance, heal_after_s=heal_after
+                )
+                self.schedule(_utc(float(t)), action)
 
     def _idle_row(self) -> list[float]:
         """The first scrape: no requests counted yet, every initial pod Ready."""
@@ -196,16 +388,6 @@ class Lab:
             replicas.append(max(svc.min_replicas, min(svc.max_replicas, need)))
         return replicas
 
-    def _external_rate(self, t: float) -> float:
-        rate = self._traffic.rate(t)
-        if self._surges:
-            self._surges = [
-                (t0, f) for t0, f in self._surges if t - t0 < f.duration.total_seconds()
-            ]
-            for t0, surge in self._surges:
-                rate *= surge.multiplier(t - t0)
-        return rate
-
     def _tick(self, t0: float, h: float) -> None:
         """One sub-step [t0, t0 + h): controllers, kubelet, traffic, counters, then a scrape."""
         cl = self._cluster
@@ -215,12 +397,14 @@ class Lab:
         t1 = t0 + h
         cl.hpa_sync(t0)
         cl.reconcile(t0)
+        fx = self._effects(t0, h)
 
         # Kubelet: how much of the tick each pod served (or ran broken).
         serving = [0.0] * n
         broken = [0.0] * n
         shares: list[tuple[Pod, float, float]] = []
         for i, pods in enumerate(cl.service_pods):
+            self._pod_seconds[i] += h * sum(p.node is not None for p in pods)
             for pod in pods:
                 if pod.crash is not None:
                     ran = cl.advance_crash(pod, t0, t1) / h
@@ -237,7 +421,7 @@ class Lab:
 
         # Forward pass along the call chain: load, routing to broken pods, shedding.
         load = [0.0] * n
-        load[0] = self._external_rate(t0 + h / 2)
+        load[0] = self._traffic.rate(t0 + h / 2) * fx.traffic
         served, refused, shed, util = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         for i, svc in enumerate(services):
             endpoints = serving[i] + broken[i]
@@ -245,9 +429,10 @@ class Lab:
                 shed[i] = load[i]
             else:
                 refused[i] = load[i] * broken[i] / endpoints
-                capacity = serving[i] * svc.capacity_rps
-                served[i] = min(load[i] - refused[i], m.shed_utilisation * capacity)
-                shed[i] = load[i] - refused[i] - served[i]
+                capacity = serving[i] * svc.capacity_rps * fx.capacity[i]
+                # Clamped: with every endpoint broken, load - refused is 0 give or take rounding.
+                served[i] = max(0.0, min(load[i] - refused[i], m.shed_utilisation * capacity))
+                shed[i] = max(0.0, load[i] - refused[i] - served[i])
                 util[i] = served[i] / capacity if capacity > 0 else 0.0
             if self._callee[i] >= 0:
                 load[self._callee[i]] += served[i] * svc.fanout
@@ -261,6 +446,8 @@ class Lab:
             u = util[i]
             wait = u**self._queue_exponent / (m.workers_per_pod * (1.0 - u))
             median[i] = svc.base_latency_ms / 1e3 * (1.0 + wait) * math.exp(jitter[i])
+            median[i] *= fx.latency[i]
+            own = served[i] * min(1.0, fx.errors[i])
             propagated = 0.0
             callee = self._callee[i]
             if callee >= 0:
@@ -268,9 +455,9 @@ class Lab:
                 if load[callee] > 0:
                     down_failed = failed[callee] / load[callee]
                     propagated = (
-                        served[i] * min(1.0, svc.fanout) * m.error_propagation * down_failed
+                        (served[i] - own) * min(1.0, svc.fanout) * m.error_propagation * down_failed
                     )
-            failed[i] = refused[i] + shed[i] + propagated
+            failed[i] = refused[i] + shed[i] + own + propagated
 
         # cAdvisor view of each pod, and readiness at the scrape.
         ready_now = [0] * n

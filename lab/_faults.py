@@ -1,20 +1,139 @@
-"""Fault injectors and their ground truth.
+"""What a fault is made of, apart from the scenario that knows how to cause it.
 
 Each injected fault leaves a ``FaultRecord`` so that detectors, RCA and healing policies can be
-scored against what really happened (and when it really ended).
+scored against what really happened (where it started, who felt it, when it really ended).
+The types live here, free of the estate and of the scenario registry, so that both can use
+them without importing each other. ``CrashLoopFault`` and ``TrafficSurgeFault`` are the older
+way to ask for a fault; ``Lab.inject`` turns them into a ``ScenarioInstance``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
+from contracts import ScenarioId
 from lab._errors import InvalidTimeError
+
+
+def ramp_multiplier(elapsed_s: float, factor: float, ramp_s: float, total_s: float) -> float:
+    """A multiplier that rises from 1 to ``factor`` over ``ramp_s``, holds, falls back.
+
+    The whole shape, ramps included, lasts ``total_s``; it is 1 outside ``[0, total_s)``.
+    """
+    if elapsed_s < 0 or elapsed_s >= total_s:
+        return 1.0
+    edge = min(elapsed_s, total_s - elapsed_s)
+    share = 1.0 if ramp_s == 0 or edge >= ramp_s else edge / ramp_s
+    return 1.0 + (factor - 1.0) * share
+
+
+@dataclass(frozen=True)
+class ScenarioInstance:
+    """One concrete fault to inject: which scenario, where, how hard, for how long.
+
+    Drawn by ``Scenario.draw`` (so a chaos harness can try many) or written by hand. Not
+    hashable (``params`` is a dict); compare instances with ``==``.
+    """
+
+    scenario: ScenarioId
+    """Which registered scenario causes it."""
+    service: str
+    """The service at fault (for a traffic surge: the entry service)."""
+    magnitude: float = 1.0
+    """How hard: the traffic factor of a surge, 1 for a single crashing pod."""
+    duration: timedelta | None = None
+    """How long it lasts by itself, or None: until healed or cleared."""
+    params: dict[str, float | str] = field(default_factory=dict)
+    """Anything else the scenario needs (a surge's ``ramp_s``, the ``pick`` of a pod)."""
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """Ground truth of one injected fault."""
+
+    scenario: ScenarioId
+    """Which scenario it was."""
+    target: str
+    """What broke: the pod name of a crash loop, the entry service of a surge."""
+    service: str
+    """Service the fault hits first."""
+    injected_at: datetime
+    """When the fault started."""
+    ends_at: datetime | None
+    """When it ended (surges: known upfront; crash loops: when healed), None while on."""
+    root_cause: str
+    """The component at fault, as an RCA should name it (a service name)."""
+    felt_by: tuple[str, ...]
+    """Services whose SLO the fault hits, in call-chain order."""
+
+
+@dataclass
+class ActiveFault:
+    """A fault in progress: the estate's handle on it, passed to the scenario's hooks."""
+
+    instance: ScenarioInstance
+    """What was injected."""
+    index: int
+    """Position of its record in ``Lab.ground_truth``."""
+    started: float
+    """Epoch second of the injection."""
+    pods: list[str] = field(default_factory=list)
+    """Names of the pods the fault holds (the crashing pod, every doomed replacement)."""
+
+
+@dataclass
+class TickEffects:
+    """How the active faults bend one simulation sub-step; neutral values change nothing.
+
+    A scenario's ``effect`` hook multiplies (or adds to) these; the estate applies them to the
+    traffic and service model of that sub-step only. Lists are indexed by service, in
+    call-chain order.
+    """
+
+    traffic: float
+    """Multiplier of the external request rate."""
+    capacity: list[float]
+    """Multiplier of the requests per second one Ready pod serves."""
+    latency: list[float]
+    """Multiplier of the service's own median latency (downstream time excluded)."""
+    errors: list[float]
+    """Fraction of the served requests that fail with a 500 regardless of load."""
+
+    @classmethod
+    def neutral(cls, services: int) -> TickEffects:
+        """Effects of a quiet sub-step."""
+        return cls(1.0, [1.0] * services, [1.0] * services, [0.0] * services)
+
+
+BackgroundKind = Literal["rollout", "traffic_wave"]
+
+
+@dataclass(frozen=True)
+class BackgroundEvent:
+    """Ground truth of an ordinary event of a chaos run: something the loop must NOT act on."""
+
+    kind: BackgroundKind
+    """"rollout": a new image tag, same behaviour; "traffic_wave": a mild rise in traffic."""
+    service: str
+    """The service rolled out, or the entry service of a wave."""
+    at: datetime
+    """When it began."""
+    ends_at: datetime | None
+    """When a wave is over; None for a rollout (it completes by itself within minutes)."""
+    magnitude: float
+    """Traffic factor at the crest of a wave; 1 for a rollout."""
+    detail: str
+    """The new image of a rollout, the shape of a wave."""
 
 
 @dataclass(frozen=True)
 class CrashLoopFault:
-    """One running pod of ``service`` starts crash-looping; deleting that pod heals it."""
+    """One running pod of ``service`` starts crash-looping; deleting that pod heals it.
+
+    Older spelling of ``ScenarioInstance(ScenarioId.POD_CRASHLOOP, service)``.
+    """
 
     service: str = "checkout"
     """Service whose pod breaks."""
@@ -24,7 +143,8 @@ class CrashLoopFault:
 class TrafficSurgeFault:
     """External traffic rises to ``factor`` x over ``ramp``, holds, falls back over ``ramp``.
 
-    The whole surge, ramps included, lasts ``duration``.
+    The whole surge, ramps included, lasts ``duration``. Older spelling of a
+    ``ScenarioId.TRAFFIC_SURGE`` instance.
     """
 
     factor: float = 3.0
@@ -43,28 +163,10 @@ class TrafficSurgeFault:
 
     def multiplier(self, elapsed_s: float) -> float:
         """Traffic multiplier ``elapsed_s`` seconds after injection (1 outside the surge)."""
-        total, ramp = self.duration.total_seconds(), self.ramp.total_seconds()
-        if elapsed_s < 0 or elapsed_s >= total:
-            return 1.0
-        edge = min(elapsed_s, total - elapsed_s)
-        share = 1.0 if ramp == 0 or edge >= ramp else edge / ramp
-        return 1.0 + (self.factor - 1.0) * share
+        return ramp_multiplier(
+            elapsed_s, self.factor, self.ramp.total_seconds(), self.duration.total_seconds()
+        )
 
 
 Fault = CrashLoopFault | TrafficSurgeFault
-
-
-@dataclass(frozen=True)
-class FaultRecord:
-    """Ground truth of one injected fault."""
-
-    scenario: str
-    """"pod_crashloop" or "traffic_surge" (names of the design's failure scenarios)."""
-    target: str
-    """What broke: the pod name of a crash loop, the entry service of a surge."""
-    service: str
-    """Service the fault hits first."""
-    injected_at: datetime
-    """When the fault started."""
-    ends_at: datetime | None
-    """When it ended (surges: known upfront; crash loops: when the pod went), None while on."""
+"""The older fault requests ``Lab.inject`` still accepts."""

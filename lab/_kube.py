@@ -4,17 +4,23 @@ Actuators are written against ``kubernetes.client`` (CoreV1Api, AppsV1Api, Autos
 ...); this facade lets the same code act on the lab: it returns the official model classes,
 takes camelCase patch bodies (or model objects) and the client's ``_content_type`` (read as the
 client would send it) and raises ``ApiException`` subclasses with the status codes a real API
-server uses. This module holds the shared helpers and the core and autoscaling APIs;
-``lab._kube_apps`` and ``lab._kube_extra`` the others.
+server uses. Every public method also takes the client's per-call options
+(``_request_timeout`` and the rest, see ``_Counted``) and counts whether a timeout came with
+it, so a test can check that code never waits on the API server unbounded. Served objects
+carry the API server's ``metadata.resourceVersion`` (see ``_Revisions``). This module holds the
+shared helpers and the core and autoscaling APIs; ``lab._kube_apps`` and ``lab._kube_extra``
+the others.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import (
@@ -25,12 +31,20 @@ from kubernetes.client.exceptions import (
     UnprocessableEntityException,
 )
 
-from lab._clock import SimClock
+from contracts import SimClock
 from lab._cluster import Cluster, Hpa, Node, Pod
 from lab._settings import LabSettings
 
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_ANNOTATIONS_MAX_BYTES = 256 * 2**10
+_NODE_METADATA = ("labels", "annotations", "resourceVersion")
+_HPA_METADATA = ("annotations", "resourceVersion")
+_IGNORED_CALL_OPTIONS = frozenset(
+    {"async_req", "_return_http_data_only", "_preload_content", "_request_auth", "_headers"}
+)
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -48,9 +62,15 @@ def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _error(status: int, message: str, kind: str, name: str) -> ApiException:
-    """An ApiException (the subclass the client raises) carrying the API server's Status body."""
-    reason, http_reason, cls = _ERRORS[status]
+def _error(
+    status: int, message: str, kind: str, name: str, reason: str | None = None
+) -> ApiException:
+    """An ApiException (the subclass the client raises) carrying the API server's Status body.
+
+    ``reason`` overrides the status's usual one (409 is also "Conflict", a stale write).
+    """
+    usual, http_reason, cls = _ERRORS[status]
+    reason = reason or usual
     body = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -197,9 +217,191 @@ def _int_field(value: Any, path: str, minimum: int, kind: str, name: str) -> int
     return value
 
 
-class _Api:
-    def __init__(self, cluster: Cluster, clock: SimClock, settings: LabSettings) -> None:
+def _qualified_name(key: str) -> bool:
+    """A label or annotation key: an optional DNS-subdomain prefix and "/", then a name part."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return len(name) <= 63 and bool(_NAME_PART.match(name))
+
+
+def _check_annotations(annotations: Mapping[str, Any], kind: str, resource: str, name: str) -> None:
+    """ValidateAnnotations: qualified keys (checked lower-cased), string values, 256 KiB in all."""
+    for key, value in annotations.items():
+        if not isinstance(value, str) or not _qualified_name(key.lower()):
+            raise _error(
+                422,
+                f'{kind} "{name}" is invalid: metadata.annotations: Invalid value: {key!r}:'
+                f" {value!r}: the key must be a qualified name ([prefix/]name), the value a string",
+                resource,
+                name,
+            )
+    if sum(len(k) + len(v) for k, v in annotations.items()) > _ANNOTATIONS_MAX_BYTES:
+        raise _error(
+            422,
+            f'{kind} "{name}" is invalid: metadata.annotations: Too long:'
+            f" must have at most {_ANNOTATIONS_MAX_BYTES} bytes",
+            resource,
+            name,
+        )
+
+
+def _merged_annotations(
+    current: Mapping[str, str], metadata: Mapping[str, Any], kind: str, resource: str, name: str
+) -> dict[str, str]:
+    """``current`` after a merge patch's ``metadata``: null deletes a key, or the whole map."""
+    if "annotations" not in metadata:
+        return dict(current)
+    patch = metadata["annotations"]
+    if patch is None:
+        return {}
+    if not isinstance(patch, dict):
+        raise _error(
+            422,
+            f'{kind} "{name}" is invalid: metadata.annotations: Invalid value: {patch!r}',
+            resource,
+            name,
+        )
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    _check_annotations(merged, kind, resource, name)
+    return merged
+
+
+def _check_resource_version(
+    metadata: Mapping[str, Any], current: Any, resource: str, name: str
+) -> None:
+    """A resourceVersion in a patch is a precondition: the object must still be at it."""
+    wanted = metadata.get("resourceVersion")
+    if wanted is not None and wanted != current.metadata.resource_version:
+        raise _error(
+            409,
+            f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified;'
+            " please apply your changes to the latest version and try again",
+            resource.partition(".")[0],
+            name,
+            reason="Conflict",
+        )
+
+
+class _Served(Protocol):
+    """A built-in object as the API returns it (an official client model)."""
+
+    metadata: client.V1ObjectMeta | None
+
+    def model_dump_json(self) -> str: ...
+
+
+class _Revisions:
+    """etcd's revision -- one counter over every write, shared by every API of one cluster -- and
+    the resourceVersion each built-in object was last served with.
+
+    The lab's objects are plain state that controllers change without going through the API,
+    so a built-in object is stamped when it is served: the same resourceVersion as last time if
+    it looks the same, otherwise a new revision. A reader therefore sees the resourceVersion
+    change exactly when the object (status included) changed since the last time anyone saw it.
+    """
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self._served: dict[str, tuple[str, str]] = {}
+        """uid -> (the object as served, without its resourceVersion; its resourceVersion)."""
+
+    def write(self) -> str:
+        """The resourceVersion of a new write."""
+        self.revision += 1
+        return str(self.revision)
+
+    def stamp(self, model: _Served) -> None:
+        """Set ``metadata.resource_version`` of a freshly rendered object."""
+        meta = model.metadata
+        assert meta is not None and meta.uid is not None and meta.resource_version is None
+        content = model.model_dump_json()
+        seen = self._served.get(meta.uid)
+        if seen is None or seen[0] != content:
+            seen = (content, self.write())
+            self._served[meta.uid] = seen
+        meta.resource_version = seen[1]
+
+    def forget(self, uid: str) -> None:
+        """The object is gone."""
+        self._served.pop(uid, None)
+
+    def list_meta(self) -> client.V1ListMeta:
+        """A list's metadata: the revision it was read at."""
+        return client.V1ListMeta(resource_version=str(self.revision))
+
+
+def _check_timeout(timeout: Any) -> None:
+    """What the client's validation allows: a positive number or a (connect, read) pair."""
+
+    def positive(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+    pair = isinstance(timeout, tuple) and len(timeout) == 2 and all(map(positive, timeout))
+    if not (timeout is None or positive(timeout) or pair):
+        raise ValueError(
+            f"_request_timeout must be a positive number or a (connect, read) pair, got {timeout!r}"
+        )
+
+
+def _with_call_options(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` taking the client's per-call options as keywords, and counted."""
+    takes_content_type = "_content_type" in inspect.signature(method).parameters
+
+    @functools.wraps(method)
+    def call(self: _Counted, *args: Any, **kwargs: Any) -> Any:
+        timeout = kwargs.pop("_request_timeout", None)
+        _check_timeout(timeout)
+        if kwargs.pop("_host_index", 0) != 0:
+            raise ValueError("_host_index: the API has one server, index 0")
+        for option in _IGNORED_CALL_OPTIONS & kwargs.keys():
+            del kwargs[option]
+        if not takes_content_type:
+            kwargs.pop("_content_type", None)
+        self.calls += 1
+        if timeout is None:
+            self.calls_without_timeout += 1
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+class _Counted:
+    """Every public method takes the official client's per-call options and counts its calls.
+
+    ``_request_timeout`` is checked as the client checks it and counted (``calls``,
+    ``calls_without_timeout``); ``_content_type`` goes to the methods that read it;
+    ``async_req``, ``_preload_content``, ``_return_http_data_only``, ``_request_auth`` and
+    ``_headers`` are accepted and ignored (the call always runs at once and returns the model).
+    Subclasses get this for every public method they define; so that a call is counted once,
+    their methods share private helpers rather than call one another.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        """Calls made to this API object."""
+        self.calls_without_timeout = 0
+        """Of those, the ones without a ``_request_timeout``: a real call could hang."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _with_call_options(member))
+
+
+class _Api(_Counted):
+    def __init__(
+        self, cluster: Cluster, clock: SimClock, settings: LabSettings, revisions: _Revisions
+    ) -> None:
+        super().__init__()
         self._cluster = cluster
+        self._revisions = revisions
         self._clock = clock
         self._namespace = settings.topology.namespace
 
@@ -319,7 +521,7 @@ class FakeCoreV1Api(_Api):
                     last_state=last_state,
                 )
             ]
-        return client.V1Pod(
+        model = client.V1Pod(
             api_version="v1",
             kind="Pod",
             metadata=meta,
@@ -335,20 +537,25 @@ class FakeCoreV1Api(_Api):
                 start_time=_utc(pod.created_at) if pod.node else None,
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
     def list_namespaced_pod(
         self, namespace: str, label_selector: str | None = None
     ) -> client.V1PodList:
+        items = self._pods(label_selector) if namespace == self._namespace else []
+        return client.V1PodList(
+            api_version="v1", kind="PodList", metadata=self._revisions.list_meta(), items=items
+        )
+
+    def _pods(self, label_selector: str | None) -> list[client.V1Pod]:
         terms = parse_label_selector(label_selector or "")
         t = self._now()
-        items = []
-        if namespace == self._namespace:
-            items = [
-                self._to_v1_pod(p, t)
-                for p in self._cluster.pods.values()
-                if _matches(self._cluster.pod_labels(p), terms)
-            ]
-        return client.V1PodList(api_version="v1", kind="PodList", items=items)
+        return [
+            self._to_v1_pod(p, t)
+            for p in self._cluster.pods.values()
+            if _matches(self._cluster.pod_labels(p), terms)
+        ]
 
     def list_pod_for_all_namespaces(
         self, field_selector: str | None = None, label_selector: str | None = None
@@ -365,11 +572,14 @@ class FakeCoreV1Api(_Api):
                     "",
                 )
             node = value.strip()
-        pods = self.list_namespaced_pod(self._namespace, label_selector)
-        pods.items = [
-            p for p in pods.items if node is None or (p.spec and p.spec.node_name == node)
+        items = [
+            p
+            for p in self._pods(label_selector)
+            if node is None or (p.spec and p.spec.node_name == node)
         ]
-        return pods
+        return client.V1PodList(
+            api_version="v1", kind="PodList", metadata=self._revisions.list_meta(), items=items
+        )
 
     def read_namespaced_pod(self, name: str, namespace: str) -> client.V1Pod:
         return self._to_v1_pod(self._pod(name, namespace), self._now())
@@ -382,14 +592,17 @@ class FakeCoreV1Api(_Api):
         grace_period_seconds: int | None = None,
     ) -> client.V1Pod:
         """Delete at once (the lab has no graceful termination); the ReplicaSet replaces it."""
-        pod = self._pod(name, namespace)
+        return self._delete_pod(self._pod(name, namespace), grace_period_seconds)
+
+    def _delete_pod(self, pod: Pod, grace_period_seconds: int | None) -> client.V1Pod:
         t = self._now()
         deleted = self._to_v1_pod(pod, t)
         meta = self._meta(pod.name, pod.uid, pod.created_at, self._cluster.pod_labels(pod))
         meta.deletion_timestamp = _utc(t)
         meta.deletion_grace_period_seconds = grace_period_seconds
+        meta.resource_version = self._revisions.write()
         deleted.metadata = meta
-        self._cluster.remove_pod(name, t)
+        self._cluster.remove_pod(pod.name, t)
         self._cluster.reconcile(t)
         return deleted
 
@@ -414,7 +627,7 @@ class FakeCoreV1Api(_Api):
                         "pods",
                         name,
                     )
-        self.delete_namespaced_pod(name, namespace)
+        self._delete_pod(pod, None)
         return client.V1Status(api_version="v1", kind="Status", status="Success", code=201)
 
     def list_node(self, label_selector: str | None = None) -> client.V1NodeList:
@@ -422,6 +635,7 @@ class FakeCoreV1Api(_Api):
         return client.V1NodeList(
             api_version="v1",
             kind="NodeList",
+            metadata=self._revisions.list_meta(),
             items=[self._to_v1_node(n) for n in self._cluster.nodes if _matches(n.labels, terms)],
         )
 
@@ -435,7 +649,9 @@ class FakeCoreV1Api(_Api):
         return self._to_v1_node(self._node(name))
 
     def patch_node(self, name: str, body: Any, _content_type: str | None = None) -> client.V1Node:
-        """Merge-patch ``spec.unschedulable`` (cordon) and ``metadata.labels`` (None deletes)."""
+        """Merge-patch ``spec.unschedulable`` (cordon), ``metadata.labels`` and
+        ``metadata.annotations`` (None deletes); ``metadata.resourceVersion`` is a precondition.
+        """
         node = self._node(name)
         patch = _merge_patch(body, _content_type, "nodes", name)
         metadata = patch.get("metadata") or {}
@@ -443,23 +659,25 @@ class FakeCoreV1Api(_Api):
         labels = metadata.get("labels") or {}
         unknown = sorted(
             [k for k in patch if k not in ("metadata", "spec")]
-            + [f"metadata.{k}" for k in metadata if k != "labels"]
+            + [f"metadata.{k}" for k in metadata if k not in _NODE_METADATA]
             + [f"spec.{k}" for k in spec if k != "unschedulable"]
         )
         if unknown:
             raise _error(422, f"unsupported node field(s) {unknown}", "nodes", name)
+        _check_resource_version(metadata, self._to_v1_node(node), "nodes", name)
         unschedulable = spec.get("unschedulable")
         if unschedulable is not None and not isinstance(unschedulable, bool):
             raise _error(
                 422, f"spec.unschedulable: Invalid value: {unschedulable!r}", "nodes", name
             )
         for key, value in labels.items():
-            if not _KEY.match(key) or not (
+            if not _qualified_name(key) or not (
                 value is None or (isinstance(value, str) and _LABEL_VALUE.match(value))
             ):
                 raise _error(
                     422, f"metadata.labels: Invalid value: {key!r}: {value!r}", "nodes", name
                 )
+        node.annotations = _merged_annotations(node.annotations, metadata, "Node", "nodes", name)
         if "unschedulable" in spec:
             node.unschedulable = bool(unschedulable)
         for key, value in labels.items():
@@ -480,7 +698,7 @@ class FakeCoreV1Api(_Api):
             client.V1NodeCondition(type=kind, status="False")
             for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
         ]
-        return client.V1Node(
+        model = client.V1Node(
             api_version="v1",
             kind="Node",
             metadata=client.V1ObjectMeta(
@@ -488,6 +706,7 @@ class FakeCoreV1Api(_Api):
                 uid=node.uid,
                 creation_timestamp=_utc(node.created_at),
                 labels=dict(node.labels),
+                annotations=dict(node.annotations) or None,
             ),
             # The node lifecycle controller taints a cordoned node.
             spec=client.V1NodeSpec(
@@ -500,6 +719,8 @@ class FakeCoreV1Api(_Api):
                 capacity=resources, allocatable=resources, conditions=[*pressures, ok]
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
 
 class FakeAutoscalingV2Api(_Api):
@@ -521,10 +742,12 @@ class FakeAutoscalingV2Api(_Api):
         cfg = self._cluster.settings.hpa
         current = len(self._cluster.service_pods[hpa.service])
         utilisation = hpa.current_utilisation
-        return client.V2HorizontalPodAutoscaler(
+        meta = self._meta(hpa.name, hpa.uid, hpa.created_at, {"app": hpa.name})
+        meta.annotations = dict(hpa.annotations) or None
+        model = client.V2HorizontalPodAutoscaler(
             api_version="autoscaling/v2",
             kind="HorizontalPodAutoscaler",
-            metadata=self._meta(hpa.name, hpa.uid, hpa.created_at, {"app": hpa.name}),
+            metadata=meta,
             spec=client.V2HorizontalPodAutoscalerSpec(
                 scale_target_ref=client.V2CrossVersionObjectReference(
                     api_version="apps/v1", kind="Deployment", name=hpa.name
@@ -585,6 +808,8 @@ class FakeAutoscalingV2Api(_Api):
                 ],
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
     def list_namespaced_horizontal_pod_autoscaler(
         self, namespace: str
@@ -593,7 +818,10 @@ class FakeAutoscalingV2Api(_Api):
         if namespace == self._namespace:
             items = [self._to_v2_hpa(h) for h in self._cluster.hpas.values()]
         return client.V2HorizontalPodAutoscalerList(
-            api_version="autoscaling/v2", kind="HorizontalPodAutoscalerList", items=items
+            api_version="autoscaling/v2",
+            kind="HorizontalPodAutoscalerList",
+            metadata=self._revisions.list_meta(),
+            items=items,
         )
 
     def read_namespaced_horizontal_pod_autoscaler(
@@ -604,16 +832,28 @@ class FakeAutoscalingV2Api(_Api):
     def patch_namespaced_horizontal_pod_autoscaler(
         self, name: str, namespace: str, body: Any, _content_type: str | None = None
     ) -> client.V2HorizontalPodAutoscaler:
-        """Merge-patch ``spec.minReplicas``, ``spec.maxReplicas`` and the CPU target.
+        """Merge-patch ``spec.minReplicas``, ``spec.maxReplicas``, the CPU target and
+        ``metadata.annotations`` (None deletes); ``metadata.resourceVersion`` is a precondition.
 
         The HPA controller acts on the new spec at its next sync (within 15 s).
         """
         hpa = self._hpa(name, namespace)
         kind = "HorizontalPodAutoscaler"
-        spec = _merge_patch(body, _content_type, "horizontalpodautoscalers", name).get("spec") or {}
-        unknown = set(spec) - {"minReplicas", "maxReplicas", "metrics", "scaleTargetRef"}
+        patch = _merge_patch(body, _content_type, "horizontalpodautoscalers", name)
+        metadata, spec = patch.get("metadata") or {}, patch.get("spec") or {}
+        unknown = sorted(
+            [f"metadata.{k}" for k in metadata if k not in _HPA_METADATA]
+            + [
+                f"spec.{k}"
+                for k in spec
+                if k not in ("minReplicas", "maxReplicas", "metrics", "scaleTargetRef")
+            ]
+        )
         if unknown:
-            raise _error(422, f"unsupported HPA spec field(s) {sorted(unknown)}", kind, name)
+            raise _error(422, f"unsupported HPA field(s) {unknown}", kind, name)
+        resource = "horizontalpodautoscalers.autoscaling"
+        _check_resource_version(metadata, self._to_v2_hpa(hpa), resource, name)
+        annotations = _merged_annotations(hpa.annotations, metadata, kind, resource, name)
         ref = spec.get("scaleTargetRef")
         if ref is not None and (ref.get("kind"), ref.get("name")) != ("Deployment", name):
             raise _error(422, f"spec.scaleTargetRef cannot change, got {ref!r}", kind, name)
@@ -641,6 +881,7 @@ class FakeAutoscalingV2Api(_Api):
                 name,
             )
         hpa.min_replicas, hpa.max_replicas, hpa.target_utilisation = low, high, target
+        hpa.annotations = annotations
         return self._to_v2_hpa(hpa)
 
     def delete_namespaced_horizontal_pod_autoscaler(
@@ -649,4 +890,5 @@ class FakeAutoscalingV2Api(_Api):
         """Gone at once; from then on the HPA controller leaves the Deployment's replicas alone."""
         hpa = self._hpa(name, namespace)
         del self._cluster.hpas[name]
+        self._revisions.forget(hpa.uid)
         return _status_success(name, "autoscaling", "horizontalpodautoscalers", hpa.uid)

@@ -15,36 +15,53 @@ from kubernetes.client.exceptions import ApiException
 from lab._cluster import Deployment, ReplicaSet
 from lab._kube import (
     _Api,
+    _check_annotations,
+    _check_resource_version,
     _error,
     _int_field,
     _matches,
     _merge_patch,
+    _merged_annotations,
     _patch_body,
     parse_label_selector,
 )
 
 REVISION = "deployment.kubernetes.io/revision"
 _HASH_LABEL = "pod-template-hash"
-_JSON_PATCH_PATHS = ("/spec/template", "/metadata/annotations")
+_ANNOTATIONS = "/metadata/annotations"
+_KIND, _RESOURCE = "Deployment.apps", "deployments.apps"
 
 
 def _invalid(name: str, detail: str) -> ApiException:
-    return _error(422, f'Deployment.apps "{name}" is invalid: {detail}', "deployments.apps", name)
+    return _error(422, f'{_KIND} "{name}" is invalid: {detail}', _RESOURCE, name)
 
 
-def _annotations(current: dict[str, str], patch: Any, name: str) -> dict[str, str]:
-    """``current`` merged with ``patch`` (None deletes a key)."""
-    if not isinstance(patch, dict):
-        raise _invalid(name, f"metadata.annotations: Invalid value: {patch!r}")
-    merged = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, str):
-            merged[key] = value
-        else:
-            raise _invalid(name, f"metadata.annotations: Invalid value: {key!r}: {value!r}")
-    return merged
+def _annotations_op(annotations: dict[str, str], op: dict[str, Any], name: str) -> dict[str, str]:
+    """A JSON-patch ``add``, ``replace`` or ``remove`` of ``/metadata/annotations`` or of one
+    key, ``/metadata/annotations/<key>`` (a "/" in the key written "~1"; a "~", which "~0"
+    would stand for, is in no valid key). Keys and values are checked once every operation has
+    been applied, as the server decodes the result.
+    """
+    kind, path = op["op"], op["path"]
+    if kind != "remove" and "value" not in op:
+        raise _invalid(name, f"{kind} operation does not apply: missing value: {path}")
+    if path == _ANNOTATIONS:
+        value = op.get("value")
+        if not (value is None or isinstance(value, dict)):
+            raise _invalid(name, f"metadata.annotations: Invalid value: {value!r}")
+        return {} if value is None else dict(value)
+    key = path.removeprefix(f"{_ANNOTATIONS}/")
+    if "/" in key:
+        raise _invalid(name, f"{kind} operation does not apply: {path} is inside a string")
+    key = key.replace("~1", "/")
+    if kind != "add" and key not in annotations:
+        raise _invalid(name, f"{kind} operation does not apply: doc is missing key: {path}")
+    result = dict(annotations)
+    if kind == "remove":
+        del result[key]
+    else:
+        result[key] = op["value"]
+    return result
 
 
 class FakeAppsV1Api(_Api):
@@ -74,7 +91,7 @@ class FakeAppsV1Api(_Api):
         meta = self._meta(dep.name, dep.uid, dep.created_at, labels)
         meta.generation = dep.generation
         meta.annotations = {**dep.annotations, REVISION: str(current.revision)}
-        return client.V1Deployment(
+        model = client.V1Deployment(
             api_version="apps/v1",
             kind="Deployment",
             metadata=meta,
@@ -92,6 +109,8 @@ class FakeAppsV1Api(_Api):
                 unavailable_replicas=max(0, dep.replicas - ready) or None,
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
     def list_namespaced_deployment(
         self, namespace: str, label_selector: str | None = None
@@ -104,7 +123,12 @@ class FakeAppsV1Api(_Api):
                 for d in self._cluster.deployments.values()
                 if _matches({"app": d.name}, terms)
             ]
-        return client.V1DeploymentList(api_version="apps/v1", kind="DeploymentList", items=items)
+        return client.V1DeploymentList(
+            api_version="apps/v1",
+            kind="DeploymentList",
+            metadata=self._revisions.list_meta(),
+            items=items,
+        )
 
     def read_namespaced_deployment(self, name: str, namespace: str) -> client.V1Deployment:
         return self._to_v1_deployment(self._deployment(name, namespace))
@@ -112,38 +136,52 @@ class FakeAppsV1Api(_Api):
     def patch_namespaced_deployment(
         self, name: str, namespace: str, body: Any, _content_type: str | None = None
     ) -> client.V1Deployment:
-        """Merge-patch replicas, annotations and the image, or JSON-patch (replace) the template.
+        """Merge-patch replicas, annotations (None deletes) and the image, or JSON-patch the
+        template and annotations; a merge patch's ``metadata.resourceVersion`` is a precondition.
 
         The JSON-patch form is what ``kubectl rollout undo`` sends: ``replace`` of
-        ``/spec/template`` and ``/metadata/annotations``; other operations are refused (422).
+        ``/spec/template``; ``add``, ``replace`` and ``remove`` of ``/metadata/annotations`` or
+        ``/metadata/annotations/<key>`` are taken too, other operations refused (422).
         """
         dep = self._deployment(name, namespace)
-        patch = _patch_body(body, _content_type, "deployments.apps", name)
-        replicas, image, annotations = dep.replicas, dep.current.image, dep.annotations
+        patch = _patch_body(body, _content_type, _RESOURCE, name)
+        replicas, image = dep.replicas, dep.current.image
+        annotations = {**dep.annotations, REVISION: str(dep.current.revision)}  # as served
         if isinstance(patch, list):
             for op in patch:
-                if not isinstance(op, dict) or (op.get("op"), op.get("path")) not in {
-                    ("replace", path) for path in _JSON_PATCH_PATHS
-                }:
-                    raise _invalid(name, f"the lab only replaces {_JSON_PATCH_PATHS}, got {op!r}")
-                if op["path"] == "/spec/template":
+                if not isinstance(op, dict):
+                    raise _invalid(name, f"not a JSON-patch operation: {op!r}")
+                path = op.get("path")
+                if (op.get("op"), path) == ("replace", "/spec/template"):
                     image = self._template_image(dep, op.get("value"), replace=True)
+                elif (
+                    op.get("op") in ("add", "replace", "remove")
+                    and isinstance(path, str)
+                    and f"{path}/".startswith(f"{_ANNOTATIONS}/")
+                ):
+                    annotations = _annotations_op(annotations, op, name)
                 else:
-                    annotations = _annotations({}, op.get("value") or {}, name)
+                    raise _invalid(
+                        name,
+                        "the lab takes replace of /spec/template and add, replace or remove of"
+                        f" {_ANNOTATIONS}[/<key>] only, got {op!r}",
+                    )
+            _check_annotations(annotations, _KIND, _RESOURCE, name)
         else:
             metadata, spec = patch.get("metadata") or {}, patch.get("spec") or {}
             unknown = sorted(
                 [k for k in patch if k not in ("metadata", "spec")]
-                + [f"metadata.{k}" for k in metadata if k != "annotations"]
+                + [f"metadata.{k}" for k in metadata if k not in ("annotations", "resourceVersion")]
                 + [f"spec.{k}" for k in spec if k not in ("replicas", "template")]
             )
             if unknown:
                 raise _invalid(name, f"unsupported deployment field(s) {unknown}")
+            _check_resource_version(metadata, self._to_v1_deployment(dep), _RESOURCE, name)
             if "replicas" in spec:
                 replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Deployment", name)
             if "template" in spec:
                 image = self._template_image(dep, spec["template"], replace=False)
-            annotations = _annotations(annotations, metadata.get("annotations") or {}, name)
+            annotations = _merged_annotations(annotations, metadata, _KIND, _RESOURCE, name)
         # The revision annotation belongs to the deployment controller.
         dep.annotations = {k: v for k, v in annotations.items() if k != REVISION}
         if (replicas, image) != (dep.replicas, dep.current.image):
@@ -195,10 +233,15 @@ class FakeAppsV1Api(_Api):
         return image
 
     def _to_v1_scale(self, dep: Deployment) -> client.V1Scale:
+        meta = self._meta(dep.name, dep.uid, dep.created_at, {"app": dep.name})
+        # The scale subresource is a view of the Deployment, at its resourceVersion.
+        dep_meta = self._to_v1_deployment(dep).metadata
+        assert dep_meta is not None
+        meta.resource_version = dep_meta.resource_version
         return client.V1Scale(
             api_version="autoscaling/v1",
             kind="Scale",
-            metadata=self._meta(dep.name, dep.uid, dep.created_at, {"app": dep.name}),
+            metadata=meta,
             spec=client.V1ScaleSpec(replicas=dep.replicas),
             status=client.V1ScaleStatus(
                 replicas=len(self._cluster.service_pods[dep.service]), selector=f"app={dep.name}"
@@ -217,8 +260,9 @@ class FakeAppsV1Api(_Api):
         unknown = set(spec) - {"replicas"}
         if unknown:
             raise _error(422, f"unsupported scale field(s) {sorted(unknown)}", "scale", name)
-        if "replicas" in spec:
-            dep.replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Scale", name)
+        replicas = _int_field(spec.get("replicas", dep.replicas), "spec.replicas", 0, "Scale", name)
+        if replicas != dep.replicas:
+            dep.replicas = replicas
             dep.generation += 1
             self._cluster.reconcile(self._now())
         return self._to_v1_scale(dep)
@@ -246,7 +290,7 @@ class FakeAppsV1Api(_Api):
         ]
         # Old ReplicaSets keep their pods until the current one is Ready, then go to zero.
         desired = dep.replicas if rs is dep.current else len(pods)
-        return client.V1ReplicaSet(
+        model = client.V1ReplicaSet(
             api_version="apps/v1",
             kind="ReplicaSet",
             metadata=meta,
@@ -262,6 +306,8 @@ class FakeAppsV1Api(_Api):
                 available_replicas=ready,
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
     def list_namespaced_replica_set(
         self, namespace: str, label_selector: str | None = None
@@ -275,7 +321,12 @@ class FakeAppsV1Api(_Api):
                 for rs in dep.replica_sets
                 if _matches({"app": dep.name, _HASH_LABEL: rs.template_hash}, terms)
             ]
-        return client.V1ReplicaSetList(api_version="apps/v1", kind="ReplicaSetList", items=items)
+        return client.V1ReplicaSetList(
+            api_version="apps/v1",
+            kind="ReplicaSetList",
+            metadata=self._revisions.list_meta(),
+            items=items,
+        )
 
     def read_namespaced_replica_set(self, name: str, namespace: str) -> client.V1ReplicaSet:
         self._check_namespace(namespace, "replicasets.apps", name)

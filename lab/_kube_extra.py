@@ -3,7 +3,9 @@
 
 Budgets are evaluated live by the cluster's disruption controller (``Cluster.pdb_status``);
 custom objects (Argo CD Applications) are plain dicts kept per CRD, as the real client returns
-them, with the API server's metadata bookkeeping (uid, resourceVersion, generation).
+them, with the API server's metadata bookkeeping (uid, resourceVersion, generation). Every API
+of one ``FakeKubernetes`` draws resourceVersions from one revision counter, as they would from
+one etcd, and counts its calls, so that a test can sum the calls made without a timeout.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 
 from kubernetes import client
 
-from lab._clock import SimClock
-from lab._cluster import Cluster, Pdb
+from contracts import KubeClients, SimClock
+from lab._cluster import Cluster, Pdb, Pod
 from lab._kube import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
@@ -24,8 +26,10 @@ from lab._kube import (
     FakeCoreV1Api,
     _Api,
     _body_dict,
+    _Counted,
     _error,
     _merge_patch,
+    _Revisions,
     _sent_content_type,
     _status_success,
     _utc,
@@ -65,7 +69,7 @@ class FakePolicyV1Api(_Api):
         selector = None
         if pdb.match_labels is not None:
             selector = client.V1LabelSelector(match_labels=pdb.match_labels)
-        return client.V1PodDisruptionBudget(
+        model = client.V1PodDisruptionBudget(
             api_version="policy/v1",
             kind="PodDisruptionBudget",
             metadata=meta,
@@ -82,6 +86,8 @@ class FakePolicyV1Api(_Api):
                 observed_generation=1,
             ),
         )
+        self._revisions.stamp(model)
+        return model
 
     def create_namespaced_pod_disruption_budget(
         self, namespace: str, body: Any
@@ -137,12 +143,16 @@ class FakePolicyV1Api(_Api):
         if namespace == self._namespace:
             items = [self._to_v1_pdb(p) for p in self._cluster.pdbs.values()]
         return client.V1PodDisruptionBudgetList(
-            api_version="policy/v1", kind="PodDisruptionBudgetList", items=items
+            api_version="policy/v1",
+            kind="PodDisruptionBudgetList",
+            metadata=self._revisions.list_meta(),
+            items=items,
         )
 
     def delete_namespaced_pod_disruption_budget(self, name: str, namespace: str) -> client.V1Status:
         pdb = self._pdb(name, namespace)
         del self._cluster.pdbs[name]
+        self._revisions.forget(pdb.uid)
         return _status_success(name, "policy", "poddisruptionbudgets", pdb.uid)
 
 
@@ -163,20 +173,14 @@ class _Crd:
 class _CustomStore:
     """CRDs and their objects, shared by the apiextensions and custom-objects APIs."""
 
-    def __init__(self, cluster: Cluster, clock: SimClock) -> None:
+    def __init__(self, cluster: Cluster, clock: SimClock, revisions: _Revisions) -> None:
         self.cluster = cluster
         self.clock = clock
+        self.revisions = revisions
         self.crds: dict[str, _Crd] = {}
-        self.revision = 0
-        """etcd's revision: one counter over every write, the source of resourceVersions."""
 
     def timestamp(self) -> str:
         return _utc(self.clock.now().timestamp()).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def write(self) -> str:
-        """The resourceVersion of a new write."""
-        self.revision += 1
-        return str(self.revision)
 
 
 def _json_merge(target: Any, patch: Any) -> Any:
@@ -196,10 +200,11 @@ def _without_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k != "metadata"}
 
 
-class FakeApiextensionsV1Api:
+class FakeApiextensionsV1Api(_Counted):
     """The subset of ``kubernetes.client.ApiextensionsV1Api`` needed to install a CRD."""
 
     def __init__(self, store: _CustomStore) -> None:
+        super().__init__()
         self._store = store
 
     def _to_model(self, crd: _Crd) -> client.V1CustomResourceDefinition:
@@ -251,7 +256,7 @@ class FakeApiextensionsV1Api:
         data["metadata"].update(
             uid=self._store.cluster.new_uid(),
             creationTimestamp=self._store.timestamp(),
-            resourceVersion=self._store.write(),
+            resourceVersion=self._store.revisions.write(),
             generation=1,
         )
         crd = _Crd(
@@ -279,13 +284,14 @@ class FakeApiextensionsV1Api:
         return self._to_model(crd)
 
 
-class FakeCustomObjectsApi:
+class FakeCustomObjectsApi(_Counted):
     """The namespaced half of ``kubernetes.client.CustomObjectsApi``; objects are dicts.
 
     Any namespace is accepted (Argo CD's is ``argocd``).
     """
 
     def __init__(self, store: _CustomStore) -> None:
+        super().__init__()
         self._store = store
 
     def _crd(self, group: str, version: str, plural: str) -> _Crd:
@@ -344,7 +350,7 @@ class FakeCustomObjectsApi:
             namespace=namespace,
             uid=self._store.cluster.new_uid(),
             creationTimestamp=self._store.timestamp(),
-            resourceVersion=self._store.write(),
+            resourceVersion=self._store.revisions.write(),
             generation=1,
         )
         crd.objects[namespace, name] = obj
@@ -368,7 +374,7 @@ class FakeCustomObjectsApi:
         return {
             "apiVersion": f"{group}/{version}",
             "kind": f"{crd.kind}List",
-            "metadata": {"resourceVersion": str(self._store.revision)},
+            "metadata": {"resourceVersion": str(self._store.revisions.revision)},
             "items": items,
         }
 
@@ -410,7 +416,7 @@ class FakeCustomObjectsApi:
         if merged != obj:
             if _without_metadata(merged) != _without_metadata(obj):
                 merged["metadata"]["generation"] += 1
-            merged["metadata"]["resourceVersion"] = self._store.write()
+            merged["metadata"]["resourceVersion"] = self._store.revisions.write()
             crd.objects[namespace, name] = merged
         return self._served(crd.objects[namespace, name], group, version)
 
@@ -437,10 +443,40 @@ class FakeKubernetes:
     """The lab's Kubernetes API, one attribute per ``kubernetes.client`` API class."""
 
     def __init__(self, cluster: Cluster, clock: SimClock, settings: LabSettings) -> None:
-        self.core_v1 = FakeCoreV1Api(cluster, clock, settings)
-        self.apps_v1 = FakeAppsV1Api(cluster, clock, settings)
-        self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings)
-        self.policy_v1 = FakePolicyV1Api(cluster, clock, settings)
-        store = _CustomStore(cluster, clock)
+        self._revisions = revisions = _Revisions()
+        # A bound method, not a closure, so that a deep copy of the lab forgets in its own copy.
+        cluster.on_pod_removed.append(self._pod_removed)
+        self.core_v1 = FakeCoreV1Api(cluster, clock, settings, revisions)
+        self.apps_v1 = FakeAppsV1Api(cluster, clock, settings, revisions)
+        self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings, revisions)
+        self.policy_v1 = FakePolicyV1Api(cluster, clock, settings, revisions)
+        store = _CustomStore(cluster, clock, revisions)
         self.apiextensions_v1 = FakeApiextensionsV1Api(store)
         self.custom_objects = FakeCustomObjectsApi(store)
+
+    def clients(self) -> KubeClients:
+        """The API objects as the ``KubeClients`` every actuator and the loop take."""
+        return KubeClients(
+            self.core_v1, self.apps_v1, self.autoscaling_v2, self.policy_v1, self.custom_objects
+        )
+
+    def _pod_removed(self, pod: Pod, _t: float) -> None:
+        self._revisions.forget(pod.uid)
+
+    def _apis(self) -> tuple[_Counted, ...]:
+        return (
+            self.core_v1,
+            self.apps_v1,
+            self.autoscaling_v2,
+            self.policy_v1,
+            self.apiextensions_v1,
+            self.custom_objects,
+        )
+
+    def calls(self) -> int:
+        """API calls made so far, through any of the APIs."""
+        return sum(api.calls for api in self._apis())
+
+    def calls_without_timeout(self) -> int:
+        """Of those, the calls made without a ``_request_timeout``."""
+        return sum(api.calls_without_timeout for api in self._apis())

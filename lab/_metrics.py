@@ -15,25 +15,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from contracts import METRIC_COLUMNS
 from lab._cluster import Pod
 from lab._errors import InvalidTimeError
 from lab._settings import LabSettings
 
-#: Columns of the tidy metrics frame, in contract order.
-TIDY_COLUMNS = (
-    "timestamp",
-    "region",
-    "service",
-    "request_rate",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "error_rate",
-    "cpu_utilisation",
-    "memory_utilisation",
-    "restarts",
-    "ready_pods",
-    "desired_pods",
-)
 #: Status codes of ``http_requests_total``, in the order of the stored counter columns.
 CODES = ("200", "500", "503")
 _EPS = 1e-6
@@ -280,7 +266,7 @@ class LabMetricSource:
                 "ready_pods": ready.ravel(),
                 "desired_pods": desired.ravel(),
             },
-            columns=list(TIDY_COLUMNS),
+            columns=list(METRIC_COLUMNS),
         )
         return frame
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts import ScenarioId
 from lab._errors import SettingsError
 
 
@@ -164,6 +165,25 @@ class IncidentSettings:
     """Range of the traffic multiplier of a random surge."""
     surge_minutes_range: tuple[float, float] = (20.0, 60.0)
     """Range of the duration of a random surge, minutes."""
+    scenarios: tuple[ScenarioId, ...] = (ScenarioId.POD_CRASHLOOP, ScenarioId.TRAFFIC_SURGE)
+    """Scenarios the history draws from, evenly; each draws its own instances (so the two
+    surge ranges above no longer shape the history: ``traffic_surge`` draws x2.5-3.5 for
+    30-45 minutes). A fault that does not end by itself is cleared by the operator after
+    ``crash_heal_min_s`` to ``crash_heal_max_s``."""
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """Ordinary events of a chaos run (``Lab.background``) that the loop must not act on."""
+
+    rollouts_per_hour: float = 0.5
+    """Mean number of benign rollouts (a new image tag, same behaviour) per hour."""
+    waves_per_hour: float = 0.5
+    """Mean number of mild traffic waves per hour."""
+    wave_factor_range: tuple[float, float] = (1.2, 1.4)
+    """Range of the traffic multiplier at the crest of a wave."""
+    wave_minutes_range: tuple[float, float] = (10.0, 20.0)
+    """Range of the length of a wave (it rises over the first half, falls over the second)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,8 @@ class LabSettings:
     """Random incidents of the generated history."""
     seed: int = 7
     """Seed of every random draw; same seed and same calls give the same estate."""
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
+    """Benign rollouts and traffic waves of ``Lab.background``."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.topology.services]
@@ -199,5 +221,7 @@ class LabSettings:
                     f"service {svc.name!r}: need 1 <= min_replicas ({svc.min_replicas})"
                     f" <= max_replicas ({svc.max_replicas})"
                 )
+        if not self.incidents.scenarios:
+            raise SettingsError("incidents.scenarios must name at least one scenario")
         if self.scrape.interval_s <= 0:
             raise SettingsError(f"scrape interval must be positive, got {self.scrape.interval_s}")

@@ -7,6 +7,7 @@ Exception tree::
     OodaError
     ├── ScoringUnavailableError   a Ray Serve endpoint was unreachable or refused
     ├── BadMetricsError           the metric source returned something unusable
+    ├── ChaosError                a chaos run was asked for something it cannot run
     └── SeriesInputError          a series file for score-/forecast-series is malformed
 
 Names are imported on first use (PEP 562): ``ooda score-series`` should not pay for MLflow,
@@ -19,33 +20,42 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
-    "AnomalyScores": "ooda._scoring",
+    "AnomalyScores": "ooda._records",
     "AuditEntry": "ooda._audit",
     "AuditLog": "ooda._audit",
+    "Autonomy": "ooda._records",
+    "AutonomySettings": "ooda._settings",
     "BadMetricsError": "ooda._errors",
     "ControlLoop": "ooda._loop",
-    "Decision": "ooda._policy",
     "DemoSettings": "ooda._settings",
-    "LoadForecast": "ooda._scoring",
-    "LoopEvent": "ooda._loop",
+    "Diagnosis": "ooda._records",
+    "ErrorBudget": "ooda._autonomy",
+    "LoadForecast": "ooda._records",
+    "LoopEvent": "ooda._journal",
     "LoopSettings": "ooda._settings",
-    "LoopStats": "ooda._loop",
+    "LoopStats": "ooda._journal",
     "OodaError": "ooda._errors",
     "OodaSettings": "ooda._settings",
-    "PendingAction": "ooda._verify",
-    "Policy": "ooda._policy",
+    "PendingAction": "ooda._records",
+    "Plan": "ooda._records",
     "PolicySettings": "ooda._settings",
+    "RuleScorer": "ooda._fakes",
+    "Runbook": "ooda.runbooks",
+    "Scorer": "ooda._scoring",
     "ScoringClient": "ooda._scoring",
     "ScoringUnavailableError": "ooda._errors",
     "SeriesInputError": "ooda._errors",
-    "ServiceView": "ooda._observe",
+    "ServiceView": "ooda._records",
     "ServingClientSettings": "ooda._settings",
     "SloSettings": "ooda._settings",
-    "Verdict": "ooda._verify",
+    "Snapshot": "ooda._records",
     "VerifySettings": "ooda._settings",
-    "crashlooping_pods": "ooda._policy",
-    "judge": "ooda._verify",
-    "per_pod_capacity": "ooda._policy",
+    "clean_metrics": "ooda._observe",
+    "read_workloads": "ooda._cluster_state",
+    "recover": "ooda._recover",
+    "register_runbook": "ooda.runbooks",
+    "registered_runbooks": "ooda.runbooks",
+    "reset_breaker": "ooda._recover",
     "service_views": "ooda._observe",
     "within_slo": "ooda._observe",
 }
@@ -54,10 +64,13 @@ __all__ = [
     "AnomalyScores",
     "AuditEntry",
     "AuditLog",
+    "Autonomy",
+    "AutonomySettings",
     "BadMetricsError",
     "ControlLoop",
-    "Decision",
     "DemoSettings",
+    "Diagnosis",
+    "ErrorBudget",
     "LoadForecast",
     "LoopEvent",
     "LoopSettings",
@@ -65,19 +78,25 @@ __all__ = [
     "OodaError",
     "OodaSettings",
     "PendingAction",
-    "Policy",
+    "Plan",
     "PolicySettings",
+    "RuleScorer",
+    "Runbook",
+    "Scorer",
     "ScoringClient",
     "ScoringUnavailableError",
     "SeriesInputError",
     "ServiceView",
     "ServingClientSettings",
     "SloSettings",
-    "Verdict",
+    "Snapshot",
     "VerifySettings",
-    "crashlooping_pods",
-    "judge",
-    "per_pod_capacity",
+    "clean_metrics",
+    "read_workloads",
+    "recover",
+    "register_runbook",
+    "registered_runbooks",
+    "reset_breaker",
     "service_views",
     "within_slo",
 ]
@@ -94,12 +113,27 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from ooda._audit import AuditEntry, AuditLog
+    from ooda._autonomy import ErrorBudget
+    from ooda._cluster_state import read_workloads
     from ooda._errors import BadMetricsError, OodaError, ScoringUnavailableError, SeriesInputError
-    from ooda._loop import ControlLoop, LoopEvent, LoopStats
-    from ooda._observe import ServiceView, service_views, within_slo
-    from ooda._policy import Decision, Policy, crashlooping_pods, per_pod_capacity
-    from ooda._scoring import AnomalyScores, LoadForecast, ScoringClient
+    from ooda._fakes import RuleScorer
+    from ooda._journal import LoopEvent, LoopStats
+    from ooda._loop import ControlLoop
+    from ooda._observe import clean_metrics, service_views, within_slo
+    from ooda._records import (
+        AnomalyScores,
+        Autonomy,
+        Diagnosis,
+        LoadForecast,
+        PendingAction,
+        Plan,
+        ServiceView,
+        Snapshot,
+    )
+    from ooda._recover import recover, reset_breaker
+    from ooda._scoring import Scorer, ScoringClient
     from ooda._settings import (
+        AutonomySettings,
         DemoSettings,
         LoopSettings,
         OodaSettings,
@@ -108,4 +142,4 @@ if TYPE_CHECKING:
         SloSettings,
         VerifySettings,
     )
-    from ooda._verify import PendingAction, Verdict, judge
+    from ooda.runbooks import Runbook, register_runbook, registered_runbooks

@@ -17,3 +17,7 @@ class BadMetricsError(OodaError):
 
 class SeriesInputError(OodaError, ValueError):
     """A series file for ``score-series`` / ``forecast-series`` is unreadable or malformed."""
+
+
+class ChaosError(OodaError, ValueError):
+    """A chaos run was asked for something it cannot run (an unknown scenario, negative runs)."""

@@ -1,40 +1,91 @@
-"""Observe: read recent metrics and decide, per service, whether they can be trusted.
+"""Observe: read the metrics once, the cluster once, ask the models once, per tick.
 
-Bad input must never turn into an action. A service whose newest sample is stale, or whose
-newest values are NaN, is reported with the reason and left alone this tick; the others go on.
+Bad input must never turn into an action. Metric frames are sanity-checked before anything
+reads them: wrong dtypes, naive or future timestamps, duplicates, NaN, infinities and
+impossible values (negative rates, an error ratio above 1) are dropped or blanked, with the
+reason. A service whose newest sample is stale or blank is reported and left alone this
+tick; the others go on. Scores and forecasts are checked the same way: a non-finite score is
+no score, and a forecast far beyond anything observed is refused, not scaled to.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+import features
+from contracts import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
 from ooda._errors import BadMetricsError
+from ooda._records import AnomalyScores, LoadForecast, ServiceView
 
 #: Columns the loop's decisions read from the newest row; NaN in any of them blocks action.
 KEY_COLUMNS = ("request_rate", "p95_latency_ms", "error_rate", "ready_pods", "desired_pods")
+#: Columns that are ratios in [0, 1]; anything else there is a broken exporter.
+_RATIOS = ("error_rate",)
+#: A sample this far past the loop's clock is from a broken clock, not the future.
+FUTURE_SLACK = timedelta(minutes=1)
 
 
-@dataclass
-class ServiceView:
-    """What the loop knows about one service this tick."""
+def clean_metrics(metrics: Any, now: datetime) -> tuple[pd.DataFrame, list[str]]:
+    """A sanitised copy of a tidy metrics frame and what was wrong with it.
 
-    service: str
-    history: pd.DataFrame
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def usable(self) -> bool:
-        """Whether the loop may act on this service this tick."""
-        return not self.problems
-
-    @property
-    def latest(self) -> pd.Series:
-        """The newest row of the service's metrics."""
-        return self.history.iloc[-1]
+    Raises :class:`BadMetricsError` when the frame cannot be trusted at all (not a frame,
+    missing columns, timestamps that are not timezone-aware datetimes).
+    """
+    if not isinstance(metrics, pd.DataFrame):
+        raise BadMetricsError(f"metric source returned {type(metrics).__name__}, not a frame")
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise BadMetricsError(f"metric source returned no column(s) {missing}")
+    frame = metrics.loc[:, list(METRIC_COLUMNS)].copy()
+    stamps = frame["timestamp"]
+    if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        raise BadMetricsError(
+            f"timestamps must be timezone-aware datetimes, got dtype {stamps.dtype}"
+        )
+    notes: list[str] = []
+    frame["timestamp"] = stamps.dt.tz_convert("UTC")
+    frame["service"] = frame["service"].astype(str)
+    frame["region"] = frame["region"].astype(str)
+    columns = list(METRIC_VALUE_COLUMNS)
+    block = frame[columns]
+    try:
+        values = block.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        coerced = block.apply(pd.to_numeric, errors="coerce")
+        lost = coerced.isna().sum() - block.isna().sum()
+        notes += [f"non-numeric values in {c!r} blanked" for c in columns if lost[c] > 0]
+        values = coerced.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (values < 0)
+        for column in _RATIOS:
+            i = columns.index(column)
+            bad[:, i] |= values[:, i] > 1
+    if bad.any():
+        for j in np.flatnonzero(bad.any(axis=0)):
+            notes.append(f"{int(bad[:, j].sum())} impossible value(s) in {columns[j]!r} blanked")
+        values = np.where(bad, np.nan, values)
+    frame = pd.concat(
+        [
+            frame[["timestamp", "region", "service"]].reset_index(drop=True),
+            pd.DataFrame(values, columns=columns),
+        ],
+        axis=1,
+    )
+    future = frame["timestamp"] > pd.Timestamp(now + FUTURE_SLACK)
+    if future.any():
+        notes.append(f"{int(future.sum())} row(s) from the future dropped")
+        frame = frame[~future]
+    dupes = frame.duplicated(["service", "timestamp"], keep="last")
+    if dupes.any():
+        notes.append(f"{int(dupes.sum())} duplicate row(s) dropped")
+        frame = frame[~dupes]
+    return frame.sort_values(["service", "timestamp"], ignore_index=True), notes
 
 
 def service_views(
@@ -43,19 +94,15 @@ def service_views(
     now: datetime,
     max_staleness: timedelta,
 ) -> dict[str, ServiceView]:
-    """Split a tidy metrics frame per service and attach the reasons not to trust it."""
-    missing = [c for c in ("timestamp", "service", *KEY_COLUMNS) if c not in metrics.columns]
-    if missing:
-        raise BadMetricsError(f"metric source returned no column(s) {missing}")
+    """Split a clean metrics frame per service and attach the reasons not to trust it."""
     views: dict[str, ServiceView] = {}
     for service in services:
-        rows = metrics[metrics["service"] == service].sort_values("timestamp")
-        view = ServiceView(service, rows.reset_index(drop=True))
+        rows = metrics[metrics["service"] == service].reset_index(drop=True)
+        view = ServiceView(service, rows)
         if rows.empty:
             view.problems.append(f"no samples for service {service!r}")
         else:
-            newest = pd.Timestamp(rows["timestamp"].iloc[-1])
-            age = pd.Timestamp(now) - newest
+            age = pd.Timestamp(now) - pd.Timestamp(rows["timestamp"].iloc[-1])
             if age > pd.Timedelta(max_staleness):
                 view.problems.append(f"stale: no sample in the last {max_staleness}")
             nan_cols = [c for c in KEY_COLUMNS if pd.isna(rows[c].iloc[-1])]
@@ -72,3 +119,55 @@ def within_slo(row: pd.Series, p95_ms: float, max_error_rate: float) -> bool:
     if pd.isna(p95) or pd.isna(err):
         return False
     return bool(p95 <= p95_ms and err <= max_error_rate)
+
+
+def detector_rows(views: dict[str, ServiceView], services: Sequence[str]) -> pd.DataFrame:
+    """The newest detector feature row per service, built as the feature store builds it."""
+    history = pd.concat([views[s].history for s in services], ignore_index=True)
+    rows = features.latest_rows(features.build_features(history))
+    return rows[[features.ENTITY_KEY, *features.DETECTOR_FEATURES]]
+
+
+def forecast_history(views: dict[str, ServiceView], services: Sequence[str]) -> pd.DataFrame:
+    """The last ``FORECAST_WINDOW`` minutes of request rate per service."""
+    parts = []
+    for service in services:
+        rows = views[service].history[["service", "timestamp", "request_rate"]]
+        parts.append(rows.tail(features.FORECAST_WINDOW))
+    return pd.concat(parts, ignore_index=True)
+
+
+def clean_scores(scores: AnomalyScores) -> tuple[AnomalyScores, list[str]]:
+    """Drop non-finite scores: a score the model could not compute is no evidence."""
+    good = {s: v for s, v in scores.scores.items() if math.isfinite(v)}
+    notes = [f"non-finite anomaly score for {s!r} ignored" for s in scores.scores if s not in good]
+    anomalous = {s: scores.anomalous.get(s, False) for s in good}
+    return AnomalyScores(scores.model_version, good, anomalous), notes
+
+
+def check_forecast(
+    forecast: LoadForecast, views: dict[str, ServiceView], max_growth: float
+) -> tuple[LoadForecast | None, list[str]]:
+    """Refuse a forecast with broken values, or one far beyond what was observed."""
+    frame = forecast.frame
+    needed = ("service", "timestamp", "q10", "q50", "q90")
+    if any(c not in frame.columns for c in needed):
+        return None, [f"forecast lacks columns {[c for c in needed if c not in frame.columns]}"]
+    values = frame[["q10", "q50", "q90"]].apply(pd.to_numeric, errors="coerce")
+    if not np.isfinite(values.to_numpy(dtype=float)).all() or (values < 0).any().any():
+        return None, ["forecast has NaN, infinite or negative values: refused"]
+    notes = []
+    for service, rows in frame.groupby("service"):
+        view = views.get(str(service))
+        if view is None or view.history.empty:
+            continue
+        observed = float(view.history["request_rate"].max())
+        upper = float(pd.to_numeric(rows["q90"]).max())
+        if math.isfinite(observed) and observed > 0 and upper > max_growth * observed:
+            notes.append(
+                f"forecast for {service!r} of {upper:.0f} rps is over {max_growth:g}x the"
+                f" highest observed {observed:.0f} rps: refused"
+            )
+    if notes:
+        return None, notes
+    return forecast, []

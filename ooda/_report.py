@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from rich.table import Table
 
-from ooda._scenarios import ScenarioRun
+from ooda._runs import Mode, Run
 from ooda._settings import SloSettings
 
 
@@ -35,17 +35,28 @@ COLUMNS = (
     "breach min",
     "action",
     "healed",
-    "verified",
+    "healed",
     "p95 ms",
     "avail.",
 )
 
 
-def _cells(run: ScenarioRun) -> list[str]:
+def title(run: Run) -> str:
+    """A scenario's human title."""
+    return run.scenario.replace("_", " ")
+
+
+def slo_service(run: Run) -> str:
+    """The service whose SLO a demo run is judged on: the one the fault hits."""
+    return run.instance.service
+
+
+def _cells(run: Run) -> list[str]:
     origin = run.injected_at
-    on = run.loop_on
+    on = run.mode is Mode.ON
+    p95, availability = run.sli(slo_service(run))
     return [
-        run.scenario.title,
+        title(run),
         "on" if on else "off",
         f"{origin:%H:%M}",
         _t(run.detected_at, origin) if on else "-",
@@ -53,13 +64,13 @@ def _cells(run: ScenarioRun) -> list[str]:
         str(run.breach_minutes),
         run.action if on else "-",
         _t(run.healed_at, origin) if on else "-",
-        ("yes" if run.verified else "no") if on else "-",
-        f"{run.p95_ms:.0f}",
-        f"{run.availability * 100:.3f} %",
+        ("yes" if run.healed else "no") if on else "-",
+        f"{p95:.0f}",
+        f"{availability * 100:.3f} %",
     ]
 
 
-def scorecard(runs: Sequence[ScenarioRun]) -> Table:
+def scorecard(runs: Sequence[Run]) -> Table:
     """One row per scenario run: timeline of the heal and the SLIs over the scenario."""
     table = Table(title="ooda scorecard (embedded estate; times after injection)")
     for column in COLUMNS:
@@ -71,17 +82,18 @@ def scorecard(runs: Sequence[ScenarioRun]) -> Table:
     return table
 
 
-def _plot(runs: Sequence[ScenarioRun], slo: SloSettings) -> str:
+def plot_runs(runs: Sequence[Run], service: str, slo: SloSettings, heading: str) -> str:
+    """p95 and 5xx of ``service`` around the injection, one line per run; a base64 PNG."""
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    styles = {Mode.ON: "-", Mode.OFF: "--", Mode.REACTIVE: ":"}
     for run in runs:
-        rows = run.metrics[run.metrics["service"] == run.scenario.slo_service]
+        rows = run.metrics[run.metrics["service"] == service]
         minutes = (rows["timestamp"] - run.injected_at).dt.total_seconds() / 60.0
-        label = "loop on" if run.loop_on else "loop off"
-        style = "-" if run.loop_on else "--"
-        axes[0].plot(minutes, rows["p95_latency_ms"], style, label=label)
-        axes[1].plot(minutes, rows["error_rate"] * 100, style, label=label)
+        label = {Mode.ON: "ooda", Mode.OFF: "off", Mode.REACTIVE: "reactive"}[run.mode]
+        axes[0].plot(minutes, rows["p95_latency_ms"], styles[run.mode], label=label)
+        axes[1].plot(minutes, rows["error_rate"] * 100, styles[run.mode], label=label)
         for event in run.events:
-            if event.kind == "action" and event.service == run.scenario.slo_service:
+            if event.kind == "action" and run.mode is Mode.ON:
                 x = (event.at - run.injected_at).total_seconds() / 60.0
                 for ax in axes:
                     ax.axvline(x, color="tab:green", alpha=0.4, lw=1)
@@ -91,9 +103,9 @@ def _plot(runs: Sequence[ScenarioRun], slo: SloSettings) -> str:
         ax.axvline(0, color="black", lw=0.8)
     axes[0].set_ylabel("p95 latency (ms)")
     axes[1].set_ylabel("5xx (%)")
-    axes[1].set_xlabel("minutes since injection (green: loop actions)")
+    axes[1].set_xlabel("minutes since injection (green: ooda's actions)")
     axes[0].legend(loc="upper right")
-    axes[0].set_title(f"{runs[0].scenario.title} — {runs[0].scenario.slo_service}")
+    axes[0].set_title(heading)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -101,19 +113,25 @@ def _plot(runs: Sequence[ScenarioRun], slo: SloSettings) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_report(runs: Sequence[ScenarioRun], slo: SloSettings, path: Path) -> Path:
+def write_report(runs: Sequence[Run], slo: SloSettings, path: Path) -> Path:
     """Write an HTML report: the scorecard as a table and one plot per scenario."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(run)) + "</tr>"
         for run in runs
     ]
-    by_scenario: dict[str, list[ScenarioRun]] = {}
+    by_scenario: dict[str, list[Run]] = {}
     for run in runs:
-        by_scenario.setdefault(run.scenario.key, []).append(run)
+        by_scenario.setdefault(run.scenario, []).append(run)
     plots = "".join(
-        f'<h2>{html.escape(group[0].scenario.title)}</h2><img src="data:image/png;base64,'
-        f'{_plot(group, slo)}"/>'
+        f"<h2>{html.escape(title(group[0]))}</h2><img src='data:image/png;base64,"
+        + plot_runs(
+            group,
+            slo_service(group[0]),
+            slo,
+            f"{title(group[0])} — {slo_service(group[0])}",
+        )
+        + "'/>"
         for group in by_scenario.values()
     )
     path.write_text(

@@ -4,35 +4,42 @@ The loop talks to the models only over HTTP, exactly as it would to a Serve appl
 Ray cluster; the transport is injectable (``httpx.MockTransport``) for tests. Every failure
 becomes a :class:`ScoringUnavailableError` that names the endpoint and the reason, so the loop
 can log it, skip what depended on it, and carry on.
+
+The loop sends the feature rows it computed from its own snapshot (``rows`` and ``history``
+bodies), built by the same ``features.build_features`` that fills Feast, so training and
+scoring see the same features and a score always belongs to the snapshot it judges; callers
+without features may still name services and let Serve read Feast's online store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import math
+from typing import Any, Protocol
 
 import httpx
 import pandas as pd
 
 from ooda._errors import ScoringUnavailableError
+from ooda._records import AnomalyScores, LoadForecast
 from ooda._settings import ServingClientSettings
 
 
-@dataclass(frozen=True)
-class AnomalyScores:
-    """Scores of one request: per service, and the model version that produced them."""
+class Scorer(Protocol):
+    """What the loop asks of the models (the HTTP client, or a batching wrapper of it)."""
 
-    model_version: str
-    scores: dict[str, float]
-    anomalous: dict[str, bool]
+    def anomaly_rows(self, rows: pd.DataFrame) -> AnomalyScores: ...
+
+    def forecast_history(self, history: pd.DataFrame, horizon: int) -> LoadForecast: ...
 
 
-@dataclass(frozen=True)
-class LoadForecast:
-    """A forecast of request rate per service (columns service, timestamp, q10, q50, q90)."""
-
-    model_version: str
-    frame: pd.DataFrame
+def _json_value(value: Any) -> Any:
+    """A frame cell as JSON: NaN and infinities become null, numpy scalars plain numbers."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if hasattr(value, "item"):
+        return _json_value(value.item())
+    return value
 
 
 class ScoringClient:
@@ -67,7 +74,18 @@ class ScoringClient:
 
     def anomaly(self, services: list[str]) -> AnomalyScores:
         """Anomaly scores of ``services`` from their latest online features."""
-        payload = self._post("/v1/anomaly", {"services": services})
+        return self._anomaly({"services": services})
+
+    def anomaly_rows(self, rows: pd.DataFrame) -> AnomalyScores:
+        """Anomaly scores of explicit detector feature rows (a ``service`` column plus features)."""
+        records = [
+            {key: _json_value(value) for key, value in row.items()}
+            for row in rows.to_dict(orient="records")
+        ]
+        return self._anomaly({"rows": records})
+
+    def _anomaly(self, body: dict[str, Any]) -> AnomalyScores:
+        payload = self._post("/v1/anomaly", body)
         try:
             rows = payload["scores"]
             return AnomalyScores(
@@ -82,9 +100,24 @@ class ScoringClient:
 
     def forecast(self, services: list[str]) -> LoadForecast:
         """Request-rate forecast of ``services`` over the configured horizon."""
-        payload = self._post(
-            "/v1/forecast", {"services": services, "horizon": self._settings.horizon}
-        )
+        return self._forecast({"services": services, "horizon": self._settings.horizon})
+
+    def forecast_history(self, history: pd.DataFrame, horizon: int) -> LoadForecast:
+        """Forecast after an explicit per-minute ``service, timestamp, request_rate`` history."""
+        points = [
+            {
+                "service": str(service),
+                "timestamp": pd.Timestamp(ts).isoformat(),
+                "request_rate": _json_value(rate),
+            }
+            for service, ts, rate in history[["service", "timestamp", "request_rate"]].itertuples(
+                index=False
+            )
+        ]
+        return self._forecast({"history": points, "horizon": horizon})
+
+    def _forecast(self, body: dict[str, Any]) -> LoadForecast:
+        payload = self._post("/v1/forecast", body)
         try:
             frame = pd.DataFrame(payload["forecast"])
             frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)

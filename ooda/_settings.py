@@ -41,6 +41,11 @@ class LoopSettings:
     """How often the load forecast is refreshed."""
     max_staleness: timedelta = timedelta(minutes=3)
     """Newest sample older than this: the service is not acted on (the data is stale)."""
+    api_timeout_s: float = 5.0
+    """Timeout of every Kubernetes API call, seconds (a hung API server costs this, once)."""
+    max_forecast_growth: float = 5.0
+    """A forecast above this many times the highest rate observed in the window is refused
+    as untrustworthy rather than scaled to."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,28 @@ class PolicySettings:
     to fade further out)."""
     lead_max: timedelta = timedelta(minutes=30)
     """End of the forecast window the capacity must cover."""
+    surge_margin: float = 0.3
+    """Raise the floor only when the forecast exceeds what the running pods serve at their
+    target by this share: the reactive HPA follows ordinary growth (a daily ramp) itself."""
     default_target_utilisation: float = 0.6
     """CPU utilisation per pod the capacity plan aims at when the HPA names none."""
     scale_in_after: timedelta = timedelta(minutes=10)
     """Observed load must have been low this long before a raised minimum is lowered."""
+    rollout_window: timedelta = timedelta(minutes=30)
+    """A crash loop in pods of a revision rolled out this recently is blamed on the rollout."""
+
+
+@dataclass(frozen=True)
+class AutonomySettings:
+    """How much the loop may do on its own, bounded by its own record."""
+
+    failed_heals_per_week: int = 5
+    """The healer's SLO: fewer than this many failed heals per action kind in a rolling week;
+    a kind that reaches it drops to propose-only until old failures age out."""
+    budget_window: timedelta = timedelta(days=7)
+    """The rolling window of the failed-heal budget."""
+    propose_only: frozenset[str] = frozenset()
+    """Action kinds that are only ever proposed (a human applies them)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +91,8 @@ class VerifySettings:
     """How an action is judged."""
 
     deadline: timedelta = timedelta(minutes=10)
-    """The SLI must be back within its SLO this soon after the action."""
+    """The SLI must be back within its SLO this soon after the action (a runbook may set its
+    own)."""
     healthy_minutes: int = 2
     """Consecutive minutes inside the SLO that count as healed."""
 
@@ -107,6 +131,8 @@ class OodaSettings:
 
     namespace: str = "shop"
     """Kubernetes namespace of the services."""
+    region: str = "eu-west-1"
+    """Region the loop looks after."""
     services: tuple[str, ...] = ("frontend", "checkout", "payments")
     """Services the loop looks after."""
     dry_run: bool = False
@@ -125,6 +151,8 @@ class OodaSettings:
     """Verification of actions."""
     guard: GuardSettings = field(default_factory=GuardSettings)
     """Guard rails of the actuators."""
+    autonomy: AutonomySettings = field(default_factory=AutonomySettings)
+    """Failed-heal budget and propose-only kinds."""
     serving: ServingClientSettings = field(default_factory=ServingClientSettings)
     """Scoring endpoints."""
     training: TrainingSettings = field(default_factory=TrainingSettings)

@@ -1,72 +1,136 @@
 """Verify: did the action heal what it was meant to heal, before its deadline?
 
-Each action is judged on the minutes *after* it was applied. Scaling out and restarting must
-bring the service back inside its SLO (and the capacity must actually be there); lowering a
-raised minimum must not push the service out of it, and is undone at once if it does.
+Each action judges itself (``Action.check``) on the minutes after it was applied and the
+workload as observed this tick. A failed heal counts against the workload's breaker and the
+kind's weekly budget; it is undone where stepping back is the fix (a floor lowered too far),
+and escalated otherwise — with "circuit breaker open" once the workload has failed too often.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
-from enum import Enum
 
 import pandas as pd
 
-from actuators import Action, ActionResult
-from ooda._observe import ServiceView, within_slo
+from actuators import ActionContext, ActuatorError, Guard, GuardKey
+from contracts import Outcome, Verdict, VerifyWindow
+from ooda._autonomy import ErrorBudget
+from ooda._journal import Journal
+from ooda._records import PendingAction, Snapshot
 from ooda._settings import OodaSettings
 
 
-class Verdict(Enum):
-    """State of a pending verification."""
+class Verifier:
+    """Judges pending actions and concludes them: record, undo, escalate."""
 
-    PENDING = "pending"
-    HEALED = "healed"
-    FAILED = "failed"
+    def __init__(
+        self,
+        settings: OodaSettings,
+        guard: Guard,
+        budget: ErrorBudget,
+        journal: Journal,
+        context: ActionContext,
+    ) -> None:
+        self.settings = settings
+        self.guard = guard
+        self.budget = budget
+        self.journal = journal
+        self.context = context
 
+    def window(self, pending: PendingAction, snapshot: Snapshot) -> VerifyWindow | None:
+        """What ``pending`` is judged on this tick (None while its service is not observed)."""
+        view = snapshot.views.get(pending.action.service)
+        if view is None or view.history.empty:
+            return None
+        after = view.history[view.history["timestamp"] > pd.Timestamp(pending.applied_at)]
+        return VerifyWindow(
+            metrics=after.reset_index(drop=True),
+            workload=snapshot.workloads.get(pending.action.service),
+            applied_at=pending.applied_at,
+            now=snapshot.at,
+            deadline=pending.deadline,
+            p95_ms=self.settings.slo.p95_ms,
+            max_error_rate=self.settings.slo.max_error_rate,
+            healthy_minutes=self.settings.verify.healthy_minutes,
+        )
 
-@dataclass(frozen=True)
-class PendingAction:
-    """An applied action waiting for its verdict."""
+    def judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:
+        """Judge ``pending`` now; True when it is concluded."""
+        window = self.window(pending, snapshot)
+        if window is None:
+            return False
+        outcome = pending.action.check(pending.result, window)
+        if outcome.verdict is Verdict.PENDING:
+            return False
+        self.conclude(pending, outcome, snapshot.at)
+        return True
 
-    action: Action
-    result: ActionResult
-    applied_at: datetime
-    deadline: datetime
+    def conclude(self, pending: PendingAction, outcome: Outcome, now: datetime) -> None:
+        """Record the verdict, then undo or escalate a failure."""
+        action = pending.action
+        key = GuardKey.of(action)
+        healed = outcome.verdict is Verdict.HEALED
+        evidence = {
+            "reason": outcome.reason,
+            "applied_at": pending.applied_at.isoformat(),
+            "scenario": str(pending.scenario),
+            "guard": key.as_dict(),
+        }
+        self.journal.write(
+            now,
+            "verification",
+            action.service,
+            str(action.kind),
+            action.target,
+            str(outcome.verdict),
+            evidence,
+            ref=pending.audit_id,
+        )
+        (self.journal.stats.healed if healed else self.journal.stats.failed)[action.kind] += 1
+        self.journal.event(
+            now, str(outcome.verdict), action.service, f"{action.kind}: {outcome.reason}"
+        )
+        opened = self.guard.record_outcome(key, healed, now)
+        if healed:
+            return
+        self.budget.record_failure(str(action.kind), now)
+        if action.undo_when_failed(pending.result):
+            self._undo(pending, now)
+            if not opened:
+                return
+        outcome_text = "circuit breaker open" if opened else "heal failed"
+        self.journal.write(
+            now,
+            "escalation",
+            action.service,
+            str(action.kind),
+            action.target,
+            outcome_text,
+            {"reason": outcome.reason, "workload": action.workload},
+            ref=pending.audit_id,
+        )
+        self.journal.stats.escalations[action.service] += 1
+        self.journal.event(now, "escalation", action.service, f"{outcome_text}: {outcome.reason}")
 
-    @property
-    def is_scale_in(self) -> bool:
-        """Whether this action lowered an HPA minimum."""
-        after = self.result.after.get("min_replicas")
-        before = self.result.before.get("min_replicas")
-        return after is not None and before is not None and after < before
-
-
-def judge(
-    pending: PendingAction, view: ServiceView, now: datetime, settings: OodaSettings
-) -> tuple[Verdict, str]:
-    """The verdict on ``pending`` given the service's metrics up to ``now``, with a reason."""
-    slo = settings.slo
-    after = view.history[view.history["timestamp"] > pd.Timestamp(pending.applied_at)]
-    after = after.dropna(subset=["p95_latency_ms", "error_rate"])
-    ok = [within_slo(row, slo.p95_ms, slo.max_error_rate) for _, row in after.iterrows()]
-    if pending.is_scale_in:
-        if ok and not all(ok):
-            return Verdict.FAILED, "SLO breached after scaling in"
-        if len(ok) >= settings.verify.healthy_minutes * 2 and all(ok):
-            return Verdict.HEALED, f"SLO held for {len(ok)} minutes after scaling in"
-    else:
-        n = settings.verify.healthy_minutes
-        tail = after.tail(n)
-        capacity_ok = True
-        wanted = pending.result.after.get("min_replicas")
-        if wanted is not None and not tail.empty:
-            capacity_ok = bool(tail["ready_pods"].iloc[-1] >= wanted)
-        if pending.action.kind == "restart_pod" and not tail.empty:
-            capacity_ok = bool(tail["ready_pods"].iloc[-1] >= tail["desired_pods"].iloc[-1])
-        if len(ok) >= n and all(ok[-n:]) and capacity_ok:
-            return Verdict.HEALED, f"SLO met for the last {n} minutes and capacity ready"
-    if now >= pending.deadline:
-        return Verdict.FAILED, f"not healed by the deadline {pending.deadline.isoformat()}"
-    return Verdict.PENDING, "waiting"
+    def _undo(self, pending: PendingAction, now: datetime) -> None:
+        action = pending.action
+        intent = self.journal.write(
+            now,
+            "intent",
+            action.service,
+            str(action.kind),
+            action.target,
+            "undoing",
+            {"result": pending.result.after},
+            ref=pending.audit_id,
+        )
+        try:
+            undone = action.undo(replace(self.context, audit_ref=str(intent)), pending.result)
+            outcome = "undone" if undone is not None else "nothing to undo"
+        except ActuatorError as exc:
+            outcome = f"undo refused: {exc}"
+        self.journal.write(
+            now, "undo", action.service, str(action.kind), action.target, outcome, {}, ref=intent
+        )
+        self.journal.event(now, "undo", action.service, outcome)

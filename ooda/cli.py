@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
+def _silence() -> None:
+    """Ignore deprecation chatter; again after heavy imports, some of which (darts' chain)
+    switch DeprecationWarning back to "once"."""
+    if logging.getLogger().level > logging.INFO:
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+
+
 def _settings(args: argparse.Namespace) -> OodaSettings:
     from ooda._settings import OodaSettings
     from training import RegistrySettings, TrainingSettings
@@ -41,17 +49,182 @@ def _settings(args: argparse.Namespace) -> OodaSettings:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import training  # noqa: F401  (its imports reset the warning filters; see _silence)
+
+    _silence()
     from ooda._demo import run_demo
 
     settings = _settings(args)
     result = run_demo(settings, console)
-    console.print(f"report: {result.report}   audit log: {result.audit}")
+    logs = ", ".join(str(p) for p in result.audits)
+    console.print(f"report: {result.report}   audit logs: {logs}")
     console.print(
         f"MLflow UI: mlflow ui --backend-store-uri {settings.training.registry.tracking_uri}"
     )
     if not result.all_healed:
         console.print("[red]a scenario was not healed with the loop on[/]")
         return 1
+    return 0
+
+
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    import training  # noqa: F401  (its imports reset the warning filters; see _silence)
+
+    _silence()
+    from ooda._chaos import ChaosSettings, parse_scenarios, run_chaos, total_work
+    from ooda._chaos_report import table, to_json, write_html, write_json
+    from ooda._demo import progress_bar
+    from ooda._errors import ChaosError, ScoringUnavailableError
+    from ooda._fakes import RuleScorer
+    from ooda._platform import history_lab, serve, train_models
+    from ooda._scoring import ScoringClient
+
+    settings = _settings(args)
+    try:
+        chaos = ChaosSettings(
+            scenarios=parse_scenarios(args.scenarios),
+            runs=args.runs,
+            seed=args.seed,
+            clean_week_days=args.clean_week_days,
+        )
+        if args.runs < 0 or args.clean_week_days < 0:
+            raise ChaosError(
+                f"--runs and --clean-week-days must be >= 0, got {args.runs},"
+                f" {args.clean_week_days}"
+            )
+    except ChaosError as exc:
+        console.print(f"[red]chaos: {exc}[/]")
+        return 2
+    progress = progress_bar(console)
+    with progress:
+        task = progress.add_task("chaos runs", total=max(1, total_work(chaos)))
+
+        def advance(_what: str, n: int) -> None:
+            progress.advance(task, n)
+
+        if args.scorer == "rules":
+            result = run_chaos(settings, chaos, RuleScorer(), advance)
+        else:
+            if args.train or not _has_champions(settings):
+                train_models(settings, history_lab(settings, progress), progress)
+            with serve(settings, progress) as client_settings:
+                scorer = ScoringClient(client_settings)
+                try:
+                    result = run_chaos(settings, chaos, scorer, advance)
+                except ScoringUnavailableError as exc:
+                    console.print(f"[red]chaos: {exc}[/]")
+                    return 2
+                finally:
+                    scorer.close()
+    data = to_json(result)
+    console.print(table(data))
+    if data["clean_week"] is not None:
+        console.print(
+            f"clean week: {data['clean_week']['days']:g} days,"
+            f" {data['clean_week']['false_actions']} false actions"
+        )
+    if args.json:
+        console.print(f"json: {write_json(result, args.json)}")
+    page = write_html(result, data, settings.slo, settings.workdir / "chaos.html")
+    console.print(f"report: {page}")
+    return 0
+
+
+def _has_champions(settings: OodaSettings) -> bool:
+    from mlflow import MlflowClient
+
+    reg = settings.training.registry
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    try:
+        for name in (reg.detector_name, reg.forecaster_name):
+            client.get_model_version_by_alias(name, "champion")
+    except Exception:
+        return False
+    return True
+
+
+def _audit_path(args: argparse.Namespace) -> Path:
+    return Path(args.audit)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from actuators import Guard, registered_actions
+    from ooda._audit import AuditError, AuditLog
+    from ooda._autonomy import ErrorBudget
+    from ooda._recover import recover
+
+    settings = _settings(args)
+    path = _audit_path(args)
+    if not path.exists():
+        console.print(f"[red]status: no audit log at {path}[/]")
+        return 2
+    try:
+        audit = AuditLog(path)
+    except AuditError as exc:
+        console.print(f"[red]status: {exc}[/]")
+        return 2
+    guard, budget = Guard(settings.guard), ErrorBudget(settings.autonomy)
+    found = recover(audit, guard, budget)
+    entries = audit.entries()
+    now = max([datetime.now(UTC), *(e.at for e in entries)])
+    days = settings.autonomy.budget_window.days
+    table = Table(title=f"autonomy by action kind (failed heals in the last {days} days)")
+    for col in ("action kind", "failed heals", "budget", "autonomy", "why"):
+        table.add_column(col)
+    for kind in registered_actions():
+        standing = budget.standing(str(kind), now)
+        level = "[yellow]propose-only[/]" if standing.propose_only else "[green]act[/]"
+        table.add_row(str(kind), str(standing.failed), f"< {standing.budget}", level, standing.why)
+    console.print(table)
+    breakers = guard.open_breakers(now)
+    console.print(
+        "open circuit breakers: "
+        + (", ".join(f"{k} (until {v:%Y-%m-%d %H:%M})" for k, v in breakers.items()) or "none")
+    )
+    console.print(
+        "awaiting verification: "
+        + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
+    )
+    check = audit.verify()
+    state = "[green]intact[/]" if check.ok else "[red]TAMPERED[/]: " + "; ".join(check.problems)
+    console.print(f"audit log {path}: {check.rows} rows, {state}")
+    audit.close()
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ooda._audit import AuditError, verify_file
+
+    try:
+        check = verify_file(_audit_path(args))
+    except AuditError as exc:
+        console.print(f"[red]audit: {exc}[/]")
+        return 2
+    if check.ok:
+        console.print(f"{args.audit}: {check.rows} rows, hash chain and anchor intact")
+        return 0
+    for problem in check.problems:
+        console.print(f"[red]{problem}[/]")
+    return 1
+
+
+def _cmd_breaker(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from ooda._audit import AuditError, AuditLog
+    from ooda._recover import reset_breaker
+
+    try:
+        audit = AuditLog(_audit_path(args))
+    except AuditError as exc:
+        console.print(f"[red]breaker: {exc}[/]")
+        return 2
+    actor = args.actor or getpass.getuser()
+    entry = reset_breaker(audit, args.workload, actor, args.reason, datetime.now(UTC))
+    audit.close()
+    console.print(f"breaker of {args.workload} reset by {actor} (audit entry {entry})")
     return 0
 
 
@@ -147,6 +320,44 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--reason", default="manual", help="why (kept as a version tag)")
     models.add_argument("--actor", help="who (default: the current user)")
     models.set_defaults(func=_cmd_models)
+    chaos = sub.add_parser(
+        "chaos", help="randomized scenario scorecard: ooda against doing nothing and playbooks"
+    )
+    chaos.add_argument(
+        "--scenarios", default="all", help="'all' or a comma-separated list of scenario ids"
+    )
+    chaos.add_argument("--runs", type=int, default=20, help="instances per scenario (20)")
+    chaos.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
+    chaos.add_argument(
+        "--clean-week-days",
+        type=float,
+        default=0.0,
+        help="days of a fault-free estate on which every action counts as false (0: skip)",
+    )
+    chaos.add_argument("--json", type=Path, help="write the scorecard contract JSON here")
+    chaos.add_argument(
+        "--scorer",
+        choices=["serve", "rules"],
+        default="serve",
+        help="serve: the registry's champions on Ray Serve (default); rules: thresholds only,"
+        " for a quick look without models",
+    )
+    chaos.add_argument("--train", action="store_true", help="train new champions first")
+    chaos.set_defaults(func=_cmd_chaos)
+    status = sub.add_parser("status", help="autonomy, budgets and breakers from the audit log")
+    status.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    status.set_defaults(func=_cmd_status)
+    audit = sub.add_parser("audit", help="verify the audit log's hash chain")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    audit.set_defaults(func=_cmd_audit)
+    breaker = sub.add_parser("breaker", help="reset a workload's circuit breaker")
+    breaker.add_argument("action", choices=["reset"])
+    breaker.add_argument("workload", help="namespace/deployment (or node/NAME)")
+    breaker.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    breaker.add_argument("--actor", help="who (default: the current user)")
+    breaker.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    breaker.set_defaults(func=_cmd_breaker)
     score = sub.add_parser(
         "score-series",
         help="causal anomaly score per row of a timestamp,value CSV (NAB format)",
@@ -188,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         for noisy in ("mlflow", "ray", "feast", "pytorch_lightning", "lightning", "darts"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
+        _silence()
     result: int = args.func(args)
     return result
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lab", "features", "models", "training", "serving", "actuators", "ooda")
+PACKAGES = ("contracts", "lab", "features", "models", "training", "serving", "actuators", "ooda")
 
 
 def test_import_linter_contracts_are_kept() -> None:
@@ -31,9 +31,3 @@ def test_each_package_has_an_explicit_public_api(name: str) -> None:
     assert not missing, f"{name}.__all__ names what it does not define: {missing}"
     assert package.__doc__ and "Error" in package.__doc__, f"{name} draws no exception tree"
 
-
-def test_the_lab_speaks_the_tidy_metric_schema_of_features() -> None:
-    import features
-    import lab
-
-    assert tuple(lab.TIDY_COLUMNS) == tuple(features.METRIC_COLUMNS)

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from contracts import ScenarioId
 from ooda import AuditLog, DemoSettings, OodaSettings
 from ooda._demo import DemoResult, run_demo
+from ooda._runs import Mode
 from training import RegistrySettings, TrainingSettings, list_models
 
 pytestmark = pytest.mark.e2e
@@ -47,12 +49,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[OodaSettings, DemoRe
 
 def test_both_scenarios_are_healed_and_verified(demo: tuple[OodaSettings, DemoResult]) -> None:
     _, result = demo
-    on = {run.scenario.key: run for run in result.runs if run.loop_on}
-    assert set(on) == {"crashloop", "traffic-x3"}
-    assert on["crashloop"].action == "restart_pod"
-    assert on["traffic-x3"].action == "set_hpa_min"
+    on = {run.scenario: run for run in result.runs if run.mode is Mode.ON}
+    assert set(on) == {ScenarioId.POD_CRASHLOOP, ScenarioId.TRAFFIC_SURGE}
+    assert on[ScenarioId.POD_CRASHLOOP].action == "restart_pod"
+    assert on[ScenarioId.TRAFFIC_SURGE].action == "set_hpa_min"
     for run in on.values():
-        assert run.verified, run.scenario.key
+        assert run.healed, run.scenario
         assert run.detected_at is not None and run.healed_at is not None
         assert run.injected_at <= run.detected_at <= run.healed_at
     assert result.all_healed
@@ -60,11 +62,13 @@ def test_both_scenarios_are_healed_and_verified(demo: tuple[OodaSettings, DemoRe
 
 def test_the_loop_beats_doing_nothing(demo: tuple[OodaSettings, DemoResult]) -> None:
     _, result = demo
-    for key in ("crashloop", "traffic-x3"):
-        on = next(r for r in result.runs if r.scenario.key == key and r.loop_on)
-        off = next(r for r in result.runs if r.scenario.key == key and not r.loop_on)
-        assert on.availability > off.availability, key
-        assert on.p95_ms < off.p95_ms, key
+    for key in (ScenarioId.POD_CRASHLOOP, ScenarioId.TRAFFIC_SURGE):
+        on = next(r for r in result.runs if r.scenario == key and r.mode is Mode.ON)
+        off = next(r for r in result.runs if r.scenario == key and r.mode is Mode.OFF)
+        on_p95, on_availability = on.sli(on.instance.service)
+        off_p95, off_availability = off.sli(off.instance.service)
+        assert on_availability > off_availability, key
+        assert on_p95 < off_p95, key
         assert on.breach_minutes <= off.breach_minutes, key
 
 
@@ -72,14 +76,17 @@ def test_every_action_is_in_the_audit_log_with_evidence(
     demo: tuple[OodaSettings, DemoResult],
 ) -> None:
     _, result = demo
-    log = AuditLog(result.audit)
-    actions = log.entries("action")
+    logs = [AuditLog(path) for path in result.audits]
+    actions = [a for log in logs for a in log.entries("action")]
     assert {a.action for a in actions} >= {"restart_pod", "set_hpa_min"}
     assert all(a.outcome == "applied" for a in actions)
-    decisions = [d for d in log.entries("decision") if d.outcome == "approved"]
+    intents = {i.id for log in logs for i in log.entries("intent")}
+    assert all(a.ref in intents for a in actions), "every act follows its written intent"
+    decisions = [d for log in logs for d in log.entries("decision") if d.outcome == "approved"]
     assert len(decisions) == len(actions)
     assert all(d.evidence for d in decisions)
-    assert {v.outcome for v in log.entries("verification")} == {"healed"}
+    assert {v.outcome for log in logs for v in log.entries("verification")} == {"healed"}
+    assert all(log.verify().ok for log in logs)
 
 
 def test_models_were_registered_with_a_judged_champion(

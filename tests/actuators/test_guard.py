@@ -25,32 +25,52 @@ def test_cooldown_refuses_the_same_action_on_the_same_target() -> None:
     guard = Guard(GuardSettings(cooldown=timedelta(minutes=5)))
     guard.check(restart(), T0)
     guard.record_applied(restart(), T0)
+    guard.record_outcome(restart(), True, T0 + timedelta(minutes=2))
     with pytest.raises(GuardRejectedError, match="cooldown"):
         guard.check(restart(), T0 + timedelta(minutes=4))
     guard.check(restart(), T0 + timedelta(minutes=5, seconds=1))
 
 
-def test_cooldown_is_per_target_and_per_kind_override() -> None:
+def test_cooldown_is_per_workload_not_per_pod_and_per_kind_override() -> None:
     guard = Guard(GuardSettings(cooldown_by_kind={"set_hpa_min": timedelta(seconds=30)}))
     hpa = SetHpaMinReplicas("shop", "frontend", hpa="frontend", min_replicas=6)
     guard.record_applied(restart("a"), T0)
-    guard.check(restart("b"), T0 + timedelta(seconds=1))
+    guard.record_outcome(restart("a"), False, T0)
+    with pytest.raises(GuardRejectedError, match="cooldown"):
+        guard.check(restart("b"), T0 + timedelta(seconds=1))  # the replacement pod, same workload
+    guard.check(RestartPod("shop", "payments", pod="b"), T0 + timedelta(seconds=1))
     guard.record_applied(hpa, T0)
     with pytest.raises(GuardRejectedError):
         guard.check(hpa, T0 + timedelta(seconds=20))
     guard.check(hpa, T0 + timedelta(seconds=31))
 
 
-def test_blast_radius_limits_disruptions_per_service() -> None:
+def test_blast_radius_limits_disruptions_per_workload() -> None:
     guard = Guard(
-        GuardSettings(max_disruptions_per_service=2, disruption_window=timedelta(minutes=30))
+        GuardSettings(
+            max_disruptions_per_workload=2,
+            disruption_window=timedelta(minutes=30),
+            cooldown=timedelta(0),
+        )
     )
     for i, pod in enumerate(["a", "b"]):
         guard.check(restart(pod), T0 + timedelta(minutes=i))
         guard.record_applied(restart(pod), T0 + timedelta(minutes=i))
+        guard.record_outcome(restart(pod), True, T0 + timedelta(minutes=i))
     with pytest.raises(GuardRejectedError, match="blast radius"):
         guard.check(restart("c"), T0 + timedelta(minutes=3))
     guard.check(restart("c"), T0 + timedelta(minutes=31))
+
+
+def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
+    guard = Guard(GuardSettings(cooldown=timedelta(0), max_disruptions_per_workload=9))
+    guard.record_applied(restart("a"), T0)
+    with pytest.raises(GuardRejectedError, match="awaits its verdict"):
+        guard.check(restart("b"), T0 + timedelta(minutes=20))
+    hpa = SetHpaMinReplicas("shop", "checkout", hpa="checkout", min_replicas=6)
+    guard.check(hpa, T0 + timedelta(minutes=1))  # scaling takes nothing away: not held back
+    guard.record_outcome(restart("a"), False, T0 + timedelta(minutes=21))
+    guard.check(restart("b"), T0 + timedelta(minutes=21))
 
 
 def test_breaker_opens_after_repeated_failures_and_closes_later() -> None:
@@ -59,10 +79,23 @@ def test_breaker_opens_after_repeated_failures_and_closes_later() -> None:
     action = restart()
     opened = [guard.record_outcome(action, False, T0 + timedelta(minutes=i)) for i in range(3)]
     assert opened == [False, False, True]
-    assert guard.is_open(action.target, T0 + timedelta(minutes=10))
+    assert guard.is_open("shop/checkout", T0 + timedelta(minutes=10))
     with pytest.raises(GuardRejectedError, match="circuit breaker"):
         guard.check(action, T0 + timedelta(minutes=10))
-    assert not guard.is_open(action.target, T0 + timedelta(hours=2))
+    assert not guard.is_open("shop/checkout", T0 + timedelta(hours=2))
+
+
+def test_the_breaker_is_keyed_on_the_workload_so_new_pod_names_do_not_reset_it() -> None:
+    guard = Guard(
+        GuardSettings(breaker_failures=3, cooldown=timedelta(0), max_disruptions_per_workload=9)
+    )
+    for i, pod in enumerate(["checkout-1", "checkout-2", "checkout-3"]):
+        guard.record_applied(restart(pod), T0 + timedelta(minutes=10 * i))
+        guard.record_outcome(restart(pod), False, T0 + timedelta(minutes=10 * i + 5))
+    with pytest.raises(GuardRejectedError, match="circuit breaker of shop/checkout"):
+        guard.check(restart("checkout-4"), T0 + timedelta(minutes=40))
+    guard.reset("shop/checkout")
+    guard.check(restart("checkout-4"), T0 + timedelta(minutes=40))
 
 
 def test_successes_do_not_count_towards_the_breaker() -> None:
@@ -70,7 +103,7 @@ def test_successes_do_not_count_towards_the_breaker() -> None:
     action = restart()
     assert not guard.record_outcome(action, False, T0)
     assert not guard.record_outcome(action, True, T0 + timedelta(minutes=1))
-    assert not guard.is_open(action.target, T0 + timedelta(minutes=1))
+    assert not guard.is_open(action.workload, T0 + timedelta(minutes=1))
 
 
 def test_one_node_action_at_a_time_until_its_outcome() -> None:

@@ -19,6 +19,7 @@ from feast import FeatureStore, FileSource
 from feast.repo_operations import parse_repo
 
 import features
+from contracts import METRIC_COLUMNS
 from features import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
@@ -26,7 +27,6 @@ from features import (
     FEATURE_TTL,
     FORECAST_WINDOW,
     FORECASTER_SERVICE,
-    METRIC_COLUMNS,
     FeatureRepoSettings,
     FeatureSchemaError,
     MissingFeaturesError,

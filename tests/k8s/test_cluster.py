@@ -17,7 +17,7 @@ from lab.k8s import (
     NodeShape,
     node_ready,
 )
-from ooda._policy import crashlooping_pods
+from ooda import read_workloads
 from tests.k8s._backends import SERVICE, ready_pods, real_backend
 
 pytestmark = pytest.mark.k8s
@@ -53,8 +53,8 @@ def test_crashloop_stage_raises_restarts_and_the_policy_sees_it(kube_cluster: Ku
             return sum(s.restart_count or 0 for s in p.status.container_statuses or [])
 
         _until(lambda: restarts() >= 3, "the restart count to rise to 3", 30)
-        pods = b.kube.core_v1.list_namespaced_pod(b.namespace, label_selector=f"app={SERVICE}")
-        found = dict(crashlooping_pods(pods.items))
+        state = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE]
+        found = {p.name: p.restarts for p in state.crashlooping}
         assert pod in found and found[pod] >= 3
         assert len(ready_pods(b.kube, b.namespace)) == 2
         first = restarts()

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from actuators import (
     MERGE_PATCH,
+    ActionContext,
     ArgoRollback,
     CordonNode,
     DrainNode,
@@ -107,7 +108,9 @@ def test_restart_pod_is_replaced(backend: Backend) -> None:
     b = backend
     victim = ready_pods(b.kube, b.namespace)[0].metadata.name
     kube, spy = _spied(b.kube)
-    result = RestartPod(b.namespace, SERVICE, pod=victim).apply(kube, dry_run=False, sleep=b.sleep)
+    result = RestartPod(b.namespace, SERVICE, pod=victim).apply(
+        ActionContext(kube, dry_run=False, sleep=b.sleep)
+    )
     assert result.after == {"evicted": True, "pdb_refusals": 0}
     assert "delete_namespaced_pod" not in spy.calls
 
@@ -122,15 +125,15 @@ def test_scale_refuses_an_hpa_target_and_scales_without_one(backend: Backend) ->
     b = backend
     action = ScaleDeployment(b.namespace, SERVICE, deployment=SERVICE, replicas=5)
     with pytest.raises(PermanentActuatorError, match="HPA"):
-        action.apply(b.kube, dry_run=False, sleep=b.sleep)
+        action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert _replicas(b) == 3
 
     b.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
-    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert (result.before, result.after) == ({"replicas": 3}, {"replicas": 5})
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 5, "5 Ready pods", 120)
 
-    action.undo(b.kube, result, sleep=b.sleep)
+    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
     assert _replicas(b) == 3
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 3, "3 pods again", 120)
 
@@ -145,7 +148,7 @@ def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
         max_replicas=12,
         target_cpu_utilization=70,
     )
-    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert result.before == {"min_replicas": 3, "max_replicas": 30, "target_cpu_utilization": 60}
     assert _hpa_spec(b) == (5, 12, 70)
     # The HPA controller enforces the new minimum on the Deployment.
@@ -153,17 +156,17 @@ def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
 
     bad = PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=20)
     with pytest.raises(PermanentActuatorError, match="minReplicas"):
-        bad.apply(b.kube, dry_run=False, sleep=b.sleep)
+        bad.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert _hpa_spec(b) == (5, 12, 70)
 
-    action.undo(b.kube, result, sleep=b.sleep)
+    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
     assert _hpa_spec(b) == (3, 30, 60)
 
 
 def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> None:
     b = backend
     PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=6).apply(
-        b.kube, dry_run=False, sleep=b.sleep
+        ActionContext(b.kube, dry_run=False, sleep=b.sleep)
     )
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 6, "6 Ready pods", 120)
     # The budget first allows nothing, so the first eviction is refused; while the drain backs
@@ -183,7 +186,9 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         b.sleep(seconds)
 
     kube, spy = _spied(b.kube)
-    result = DrainNode(b.namespace, SERVICE, node=node).apply(kube, dry_run=False, sleep=sleep)
+    result = DrainNode(b.namespace, SERVICE, node=node).apply(
+        ActionContext(kube, dry_run=False, sleep=sleep)
+    )
 
     assert "delete_namespaced_pod" not in spy.calls
     assert result.after["pdb_refusals"] >= 1 and relaxed
@@ -199,7 +204,7 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         "6 Ready pods, none on the drained node",
         180,
     )
-    DrainNode(b.namespace, SERVICE, node=node).undo(b.kube, result, sleep=b.sleep)
+    DrainNode(b.namespace, SERVICE, node=node).undo(ActionContext(b.kube, sleep=b.sleep), result)
     assert not _node_unschedulable(b, node)
 
 
@@ -213,10 +218,10 @@ def test_eviction_the_pdb_refuses_is_retried_never_forced(backend: Backend) -> N
         b.namespace,
         SERVICE,
         pod=pod.metadata.name,
-        pdb_retry=RetryPolicy(attempts=3, initial_backoff_s=0.2, max_backoff_s=0.5),
     )
+    patience = RetryPolicy(attempts=3, initial_backoff_s=0.2, max_backoff_s=0.5)
     with pytest.raises(TemporaryActuatorError, match="PodDisruptionBudget"):
-        action.apply(kube, dry_run=False, sleep=b.sleep)
+        action.apply(ActionContext(kube, sleep=b.sleep, pdb_retry=patience))
     assert spy.calls.count("create_namespaced_pod_eviction") == 3
     assert "delete_namespaced_pod" not in spy.calls
     still = b.kube.core_v1.read_namespaced_pod(pod.metadata.name, b.namespace)
@@ -229,7 +234,7 @@ def test_recreate_pod_on_another_node(backend: Backend) -> None:
     pod = ready_pods(b.kube, b.namespace)[0]
     node = pod.spec.node_name
     action = RecreatePodElsewhere(b.namespace, SERVICE, pod=pod.metadata.name)
-    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert result.before["node"] == node and _node_unschedulable(b, node)
 
     def moved() -> bool:
@@ -249,7 +254,7 @@ def test_recreate_pod_on_another_node(backend: Backend) -> None:
     b.wait_for(moved, "the pod to be recreated on another node", 120)
     newest = max(ready_pods(b.kube, b.namespace), key=lambda p: p.metadata.creation_timestamp)
     assert newest.spec.node_name != node
-    action.undo(b.kube, result, sleep=b.sleep)
+    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
     assert not _node_unschedulable(b, node)
 
 
@@ -275,13 +280,13 @@ def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "2"), "the bad rollout (revision 2)", 180)
 
     action = RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE)
-    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     assert result.before["revision"] == 2
     assert result.after == {"revision": 1, "images": [IMAGE]}
     # The old ReplicaSet comes back as revision 3, as after `kubectl rollout undo`.
     b.wait_for(lambda: _rolled_out(b, IMAGE, "3"), "the rollback to revision 1 as 3", 180)
 
-    action.undo(b.kube, result, sleep=b.sleep)
+    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "4"), "the undo (revision 4)", 180)
 
 
@@ -289,7 +294,7 @@ def test_rollback_without_history_is_refused(backend: Backend) -> None:
     b = backend
     with pytest.raises(PermanentActuatorError, match="no revision before"):
         RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE).apply(
-            b.kube, dry_run=False, sleep=b.sleep
+            ActionContext(b.kube, dry_run=False, sleep=b.sleep)
         )
 
 
@@ -340,7 +345,7 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
     b.kube.custom_objects.create_namespaced_custom_object(*group, _argo_app(name))
 
     action = ArgoRollback(b.namespace, SERVICE, "bad deploy", application=name)
-    result = action.apply(b.kube, dry_run=False, sleep=b.sleep)
+    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
     app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
     assert app["operation"]["sync"]["revision"] == "a1b2c3d"
     assert app["operation"]["initiatedBy"]["username"] == "ooda"
@@ -348,9 +353,9 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
     assert result.before["revision"] == "b2c3d4e"
 
     with pytest.raises(TemporaryActuatorError, match="in progress"):
-        action.apply(b.kube, dry_run=False, sleep=b.sleep)
+        action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
 
-    action.undo(b.kube, result, sleep=b.sleep)
+    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
     app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
     assert app["operation"]["sync"]["revision"] == "b2c3d4e"
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
@@ -361,30 +366,36 @@ def test_dry_run_changes_nothing(backend: Backend) -> None:
     b = backend
     node = ready_pods(b.kube, b.namespace)[0].spec.node_name
     kube, spy = _spied(b.kube)
-    result = DrainNode(b.namespace, SERVICE, node=node).apply(kube, dry_run=True, sleep=b.sleep)
+    result = DrainNode(b.namespace, SERVICE, node=node).apply(
+        ActionContext(kube, dry_run=True, sleep=b.sleep)
+    )
     assert result.dry_run and result.after["would_evict"]
     assert not {"patch_node", "create_namespaced_pod_eviction"} & set(spy.calls)
     assert not _node_unschedulable(b, node)
     PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=9).apply(
-        b.kube, dry_run=True, sleep=b.sleep
+        ActionContext(b.kube, dry_run=True, sleep=b.sleep)
     )
     assert _hpa_spec(b)[0] == 3
     b.kube.core_v1.patch_node(node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
 
 
-def test_no_node_action_when_too_many_nodes_are_out(backend: Backend) -> None:
+def test_no_node_action_when_40_percent_of_the_pool_is_out(backend: Backend) -> None:
     b = backend
-    first, second = (n.metadata.name for n in b.kube.core_v1.list_node().items[:2])
-    cordon = CordonNode(b.namespace, SERVICE, node=first)
-    result = cordon.apply(b.kube, dry_run=False, sleep=b.sleep)
-    assert _node_unschedulable(b, first) and result.undoable
+    first, second, third = (n.metadata.name for n in b.kube.core_v1.list_node().items[:3])
+    ctx = ActionContext(b.kube, sleep=b.sleep)
+    done = []
+    for node in (first, second):  # 0 of 3, then 1 of 3 (33 %) already out: allowed
+        action = CordonNode(b.namespace, SERVICE, node=node)
+        done.append((action, action.apply(ctx)))
+        assert _node_unschedulable(b, node) and done[-1][1].undoable
     kube, spy = _spied(b.kube)
-    with pytest.raises(GuardRejectedError, match="already unhealthy or cordoned"):
-        DrainNode(b.namespace, SERVICE, node=second).apply(kube, dry_run=False, sleep=b.sleep)
+    with pytest.raises(GuardRejectedError, match=r"2 of 3 nodes .* already out \(67%\)"):
+        DrainNode(b.namespace, SERVICE, node=third).apply(ActionContext(kube, sleep=b.sleep))
     assert "create_namespaced_pod_eviction" not in spy.calls
-    assert not _node_unschedulable(b, second)
-    cordon.undo(b.kube, result, sleep=b.sleep)
-    assert not _node_unschedulable(b, first)
+    assert not _node_unschedulable(b, third)
+    for action, result in done:
+        action.undo(ctx, result)
+    assert not _node_unschedulable(b, first) and not _node_unschedulable(b, second)
 
 
 def test_argo_rollback_refuses_what_it_cannot_roll_back(backend: Backend) -> None:
@@ -401,11 +412,17 @@ def test_argo_rollback_refuses_what_it_cannot_roll_back(backend: Backend) -> Non
     b.kube.custom_objects.create_namespaced_custom_object(*group, app)
 
     with pytest.raises(PermanentActuatorError, match="1 history entries"):
-        ArgoRollback(b.namespace, SERVICE, application=young).apply(b.kube, dry_run=False)
+        ArgoRollback(b.namespace, SERVICE, application=young).apply(
+            ActionContext(b.kube, dry_run=False)
+        )
     with pytest.raises(PermanentActuatorError, match="several sources"):
-        ArgoRollback(b.namespace, SERVICE, application=multi).apply(b.kube, dry_run=False)
+        ArgoRollback(b.namespace, SERVICE, application=multi).apply(
+            ActionContext(b.kube, dry_run=False)
+        )
     with pytest.raises(PermanentActuatorError, match="404"):
-        ArgoRollback(b.namespace, SERVICE, application="absent").apply(b.kube, dry_run=False)
+        ArgoRollback(b.namespace, SERVICE, application="absent").apply(
+            ActionContext(b.kube, dry_run=False)
+        )
     for name in (young, multi):
         assert "operation" not in b.kube.custom_objects.get_namespaced_custom_object(*group, name)
         b.kube.custom_objects.delete_namespaced_custom_object(*group, name)

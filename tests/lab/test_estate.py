@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+import contracts
 from lab import (
     CrashLoopFault,
     InvalidTimeError,
@@ -64,6 +65,7 @@ def test_crash_loop_shows_in_metrics_and_deleting_the_pod_heals() -> None:
     record = lab.inject(CrashLoopFault("checkout"))
     assert record.scenario == "pod_crashloop" and record.ends_at is None
     assert record.target.startswith("checkout-")
+    assert record.root_cause == "checkout" and record.felt_by == ("frontend", "checkout")
     waiting_seen = False
     for _ in range(40):  # 10 minutes
         lab.step(timedelta(seconds=15))
@@ -94,6 +96,7 @@ def test_surge_breaches_slo_for_minutes_then_reactive_hpa_recovers() -> None:
     replicas = window(lab, 1, "frontend").desired_pods.iloc[-1]
     record = lab.inject(TrafficSurgeFault(factor=3.0))
     assert record.ends_at == record.injected_at + timedelta(minutes=40)
+    assert record.felt_by == ("frontend", "checkout", "payments")
     lab.step(timedelta(minutes=15))
     surge = window(lab, 15, "frontend")
     assert breached(surge).sum() >= 4
@@ -148,7 +151,7 @@ def test_errors_name_the_bad_value() -> None:
         lab.step(timedelta(0))
     with pytest.raises(InvalidTimeError):
         TrafficSurgeFault(ramp=timedelta(minutes=30), duration=timedelta(minutes=40))
-    with pytest.raises(InvalidTimeError):
+    with pytest.raises(contracts.InvalidTimeError):  # the clock is the contracts' own
         SimClock(datetime(2025, 1, 1))
     with pytest.raises(SettingsError, match="basket"):
         LabSettings(topology=TopologySettings(services=(ServiceSettings("a", calls="basket"),)))

@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from contracts import METRIC_COLUMNS
 from lab import (
-    TIDY_COLUMNS,
     InvalidTimeError,
     Lab,
     LabSettings,
     ScrapeSettings,
     SimClock,
-    WallClock,
     histogram_quantile,
 )
 
@@ -34,10 +33,10 @@ def lab() -> Lab:
 def test_query_range_columns_and_dtypes(lab: Lab) -> None:
     end = lab.clock.now()
     frame = lab.source.query_range(end - timedelta(minutes=60), end, timedelta(minutes=1))
-    assert tuple(frame.columns) == TIDY_COLUMNS
+    assert tuple(frame.columns) == METRIC_COLUMNS
     assert str(frame.timestamp.dtype) == "datetime64[ns, UTC]"
     assert frame.region.dtype == object and frame.service.dtype == object
-    for column in TIDY_COLUMNS[3:]:
+    for column in METRIC_COLUMNS[3:]:
         assert frame[column].dtype == np.float64, column
     assert len(frame) == 61 * 3
     assert list(frame.service.iloc[:3]) == ["frontend", "checkout", "payments"]
@@ -120,12 +119,3 @@ def test_exposition_uses_exporter_names(lab: Lab) -> None:
     sample = re.compile(r"^[a-z_]+\{[^}]*\} [-+0-9.e]+$")
     assert all(line.startswith("#") or sample.match(line) for line in text.splitlines())
 
-
-def test_clocks() -> None:
-    clock = SimClock(START)
-    clock.advance(timedelta(minutes=5))
-    assert clock.now() == START + timedelta(minutes=5)
-    with pytest.raises(InvalidTimeError):
-        clock.advance(timedelta(seconds=-1))
-    now = WallClock().now()
-    assert now.tzinfo is not None and abs(now - datetime.now(UTC)) < timedelta(seconds=5)

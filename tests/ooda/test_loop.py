@@ -1,139 +1,66 @@
-"""The control loop on the lab, with the scoring endpoints replaced by an httpx transport.
-
-These check the loop's own logic: it heals what it should, verifies, respects dry-run, and
-keeps running (acting on nothing it cannot trust) when metrics or endpoints go bad.
-"""
+"""The control loop on the lab: it heals, verifies, respects dry-run, and keeps running
+(acting on nothing it cannot trust) when metrics or the models go bad."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
-import pytest
 
-from actuators import Guard, KubeClients
-from lab import CrashLoopFault, Lab, LabSettings, SimClock
-from ooda import AuditLog, ControlLoop, OodaSettings, ScoringClient, ServingClientSettings
-
-START = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
-Handler = Callable[[httpx.Request], httpx.Response]
+from actuators import spy_on
+from lab import CrashLoopFault
+from ooda import OodaSettings, RuleScorer
+from tests.ooda._harness import crashlooping, make_lab, make_loop, run
 
 
-def scores_from_metrics(lab: Lab) -> Handler:
-    """A stand-in scorer: anomalous when the service's newest error rate is above 1 %."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        services = json.loads(request.read())["services"]
-        now = lab.clock.now()
-        metrics = lab.source.query_range(now - timedelta(minutes=5), now, timedelta(minutes=1))
-        if request.url.path == "/v1/forecast":
-            return httpx.Response(200, json={"model": {"version": "1"}, "forecast": []})
-        rows = []
-        for service in services:
-            err = float(metrics[metrics["service"] == service]["error_rate"].iloc[-1])
-            score = 0.95 if err > 0.01 else 0.05
-            rows.append({"service": service, "anomaly_score": score, "is_anomaly": score >= 0.5})
-        return httpx.Response(200, json={"model": {"version": "1"}, "scores": rows})
-
-    return handler
-
-
-def make_loop(
-    lab: Lab, handler: Handler, settings: OodaSettings | None = None, source: Any = None
-) -> ControlLoop:
-    settings = settings or OodaSettings()
-    kube = KubeClients(lab.kube.core_v1, lab.kube.apps_v1, lab.kube.autoscaling_v2)
-    return ControlLoop(
-        settings,
-        clock=lab.clock,
-        source=source or lab.source,
-        push_features=lambda _metrics: None,
-        scoring=ScoringClient(ServingClientSettings(), transport=httpx.MockTransport(handler)),
-        kube=kube,
-        guard=Guard(settings.guard),
-        audit=AuditLog(":memory:"),
-    )
-
-
-@pytest.fixture
-def lab() -> Lab:
-    lab = Lab(LabSettings(seed=3), SimClock(START - timedelta(hours=2)))
-    lab.generate_history(days=2 / 24, incidents=False)
-    return lab
-
-
-def run(lab: Lab, loop: ControlLoop, minutes: float) -> None:
-    for _ in range(int(minutes * 4)):
-        lab.step(timedelta(seconds=15))
-        loop.tick()
-
-
-def crashlooping(lab: Lab, service: str) -> list[str]:
-    pods = lab.kube.core_v1.list_namespaced_pod("shop", label_selector=f"app={service}").items
-    return [
-        p.metadata.name
-        for p in pods
-        for s in p.status.container_statuses or []
-        if s.state.waiting is not None and s.state.waiting.reason == "CrashLoopBackOff"
-    ]
-
-
-def test_crashloop_is_restarted_and_verified(lab: Lab) -> None:
-    loop = make_loop(lab, scores_from_metrics(lab))
+def test_crashloop_is_restarted_and_verified() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
     record = lab.inject(CrashLoopFault(service="checkout"))
     run(lab, loop, 8)
     actions = loop.audit.entries("action")
     assert [a.action for a in actions] == ["restart_pod"]
     assert actions[0].target == f"pod/shop/{record.target}"
+    intents = loop.audit.entries("intent")
+    assert [i.id for i in intents] == [actions[0].ref], "the intent is written before the act"
     assert crashlooping(lab, "checkout") == []
     verdicts = loop.audit.entries("verification")
     assert [v.outcome for v in verdicts] == ["healed"]
+    assert verdicts[0].ref == actions[0].id
     assert loop.stats.healed["restart_pod"] == 1
+    assert loop.audit.verify().ok
 
 
-def test_dry_run_decides_and_logs_but_changes_nothing(lab: Lab) -> None:
-    loop = make_loop(lab, scores_from_metrics(lab), OodaSettings(dry_run=True))
+def test_dry_run_decides_and_logs_but_changes_nothing() -> None:
+    lab = make_lab()
+    spied, spies = spy_on(make_loop(lab).kube)
+    loop = make_loop(lab, OodaSettings(dry_run=True), kube=spied)
     record = lab.inject(CrashLoopFault(service="checkout"))
-    run(lab, loop, 3)
+    run(lab, loop, 6)
     actions = loop.audit.entries("action")
     assert actions and all(a.outcome == "dry-run" and a.dry_run for a in actions)
-    assert record.target in crashlooping(lab, "checkout") or lab.kube.core_v1.read_namespaced_pod(
-        record.target, "shop"
-    )
+    assert len(actions) == 2, "a preview repeats once per cooldown, not every tick"
+    assert [m for spy in spies for m in spy.mutations] == []
+    assert record.target in crashlooping(lab, "checkout")
     assert loop.pending == []
+    key = ("restart_pod", "shop/checkout")
+    assert key not in loop.guard._last_applied, "dry-run used a cooldown slot"
 
 
-@pytest.mark.parametrize(
-    ("handler", "reason"),
-    [
-        (lambda r: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)), "unreachable"),
-        (
-            lambda _r: httpx.Response(
-                503, json={"error": "model unavailable", "alias": "champion"}
-            ),
-            "503",
-        ),
-    ],
-    ids=["unreachable", "missing-alias"],
-)
-def test_scoring_outage_is_logged_and_no_restart_happens(
-    lab: Lab, handler: Handler, reason: str
-) -> None:
-    loop = make_loop(lab, handler)
-    record = lab.inject(CrashLoopFault(service="checkout"))
-    run(lab, loop, 3)
-    assert loop.stats.ticks == 12
-    assert not [a for a in loop.audit.entries("action") if a.action == "restart_pod"]
-    assert record.target in crashlooping(lab, "checkout") or lab.kube.core_v1.read_namespaced_pod(
-        record.target, "shop"
-    )
+def test_a_scoring_outage_is_logged_and_capacity_is_not_planned_on_it() -> None:
+    lab = make_lab()
+    loop = make_loop(lab, scorer=RuleScorer(down=True))
+    lab.inject(CrashLoopFault(service="checkout"))
+    run(lab, loop, 8)
+    assert loop.stats.ticks == 32
     problems = [e.outcome for e in loop.audit.entries("observation")]
-    assert any("anomaly scores unavailable" in p and reason in p for p in problems)
+    assert any("anomaly scores unavailable" in p for p in problems)
+    assert any("forecast unavailable" in p for p in problems)
+    assert not [a for a in loop.audit.entries("action") if a.action == "set_hpa_min"]
+    # CrashLoopBackOff is evidence from the cluster itself: the heal does not need a model.
+    assert [v.outcome for v in loop.audit.entries("verification")] == ["healed"]
 
 
 class NaNSource:
@@ -151,8 +78,9 @@ class NaNSource:
         return frame
 
 
-def test_nan_metrics_block_action_on_that_service_only(lab: Lab) -> None:
-    loop = make_loop(lab, scores_from_metrics(lab), source=NaNSource(lab.source, "checkout"))
+def test_nan_metrics_block_action_on_that_service_only() -> None:
+    lab = make_lab()
+    loop = make_loop(lab, source=NaNSource(lab.source, "checkout"))
     lab.inject(CrashLoopFault(service="checkout"))
     run(lab, loop, 4)
     assert not loop.audit.entries("action")
@@ -162,14 +90,15 @@ def test_nan_metrics_block_action_on_that_service_only(lab: Lab) -> None:
     assert loop.stats.problems.get("frontend", 0) == 0
 
 
-def test_a_stale_source_is_reported_not_acted_on(lab: Lab) -> None:
+def test_a_stale_source_is_reported_not_acted_on() -> None:
+    lab = make_lab()
     frozen_at = lab.clock.now()
 
     class Frozen:
         def query_range(self, start: datetime, end: datetime, step: Any) -> pd.DataFrame:
             return lab.source.query_range(start, min(end, frozen_at), step)
 
-    loop = make_loop(lab, scores_from_metrics(lab), source=Frozen())
+    loop = make_loop(lab, source=Frozen())
     run(lab, loop, 4)
     lab.inject(CrashLoopFault(service="checkout"))
     run(lab, loop, 4)
@@ -177,3 +106,46 @@ def test_a_stale_source_is_reported_not_acted_on(lab: Lab) -> None:
     stale = [e for e in loop.audit.entries("observation") if e.service == "checkout"]
     assert len(stale) == 1, "a problem that persists is logged once, not every tick"
     assert "no sample in the last 0:03:00" in stale[0].outcome
+
+
+def test_a_surge_raises_the_hpa_floor_and_a_human_floor_is_never_lowered() -> None:
+    lab = make_lab()
+    loop = make_loop(lab, scorer=RuleScorer(growth=3.0))
+    run(lab, loop, 3)
+    raised = [a for a in loop.audit.entries("action") if a.action == "set_hpa_min"]
+    assert raised, "a forecast of 3x the load raises the floor ahead of it"
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
+    assert hpa.metadata.annotations["ooda.dev/changed-by"] == "ooda"
+    assert hpa.metadata.annotations["ooda.dev/audit-id"] == str(raised[0].ref)
+    # A human raises the floor further; the load stays normal for long after.
+    lab.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
+        "frontend",
+        "shop",
+        {"spec": {"minReplicas": hpa.spec.min_replicas + 2}},
+        _content_type="application/merge-patch+json",
+    )
+    human = hpa.spec.min_replicas + 2
+    loop.scorer = RuleScorer(growth=1.0)
+    run(lab, loop, 25)
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
+    assert hpa.spec.min_replicas == human, "ooda lowered a floor a human set"
+
+
+def test_a_floor_ooda_raised_comes_back_down_once_load_stays_low() -> None:
+    lab = make_lab()
+    loop = make_loop(lab, scorer=RuleScorer(growth=3.0))
+    start = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
+    run(lab, loop, 3)
+    loop.scorer = RuleScorer(growth=1.0)
+    run(lab, loop, 25)
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
+    lowered = [
+        a
+        for a in loop.audit.entries("action")
+        if a.action == "set_hpa_min"
+        and a.evidence["result"]["after"]["min_replicas"]
+        < a.evidence["result"]["before"]["min_replicas"]
+    ]
+    assert lowered, "the raised floor was never lowered"
+    assert hpa.spec.min_replicas < start.spec.min_replicas * 3
+    assert timedelta(0) < lowered[0].at - loop.audit.entries("action")[0].at

@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec
 
+import contracts
 import features
 from models import InsufficientHistoryError, RobustZScoreDetector, log_detector
 from serving import RunningApp, ServingSettings, start, stop
@@ -113,7 +114,7 @@ def _metrics(end: datetime, minutes: int) -> pd.DataFrame:
             "ready_pods": 3.0,
             "desired_pods": 3.0,
         }
-    )[list(features.METRIC_COLUMNS)]
+    )[list(contracts.METRIC_COLUMNS)]
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ revision it left.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actuators._actions import Action, ActionResult, KubeClients
-from actuators._errors import PermanentActuatorError, TemporaryActuatorError
+from actuators._base import Action, ActionResult, register_action
+from actuators._context import ActionContext
+from actuators._errors import ConflictError, PermanentActuatorError, TemporaryActuatorError
 from actuators._kube import MERGE_PATCH
-from actuators._retry import RetryPolicy, call_with_retry
+from contracts import ActionKind
 
 ARGO_GROUP = "argoproj.io"
 ARGO_VERSION = "v1alpha1"
@@ -25,6 +25,7 @@ ARGO_PLURAL = "applications"
 INITIATED_BY = "ooda"
 
 
+@register_action
 @dataclass(frozen=True)
 class ArgoRollback(Action):
     """Sync an Argo CD Application to the revision it ran before the current one."""
@@ -33,33 +34,33 @@ class ArgoRollback(Action):
     argo_namespace: str = "argocd"
     """Namespace of the Application object (not of the workload)."""
 
-    @property
-    def kind(self) -> str:
-        return "argo_rollback"
+    kind = ActionKind.ARGO_ROLLBACK
+    disruptive = True
 
     @property
     def target(self) -> str:
         return f"application/{self.argo_namespace}/{self.application}"
 
-    @property
-    def disruptive(self) -> bool:
-        return True
-
-    def _api(self, kube: KubeClients) -> Any:
-        if kube.custom_objects is None:
+    def _api(self, ctx: ActionContext) -> Any:
+        if ctx.kube.custom_objects is None:
             raise PermanentActuatorError("argo_rollback needs a CustomObjectsApi, got None")
-        return kube.custom_objects
+        return ctx.api.custom_objects
 
-    def _patch(
-        self,
-        kube: KubeClients,
-        body: dict[str, Any],
-        what: str,
-        retry: RetryPolicy,
-        sleep: Callable[[float], None],
-    ) -> None:
-        api = self._api(kube)
-        call_with_retry(
+    def _read(self, ctx: ActionContext) -> Any:
+        api = self._api(ctx)
+        return self.call(
+            ctx,
+            lambda: api.get_namespaced_custom_object(
+                ARGO_GROUP, ARGO_VERSION, self.argo_namespace, ARGO_PLURAL, self.application
+            ),
+            f"read application {self.argo_namespace}/{self.application}",
+        )
+
+    def _patch(self, ctx: ActionContext, body: dict[str, Any], what: str) -> None:
+        api = self._api(ctx)
+        body = {**body, "metadata": {"annotations": ctx.annotations(self.kind)}}
+        self.call(
+            ctx,
             lambda: api.patch_namespaced_custom_object(
                 ARGO_GROUP,
                 ARGO_VERSION,
@@ -70,8 +71,6 @@ class ArgoRollback(Action):
                 _content_type=MERGE_PATCH,
             ),
             what,
-            retry,
-            sleep,
         )
 
     def _operation(self, revision: str, source: Any) -> dict[str, Any]:
@@ -84,25 +83,10 @@ class ArgoRollback(Action):
             "info": [{"name": "Reason", "value": self.reason or "ooda rollback"}],
         }
 
-    def apply(
-        self,
-        kube: KubeClients,
-        *,
-        dry_run: bool,
-        retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = lambda _s: None,
-    ) -> ActionResult:
+    def apply(self, ctx: ActionContext) -> ActionResult:
         if not self.application:
             raise PermanentActuatorError("argo_rollback needs an application name, got ''")
-        api = self._api(kube)
-        app = call_with_retry(
-            lambda: api.get_namespaced_custom_object(
-                ARGO_GROUP, ARGO_VERSION, self.argo_namespace, ARGO_PLURAL, self.application
-            ),
-            f"read application {self.argo_namespace}/{self.application}",
-            retry,
-            sleep,
-        )
+        app = self._read(ctx)
         if app.get("operation"):
             raise TemporaryActuatorError(
                 f"application {self.argo_namespace}/{self.application} already has an operation"
@@ -129,43 +113,47 @@ class ArgoRollback(Action):
             "automated": automated,
         }
         after = {"revision": previous["revision"], "history_id": previous["id"]}
-        if not dry_run:
+        if not ctx.dry_run:
             body: dict[str, Any] = {
                 "operation": self._operation(previous["revision"], previous.get("source"))
             }
             if automated is not None:
                 body["spec"] = {"syncPolicy": {"automated": None}}
             self._patch(
-                kube,
+                ctx,
                 body,
                 f"roll back application {self.argo_namespace}/{self.application}"
                 f" to {previous['revision']}",
-                retry,
-                sleep,
             )
-        return ActionResult(self.kind, self.target, dry_run, before, after, undoable=True)
+        return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable=True)
 
-    def undo(
-        self,
-        kube: KubeClients,
-        result: ActionResult,
-        *,
-        retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = lambda _s: None,
-    ) -> ActionResult | None:
+    def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         if result.dry_run:
             return None
+        app = self._read(ctx)
+        if app.get("operation"):
+            op = app["operation"].get("sync", {}).get("revision")
+            if op != result.after["revision"]:
+                raise ConflictError(
+                    f"application {self.argo_namespace}/{self.application} has an operation"
+                    f" to {op!r} since ooda's rollback; it is left alone"
+                )
+        history = sorted((app.get("status") or {}).get("history") or [], key=lambda h: h["id"])
+        newest = history[-1]["revision"] if history else None
+        if newest not in (result.after["revision"], result.before["revision"]):
+            raise ConflictError(
+                f"application {self.argo_namespace}/{self.application} was synced to"
+                f" {newest!r} since ooda's rollback; it is left alone"
+            )
         before = result.before
         body: dict[str, Any] = {"operation": self._operation(before["revision"], before["source"])}
         if before["automated"] is not None:
             body["spec"] = {"syncPolicy": {"automated": before["automated"]}}
         self._patch(
-            kube,
+            ctx,
             body,
             f"roll application {self.argo_namespace}/{self.application} forward to"
             f" {before['revision']}",
-            retry,
-            sleep,
         )
         return self.undone(
             result, {"revision": before["revision"], "automated": before["automated"]}

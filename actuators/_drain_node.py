@@ -1,0 +1,81 @@
+"""Drain a node: cordon it and evict its pods, with ``kubectl drain``'s refusals.
+
+Pods leave only through the Eviction API, so every PodDisruptionBudget holds; a refusal is
+waited out with backoff, never forced. Like ``kubectl drain`` without ``--force``, it refuses
+a node with a pod no controller would recreate, and one with emptyDir data unless told that
+the data may go. DaemonSet and mirror pods stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actuators._base import ActionResult, register_action
+from actuators._context import ActionContext
+from actuators._errors import GuardRejectedError, TemporaryActuatorError
+from actuators._kube import evict_pod, is_daemonset_pod, is_mirror_pod, pods_on_node
+from actuators._nodes import NodeAction, cordon_first, set_unschedulable
+from contracts import ActionKind
+
+
+def _name(pod: Any) -> str:
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+def _has_emptydir(pod: Any) -> bool:
+    return any(v.empty_dir is not None for v in (pod.spec.volumes or []))
+
+
+@register_action
+@dataclass(frozen=True)
+class DrainNode(NodeAction):
+    """Cordon a node and evict every pod on it but DaemonSet and mirror pods."""
+
+    delete_emptydir_data: bool = False
+    """Allow evicting pods with emptyDir volumes (their data is lost)."""
+
+    kind = ActionKind.DRAIN_NODE
+    disruptive = True
+
+    def _refusals(self, pods: list[Any]) -> list[str]:
+        bare = [_name(p) for p in pods if not p.metadata.owner_references]
+        reasons = [f"pods without a controller: {bare}"] if bare else []
+        if not self.delete_emptydir_data:
+            local = [_name(p) for p in pods if _has_emptydir(p)]
+            if local:
+                reasons.append(f"pods with emptyDir data: {local}")
+        return reasons
+
+    def apply(self, ctx: ActionContext) -> ActionResult:
+        was = cordon_first(self, ctx, self.node, self.max_unhealthy_fraction)
+        pods = pods_on_node(ctx, self.node)
+        movable = [p for p in pods if not (is_daemonset_pod(p) or is_mirror_pod(p))]
+        refusals = self._refusals(movable)
+        if refusals:
+            raise GuardRejectedError(self.kind, self.target, "; ".join(refusals))
+        names = [_name(p) for p in movable]
+        before = {"cordoned": was, "pods": names, "skipped": len(pods) - len(movable)}
+        if ctx.dry_run:
+            return ActionResult(self.kind, self.target, True, before, {"would_evict": names}, False)
+        if not was:
+            set_unschedulable(self, ctx, self.node, True)
+        evicted: list[str] = []
+        pdb_refusals = 0
+        for pod in movable:
+            try:
+                outcome = evict_pod(ctx, pod.metadata.name, pod.metadata.namespace)
+            except TemporaryActuatorError as exc:
+                raise TemporaryActuatorError(
+                    f"drain of {self.node} stopped after evicting {len(evicted)} of"
+                    f" {len(movable)} pods (node left cordoned): {exc}"
+                ) from exc
+            pdb_refusals += outcome.refusals
+            evicted.append(_name(pod))
+        after = {
+            "cordoned": True,
+            "evicted": evicted,
+            "pdb_refusals": pdb_refusals,
+            "audit_id": ctx.audit_ref or "none",
+        }
+        return ActionResult(self.kind, self.target, False, before, after, undoable=not was)

@@ -1,0 +1,63 @@
+"""contracts: what every layer of ooda shares, and nothing else.
+
+The tidy metric schema, the ports (a metric source, a clock, the Kubernetes calls we make),
+the identifiers of scenarios and actions, and the records that cross layers (a workload's
+observed state, an action's verification). Every other package may import this one; it
+imports none of ours.
+
+Exception tree::
+
+    ContractError
+    ├── InvalidTimeError     a naive datetime, a clock moved backwards (also ValueError)
+    └── UnknownIdError       a scenario or action id outside the enums (also ValueError)
+"""
+
+from __future__ import annotations
+
+from contracts._clock import Clock, SimClock, WallClock
+from contracts._errors import ContractError, InvalidTimeError, UnknownIdError
+from contracts._ids import ActionKind, ScenarioId
+from contracts._ports import (
+    AppsV1,
+    AutoscalingV2,
+    CoreV1,
+    CustomObjects,
+    KubeClients,
+    MetricSource,
+    PolicyV1,
+)
+from contracts._records import (
+    HpaState,
+    Outcome,
+    PodState,
+    Verdict,
+    VerifyWindow,
+    WorkloadState,
+)
+from contracts._schema import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "METRIC_VALUE_COLUMNS",
+    "ActionKind",
+    "AppsV1",
+    "AutoscalingV2",
+    "Clock",
+    "ContractError",
+    "CoreV1",
+    "CustomObjects",
+    "HpaState",
+    "InvalidTimeError",
+    "KubeClients",
+    "MetricSource",
+    "Outcome",
+    "PodState",
+    "PolicyV1",
+    "ScenarioId",
+    "SimClock",
+    "UnknownIdError",
+    "Verdict",
+    "VerifyWindow",
+    "WallClock",
+    "WorkloadState",
+]

@@ -1,0 +1,114 @@
+"""Typed records that cross layers: the cluster state of a workload as observed once per
+tick, and how an action is judged after it ran.
+
+They live here because the loop builds them and the actions read them (an action's own
+``check`` decides whether it healed), and neither layer may import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One pod of a workload, as the loop saw it this tick."""
+
+    name: str
+    node: str | None
+    ready: bool
+    restarts: int
+    waiting_reason: str | None
+    """``CrashLoopBackOff``, ``ImagePullBackOff`` ... of the first waiting container."""
+    controlled: bool
+    """Whether a controller (ReplicaSet, StatefulSet ...) owns the pod and will replace it."""
+    template_hash: str = ""
+    """The ``pod-template-hash`` label: which revision of the Deployment the pod runs."""
+
+    @property
+    def crashlooping(self) -> bool:
+        """Whether a container waits in CrashLoopBackOff."""
+        return self.waiting_reason == "CrashLoopBackOff"
+
+
+@dataclass(frozen=True)
+class HpaState:
+    """The HorizontalPodAutoscaler whose ``scaleTargetRef`` names the workload."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int
+    desired_replicas: int
+    target_cpu_utilisation: float | None
+    """The CPU utilisation target as a fraction, or None when the HPA has no CPU metric."""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """A Deployment, its pods and its HPA, read once per tick."""
+
+    namespace: str
+    deployment: str
+    service: str
+    replicas: int
+    ready_replicas: int
+    revision: int
+    revision_at: datetime | None
+    """When the current revision's ReplicaSet was created (a rollout's time)."""
+    pods: tuple[PodState, ...]
+    hpa: HpaState | None
+    current_template: str = ""
+    """The ``pod-template-hash`` of the current revision's ReplicaSet."""
+
+    @property
+    def workload(self) -> str:
+        """``namespace/deployment``: the key of breakers, cooldowns and the blast radius."""
+        return f"{self.namespace}/{self.deployment}"
+
+    @property
+    def crashlooping(self) -> tuple[PodState, ...]:
+        """The pods in CrashLoopBackOff, most restarts first."""
+        return tuple(sorted((p for p in self.pods if p.crashlooping), key=lambda p: -p.restarts))
+
+
+class Verdict(StrEnum):
+    """Where a verification stands."""
+
+    PENDING = "pending"
+    HEALED = "healed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on an applied action, with the reason a human reads."""
+
+    verdict: Verdict
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyWindow:
+    """What an action's ``check`` judges: the service since the action, and its objectives."""
+
+    metrics: pd.DataFrame
+    """The target service's tidy metric rows after the action was applied, oldest first."""
+    workload: WorkloadState | None
+    """The workload as observed this tick (None where it could not be read)."""
+    applied_at: datetime
+    now: datetime
+    deadline: datetime
+    p95_ms: float
+    """Latency objective (p95, milliseconds)."""
+    max_error_rate: float
+    """Error-rate objective (1 - availability)."""
+    healthy_minutes: int
+    """Consecutive minutes inside the SLO that count as healed."""

@@ -1,0 +1,73 @@
+"""``pod_crashloop_persistent``: a crash loop that survives pod replacement.
+
+A ConfigMap key the service reads at start-up went bad. One running pod restarts (and so
+re-reads it) and crash-loops; every pod of the service that starts after that crash-loops
+too: a replacement, a scale-up, a rollout. Pods that were running before keep serving, since
+they read the config when it was good. Restarting the pod only yields a new crashing pod with
+a new name, so no loop action heals it: it needs a human to fix the ConfigMap
+(``Lab.clear``), after which new pods run and each crashing pod recovers at its next restart.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from contracts import ScenarioId
+from lab._cluster import CrashLoop
+from lab._faults import ActiveFault, FaultRecord, ScenarioInstance, TickEffects
+from lab.scenarios._registry import Scenario, pick_healthy_pod, register_scenario
+
+if TYPE_CHECKING:
+    from lab._cluster import Pod
+    from lab._estate import Lab
+
+_KEYS = ("PAYMENT_GATEWAY_URL", "DB_POOL_SIZE", "FEATURE_FLAGS", "TLS_CA_BUNDLE")
+
+
+@register_scenario
+class PersistentCrashLoop(Scenario):
+    """Every pod of the service started after the injection crash-loops, until cleared."""
+
+    id = ScenarioId.POD_CRASHLOOP_PERSISTENT
+    title = "persistent crash loop (bad ConfigMap key)"
+    heals = ()
+
+    def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:
+        service = lab.services[int(rng.integers(len(lab.services)))]
+        key = _KEYS[int(rng.integers(len(_KEYS)))]
+        return ScenarioInstance(
+            self.id, service, params={"pick": float(rng.random()), "configmap_key": key}
+        )
+
+    def inject(self, lab: Lab, instance: ScenarioInstance) -> FaultRecord:
+        pod = pick_healthy_pod(lab, instance)
+        lab.cluster.start_crash_loop(pod, lab.clock_s)
+        return lab.begin_fault(instance, target=pod.name, pods=[pod.name])
+
+    def pod_created(self, lab: Lab, fault: ActiveFault, pod: Pod, t: float) -> None:
+        if pod.service == lab.service_index(fault.instance.service):
+            fault.pods.append(pod.name)
+
+    def effect(self, lab: Lab, fault: ActiveFault, t0: float, h: float, fx: TickEffects) -> None:
+        # A doomed pod's container crashes from its first start (once it has a node).
+        run_s = lab.settings.model.crash_run_s
+        pods = lab.cluster.pods
+        fault.pods[:] = [name for name in fault.pods if name in pods]
+        for name in fault.pods:
+            pod = pods[name]
+            if pod.crash is None and pod.node is not None:
+                pod.crash = CrashLoop(run_start=pod.started_at, run_end=pod.started_at + run_s)
+
+    def clear(self, lab: Lab, fault: ActiveFault, t: float) -> None:
+        # The config is good again: each crashing container comes up healthy at its next start.
+        startup_s = lab.settings.model.startup_s
+        for name in fault.pods:
+            pod = lab.cluster.pods.get(name)
+            if pod is None or pod.crash is None:
+                continue
+            start = max(t, pod.crash.run_start)
+            pod.crash = None
+            pod.started_at = start
+            pod.ready_at = start + startup_s

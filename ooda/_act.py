@@ -1,0 +1,227 @@
+"""Decide and act: from a snapshot to at most one guarded action per service and tick.
+
+Runbooks are tried in priority order; the first diagnosis wins and its runbook proposes one
+bounded action. The plan's autonomy comes from the settings and the healer's own record
+(dry-run, propose-only when the kind has used its failed-heal budget). Then the guard; then
+the intent goes into the audit log *before* the mutating call and the result after it, so a
+crash in between leaves a trace that the next start-up turns into a cooldown, not a repeat.
+A guard or precondition refusal is recorded as refused: it is not a failed heal and never
+trips a breaker. A preview (dry-run or propose-only) is repeated at most once per cooldown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from actuators import (
+    Action,
+    ActionContext,
+    ActionResult,
+    ActuatorError,
+    Guard,
+    GuardKey,
+    GuardRejectedError,
+)
+from ooda._autonomy import ErrorBudget
+from ooda._journal import Journal
+from ooda._records import Autonomy, Diagnosis, PendingAction, Plan, Snapshot
+from ooda._settings import OodaSettings
+from ooda.runbooks import Runbook
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """The action as the audit log keeps it (enough to rebuild it after a restart)."""
+    return {"kind": str(action.kind), "fields": asdict(action)}
+
+
+def result_record(result: ActionResult) -> dict[str, Any]:
+    """The result as the audit log keeps it."""
+    return asdict(result)
+
+
+class Actor:
+    """Turns diagnoses into plans and plans into guarded, audited actions."""
+
+    def __init__(
+        self,
+        settings: OodaSettings,
+        runbooks: list[Runbook],
+        guard: Guard,
+        budget: ErrorBudget,
+        journal: Journal,
+        context: ActionContext,
+    ) -> None:
+        self.settings = settings
+        self.runbooks = runbooks
+        self.guard = guard
+        self.budget = budget
+        self.journal = journal
+        self.context = context
+        self._quiet: dict[tuple[str, str], tuple[str, datetime]] = {}
+
+    # -- decide ---------------------------------------------------------------------------
+    def decide(self, snapshot: Snapshot, service: str) -> Plan | None:
+        """The plan for ``service``: the first matching runbook's proposal, or None."""
+        for runbook in self.runbooks:
+            diagnosis = runbook.matches(snapshot, service)
+            if diagnosis is None:
+                continue
+            if not self.journal.recently(service, "diagnosis", snapshot.at):
+                self.journal.event(
+                    snapshot.at,
+                    "diagnosis",
+                    service,
+                    f"{diagnosis.scenario} ({diagnosis.confidence:.2f})",
+                )
+            action = runbook.propose(diagnosis, snapshot)
+            if action is None:
+                self._once(snapshot.at, diagnosis, "none", "no safe action; escalated", {})
+                return None
+            return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
+        return None
+
+    def _plan(
+        self, diagnosis: Diagnosis, action: Action, deadline: timedelta, now: datetime
+    ) -> Plan:
+        if self.settings.dry_run or self.settings.guard.dry_run:
+            return Plan(diagnosis, action, Autonomy.DRY_RUN, deadline, "dry-run mode")
+        standing = self.budget.standing(str(action.kind), now)
+        if standing.propose_only:
+            return Plan(diagnosis, action, Autonomy.PROPOSE, deadline, standing.why)
+        return Plan(diagnosis, action, Autonomy.ACT, deadline)
+
+    # -- act ------------------------------------------------------------------------------
+    def act(self, plan: Plan, now: datetime) -> PendingAction | None:
+        """Carry ``plan`` out as far as its autonomy and the guard allow."""
+        action, diagnosis = plan.action, plan.diagnosis
+        key = GuardKey.of(action)
+        evidence = {
+            **diagnosis.evidence,
+            "scenario": str(diagnosis.scenario),
+            "confidence": diagnosis.confidence,
+            "runbook": diagnosis.runbook,
+            "reason": action.reason,
+            "action": action_record(action),
+            "guard": key.as_dict(),
+            "deadline_s": plan.deadline.total_seconds(),
+        }
+        if plan.autonomy is Autonomy.PROPOSE:
+            if self._fresh(key, "propose", now):
+                self._write(now, "decision", action, f"proposed: {plan.why}", evidence)
+                self.journal.stats.proposed[action.kind] += 1
+                self.journal.event(now, "proposed", action.service, f"{action.kind}: {plan.why}")
+            return None
+        try:
+            self.guard.check(action, now)
+        except GuardRejectedError as exc:
+            self._refused(now, action, key, exc.reason, evidence)
+            return None
+        if plan.autonomy is Autonomy.DRY_RUN:
+            if self._fresh(key, "preview", now):
+                self._preview(now, action, evidence)
+            return None
+        self._write(now, "decision", action, "approved", evidence)
+        intent = self._write(now, "intent", action, "applying", evidence)
+        try:
+            result = action.apply(replace(self.context, audit_ref=str(intent)))
+        except GuardRejectedError as exc:
+            self.guard.release(key)
+            self._write(now, "action", action, f"refused: {exc.reason}", evidence, ref=intent)
+            self._refused(now, action, key, exc.reason, evidence, audit=False)
+            return None
+        except ActuatorError as exc:
+            self.guard.record_applied(key, now)
+            self.guard.record_outcome(key, False, now)
+            self.budget.record_failure(str(action.kind), now)
+            self.journal.stats.failed[action.kind] += 1
+            self._write(now, "action", action, f"error: {exc}", evidence, ref=intent)
+            self.journal.event(now, "action-error", action.service, str(exc))
+            return None
+        self.guard.record_applied(key, now)
+        self.journal.stats.actions[action.kind] += 1
+        record = {**evidence, "result": result_record(result)}
+        entry = self._write(now, "action", action, "applied", record, ref=intent)
+        self.journal.event(now, "action", action.service, f"{action.kind} {action.target}")
+        return PendingAction(action, result, now, now + plan.deadline, entry, diagnosis.scenario)
+
+    def _preview(self, now: datetime, action: Action, evidence: dict[str, Any]) -> None:
+        result = action.apply(replace(self.context, dry_run=True))
+        self._write(now, "decision", action, "approved", evidence, dry_run=True)
+        record = {**evidence, "result": result_record(result)}
+        self._write(now, "action", action, "dry-run", record, dry_run=True)
+        self.journal.stats.actions[action.kind] += 1
+        self.journal.event(now, "action", action.service, f"{action.kind} (dry-run)")
+
+    def _refused(
+        self,
+        now: datetime,
+        action: Action,
+        key: GuardKey,
+        reason: str,
+        evidence: dict[str, Any],
+        audit: bool = True,
+    ) -> None:
+        last = self._quiet.get((key.kind, key.breaker))
+        if last is not None and last[0] == reason and now - last[1] < timedelta(minutes=5):
+            return
+        self._quiet[(key.kind, key.breaker)] = (reason, now)
+        self.journal.stats.refused[action.kind] += 1
+        if audit:
+            self._write(now, "refusal", action, f"refused: {reason}", evidence)
+        self.journal.event(now, "refused", action.service, f"{action.kind}: {reason}")
+
+    def _fresh(self, key: GuardKey, what: str, now: datetime) -> bool:
+        """Whether a preview of ``key`` is due (at most one per cooldown)."""
+        cooldown = self.settings.guard.cooldown_by_kind.get(key.kind, self.settings.guard.cooldown)
+        last = self._quiet.get((key.kind + ":" + what, key.breaker))
+        if last is not None and now - last[1] < cooldown:
+            return False
+        self._quiet[(key.kind + ":" + what, key.breaker)] = (what, now)
+        return True
+
+    def _once(
+        self,
+        now: datetime,
+        diagnosis: Diagnosis,
+        action: str,
+        outcome: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        if self.journal.recently(diagnosis.service, "escalation", now, within_s=1800):
+            return
+        self.journal.write(
+            now,
+            "escalation",
+            diagnosis.service,
+            action,
+            diagnosis.target,
+            outcome,
+            {**diagnosis.evidence, **evidence, "scenario": str(diagnosis.scenario)},
+        )
+        self.journal.stats.escalations[diagnosis.service] += 1
+        self.journal.event(now, "escalation", diagnosis.service, outcome)
+
+    def _write(
+        self,
+        now: datetime,
+        kind: str,
+        action: Action,
+        outcome: str,
+        evidence: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        ref: int | None = None,
+    ) -> int:
+        return self.journal.write(
+            now,
+            kind,
+            action.service,
+            str(action.kind),
+            action.target,
+            outcome,
+            evidence,
+            dry_run=dry_run,
+            ref=ref,
+        )

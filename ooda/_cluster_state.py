@@ -1,0 +1,112 @@
+"""Read the cluster state of the looked-after workloads, once per tick, in four list calls.
+
+Decide and verify both read from this snapshot; before, decide read pods and HPAs per
+service and act read them again. The HPA is found through its ``scaleTargetRef``, not by
+assuming it shares the Deployment's name; a pod belongs to a Deployment when the
+Deployment's selector matches its labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from actuators import REVISION
+from contracts import HpaState, KubeClients, PodState, WorkloadState
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def _pod_state(pod: Any) -> PodState:
+    statuses = pod.status.container_statuses or [] if pod.status else []
+    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    conditions = pod.status.conditions or [] if pod.status else []
+    return PodState(
+        name=pod.metadata.name,
+        node=pod.spec.node_name if pod.spec else None,
+        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+        restarts=sum(int(s.restart_count or 0) for s in statuses),
+        waiting_reason=waiting,
+        controlled=any(r.controller for r in pod.metadata.owner_references or []),
+        template_hash=(pod.metadata.labels or {}).get("pod-template-hash", ""),
+    )
+
+
+def _hpa_state(hpa: Any) -> HpaState:
+    cpu = None
+    for metric in hpa.spec.metrics or []:
+        resource = getattr(metric, "resource", None)
+        if resource is not None and resource.name == "cpu" and resource.target is not None:
+            value = resource.target.average_utilization
+            cpu = float(value) / 100.0 if value else None
+    status = hpa.status
+    return HpaState(
+        name=hpa.metadata.name,
+        min_replicas=int(hpa.spec.min_replicas or 1),
+        max_replicas=int(hpa.spec.max_replicas),
+        current_replicas=int(status.current_replicas or 0) if status else 0,
+        desired_replicas=int(status.desired_replicas or 0) if status else 0,
+        target_cpu_utilisation=cpu,
+        annotations=dict(hpa.metadata.annotations or {}),
+    )
+
+
+def read_workloads(
+    kube: KubeClients, namespace: str, services: Sequence[str]
+) -> dict[str, WorkloadState]:
+    """The state of each service's Deployment (named as the service), its pods and HPA.
+
+    A service whose Deployment does not exist is absent from the result. API errors
+    propagate: the caller skips the tick's actions rather than act on half a picture.
+    """
+    deployments = {
+        d.metadata.name: d for d in kube.apps_v1.list_namespaced_deployment(namespace).items
+    }
+    pods = kube.core_v1.list_namespaced_pod(namespace).items
+    hpas = kube.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler(namespace).items
+    sets = kube.apps_v1.list_namespaced_replica_set(namespace).items
+    out: dict[str, WorkloadState] = {}
+    for service in services:
+        dep = deployments.get(service)
+        if dep is None:
+            continue
+        selector = dict(dep.spec.selector.match_labels or {})
+        mine = [
+            _pod_state(p)
+            for p in pods
+            if p.metadata.deletion_timestamp is None
+            and _selects(selector, dict(p.metadata.labels or {}))
+        ]
+        hpa = next(
+            (
+                h
+                for h in hpas
+                if h.spec.scale_target_ref.kind == "Deployment"
+                and h.spec.scale_target_ref.name == service
+            ),
+            None,
+        )
+        revision = int((dep.metadata.annotations or {}).get(REVISION, "0") or 0)
+        revision_at: datetime | None = None
+        template = ""
+        for rs in sets:
+            owned = any(r.uid == dep.metadata.uid for r in rs.metadata.owner_references or [])
+            if owned and int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
+                revision_at = rs.metadata.creation_timestamp
+                template = (rs.metadata.labels or {}).get("pod-template-hash", "")
+        out[service] = WorkloadState(
+            namespace=namespace,
+            deployment=service,
+            service=service,
+            replicas=int(dep.spec.replicas or 0),
+            ready_replicas=sum(p.ready for p in mine),
+            revision=revision,
+            revision_at=revision_at,
+            pods=tuple(mine),
+            hpa=None if hpa is None else _hpa_state(hpa),
+            current_template=template,
+        )
+    return out

@@ -1,0 +1,98 @@
+"""What the loop tells people: the audit log, a timeline of events, counters, and warnings.
+
+Every stage writes through one journal, so a problem is reported once (not every tick), an
+audit write that fails is logged instead of killing the loop, and the timeline a scorecard
+reads holds the same facts as the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ooda._audit import AuditEntry, AuditLog
+
+log = logging.getLogger("ooda.loop")
+
+
+@dataclass(frozen=True)
+class LoopEvent:
+    """Something worth putting on a timeline: a detection, an action, a verdict."""
+
+    at: datetime
+    kind: str
+    service: str
+    detail: str
+
+
+@dataclass
+class LoopStats:
+    """Counters of what the loop did, for scorecards."""
+
+    ticks: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    healed: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    proposed: Counter[str] = field(default_factory=Counter)
+    escalations: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+
+
+class Journal:
+    """Audit log, events, stats and de-duplicated problem reports of one loop."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+        self.events: list[LoopEvent] = []
+        self.stats = LoopStats()
+        self._last_problem: dict[str, str] = {}
+
+    def write(
+        self,
+        at: datetime,
+        kind: str,
+        service: str,
+        action: str,
+        target: str,
+        outcome: str,
+        evidence: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        ref: int | None = None,
+    ) -> int:
+        """Append one audit entry and return its id (raises if the log cannot be written)."""
+        entry = AuditEntry(at, kind, service, action, target, dry_run, outcome, evidence, ref)
+        return self.audit.write(entry)
+
+    def event(self, at: datetime, kind: str, service: str, detail: str) -> None:
+        """Put something on the timeline."""
+        self.events.append(LoopEvent(at, kind, service, detail))
+
+    def recently(self, service: str, kind: str, now: datetime, within_s: float = 300.0) -> bool:
+        """Whether an event of ``kind`` for ``service`` happened in the last ``within_s``."""
+        for event in reversed(self.events):
+            if (now - event.at).total_seconds() > within_s:
+                return False
+            if event.service == service and event.kind == kind:
+                return True
+        return False
+
+    def problem(self, service: str, now: datetime, reason: str) -> None:
+        """Report why ``service`` (``*``: everything) is not acted on; once per new reason."""
+        self.stats.problems[service] += 1
+        if self._last_problem.get(service) == reason:
+            return
+        self._last_problem[service] = reason
+        log.warning("%s: %s (no action on it this tick)", service, reason)
+        try:
+            self.write(now, "observation", service, "none", service, f"skipped: {reason}", {})
+        except Exception as exc:  # the audit log failing must not stop the loop
+            log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
+
+    def clear(self, service: str) -> None:
+        """``service`` is fine again: its next problem is reported anew."""
+        self._last_problem.pop(service, None)

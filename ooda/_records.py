@@ -1,0 +1,128 @@
+"""The typed records the five stages hand each other.
+
+observe -> :class:`Snapshot`; orient -> :class:`Diagnosis`; decide -> :class:`Plan`;
+act -> ``actuators.ActionResult``; verify -> ``contracts.Outcome``. Region is a field from
+the start, so a second region adds data, not a new shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from actuators import Action, ActionResult
+from contracts import ScenarioId, WorkloadState
+
+
+@dataclass(frozen=True)
+class AnomalyScores:
+    """Scores of one request: per service, and the model version that produced them."""
+
+    model_version: str
+    scores: dict[str, float]
+    anomalous: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class LoadForecast:
+    """A forecast of request rate per service (columns service, timestamp, q10, q50, q90)."""
+
+    model_version: str
+    frame: pd.DataFrame
+
+
+@dataclass
+class ServiceView:
+    """What the loop knows about one service's metrics this tick."""
+
+    service: str
+    history: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """Whether the loop may act on this service this tick."""
+        return not self.problems
+
+    @property
+    def latest(self) -> pd.Series:
+        """The newest row of the service's metrics."""
+        return self.history.iloc[-1]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything observed in one tick: metrics, cluster state (read once), scores, forecast."""
+
+    at: datetime
+    region: str
+    namespace: str
+    views: dict[str, ServiceView]
+    workloads: dict[str, WorkloadState]
+    """Per service; a service whose cluster state could not be read is absent."""
+    scores: AnomalyScores | None
+    forecast: LoadForecast | None
+
+    def usable(self) -> list[str]:
+        """Services whose metrics and cluster state can be trusted this tick."""
+        return [s for s, v in self.views.items() if v.usable and s in self.workloads]
+
+    def score(self, service: str) -> float | None:
+        """The anomaly score of ``service``, if one came back."""
+        if self.scores is None:
+            return None
+        return self.scores.scores.get(service)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What orient concluded about one service: the suspected scenario and its evidence."""
+
+    scenario: ScenarioId
+    region: str
+    service: str
+    target: str
+    """The workload (``namespace/deployment``) or object the runbook will act on."""
+    confidence: float
+    evidence: dict[str, Any]
+    runbook: str
+
+
+class Autonomy(StrEnum):
+    """How far a plan may go."""
+
+    ACT = "act"
+    PROPOSE = "propose"
+    """Logged and reported for a human, not applied (budget used up, or configured so)."""
+    DRY_RUN = "dry-run"
+    """Previewed: read-only calls, no guard slot used."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The action decide chose for a diagnosis, and how far it may go."""
+
+    diagnosis: Diagnosis
+    action: Action
+    autonomy: Autonomy
+    deadline: timedelta
+    """How long verification waits for the heal."""
+    why: str = ""
+    """Why the autonomy is below ``ACT``, for the audit log."""
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """An applied action waiting for its verdict."""
+
+    action: Action
+    result: ActionResult
+    applied_at: datetime
+    deadline: datetime
+    audit_id: int
+    """The audit entry of the action's result; verification refers to it."""
+    scenario: ScenarioId

@@ -1,0 +1,104 @@
+"""Rebuild the loop's memory from the audit log at start-up.
+
+A loop that forgets on restart repeats itself: a cooldown, a blast-radius count, an open
+breaker, the failed-heal budget and the actions still awaiting verification are all
+replayed from the log, through the same ``record_*`` calls the loop makes live. An intent
+without a result (the process died between the two) is taken as applied: the cooldown
+holds and nothing is repeated, and the entry is closed as interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from actuators import ActionResult, Guard, GuardKey, action_class
+from contracts import ScenarioId
+from ooda._audit import AuditEntry, AuditLog
+from ooda._autonomy import ErrorBudget
+from ooda._records import PendingAction
+
+
+@dataclass
+class Recovered:
+    """What a restart found in the audit log."""
+
+    pending: list[PendingAction] = field(default_factory=list)
+    interrupted: list[AuditEntry] = field(default_factory=list)
+    """Intents with no result: the process stopped in between."""
+    skipped: list[str] = field(default_factory=list)
+    """Entries that could not be replayed, and why."""
+
+
+def _pending(entry: AuditEntry) -> PendingAction:
+    ev = entry.evidence
+    action = action_class(ev["action"]["kind"])(**ev["action"]["fields"])
+    result = ActionResult(**ev["result"])
+    assert entry.id is not None
+    return PendingAction(
+        action,
+        result,
+        entry.at,
+        entry.at + timedelta(seconds=float(ev["deadline_s"])),
+        entry.id,
+        ScenarioId(ev["scenario"]),
+    )
+
+
+def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
+    """Replay ``audit`` into ``guard`` and ``budget``; return the pending verifications."""
+    out = Recovered()
+    intents: dict[int, AuditEntry] = {}
+    applied: dict[int, tuple[AuditEntry, GuardKey]] = {}
+    for entry in audit.entries():
+        if entry.dry_run:
+            continue
+        try:
+            if entry.kind == "intent" and "guard" in entry.evidence and entry.id is not None:
+                intents[entry.id] = entry
+            elif entry.kind == "action" and entry.ref in intents:
+                intents.pop(entry.ref)
+                if entry.outcome == "applied" and entry.id is not None:
+                    key = GuardKey.from_dict(entry.evidence["guard"])
+                    guard.record_applied(key, entry.at)
+                    applied[entry.id] = (entry, key)
+                elif entry.outcome.startswith("error"):
+                    key = GuardKey.from_dict(entry.evidence["guard"])
+                    guard.record_applied(key, entry.at)
+                    guard.record_outcome(key, False, entry.at)
+                    budget.record_failure(key.kind, entry.at)
+            elif entry.kind == "verification" and entry.ref in applied:
+                _, key = applied.pop(entry.ref)
+                healed = entry.outcome == "healed"
+                guard.record_outcome(key, healed, entry.at)
+                if not healed:
+                    budget.record_failure(key.kind, entry.at)
+            elif entry.kind == "reset":
+                guard.reset(entry.target)
+        except (KeyError, TypeError, ValueError) as exc:
+            out.skipped.append(f"entry {entry.id}: {type(exc).__name__}: {exc}")
+    for entry in intents.values():
+        guard.record_applied(GuardKey.from_dict(entry.evidence["guard"]), entry.at)
+        out.interrupted.append(entry)
+    for entry, _ in applied.values():
+        try:
+            out.pending.append(_pending(entry))
+        except (KeyError, TypeError, ValueError) as exc:
+            out.skipped.append(f"entry {entry.id}: {type(exc).__name__}: {exc}")
+    return out
+
+
+def reset_breaker(audit: AuditLog, breaker: str, who: str, why: str, now: datetime) -> int:
+    """Record that a human closed the breaker of ``breaker``; the loop honours it on start."""
+    return audit.write(
+        AuditEntry(
+            now,
+            "reset",
+            breaker,
+            "none",
+            breaker,
+            False,
+            "breaker reset",
+            {"by": who, "reason": why},
+        )
+    )

@@ -1,0 +1,75 @@
+"""What a runbook is, and the registry each runbook module adds itself to.
+
+A runbook knows one failure: ``matches`` looks at a snapshot and returns a diagnosis when
+the failure is there, ``propose`` turns the diagnosis into one bounded action, and
+``deadline`` says how long verification waits for the heal. Runbooks are tried in
+``priority`` order; the first diagnosis for a service wins. :func:`check_runbook` is the
+contract every registered runbook passes; ``ooda chaos`` certifies each against the
+scenarios it claims.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from actuators import Action
+from contracts import ScenarioId
+from ooda._records import Diagnosis, Snapshot
+
+if TYPE_CHECKING:
+    from ooda._settings import OodaSettings
+
+
+class Runbook(ABC):
+    """One failure's diagnosis and heal."""
+
+    name: ClassVar[str]
+    scenarios: ClassVar[tuple[ScenarioId, ...]]
+    """The scenarios this runbook is certified against."""
+    priority: ClassVar[int] = 100
+    """Lower runs first (a crash loop is diagnosed before a capacity shortfall)."""
+    deadline: ClassVar[timedelta] = timedelta(minutes=10)
+    """How long verification waits for the heal."""
+
+    def __init__(self, settings: OodaSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
+        """The diagnosis of ``service`` if this runbook's failure shows in ``snapshot``."""
+
+    @abstractmethod
+    def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
+        """One bounded action for ``diagnosis`` (None: nothing safe to do; escalate)."""
+
+
+_REGISTRY: dict[str, type[Runbook]] = {}
+R = TypeVar("R", bound=type[Runbook])
+
+
+def register_runbook(cls: R) -> R:
+    """Class decorator: add ``cls`` to the runbooks the loop tries."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"runbook {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_runbooks() -> dict[str, type[Runbook]]:
+    """Every registered runbook by name, in priority order."""
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].priority, kv[0])))
+
+
+def runbook_for(scenario: ScenarioId) -> list[type[Runbook]]:
+    """The runbooks that claim ``scenario``."""
+    return [rb for rb in registered_runbooks().values() if scenario in rb.scenarios]
+
+
+def check_runbook(cls: type[Runbook]) -> None:
+    """The contract of a runbook class (its behaviour is certified by ``ooda chaos``)."""
+    assert registered_runbooks().get(cls.name) is cls, f"{cls.name} is not registered"
+    assert cls.scenarios, f"{cls.name} claims no scenario"
+    assert all(isinstance(s, ScenarioId) for s in cls.scenarios)
+    assert timedelta(0) < cls.deadline <= timedelta(hours=1), f"{cls.name}: deadline"

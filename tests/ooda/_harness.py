@@ -1,0 +1,72 @@
+"""A loop on the lab, for tests of the loop's own logic (the models are a RuleScorer)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from actuators import Guard
+from contracts import KubeClients
+from lab import Lab, LabSettings, SimClock
+from ooda import AuditLog, ControlLoop, OodaSettings, RuleScorer
+
+START = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+
+
+def make_lab(seed: int = 3, hours: float = 2.0) -> Lab:
+    lab = Lab(LabSettings(seed=seed), SimClock(START - timedelta(hours=hours)))
+    lab.generate_history(days=hours / 24, incidents=False)
+    return lab
+
+
+def lab_kube(lab: Lab) -> KubeClients:
+    k = lab.kube
+    return KubeClients(k.core_v1, k.apps_v1, k.autoscaling_v2, k.policy_v1, k.custom_objects)
+
+
+def lab_sleep(lab: Lab) -> Any:
+    """A backoff in the lab moves the estate on, as a real backoff lets the cluster move."""
+
+    def sleep(seconds: float) -> None:
+        lab.step(timedelta(seconds=max(1.0, seconds)))
+
+    return sleep
+
+
+def make_loop(
+    lab: Lab,
+    settings: OodaSettings | None = None,
+    *,
+    scorer: Any = None,
+    source: Any = None,
+    kube: KubeClients | None = None,
+    audit: AuditLog | None = None,
+    guard: Guard | None = None,
+) -> ControlLoop:
+    settings = settings or OodaSettings()
+    return ControlLoop(
+        settings,
+        clock=lab.clock,
+        source=source or lab.source,
+        scorer=scorer or RuleScorer(),
+        kube=kube or lab_kube(lab),
+        audit=audit or AuditLog(":memory:"),
+        guard=guard,
+        sleep=lab_sleep(lab),
+    )
+
+
+def run(lab: Lab, loop: ControlLoop, minutes: float) -> None:
+    for _ in range(int(minutes * 4)):
+        lab.step(timedelta(seconds=15))
+        loop.tick()
+
+
+def crashlooping(lab: Lab, service: str) -> list[str]:
+    pods = lab.kube.core_v1.list_namespaced_pod("shop", label_selector=f"app={service}").items
+    return [
+        p.metadata.name
+        for p in pods
+        for s in p.status.container_statuses or []
+        if s.state.waiting is not None and s.state.waiting.reason == "CrashLoopBackOff"
+    ]
