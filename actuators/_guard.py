@@ -32,7 +32,7 @@ class GuardSettings:
     cooldown: timedelta = timedelta(minutes=5)
     """Minimum time between two actions of the same kind on the same workload."""
     cooldown_by_kind: dict[str, timedelta] = field(
-        default_factory=lambda: {"set_hpa_min": timedelta(minutes=1)}
+        default_factory=lambda: {"set_hpa_min": timedelta(minutes=2)}
     )
     """Per-kind overrides of ``cooldown`` (scaling ahead of a ramp must be able to step up)."""
     max_disruptions_per_workload: int = 2
@@ -181,12 +181,6 @@ class Guard:
             failures.clear()
             return True
         return False
-
-    def release(self, action: Action | GuardKey) -> None:
-        """Forget an in-flight node action that ended without a verdict (it was refused)."""
-        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
-        self._node_actions.pop(key.target, None)
-        self._in_flight.pop(key.breaker, None)
 
     def reset(self, breaker: str) -> None:
         """A human closed the breaker of ``breaker`` (a workload or a node)."""

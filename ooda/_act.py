@@ -60,6 +60,7 @@ class Actor:
         self.journal = journal
         self.context = context
         self._quiet: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._blocked: dict[tuple[str, str], datetime] = {}
 
     # -- decide ---------------------------------------------------------------------------
     def decide(self, snapshot: Snapshot, service: str) -> Plan | None:
@@ -122,14 +123,19 @@ class Actor:
             if self._fresh(key, "preview", now):
                 self._preview(now, action, evidence)
             return None
+        blocked = self._blocked.get((key.kind, key.breaker))
+        if blocked is not None and now - blocked < self._cooldown(key):
+            return None  # its precondition refused it lately; the state has not had time to change
         self._write(now, "decision", action, "approved", evidence)
         intent = self._write(now, "intent", action, "applying", evidence)
         try:
             result = action.apply(replace(self.context, audit_ref=str(intent)))
         except GuardRejectedError as exc:
-            self.guard.release(key)
+            # Nothing of this action is in the guard yet; releasing its key would free the slot
+            # of an earlier action on the same node or workload that still awaits its verdict.
             self._write(now, "action", action, f"refused: {exc.reason}", evidence, ref=intent)
             self._refused(now, action, key, exc.reason, evidence, audit=False)
+            self._blocked[(key.kind, key.breaker)] = now
             return None
         except ActuatorError as exc:
             self.guard.record_applied(key, now)
@@ -172,9 +178,12 @@ class Actor:
             self._write(now, "refusal", action, f"refused: {reason}", evidence)
         self.journal.event(now, "refused", action.service, f"{action.kind}: {reason}")
 
+    def _cooldown(self, key: GuardKey) -> timedelta:
+        return self.settings.guard.cooldown_by_kind.get(key.kind, self.settings.guard.cooldown)
+
     def _fresh(self, key: GuardKey, what: str, now: datetime) -> bool:
         """Whether a preview of ``key`` is due (at most one per cooldown)."""
-        cooldown = self.settings.guard.cooldown_by_kind.get(key.kind, self.settings.guard.cooldown)
+        cooldown = self._cooldown(key)
         last = self._quiet.get((key.kind + ":" + what, key.breaker))
         if last is not None and now - last[1] < cooldown:
             return False

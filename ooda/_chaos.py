@@ -13,6 +13,7 @@ cannot run yet is reported with ``runs: 0``, never left out and never faked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ class ChaosSettings:
     """Live time before the fault."""
     duration: timedelta = timedelta(minutes=45)
     """Live time after the fault is injected."""
+    clean_week_tick: timedelta = timedelta(minutes=1)
+    """Tick of the clean week: the metrics' resolution, so a simulated week costs minutes;
+    the loop decides on the same per-minute samples as at its 15 s tick."""
 
 
 @dataclass
@@ -232,29 +236,55 @@ def clean_week(
     batcher: BatchingScorer,
     progress: Callable[[str, int], None],
 ) -> CleanWeek:
-    """Play ``clean_week_days`` of the estate with no fault; every action is a false one."""
-    rng = np.random.default_rng([chaos.seed, 999])
-    live_start = WEEK_START
+    """Play ``clean_week_days`` of the estate with no fault; every action is a false one.
+
+    Each day is its own lab (the week's Monday, Tuesday ...) with background noise, and the
+    days run side by side so their scoring calls batch.
+    """
+    days = chaos.clean_week_days
+    spans = [min(1.0, days - d) for d in range(math.ceil(days))]
+    for _ in spans:
+        batcher.join()
+
+    def day(d: int) -> list[str]:
+        try:
+            return _clean_day(settings, chaos, d, spans[d], batcher.client(-1 - d), progress)
+        finally:
+            batcher.leave()
+
+    with ThreadPoolExecutor(max_workers=max(1, len(spans))) as pool:
+        actions = [a for found in pool.map(day, range(len(spans))) for a in found]
+    return CleanWeek(days, len(actions), actions)
+
+
+def _clean_day(
+    settings: OodaSettings,
+    chaos: ChaosSettings,
+    d: int,
+    span: float,
+    scorer: Scorer,
+    progress: Callable[[str, int], None],
+) -> list[str]:
+    rng = np.random.default_rng([chaos.seed, 999, d])
+    live_start = WEEK_START + timedelta(days=d)
     lab = _base_lab(rng, chaos, live_start)
-    end = live_start + timedelta(days=chaos.clean_week_days)
+    end = live_start + timedelta(days=span)
     lab.background(rng, live_start, end)
-    batcher.join()
-    try:
-        loop = make_loop(lab, settings, batcher.client(-1))
-        ticks_per_hour = int(timedelta(hours=1) / settings.loop.tick)
-        n = 0
-        while lab.clock.now() < end:
-            lab.step(settings.loop.tick)
-            loop.tick()
-            n += 1
-            if n % ticks_per_hour == 0:
-                progress("clean week", 1)
-    finally:
-        batcher.leave()
-    actions = [
-        f"{e.at:%a %H:%M} {e.service}: {e.detail}" for e in loop.events if e.kind == "action"
+    loop = make_loop(lab, settings, scorer)
+    tick = max(settings.loop.tick, chaos.clean_week_tick)
+    ticks_per_hour = int(timedelta(hours=1) / tick)
+    n = 0
+    while lab.clock.now() < end:
+        lab.step(tick)
+        loop.tick()
+        n += 1
+        if n % ticks_per_hour == 0:
+            progress("clean week", 1)
+    return [
+        f"{e.at:%a %H:%M} {e.target}: {e.action} ({e.evidence.get('reason', '')})"
+        for e in loop.audit.entries("action")
+        if e.outcome == "applied"
     ]
-    return CleanWeek(chaos.clean_week_days, len(actions), actions)
 
 
 def total_work(chaos: ChaosSettings) -> int:

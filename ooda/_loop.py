@@ -39,7 +39,7 @@ from ooda._recover import recover
 from ooda._scoring import Scorer
 from ooda._settings import OodaSettings
 from ooda._verify import Verifier
-from ooda.runbooks import Runbook, registered_runbooks
+from ooda.runbooks import Runbook, rate_ratio, registered_runbooks
 
 log = logging.getLogger("ooda.loop")
 
@@ -89,8 +89,10 @@ class ControlLoop:
         self.pending: list[PendingAction] = []
         self._forecast: LoadForecast | None = None
         self._forecast_at: datetime | None = None
+        self._surging: set[str] = set()
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
+        self._scored_at: datetime | None = None
         self._resets_seen = 0
         self._restore()
 
@@ -188,8 +190,11 @@ class ControlLoop:
         if not services:
             return None
         # Metrics move once a minute; a tick between two samples reuses the last answer.
-        key = tuple((s, views[s].history["timestamp"].iloc[-1]) for s in services)
-        if key == self._scored_key:
+        key = tuple(services)
+        fresh = (
+            self._scored_at is not None and now - self._scored_at < self.settings.loop.score_every
+        )
+        if key == self._scored_key and fresh:
             return self._scored
         try:
             scores, notes = clean_scores(self.scorer.anomaly_rows(detector_rows(views, services)))
@@ -201,14 +206,20 @@ class ControlLoop:
         for service, anomalous in scores.anomalous.items():
             if anomalous and not self.journal.recently(service, "anomaly", now):
                 self.journal.event(now, "anomaly", service, f"score {scores.scores[service]:.2f}")
-        self._scored_key, self._scored = key, scores
+        self._scored_key, self._scored, self._scored_at = key, scores, now
         return scores
 
     def _refresh_forecast(
         self, now: datetime, views: dict[str, ServiceView], services: list[str]
     ) -> LoadForecast | None:
         every = self.settings.loop.forecast_every
-        if services and (self._forecast_at is None or now - self._forecast_at >= every):
+        gate = self.settings.policy.surge_ratio
+        surging = {s for s in services if rate_ratio(views[s].history) >= gate}
+        if surging:  # a forecast made before a surge says little about it
+            every = self.settings.loop.score_every
+        due = self._forecast_at is None or now - self._forecast_at >= every
+        if services and (due or surging - self._surging):
+            self._surging = surging
             try:
                 forecast = self.scorer.forecast_history(
                     forecast_history(views, services), self.settings.serving.horizon

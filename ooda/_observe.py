@@ -11,6 +11,7 @@ no score, and a forecast far beyond anything observed is refused, not scaled to.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 
 import features
 from contracts import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
-from ooda._errors import BadMetricsError
+from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._records import AnomalyScores, LoadForecast, ServiceView
 
 #: Columns the loop's decisions read from the newest row; NaN in any of them blocks action.
@@ -77,7 +78,11 @@ def clean_metrics(metrics: Any, now: datetime) -> tuple[pd.DataFrame, list[str]]
         ],
         axis=1,
     )
-    future = frame["timestamp"] > pd.Timestamp(now + FUTURE_SLACK)
+    undated = frame["timestamp"].isna()
+    if undated.any():
+        notes.append(f"{int(undated.sum())} row(s) without a timestamp dropped")
+        frame = frame[~undated]
+    future = pd.Series(False, index=frame.index)
     if future.any():
         notes.append(f"{int(future.sum())} row(s) from the future dropped")
         frame = frame[~future]
@@ -121,9 +126,22 @@ def within_slo(row: pd.Series, p95_ms: float, max_error_rate: float) -> bool:
     return bool(p95 <= p95_ms and err <= max_error_rate)
 
 
+#: History the newest feature row depends on: the longest rolling window (an hour) and a minute.
+FEATURE_HISTORY = pd.Timedelta(minutes=61)
+
+
 def detector_rows(views: dict[str, ServiceView], services: Sequence[str]) -> pd.DataFrame:
-    """The newest detector feature row per service, built as the feature store builds it."""
-    history = pd.concat([views[s].history for s in services], ignore_index=True)
+    """The newest detector feature row per service, built as the feature store builds it.
+
+    Only the last :data:`FEATURE_HISTORY` is passed on: the newest row's windows end there,
+    so its features are the same as from the whole history, at a fraction of the cost.
+    """
+    parts = []
+    for service in services:
+        rows = views[service].history
+        newest = rows["timestamp"].iloc[-1]
+        parts.append(rows[rows["timestamp"] > newest - FEATURE_HISTORY])
+    history = pd.concat(parts, ignore_index=True)
     rows = features.latest_rows(features.build_features(history))
     return rows[[features.ENTITY_KEY, *features.DETECTOR_FEATURES]]
 
@@ -137,25 +155,58 @@ def forecast_history(views: dict[str, ServiceView], services: Sequence[str]) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def clean_scores(scores: AnomalyScores) -> tuple[AnomalyScores, list[str]]:
-    """Drop non-finite scores: a score the model could not compute is no evidence."""
-    good = {s: v for s, v in scores.scores.items() if math.isfinite(v)}
-    notes = [f"non-finite anomaly score for {s!r} ignored" for s in scores.scores if s not in good]
-    anomalous = {s: scores.anomalous.get(s, False) for s in good}
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def clean_scores(scores: Any) -> tuple[AnomalyScores, list[str]]:
+    """Drop scores that are not finite numbers: a score the model could not compute is no
+    evidence, and neither is its anomaly flag (a flag that is not a bool is no flag).
+
+    Raises :class:`ScoringUnavailableError` when the answer is not anomaly scores at all.
+    """
+    if not (
+        isinstance(scores, AnomalyScores)
+        and isinstance(scores.scores, dict)
+        and isinstance(scores.anomalous, dict)
+    ):
+        raise ScoringUnavailableError(f"scorer answered {type(scores).__name__}, not scores")
+    good = {s: float(v) for s, v in scores.scores.items() if _is_number(v) and math.isfinite(v)}
+    notes = [
+        f"non-finite anomaly score for {s!r} ignored"
+        if _is_number(v)
+        else f"non-numeric anomaly score for {s!r} ignored ({type(v).__name__})"
+        for s, v in scores.scores.items()
+        if s not in good
+    ]
+    flags = {s: scores.anomalous.get(s, False) for s in good}
+    anomalous = {s: isinstance(f, bool | np.bool_) and bool(f) for s, f in flags.items()}
     return AnomalyScores(scores.model_version, good, anomalous), notes
 
 
 def check_forecast(
     forecast: LoadForecast, views: dict[str, ServiceView], max_growth: float
 ) -> tuple[LoadForecast | None, list[str]]:
-    """Refuse a forecast with broken values, or one far beyond what was observed."""
+    """Refuse a forecast with broken values, or one far beyond what was observed.
+
+    The forecast returned has numeric quantiles (numbers sent as strings are converted).
+    """
+    if not isinstance(forecast, LoadForecast) or not isinstance(forecast.frame, pd.DataFrame):
+        return None, [f"forecast is a {type(forecast).__name__}, not a forecast frame: refused"]
     frame = forecast.frame
     needed = ("service", "timestamp", "q10", "q50", "q90")
     if any(c not in frame.columns for c in needed):
         return None, [f"forecast lacks columns {[c for c in needed if c not in frame.columns]}"]
+    if not isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype):
+        return None, [
+            "forecast timestamps must be timezone-aware datetimes, got dtype"
+            f" {frame['timestamp'].dtype}: refused"
+        ]
     values = frame[["q10", "q50", "q90"]].apply(pd.to_numeric, errors="coerce")
     if not np.isfinite(values.to_numpy(dtype=float)).all() or (values < 0).any().any():
         return None, ["forecast has NaN, infinite or negative values: refused"]
+    frame = frame.assign(**{q: values[q].astype(float) for q in ("q10", "q50", "q90")})
+    forecast = LoadForecast(forecast.model_version, frame)
     notes = []
     for service, rows in frame.groupby("service"):
         view = views.get(str(service))

@@ -57,8 +57,12 @@ def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
             if entry.kind == "intent" and "guard" in entry.evidence and entry.id is not None:
                 intents[entry.id] = entry
             elif entry.kind == "action" and entry.ref in intents:
-                intents.pop(entry.ref)
-                if entry.outcome == "applied" and entry.id is not None:
+                intent = intents.pop(entry.ref)
+                if entry.outcome.startswith("interrupted"):
+                    # Closed by an earlier restart: still taken as applied at its intent.
+                    key = GuardKey.from_dict(intent.evidence["guard"])
+                    guard.record_applied(key, intent.at)
+                elif entry.outcome == "applied" and entry.id is not None:
                     key = GuardKey.from_dict(entry.evidence["guard"])
                     guard.record_applied(key, entry.at)
                     applied[entry.id] = (entry, key)

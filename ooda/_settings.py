@@ -37,8 +37,12 @@ class LoopSettings:
     """Time between two passes of observe-decide-act-verify."""
     observe_window: timedelta = timedelta(minutes=75)
     """How much recent metric history each tick reads (rolling features need an hour)."""
-    forecast_every: timedelta = timedelta(minutes=1)
-    """How often the load forecast is refreshed."""
+    score_every: timedelta = timedelta(minutes=1)
+    """How often anomaly scores are refreshed (the metrics' resolution: a tick between two
+    samples reuses the last scores)."""
+    forecast_every: timedelta = timedelta(minutes=5)
+    """How often the load forecast is refreshed; at once, too, when a service's rate jumps
+    past ``policy.surge_ratio`` (a surge needs a forecast made after it began)."""
     max_staleness: timedelta = timedelta(minutes=3)
     """Newest sample older than this: the service is not acted on (the data is stale)."""
     api_timeout_s: float = 5.0
@@ -62,6 +66,13 @@ class PolicySettings:
     to fade further out)."""
     lead_max: timedelta = timedelta(minutes=30)
     """End of the forecast window the capacity must cover."""
+    surge_ratio: float = 1.5
+    """A surge: the newest request rate at least this many times its mean of the last hour."""
+    ramp_lead: timedelta = timedelta(minutes=3)
+    """During a surge, size for where the ramp will stand this far ahead (pod start-up plus
+    the next scrape and sync)."""
+    max_surge_factor: float = 5.0
+    """A ramp is never extrapolated past this many times the rate's mean of the last hour."""
     surge_margin: float = 0.3
     """Raise the floor only when the forecast exceeds what the running pods serve at their
     target by this share: the reactive HPA follows ordinary growth (a daily ramp) itself."""

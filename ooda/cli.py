@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
-def _silence() -> None:
-    """Ignore deprecation chatter; again after heavy imports, some of which (darts' chain)
-    switch DeprecationWarning back to "once"."""
-    if logging.getLogger().level > logging.INFO:
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
+def _silence(*loggers: str) -> None:
+    """Quiet third-party chatter; called again after heavy imports, some of which (darts'
+    chain, MLflow, Ray) reset warning filters and their loggers' levels on import."""
+    if logging.getLogger().level <= logging.INFO:
+        return
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", FutureWarning)
+    for noisy in ("mlflow", "ray", "feast", "pytorch_lightning", "lightning", "darts", *loggers):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _settings(args: argparse.Namespace) -> OodaSettings:
@@ -41,6 +44,8 @@ def _settings(args: argparse.Namespace) -> OodaSettings:
     )
     registry = replace(RegistrySettings(), tracking_uri=uri)
     settings = OodaSettings(training=TrainingSettings(registry=registry))
+    if args.workdir is not None:
+        settings = replace(settings, workdir=args.workdir)
     if getattr(args, "dry_run", False):
         settings = replace(settings, dry_run=True)
     if getattr(args, "days", None) is not None:
@@ -49,7 +54,8 @@ def _settings(args: argparse.Namespace) -> OodaSettings:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import training  # noqa: F401  (its imports reset the warning filters; see _silence)
+    import serving  # noqa: F401  (its imports reset warning filters and log levels)
+    import training  # noqa: F401
 
     _silence()
     from ooda._demo import run_demo
@@ -68,9 +74,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
-    import training  # noqa: F401  (its imports reset the warning filters; see _silence)
+    import serving  # noqa: F401  (its imports reset warning filters and log levels)
+    import training  # noqa: F401
 
-    _silence()
+    # A chaos run's loops report through their audit logs and the scorecard, not the terminal.
+    _silence("ooda.loop")
     from ooda._chaos import ChaosSettings, parse_scenarios, run_chaos, total_work
     from ooda._chaos_report import table, to_json, write_html, write_json
     from ooda._demo import progress_bar
@@ -104,6 +112,15 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 
         if args.scorer == "rules":
             result = run_chaos(settings, chaos, RuleScorer(), advance)
+        elif args.serve_url:
+            scorer = ScoringClient(replace(settings.serving, base_url=args.serve_url))
+            try:
+                result = run_chaos(settings, chaos, scorer, advance)
+            except ScoringUnavailableError as exc:
+                console.print(f"[red]chaos: {exc}[/]")
+                return 2
+            finally:
+                scorer.close()
         else:
             if args.train or not _has_champions(settings):
                 train_models(settings, history_lab(settings, progress), progress)
@@ -308,6 +325,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ooda", description=__doc__)
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in mlruns/)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "--workdir", type=Path, help="where reports and audit logs go (default: .ooda)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the whole loop end to end on the embedded estate")
     demo.add_argument("--days", type=float, help="days of simulated history (default 7)")
@@ -343,6 +363,9 @@ def _parser() -> argparse.ArgumentParser:
         " for a quick look without models",
     )
     chaos.add_argument("--train", action="store_true", help="train new champions first")
+    chaos.add_argument(
+        "--serve-url", help="score with an already running ooda Serve application at this URL"
+    )
     chaos.set_defaults(func=_cmd_chaos)
     status = sub.add_parser("status", help="autonomy, budgets and breakers from the audit log")
     status.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
@@ -397,8 +420,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Third-party chatter (progress bars, deprecations) would bury the scorecard.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for noisy in ("mlflow", "ray", "feast", "pytorch_lightning", "lightning", "darts"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
         _silence()
     result: int = args.func(args)
     return result

@@ -30,4 +30,3 @@ def test_each_package_has_an_explicit_public_api(name: str) -> None:
     missing = [symbol for symbol in exported if not hasattr(package, symbol)]
     assert not missing, f"{name}.__all__ names what it does not define: {missing}"
     assert package.__doc__ and "Error" in package.__doc__, f"{name} draws no exception tree"
-

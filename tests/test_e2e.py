@@ -105,3 +105,33 @@ def test_models_were_registered_with_a_judged_champion(
         assert champion.tags.get("promoted_by") == "training-pipeline"
     assert {r.model_name for r in result.training} == set(champions)
     assert Path(result.report).read_text().count("<img") == 2
+
+
+def test_chaos_certifies_the_runbooks_against_the_served_models(
+    demo: tuple[OodaSettings, DemoResult],
+) -> None:
+    """Runbooks certified by chaos: a small seeded run against the demo's champions on Ray
+    Serve; a runbook that stops healing its scenario fails ``make test``."""
+    settings, _ = demo
+    from rich.progress import Progress
+
+    from ooda._chaos import ChaosSettings, certified, run_chaos
+    from ooda._platform import serve
+    from ooda._scoring import ScoringClient
+
+    scenarios = (
+        ScenarioId.POD_CRASHLOOP,
+        ScenarioId.POD_CRASHLOOP_PERSISTENT,
+        ScenarioId.TRAFFIC_SURGE,
+    )
+    chaos = ChaosSettings(scenarios, runs=2, seed=11, clean_week_days=0.05)
+    with Progress(disable=True) as progress, serve(settings, progress) as client_settings:
+        scorer = ScoringClient(client_settings)
+        result = run_chaos(settings, chaos, scorer)
+        scorer.close()
+    assert result.scoring_requests < result.scoring_calls, "the loops' calls were not batched"
+    problems = certified(result)
+    assert problems == {key: [] for key in scenarios}, problems
+    assert result.clean_week is not None and result.clean_week.false_actions == 0, (
+        result.clean_week.actions if result.clean_week else None
+    )

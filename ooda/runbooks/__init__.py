@@ -14,13 +14,14 @@ from ooda.runbooks._base import (
     registered_runbooks,
     runbook_for,
 )
-from ooda.runbooks.traffic_surge import per_pod_capacity
+from ooda.runbooks.traffic_surge import per_pod_capacity, rate_ratio
 
 __all__ = [
     "Runbook",
     "check_runbook",
     "per_pod_capacity",
     "pod_crashloop",
+    "rate_ratio",
     "register_runbook",
     "registered_runbooks",
     "runbook_for",

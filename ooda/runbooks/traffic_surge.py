@@ -1,10 +1,15 @@
 """Traffic surge: raise the HPA's floor ahead of forecast load, lower it after load fell.
 
-The reactive HPA adds a few pods a minute; the forecast's upper quantile over the next half
-hour says how many pods the load will need, and the floor jumps there. A raised floor is
-lowered only after the *observed* load has stayed low for ``scale_in_after`` (never on a
-forecast alone), and only while it is still the floor ooda set (its annotations say so): a
-floor a human raised is theirs.
+The reactive HPA adds a few pods a minute, sized to the load of the last minute; the floor
+jumps to what the load will need: the larger of the forecast's upper quantile over the next
+half hour and where the ramp will stand when new pods are Ready (the LSTM, trained on
+seasonal traffic, expects a level to persist, not a ramp to go on). Only for a surge: the
+rate must already stand well above its last hour (``surge_ratio``) and the need well above
+what the running pods serve (``surge_margin``); the HPA follows a daily ramp or a mild wave
+by itself, and acting on those would be a false action. A raised floor is
+released, in one step back to the floor ooda found, only after the *observed* load has stayed
+below it for ``scale_in_after`` (never on a forecast alone), and only while it is still the
+floor ooda set (its annotations say so): a floor a human raised is theirs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,35 @@ def per_pod_capacity(history: pd.DataFrame) -> float | None:
         return None
     value = float(np.median(rate[usable] / ready[usable] / cpu[usable]))
     return value if math.isfinite(value) and value > 0 else None
+
+
+def rate_ratio(history: pd.DataFrame) -> float:
+    """The newest request rate over its mean of the last hour (NaN when unknown).
+
+    Ordinary growth (a daily ramp, a mild wave) stays near 1; a surge of x2.5 and more passes
+    1.5 within its first minutes.
+    """
+    rate = history["request_rate"].to_numpy(dtype=float)
+    recent = rate[-60:]
+    mean = float(np.nanmean(recent)) if np.isfinite(recent).any() else math.nan
+    newest = float(rate[-1]) if len(rate) else math.nan
+    return newest / mean if mean > 0 and math.isfinite(newest) else math.nan
+
+
+def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:
+    """Where a rising rate will stand ``lead`` from now if it keeps its slope of the last
+    three minutes; at most ``max_factor`` times its mean of the last hour.
+
+    A new pod serves after about a minute and a half; capacity sized to the rate of *now*
+    is short by the time it is Ready, which is why the reactive HPA breaches during a ramp.
+    """
+    rate = history["request_rate"].to_numpy(dtype=float)[-4:]
+    if len(rate) < 2 or not np.isfinite(rate).all():
+        return float(rate[-1]) if len(rate) and math.isfinite(rate[-1]) else 0.0
+    slope = max(0.0, float(np.polyfit(np.arange(len(rate)), rate, 1)[0]))
+    hour = history["request_rate"].to_numpy(dtype=float)[-60:]
+    cap = max_factor * float(np.nanmean(hour))
+    return float(min(rate[-1] + slope * lead.total_seconds() / 60.0, cap))
 
 
 @register_runbook
@@ -72,11 +106,20 @@ class TrafficSurge(Runbook):
             "current_replicas": hpa.current_replicas,
             "hpa": hpa.name,
         }
-        if upper is not None:
-            needed = max(1, math.ceil(upper / per_pod))
-            evidence |= {"forecast_upper_rps": round(upper, 2), "needed_replicas": needed}
+        history = snapshot.views[service].history
+        ratio = rate_ratio(history)
+        evidence["rate_ratio_1h"] = round(ratio, 3)
+        if ratio >= cfg.surge_ratio:
+            ahead = ramp_ahead(history, cfg.ramp_lead, cfg.max_surge_factor)
+            wanted_rps = max(upper or 0.0, ahead)
+            needed = max(1, math.ceil(wanted_rps / per_pod))
             running = max(hpa.min_replicas, hpa.current_replicas)
-            if upper >= (1 + cfg.surge_margin) * running * per_pod and needed > running:
+            evidence |= {
+                "forecast_upper_rps": None if upper is None else round(upper, 2),
+                "ramp_ahead_rps": round(ahead, 2),
+                "needed_replicas": needed,
+            }
+            if wanted_rps >= (1 + cfg.surge_margin) * running * per_pod and needed > running:
                 evidence |= {"direction": "out", "set_min": min(needed, hpa.max_replicas)}
                 return self._diagnosis(snapshot, service, 0.8, evidence)
         wanted = self._scale_in_floor(snapshot, service, per_pod, upper)
@@ -109,8 +152,9 @@ class TrafficSurge(Runbook):
         needed = max(1, math.ceil(observed / per_pod))
         if upper is not None:
             needed = max(needed, math.ceil(upper / per_pod))
-        wanted = max(floor, needed)
-        return wanted if wanted < hpa.min_replicas else None
+        # The raised floor is released in one step once the load no longer needs it; the
+        # HPA then scales down at its own pace (its stabilisation window).
+        return floor if needed < hpa.min_replicas else None
 
     def _diagnosis(
         self, snapshot: Snapshot, service: str, confidence: float, evidence: dict[str, object]
@@ -129,7 +173,7 @@ class TrafficSurge(Runbook):
         ev = diagnosis.evidence
         out = ev["direction"] == "out"
         if out:
-            why = f"forecast q90 {ev['forecast_upper_rps']:.0f} rps needs {ev['needed_replicas']}"
+            why = f"surge x{ev['rate_ratio_1h']:.1f}: load ahead needs {ev['needed_replicas']}"
         else:
             why = f"observed load needs only {ev['set_min']} pods"
         return SetHpaMinReplicas(

@@ -118,4 +118,3 @@ def test_exposition_uses_exporter_names(lab: Lab) -> None:
     assert 'resource="memory",unit="byte"} 536870912' in text
     sample = re.compile(r"^[a-z_]+\{[^}]*\} [-+0-9.e]+$")
     assert all(line.startswith("#") or sample.match(line) for line in text.splitlines())
-

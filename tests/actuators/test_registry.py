@@ -1,0 +1,163 @@
+"""The action registry and the contract every registered action passes.
+
+Dry-run is a faithful preview: every registered action, aimed at a real object of the lab,
+reads and describes but makes no mutating call on any of the five API objects
+(``check_action``). A kind added later is covered here automatically, or fails here until it
+is given a target.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from actuators import (
+    Action,
+    ActionContext,
+    ActionResult,
+    ArgoRollback,
+    CordonNode,
+    DrainNode,
+    PatchHpa,
+    RecreatePodElsewhere,
+    RestartPod,
+    RollbackDeployment,
+    ScaleDeployment,
+    SetHpaMinReplicas,
+    action_class,
+    check_action,
+    register_action,
+    registered_actions,
+    spy_on,
+)
+from contracts import ActionKind, UnknownIdError
+from lab import Lab, LabSettings, SimClock
+from tests.k8s._backends import ARGO_CRD
+
+NS = "shop"
+ARGO = ("argoproj.io", "v1alpha1", "argocd", "applications")
+
+
+def _argo_app(name: str) -> dict[str, Any]:
+    source = {"repoURL": "https://git.example.com/shop.git", "path": "checkout"}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": {"source": source, "syncPolicy": {"automated": {"prune": True}}},
+        "status": {
+            "history": [
+                {"id": 1, "revision": "a1b2c3d", "source": source},
+                {"id": 2, "revision": "b2c3d4e", "source": source},
+            ]
+        },
+    }
+
+
+@dataclass
+class Estate:
+    """A lab prepared so that every action kind has a real target."""
+
+    lab: Lab
+    pod: str
+    node: str
+
+    def sleep(self, seconds: float) -> None:
+        self.lab.step(timedelta(seconds=max(1.0, seconds)))
+
+
+@pytest.fixture(scope="module")
+def estate() -> Estate:
+    lab = Lab(LabSettings(), SimClock(datetime(2025, 1, 8, 6, tzinfo=UTC)))
+    kube: Any = lab.kube
+    lab.step(timedelta(minutes=2))
+    # A second revision of checkout to roll back from.
+    kube.apps_v1.patch_namespaced_deployment(
+        "checkout",
+        NS,
+        {"spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": "c:2"}]}}}},
+        _content_type="application/strategic-merge-patch+json",
+    )
+    lab.step(timedelta(minutes=3))
+    # payments without an HPA, so that its replicas may be set directly.
+    kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler("payments", NS)
+    # Argo CD's Application CRD and one Application with two deployed revisions.
+    kube.apiextensions_v1.create_custom_resource_definition(ARGO_CRD)
+    kube.custom_objects.create_namespaced_custom_object(*ARGO, _argo_app("checkout"))
+    pod = kube.core_v1.list_namespaced_pod(NS, label_selector="app=checkout").items[0]
+    return Estate(lab, pod.metadata.name, pod.spec.node_name)
+
+
+TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
+    ActionKind.RESTART_POD: lambda e: RestartPod(NS, "checkout", pod=e.pod),
+    ActionKind.RECREATE_POD_ELSEWHERE: lambda e: RecreatePodElsewhere(NS, "checkout", pod=e.pod),
+    ActionKind.CORDON_NODE: lambda e: CordonNode(NS, "checkout", node=e.node),
+    ActionKind.DRAIN_NODE: lambda e: DrainNode(NS, "checkout", node=e.node),
+    ActionKind.SET_HPA_MIN: lambda e: SetHpaMinReplicas(
+        NS, "frontend", hpa="frontend", min_replicas=7
+    ),
+    ActionKind.PATCH_HPA: lambda e: PatchHpa(
+        NS, "frontend", hpa="frontend", min_replicas=4, max_replicas=25, target_cpu_utilization=50
+    ),
+    ActionKind.SCALE_DEPLOYMENT: lambda e: ScaleDeployment(
+        NS, "payments", deployment="payments", replicas=5
+    ),
+    ActionKind.ROLLBACK_DEPLOYMENT: lambda e: RollbackDeployment(
+        NS, "checkout", deployment="checkout"
+    ),
+    ActionKind.ARGO_ROLLBACK: lambda e: ArgoRollback(NS, "checkout", application="checkout"),
+}
+
+
+def test_every_action_kind_is_registered_and_has_a_target_here() -> None:
+    """The registry holds one class per ActionKind, and this file aims each at the lab."""
+    assert set(registered_actions()) == set(ActionKind)
+    assert set(TARGETS) == set(registered_actions())
+
+
+@pytest.mark.parametrize("kind", sorted(registered_actions()), ids=str)
+def test_dry_run_of_every_registered_action_makes_no_mutating_call(
+    kind: ActionKind, estate: Estate
+) -> None:
+    """``check_action``: the preview of each kind makes no mutating call, while the same
+    action run for real on a copy of the estate does (so the target is one it would change)."""
+    action = TARGETS[kind](estate)
+    assert type(action) is registered_actions()[kind]
+    check_action(action, ActionContext(estate.lab.kube.clients(), sleep=estate.sleep))
+    twin = copy.deepcopy(estate)
+    kube, spies = spy_on(twin.lab.kube.clients())
+    action.apply(ActionContext(kube, sleep=twin.sleep))
+    assert [m for spy in spies for m in spy.mutations], f"{kind} would change nothing here"
+
+
+def test_the_preview_describes_what_the_action_would_do(estate: Estate) -> None:
+    """A drain's preview names the pods it would evict and leaves the node schedulable."""
+    ctx = ActionContext(estate.lab.kube.clients(), dry_run=True, sleep=estate.sleep)
+    result = DrainNode(NS, "checkout", node=estate.node).apply(ctx)
+    assert result.dry_run and f"{NS}/{estate.pod}" in result.after["would_evict"]
+    core: Any = estate.lab.kube.core_v1
+    assert not core.read_node(estate.node).spec.unschedulable
+
+
+def test_a_kind_registered_twice_is_refused() -> None:
+    """A second class for a registered kind raises, and the first stays registered."""
+
+    @dataclass(frozen=True)
+    class Impostor(RestartPod):
+        def apply(self, ctx: ActionContext) -> ActionResult:  # pragma: no cover
+            raise AssertionError("never registered")
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_action(Impostor)
+    assert action_class(ActionKind.RESTART_POD) is RestartPod
+
+
+def test_an_unknown_kind_names_the_registered_ones() -> None:
+    """Looking up a kind nobody registered fails with the list of known kinds."""
+    with pytest.raises(UnknownIdError, match="restart_pod"):
+        action_class("reboot_cluster")

@@ -1,0 +1,122 @@
+"""``ooda chaos``: the contract scripts read, and the instrument's own honesty.
+
+These runs use the RuleScorer so they need no model server; the certification against the
+real Ray Serve models runs in ``tests/test_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from contracts import ScenarioId
+from ooda import OodaSettings, RuleScorer
+from ooda._chaos import ChaosSettings, certified, draw_instance, run_chaos
+from ooda._chaos_report import to_json
+from ooda._runs import Mode
+from ooda.cli import main
+
+CERTIFIED = "pod_crashloop,pod_crashloop_persistent,traffic_surge"
+SUMMARY_KEYS = {
+    "scenario",
+    "runs",
+    "detected",
+    "detected_before_breach",
+    "healed",
+    "failed_heals",
+    "max_actions_per_incident",
+    "mttd_s",
+    "mttr_s",
+    "breach_minutes",
+    "pod_minutes",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    work = tmp_path_factory.mktemp("chaos")
+    out = work / "chaos.json"
+    code = main(
+        [
+            "--workdir",
+            str(work),
+            "chaos",
+            "--scenarios",
+            CERTIFIED + ",memory_leak",
+            "--runs",
+            "1",
+            "--seed",
+            "5",
+            "--clean-week-days",
+            "0.1",
+            "--scorer",
+            "rules",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    data: dict[str, object] = json.loads(out.read_text())
+    data["_workdir"] = str(work)
+    return data
+
+
+def test_the_json_follows_the_contract(report: dict[str, object]) -> None:
+    assert report["seed"] == 5
+    rows = {r["scenario"]: r for r in report["scenarios"]}  # type: ignore[attr-defined]
+    assert list(rows) == [*CERTIFIED.split(","), "memory_leak"]
+    for row in rows.values():
+        assert set(row) >= SUMMARY_KEYS
+        assert set(row["breach_minutes"]) == {"on", "off", "reactive"}
+        assert set(row["mttd_s"]) == {"on", "reactive"}
+    assert rows["memory_leak"]["runs"] == 0 and rows["memory_leak"]["reason"]
+    assert report["clean_week"]["days"] == 0.1  # type: ignore[index]
+    assert len(report["runs"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_crash_loop_is_healed_and_a_persistent_one_escalated(
+    report: dict[str, object],
+) -> None:
+    rows = {r["scenario"]: r for r in report["scenarios"]}  # type: ignore[attr-defined]
+    assert rows["pod_crashloop"]["healed"] == 1
+    assert rows["pod_crashloop_persistent"]["healed"] == 0
+    assert rows["pod_crashloop_persistent"]["max_actions_per_incident"] <= 3
+    run = next(r for r in report["runs"] if r["scenario"] == "pod_crashloop_persistent")  # type: ignore[attr-defined]
+    assert run["on"]["escalated"]
+
+
+def test_bad_arguments_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "--scenarios", "pod_crash", "--scorer", "rules"]) == 2
+    assert "unknown scenario 'pod_crash'" in capsys.readouterr().out
+    assert main(["chaos", "--runs", "-1", "--scorer", "rules"]) == 2
+
+
+def test_the_three_modes_start_from_the_same_state() -> None:
+    _, instance, inject_at, _ = draw_instance(ChaosSettings(seed=2), ScenarioId.POD_CRASHLOOP, 0)
+    again = draw_instance(ChaosSettings(seed=2), ScenarioId.POD_CRASHLOOP, 0)
+    assert again[1] == instance and again[2] == inject_at
+    other = draw_instance(ChaosSettings(seed=3), ScenarioId.POD_CRASHLOOP, 0)
+    assert (other[1], other[2]) != (instance, inject_at)
+    result = run_chaos(
+        OodaSettings(), ChaosSettings((ScenarioId.POD_CRASHLOOP,), runs=1, seed=2), RuleScorer()
+    )
+    runs = result.instances[0].runs
+    before = {m: r.metrics[r.metrics["timestamp"] <= r.injected_at] for m, r in runs.items()}
+    assert before[Mode.ON].equals(before[Mode.OFF]) and before[Mode.OFF].equals(
+        before[Mode.REACTIVE]
+    )
+    assert runs[Mode.OFF].actions == 0
+    assert runs[Mode.ON].breach_minutes < runs[Mode.OFF].breach_minutes
+    assert not certified(result)[ScenarioId.POD_CRASHLOOP]
+    data = to_json(result)
+    assert data["scenarios"][0]["healed"] == 1
+
+
+def test_the_html_page_has_the_scorecard_and_plots(
+    report: dict[str, object], tmp_path: Path
+) -> None:
+    page = Path(".ooda/chaos.html")
+    text = page.read_text()
+    assert "ooda chaos scorecard" in text and text.count("<img") == 3

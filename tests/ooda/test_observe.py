@@ -1,0 +1,75 @@
+"""Observe: what the loop reads once per tick, and how it refuses to trust bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import features
+from ooda import BadMetricsError, clean_metrics, service_views
+from ooda._observe import detector_rows, forecast_history
+from tests.ooda._harness import make_lab
+
+SERVICES = ["frontend", "checkout", "payments"]
+
+
+@pytest.fixture(scope="module")
+def metrics() -> tuple[pd.DataFrame, object]:
+    lab = make_lab(hours=2)
+    now = lab.clock.now()
+    raw = lab.source.query_range(now - timedelta(minutes=75), now, timedelta(minutes=1))
+    return raw, now
+
+
+def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
+    metrics: tuple[pd.DataFrame, object],
+) -> None:
+    raw, now = metrics
+    clean, notes = clean_metrics(raw, now)  # type: ignore[arg-type]
+    assert notes == []
+    views = service_views(clean, SERVICES, now, timedelta(minutes=3))  # type: ignore[arg-type]
+    fast = detector_rows(views, SERVICES).reset_index(drop=True)
+    full = features.latest_rows(features.build_features(clean))[fast.columns]
+    pd.testing.assert_frame_equal(fast, full.reset_index(drop=True))
+    history = forecast_history(views, SERVICES)
+    assert history.groupby("service").size().to_dict() == dict.fromkeys(
+        SERVICES, features.FORECAST_WINDOW
+    )
+
+
+def test_impossible_values_are_blanked_and_named(metrics: tuple[pd.DataFrame, object]) -> None:
+    raw, now = metrics
+    bad = raw.copy()
+    bad.loc[0, "error_rate"] = 3.0
+    bad.loc[1, "request_rate"] = -5.0
+    bad.loc[2, "p95_latency_ms"] = np.inf
+    clean, notes = clean_metrics(bad, now)  # type: ignore[arg-type]
+    assert "1 impossible value(s) in 'error_rate' blanked" in notes
+    assert "1 impossible value(s) in 'request_rate' blanked" in notes
+    assert "1 impossible value(s) in 'p95_latency_ms' blanked" in notes
+    assert clean["error_rate"].max() <= 1 and (clean["request_rate"].dropna() >= 0).all()
+    assert np.isfinite(clean["p95_latency_ms"].dropna()).all()
+
+
+def test_future_rows_and_duplicates_are_dropped(metrics: tuple[pd.DataFrame, object]) -> None:
+    raw, now = metrics
+    future = raw.tail(3).copy()
+    future["timestamp"] = future["timestamp"] + pd.Timedelta(hours=2)
+    frame = pd.concat([raw, raw.head(2), future], ignore_index=True)
+    clean, notes = clean_metrics(frame, now)  # type: ignore[arg-type]
+    assert "3 row(s) from the future dropped" in notes
+    assert "2 duplicate row(s) dropped" in notes
+    assert len(clean) == len(raw)
+
+
+def test_naive_timestamps_refuse_the_whole_frame(metrics: tuple[pd.DataFrame, object]) -> None:
+    raw, now = metrics
+    naive = raw.copy()
+    naive["timestamp"] = naive["timestamp"].dt.tz_localize(None)
+    with pytest.raises(BadMetricsError, match="timezone-aware"):
+        clean_metrics(naive, now)  # type: ignore[arg-type]
+    with pytest.raises(BadMetricsError, match="no column"):
+        clean_metrics(raw.drop(columns=["error_rate"]), now)  # type: ignore[arg-type]
