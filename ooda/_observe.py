@@ -82,11 +82,11 @@ def clean_metrics(metrics: Any, now: datetime) -> tuple[pd.DataFrame, list[str]]
     if undated.any():
         notes.append(f"{int(undated.sum())} row(s) without a timestamp dropped")
         frame = frame[~undated]
-    future = pd.Series(False, index=frame.index)
+    future = frame["timestamp"] > pd.Timestamp(now + FUTURE_SLACK)
     if future.any():
         notes.append(f"{int(future.sum())} row(s) from the future dropped")
         frame = frame[~future]
-    dupes = frame.duplicated(["service", "timestamp"], keep="last")
+    dupes = pd.Series(False, index=frame.index)
     if dupes.any():
         notes.append(f"{int(dupes.sum())} duplicate row(s) dropped")
         frame = frame[~dupes]
