@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -34,13 +34,19 @@ bench-forecast: install
 bench-nab: install
 	.venv/bin/python benchmarks/bench_nab.py
 
+# The chaos scorecard: 20 drawn instances of every scenario, on / off / reactive, and a
+# clean week (trains champions first if the registry has none; starts Ray Serve).
+bench-chaos: install
+	.venv/bin/ooda chaos --scenarios all --runs 20 --seed 7 --clean-week-days 7 \
+		--json .ooda/chaos.json
+
 test-fast: install
 	.venv/bin/pytest -m "not e2e and not k8s"
 
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy lab features models training serving actuators ooda
+	.venv/bin/mypy contracts lab features models training serving actuators ooda
 	.venv/bin/lint-imports
 
 format: install

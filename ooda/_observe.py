@@ -86,7 +86,7 @@ def clean_metrics(metrics: Any, now: datetime) -> tuple[pd.DataFrame, list[str]]
     if future.any():
         notes.append(f"{int(future.sum())} row(s) from the future dropped")
         frame = frame[~future]
-    dupes = pd.Series(False, index=frame.index)
+    dupes = frame.duplicated(["service", "timestamp"], keep="last")
     if dupes.any():
         notes.append(f"{int(dupes.sum())} duplicate row(s) dropped")
         frame = frame[~dupes]

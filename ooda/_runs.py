@@ -69,6 +69,8 @@ class Run:
     """Pod-minutes used by every service after the injection (the cost side of scaling)."""
     fault_ended_at: datetime | None
     events: list[LoopEvent] = field(default_factory=list)
+    window_sli: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per service: p95 latency (ms) and availability over the whole time after injection."""
 
     def first(self, *kinds: str) -> LoopEvent | None:
         """The first event of one of ``kinds`` at or after the injection."""
@@ -155,12 +157,8 @@ class Run:
         )
 
     def sli(self, service: str) -> tuple[float, float]:
-        """p95 latency (ms, the worst minute) and availability after the injection."""
-        rows = self.metrics[
-            (self.metrics["service"] == service)
-            & (self.metrics["timestamp"] > pd.Timestamp(self.injected_at))
-        ]
-        return float(rows["p95_latency_ms"].max()), 1.0 - float(rows["error_rate"].mean())
+        """p95 latency (ms) and availability of ``service`` over the time after injection."""
+        return self.window_sli[service]
 
 
 def breach_series(
@@ -209,6 +207,13 @@ def run_mode(
     metrics = lab.source.query_range(start, finished, timedelta(minutes=1))
     breached, burned = breach_series(metrics, record.felt_by, record.injected_at, slo)
     final = next(r for r in lab.ground_truth if r.injected_at == record.injected_at)
+    span = finished - record.injected_at
+    whole = lab.source.query_range(finished - span, finished, span)
+    newest = whole[whole["timestamp"] == whole["timestamp"].max()]
+    window_sli = {
+        str(row.service): (float(row.p95_latency_ms), 1.0 - float(row.error_rate))
+        for row in newest.itertuples(index=False)
+    }
     return Run(
         scenario=instance.scenario,
         mode=mode,
@@ -223,4 +228,5 @@ def run_mode(
         pod_minutes=sum(lab.pod_minutes.values()) - pods_before,
         fault_ended_at=final.ends_at if final.ends_at and final.ends_at <= finished else None,
         events=list(agent.events) if agent is not None else [],
+        window_sli=window_sli,
     )
