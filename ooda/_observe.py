@@ -197,6 +197,8 @@ def check_forecast(
     needed = ("service", "timestamp", "q10", "q50", "q90")
     if any(c not in frame.columns for c in needed):
         return None, [f"forecast lacks columns {[c for c in needed if c not in frame.columns]}"]
+    if not frame["service"].map(lambda s: isinstance(s, str)).all():
+        return None, ["forecast has service names that are not strings: refused"]
     if not isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype):
         return None, [
             "forecast timestamps must be timezone-aware datetimes, got dtype"

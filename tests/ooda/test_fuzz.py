@@ -27,14 +27,21 @@ from hypothesis import strategies as st
 from actuators import CallSpy, spy_on
 from contracts import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
 from lab import Lab
-from ooda import AnomalyScores, BadMetricsError, ControlLoop, LoadForecast, RuleScorer
+from ooda import (
+    AnomalyScores,
+    BadMetricsError,
+    ControlLoop,
+    LoadForecast,
+    OodaSettings,
+    RuleScorer,
+)
 from ooda import clean_metrics as clean
 from tests.ooda._harness import lab_kube, make_lab, make_loop
 
 FUZZ = settings(
     max_examples=int(os.environ.get("OODA_FUZZ_EXAMPLES", "60")),
     deadline=None,
-    database=None,  # no .hypothesis directory in the repository
+    database=None,  # no example database: every run draws afresh
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 SERVICES = ("frontend", "checkout", "payments")
@@ -259,15 +266,8 @@ def forecast_answers(draw: st.DrawFn) -> Callable[[LoadForecast], Any]:
     if draw(st.booleans()) and draw(st.booleans()):
         whole = draw(st.sampled_from(WHOLE_ANSWER))
         return lambda _: whole
-    mutations = draw(
-        st.lists(
-            st.one_of(
-                metric_mutations(FORECAST_COLUMNS),
-                st.builds(scale, index, st.integers(1, 90), absurd),
-            ),
-            max_size=6,
-        )
-    )
+    scales = draw(st.lists(st.builds(scale, index, st.integers(1, 90), absurd), max_size=2))
+    mutations = scales + draw(st.lists(metric_mutations(FORECAST_COLUMNS), max_size=4))
     return lambda real: replace(real, frame=broken(real.frame, mutations))
 
 
@@ -280,6 +280,17 @@ def test_broken_model_answers_never_kill_the_loop_nor_move_the_cluster(
     wrong columns, absurd values or no frame at all: no exception, no mutating call."""
     loop, spies = loop_on(scorer=GarbageScorer(scores, forecast))
     assert_survived(loop, spies)
+    kept = loop._forecast  # what capacity would be planned on
+    if kept is not None:
+        _, frame, _ = idle()
+        assert isinstance(kept.frame["timestamp"].dtype, pd.DatetimeTZDtype)
+        values = kept.frame[["q10", "q50", "q90"]].to_numpy(dtype=float)
+        assert np.isfinite(values).all() and (values >= 0).all()
+        observed = frame.groupby("service")["request_rate"].max()
+        upper = kept.frame.groupby("service")["q90"].max()
+        both = upper.index.intersection(observed.index)
+        growth = OodaSettings().loop.max_forecast_growth
+        assert (upper[both] <= growth * observed[both]).all(), "an absurd forecast was kept"
 
 
 # -- clean_metrics alone ---------------------------------------------------------------------

@@ -392,6 +392,10 @@ FORECASTS = {
         "forecast timestamps must be timezone-aware",
     ),
     "not a forecast": (lambda f: f.frame, "not a forecast frame: refused"),
+    "unhashable service": (
+        frame_of(lambda f: f.assign(service=[[s] for s in f["service"]])),
+        "service names that are not strings",
+    ),
 }
 
 
