@@ -314,7 +314,8 @@ def certified(result: ChaosResult) -> dict[ScenarioId, list[str]]:
     """Per scenario run, the ways its runbooks failed certification (empty: certified).
 
     A scenario whose lab ground truth names actions that heal it must be healed in every
-    run; one that only a human can fix (a crash that survives restarts) must be detected,
+    run (a fault the estate resolved by itself before anyone acted does not count against
+    it); one that only a human can fix (a crash that survives restarts) must be detected,
     never get more restarts than the breaker allows, and be escalated.
     """
     problems: dict[ScenarioId, list[str]] = {}
@@ -322,6 +323,8 @@ def certified(result: ChaosResult) -> dict[ScenarioId, list[str]]:
         run = inst.runs[Mode.ON]
         found = problems.setdefault(inst.scenario, [])
         heals = lab_scenario(inst.scenario).heals
+        if run.resolved_alone:
+            continue
         if run.detected_at is None:
             found.append(f"run {inst.index}: not detected")
         if heals and not run.healed:

@@ -90,6 +90,7 @@ def summary(scenario: ScenarioId, instances: list[Instance]) -> dict[str, Any]:
         "detected": sum(r.detected_at is not None for r in on),
         "detected_before_breach": sum(r.detected_before_breach for r in on),
         "healed": sum(r.healed for r in on),
+        "resolved_without_action": sum(r.resolved_alone for r in on),
         "failed_heals": sum(r.failed_heals for r in on),
         "max_actions_per_incident": max((r.actions for r in on), default=0),
         "mttd_s": per_mode(lambda r: _seconds(r, r.detected_at), (Mode.ON, Mode.REACTIVE)),

@@ -146,13 +146,25 @@ class Run:
         return self.count("escalation") > 0
 
     @property
+    def resolved_alone(self) -> bool:
+        """The fault ended before the agent did anything (the HPA scaled the broken pod away,
+        say) and the SLO held afterwards: nothing was left to detect or heal."""
+        return (
+            self.actions == 0
+            and self.fault_ended_at is not None
+            and self.recovered_at is not None
+            and (self.detected_at is None or self.detected_at >= self.fault_ended_at)
+        )
+
+    @property
     def healed(self) -> bool:
-        """Healed: the agent acted, a verification said healed, the fault is over and the
-        felt services were back inside their SLO at the end."""
+        """Healed: the agent acted, a verification said healed, the fault is over (or is one
+        that runs its course, like a surge, which healing means riding out) and the felt
+        services were back inside their SLO at the end."""
         return (
             self.actions > 0
             and self.healed_at is not None
-            and self.fault_ended_at is not None
+            and (self.fault_ended_at is not None or self.instance.duration is not None)
             and self.recovered_at is not None
         )
 
