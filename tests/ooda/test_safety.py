@@ -39,7 +39,7 @@ from actuators import (
     spy_on,
 )
 from contracts import HpaState, ScenarioId, WorkloadState
-from lab import Lab, ScenarioInstance, check_scenario, registered_scenarios
+from lab import Lab, ScenarioInstance, TrafficSurgeFault, check_scenario, registered_scenarios
 from ooda import (
     AuditEntry,
     AuditLog,
@@ -248,8 +248,11 @@ def test_a_kind_out_of_budget_is_only_proposed_while_a_kind_with_budget_acts() -
     assert not audit.entries("intent", since=START) and not applied(loop, "restart_pod", START)
     assert crashlooping(lab, "checkout"), "only a human may restart it now"
 
-    loop.scorer = RuleScorer(growth=3.0)  # a surge ahead: set_hpa_min has its whole budget
-    tick_until(lab, loop, 3)
+    # A surge: set_hpa_min has its whole budget and acts.
+    lab.inject(
+        TrafficSurgeFault(factor=3.0, ramp=timedelta(minutes=3), duration=timedelta(minutes=20))
+    )
+    tick_until(lab, loop, 4)
     assert applied(loop, "set_hpa_min")
     assert set(mutations(spies)) == {"patch_namespaced_horizontal_pod_autoscaler"}
 
