@@ -16,7 +16,8 @@ Exception tree::
 
     ActuatorError
     ├── PermanentActuatorError    the API refused for good (404, 400, 422, 403): never retried
-    │   └── ConflictError         undo refused: someone else changed the object since
+    │   ├── ConflictError         undo refused: someone else changed the object since
+    │   └── MalformedAnnotationError  an ooda.dev/ annotation was edited and no longer parses
     ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network): retried, backing off
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
 """
@@ -49,6 +50,7 @@ from actuators._errors import (
     ActuatorError,
     ConflictError,
     GuardRejectedError,
+    MalformedAnnotationError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
@@ -92,6 +94,7 @@ __all__ = [
     "GuardRejectedError",
     "GuardSettings",
     "KubeClients",
+    "MalformedAnnotationError",
     "PatchHpa",
     "PermanentActuatorError",
     "RecreatePodElsewhere",

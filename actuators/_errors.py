@@ -28,6 +28,16 @@ class ConflictError(PermanentActuatorError):
     """Undo refused: the object changed since ooda acted, and that change is someone else's."""
 
 
+class MalformedAnnotationError(PermanentActuatorError, ValueError):
+    """An ``ooda.dev/`` annotation on an object does not parse: someone edited it, so what ooda
+    changed there can no longer be told apart from a human's change."""
+
+    def __init__(self, obj: str, key: str, value: str, expected: str) -> None:
+        super().__init__(f"{obj}: annotation {key}={value!r} is not {expected}; left alone")
+        self.key = key
+        self.value = value
+
+
 class GuardRejectedError(ActuatorError):
     """A guard rail or a precondition refused the action: recorded as refused, not failed."""
 

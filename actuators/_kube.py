@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from actuators._context import ActionContext
 from actuators._errors import (
+    GuardRejectedError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
@@ -77,8 +78,11 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def read_service_pod(ctx: ActionContext, name: str, namespace: str, service: str) -> Any:
-    """Read a pod and refuse it unless it belongs (``app`` label) to the service being healed."""
+def read_service_pod(
+    ctx: ActionContext, action: str, name: str, namespace: str, service: str
+) -> Any:
+    """Read a pod and refuse it unless it belongs (``app`` label) to the service being healed
+    and a controller owns it (only then does something bring a replacement)."""
     pod = call_with_retry(
         lambda: ctx.api.core_v1.read_namespaced_pod(name, namespace),
         f"read pod {namespace}/{name}",
@@ -90,7 +94,21 @@ def read_service_pod(ctx: ActionContext, name: str, namespace: str, service: str
         raise PermanentActuatorError(
             f"pod {namespace}/{name} has app={app!r}, not the service {service!r} being healed"
         )
+    if not any(ref.controller for ref in pod.metadata.owner_references or []):
+        raise GuardRejectedError(
+            action, f"pod/{namespace}/{name}", "the pod has no controller to replace it"
+        )
     return pod
+
+
+def read_hpa(ctx: ActionContext, name: str, namespace: str) -> Any:
+    """Read one HorizontalPodAutoscaler (autoscaling/v2) with the context's retries."""
+    return call_with_retry(
+        lambda: ctx.api.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(name, namespace),
+        f"read hpa {namespace}/{name}",
+        ctx.retry,
+        ctx.sleep,
+    )
 
 
 def is_daemonset_pod(pod: Any) -> bool:

@@ -14,7 +14,7 @@ from kubernetes import client
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, PermanentActuatorError
-from actuators._kube import MERGE_PATCH
+from actuators._kube import MERGE_PATCH, read_hpa
 from contracts import ActionKind
 
 
@@ -58,15 +58,6 @@ class PatchHpa(Action):
     def target(self) -> str:
         return f"hpa/{self.namespace}/{self.hpa}"
 
-    def _read(self, ctx: ActionContext) -> Any:
-        return self.call(
-            ctx,
-            lambda: ctx.api.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(
-                self.hpa, self.namespace
-            ),
-            f"read hpa {self.namespace}/{self.hpa}",
-        )
-
     def _patch(self, ctx: ActionContext, current: Any, state: dict[str, Any]) -> None:
         spec: dict[str, Any] = {
             "minReplicas": state["min_replicas"],
@@ -92,7 +83,7 @@ class PatchHpa(Action):
         )
 
     def apply(self, ctx: ActionContext) -> ActionResult:
-        hpa = self._read(ctx)
+        hpa = read_hpa(ctx, self.hpa, self.namespace)
         before = _state(hpa)
         after = {
             "min_replicas": self.min_replicas or before["min_replicas"],
@@ -120,7 +111,7 @@ class PatchHpa(Action):
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         if result.dry_run or not result.undoable:
             return None
-        hpa = self._read(ctx)
+        hpa = read_hpa(ctx, self.hpa, self.namespace)
         now = _state(hpa)
         if now != result.after:
             raise ConflictError(

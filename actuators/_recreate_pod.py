@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from actuators._base import ActionResult, register_action
 from actuators._context import ActionContext
-from actuators._errors import ActuatorError, GuardRejectedError, PermanentActuatorError
+from actuators._errors import ActuatorError, PermanentActuatorError
 from actuators._kube import evict_pod, read_service_pod
 from actuators._nodes import NodeAction, cordon_first, set_unschedulable, uncordon
 from contracts import ActionKind
@@ -37,11 +37,7 @@ class RecreatePodElsewhere(NodeAction):
     def apply(self, ctx: ActionContext) -> ActionResult:
         if not self.pod:
             raise PermanentActuatorError("recreate_pod_elsewhere needs a pod name, got ''")
-        pod = read_service_pod(ctx, self.pod, self.namespace, self.service)
-        if not any(ref.controller for ref in pod.metadata.owner_references or []):
-            raise GuardRejectedError(
-                self.kind, self.target, "the pod has no controller to recreate it"
-            )
+        pod = read_service_pod(ctx, self.kind, self.pod, self.namespace, self.service)
         node = pod.spec.node_name or ""
         was = cordon_first(self, ctx, node, self.max_unhealthy_fraction)
         before = {"pod": self.pod, "node": node, "cordoned": was}

@@ -13,7 +13,7 @@ from typing import Any
 
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
-from actuators._errors import GuardRejectedError, PermanentActuatorError
+from actuators._errors import PermanentActuatorError
 from actuators._kube import evict_pod, read_service_pod
 from contracts import ActionKind, VerifyWindow
 
@@ -35,11 +35,7 @@ class RestartPod(Action):
     def apply(self, ctx: ActionContext) -> ActionResult:
         if not self.pod:
             raise PermanentActuatorError("restart_pod needs a pod name, got ''")
-        pod = read_service_pod(ctx, self.pod, self.namespace, self.service)
-        if not any(ref.controller for ref in pod.metadata.owner_references or []):
-            raise GuardRejectedError(
-                self.kind, self.target, "the pod has no controller to replace it"
-            )
+        pod = read_service_pod(ctx, self.kind, self.pod, self.namespace, self.service)
         statuses = pod.status.container_statuses or []
         before = {
             "pod": self.pod,

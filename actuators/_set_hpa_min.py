@@ -12,8 +12,8 @@ from typing import Any
 
 from actuators._base import Action, ActionResult, register_action, slo_minutes, slo_outcome
 from actuators._context import ActionContext
-from actuators._errors import ConflictError, PermanentActuatorError
-from actuators._kube import MERGE_PATCH
+from actuators._errors import ConflictError, MalformedAnnotationError, PermanentActuatorError
+from actuators._kube import MERGE_PATCH, read_hpa
 from contracts import ActionKind, Outcome, Verdict, VerifyWindow
 
 #: The floor ooda set, and the floor it found before it first raised it.
@@ -21,15 +21,25 @@ MIN_SET = "ooda.dev/min-replicas"
 MIN_ORIGINAL = "ooda.dev/original-min-replicas"
 
 
-def ooda_floor(annotations: dict[str, str] | None, current_min: int) -> int | None:
-    """The floor the HPA had before ooda raised it, if ``current_min`` is still ooda's value."""
+def ooda_floor(
+    annotations: dict[str, str] | None, current_min: int, hpa: str = "hpa"
+) -> int | None:
+    """The floor the HPA had before ooda raised it, if ``current_min`` is still ooda's value.
+
+    None when ooda never raised it or a human changed ``minReplicas`` since. Raises
+    :class:`MalformedAnnotationError` when ooda's annotations are there but do not parse.
+    """
     notes = annotations or {}
-    try:
-        if int(notes[MIN_SET]) == current_min:
-            return int(notes[MIN_ORIGINAL])
-    except (KeyError, ValueError):
+    if MIN_SET not in notes and MIN_ORIGINAL not in notes:
         return None
-    return None
+    values = {}
+    for key in (MIN_SET, MIN_ORIGINAL):
+        value = notes.get(key, "")
+        try:
+            values[key] = int(value)
+        except ValueError:
+            raise MalformedAnnotationError(hpa, key, value, "a replica count") from None
+    return values[MIN_ORIGINAL] if values[MIN_SET] == current_min else None
 
 
 @register_action
@@ -45,15 +55,6 @@ class SetHpaMinReplicas(Action):
     @property
     def target(self) -> str:
         return f"hpa/{self.namespace}/{self.hpa}"
-
-    def _read(self, ctx: ActionContext) -> Any:
-        return self.call(
-            ctx,
-            lambda: ctx.api.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(
-                self.hpa, self.namespace
-            ),
-            f"read hpa {self.namespace}/{self.hpa}",
-        )
 
     def _patch(self, ctx: ActionContext, value: int, original: int | None) -> None:
         notes: dict[str, str | None] = dict(ctx.annotations(self.kind))
@@ -71,13 +72,23 @@ class SetHpaMinReplicas(Action):
     def apply(self, ctx: ActionContext) -> ActionResult:
         if self.min_replicas < 1:
             raise PermanentActuatorError(f"minReplicas must be >= 1, got {self.min_replicas}")
-        hpa = self._read(ctx)
+        hpa = read_hpa(ctx, self.hpa, self.namespace)
         previous = int(hpa.spec.min_replicas or 1)
         maximum = int(hpa.spec.max_replicas)
         wanted = min(self.min_replicas, maximum)
-        floor = ooda_floor(hpa.metadata.annotations, previous)
+        try:
+            floor = ooda_floor(hpa.metadata.annotations, previous, self.target)
+            broken = None
+        except MalformedAnnotationError as exc:  # rewritten below, from the floor found now
+            floor, broken = None, str(exc)
         original = previous if floor is None else floor
-        before = {"min_replicas": previous, "max_replicas": maximum, "original": floor}
+        before: dict[str, Any] = {
+            "min_replicas": previous,
+            "max_replicas": maximum,
+            "original": floor,
+        }
+        if broken:
+            before["malformed_annotations"] = broken
         if not ctx.dry_run and wanted != previous:
             self._patch(ctx, wanted, None if wanted == original else original)
         after = {"min_replicas": wanted, "capped_at_max": wanted < self.min_replicas}
@@ -88,7 +99,7 @@ class SetHpaMinReplicas(Action):
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         if result.dry_run or not result.undoable:
             return None
-        current = int(self._read(ctx).spec.min_replicas or 1)
+        current = int(read_hpa(ctx, self.hpa, self.namespace).spec.min_replicas or 1)
         ours = int(result.after["min_replicas"])
         if current != ours:
             raise ConflictError(

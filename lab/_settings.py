@@ -129,12 +129,12 @@ class HpaSettings:
     """Window of the CPU rate the HPA sees (metrics-server resolution)."""
     scale_down_stabilisation_s: float = 300.0
     """Scale down only to the highest recommendation of this trailing window."""
-    scale_up_pods: int = 2
-    """behavior.scaleUp policy: add at most this many pods per period ..."""
-    scale_up_percent: int = 10
-    """... or this percentage of the replicas, whichever allows more (selectPolicy Max)."""
-    scale_up_period_s: float = 60.0
-    """periodSeconds of the scale-up policies."""
+    scale_up_pods: int = 4
+    """behavior.scaleUp policy: add at most this many pods per period (Kubernetes default 4) ..."""
+    scale_up_percent: int = 100
+    """... or this percent of the replicas, whichever is more (selectPolicy Max; default 100)."""
+    scale_up_period_s: float = 15.0
+    """periodSeconds of the scale-up policies (default 15)."""
 
 
 @dataclass(frozen=True)

@@ -380,17 +380,19 @@ class AuditLog:
         self._head = _Anchor(row["id"], row["hash"])
         return self._head.count
 
-    def entries(self, kind: str | None = None, since: datetime | None = None) -> list[AuditEntry]:
-        """Entries in the order written, optionally only one kind and only those at or after
-        ``since``."""
+    def entries(
+        self, kind: str | None = None, since: datetime | None = None, after_id: int = 0
+    ) -> list[AuditEntry]:
+        """Entries in the order written, optionally only one kind, only those at or after
+        ``since`` and only those written after the entry ``after_id``."""
         query = (
             "SELECT at, kind, service, action, target, dry_run, outcome, evidence, ref, id"
-            " FROM audit"
+            " FROM audit WHERE id > ?"
         )
-        params: tuple[str, ...] = ()
+        params: tuple[int | str, ...] = (after_id,)
         if kind is not None:
-            query += " WHERE kind = ?"
-            params = (kind,)
+            query += " AND kind = ?"
+            params = (after_id, kind)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
         entries = [

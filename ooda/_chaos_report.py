@@ -139,6 +139,15 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def healed_cell(row: dict[str, Any]) -> str:
+    """Healed as a share of the incidents that were still open when the loop could act; runs
+    the estate resolved on its own (the HPA scaled the broken pod away) are counted beside."""
+    alone = row.get("resolved_without_action", 0)
+    needed = row["runs"] - alone
+    share = f"{100 * row['healed'] / needed:.0f} %" if needed else "-"
+    return f"{share} of {needed} (+{alone} by the estate)" if alone else share
+
+
 def table(data: dict[str, Any]) -> Table:
     """The scorecard for a terminal: one row per scenario."""
     out = Table(title=f"ooda chaos scorecard (seed {data['seed']}; means per run)")
@@ -174,7 +183,7 @@ def table(data: dict[str, Any]) -> Table:
             str(n),
             pct("detected"),
             pct("detected_before_breach"),
-            pct("healed"),
+            healed_cell(row),
             str(row["failed_heals"]),
             str(row["max_actions_per_incident"]),
             modes("mttd_s", ("on", "reactive")),
@@ -210,7 +219,7 @@ def write_html(result: ChaosResult, data: dict[str, Any], slo: SloSettings, path
             row["runs"],
             row["detected"],
             row["detected_before_breach"],
-            row["healed"],
+            healed_cell(row),
             row["failed_heals"],
             row["max_actions_per_incident"],
         ]

@@ -49,7 +49,7 @@ class Journal:
         self.audit = audit
         self.events: list[LoopEvent] = []
         self.stats = LoopStats()
-        self._last_problem: dict[str, str] = {}
+        self._last_problem: dict[tuple[str, str], str] = {}
 
     def write(
         self,
@@ -81,18 +81,20 @@ class Journal:
                 return True
         return False
 
-    def problem(self, service: str, now: datetime, reason: str) -> None:
-        """Report why ``service`` (``*``: everything) is not acted on; once per new reason."""
+    def problem(self, service: str, now: datetime, reason: str, stage: str = "input") -> None:
+        """Report why ``service`` (``*``: everything) is not acted on; once per new reason of
+        each channel (``input``: what was observed; else the stage that raised), so a stage
+        failing every tick is not re-reported because another went well."""
         self.stats.problems[service] += 1
-        if self._last_problem.get(service) == reason:
+        if self._last_problem.get((service, stage)) == reason:
             return
-        self._last_problem[service] = reason
+        self._last_problem[(service, stage)] = reason
         log.warning("%s: %s (no action on it this tick)", service, reason)
         try:
             self.write(now, "observation", service, "none", service, f"skipped: {reason}", {})
         except Exception as exc:  # the audit log failing must not stop the loop
             log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
 
-    def clear(self, service: str) -> None:
-        """``service`` is fine again: its next problem is reported anew."""
-        self._last_problem.pop(service, None)
+    def clear(self, service: str, stage: str = "input") -> None:
+        """``stage`` went well for ``service``: its next problem there is reported anew."""
+        self._last_problem.pop((service, stage), None)

@@ -93,7 +93,7 @@ class ControlLoop:
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
-        self._resets_seen = 0
+        self._last_reset = 0
         self._restore()
 
     @property
@@ -136,10 +136,13 @@ class ControlLoop:
     def _stage(self, service: str, now: datetime, stage: str, fn: Callable[[], Any]) -> Any:
         """Run one stage for one target; an exception is reported and yields None."""
         try:
-            return fn()
+            result = fn()
         except Exception as exc:
-            self.journal.problem(service, now, f"{stage} failed: {type(exc).__name__}: {exc}")
+            reason = f"{stage} failed: {type(exc).__name__}: {exc}"
+            self.journal.problem(service, now, reason, stage)
             return None
+        self.journal.clear(service, stage)
+        return result
 
     # -- observe --------------------------------------------------------------------------
     def observe(self, now: datetime) -> Snapshot | None:
@@ -154,6 +157,8 @@ class ControlLoop:
             return None
         for note in notes:
             self.journal.problem("*", now, f"metrics: {note}")
+        if not notes:
+            self.journal.clear("*")
         views = service_views(metrics, services, now, cfg.max_staleness)
         try:
             workloads = read_workloads(self.kube, self.settings.namespace, services)
@@ -256,11 +261,10 @@ class ControlLoop:
             )
         for reason in found.skipped:
             log.warning("audit replay skipped %s", reason)
-        self._resets_seen = len(self.audit.entries("reset"))
+        self._last_reset = max((e.id or 0 for e in self.audit.entries("reset")), default=0)
 
     def _honour_resets(self) -> None:
         """Close breakers a human reset since the last tick (``ooda breaker reset``)."""
-        resets = self.audit.entries("reset")
-        for entry in resets[self._resets_seen :]:
+        for entry in self.audit.entries("reset", after_id=self._last_reset):
             self.guard.reset(entry.target)
-        self._resets_seen = len(resets)
+            self._last_reset = entry.id or self._last_reset

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from ooda._audit import AuditLog
     from ooda._settings import OodaSettings
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
@@ -164,23 +165,32 @@ def _audit_path(args: argparse.Namespace) -> Path:
     return Path(args.audit)
 
 
+def _open_audit(args: argparse.Namespace, command: str) -> AuditLog | None:
+    """The audit log named by ``--audit``, or None after saying why it cannot be opened (a
+    missing file is refused rather than created: it is most likely a wrong path)."""
+    from ooda._audit import AuditError, AuditLog
+
+    path = _audit_path(args)
+    if not path.exists():
+        console.print(f"[red]{command}: no audit log at {path}[/]")
+        return None
+    try:
+        return AuditLog(path)
+    except AuditError as exc:
+        console.print(f"[red]{command}: {exc}[/]")
+        return None
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from actuators import Guard, registered_actions
-    from ooda._audit import AuditError, AuditLog
     from ooda._autonomy import ErrorBudget
     from ooda._recover import recover
 
     settings = _settings(args)
-    path = _audit_path(args)
-    if not path.exists():
-        console.print(f"[red]status: no audit log at {path}[/]")
-        return 2
-    try:
-        audit = AuditLog(path)
-    except AuditError as exc:
-        console.print(f"[red]status: {exc}[/]")
+    audit = _open_audit(args, "status")
+    if audit is None:
         return 2
     guard, budget = Guard(settings.guard), ErrorBudget(settings.autonomy)
     found = recover(audit, guard, budget)
@@ -206,7 +216,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     )
     check = audit.verify()
     state = "[green]intact[/]" if check.ok else "[red]TAMPERED[/]: " + "; ".join(check.problems)
-    console.print(f"audit log {path}: {check.rows} rows, {state}")
+    console.print(f"audit log {args.audit}: {check.rows} rows, {state}")
     audit.close()
     return 0
 
@@ -230,13 +240,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_breaker(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from ooda._audit import AuditError, AuditLog
     from ooda._recover import reset_breaker
 
-    try:
-        audit = AuditLog(_audit_path(args))
-    except AuditError as exc:
-        console.print(f"[red]breaker: {exc}[/]")
+    audit = _open_audit(args, "breaker")
+    if audit is None:
         return 2
     actor = args.actor or getpass.getuser()
     entry = reset_breaker(audit, args.workload, actor, args.reason, datetime.now(UTC))

@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from actuators import CHANGED_AT, Action, SetHpaMinReplicas, ooda_floor
+from actuators import (
+    CHANGED_AT,
+    Action,
+    MalformedAnnotationError,
+    SetHpaMinReplicas,
+    ooda_floor,
+)
 from contracts import ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
@@ -134,14 +140,17 @@ class TrafficSurge(Runbook):
         """The floor to go back to, once load has been low long enough, or None."""
         hpa = snapshot.workloads[service].hpa
         assert hpa is not None
-        floor = ooda_floor(hpa.annotations, hpa.min_replicas)
+        floor = ooda_floor(hpa.annotations, hpa.min_replicas, f"hpa/{hpa.name}")
         if floor is None or floor >= hpa.min_replicas:
             return None
         wait = self.settings.policy.scale_in_after
+        stamp = hpa.annotations.get(CHANGED_AT, "")
         try:
-            raised_at = datetime.fromisoformat(hpa.annotations[CHANGED_AT])
-        except (KeyError, ValueError):
-            return None
+            raised_at = datetime.fromisoformat(stamp)
+        except ValueError:
+            raised_at = None
+        if raised_at is None or raised_at.tzinfo is None:
+            raise MalformedAnnotationError(f"hpa/{hpa.name}", CHANGED_AT, stamp, "a zoned time")
         if snapshot.at - raised_at < wait:
             return None
         history = snapshot.views[service].history

@@ -99,7 +99,9 @@ def test_surge_breaches_slo_for_minutes_then_reactive_hpa_recovers() -> None:
     assert record.felt_by == ("frontend", "checkout", "payments")
     lab.step(timedelta(minutes=15))
     surge = window(lab, 15, "frontend")
-    assert breached(surge).sum() >= 4
+    assert (
+        breached(surge).sum() >= 2
+    )  # stock HPA (4 pods or 100 % per 15 s): pods start in about 2 min
     assert surge.p95_latency_ms.max() > 250
     lab.step(timedelta(minutes=15))
     plateau = window(lab, 10, "frontend")

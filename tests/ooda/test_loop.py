@@ -90,6 +90,24 @@ def test_nan_metrics_block_action_on_that_service_only() -> None:
     assert loop.stats.problems.get("frontend", 0) == 0
 
 
+def test_a_stage_failing_every_tick_is_reported_once_while_others_are_fine() -> None:
+    """Observe clears a service's problems each tick it looks fine; that must not re-open
+    the report of a decide stage that keeps failing for the same reason."""
+    lab = make_lab()
+    loop = make_loop(lab)
+
+    def broken(snapshot: Any, service: str) -> None:
+        raise ValueError(f"malformed annotation on {service}")
+
+    loop.actor.decide = broken  # type: ignore[method-assign]
+    run(lab, loop, 4)
+    reports = [e for e in loop.audit.entries("observation") if e.service == "checkout"]
+    assert [e.outcome for e in reports] == [
+        "skipped: decide failed: ValueError: malformed annotation on checkout"
+    ]
+    assert loop.stats.problems["checkout"] == 16, "every failing tick is still counted"
+
+
 def test_a_stale_source_is_reported_not_acted_on() -> None:
     lab = make_lab()
     frozen_at = lab.clock.now()

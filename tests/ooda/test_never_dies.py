@@ -210,17 +210,21 @@ def test_a_floor_ooda_raised_with_valid_annotations_is_lowered() -> None:
 
 
 MALFORMED = {
-    "min-replicas not a number": ({MIN_SET: "abc"}, None),
-    "original not a number": ({MIN_ORIGINAL: "abc"}, None),
-    "changed-at not a time": ({CHANGED_AT: "yesterday"}, None),
-    "changed-at without a zone": ({CHANGED_AT: "2026-11-16T09:00:00"}, "decide failed"),
+    "min-replicas not a number": ({MIN_SET: "abc"}, f"{MIN_SET}='abc' is not a replica count"),
+    "original not a number": ({MIN_ORIGINAL: "abc"}, f"{MIN_ORIGINAL}='abc' is not a replica"),
+    "changed-at not a time": ({CHANGED_AT: "yesterday"}, f"{CHANGED_AT}='yesterday' is not a"),
+    "changed-at without a zone": (
+        {CHANGED_AT: "2026-11-16T09:00:00"},
+        f"{CHANGED_AT}='2026-11-16T09:00:00' is not a zoned time",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(MALFORMED))
-def test_malformed_ooda_annotations_are_read_as_a_floor_that_is_not_ours(case: str) -> None:
-    """An HPA whose ooda annotations do not parse: the floor is left as it is (it may be a
-    human's); the loop goes on healing the crash loops."""
+def test_malformed_ooda_annotations_are_reported_and_the_floor_left_alone(case: str) -> None:
+    """An HPA whose ooda annotations do not parse (someone edited them): the floor is left as
+    it is (it may be a human's), the reason names the annotation, and the loop goes on
+    healing the crash loops elsewhere."""
     override, reason = MALFORMED[case]
     lab = crashing_lab()
     found = payments_floor(lab)
@@ -229,10 +233,9 @@ def test_malformed_ooda_annotations_are_read_as_a_floor_that_is_not_ours(case: s
     run(lab, loop, 6)
     assert acted_on(loop, "payments") == []
     assert payments_floor(lab) == 6
-    if reason is not None:
-        assert any(reason in p for p in problems(loop, "payments")), problems(loop)
-    else:  # read safely, not caught as a failure
-        assert problems(loop, "payments") == []
+    reported = problems(loop, "payments")
+    assert len(reported) == 1 and "decide failed" in reported[0], reported
+    assert reason in reported[0], reported
     assert all(healed(loop, s) for s in CRASHING)
 
 

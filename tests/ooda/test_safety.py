@@ -32,6 +32,7 @@ from actuators import (
     GuardRejectedError,
     GuardSettings,
     KubeClients,
+    MalformedAnnotationError,
     RecreatePodElsewhere,
     RestartPod,
     SetHpaMinReplicas,
@@ -294,6 +295,17 @@ def test_ooda_status_shows_a_propose_only_kind_and_an_open_breaker(
     assert CHECKOUT in breakers
 
 
+def test_status_and_breaker_reset_refuse_a_missing_audit_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong ``--audit`` path is an error (exit 2), never a fresh empty log."""
+    missing = tmp_path / "typo.db"
+    for command in (["status"], ["breaker", "reset", CHECKOUT, "--reason", "fixed"]):
+        assert main([*command, "--audit", str(missing)]) == 2
+        assert f"no audit log at {missing}" in capsys.readouterr().out
+    assert not missing.exists()
+
+
 # -- 3. refusals are not failed heals -------------------------------------------------------
 
 
@@ -458,6 +470,25 @@ def test_an_hpa_ooda_changed_says_so_in_its_annotations() -> None:
     assert (notes[MIN_SET], notes[MIN_ORIGINAL]) == (str(found + 3), str(found))
 
 
+def test_raising_a_floor_over_edited_annotations_takes_the_floor_it_finds_as_a_humans() -> None:
+    """Annotations that no longer parse cannot prove the floor is ooda's: a raise takes the
+    current minReplicas as the original, rewrites sound annotations and records why."""
+    lab = make_lab()
+    hpas: Any = lab.kube.autoscaling_v2
+    found = hpas.read_namespaced_horizontal_pod_autoscaler("checkout", "shop").spec.min_replicas
+    hpas.patch_namespaced_horizontal_pod_autoscaler(
+        "checkout",
+        "shop",
+        {"metadata": {"annotations": {MIN_SET: str(found), MIN_ORIGINAL: "one"}}},
+        _content_type=MERGE_PATCH,
+    )
+    action = SetHpaMinReplicas("shop", "checkout", hpa="checkout", min_replicas=found + 2)
+    result = action.apply(_hpa_ctx(lab, "11"))
+    assert "original-min-replicas='one'" in result.before["malformed_annotations"]
+    notes = hpas.read_namespaced_horizontal_pod_autoscaler("checkout", "shop").metadata.annotations
+    assert (notes[MIN_SET], notes[MIN_ORIGINAL]) == (str(found + 2), str(found))
+
+
 def test_undo_of_a_floor_refuses_when_a_human_changed_it_since() -> None:
     """A human moved minReplicas after ooda: undo raises ConflictError and leaves it; without
     the human's change the same undo restores the floor it found."""
@@ -489,7 +520,8 @@ def test_ooda_floor_is_only_the_floor_ooda_itself_set() -> None:
     assert ooda_floor(notes, 10) is None, "a human raised it since: theirs"
     assert ooda_floor(notes, 5) is None, "a human lowered it since: theirs"
     assert ooda_floor({}, 8) is None and ooda_floor(None, 8) is None
-    assert ooda_floor({MIN_SET: "eight", MIN_ORIGINAL: "3"}, 8) is None
+    with pytest.raises(MalformedAnnotationError, match="min-replicas='eight' is not a replica"):
+        ooda_floor({MIN_SET: "eight", MIN_ORIGINAL: "3"}, 8, "hpa/shop/checkout")
 
 
 def _quiet_snapshot(min_replicas: int, annotations: dict[str, str]) -> Snapshot:
