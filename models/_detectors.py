@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from models._errors import InvalidInputError, MissingFeatureError, NotFittedError
+from models._packed_forest import PackedForest
 from models._persistence import dump_pickled, load_pickled
 
 logger = logging.getLogger(__name__)
@@ -193,7 +194,8 @@ class IsolationForestDetector(_FeatureDetector):
     `extrapolation_weight * log1p(excess)`, where `excess` is the largest distance (in
     scaled units) by which a feature leaves the training envelope; it is zero on training
     rows, so the fitted threshold is the forest's own. `extrapolation_weight=0` gives the
-    plain forest.
+    plain forest. Scoring goes through a `PackedForest`, bit-identical to the forest's own
+    `score_samples` and about a thousand times faster on one row.
     """
 
     def __init__(
@@ -216,6 +218,7 @@ class IsolationForestDetector(_FeatureDetector):
         self.extrapolation_weight = extrapolation_weight
         self.random_state = random_state
         self._forest: IsolationForest | None = None
+        self._packed: PackedForest | None = None
         self._envelope: tuple[np.ndarray, np.ndarray] | None = None
 
     def _robust_spread(self, centred: np.ndarray) -> float:
@@ -230,6 +233,7 @@ class IsolationForestDetector(_FeatureDetector):
             random_state=self.random_state,
             n_jobs=1,
         ).fit(scaled)
+        self._packed = PackedForest(self._forest)
         self._envelope = (scaled.min(axis=0), scaled.max(axis=0))
         return self._raw(scaled)
 
@@ -237,7 +241,10 @@ class IsolationForestDetector(_FeatureDetector):
         assert self._forest is not None and self._envelope is not None
         low, high = self._envelope
         excess = np.maximum(np.maximum(scaled - high, low - scaled), 0.0).max(axis=1)
-        forest = -self._forest.score_samples(scaled)
+        if getattr(self, "_packed", None) is None:  # saved before packing existed
+            self._packed = PackedForest(self._forest)
+        assert self._packed is not None
+        forest = -self._packed.score_samples(scaled)
         return np.asarray(forest + self.extrapolation_weight * np.log1p(excess), dtype=float)
 
     def _extra_params(self) -> dict[str, Any]:
