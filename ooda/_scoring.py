@@ -77,21 +77,34 @@ class ScoringClient:
         return self._anomaly({"services": services})
 
     def anomaly_rows(self, rows: pd.DataFrame) -> AnomalyScores:
-        """Anomaly scores of explicit detector feature rows (a ``service`` column plus features)."""
-        records = [
-            {key: _json_value(value) for key, value in row.items()}
-            for row in rows.to_dict(orient="records")
-        ]
-        return self._anomaly({"rows": records})
+        """Anomaly scores of explicit detector feature rows (a ``service`` column plus
+        features), sent column-wise: one list per column, not one object per row."""
+        columns = {
+            str(name): [_json_value(value) for value in rows[name].tolist()]
+            for name in rows.columns
+        }
+        return self._anomaly({"columns": columns})
 
     def _anomaly(self, body: dict[str, Any]) -> AnomalyScores:
         payload = self._post("/v1/anomaly", body)
         try:
-            rows = payload["scores"]
+            if "columns" in payload:
+                cols = payload["columns"]
+                found = [
+                    (str(s), float(a), bool(f))
+                    for s, a, f in zip(
+                        cols["service"], cols["anomaly_score"], cols["is_anomaly"], strict=True
+                    )
+                ]
+            else:
+                found = [
+                    (str(r["service"]), float(r["anomaly_score"]), bool(r["is_anomaly"]))
+                    for r in payload["scores"]
+                ]
             return AnomalyScores(
                 model_version=str(payload["model"]["version"]),
-                scores={r["service"]: float(r["anomaly_score"]) for r in rows},
-                anomalous={r["service"]: bool(r["is_anomaly"]) for r in rows},
+                scores={s: a for s, a, _ in found},
+                anomalous={s: f for s, _, f in found},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ScoringUnavailableError(

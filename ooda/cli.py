@@ -148,6 +148,43 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the registry's champions in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    import serving
+
+    settings = _settings(args)
+    if not _has_champions(settings):
+        console.print(
+            "[red]serve: the registry has no @champion detector and forecaster yet;"
+            " run `ooda demo` (or `ooda chaos --train`) to train them[/]"
+        )
+        return 2
+    serve_settings = serving.ServingSettings(
+        tracking_uri=settings.training.registry.tracking_uri,
+        feature_data_dir=settings.feature_dir.resolve(),
+        host=args.host,
+        port=args.port,
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        app = serving.start(serve_settings)
+    except serving.ServingError as exc:
+        console.print(f"[red]serve: {exc}[/]")
+        return 2
+    console.print(f"serving the champions at {app.url} (/v1/anomaly, /v1/forecast); Ctrl-C stops")
+    try:
+        stopping.wait()
+    finally:
+        serving.stop()
+    console.print("stopped")
+    return 0
+
+
 def _has_champions(settings: OodaSettings) -> bool:
     from mlflow import MlflowClient
 
@@ -374,6 +411,12 @@ def _parser() -> argparse.ArgumentParser:
         "--serve-url", help="score with an already running ooda Serve application at this URL"
     )
     chaos.set_defaults(func=_cmd_chaos)
+    serve_cmd = sub.add_parser(
+        "serve", help="serve the registry's champions (Ray Serve) until Ctrl-C or SIGTERM"
+    )
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, default=8000, help="HTTP port (8000)")
+    serve_cmd.set_defaults(func=_cmd_serve)
     status = sub.add_parser("status", help="autonomy, budgets and breakers from the audit log")
     status.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
     status.set_defaults(func=_cmd_status)

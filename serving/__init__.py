@@ -1,11 +1,13 @@
 """Ray Serve endpoints that score the registry's ``@champion`` models, following alias moves.
 
-One deployment per model role (:class:`AnomalyScorer`, :class:`LoadForecaster`) loads
+:class:`ScoringAPI` is the HTTP ingress (``/v1/anomaly``, ``/v1/forecast``, ``/v1/models``,
+``/healthz``). It holds the detector champion itself (one hop from the proxy) and forwards
+forecasts to :class:`LoadForecaster`, the LSTM's own deployment. Each loads
 ``models:/NAME@champion`` and polls the registry, so a promotion or rollback (an alias
 move) is served within one poll interval without a restart and without failed requests.
-:class:`ScoringAPI` is the HTTP ingress (``/v1/anomaly``, ``/v1/forecast``, ``/v1/models``,
-``/healthz``); it reads online features from Feast when a request names only services
-(a service without online features, ``features.MissingFeaturesError``, answers HTTP 404).
+The ingress reads online features from Feast when a request names only services (a
+service without online features, ``features.MissingFeaturesError``, answers HTTP 404).
+Load beyond ``max_ongoing_requests`` + ``max_queued_requests`` is answered 503 at once.
 
 Exceptions::
 
@@ -13,6 +15,8 @@ Exceptions::
     ├── InvalidSettingsError     unknown or mistyped serve config arg
     ├── ModelUnavailableError    nothing loaded under the alias (HTTP 503)
     ├── InvalidInputError        input does not fit the model (HTTP 422)
+    │   ├── MalformedBodyError   the body is not JSON (HTTP 400)
+    │   └── RequestTooLargeError more rows or bytes than one request may carry (HTTP 413)
     └── ServeStartError          start() timed out waiting for /healthz
 """
 
@@ -24,22 +28,25 @@ from serving._champion import ChampionModel, LoadedModel, ModelStatus
 from serving._errors import (
     InvalidInputError,
     InvalidSettingsError,
+    MalformedBodyError,
     ModelUnavailableError,
+    RequestTooLargeError,
     ServeStartError,
     ServingError,
 )
-from serving._scorers import AnomalyScorer, LoadForecaster, Scored
+from serving._scorers import LoadForecaster, Scored
 from serving._settings import ServingSettings
 
 __all__ = [
-    "AnomalyScorer",
     "ChampionModel",
     "InvalidInputError",
     "InvalidSettingsError",
     "LoadForecaster",
     "LoadedModel",
+    "MalformedBodyError",
     "ModelStatus",
     "ModelUnavailableError",
+    "RequestTooLargeError",
     "RunningApp",
     "Scored",
     "ScoringAPI",

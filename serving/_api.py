@@ -1,10 +1,17 @@
-"""The HTTP face of serving: a FastAPI ingress deployment in front of the two model roles.
+"""The HTTP face of serving: a FastAPI ingress that scores anomalies itself and forwards
+forecasts to the forecaster deployment.
 
-Callers either send the model inputs themselves (rows / history) or just name services, in
-which case the ingress reads their latest online features from Feast, so the control loop
-can score the live estate with nothing but entity ids. Request bodies are validated with
-pydantic before any model is touched; serving errors map to HTTP statuses here and nowhere
-else: unavailable model -> 503, unknown service -> 404, bad input -> 422.
+The detector runs inside the ingress replica: scoring a row costs well under a millisecond
+(``models.PackedForest``), less than one more Ray hop would, so ``/v1/anomaly`` is one hop
+from the proxy. The LSTM forecaster, heavy and called every few minutes, keeps its own
+deployment with request batching.
+
+Callers either send the model inputs themselves (rows, columns, history) or just name
+services, in which case the ingress reads their latest online features from Feast, so the
+control loop can score the live estate with nothing but entity ids. Anomaly bodies are
+parsed straight into columns (:mod:`serving._columns`); forecast bodies are validated with
+pydantic. Serving errors map to HTTP statuses here and nowhere else: malformed JSON -> 400,
+unknown service -> 404, too many rows -> 413, bad input -> 422, unavailable model -> 503.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Deployment
@@ -24,8 +31,15 @@ from ray.serve.handle import DeploymentHandle
 import features
 from models import HISTORY_COLUMNS
 from serving._champion import ModelStatus
-from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
-from serving._scorers import Scored
+from serving._columns import anomaly_body, parse_anomaly
+from serving._errors import (
+    InvalidInputError,
+    MalformedBodyError,
+    ModelUnavailableError,
+    RequestTooLargeError,
+    ServingError,
+)
+from serving._scorers import Scored, detect, follow_champion, require_columns
 from serving._settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -53,18 +67,18 @@ class FeatureRow(BaseModel):
 
 
 class AnomalyRequest(BaseModel):
-    """Either ``services`` (features read from Feast) or explicit feature ``rows``."""
+    """Exactly one of ``services`` (features read from Feast), feature ``rows``, or
+    ``columns`` (one list per field, ``service`` included; the form for batches).
+
+    Documents the body in the OpenAPI schema; the endpoint parses bodies itself
+    (:func:`serving._columns.parse_anomaly`) by the same rules, much faster.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     services: list[str] | None = Field(default=None, min_length=1)
     rows: list[FeatureRow] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> AnomalyRequest:
-        if (self.services is None) == (self.rows is None):
-            raise ValueError("give exactly one of 'services' or 'rows'")
-        return self
+    columns: dict[str, list[float | str | None]] | None = None
 
 
 class HistoryPoint(BaseModel):
@@ -96,17 +110,6 @@ class ModelRef(BaseModel):
 
     name: str
     version: str
-
-
-class AnomalyScore(BaseModel):
-    service: str
-    anomaly_score: float
-    is_anomaly: bool
-
-
-class AnomalyResponse(BaseModel):
-    model: ModelRef
-    scores: list[AnomalyScore]
 
 
 class ForecastPoint(BaseModel):
@@ -149,7 +152,13 @@ async def _unknown_service(_: Request, exc: features.MissingFeaturesError) -> JS
 
 @app.exception_handler(InvalidInputError)
 async def _invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"error": "invalid input", "detail": exc.detail})
+    if isinstance(exc, RequestTooLargeError):
+        status, error = 413, "request too large"
+    elif isinstance(exc, MalformedBodyError):
+        status, error = 400, "malformed JSON"
+    else:
+        status, error = 422, "invalid input"
+    return JSONResponse(status_code=status, content={"error": error, "detail": exc.detail})
 
 
 def _answer(outcome: Scored | ServingError) -> Scored:
@@ -167,12 +176,6 @@ def _model_info(status: ModelStatus) -> ModelInfo:
         ready=status.ready,
         reason=status.reason,
     )
-
-
-def _rows_frame(rows: list[FeatureRow]) -> pd.DataFrame:
-    frame = pd.DataFrame([row.model_dump() for row in rows])
-    values = frame.drop(columns="service").astype(float)
-    return pd.concat([frame[["service"]], values], axis=1)
 
 
 def _history_frame(points: list[HistoryPoint]) -> pd.DataFrame:
@@ -201,38 +204,55 @@ def _history_from_windows(online: pd.DataFrame) -> pd.DataFrame:
 class _ScoringAPI:
     """Routes ``/v1/anomaly``, ``/v1/forecast``, ``/v1/models`` and ``/healthz``."""
 
-    def __init__(
-        self,
-        detector: DeploymentHandle,
-        forecaster: DeploymentHandle,
-        settings: ServingSettings,
-    ) -> None:
-        self._detector = detector
+    def __init__(self, forecaster: DeploymentHandle, settings: ServingSettings) -> None:
         self._forecaster = forecaster
         self._settings = settings
-        # Opened here, not on the first request: importing Feast takes seconds.
-        repo = features.FeatureRepoSettings(data_dir=settings.feature_data_dir)
-        self._store: FeatureStore = features.open_store(repo)
+        loop = asyncio.get_running_loop()
+        # Feast takes seconds to import and open: off the start-up path, awaited when needed.
+        self._store: asyncio.Future[FeatureStore] = loop.run_in_executor(
+            None, _open_store, settings
+        )
+        self._detector = follow_champion(settings, settings.detector_name)
+        self._follower = loop.create_task(self._detector.follow(settings.poll_interval_s))
 
     async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:
         """Latest online features of ``services`` (``MissingFeaturesError`` -> 404)."""
+        store = await self._store
         online: pd.DataFrame = await asyncio.to_thread(
-            features.online_features, self._store, services, feature_service
+            features.online_features, store, services, feature_service
         )
         return online
 
-    @app.post("/v1/anomaly")
-    async def anomaly(self, body: AnomalyRequest) -> AnomalyResponse:
-        """Anomaly score per service (>= the threshold means anomalous)."""
-        if body.rows is not None:
-            rows = _rows_frame(body.rows)
+    @app.post(
+        "/v1/anomaly",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": AnomalyRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def anomaly(self, request: Request) -> Response:
+        """Anomaly score per row or service (>= 0.5 means anomalous)."""
+        settings = self._settings
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise RequestTooLargeError(
+                f"body of {declared} bytes; at most {settings.max_body_bytes} per request"
+            )
+        parsed = parse_anomaly(await request.body(), settings.max_rows)
+        if parsed.rows is not None:
+            rows = parsed.rows
         else:
-            rows = await self._online(body.services or [], self._settings.detector_features)
-        scored = _answer(await self._detector.score.remote(rows))
-        return AnomalyResponse(
-            model=ModelRef(name=scored.model, version=scored.version),
-            scores=[AnomalyScore(**record) for record in scored.frame.to_dict("records")],
-        )
+            rows = await self._online(parsed.services or [], settings.detector_features)
+        loaded = self._detector.current()
+        require_columns(loaded, rows, settings.detector_name)
+        if len(rows) <= settings.inline_rows:  # cheaper than a thread hop
+            scores = detect(loaded, rows, settings.detector_name)
+        else:  # long batches must not stall the small requests behind them
+            scores = await asyncio.to_thread(detect, loaded, rows, settings.detector_name)
+        body = anomaly_body(settings.detector_name, loaded.version, scores, parsed.columnar)
+        return Response(body, media_type="application/json")
 
     @app.post("/v1/forecast")
     async def forecast(self, body: ForecastRequest) -> ForecastResponse:
@@ -249,10 +269,8 @@ class _ScoringAPI:
         )
 
     async def _statuses(self) -> dict[str, ModelStatus]:
-        detector, forecaster = await asyncio.gather(
-            self._detector.status.remote(), self._forecaster.status.remote()
-        )
-        return {"detector": detector, "forecaster": forecaster}
+        forecaster: ModelStatus = await self._forecaster.status.remote()
+        return {"detector": self._detector.status(), "forecaster": forecaster}
 
     @app.get("/v1/models")
     async def models(self) -> dict[str, ModelInfo]:
@@ -271,7 +289,11 @@ class _ScoringAPI:
         return JSONResponse(status_code=200, content={"status": "ok", "models": models})
 
 
-#: The HTTP ingress deployment, bound to the two model deployments by ``serving.build_app``.
+def _open_store(settings: ServingSettings) -> FeatureStore:
+    return features.open_store(features.FeatureRepoSettings(data_dir=settings.feature_data_dir))
+
+
+#: The HTTP ingress deployment, bound to the forecaster deployment by ``serving.build_app``.
 ScoringAPI: Deployment = serve.deployment(name="ScoringAPI", ray_actor_options={"num_cpus": 0.25})(
     serve.ingress(app)(_ScoringAPI)
 )

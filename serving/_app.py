@@ -24,7 +24,7 @@ from ray.serve.handle import DeploymentHandle
 
 from serving._api import ScoringAPI
 from serving._errors import ServeStartError
-from serving._scorers import AnomalyScorer, LoadForecaster
+from serving._scorers import LoadForecaster
 from serving._settings import ServingSettings, settings_from_args
 
 #: Serve application name used by :func:`start`.
@@ -42,8 +42,14 @@ class RunningApp:
 
 
 def build_app(settings: ServingSettings) -> Application:
-    """The scoring application: the ingress bound to one deployment per model role."""
-    return ScoringAPI.bind(AnomalyScorer.bind(settings), LoadForecaster.bind(settings), settings)
+    """The scoring application: the ingress (which holds the detector) bound to the
+    forecaster deployment, with the load limits of ``settings``."""
+    ingress = ScoringAPI.options(
+        num_replicas=settings.ingress_replicas,
+        max_ongoing_requests=settings.max_ongoing_requests,
+        max_queued_requests=settings.max_queued_requests,
+    )
+    return ingress.bind(LoadForecaster.bind(settings), settings)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

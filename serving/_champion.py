@@ -13,6 +13,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -35,6 +37,9 @@ class LoadedModel:
     model: PyFuncModel
     #: Input column names from the model signature; empty when it was logged without one.
     input_names: tuple[str, ...]
+    #: ``predict(frame, params=None)``: the python model's own, without MLflow's per-call
+    #: schema enforcement (callers check columns themselves), else the pyfunc's.
+    predict: Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,14 @@ class ModelStatus:
 class _State:
     loaded: LoadedModel | None
     reason: str
+
+
+def _direct_predict(model: PyFuncModel) -> Callable[..., Any]:
+    try:
+        python_model = model.unwrap_python_model()
+    except MlflowException:  # a flavour's own model, not a python_function one
+        return model.predict
+    return partial(python_model.predict, None)
 
 
 class ChampionModel:
@@ -119,8 +132,8 @@ class ChampionModel:
             self._state = _State(loaded, f"loading version {version} failed: {exc}")
             return
         schema = model.metadata.get_input_schema()
-        names = tuple(schema.input_names()) if schema is not None else ()
-        self._state = _State(LoadedModel(version, model, tuple(map(str, names))), "")
+        names = tuple(map(str, schema.input_names())) if schema is not None else ()
+        self._state = _State(LoadedModel(version, model, names, _direct_predict(model)), "")
         _log.info("now serving %s version %s under %r", self._name, version, self._alias)
 
     async def follow(self, interval_s: float) -> None:

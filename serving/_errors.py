@@ -40,5 +40,13 @@ class InvalidInputError(ServingError):
         return self.detail
 
 
+class MalformedBodyError(InvalidInputError):
+    """The body is not JSON (answered with HTTP 400)."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request holds more rows than one call may score (answered with HTTP 413)."""
+
+
 class ServeStartError(ServingError):
     """The application did not become healthy in time after :func:`serving.start`."""

@@ -1,26 +1,25 @@
-"""One Ray Serve deployment per model role, each serving its registered model's champion.
+"""Scoring with a registered model's champion: the detector in the ingress, the forecaster in
+its own Ray Serve deployment.
 
 Refusals (no model under the alias, input the model rejects) are returned to the ingress
 as :class:`~serving.ServingError` values rather than raised: they are answers (503, 422),
 not replica failures, so they must not fill the replica logs with tracebacks.
 
-Both replicas batch concurrent requests (``@serve.batch``) into one ``predict`` call, which
-is where a model's per-call overhead is paid, and run ``predict`` off the event loop so that
-status checks and alias polling stay responsive while a batch is scored. A batch takes one
-snapshot of the current model version, so every row of a response comes from the version
-the response names.
+The forecaster batches concurrent requests (``@serve.batch``) into one ``predict`` call,
+which is where the LSTM's per-call overhead is paid, and runs ``predict`` off the event loop
+so that status checks and alias polling stay responsive while a batch is scored. A batch
+takes one snapshot of the current model version, so every row of a response comes from the
+version the response names.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -58,7 +57,7 @@ class _ForecastRequest:
     horizon: int
 
 
-def _follow(settings: ServingSettings, name: str) -> ChampionModel:
+def follow_champion(settings: ServingSettings, name: str) -> ChampionModel:
     """Point this replica at the registry, load the champion and keep following it."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
@@ -75,10 +74,23 @@ def _tune_batching(handler: Any, settings: ServingSettings) -> None:
     handler.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
 
 
-def _require_columns(loaded: LoadedModel, frame: pd.DataFrame, name: str) -> None:
+def require_columns(loaded: LoadedModel, frame: pd.DataFrame, name: str) -> None:
+    """Refuse a frame without every input column of the model's signature."""
     missing = [column for column in loaded.input_names if column not in frame.columns]
     if missing:
         raise InvalidInputError(f"model {name!r} version {loaded.version} needs columns {missing}")
+
+
+def detect(loaded: LoadedModel, rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``service, anomaly_score, is_anomaly`` per row, from the loaded detector."""
+    inputs = rows[list(loaded.input_names)] if loaded.input_names else rows
+    try:
+        output = loaded.predict(inputs)
+    except (ModelError, MlflowException) as exc:
+        raise InvalidInputError(
+            f"model {name!r} version {loaded.version} rejected the input: {exc}"
+        ) from exc
+    return pd.DataFrame(output)[list(SCORE_COLUMNS)]
 
 
 async def _each_alone(
@@ -103,51 +115,6 @@ async def _each_alone(
     return [outcome for alone in outcomes for outcome in alone]
 
 
-class _AnomalyScorer:
-    """Scores per-service feature rows with the detector champion."""
-
-    def __init__(self, settings: ServingSettings) -> None:
-        self._name = settings.detector_name
-        self._champion = _follow(settings, settings.detector_name)
-        self._follower = asyncio.get_running_loop().create_task(
-            self._champion.follow(settings.poll_interval_s)
-        )
-        _tune_batching(self._score_batch, settings)
-
-    def status(self) -> ModelStatus:
-        """Served version and readiness."""
-        return self._champion.status()
-
-    async def score(self, rows: pd.DataFrame) -> Scored | ServingError:
-        """Anomaly score per row of ``rows`` (a ``service`` column plus feature columns)."""
-        try:
-            _require_columns(self._champion.current(), rows, self._name)
-        except ServingError as exc:
-            return exc
-        return await self._score_batch(rows)
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def _score_batch(self, requests: list[pd.DataFrame]) -> list[Scored | ServingError]:
-        """Score several requests' rows in one ``predict`` call."""
-        try:
-            loaded = self._champion.current()
-        except ModelUnavailableError as exc:  # unloaded since the request was checked
-            return [exc] * len(requests)
-
-        async def predict(frames: list[pd.DataFrame]) -> list[Scored]:
-            rows = pd.concat(frames, ignore_index=True)
-            inputs = rows[list(loaded.input_names)] if loaded.input_names else rows
-            output = await asyncio.to_thread(loaded.model.predict, inputs)
-            scores = pd.DataFrame(output)[list(SCORE_COLUMNS)]
-            bounds = np.cumsum([0, *(len(frame) for frame in frames)])
-            return [
-                Scored(self._name, loaded.version, scores.iloc[start:end].reset_index(drop=True))
-                for start, end in itertools.pairwise(bounds)
-            ]
-
-        return await _each_alone(predict, requests, self._name, loaded.version)
-
-
 def _disjoint_groups(requests: Sequence[_ForecastRequest]) -> list[list[int]]:
     """Group request indices so each group shares a horizon and no service appears twice."""
     groups: list[tuple[int, set[str], list[int]]] = []
@@ -168,7 +135,7 @@ class _LoadForecaster:
 
     def __init__(self, settings: ServingSettings) -> None:
         self._name = settings.forecaster_name
-        self._champion = _follow(settings, settings.forecaster_name)
+        self._champion = follow_champion(settings, settings.forecaster_name)
         self._follower = asyncio.get_running_loop().create_task(
             self._champion.follow(settings.poll_interval_s)
         )
@@ -181,7 +148,7 @@ class _LoadForecaster:
     async def forecast(self, history: pd.DataFrame, horizon: int) -> Scored | ServingError:
         """``horizon`` per-minute quantile steps per service after its ``history``."""
         try:
-            _require_columns(self._champion.current(), history, self._name)
+            require_columns(self._champion.current(), history, self._name)
         except ServingError as exc:
             return exc
         return await self._forecast_batch(_ForecastRequest(history, horizon))
@@ -201,7 +168,7 @@ class _LoadForecaster:
                 pd.concat([request.history for request in group], ignore_index=True)
             )
             params = {"horizon": group[0].horizon}
-            output = await asyncio.to_thread(loaded.model.predict, history, params=params)
+            output = await asyncio.to_thread(loaded.predict, history, params=params)
             forecast = pd.DataFrame(output)[list(FORECAST_COLUMNS)]
             return [
                 Scored(
@@ -222,11 +189,6 @@ class _LoadForecaster:
             results.update(zip(group, outcomes, strict=True))
         return [results[index] for index in range(len(requests))]
 
-
-#: Deployment scoring anomalies with the detector champion (one replica by default).
-AnomalyScorer: Deployment = serve.deployment(
-    name="AnomalyScorer", ray_actor_options={"num_cpus": 0.5}
-)(_AnomalyScorer)
 
 #: Deployment forecasting load with the forecaster champion (one replica by default).
 LoadForecaster: Deployment = serve.deployment(

@@ -30,10 +30,22 @@ class ServingSettings:
     port: int = 8000
     #: Seconds between checks of the registry for an alias move.
     poll_interval_s: float = 5.0
-    #: Most requests a model replica scores in one call.
+    #: Most forecast requests the forecaster scores in one call.
     max_batch_size: int = 32
-    #: Longest a request waits for others to fill a batch.
+    #: Longest a forecast request waits for others to fill a batch.
     batch_wait_timeout_s: float = 0.01
+    #: Most rows (or services) one anomaly request may carry; more is answered 413.
+    max_rows: int = 20_000
+    #: Largest request body accepted, in bytes; more is answered 413 unread.
+    max_body_bytes: int = 8 * 2**20
+    #: Batches up to this many rows are scored on the event loop; longer ones in a thread.
+    inline_rows: int = 512
+    #: Requests one ingress replica works on at once (Serve's ``max_ongoing_requests``).
+    max_ongoing_requests: int = 64
+    #: Requests waiting for an ingress replica beyond that; more are answered 503 at once.
+    max_queued_requests: int = 128
+    #: Ingress replicas (each holds the detector); the forecaster keeps one.
+    ingress_replicas: int = 1
     #: Registered model of the anomaly detector.
     detector_name: str = "ooda-detector"
     #: Registered model of the load forecaster.

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
 from ooda import ScoringClient, ScoringUnavailableError, ServingClientSettings
@@ -74,3 +76,38 @@ def test_unreachable_endpoint_names_the_url() -> None:
 
     with pytest.raises(ScoringUnavailableError, match=r"127\.0\.0\.1:8000/v1/forecast unreachable"):
         client(handler).forecast(["frontend"])
+
+
+def test_feature_rows_go_column_wise_and_columnar_answers_are_read() -> None:
+    """One list per column on the wire (no per-row objects); NaN travels as null."""
+    seen: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "model": {"name": "ooda-detector", "version": "4"},
+                "columns": {
+                    "service": ["checkout", "payments"],
+                    "anomaly_score": [0.2, 0.8],
+                    "is_anomaly": [False, True],
+                },
+            },
+        )
+
+    rows = pd.DataFrame(
+        {"service": ["checkout", "payments"], "error_rate": [0.001, np.nan], "restarts": [0, 2]}
+    )
+    scores = client(handler).anomaly_rows(rows)
+    assert seen == [
+        {
+            "columns": {
+                "service": ["checkout", "payments"],
+                "error_rate": [0.001, None],
+                "restarts": [0.0, 2.0],
+            }
+        }
+    ]
+    assert scores.model_version == "4"
+    assert scores.anomalous == {"checkout": False, "payments": True}

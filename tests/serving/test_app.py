@@ -7,6 +7,7 @@ metrics; every test talks HTTP to it like the control loop does.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import threading
@@ -271,7 +272,11 @@ def test_models_lists_versions_in_use(http: httpx.Client) -> None:
         ("/v1/anomaly", {}, "exactly one of"),
         ("/v1/anomaly", {"services": ["a"], "rows": ROWS}, "exactly one of"),
         ("/v1/anomaly", {"rows": [{"service": "a", "error_rate": "high"}]}, "error_rate"),
+        ("/v1/anomaly", {"rows": [{"service": "a", "error_rate": True}]}, "error_rate"),
         ("/v1/anomaly", {"rows": [{"service": "a", "error_rate": 0.1}]}, "p95_latency_ms"),
+        ("/v1/anomaly", {"columns": {"service": ["a"], "error_rate": [0.1]}}, "p95_latency_ms"),
+        ("/v1/anomaly", {"columns": {"service": ["a", "b"], "error_rate": [0.1]}}, "error_rate"),
+        ("/v1/anomaly", {"rows": [{"error_rate": 0.1, "p95_latency_ms": 1}]}, "service"),
         ("/v1/forecast", {"services": ["checkout"], "horizon": 0}, "horizon"),
         (
             "/v1/forecast",
@@ -291,6 +296,84 @@ def test_malformed_requests_get_422(
     answer = http.post(path, json=body)
     assert answer.status_code == 422, answer.text
     assert needle in answer.text
+
+
+BAD_BODIES = {
+    "malformed JSON": (b'{"rows": [{"service": "a",', 400, "malformed JSON"),
+    "NaN": (
+        b'{"rows": [{"service": "a", "error_rate": NaN, "p95_latency_ms": 1}]}',
+        422,
+        "error_rate",
+    ),
+    "Infinity": (
+        b'{"columns": {"service": ["a"], "error_rate": [0.1], "p95_latency_ms": [-Infinity]}}',
+        422,
+        "p95_latency_ms",
+    ),
+    "beyond a double": (
+        b'{"rows": [{"service": "a", "error_rate": 1e999, "p95_latency_ms": 1}]}',
+        422,
+        "error_rate",
+    ),
+    "100,000 rows": (
+        json.dumps(
+            {"columns": {"service": ["a"] * 100_000, "error_rate": [0.0] * 100_000}}
+        ).encode(),
+        413,
+        "'columns' has 100000 rows",
+    ),
+    "not an object": (b"[1, 2]", 422, "JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_anomaly_bodies_get_a_4xx_naming_the_field(http: httpx.Client, case: str) -> None:
+    body, status, needle = BAD_BODIES[case]
+    answer = http.post("/v1/anomaly", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert needle in answer.json()["detail"]
+
+
+def test_an_oversized_body_is_refused_unread(http: httpx.Client) -> None:
+    """A declared length over the limit is answered 413 before the body is parsed."""
+    body = b'{"services": ["' + b"x" * (9 * 2**20) + b'"]}'
+    answer = http.post("/v1/anomaly", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 413, answer.text[:200]
+    assert "bytes" in answer.json()["detail"]
+
+
+def test_columns_in_give_columns_out_with_the_same_scores_as_rows(http: httpx.Client) -> None:
+    columns = {key: [row[key] for row in ROWS] for key in ROWS[0]}
+    by_rows = http.post("/v1/anomaly", json={"rows": ROWS}).json()
+    by_columns = http.post("/v1/anomaly", json={"columns": columns})
+    assert by_columns.status_code == 200, by_columns.text
+    answer = by_columns.json()["columns"]
+    assert answer["service"] == [s["service"] for s in by_rows["scores"]]
+    assert answer["anomaly_score"] == [s["anomaly_score"] for s in by_rows["scores"]]
+    assert answer["is_anomaly"] == [False, True]
+
+
+def test_bad_input_under_load_leaves_good_requests_served(http: httpx.Client) -> None:
+    """Bad bodies, sent concurrently with good ones, get their 4xx; every good one gets 200."""
+    bad = [body for body, _, _ in BAD_BODIES.values()]
+    good_answers: list[int] = []
+    bad_answers: list[int] = []
+
+    def send_bad() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=30) as mine:
+            for body in bad * 3:
+                answer = mine.post(
+                    "/v1/anomaly", content=body, headers={"content-type": "application/json"}
+                )
+                bad_answers.append(answer.status_code)
+
+    worker = threading.Thread(target=send_bad)
+    worker.start()
+    while worker.is_alive() or len(good_answers) < 20:
+        good_answers.append(http.post("/v1/anomaly", json={"rows": ROWS}).status_code)
+    worker.join()
+    assert set(good_answers) == {200}
+    assert len(bad_answers) == 3 * len(bad) and all(400 <= s < 500 for s in bad_answers)
 
 
 def test_promote_then_rollback_changes_the_served_version(
