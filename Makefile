@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos bench-serve lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -39,6 +39,16 @@ bench-nab: install
 bench-chaos: install
 	.venv/bin/ooda chaos --scenarios all --runs 20 --seed 7 --clean-week-days 7 \
 		--json .ooda/chaos.json
+
+# The scoring path under open-loop load (vegeta, built once from the Go module proxy), batch
+# throughput per core, Serve start-up, and the loop's tick by part for 3 and 1,000 services.
+VEGETA := $(HOME)/.cache/ooda/bin/vegeta
+
+$(VEGETA):
+	GOBIN=$(dir $@) go install github.com/tsenart/vegeta/v12@v12.13.0
+
+bench-serve: install $(VEGETA)
+	.venv/bin/python benchmarks/bench_serve.py
 
 test-fast: install
 	.venv/bin/pytest -m "not e2e and not k8s"

@@ -140,17 +140,24 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 
 def healed_cell(row: dict[str, Any]) -> str:
-    """Healed as a share of the incidents that were still open when the loop could act; runs
-    the estate resolved on its own (the HPA scaled the broken pod away) are counted beside."""
+    """Healed out of the incidents still open when the loop could act; runs the estate
+    resolved on its own (the HPA scaled the broken pod away) are counted beside."""
     alone = row.get("resolved_without_action", 0)
-    needed = row["runs"] - alone
-    share = f"{100 * row['healed'] / needed:.0f} %" if needed else "-"
-    return f"{share} of {needed} (+{alone} by the estate)" if alone else share
+    cell = f"{row['healed']}/{row['runs'] - alone}"
+    return f"{cell} +{alone} self" if alone else cell
 
 
 def table(data: dict[str, Any]) -> Table:
-    """The scorecard for a terminal: one row per scenario."""
-    out = Table(title=f"ooda chaos scorecard (seed {data['seed']}; means per run)")
+    """The scorecard for a terminal: one row per scenario; why some were not run, below."""
+    reasons: dict[str, list[str]] = {}
+    for row in data["scenarios"]:
+        if not row["runs"]:
+            reasons.setdefault(row.get("reason") or "not run", []).append(row["scenario"])
+    caption = "; ".join(f"{why}: {', '.join(names)}" for why, names in reasons.items())
+    out = Table(
+        title=f"ooda chaos scorecard (seed {data['seed']}; means per run)",
+        caption=caption or None,
+    )
     for column in (
         "scenario",
         "runs",
@@ -169,7 +176,7 @@ def table(data: dict[str, Any]) -> Table:
     for row in data["scenarios"]:
         n = row["runs"]
         if not n:
-            out.add_row(row["scenario"], "0", *(["-"] * 9), row.get("reason", ""))
+            out.add_row(row["scenario"], "0", *(["-"] * 10))
             continue
 
         def pct(k: str, row: dict[str, Any] = row, n: int = n) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -94,6 +95,8 @@ class ControlLoop:
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
         self._last_reset = 0
+        # The forecast is asked for while the anomaly scores are fetched (two HTTP calls).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ooda-forecast")
         self._restore()
 
     @property
@@ -136,7 +139,8 @@ class ControlLoop:
     def _stage(self, service: str, now: datetime, stage: str, fn: Callable[[], Any]) -> Any:
         """Run one stage for one target; an exception is reported and yields None."""
         try:
-            result = fn()
+            with self.stats.timed(stage):
+                result = fn()
         except Exception as exc:
             reason = f"{stage} failed: {type(exc).__name__}: {exc}"
             self.journal.problem(service, now, reason, stage)
@@ -150,8 +154,9 @@ class ControlLoop:
         cfg = self.settings.loop
         services = list(self.settings.services)
         try:
-            raw = self.source.query_range(now - cfg.observe_window, now, timedelta(minutes=1))
-            metrics, notes = clean_metrics(raw, now)
+            with self.stats.timed("metrics"):
+                raw = self.source.query_range(now - cfg.observe_window, now, timedelta(minutes=1))
+                metrics, notes = clean_metrics(raw, now)
         except (BadMetricsError, OSError, ValueError, KeyError, TypeError) as exc:
             self.journal.problem("*", now, f"metric source failed: {exc}")
             return None
@@ -159,9 +164,11 @@ class ControlLoop:
             self.journal.problem("*", now, f"metrics: {note}")
         if not notes:
             self.journal.clear("*")
-        views = service_views(metrics, services, now, cfg.max_staleness)
+        with self.stats.timed("metrics"):
+            views = service_views(metrics, services, now, cfg.max_staleness)
         try:
-            workloads = read_workloads(self.kube, self.settings.namespace, services)
+            with self.stats.timed("cluster"):
+                workloads = read_workloads(self.kube, self.settings.namespace, services)
         except Exception as exc:
             self.journal.problem("*", now, f"reading cluster state failed: {exc}")
             workloads = {}
@@ -174,15 +181,22 @@ class ControlLoop:
                 self.journal.clear(service)
         usable = [s for s, v in views.items() if v.usable]
         if self.push_features is not None and usable:
-            self._stage("*", now, "pushing features", lambda: self._push(metrics, usable))
+            self._stage("*", now, "features", lambda: self._push(metrics, usable))
+        forecasting = partial(self._refresh_forecast, now, views, usable)
+        if self.settings.loop.parallel_scoring:
+            later = self._pool.submit(forecasting)
+            scores = self._scores(now, views, usable)
+            forecast = later.result()
+        else:
+            scores, forecast = self._scores(now, views, usable), forecasting()
         return Snapshot(
             at=now,
             region=self.settings.region,
             namespace=self.settings.namespace,
             views=views,
             workloads=workloads,
-            scores=self._scores(now, views, usable),
-            forecast=self._refresh_forecast(now, views, usable),
+            scores=scores,
+            forecast=forecast,
         )
 
     def _push(self, metrics: pd.DataFrame, usable: list[str]) -> None:
@@ -202,7 +216,10 @@ class ControlLoop:
         if key == self._scored_key and fresh:
             return self._scored
         try:
-            scores, notes = clean_scores(self.scorer.anomaly_rows(detector_rows(views, services)))
+            with self.stats.timed("anomaly"):
+                scores, notes = clean_scores(
+                    self.scorer.anomaly_rows(detector_rows(views, services))
+                )
         except ScoringUnavailableError as exc:
             self.journal.problem("*", now, f"anomaly scores unavailable: {exc}")
             return None
@@ -226,9 +243,10 @@ class ControlLoop:
         if services and (due or surging - self._surging):
             self._surging = surging
             try:
-                forecast = self.scorer.forecast_history(
-                    forecast_history(views, services), self.settings.serving.horizon
-                )
+                with self.stats.timed("forecast"):
+                    forecast = self.scorer.forecast_history(
+                        forecast_history(views, services), self.settings.serving.horizon
+                    )
             except ScoringUnavailableError as exc:
                 self.journal.problem("*", now, f"forecast unavailable: {exc}")
             else:

@@ -33,6 +33,18 @@ class LoadForecast:
 
     model_version: str
     frame: pd.DataFrame
+    _by_service: dict[str, pd.DataFrame] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def of(self, service: str) -> pd.DataFrame:
+        """The rows of one service; split once per forecast, so a tick over many services
+        does not filter the whole frame once per service."""
+        if not self._by_service and not self.frame.empty:
+            self._by_service.update(
+                {str(s): rows for s, rows in self.frame.groupby("service", sort=False)}
+            )
+        return self._by_service.get(service, self.frame.iloc[:0])
 
 
 @dataclass

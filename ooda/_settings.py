@@ -50,6 +50,9 @@ class LoopSettings:
     max_forecast_growth: float = 5.0
     """A forecast above this many times the highest rate observed in the window is refused
     as untrustworthy rather than scaled to."""
+    parallel_scoring: bool = True
+    """Ask for the forecast (in a thread) while the anomaly scores are fetched; off where a
+    batching scorer already merges many loops' calls into one (``ooda chaos``)."""
 
 
 @dataclass(frozen=True)

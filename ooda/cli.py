@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ooda._settings import OodaSettings
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
-console = Console() if sys.stdout.isatty() else Console(width=140)
+console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _silence(*loggers: str) -> None:

@@ -87,10 +87,9 @@ class TrafficSurge(Runbook):
         if snapshot.forecast is None:
             return None
         cfg = self.settings.policy
-        frame = snapshot.forecast.frame
+        frame = snapshot.forecast.of(service)
         ahead = frame[
-            (frame["service"] == service)
-            & (frame["timestamp"] > pd.Timestamp(snapshot.at + cfg.lead_min))
+            (frame["timestamp"] > pd.Timestamp(snapshot.at + cfg.lead_min))
             & (frame["timestamp"] <= pd.Timestamp(snapshot.at + cfg.lead_max))
         ]
         if ahead.empty:
