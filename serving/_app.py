@@ -63,13 +63,18 @@ def start(settings: ServingSettings) -> RunningApp:
     Raises :class:`ServeStartError` with the last health answer if the application is not
     healthy within ``settings.start_timeout_s``; Serve and Ray are shut down in that case.
     """
+    if not settings.log_to_driver:
+        # Ray's driver-side notices (token auth, "Started Serve", app ready) say nothing
+        # a user of ooda acts on; errors still come through.
+        for name in ("ray", "ray.serve"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         ray.init(
             num_cpus=settings.ray_num_cpus,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             log_to_driver=settings.log_to_driver,
-            logging_level=logging.WARNING,
+            logging_level=logging.WARNING if settings.log_to_driver else logging.ERROR,
         )
     serve.start(
         http_options={"host": settings.host, "port": settings.port},
