@@ -3,10 +3,11 @@
 A metric source (Prometheus, the lab) yields the tidy metrics frame (`contracts.METRIC_COLUMNS`).
 `build_features` adds rolling-window features; `ingest` appends them to the offline
 parquet table and materializes the online SQLite store; `push_live` pushes the newest row
-per service online each tick. Training reads `historical_features`/`training_frame`
-(point-in-time correct), serving reads `online_features`, through one feature service per
-model: `detector_v1` (`DETECTOR_FEATURES`) and `forecaster_v1` (the last
-`FORECAST_WINDOW` per-minute request rates as `request_rate_window`, with `window_end`).
+per service online each tick, computed alone (and fast) by `latest_features`. Training
+reads `historical_features`/`training_frame` (point-in-time correct), serving reads
+`online_features`, through one feature service per model: `detector_v1`
+(`DETECTOR_FEATURES`) and `forecaster_v1` (the last `FORECAST_WINDOW` per-minute request
+rates as `request_rate_window`, with `window_end`).
 The same definitions are the Feast CLI repo in `features/repo/`.
 
 Exceptions::
@@ -46,7 +47,12 @@ from features._store import (
     repo_config_dict,
     training_frame,
 )
-from features._transform import FEATURE_ROW_COLUMNS, build_features, latest_rows
+from features._transform import (
+    FEATURE_ROW_COLUMNS,
+    build_features,
+    latest_features,
+    latest_rows,
+)
 
 __all__ = [
     "DETECTOR_FEATURES",
@@ -67,6 +73,7 @@ __all__ = [
     "build_features",
     "historical_features",
     "ingest",
+    "latest_features",
     "latest_rows",
     "online_features",
     "open_store",

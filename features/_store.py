@@ -42,7 +42,7 @@ from features._transform import (
     FEATURE_ROW_COLUMNS,
     build_features,
     features_to_metrics,
-    latest_rows,
+    latest_features,
     validate_metrics,
 )
 
@@ -168,9 +168,9 @@ def push_live(store: FeatureStore, metrics: pd.DataFrame) -> pd.DataFrame:
     the pushed row equal what `ingest` computes for that minute. Only the online store is
     written (`PushMode.ONLINE`); the offline history grows through `ingest`, which
     recomputes the same rows idempotently. A row older than the service's online row is
-    not pushed. Returns the newest rows computed.
+    not pushed. Returns the newest rows computed (`latest_features`: only those rows).
     """
-    rows = latest_rows(build_features(metrics))
+    rows = latest_features(metrics)
     _push_online(store, rows)
     return rows
 
@@ -260,7 +260,10 @@ def online_features(
 
 
 def _push_online(store: FeatureStore, rows: pd.DataFrame) -> None:
-    """Write rows online through the push source unless the online row is newer."""
+    """Write rows online through the push source unless the online row is newer.
+
+    One read and one push for all services, whatever their number.
+    """
     if rows.empty:
         return
     current = store.get_online_features(

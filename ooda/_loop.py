@@ -182,13 +182,13 @@ class ControlLoop:
         usable = [s for s, v in views.items() if v.usable]
         if self.push_features is not None and usable:
             self._stage("*", now, "features", lambda: self._push(metrics, usable))
-        forecasting = partial(self._refresh_forecast, now, views, usable)
+        forecasting = partial(self._refresh_forecast, now, metrics, views, usable)
         if self.settings.loop.parallel_scoring:
             later = self._pool.submit(forecasting)
-            scores = self._scores(now, views, usable)
+            scores = self._scores(now, metrics, usable)
             forecast = later.result()
         else:
-            scores, forecast = self._scores(now, views, usable), forecasting()
+            scores, forecast = self._scores(now, metrics, usable), forecasting()
         return Snapshot(
             at=now,
             region=self.settings.region,
@@ -204,7 +204,7 @@ class ControlLoop:
         self.push_features(metrics[metrics["service"].isin(usable)])
 
     def _scores(
-        self, now: datetime, views: dict[str, ServiceView], services: list[str]
+        self, now: datetime, metrics: pd.DataFrame, services: list[str]
     ) -> AnomalyScores | None:
         if not services:
             return None
@@ -218,7 +218,7 @@ class ControlLoop:
         try:
             with self.stats.timed("anomaly"):
                 scores, notes = clean_scores(
-                    self.scorer.anomaly_rows(detector_rows(views, services))
+                    self.scorer.anomaly_rows(detector_rows(metrics, services))
                 )
         except ScoringUnavailableError as exc:
             self.journal.problem("*", now, f"anomaly scores unavailable: {exc}")
@@ -232,7 +232,11 @@ class ControlLoop:
         return scores
 
     def _refresh_forecast(
-        self, now: datetime, views: dict[str, ServiceView], services: list[str]
+        self,
+        now: datetime,
+        metrics: pd.DataFrame,
+        views: dict[str, ServiceView],
+        services: list[str],
     ) -> LoadForecast | None:
         every = self.settings.loop.forecast_every
         gate = self.settings.policy.surge_ratio
@@ -245,7 +249,7 @@ class ControlLoop:
             try:
                 with self.stats.timed("forecast"):
                     forecast = self.scorer.forecast_history(
-                        forecast_history(views, services), self.settings.serving.horizon
+                        forecast_history(metrics, services), self.settings.serving.horizon
                     )
             except ScoringUnavailableError as exc:
                 self.journal.problem("*", now, f"forecast unavailable: {exc}")

@@ -99,10 +99,20 @@ def service_views(
     now: datetime,
     max_staleness: timedelta,
 ) -> dict[str, ServiceView]:
-    """Split a clean metrics frame per service and attach the reasons not to trust it."""
+    """Split a clean metrics frame per service and attach the reasons not to trust it.
+
+    The frame is sorted by service (``clean_metrics``), so each service is one slice: the
+    split costs one pass, not one scan of the frame per service.
+    """
+    names = metrics["service"].to_numpy()
+    edges = np.flatnonzero(names[1:] != names[:-1]) + 1 if len(names) else np.array([], int)
+    starts = np.concatenate([[0], edges]).astype(int)
+    ends = np.concatenate([edges, [len(names)]]).astype(int)
+    spans = {str(names[a]): (a, b) for a, b in zip(starts, ends, strict=True) if b > a}
     views: dict[str, ServiceView] = {}
     for service in services:
-        rows = metrics[metrics["service"] == service].reset_index(drop=True)
+        a, b = spans.get(service, (0, 0))
+        rows = metrics.iloc[a:b].reset_index(drop=True)
         view = ServiceView(service, rows)
         if rows.empty:
             view.problems.append(f"no samples for service {service!r}")
@@ -130,29 +140,27 @@ def within_slo(row: pd.Series, p95_ms: float, max_error_rate: float) -> bool:
 FEATURE_HISTORY = pd.Timedelta(minutes=61)
 
 
-def detector_rows(views: dict[str, ServiceView], services: Sequence[str]) -> pd.DataFrame:
-    """The newest detector feature row per service, built as the feature store builds it.
+def detector_rows(metrics: pd.DataFrame, services: Sequence[str]) -> pd.DataFrame:
+    """The newest detector feature row of each of ``services`` in a clean metrics frame,
+    built as the feature store builds it (``features.latest_features``, equal to the newest
+    rows of ``build_features``).
 
-    Only the last :data:`FEATURE_HISTORY` is passed on: the newest row's windows end there,
-    so its features are the same as from the whole history, at a fraction of the cost.
+    Only the last :data:`FEATURE_HISTORY` of each service is passed on: the newest row's
+    windows end there, so its features are the same as from the whole history.
     """
-    parts = []
-    for service in services:
-        rows = views[service].history
-        newest = rows["timestamp"].iloc[-1]
-        parts.append(rows[rows["timestamp"] > newest - FEATURE_HISTORY])
-    history = pd.concat(parts, ignore_index=True)
-    rows = features.latest_rows(features.build_features(history))
-    return rows[[features.ENTITY_KEY, *features.DETECTOR_FEATURES]]
+    rows = metrics[metrics["service"].isin(list(services))]
+    newest = rows.groupby("service")["timestamp"].transform("max")
+    recent = rows[rows["timestamp"] > newest - FEATURE_HISTORY]
+    out = features.latest_features(recent)
+    return out[[features.ENTITY_KEY, *features.DETECTOR_FEATURES]]
 
 
-def forecast_history(views: dict[str, ServiceView], services: Sequence[str]) -> pd.DataFrame:
-    """The last ``FORECAST_WINDOW`` minutes of request rate per service."""
-    parts = []
-    for service in services:
-        rows = views[service].history[["service", "timestamp", "request_rate"]]
-        parts.append(rows.tail(features.FORECAST_WINDOW))
-    return pd.concat(parts, ignore_index=True)
+def forecast_history(metrics: pd.DataFrame, services: Sequence[str]) -> pd.DataFrame:
+    """The last ``FORECAST_WINDOW`` samples of request rate of each of ``services``."""
+    rows = metrics.loc[
+        metrics["service"].isin(list(services)), ["service", "timestamp", "request_rate"]
+    ]
+    return rows.groupby("service", sort=False).tail(features.FORECAST_WINDOW).reset_index(drop=True)
 
 
 def _is_number(value: Any) -> bool:

@@ -31,13 +31,19 @@ def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
     clean, notes = clean_metrics(raw, now)  # type: ignore[arg-type]
     assert notes == []
     views = service_views(clean, SERVICES, now, timedelta(minutes=3))  # type: ignore[arg-type]
-    fast = detector_rows(views, SERVICES).reset_index(drop=True)
+    for service in SERVICES:  # one slice per service of the sorted frame
+        expected = clean[clean["service"] == service].reset_index(drop=True)
+        pd.testing.assert_frame_equal(views[service].history, expected)
+    fast = detector_rows(clean, SERVICES).reset_index(drop=True)
     full = features.latest_rows(features.build_features(clean))[fast.columns]
     pd.testing.assert_frame_equal(fast, full.reset_index(drop=True))
-    history = forecast_history(views, SERVICES)
+    assert detector_rows(clean, SERVICES[1:])["service"].tolist() == sorted(SERVICES[1:])
+    history = forecast_history(clean, SERVICES)
     assert history.groupby("service").size().to_dict() == dict.fromkeys(
         SERVICES, features.FORECAST_WINDOW
     )
+    tails = [clean[clean["service"] == s].tail(features.FORECAST_WINDOW) for s in SERVICES]
+    assert set(history["timestamp"]) == set(pd.concat(tails)["timestamp"])
 
 
 def test_impossible_values_are_blanked_and_named(metrics: tuple[pd.DataFrame, object]) -> None:
