@@ -123,7 +123,19 @@ class _FeatureDetector(ABC):
         """Calibrated anomaly score per row in [0, 1]; >= `ANOMALY_THRESHOLD` is anomalous."""
         if self._medians is None or self._scales is None:
             raise NotFittedError(self._name)
-        values = self._matrix(frame)
+        return self.score_array(self._matrix(frame))
+
+    def score_array(self, values: np.ndarray) -> np.ndarray:
+        """`score` of a float matrix whose columns are `feature_names`, in that order: the
+        path of a caller that already holds columns (a scoring endpoint), without a frame."""
+        if self._medians is None or self._scales is None:
+            raise NotFittedError(self._name)
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[1] != len(self._features):
+            raise InvalidInputError(
+                f"{self._name}: expected rows of {len(self._features)} features"
+                f" {list(self._features)}, got shape {values.shape}"
+            )
         if len(values) == 0:
             return np.empty(0, dtype=float)
         scaled = (self._impute(values) - self._medians) / self._scales

@@ -31,7 +31,7 @@ from ray.serve.handle import DeploymentHandle
 import features
 from models import HISTORY_COLUMNS
 from serving._champion import ModelStatus
-from serving._columns import anomaly_body, parse_anomaly
+from serving._columns import anomaly_body, frame_columns, parse_anomaly
 from serving._errors import (
     InvalidInputError,
     MalformedBodyError,
@@ -39,7 +39,7 @@ from serving._errors import (
     RequestTooLargeError,
     ServingError,
 )
-from serving._scorers import Scored, detect, follow_champion, require_columns
+from serving._scorers import Scored, detect, follow_champion
 from serving._settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -241,17 +241,17 @@ class _ScoringAPI:
                 f"body of {declared} bytes; at most {settings.max_body_bytes} per request"
             )
         parsed = parse_anomaly(await request.body(), settings.max_rows)
-        if parsed.rows is not None:
-            rows = parsed.rows
-        else:
-            rows = await self._online(parsed.services or [], settings.detector_features)
+        service, columns = parsed.service, parsed.columns
+        if parsed.services is not None:
+            online = await self._online(parsed.services, settings.detector_features)
+            service, columns = frame_columns(online)
         loaded = self._detector.current()
-        require_columns(loaded, rows, settings.detector_name)
-        if len(rows) <= settings.inline_rows:  # cheaper than a thread hop
-            scores = detect(loaded, rows, settings.detector_name)
+        name = settings.detector_name
+        if len(service) <= settings.inline_rows:  # cheaper than a thread hop
+            scores, flags = detect(loaded, service, columns, name)
         else:  # long batches must not stall the small requests behind them
-            scores = await asyncio.to_thread(detect, loaded, rows, settings.detector_name)
-        body = anomaly_body(settings.detector_name, loaded.version, scores, parsed.columnar)
+            scores, flags = await asyncio.to_thread(detect, loaded, service, columns, name)
+        body = anomaly_body(name, loaded.version, service, scores, flags, parsed.columnar)
         return Response(body, media_type="application/json")
 
     @app.post("/v1/forecast")

@@ -75,10 +75,14 @@ def start(settings: ServingSettings) -> RunningApp:
             _node_ip_address="127.0.0.1",
             log_to_driver=settings.log_to_driver,
             logging_level=logging.WARNING if settings.log_to_driver else logging.ERROR,
+            # Ray nices its workers to 15; the proxy and replicas are this machine's
+            # serving path, not background work, and must not starve behind the loop.
+            _system_config={"worker_niceness": 0},
         )
     serve.start(
         http_options={"host": settings.host, "port": settings.port},
-        logging_config={"log_level": "WARNING"},
+        # No per-request access log: at hundreds of requests a second it costs CPU and disk.
+        logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
     handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{settings.host}:{settings.port}"

@@ -40,6 +40,9 @@ class LoadedModel:
     #: ``predict(frame, params=None)``: the python model's own, without MLflow's per-call
     #: schema enforcement (callers check columns themselves), else the pyfunc's.
     predict: Callable[..., Any]
+    #: The unwrapped python model (``models.DetectorModel`` and the like), None for a
+    #: flavour's own model.
+    python_model: Any = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,11 @@ class _State:
     reason: str
 
 
-def _direct_predict(model: PyFuncModel) -> Callable[..., Any]:
+def _python_model(model: PyFuncModel) -> Any:
     try:
-        python_model = model.unwrap_python_model()
+        return model.unwrap_python_model()
     except MlflowException:  # a flavour's own model, not a python_function one
-        return model.predict
-    return partial(python_model.predict, None)
+        return None
 
 
 class ChampionModel:
@@ -133,7 +135,9 @@ class ChampionModel:
             return
         schema = model.metadata.get_input_schema()
         names = tuple(map(str, schema.input_names())) if schema is not None else ()
-        self._state = _State(LoadedModel(version, model, names, _direct_predict(model)), "")
+        python_model = _python_model(model)
+        predict = model.predict if python_model is None else partial(python_model.predict, None)
+        self._state = _State(LoadedModel(version, model, names, predict, python_model), "")
         _log.info("now serving %s version %s under %r", self._name, version, self._alias)
 
     async def follow(self, interval_s: float) -> None:

@@ -39,11 +39,25 @@ _NUMBER_TYPES = frozenset({int, float, type(None)})
 
 @dataclass(frozen=True)
 class AnomalyInput:
-    """A parsed ``/v1/anomaly`` body: services to look up, or a frame of feature rows."""
+    """A parsed ``/v1/anomaly`` body: services to look up, or feature columns of rows."""
 
     services: list[str] | None
-    rows: pd.DataFrame | None
+    service: list[str]
+    """The ``service`` of each row (empty when ``services`` are to be looked up)."""
+    columns: dict[str, np.ndarray]
+    """Every other field of the rows, one float64 column each (NaN: missing)."""
     columnar: bool
+
+
+def frame_columns(frame: pd.DataFrame) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The ``service`` list and float feature columns of a frame (online features)."""
+    service = frame["service"].astype(str).tolist()
+    columns = {
+        str(name): pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        for name in frame.columns
+        if name != "service" and pd.api.types.is_numeric_dtype(frame[name])
+    }
+    return service, columns
 
 
 def _loads(body: bytes) -> Any:
@@ -81,14 +95,14 @@ def _check_count(field: str, n: int, max_rows: int) -> None:
         )
 
 
-def _frame(service: list[str], columns: Iterable[tuple[str, Sequence[Any]]]) -> pd.DataFrame:
-    data: dict[str, Any] = {"service": service}
-    for name, values in columns:
-        data[name] = _float_column(name, values)
-    return pd.DataFrame(data)
+def _columns(
+    service: list[str], columns: Iterable[tuple[str, Sequence[Any]]], columnar: bool
+) -> AnomalyInput:
+    floats = {name: _float_column(name, values) for name, values in columns}
+    return AnomalyInput(None, service, floats, columnar)
 
 
-def _from_rows(rows: Any, max_rows: int) -> pd.DataFrame:
+def _from_rows(rows: Any, max_rows: int) -> AnomalyInput:
     if not isinstance(rows, list) or not rows:
         raise InvalidInputError("'rows' must be a non-empty list of objects")
     _check_count("rows", len(rows), max_rows)
@@ -99,10 +113,10 @@ def _from_rows(rows: Any, max_rows: int) -> pd.DataFrame:
     for row in rows:
         names.update(dict.fromkeys(row))
     names.pop("service", None)
-    return _frame(service, ((name, [row.get(name) for row in rows]) for name in names))
+    return _columns(service, ((name, [row.get(name) for row in rows]) for name in names), False)
 
 
-def _from_columns(columns: Any, max_rows: int) -> pd.DataFrame:
+def _from_columns(columns: Any, max_rows: int) -> AnomalyInput:
     if not isinstance(columns, dict) or "service" not in columns:
         raise InvalidInputError("'columns' must be an object with a 'service' list")
     service = columns["service"]
@@ -114,7 +128,7 @@ def _from_columns(columns: Any, max_rows: int) -> pd.DataFrame:
             raise InvalidInputError(
                 f"column {name!r} must be a list as long as 'service' ({len(service)})"
             )
-    return _frame(service, ((k, v) for k, v in columns.items() if k != "service"))
+    return _columns(service, ((k, v) for k, v in columns.items() if k != "service"), True)
 
 
 def parse_anomaly(body: bytes, max_rows: int) -> AnomalyInput:
@@ -131,22 +145,28 @@ def parse_anomaly(body: bytes, max_rows: int) -> AnomalyInput:
     if given == ["services"]:
         services = _services("services", payload["services"])
         _check_count("services", len(services), max_rows)
-        return AnomalyInput(services, None, False)
+        return AnomalyInput(services, [], {}, False)
     if given == ["rows"]:
-        return AnomalyInput(None, _from_rows(payload["rows"], max_rows), False)
-    return AnomalyInput(None, _from_columns(payload["columns"], max_rows), True)
+        return _from_rows(payload["rows"], max_rows)
+    return _from_columns(payload["columns"], max_rows)
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def anomaly_body(name: str, version: str, scores: pd.DataFrame, columnar: bool) -> bytes:
+def anomaly_body(
+    name: str,
+    version: str,
+    service: list[str],
+    scores: np.ndarray,
+    flags: np.ndarray,
+    columnar: bool,
+) -> bytes:
     """The JSON answer: per-row objects, or one list per column for a columnar request."""
     model = {"name": name, "version": version}
-    service = scores["service"].astype(str).tolist()
-    score = [_finite(v) for v in scores["anomaly_score"].astype(float).tolist()]
-    flag = scores["is_anomaly"].astype(bool).tolist()
+    score = [_finite(v) for v in np.asarray(scores, dtype=float).tolist()]
+    flag = np.asarray(flags, dtype=bool).tolist()
     if columnar:
         out: dict[str, Any] = {
             "model": model,

@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve import Deployment
 
-from models import FORECAST_COLUMNS, ModelError, pyfunc_history
+from models import ANOMALY_THRESHOLD, FORECAST_COLUMNS, ModelError, pyfunc_history
 from serving._champion import ChampionModel, LoadedModel, ModelStatus
 from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
 from serving._settings import ServingSettings
-
-#: Columns of a detector's pyfunc output that serving returns.
-SCORE_COLUMNS = ("service", "anomaly_score", "is_anomaly")
 
 
 @dataclass(frozen=True)
@@ -81,16 +79,44 @@ def require_columns(loaded: LoadedModel, frame: pd.DataFrame, name: str) -> None
         raise InvalidInputError(f"model {name!r} version {loaded.version} needs columns {missing}")
 
 
-def detect(loaded: LoadedModel, rows: pd.DataFrame, name: str) -> pd.DataFrame:
-    """``service, anomaly_score, is_anomaly`` per row, from the loaded detector."""
-    inputs = rows[list(loaded.input_names)] if loaded.input_names else rows
+def detect(
+    loaded: LoadedModel, service: list[str], columns: dict[str, np.ndarray], name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anomaly score and flag per row, from the loaded detector.
+
+    One of ours (``models.DetectorModel``) scores the feature columns as a matrix, with no
+    frame and no per-call schema check; any other pyfunc gets a frame through ``predict``.
+    """
+    missing = [c for c in loaded.input_names if c != "service" and c not in columns]
+    if missing:
+        raise InvalidInputError(f"model {name!r} version {loaded.version} needs columns {missing}")
+    detector = getattr(loaded.python_model, "detector", None)
     try:
-        output = loaded.predict(inputs)
+        if detector is not None and hasattr(detector, "score_array"):
+            names = detector.feature_names
+            absent = [c for c in names if c not in columns]
+            if absent:
+                raise InvalidInputError(
+                    f"model {name!r} version {loaded.version} needs columns {absent}"
+                )
+            matrix = (
+                np.column_stack([columns[c] for c in names])
+                if service
+                else np.empty((0, len(names)))
+            )
+            scores = np.asarray(detector.score_array(matrix), dtype=float)
+            return scores, scores >= ANOMALY_THRESHOLD
+        frame = pd.DataFrame({"service": service, **columns})
+        inputs = frame[list(loaded.input_names)] if loaded.input_names else frame
+        output = pd.DataFrame(loaded.predict(inputs))
     except (ModelError, MlflowException) as exc:
         raise InvalidInputError(
             f"model {name!r} version {loaded.version} rejected the input: {exc}"
         ) from exc
-    return pd.DataFrame(output)[list(SCORE_COLUMNS)]
+    return (
+        output["anomaly_score"].to_numpy(dtype=float),
+        output["is_anomaly"].to_numpy(dtype=bool),
+    )
 
 
 async def _each_alone(

@@ -40,10 +40,12 @@ class ServingSettings:
     max_body_bytes: int = 8 * 2**20
     #: Batches up to this many rows are scored on the event loop; longer ones in a thread.
     inline_rows: int = 512
-    #: Requests one ingress replica works on at once (Serve's ``max_ongoing_requests``).
-    max_ongoing_requests: int = 64
+    #: Requests one ingress replica works on at once (Serve's ``max_ongoing_requests``); a
+    #: one-row score takes about a millisecond of its event loop, so more buys no throughput.
+    max_ongoing_requests: int = 16
     #: Requests waiting for an ingress replica beyond that; more are answered 503 at once.
-    max_queued_requests: int = 128
+    #: Kept short, so a request either waits milliseconds or is refused, never times out.
+    max_queued_requests: int = 32
     #: Ingress replicas (each holds the detector); the forecaster keeps one.
     ingress_replicas: int = 1
     #: Registered model of the anomaly detector.

@@ -15,7 +15,8 @@ NAME = "ooda-detector"
 
 
 class _FakeModel:
-    """Stands in for a loaded pyfunc: only `metadata.get_input_schema()` is read."""
+    """Stands in for a loaded pyfunc: `metadata.get_input_schema()`, `predict` and
+    `unwrap_python_model()` (an object of its own, as for any python_function model)."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -23,6 +24,12 @@ class _FakeModel:
 
     def get_input_schema(self) -> None:
         return None
+
+    def predict(self, context: object, frame: object, params: object = None) -> object:
+        return frame
+
+    def unwrap_python_model(self) -> _FakeModel:
+        return self
 
 
 class _Loader:
