@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos bench-serve lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ $(VEGETA):
 
 bench-serve: install $(VEGETA)
 	.venv/bin/python benchmarks/bench_serve.py
+
+# The lab's own cost: a simulated day of 3 and 50 services, and the lab side of a loop tick
+# on 1,000 services / 10,000 pods.
+bench-lab: install
+	.venv/bin/python benchmarks/bench_lab.py
 
 test-fast: install
 	.venv/bin/pytest -m "not e2e and not k8s"

@@ -42,7 +42,7 @@ from rich.table import Table
 
 import serving
 from contracts import SimClock
-from lab import Lab, LabSettings, TopologySettings
+from lab import Lab, LabSettings, call_forest
 from models import DEFAULT_DETECTOR_FEATURES
 from ooda import AuditLog, ControlLoop, OodaSettings, ScoringClient, ServingClientSettings
 from ooda._platform import history_lab, train_models
@@ -188,7 +188,7 @@ def _tick_parts(lab: Lab, settings: OodaSettings, url: str, ticks: int) -> dict[
 
 
 def _big_lab(services: int) -> tuple[Lab, OodaSettings]:
-    topology = TopologySettings.generated(services)
+    topology = call_forest(services, trees=services // 20, replicas=10)
     lab = Lab(LabSettings(seed=5, topology=topology), SimClock(START))
     lab.step(timedelta(minutes=80))
     names = tuple(s.name for s in topology.services)
@@ -258,9 +258,8 @@ def main() -> None:
         lab3 = Lab(LabSettings(seed=5), SimClock(START))
         lab3.step(timedelta(minutes=80))
         results[3] = _tick_parts(lab3, OodaSettings(), url, args.ticks)
-        if hasattr(TopologySettings, "generated"):
-            big, big_settings = _big_lab(1000)
-            results[1000] = _tick_parts(big, big_settings, url, max(4, args.ticks // 10))
+        big, big_settings = _big_lab(1000)
+        results[1000] = _tick_parts(big, big_settings, url, max(4, args.ticks // 10))
         parts = [*sorted({p for r in results.values() for p in r} - {"tick"}), "tick"]
         table.add_column("part")
         for n in results:

@@ -2,9 +2,11 @@
 
 One region (eu-west-1), three nodes, three services in a call chain (frontend -> checkout ->
 payments), each a Deployment with a reactive CPU HPA; seasonal, noisy traffic; queueing
-latency and overload errors; failure scenarios with ground truth. The loop talks to it through
-``Lab.kube`` (the official ``kubernetes.client`` method names and models) and ``Lab.source``
-(the tidy metrics frame, computed from exporter-named series), with time from a ``SimClock``.
+latency and overload errors; failure scenarios with ground truth. ``call_forest`` builds
+large estates instead (e.g. 1,000 services in independent call trees, 10,000 pods). The loop
+talks to it through ``Lab.kube`` (the official ``kubernetes.client`` method names and
+models) and ``Lab.source`` (the tidy metrics frame, computed from exporter-named series),
+with time from a ``SimClock``.
 
 Each failure scenario is one module of ``lab.scenarios`` that registers itself
 (``register_scenario``); ``Lab.inject`` takes one of its ``ScenarioInstance`` (``draw`` makes
@@ -45,8 +47,9 @@ from lab._faults import (
     ScenarioInstance,
     TrafficSurgeFault,
 )
-from lab._kube import FakeAutoscalingV2Api, FakeCoreV1Api
+from lab._kube import FakeCoreV1Api
 from lab._kube_apps import FakeAppsV1Api
+from lab._kube_autoscaling import FakeAutoscalingV2Api
 from lab._kube_extra import (
     FakeApiextensionsV1Api,
     FakeCustomObjectsApi,
@@ -65,6 +68,7 @@ from lab._settings import (
     TopologySettings,
     TrafficSettings,
 )
+from lab._topology import call_forest
 from lab.scenarios import (
     Scenario,
     ScenarioError,
@@ -111,6 +115,7 @@ __all__ = [
     "TrafficSurgeFault",
     "UnknownServiceError",
     "WallClock",
+    "call_forest",
     "check_scenario",
     "histogram_quantile",
     "register_scenario",

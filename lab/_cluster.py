@@ -1,8 +1,10 @@
 """The estate's control plane state and its controllers (deployment, scheduler, kubelet, HPA,
 disruption budgets).
 
-Objects are plain dataclasses with times as epoch seconds so that the 15 s simulation tick
-stays cheap; ``FakeKubernetes`` turns them into the official client models on read.
+Objects are plain dataclasses with times as epoch seconds (pods are rows of a ``PodTable``) so
+that the 15 s simulation tick stays cheap however many pods run; ``FakeKubernetes`` turns them
+into the official client models on read. Controllers find the Deployments that need work with
+column operations and only then walk those Deployments' pods.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lab._pods import CrashLoop, Pod, PodTable
 from lab._settings import LabSettings, ServiceModelSettings, ServiceSettings
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s utilrand alphabet
@@ -31,6 +34,11 @@ def random_uid(rng: np.random.Generator) -> str:
     return str(uuid.UUID(bytes=rng.bytes(16), version=4))
 
 
+def _node_name(i: int, region: str) -> str:
+    """EC2-style private DNS names, unique for any number of nodes."""
+    return f"ip-10-{i // 250}-{i % 250 + 1}-{10 + i % 240}.{region}.compute.internal"
+
+
 @dataclass
 class Node:
     name: str
@@ -43,44 +51,6 @@ class Node:
     unschedulable: bool = False
     """Cordoned: the scheduler places no new pod here."""
     annotations: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class CrashLoop:
-    """Crash-loop schedule of a broken container: runs ``run_s``, dies, waits a backoff."""
-
-    run_start: float
-    run_end: float
-    backoffs: int = 1
-
-
-@dataclass
-class Pod:
-    name: str
-    service: int
-    template_hash: str
-    """The pod-template-hash of the ReplicaSet that owns the pod."""
-    uid: str
-    created_at: float
-    memory_scale: float
-    """Per-pod working-set factor (pods are never exactly alike)."""
-    node: str | None = None
-    started_at: float = math.inf
-    ready_at: float = math.inf
-    restarts: int = 0
-    crash: CrashLoop | None = None
-    cpu_seconds: float = 0.0
-    memory_bytes: float = 0.0
-    cpu_history: deque[tuple[float, float]] = field(default_factory=deque)
-    """(time, cpu_seconds) at the last few ticks: what metrics-server would report."""
-
-    def ready(self, t: float) -> bool:
-        if self.crash is not None:
-            return self.crash.run_start <= t < self.crash.run_end
-        return t >= self.ready_at
-
-    def running(self, t: float) -> bool:
-        return self.node is not None and t >= self.started_at
 
 
 @dataclass
@@ -156,6 +126,18 @@ class PdbStatus:
     disruptions_allowed: int
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """What the HPA controller reads per service in one pass."""
+
+    total: list[float]
+    """Sum of the CPU utilisations (of the request) of the pods with a usable metric."""
+    measured: list[int]
+    """Pods with a usable metric: Ready, with two samples in the metrics window."""
+    pods: list[int]
+    """Every pod of the service."""
+
+
 def _scaled(value: int | str, total: int) -> int:
     """intstr.GetScaledValueFromIntOrPercent rounding up, as the disruption controller does."""
     if isinstance(value, int):
@@ -177,11 +159,11 @@ class Cluster:
         self.services: tuple[ServiceSettings, ...] = settings.topology.services
         self._model: ServiceModelSettings = settings.model
         self._rng = rng
-        self._history_len = round(settings.hpa.metrics_window_s / settings.scrape.interval_s) + 1
+        self.cpu_requests = np.array([s.cpu_request_cores for s in self.services], dtype=float)
         topo = settings.topology
         self.nodes: list[Node] = []
         for i in range(topo.nodes):
-            name = f"ip-10-0-{i + 1}-{10 + i}.{topo.region}.compute.internal"
+            name = _node_name(i, topo.region)
             zone = f"{topo.region}{_ZONES[i % len(_ZONES)]}"
             labels = {
                 "kubernetes.io/hostname": name,
@@ -201,6 +183,10 @@ class Cluster:
                     labels=labels,
                 )
             )
+        history = round(settings.hpa.metrics_window_s / settings.scrape.interval_s) + 1
+        self.pod_table = PodTable([n.name for n in self.nodes], history)
+        self._current_rs = np.zeros(len(self.services), dtype=np.int64)
+        """Index of each Deployment's current ReplicaSet (the newest revision)."""
         self.deployments: dict[str, Deployment] = {}
         self.hpas: dict[str, Hpa] = {}
         self.pdbs: dict[str, Pdb] = {}
@@ -210,6 +196,7 @@ class Cluster:
         self.on_pod_created: list[Callable[[Pod, float], None]] = []
         """Called with each new pod (not yet scheduled) and the time; lets a fault doom it."""
         created = t0 - 7 * 86_400
+        free = self._node_free_cpu()
         for i, svc in enumerate(self.services):
             template_hash = random_suffix(rng, 10)
             uid = random_uid(rng)
@@ -234,7 +221,7 @@ class Cluster:
             )
             for _ in range(initial_replicas[i]):
                 pod = self._create_pod(i, t0 - 3600.0)
-                self._schedule(pod, t0 - 3600.0)
+                self._schedule(pod, t0 - 3600.0, free)
                 pod.memory_bytes = svc.memory_base_bytes * pod.memory_scale
 
     # -- pods ---------------------------------------------------------------------------------
@@ -247,18 +234,20 @@ class Cluster:
 
     def _create_pod(self, service: int, t: float) -> Pod:
         dep = self.deployments[self.services[service].name]
-        template_hash = dep.current.template_hash
+        current = dep.current
+        template_hash = current.template_hash
         name = f"{dep.name}-{template_hash}-{random_suffix(self._rng, 5)}"
         while name in self.pods:
             name = f"{dep.name}-{template_hash}-{random_suffix(self._rng, 5)}"
-        pod = Pod(
-            name=name,
-            service=service,
-            template_hash=template_hash,
-            uid=random_uid(self._rng),
-            created_at=t,
+        uid = random_uid(self._rng)
+        pod = self.pod_table.add(
+            name,
+            service,
+            dep.replica_sets.index(current),
+            template_hash,
+            uid,
+            t,
             memory_scale=float(self._rng.uniform(0.9, 1.1)),
-            cpu_history=deque(maxlen=self._history_len),
         )
         self.pods[name] = pod
         self.service_pods[service].append(pod)
@@ -269,27 +258,42 @@ class Cluster:
     def remove_pod(self, name: str, t: float) -> Pod:
         pod = self.pods.pop(name)
         self.service_pods[pod.service].remove(pod)
+        self.pod_table.remove(pod)
         for callback in self.on_pod_removed:
             callback(pod, t)
         return pod
 
-    def _node_free_cpu(self) -> dict[str, float]:
-        free = {n.name: n.cpu_cores for n in self.nodes}
-        for pod in self.pods.values():
-            if pod.node is not None:
-                free[pod.node] -= self.services[pod.service].cpu_request_cores
+    def replica_set_pods(self, t: float) -> tuple[list[list[int]], list[list[int]]]:
+        """Pods and Ready pods at ``t`` of each Deployment (in service order), by ReplicaSet."""
+        table = self.pod_table
+        n = table.compact()
+        width = max(len(dep.replica_sets) for dep in self.deployments.values())
+        slot = table.service[:n] * width + table.replica_set[:n]
+        size = len(self.services) * width
+        pods = np.bincount(slot, minlength=size).reshape(-1, width)
+        ready = np.bincount(slot, table.ready_now(t), minlength=size).reshape(-1, width)
+        return pods.tolist(), ready.astype(np.int64).tolist()
+
+    def _node_free_cpu(self) -> np.ndarray:
+        """Unrequested CPU per node (requests taken off in pod creation order), -inf on a
+        cordoned node: what the scheduler picks from."""
+        table = self.pod_table
+        free = np.array([node.cpu_cores for node in self.nodes], dtype=float)
+        n = table.compact()
+        node, service = table.node[:n], table.service[:n]
+        scheduled = node >= 0
+        np.subtract.at(free, node[scheduled], self.cpu_requests[service[scheduled]])
+        free[[node.unschedulable for node in self.nodes]] = -math.inf
         return free
 
-    def _schedule(self, pod: Pod, t: float, free: dict[str, float] | None = None) -> None:
+    def _schedule(self, pod: Pod, t: float, free: np.ndarray) -> None:
         """LeastAllocated scoring: the schedulable node with the most free CPU that fits."""
-        free = self._node_free_cpu() if free is None else free
         request = self.services[pod.service].cpu_request_cores
-        nodes = [n.name for n in self.nodes if not n.unschedulable]
-        node = max(nodes, key=lambda n: free[n], default=None)
-        if node is None or free[node] < request:
+        node = int(np.argmax(free))
+        if free[node] < request:
             return  # stays Pending (Unschedulable); retried on the next reconcile
         free[node] -= request
-        pod.node = node
+        pod.node = self.nodes[node].name
         pod.started_at = t + self._model.pending_s
         pod.ready_at = pod.started_at + self._model.startup_s
 
@@ -313,43 +317,57 @@ class Cluster:
                 template_hash = random_suffix(self._rng, 10)
             rs = ReplicaSet(template_hash, image, revision, random_uid(self._rng), t)
             dep.replica_sets.append(rs)
+        self._current_rs[dep.service] = dep.replica_sets.index(rs)
 
     def reconcile(self, t: float) -> None:
         """Deployment and ReplicaSet controllers, then the scheduler.
 
         The current ReplicaSet is brought to ``replicas``; older ones are scaled to zero once
-        it has that many Ready pods (a surge rollout).
+        it has that many Ready pods (a surge rollout). Only Deployments with too few or too
+        many current pods, or with old ones, are looked at pod by pod.
         """
-        for dep in self.deployments.values():
-            current = dep.current.template_hash
-            pods = [p for p in self.service_pods[dep.service] if p.template_hash == current]
-            old = [p for p in self.service_pods[dep.service] if p.template_hash != current]
-            missing = dep.replicas - len(pods)
-            for _ in range(missing):
-                self._create_pod(dep.service, t)
-            if old and sum(p.ready(t) for p in pods) >= dep.replicas:
-                for pod in old:
-                    self.remove_pod(pod.name, t)
-            if missing < 0:
-                # controller.ActivePods ordering: unscheduled, pending, not ready, more restarts,
-                # newer -- those go first.
-                victims = sorted(
-                    pods,
-                    key=lambda p: (
-                        p.node is not None,
-                        p.running(t),
-                        p.ready(t),
-                        -p.restarts,
-                        -p.created_at,
-                    ),
-                )[:-missing]
-                for pod in victims:
-                    self.remove_pod(pod.name, t)
-        unscheduled = [p for p in self.pods.values() if p.node is None]
-        if unscheduled:
+        table = self.pod_table
+        rows = table.compact()
+        service = table.service[:rows]
+        n = len(self.services)
+        on_current = table.replica_set[:rows] == self._current_rs[service]
+        pods = np.bincount(service, minlength=n)
+        current = np.bincount(service[on_current], minlength=n)
+        deployments = list(self.deployments.values())
+        replicas = np.array([dep.replicas for dep in deployments], dtype=np.int64)
+        for i in ((replicas != current) | (pods != current)).nonzero()[0].tolist():
+            self._reconcile_deployment(deployments[i], t)
+        unscheduled = (table.node[: table.compact()] < 0).nonzero()[0]
+        if len(unscheduled):
             free = self._node_free_cpu()
-            for pod in unscheduled:
-                self._schedule(pod, t, free)
+            for row in unscheduled.tolist():
+                self._schedule(table.pod(row), t, free)
+
+    def _reconcile_deployment(self, dep: Deployment, t: float) -> None:
+        current = dep.current.template_hash
+        pods = [p for p in self.service_pods[dep.service] if p.template_hash == current]
+        old = [p for p in self.service_pods[dep.service] if p.template_hash != current]
+        missing = dep.replicas - len(pods)
+        for _ in range(missing):
+            self._create_pod(dep.service, t)
+        if old and sum(p.ready(t) for p in pods) >= dep.replicas:
+            for pod in old:
+                self.remove_pod(pod.name, t)
+        if missing < 0:
+            # controller.ActivePods ordering: unscheduled, pending, not ready, more restarts,
+            # newer -- those go first.
+            victims = sorted(
+                pods,
+                key=lambda p: (
+                    p.node is not None,
+                    p.running(t),
+                    p.ready(t),
+                    -p.restarts,
+                    -p.created_at,
+                ),
+            )[:-missing]
+            for pod in victims:
+                self.remove_pod(pod.name, t)
 
     def pdb_selects(self, pdb: Pdb, pod: Pod) -> bool:
         labels = self.pod_labels(pod).items()
@@ -403,12 +421,25 @@ class Cluster:
 
     def hpa_sync(self, t: float) -> None:
         """One HPA controller pass over every HPA whose sync period has elapsed."""
-        for hpa in self.hpas.values():
-            if t - hpa.last_sync >= self.settings.hpa.sync_period_s - 1e-6:
-                hpa.last_sync = t
-                self._hpa_reconcile(hpa, t)
+        period = self.settings.hpa.sync_period_s
+        due = [hpa for hpa in self.hpas.values() if t - hpa.last_sync >= period - 1e-6]
+        if not due:
+            return
+        # CPU rate over the metrics window of each ready pod with two samples, / request.
+        table = self.pod_table
+        rows, rate = table.cpu_rate(t)
+        service = table.service[rows]
+        n = len(self.services)
+        usage = _Usage(
+            np.bincount(service, rate / self.cpu_requests[service], minlength=n).tolist(),
+            np.bincount(service, minlength=n).tolist(),
+            np.bincount(table.service[: table.compact()], minlength=n).tolist(),
+        )
+        for hpa in due:
+            hpa.last_sync = t
+            self._hpa_reconcile(hpa, t, usage)
 
-    def _hpa_reconcile(self, hpa: Hpa, t: float) -> None:
+    def _hpa_reconcile(self, hpa: Hpa, t: float, usage: _Usage) -> None:
         dep = self.deployments[hpa.name]
         current = dep.replicas
         if current > hpa.max_replicas:
@@ -416,7 +447,7 @@ class Cluster:
         elif current < hpa.min_replicas:
             desired = hpa.min_replicas
         else:
-            desired = self._hpa_recommend(hpa, current, t)
+            desired = self._hpa_recommend(hpa, current, t, usage)
         hpa.desired_replicas = desired
         if desired != current:
             if desired > current:
@@ -425,31 +456,24 @@ class Cluster:
             dep.generation += 1  # through the scale subresource: a spec change
             hpa.last_scale_time = t
 
-    def _hpa_recommend(self, hpa: Hpa, current: int, t: float) -> int:
+    def _hpa_recommend(self, hpa: Hpa, current: int, t: float, usage: _Usage) -> int:
         """The replica calculator plus the v2 behaviour (stabilisation and rate limits)."""
         cfg = self.settings.hpa
-        pods = self.service_pods[hpa.service]
-        request = self.services[hpa.service].cpu_request_cores
-        # CPU rate over the metrics window of each ready pod with two samples, / request.
-        utils = [
-            (h[-1][1] - h[0][1]) / (h[-1][0] - h[0][0]) / request
-            for p in pods
-            if len(h := p.cpu_history) >= 2 and p.ready(t)
-        ]
-        if not utils:
+        total, measured = usage.total[hpa.service], usage.measured[hpa.service]
+        if not measured:
             hpa.current_utilisation = None
             return current
         target = hpa.target_utilisation / 100.0
-        hpa.current_utilisation = round(100 * sum(utils) / len(utils))
-        ratio = sum(utils) / len(utils) / target
-        unready = len(pods) - len(utils)
+        hpa.current_utilisation = round(100 * total / measured)
+        ratio = total / measured / target
+        unready = usage.pods[hpa.service] - measured
         if ratio > 1.0 and unready:
             # Pods without a usable metric count as 0 % when scaling up (dampens thrash).
-            ratio = sum(utils) / (len(utils) + unready) / target
+            ratio = total / (measured + unready) / target
         if abs(ratio - 1.0) <= cfg.tolerance:
             recommendation = current
         else:
-            recommendation = math.ceil(sum(utils) / target - 1e-9)
+            recommendation = math.ceil(total / target - 1e-9)
         recommendation = max(hpa.min_replicas, min(hpa.max_replicas, recommendation))
         # Monotonic deque: its head is the highest recommendation of the stabilisation window.
         window = hpa.recommendations

@@ -1,9 +1,12 @@
-"""The embedded estate: a small simulated cluster driven in 15 s ticks.
+"""The embedded estate: a simulated cluster driven in 15 s ticks.
 
 It exists so that the whole loop (detect, forecast, act, verify) can run and be tested without
 a cluster: the lab is reached only through the same ports a real estate offers (a Kubernetes
 API, a metric source) and keeps the ground truth of every fault it was told to inject. What a
 fault does is its scenario's business (``lab.scenarios``); the estate only calls its hooks.
+Pods are rows of column arrays (``lab._pods``) that a tick updates all at once, and the service
+model is one pass over the call graph (``lab._graph``), so the same code runs the three-service
+default and a thousand services with ten thousand pods.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from contracts import ScenarioId, SimClock
-from lab._cluster import Cluster, Pod
+from lab._cluster import Cluster
 from lab._errors import InvalidTimeError, NoTargetError, UnknownServiceError
 from lab._faults import (
     ActiveFault,
@@ -30,9 +33,12 @@ from lab._faults import (
     TickEffects,
     TrafficSurgeFault,
 )
+from lab._graph import ServiceModel
 from lab._kube_extra import FakeKubernetes
-from lab._metrics import LabMetricSource, ScrapeStore
+from lab._metrics import LabMetricSource
+from lab._pods import Pod
 from lab._settings import LabSettings
+from lab._store import PodSample, ScrapeStore
 from lab._traffic import TrafficModel
 from lab.scenarios import scenario
 from lab.scenarios._background import fire_background, plan_background, wave_multiplier
@@ -62,7 +68,10 @@ def _clear_if_on(lab: Lab, record: FaultRecord) -> None:
 
 
 class Lab:
-    """A simulated region: nodes, three services in a call chain, their HPAs, traffic, faults.
+    """A simulated region: nodes, services calling each other, their HPAs, traffic, faults.
+
+    By default three services in a call chain on three nodes; ``lab.call_forest`` builds
+    topologies of any size.
 
     ``kube`` is the in-memory Kubernetes API, ``source`` the metric source; ``step`` moves the
     estate (and the clock) forward. ``inject`` starts a fault (a ``ScenarioInstance``),
@@ -80,7 +89,9 @@ class Lab:
         self._t = clock.now().timestamp()
         services = settings.topology.services
         self._names = tuple(s.name for s in services)
-        self._callee = [self._names.index(s.calls) if s.calls else -1 for s in services]
+        self._model = ServiceModel(services, settings.model)
+        self._graph = self._model.graph
+        self._memory_base = np.array([float(s.memory_base_bytes) for s in services])
         self._cluster = Cluster(settings, self._rng, self._t, self._steady_replicas(self._t))
         self._cluster.on_pod_removed.append(self._pod_removed)
         self._cluster.on_pod_created.append(self._pod_created)
@@ -93,9 +104,7 @@ class Lab:
         self._waves: list[BackgroundEvent] = []
         self._agenda: list[tuple[float, int, Action]] = []
         self._agenda_seq = 0
-        self._pod_seconds = [0.0] * len(self._names)
-        c = settings.model.workers_per_pod
-        self._queue_exponent = math.sqrt(2 * (c + 1)) - 1
+        self._pod_seconds = np.zeros(len(self._names))
         self._record_scrape(self._t, self._idle_row())
 
     # -- public -------------------------------------------------------------------------------
@@ -113,7 +122,8 @@ class Lab:
     @property
     def pod_minutes(self) -> dict[str, float]:
         """Pod-minutes used so far per service: the time pods held a node (the cost side)."""
-        return {name: s / 60.0 for name, s in zip(self._names, self._pod_seconds, strict=True)}
+        seconds = self._pod_seconds.tolist()
+        return {name: s / 60.0 for name, s in zip(self._names, seconds, strict=True)}
 
     def step(self, dt: timedelta) -> None:
         """Advance the estate and the clock by ``dt`` in scrape-interval ticks.
@@ -229,8 +239,13 @@ class Lab:
 
     @property
     def services(self) -> tuple[str, ...]:
-        """Service names in call-chain order (the first receives the external traffic)."""
+        """Service names in topological order (callers before the services they call)."""
         return self._names
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """Services external traffic enters at (by default only the first)."""
+        return tuple(self._names[i] for i in self._graph.entries)
 
     @property
     def clock_s(self) -> float:
@@ -243,7 +258,7 @@ class Lab:
         return self._rng
 
     def service_index(self, service: str) -> int:
-        """Position of ``service`` in the call chain."""
+        """Position of ``service`` in ``services``."""
         if service not in self._names:
             raise UnknownServiceError(
                 f"unknown service {service!r}; the estate runs {list(self._names)}"
@@ -251,12 +266,13 @@ class Lab:
         return self._names.index(service)
 
     def upstream_of(self, service: str) -> tuple[str, ...]:
-        """``service`` and every service whose requests reach it, in call-chain order."""
-        reach = {self.service_index(service)}
-        for i in range(len(self._names) - 1, -1, -1):
-            if self._callee[i] in reach:
-                reach.add(i)
-        return tuple(self._names[i] for i in sorted(reach))
+        """``service`` and every service whose requests reach it, in topological order."""
+        return tuple(self._names[i] for i in self._graph.upstream_of(self.service_index(service)))
+
+    def downstream_of(self, service: str) -> tuple[str, ...]:
+        """``service`` and every service its requests reach, in topological order."""
+        reach = self._graph.downstream_of(self.service_index(service))
+        return tuple(self._names[i] for i in reach)
 
     def healthy_pods(self, service: str) -> list[Pod]:
         """Pods of ``service`` that are Ready now and not crash-looping, oldest first."""
@@ -305,7 +321,7 @@ class Lab:
         if isinstance(fault, TrafficSurgeFault):
             return ScenarioInstance(
                 ScenarioId.TRAFFIC_SURGE,
-                self._names[0],
+                self.entries[0],
                 magnitude=fault.factor,
                 duration=fault.duration,
                 params={"ramp_s": fault.ramp.total_seconds()},
@@ -365,12 +381,12 @@ class Lab:
                 )
                 self.schedule(_utc(float(t)), action)
 
-    def _idle_row(self) -> list[float]:
+    def _idle_row(self) -> np.ndarray:
         """The first scrape: no requests counted yet, every initial pod Ready."""
-        row: list[float] = []
-        for name in self._names:
-            replicas = self._cluster.deployments[name].replicas
-            row += (0.0, 0.0, 0.0, 0.0, 0.0, 1.0, replicas, replicas)
+        replicas = [dep.replicas for dep in self._cluster.deployments.values()]
+        row = np.zeros((len(self._names), len(ScrapeStore.FIELDS)))
+        row[:, 5] = 1.0
+        row[:, 6] = row[:, 7] = replicas
         return row
 
     # -- simulation ---------------------------------------------------------------------------
@@ -378,12 +394,9 @@ class Lab:
     def _steady_replicas(self, t: float) -> list[int]:
         """Replicas an HPA would have settled on for the load at ``t``."""
         target = self.settings.hpa.target_cpu_utilisation / 100.0
-        load = [0.0] * len(self._names)
-        load[0] = self._traffic.rate(t)
+        load = self._graph.steady_load(self._traffic.rate(t))
         replicas = []
         for i, svc in enumerate(self.settings.topology.services):
-            if self._callee[i] >= 0:
-                load[self._callee[i]] += load[i] * svc.fanout
             need = math.ceil(load[i] / (svc.capacity_rps * target))
             replicas.append(max(svc.min_replicas, min(svc.max_replicas, need)))
         return replicas
@@ -392,107 +405,92 @@ class Lab:
         """One sub-step [t0, t0 + h): controllers, kubelet, traffic, counters, then a scrape."""
         cl = self._cluster
         m = self.settings.model
-        services = self.settings.topology.services
-        n = len(services)
+        n = len(self._names)
         t1 = t0 + h
         cl.hpa_sync(t0)
         cl.reconcile(t0)
         fx = self._effects(t0, h)
+        table = cl.pod_table
+        pods = table.compact()
+        service = table.service[:pods]
+        scheduled = table.node[:pods] >= 0
+        self._pod_seconds += h * np.bincount(service[scheduled], minlength=n)
 
         # Kubelet: how much of the tick each pod served (or ran broken).
-        serving = [0.0] * n
-        broken = [0.0] * n
-        shares: list[tuple[Pod, float, float]] = []
-        for i, pods in enumerate(cl.service_pods):
-            self._pod_seconds[i] += h * sum(p.node is not None for p in pods)
-            for pod in pods:
-                if pod.crash is not None:
-                    ran = cl.advance_crash(pod, t0, t1) / h
-                    broken[i] += ran
-                    shares.append((pod, 0.0, ran))
-                elif pod.ready_at <= t0:
-                    serving[i] += 1.0
-                    shares.append((pod, 1.0, 0.0))
-                else:
-                    ready_from = min(max(pod.ready_at, t0), t1)
-                    ready = (t1 - ready_from) / h
-                    serving[i] += ready
-                    shares.append((pod, ready, (ready_from - min(max(pod.started_at, t0), t1)) / h))
+        ready_at, started_at = table.ready_at[:pods], table.started_at[:pods]
+        warm = ready_at <= t0
+        ready_from = np.minimum(np.maximum(ready_at, t0), t1)
+        ready = np.where(warm, 1.0, (t1 - ready_from) / h)
+        starting = np.where(
+            warm, 0.0, (ready_from - np.minimum(np.maximum(started_at, t0), t1)) / h
+        )
+        crashing = table.crashing[:pods] if table.crashing_pods else None
+        serving: np.ndarray
+        broken: np.ndarray
+        if crashing is None:
+            serving, broken = np.bincount(service, ready, minlength=n), np.zeros(n)
+        else:
+            for crashed in crashing.nonzero()[0].tolist():
+                ready[crashed] = 0.0
+                starting[crashed] = cl.advance_crash(table.pod(crashed), t0, t1) / h
+            serving = np.bincount(service[~crashing], ready[~crashing], minlength=n)
+            broken = np.bincount(service[crashing], starting[crashing], minlength=n)
 
-        # Forward pass along the call chain: load, routing to broken pods, shedding.
-        load = [0.0] * n
-        load[0] = self._traffic.rate(t0 + h / 2) * fx.traffic
-        served, refused, shed, util = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
-        for i, svc in enumerate(services):
-            endpoints = serving[i] + broken[i]
-            if endpoints <= 0:
-                shed[i] = load[i]
-            else:
-                refused[i] = load[i] * broken[i] / endpoints
-                capacity = serving[i] * svc.capacity_rps * fx.capacity[i]
-                # Clamped: with every endpoint broken, load - refused is 0 give or take rounding.
-                served[i] = max(0.0, min(load[i] - refused[i], m.shed_utilisation * capacity))
-                shed[i] = max(0.0, load[i] - refused[i] - served[i])
-                util[i] = served[i] / capacity if capacity > 0 else 0.0
-            if self._callee[i] >= 0:
-                load[self._callee[i]] += served[i] * svc.fanout
-
-        # Backward pass: latency adds the callee's, failures propagate to the caller.
+        # The services, down the call graph and back up.
+        external = self._traffic.rate(t0 + h / 2) * fx.traffic * self._graph.share
         jitter = self._rng.standard_normal(n) * m.latency_jitter
-        median = [0.0] * n
-        failed = [0.0] * n
-        for i in range(n - 1, -1, -1):
-            svc = services[i]
-            u = util[i]
-            wait = u**self._queue_exponent / (m.workers_per_pod * (1.0 - u))
-            median[i] = svc.base_latency_ms / 1e3 * (1.0 + wait) * math.exp(jitter[i])
-            median[i] *= fx.latency[i]
-            own = served[i] * min(1.0, fx.errors[i])
-            propagated = 0.0
-            callee = self._callee[i]
-            if callee >= 0:
-                median[i] += svc.fanout * median[callee]
-                if load[callee] > 0:
-                    down_failed = failed[callee] / load[callee]
-                    propagated = (
-                        (served[i] - own) * min(1.0, svc.fanout) * m.error_propagation * down_failed
-                    )
-            failed[i] = refused[i] + shed[i] + own + propagated
+        out = self._model.serve(
+            external, serving, broken, fx.capacity, fx.latency, fx.errors, jitter
+        )
 
-        # cAdvisor view of each pod, and readiness at the scrape.
-        ready_now = [0] * n
-        for pod, ready, starting in shares:
-            svc = services[pod.service]
-            if pod.crash is not None:
-                cpu = starting * m.startup_cpu
-                memory = 0.3 * svc.memory_base_bytes
-                ready_now[pod.service] += pod.ready(t1)
-            else:
-                u = util[pod.service]
-                cpu = ready * (m.idle_cpu + (1 - m.idle_cpu) * u) + starting * m.startup_cpu
-                running = pod.node is not None and t1 >= pod.started_at
-                memory = svc.memory_base_bytes * (1 + 0.3 * u) if running else 0.0
-                ready_now[pod.service] += t1 >= pod.ready_at
-            pod.cpu_seconds += svc.cpu_request_cores * cpu * h
-            pod.memory_bytes = memory * pod.memory_scale
-            pod.cpu_history.append((t1, pod.cpu_seconds))
+        # cAdvisor view of each pod (a crash-looping one only while it starts), readiness.
+        u = out.utilisation[service]
+        cpu = ready * (m.idle_cpu + (1 - m.idle_cpu) * u) + starting * m.startup_cpu
+        base = self._memory_base[service]
+        running = scheduled & (t1 >= started_at)
+        memory = np.where(running, base * (1 + 0.3 * u), 0.0)
+        if crashing is not None:
+            memory[crashing] = 0.3 * base[crashing]
+        table.cpu_seconds[:pods] += cl.cpu_requests[service] * cpu * h
+        np.multiply(memory, table.memory_scale[:pods], out=table.memory_bytes[:pods])
+        table.sample_cpu(t1)
+        ready_now = np.bincount(service, table.ready_now(t1), minlength=n)
 
-        row: list[float] = []
-        for i in range(n):
-            errors = failed[i] - shed[i]
-            row += (
-                (served[i] - (errors - refused[i])) * h,
+        errors = out.failed - out.shed
+        replicas = [dep.replicas for dep in cl.deployments.values()]
+        row = np.array(
+            [
+                (out.served - (errors - out.refused)) * h,
                 errors * h,
-                shed[i] * h,
-                served[i] * h,
-                (refused[i] + shed[i]) * h,
-                median[i],
-                ready_now[i],
-                cl.deployments[self._names[i]].replicas,
-            )
+                out.shed * h,
+                out.served * h,
+                (out.refused + out.shed) * h,
+                out.median_s,
+                ready_now,
+                replicas,
+            ]
+        ).T
         self._record_scrape(t1, row)
 
-    def _record_scrape(self, t: float, row: list[float]) -> None:
+    def _record_scrape(self, t: float, row: np.ndarray) -> None:
+        """Scrape ``row`` and the pods on a node."""
         drop = self.settings.scrape.drop_probability
         valid = drop <= 0 or bool(self._rng.random() >= drop)
-        self._store.record(t, valid, row, self._cluster.pods.values())
+        table = self._cluster.pod_table
+        pods = table.compact()
+        on_node = (table.node[:pods] >= 0).nonzero()[0]
+        rows = slice(0, pods) if len(on_node) == pods else on_node
+
+        def names(positions: np.ndarray) -> list[tuple[str, str]]:
+            scraped = [table.pod(row) for row in on_node[positions].tolist()]
+            return [(pod.name, pod.node or "") for pod in scraped]
+
+        sample = PodSample(
+            table.serial[rows],
+            table.service[rows],
+            table.cpu_seconds[rows],
+            table.memory_bytes[rows],
+            table.restarts[rows],
+            names,
+        )
+        self._store.record(t, valid, row, sample)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numpy as np
+
 from contracts import ScenarioId
 from lab._errors import InvalidTimeError
 
@@ -40,7 +42,7 @@ class ScenarioInstance:
     scenario: ScenarioId
     """Which registered scenario causes it."""
     service: str
-    """The service at fault (for a traffic surge: the entry service)."""
+    """The service at fault (for a traffic surge: the entry service it hits)."""
     magnitude: float = 1.0
     """How hard: the traffic factor of a surge, 1 for a single crashing pod."""
     duration: timedelta | None = None
@@ -66,7 +68,7 @@ class FaultRecord:
     root_cause: str
     """The component at fault, as an RCA should name it (a service name)."""
     felt_by: tuple[str, ...]
-    """Services whose SLO the fault hits, in call-chain order."""
+    """Services whose SLO the fault hits, in topological order."""
 
 
 @dataclass
@@ -88,23 +90,24 @@ class TickEffects:
     """How the active faults bend one simulation sub-step; neutral values change nothing.
 
     A scenario's ``effect`` hook multiplies (or adds to) these; the estate applies them to the
-    traffic and service model of that sub-step only. Lists are indexed by service, in
-    call-chain order.
+    traffic and service model of that sub-step only. Arrays are indexed by service, in the
+    order of ``Lab.services``.
     """
 
-    traffic: float
-    """Multiplier of the external request rate."""
-    capacity: list[float]
+    traffic: np.ndarray
+    """Multiplier of the external request rate into each entry service."""
+    capacity: np.ndarray
     """Multiplier of the requests per second one Ready pod serves."""
-    latency: list[float]
+    latency: np.ndarray
     """Multiplier of the service's own median latency (downstream time excluded)."""
-    errors: list[float]
+    errors: np.ndarray
     """Fraction of the served requests that fail with a 500 regardless of load."""
 
     @classmethod
     def neutral(cls, services: int) -> TickEffects:
         """Effects of a quiet sub-step."""
-        return cls(1.0, [1.0] * services, [1.0] * services, [0.0] * services)
+        ones = np.ones(services)
+        return cls(ones, ones.copy(), ones.copy(), np.zeros(services))
 
 
 BackgroundKind = Literal["rollout", "traffic_wave"]

@@ -18,9 +18,9 @@ import functools
 import inspect
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import (
@@ -32,7 +32,8 @@ from kubernetes.client.exceptions import (
 )
 
 from contracts import SimClock
-from lab._cluster import Cluster, Hpa, Node, Pod
+from lab._cluster import Cluster, Node
+from lab._pods import Pod
 from lab._settings import LabSettings
 
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
@@ -41,7 +42,6 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _ANNOTATIONS_MAX_BYTES = 256 * 2**10
 _NODE_METADATA = ("labels", "annotations", "resourceVersion")
-_HPA_METADATA = ("annotations", "resourceVersion")
 _IGNORED_CALL_OPTIONS = frozenset(
     {"async_req", "_return_http_data_only", "_preload_content", "_request_auth", "_headers"}
 )
@@ -190,25 +190,6 @@ def _status_success(name: str, group: str, kind: str, uid: str) -> client.V1Stat
     )
 
 
-def _cpu_utilisation_target(metrics: Any, name: str) -> Any:
-    """averageUtilization of the single CPU Utilization metric the lab's HPAs support."""
-    if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], dict):
-        resource = metrics[0].get("resource") or {}
-        target = resource.get("target") or {}
-        if (metrics[0].get("type"), resource.get("name"), target.get("type")) == (
-            "Resource",
-            "cpu",
-            "Utilization",
-        ):
-            return target.get("averageUtilization")
-    raise _error(
-        422,
-        f"only one Resource cpu Utilization metric is supported, got {metrics!r}",
-        "HorizontalPodAutoscaler",
-        name,
-    )
-
-
 def _int_field(value: Any, path: str, minimum: int, kind: str, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _error(
@@ -296,6 +277,17 @@ class _Served(Protocol):
     def model_dump_json(self) -> str: ...
 
 
+_M = TypeVar("_M", bound=_Served)
+
+
+class _Models(dict[str, tuple[Hashable, Any]]):
+    """uid -> (state key, model served for it). A deep copy of the lab shares the models
+    (they are never modified) but not the mapping."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Models:
+        return _Models(self)
+
+
 class _Revisions:
     """etcd's revision -- one counter over every write, shared by every API of one cluster -- and
     the resourceVersion each built-in object was last served with.
@@ -310,6 +302,7 @@ class _Revisions:
         self.revision = 0
         self._served: dict[str, tuple[str, str]] = {}
         """uid -> (the object as served, without its resourceVersion; its resourceVersion)."""
+        self._models = _Models()
 
     def write(self) -> str:
         """The resourceVersion of a new write."""
@@ -327,9 +320,22 @@ class _Revisions:
             self._served[meta.uid] = seen
         meta.resource_version = seen[1]
 
+    def served(self, uid: str, key: Hashable, render: Callable[[], _M]) -> _M:
+        """The object of ``uid`` as served now: the model served last time if its state
+        ``key`` (everything its rendering reads) is unchanged, else ``render()`` stamped."""
+        hit = self._models.get(uid)
+        if hit is not None and hit[0] == key:
+            model: _M = hit[1]
+            return model
+        model = render()
+        self.stamp(model)
+        self._models[uid] = (key, model)
+        return model
+
     def forget(self, uid: str) -> None:
         """The object is gone."""
         self._served.pop(uid, None)
+        self._models.pop(uid, None)
 
     def list_meta(self) -> client.V1ListMeta:
         """A list's metadata: the revision it was read at."""
@@ -449,7 +455,13 @@ class FakeCoreV1Api(_Api):
             raise _error(404, f'pods "{name}" not found', "pods", name)
         return pod
 
-    def _to_v1_pod(self, pod: Pod, t: float) -> client.V1Pod:
+    def _to_v1_pod(self, pod: Pod, t: float, key: Hashable = None) -> client.V1Pod:
+        """``key``: the pod's (version, Ready, running) at ``t`` when the caller has them."""
+        if key is None:
+            key = (pod.version, pod.ready(t), pod.running(t))
+        return self._revisions.served(pod.uid, key, lambda: self._render_pod(pod, t))
+
+    def _render_pod(self, pod: Pod, t: float) -> client.V1Pod:
         svc = self._cluster.services[pod.service]
         dep = self._cluster.deployments[svc.name]
         rs = dep.replica_set(pod.template_hash)
@@ -537,7 +549,6 @@ class FakeCoreV1Api(_Api):
                 start_time=_utc(pod.created_at) if pod.node else None,
             ),
         )
-        self._revisions.stamp(model)
         return model
 
     def list_namespaced_pod(
@@ -551,10 +562,18 @@ class FakeCoreV1Api(_Api):
     def _pods(self, label_selector: str | None) -> list[client.V1Pod]:
         terms = parse_label_selector(label_selector or "")
         t = self._now()
+        table = self._cluster.pod_table
+        n = table.compact()
+        keys = zip(
+            table.version[:n].tolist(),
+            table.ready_now(t).tolist(),
+            ((table.node[:n] >= 0) & (table.started_at[:n] <= t)).tolist(),
+            strict=True,
+        )
         return [
-            self._to_v1_pod(p, t)
-            for p in self._cluster.pods.values()
-            if _matches(self._cluster.pod_labels(p), terms)
+            self._to_v1_pod(pod, t, key)
+            for pod, key in zip(map(table.pod, range(n)), keys, strict=True)
+            if not terms or _matches(self._cluster.pod_labels(pod), terms)
         ]
 
     def list_pod_for_all_namespaces(
@@ -596,7 +615,7 @@ class FakeCoreV1Api(_Api):
 
     def _delete_pod(self, pod: Pod, grace_period_seconds: int | None) -> client.V1Pod:
         t = self._now()
-        deleted = self._to_v1_pod(pod, t)
+        deleted = self._to_v1_pod(pod, t).model_copy()  # the served one is shared
         meta = self._meta(pod.name, pod.uid, pod.created_at, self._cluster.pod_labels(pod))
         meta.deletion_timestamp = _utc(t)
         meta.deletion_grace_period_seconds = grace_period_seconds
@@ -688,6 +707,10 @@ class FakeCoreV1Api(_Api):
         return self._to_v1_node(node)
 
     def _to_v1_node(self, node: Node) -> client.V1Node:
+        key = (tuple(node.labels.items()), tuple(node.annotations.items()), node.unschedulable)
+        return self._revisions.served(node.uid, key, lambda: self._render_node(node))
+
+    def _render_node(self, node: Node) -> client.V1Node:
         resources = {
             "cpu": _cpu_quantity(node.cpu_cores),
             "memory": f"{node.memory_bytes // 2**10}Ki",
@@ -719,176 +742,4 @@ class FakeCoreV1Api(_Api):
                 capacity=resources, allocatable=resources, conditions=[*pressures, ok]
             ),
         )
-        self._revisions.stamp(model)
         return model
-
-
-class FakeAutoscalingV2Api(_Api):
-    """The subset of ``kubernetes.client.AutoscalingV2Api`` the loop and actuators use."""
-
-    def _hpa(self, name: str, namespace: str) -> Hpa:
-        self._check_namespace(namespace, "horizontalpodautoscalers.autoscaling", name)
-        hpa = self._cluster.hpas.get(name)
-        if hpa is None:
-            raise _error(
-                404,
-                f'horizontalpodautoscalers.autoscaling "{name}" not found',
-                "horizontalpodautoscalers",
-                name,
-            )
-        return hpa
-
-    def _to_v2_hpa(self, hpa: Hpa) -> client.V2HorizontalPodAutoscaler:
-        cfg = self._cluster.settings.hpa
-        current = len(self._cluster.service_pods[hpa.service])
-        utilisation = hpa.current_utilisation
-        meta = self._meta(hpa.name, hpa.uid, hpa.created_at, {"app": hpa.name})
-        meta.annotations = dict(hpa.annotations) or None
-        model = client.V2HorizontalPodAutoscaler(
-            api_version="autoscaling/v2",
-            kind="HorizontalPodAutoscaler",
-            metadata=meta,
-            spec=client.V2HorizontalPodAutoscalerSpec(
-                scale_target_ref=client.V2CrossVersionObjectReference(
-                    api_version="apps/v1", kind="Deployment", name=hpa.name
-                ),
-                min_replicas=hpa.min_replicas,
-                max_replicas=hpa.max_replicas,
-                metrics=[
-                    client.V2MetricSpec(
-                        type="Resource",
-                        resource=client.V2ResourceMetricSource(
-                            name="cpu",
-                            target=client.V2MetricTarget(
-                                type="Utilization", average_utilization=hpa.target_utilisation
-                            ),
-                        ),
-                    )
-                ],
-                behavior=client.V2HorizontalPodAutoscalerBehavior(
-                    scale_up=client.V2HPAScalingRules(
-                        stabilization_window_seconds=0,
-                        select_policy="Max",
-                        policies=[
-                            client.V2HPAScalingPolicy(
-                                type="Pods",
-                                value=cfg.scale_up_pods,
-                                period_seconds=round(cfg.scale_up_period_s),
-                            ),
-                            client.V2HPAScalingPolicy(
-                                type="Percent",
-                                value=cfg.scale_up_percent,
-                                period_seconds=round(cfg.scale_up_period_s),
-                            ),
-                        ],
-                    ),
-                    scale_down=client.V2HPAScalingRules(
-                        stabilization_window_seconds=round(cfg.scale_down_stabilisation_s),
-                        select_policy="Max",
-                        policies=[
-                            client.V2HPAScalingPolicy(type="Percent", value=100, period_seconds=15)
-                        ],
-                    ),
-                ),
-            ),
-            status=client.V2HorizontalPodAutoscalerStatus(
-                current_replicas=current,
-                desired_replicas=hpa.desired_replicas,
-                last_scale_time=None if hpa.last_scale_time is None else _utc(hpa.last_scale_time),
-                current_metrics=None
-                if utilisation is None
-                else [
-                    client.V2MetricStatus(
-                        type="Resource",
-                        resource=client.V2ResourceMetricStatus(
-                            name="cpu",
-                            current=client.V2MetricValueStatus(average_utilization=utilisation),
-                        ),
-                    )
-                ],
-            ),
-        )
-        self._revisions.stamp(model)
-        return model
-
-    def list_namespaced_horizontal_pod_autoscaler(
-        self, namespace: str
-    ) -> client.V2HorizontalPodAutoscalerList:
-        items = []
-        if namespace == self._namespace:
-            items = [self._to_v2_hpa(h) for h in self._cluster.hpas.values()]
-        return client.V2HorizontalPodAutoscalerList(
-            api_version="autoscaling/v2",
-            kind="HorizontalPodAutoscalerList",
-            metadata=self._revisions.list_meta(),
-            items=items,
-        )
-
-    def read_namespaced_horizontal_pod_autoscaler(
-        self, name: str, namespace: str
-    ) -> client.V2HorizontalPodAutoscaler:
-        return self._to_v2_hpa(self._hpa(name, namespace))
-
-    def patch_namespaced_horizontal_pod_autoscaler(
-        self, name: str, namespace: str, body: Any, _content_type: str | None = None
-    ) -> client.V2HorizontalPodAutoscaler:
-        """Merge-patch ``spec.minReplicas``, ``spec.maxReplicas``, the CPU target and
-        ``metadata.annotations`` (None deletes); ``metadata.resourceVersion`` is a precondition.
-
-        The HPA controller acts on the new spec at its next sync (within 15 s).
-        """
-        hpa = self._hpa(name, namespace)
-        kind = "HorizontalPodAutoscaler"
-        patch = _merge_patch(body, _content_type, "horizontalpodautoscalers", name)
-        metadata, spec = patch.get("metadata") or {}, patch.get("spec") or {}
-        unknown = sorted(
-            [f"metadata.{k}" for k in metadata if k not in _HPA_METADATA]
-            + [
-                f"spec.{k}"
-                for k in spec
-                if k not in ("minReplicas", "maxReplicas", "metrics", "scaleTargetRef")
-            ]
-        )
-        if unknown:
-            raise _error(422, f"unsupported HPA field(s) {unknown}", kind, name)
-        resource = "horizontalpodautoscalers.autoscaling"
-        _check_resource_version(metadata, self._to_v2_hpa(hpa), resource, name)
-        annotations = _merged_annotations(hpa.annotations, metadata, kind, resource, name)
-        ref = spec.get("scaleTargetRef")
-        if ref is not None and (ref.get("kind"), ref.get("name")) != ("Deployment", name):
-            raise _error(422, f"spec.scaleTargetRef cannot change, got {ref!r}", kind, name)
-        low = _int_field(
-            spec.get("minReplicas", hpa.min_replicas), "spec.minReplicas", 1, kind, name
-        )
-        high = _int_field(
-            spec.get("maxReplicas", hpa.max_replicas), "spec.maxReplicas", 1, kind, name
-        )
-        if low > high:
-            raise _error(
-                422,
-                f"{kind} {name!r} is invalid: spec.maxReplicas: Invalid value: {high}:"
-                f" must be greater than or equal to `minReplicas` ({low})",
-                kind,
-                name,
-            )
-        target = hpa.target_utilisation
-        if "metrics" in spec:
-            target = _int_field(
-                _cpu_utilisation_target(spec["metrics"], name),
-                "spec.metrics[0].resource.target.averageUtilization",
-                1,
-                kind,
-                name,
-            )
-        hpa.min_replicas, hpa.max_replicas, hpa.target_utilisation = low, high, target
-        hpa.annotations = annotations
-        return self._to_v2_hpa(hpa)
-
-    def delete_namespaced_horizontal_pod_autoscaler(
-        self, name: str, namespace: str
-    ) -> client.V1Status:
-        """Gone at once; from then on the HPA controller leaves the Deployment's replicas alone."""
-        hpa = self._hpa(name, namespace)
-        del self._cluster.hpas[name]
-        self._revisions.forget(hpa.uid)
-        return _status_success(name, "autoscaling", "horizontalpodautoscalers", hpa.uid)

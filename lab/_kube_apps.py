@@ -30,6 +30,8 @@ REVISION = "deployment.kubernetes.io/revision"
 _HASH_LABEL = "pod-template-hash"
 _ANNOTATIONS = "/metadata/annotations"
 _KIND, _RESOURCE = "Deployment.apps", "deployments.apps"
+_Counts = tuple[list[list[int]], list[list[int]]]
+"""Pods and Ready pods per Deployment and ReplicaSet (``Cluster.replica_set_pods``)."""
 
 
 def _invalid(name: str, detail: str) -> ApiException:
@@ -82,16 +84,33 @@ class FakeAppsV1Api(_Api):
             spec=client.V1PodSpec(containers=[self._container(dep.service, rs.image)]),
         )
 
-    def _to_v1_deployment(self, dep: Deployment) -> client.V1Deployment:
-        t = self._now()
-        pods = self._cluster.service_pods[dep.service]
-        ready = sum(p.ready(t) for p in pods)
+    def _to_v1_deployment(
+        self, dep: Deployment, counts: _Counts | None = None
+    ) -> client.V1Deployment:
+        """``counts``: ``Cluster.replica_set_pods`` now, when the caller has them."""
+        pods, ready = counts or self._cluster.replica_set_pods(self._now())
+        current = dep.current
+        on_current = pods[dep.service][dep.replica_sets.index(current)]
+        status = (sum(pods[dep.service]), on_current, sum(ready[dep.service]))
+        key = (
+            dep.generation,
+            dep.replicas,
+            tuple(dep.annotations.items()),
+            current.revision,
+            current.image,
+            status,
+        )
+        return self._revisions.served(dep.uid, key, lambda: self._render_deployment(dep, *status))
+
+    def _render_deployment(
+        self, dep: Deployment, pods: int, updated: int, ready: int
+    ) -> client.V1Deployment:
         current = dep.current
         labels = {"app": dep.name}
         meta = self._meta(dep.name, dep.uid, dep.created_at, labels)
         meta.generation = dep.generation
         meta.annotations = {**dep.annotations, REVISION: str(current.revision)}
-        model = client.V1Deployment(
+        return client.V1Deployment(
             api_version="apps/v1",
             kind="Deployment",
             metadata=meta,
@@ -102,15 +121,13 @@ class FakeAppsV1Api(_Api):
             ),
             status=client.V1DeploymentStatus(
                 observed_generation=dep.generation,
-                replicas=len(pods),
-                updated_replicas=sum(p.template_hash == current.template_hash for p in pods),
+                replicas=pods,
+                updated_replicas=updated,
                 ready_replicas=ready,
                 available_replicas=ready,
                 unavailable_replicas=max(0, dep.replicas - ready) or None,
             ),
         )
-        self._revisions.stamp(model)
-        return model
 
     def list_namespaced_deployment(
         self, namespace: str, label_selector: str | None = None
@@ -118,8 +135,9 @@ class FakeAppsV1Api(_Api):
         terms = parse_label_selector(label_selector or "")
         items = []
         if namespace == self._namespace:
+            counts = self._cluster.replica_set_pods(self._now())
             items = [
-                self._to_v1_deployment(d)
+                self._to_v1_deployment(d, counts)
                 for d in self._cluster.deployments.values()
                 if _matches({"app": d.name}, terms)
             ]
@@ -267,14 +285,23 @@ class FakeAppsV1Api(_Api):
             self._cluster.reconcile(self._now())
         return self._to_v1_scale(dep)
 
-    def _to_v1_replica_set(self, dep: Deployment, rs: ReplicaSet) -> client.V1ReplicaSet:
-        t = self._now()
-        pods = [
-            p
-            for p in self._cluster.service_pods[dep.service]
-            if p.template_hash == rs.template_hash
-        ]
-        ready = sum(p.ready(t) for p in pods)
+    def _to_v1_replica_set(
+        self, dep: Deployment, rs: ReplicaSet, counts: _Counts | None = None
+    ) -> client.V1ReplicaSet:
+        """``counts``: ``Cluster.replica_set_pods`` now, when the caller has them."""
+        pods, ready = counts or self._cluster.replica_set_pods(self._now())
+        index = dep.replica_sets.index(rs)
+        status = (pods[dep.service][index], ready[dep.service][index])
+        # Old ReplicaSets keep their pods until the current one is Ready, then go to zero.
+        desired = dep.replicas if rs is dep.current else status[0]
+        key = (rs.revision, desired, status)
+        return self._revisions.served(
+            rs.uid, key, lambda: self._render_replica_set(dep, rs, desired, *status)
+        )
+
+    def _render_replica_set(
+        self, dep: Deployment, rs: ReplicaSet, desired: int, pods: int, ready: int
+    ) -> client.V1ReplicaSet:
         labels = {"app": dep.name, _HASH_LABEL: rs.template_hash}
         meta = self._meta(f"{dep.name}-{rs.template_hash}", rs.uid, rs.created_at, labels)
         meta.annotations = {REVISION: str(rs.revision)}
@@ -288,9 +315,7 @@ class FakeAppsV1Api(_Api):
                 block_owner_deletion=True,
             )
         ]
-        # Old ReplicaSets keep their pods until the current one is Ready, then go to zero.
-        desired = dep.replicas if rs is dep.current else len(pods)
-        model = client.V1ReplicaSet(
+        return client.V1ReplicaSet(
             api_version="apps/v1",
             kind="ReplicaSet",
             metadata=meta,
@@ -300,14 +325,12 @@ class FakeAppsV1Api(_Api):
                 template=self._template(dep, rs, labels),
             ),
             status=client.V1ReplicaSetStatus(
-                replicas=len(pods),
-                fully_labeled_replicas=len(pods),
+                replicas=pods,
+                fully_labeled_replicas=pods,
                 ready_replicas=ready,
                 available_replicas=ready,
             ),
         )
-        self._revisions.stamp(model)
-        return model
 
     def list_namespaced_replica_set(
         self, namespace: str, label_selector: str | None = None
@@ -315,8 +338,9 @@ class FakeAppsV1Api(_Api):
         terms = parse_label_selector(label_selector or "")
         items = []
         if namespace == self._namespace:
+            counts = self._cluster.replica_set_pods(self._now())
             items = [
-                self._to_v1_replica_set(dep, rs)
+                self._to_v1_replica_set(dep, rs, counts)
                 for dep in self._cluster.deployments.values()
                 for rs in dep.replica_sets
                 if _matches({"app": dep.name, _HASH_LABEL: rs.template_hash}, terms)

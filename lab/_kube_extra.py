@@ -18,11 +18,10 @@ from typing import Any
 from kubernetes import client
 
 from contracts import KubeClients, SimClock
-from lab._cluster import Cluster, Pdb, Pod
+from lab._cluster import Cluster, Pdb
 from lab._kube import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
-    FakeAutoscalingV2Api,
     FakeCoreV1Api,
     _Api,
     _body_dict,
@@ -35,6 +34,8 @@ from lab._kube import (
     _utc,
 )
 from lab._kube_apps import FakeAppsV1Api
+from lab._kube_autoscaling import FakeAutoscalingV2Api
+from lab._pods import Pod
 from lab._settings import LabSettings
 
 _PERCENT = re.compile(r"^[0-9]+%$")

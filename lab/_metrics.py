@@ -1,14 +1,13 @@
-"""What the lab's Prometheus scraped, and the tidy frame computed from it.
+"""The tidy frame computed from what the lab's Prometheus scraped (``lab._store``).
 
-Samples live in growable numpy arrays (one row per scrape; one small array set per pod series,
-like a TSDB chunk) rather than per-sample objects, so a simulated week of 15 s scrapes is a few
-megabytes and a week-long ``query_range`` is a handful of vectorised operations.
+Samples live in growable numpy arrays rather than per-sample objects, so a simulated week of
+15 s scrapes is a few megabytes and a ``query_range`` is a handful of vectorised operations,
+for three services or a thousand.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -16,19 +15,11 @@ import numpy as np
 import pandas as pd
 
 from contracts import METRIC_COLUMNS
-from lab._cluster import Pod
 from lab._errors import InvalidTimeError
-from lab._settings import LabSettings
+from lab._store import CODES, ScrapeStore
 
-#: Status codes of ``http_requests_total``, in the order of the stored counter columns.
-CODES = ("200", "500", "503")
 _EPS = 1e-6
 _RESTART_WINDOW_S = 300.0
-#: Latency observed for refused or shed requests (they fail at once).
-FAST_FAILURE_S = 0.002
-# Standard normal CDF table: np.interp over it is a vectorised Phi (max error ~1e-6).
-_Z_GRID = np.linspace(-9.0, 9.0, 9001)
-_NORMAL_CDF = 0.5 * (1.0 + np.array([math.erf(z / math.sqrt(2.0)) for z in _Z_GRID]))
 
 
 def histogram_quantile(q: float, upper_bounds: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -38,7 +29,9 @@ def histogram_quantile(q: float, upper_bounds: np.ndarray, counts: np.ndarray) -
     counts (or their increases) with buckets on the last axis. Returns NaN where the total is
     0 or NaN, and the highest finite bound where the rank falls in the +Inf bucket.
     """
-    counts = np.maximum.accumulate(np.asarray(counts, dtype=float), axis=-1)
+    counts = np.array(counts, dtype=float)
+    for b in range(1, counts.shape[-1]):  # maximum.accumulate, bucket by bucket: 3x faster
+        np.maximum(counts[..., b], counts[..., b - 1], out=counts[..., b])
     total = counts[..., -1]
     rank = q * total
     idx = np.argmax(counts >= rank[..., None], axis=-1)
@@ -53,120 +46,6 @@ def histogram_quantile(q: float, upper_bounds: np.ndarray, counts: np.ndarray) -
         result = lower + (upper - lower) * frac
     result = np.where(idx == len(ub) - 1, ub[-2], result)
     return np.where((total > 0) & np.isfinite(total), result, np.nan)
-
-
-class _PodSeries:
-    """The per-pod series (cAdvisor and kube-state-metrics) from the pod's first scrape on."""
-
-    __slots__ = ("cpu", "mem", "node", "pod", "restarts", "service", "start")
-
-    def __init__(self, pod: str, service: int, node: str, start: int) -> None:
-        self.pod, self.service, self.node, self.start = pod, service, node, start
-        self.cpu = array("d")
-        self.mem = array("d")
-        self.restarts = array("d")
-
-    @property
-    def n(self) -> int:
-        return len(self.cpu)
-
-
-class ScrapeStore:
-    """Every scrape of the lab's exporters: service series as rows, pod series as chunks.
-
-    Each tick appends what every service answered (requests per code, requests served with
-    their median latency, fast failures) to a flat buffer; ``materialise`` turns pending rows
-    into cumulative counters and histogram buckets in one vectorised pass, filling the
-    buckets from the log-normal latency the way a Prometheus client observing every request
-    would have.
-    """
-
-    #: Per-service fields of a tick row.
-    FIELDS = ("ok", "error", "shed", "served", "fast", "median_s", "ready", "desired")
-
-    def __init__(self, settings: LabSettings) -> None:
-        services = settings.topology.services
-        self.settings = settings
-        self.services = tuple(s.name for s in services)
-        self.cpu_requests = np.array([s.cpu_request_cores for s in services])
-        self.memory_limits = np.array([float(s.memory_limit_bytes) for s in services])
-        self.upper_bounds = np.array([*settings.scrape.latency_buckets_s, math.inf])
-        self._log_le = np.log(np.array(settings.scrape.latency_buckets_s))
-        self.n = 0
-        self._done = 0
-        self._pending_times = array("d")
-        self._pending_valid = array("b")
-        self._pending_rows = array("d")
-        s, b, cap = len(services), len(self.upper_bounds), 1024
-        self.times = np.empty(cap)
-        self.valid = np.empty(cap, dtype=bool)
-        self.requests = np.empty((cap, s, len(CODES)))
-        self.buckets = np.empty((cap, s, b))
-        self.sums = np.empty((cap, s))
-        self.ready = np.empty((cap, s))
-        self.spec = np.empty((cap, s))
-        self.series: list[_PodSeries] = []
-        self.live: dict[str, _PodSeries] = {}
-
-    def record(self, t: float, valid: bool, row: list[float], pods: Iterable[Pod]) -> None:
-        """Append one scrape; ``row`` holds ``FIELDS`` per service (counts for this tick).
-
-        ``valid=False`` marks the scrape lost: its samples never reached the TSDB.
-        """
-        i = self.n
-        self._pending_times.append(t)
-        self._pending_valid.append(valid)
-        self._pending_rows.extend(row)
-        live: dict[str, _PodSeries] = {}
-        for pod in pods:
-            if pod.node is None:
-                continue
-            series = self.live.get(pod.name)
-            if series is None:
-                series = _PodSeries(pod.name, pod.service, pod.node, i)
-                self.series.append(series)
-            series.cpu.append(pod.cpu_seconds)
-            series.mem.append(pod.memory_bytes)
-            series.restarts.append(pod.restarts)
-            live[pod.name] = series
-        self.live = live
-        self.n = i + 1
-        if self.n - self._done >= 4096:
-            self.materialise()
-
-    def materialise(self) -> None:
-        """Turn pending tick rows into cumulative series (idempotent)."""
-        k = self.n - self._done
-        if k == 0:
-            return
-        while self._done + k > len(self.times):
-            for name in ("times", "valid", "requests", "buckets", "sums", "ready", "spec"):
-                old = getattr(self, name)
-                new = np.empty((2 * len(old), *old.shape[1:]), dtype=old.dtype)
-                new[: len(old)] = old
-                setattr(self, name, new)
-        rows = np.array(self._pending_rows).reshape(k, len(self.services), len(self.FIELDS))
-        new_rows = slice(self._done, self._done + k)
-        self.times[new_rows] = np.array(self._pending_times)
-        self.valid[new_rows] = np.array(self._pending_valid, dtype=bool)
-        del self._pending_times[:], self._pending_valid[:], self._pending_rows[:]
-        served, fast, median = rows[..., 3], rows[..., 4], rows[..., 5]
-        sigma = self.settings.model.latency_sigma
-        cdf = np.interp((self._log_le - np.log(median)[..., None]) / sigma, _Z_GRID, _NORMAL_CDF)
-        inc_buckets = np.concatenate(
-            [served[..., None] * cdf + fast[..., None], (served + fast)[..., None]], axis=-1
-        )
-        inc_sums = served * median * math.exp(sigma**2 / 2) + fast * FAST_FAILURE_S
-        for target, inc in (
-            (self.requests, rows[..., :3]),
-            (self.buckets, inc_buckets),
-            (self.sums, inc_sums),
-        ):
-            base = target[self._done - 1] if self._done else 0.0
-            target[new_rows] = base + np.cumsum(inc, axis=0)
-        self.ready[new_rows] = rows[..., 6]
-        self.spec[new_rows] = rows[..., 7]
-        self._done += k
 
 
 class LabMetricSource:
@@ -240,8 +119,8 @@ class LabMetricSource:
         p99 = 1e3 * histogram_quantile(0.99, st.upper_bounds, inc_buckets)
         ready = np.where(has1[:, None], st.ready[last_c], np.nan)
         desired = np.where(has1[:, None], st.spec[last_c], np.nan)
-        cpu, memory, restarts = self._pod_columns(
-            ts, grid, first, last, has2, np.where(has2_5, first5, -1)
+        cpu, memory, restarts = st.pod_columns(
+            np.where(has2, first, -1), last, np.where(has2_5, first5, -1)
         )
 
         n_services = len(st.services)
@@ -286,68 +165,6 @@ class LabMetricSource:
         first = np.where(has1, valid_idx[np.clip(lo, 0, len(valid_idx) - 1)], -1)
         return first, last, hi > lo
 
-    def _pod_columns(
-        self,
-        ts: np.ndarray,
-        grid: np.ndarray,
-        first: np.ndarray,
-        last: np.ndarray,
-        has2: np.ndarray,
-        first5: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CPU utilisation (mean), memory utilisation (max) and 5 m restarts (sum) per service."""
-        st = self._store
-        shape = (len(grid), len(st.services))
-        cpu_sum, cpu_cnt = np.zeros(shape), np.zeros(shape)
-        memory = np.full(shape, np.nan)
-        restarts, restart_cnt = np.zeros(shape), np.zeros(shape)
-        if not len(grid):
-            return cpu_sum, memory, restarts
-        valid = st.valid[: st.n]
-        # Step ends whose window is empty sort out of every pod's range via these sentinels.
-        last_s = np.where(last >= 0, last, -1)
-        first_s = np.where(has2, first, np.iinfo(np.int64).max)
-        first5_s = np.where(first5 >= 0, first5, np.iinfo(np.int64).max)
-        last_sorted = np.maximum.accumulate(last_s)
-        first5_sorted = np.minimum.accumulate(first5_s[::-1])[::-1]
-        for series in st.series:
-            s0, s1, svc = series.start, series.start + series.n - 1, series.service
-            lo = int(np.searchsorted(last_sorted, s0, side="left"))
-            hi = int(np.searchsorted(first5_sorted, s1, side="right"))
-            if lo >= hi:
-                continue
-            sl = slice(lo, hi)
-            pod_cpu, pod_mem = np.array(series.cpu), np.array(series.mem)
-            pod_restarts = np.array(series.restarts)
-            lst = last_s[sl]
-            alive = (lst >= s0) & (lst <= s1)
-            pl = np.minimum(lst, s1)
-            for first_arr, kind in ((first_s[sl], "cpu"), (first5_s[sl], "restarts")):
-                pf = np.maximum(first_arr, s0)
-                ok = (pf < pl) & (lst >= s0)
-                if not ok.any():
-                    continue
-                idx = np.flatnonzero(ok)
-                a, b = pf[idx], pl[idx]
-                ok_samples = valid[a] & valid[b]
-                idx, a, b = idx[ok_samples], a[ok_samples], b[ok_samples]
-                rows = idx + lo
-                if kind == "cpu":
-                    rate = (pod_cpu[b - s0] - pod_cpu[a - s0]) / (ts[b] - ts[a])
-                    cpu_sum[rows, svc] += rate / st.cpu_requests[svc]
-                    cpu_cnt[rows, svc] += 1
-                else:
-                    restarts[rows, svc] += pod_restarts[b - s0] - pod_restarts[a - s0]
-                    restart_cnt[rows, svc] += 1
-            rows = np.flatnonzero(alive & valid[np.clip(lst, 0, None)]) + lo
-            if len(rows):
-                mem = pod_mem[last_s[rows] - s0] / st.memory_limits[svc]
-                memory[rows, svc] = np.fmax(memory[rows, svc], mem)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cpu = np.where(cpu_cnt > 0, cpu_sum / cpu_cnt, np.nan)
-        restarts = np.where(restart_cnt > 0, restarts, np.nan)
-        return cpu, memory, restarts
-
     def exposition(self) -> str:
         """The latest scrape in the Prometheus text exposition format (version 0.0.4)."""
         st = self._store
@@ -364,32 +181,38 @@ class LabMetricSource:
             lines.append(f"# TYPE {name} {kind}")
             lines.extend(samples)
 
-        pods = sorted(st.live.values(), key=lambda s: (s.service, s.pod))
+        block = st.live_block()
+        series = st.sample_series[block].tolist()
+        pods = sorted(
+            (int(st.series_service[k]), *st.series_names[k], position)
+            for position, k in enumerate(series, start=block.start)
+        )
         svc = st.services
 
-        def pod_labels(s: _PodSeries) -> str:
-            return f'{base},pod="{s.pod}",container="{svc[s.service]}"'
+        def pod_labels(service: int, pod: str) -> str:
+            return f'{base},pod="{pod}",container="{svc[service]}"'
 
         family(
             "kube_pod_container_status_restarts_total",
             "counter",
             "The number of container restarts per container.",
-            (f"kube_pod_container_status_restarts_total{{{pod_labels(s)}}} "
-             f"{s.restarts[-1]:g}" for s in pods),
+            (f"kube_pod_container_status_restarts_total{{{pod_labels(s, p)}}} "
+             f"{st.sample_restarts[i]:g}" for s, p, _, i in pods),
         )  # fmt: skip
         family(
             "kube_pod_container_resource_requests",
             "gauge",
             "The number of requested request resource by a container.",
-            (f'kube_pod_container_resource_requests{{{pod_labels(s)},node="{s.node}",'
-             f'resource="cpu",unit="core"}} {st.cpu_requests[s.service]:g}' for s in pods),
+            (f'kube_pod_container_resource_requests{{{pod_labels(s, p)},node="{node}",'
+             f'resource="cpu",unit="core"}} {st.cpu_requests[s]:g}' for s, p, node, _ in pods),
         )  # fmt: skip
         family(
             "kube_pod_container_resource_limits",
             "gauge",
             "The number of requested limit resource by a container.",
-            (f'kube_pod_container_resource_limits{{{pod_labels(s)},node="{s.node}",'
-             f'resource="memory",unit="byte"}} {st.memory_limits[s.service]:.0f}' for s in pods),
+            (f'kube_pod_container_resource_limits{{{pod_labels(s, p)},node="{node}",'
+             f'resource="memory",unit="byte"}} {st.memory_limits[s]:.0f}'
+             for s, p, node, _ in pods),
         )  # fmt: skip
         family(
             "kube_deployment_spec_replicas",
@@ -409,15 +232,15 @@ class LabMetricSource:
             "container_cpu_usage_seconds_total",
             "counter",
             "Cumulative cpu time consumed in seconds.",
-            (f"container_cpu_usage_seconds_total{{{pod_labels(s)}}} {s.cpu[-1]:.6f}"
-             for s in pods),
+            (f"container_cpu_usage_seconds_total{{{pod_labels(s, p)}}} {st.sample_cpu[i]:.6f}"
+             for s, p, _, i in pods),
         )  # fmt: skip
         family(
             "container_memory_working_set_bytes",
             "gauge",
             "Current working set of the container in bytes.",
-            (f"container_memory_working_set_bytes{{{pod_labels(s)}}} {s.mem[-1]:.0f}"
-             for s in pods),
+            (f"container_memory_working_set_bytes{{{pod_labels(s, p)}}} {st.sample_memory[i]:.0f}"
+             for s, p, _, i in pods),
         )  # fmt: skip
         histogram: list[str] = []
         for k, name in enumerate(svc):

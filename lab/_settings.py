@@ -15,14 +15,15 @@ from lab._errors import SettingsError
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """One service: a Deployment with an HPA, calling at most one downstream service."""
+    """One service: a Deployment with an HPA, calling any number of later services."""
 
     name: str
     """Service, Deployment, HPA and container name; pods are labelled ``app=<name>``."""
-    calls: str | None = None
-    """Name of the downstream service each request may call, or None for a leaf."""
-    fanout: float = 0.0
-    """Downstream requests per request of this service (0.5: every other request calls it)."""
+    calls: str | tuple[str, ...] | None = None
+    """The downstream service each request may call, several as a tuple, or None for a leaf."""
+    fanout: float | tuple[float, ...] = 0.0
+    """Downstream requests per request of this service (0.5: every other request calls it);
+    a tuple when ``calls`` is one, a number per called service."""
     base_latency_ms: float = 15.0
     """Own median service time of a request with no queueing (downstream time excluded)."""
     capacity_rps: float = 100.0
@@ -37,6 +38,28 @@ class ServiceSettings:
     """HPA minReplicas."""
     max_replicas: int = 30
     """HPA maxReplicas."""
+    external_share: float = 0.0
+    """Share of the external traffic (``TrafficSettings``) that enters at this service; when
+    no service has a share, the first service receives all of it."""
+
+    @property
+    def downstream(self) -> tuple[tuple[str, float], ...]:
+        """(called service, fanout) pairs, in the order ``calls`` names them."""
+        if self.calls is None:
+            return ()
+        if isinstance(self.calls, str):
+            if not isinstance(self.fanout, int | float):
+                raise SettingsError(f"service {self.name!r} calls one service: fanout is a number")
+            return ((self.calls, float(self.fanout)),)
+        fanouts = self.fanout
+        if isinstance(fanouts, int | float):
+            fanouts = (fanouts,) * len(self.calls)
+        if len(fanouts) != len(self.calls):
+            raise SettingsError(
+                f"service {self.name!r} calls {len(self.calls)} services"
+                f" with {len(fanouts)} fanouts"
+            )
+        return tuple(zip(self.calls, map(float, fanouts), strict=True))
 
 
 def _default_services() -> tuple[ServiceSettings, ...]:
@@ -64,15 +87,17 @@ class TopologySettings:
     node_memory_bytes: int = 64 * 2**30
     """Allocatable memory per node."""
     services: tuple[ServiceSettings, ...] = field(default_factory=_default_services)
-    """Services in call-chain order: the first one receives the external traffic."""
+    """Services in topological order (a service calls only later ones), so the calls form a
+    DAG; external traffic enters where ``external_share`` says (default: the first service).
+    ``lab.call_forest`` builds large ones."""
 
 
 @dataclass(frozen=True)
 class TrafficSettings:
-    """External traffic into the first service: base x daily x weekly x noise (x surges)."""
+    """External traffic into the entry services: base x daily x weekly x noise (x surges)."""
 
     base_rps: float = 300.0
-    """Mean request rate into the entry service."""
+    """Mean external request rate, split between the entry services by their shares."""
     daily_amplitude: float = 0.5
     """Relative daily swing: the daily curve goes from 1-a to 1+a."""
     daily_peak_hour: float = 19.0
@@ -211,10 +236,21 @@ class LabSettings:
         names = [s.name for s in self.topology.services]
         if not names or len(set(names)) != len(names):
             raise SettingsError(f"service names must be non-empty and unique, got {names}")
-        for svc in self.topology.services:
-            if svc.calls is not None and svc.calls not in names[names.index(svc.name) + 1 :]:
+        position = {name: i for i, name in enumerate(names)}
+        for i, svc in enumerate(self.topology.services):
+            called = [name for name, _ in svc.downstream]
+            for name, fanout in svc.downstream:
+                if position.get(name, -1) <= i:
+                    raise SettingsError(
+                        f"service {svc.name!r} calls {name!r}, which is not a later service"
+                    )
+                if not fanout >= 0:
+                    raise SettingsError(f"service {svc.name!r}: fanout to {name!r} is {fanout}")
+            if len(set(called)) != len(called):
+                raise SettingsError(f"service {svc.name!r} calls a service twice: {called}")
+            if not svc.external_share >= 0:
                 raise SettingsError(
-                    f"service {svc.name!r} calls {svc.calls!r}, which is not a later service"
+                    f"service {svc.name!r}: external_share must be >= 0, got {svc.external_share}"
                 )
             if not 1 <= svc.min_replicas <= svc.max_replicas:
                 raise SettingsError(

@@ -4,7 +4,7 @@ A loop that restarts pods after every deploy, or pins the HPA floor at every lit
 traffic, would score well on faults and still be a bad neighbour; these events are the
 negatives. A benign rollout puts a new image tag on a random service (same behaviour: pods
 are replaced in a surge rollout, nothing fails); a traffic wave lifts external traffic by
-x1.2-1.4 over 10-20 minutes, which the reactive HPA absorbs.
+x1.2-1.4 over 10-20 minutes (at every entry service), which the reactive HPA absorbs.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def plan_background(
         at = t0 + timedelta(seconds=round(float(rng.uniform(0.0, latest))))
         detail = f"x{factor:.2f} over {length.total_seconds() / 60:.0f} min"
         events.append(
-            BackgroundEvent("traffic_wave", lab.services[0], at, at + length, factor, detail)
+            BackgroundEvent("traffic_wave", lab.entries[0], at, at + length, factor, detail)
         )
     events.sort(key=lambda e: e.at)
     return events

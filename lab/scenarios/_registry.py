@@ -18,8 +18,8 @@ from lab._errors import LabError, NoTargetError
 from lab._faults import ActiveFault, FaultRecord, ScenarioInstance, TickEffects
 
 if TYPE_CHECKING:
-    from lab._cluster import Pod
     from lab._estate import Lab
+    from lab._pods import Pod
 
 
 class ScenarioError(LabError, KeyError):

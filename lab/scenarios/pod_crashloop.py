@@ -17,8 +17,8 @@ from lab._faults import ActiveFault, FaultRecord, ScenarioInstance
 from lab.scenarios._registry import Scenario, pick_healthy_pod, register_scenario
 
 if TYPE_CHECKING:
-    from lab._cluster import Pod
     from lab._estate import Lab
+    from lab._pods import Pod
 
 
 @register_scenario

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from contracts import ScenarioId
-from lab._cluster import CrashLoop
 from lab._faults import ActiveFault, FaultRecord, ScenarioInstance, TickEffects
+from lab._pods import CrashLoop
 from lab.scenarios._registry import Scenario, pick_healthy_pod, register_scenario
 
 if TYPE_CHECKING:
-    from lab._cluster import Pod
     from lab._estate import Lab
+    from lab._pods import Pod
 
 _KEYS = ("PAYMENT_GATEWAY_URL", "DB_POOL_SIZE", "FEATURE_FLAGS", "TLS_CA_BUNDLE")
 

@@ -1,8 +1,9 @@
 """``traffic_surge``: external traffic rises by a factor, holds, and falls back.
 
-A campaign or a bot wave: nothing is broken, the estate is too small for a while. Every
-service of the call chain feels it; the reactive HPA catches up only after minutes of
-breached SLOs, which is what raising the HPA floor ahead of (or during) the surge avoids.
+A campaign or a bot wave: nothing is broken, the estate is too small for a while. It enters
+at one entry service, and every service that one's requests reach feels it; the reactive HPA
+catches up only after minutes of breached SLOs, which is what raising the HPA floor ahead of
+(or during) the surge avoids.
 """
 
 from __future__ import annotations
@@ -42,20 +43,20 @@ class TrafficSurge(Scenario):
     heals = (ActionKind.SET_HPA_MIN, ActionKind.PATCH_HPA, ActionKind.SCALE_DEPLOYMENT)
 
     def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:
+        entries = lab.entries
+        entry = entries[0] if len(entries) == 1 else entries[int(rng.integers(len(entries)))]
         factor = float(rng.uniform(*FACTOR))
         ramp = minutes(rng, *RAMP_MINUTES)
         duration = minutes(rng, *DURATION_MINUTES)
-        return ScenarioInstance(
-            self.id, lab.services[0], factor, duration, {"ramp_s": ramp.total_seconds()}
-        )
+        return ScenarioInstance(self.id, entry, factor, duration, {"ramp_s": ramp.total_seconds()})
 
     def felt_by(self, lab: Lab, instance: ScenarioInstance) -> tuple[str, ...]:
-        return lab.services
+        return lab.downstream_of(instance.service)
 
     def inject(self, lab: Lab, instance: ScenarioInstance) -> FaultRecord:
-        if instance.service != lab.services[0]:
+        if instance.service not in lab.entries:
             raise NoTargetError(
-                f"external traffic enters at {lab.services[0]!r}, not {instance.service!r}"
+                f"external traffic enters at {list(lab.entries)}, not {instance.service!r}"
             )
         ramp_s = float(instance.params.get("ramp_s", 0.0))
         duration = instance.duration
@@ -73,7 +74,7 @@ class TrafficSurge(Scenario):
     def effect(self, lab: Lab, fault: ActiveFault, t0: float, h: float, fx: TickEffects) -> None:
         instance = fault.instance
         assert instance.duration is not None  # checked by inject
-        fx.traffic *= ramp_multiplier(
+        fx.traffic[lab.service_index(instance.service)] *= ramp_multiplier(
             t0 + h / 2 - fault.started,
             instance.magnitude,
             float(instance.params.get("ramp_s", 0.0)),
