@@ -39,7 +39,7 @@ from serving._errors import (
     RequestTooLargeError,
     ServingError,
 )
-from serving._scorers import Scored, detect, follow_champion
+from serving._scorers import Scored, detect, follow_champion, warm_up
 from serving._settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -213,6 +213,7 @@ class _ScoringAPI:
             None, _open_store, settings
         )
         self._detector = follow_champion(settings, settings.detector_name)
+        warm_up(self._detector)
         self._follower = loop.create_task(self._detector.follow(settings.poll_interval_s))
 
     async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ endpoints answer, so callers never race the model loading.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,26 @@ class RunningApp:
     url: str
     #: Handle to the ingress deployment.
     handle: DeploymentHandle
+    #: Base URL of Serve's proxy, which balances over every ingress replica.
+    proxy_url: str
+
+
+def proxy_port(settings: ServingSettings) -> int:
+    """The port Serve's HTTP proxy binds to."""
+    if not settings.direct_ingress:
+        return settings.port
+    return settings.proxy_port or settings.port + 100
+
+
+def _serve_environment(settings: ServingSettings) -> dict[str, str]:
+    """Ray Serve's own switches, read from the environment by every Ray process it starts."""
+    if not settings.direct_ingress:
+        return {}
+    return {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(settings.port),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(settings.port + 15),
+    }
 
 
 def build_app(settings: ServingSettings) -> Application:
@@ -49,7 +70,8 @@ def build_app(settings: ServingSettings) -> Application:
         max_ongoing_requests=settings.max_ongoing_requests,
         max_queued_requests=settings.max_queued_requests,
     )
-    return ingress.bind(LoadForecaster.bind(settings), settings)
+    forecaster = LoadForecaster.options(num_replicas=settings.forecaster_replicas)
+    return ingress.bind(forecaster.bind(settings), settings)
 
 
 def app_builder(args: dict[str, Any]) -> Application:
@@ -69,6 +91,8 @@ def start(settings: ServingSettings) -> RunningApp:
         for name in ("ray", "ray.serve"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
+        # Set before Ray starts, so the controller and replicas it spawns inherit them.
+        os.environ.update(_serve_environment(settings))
         ray.init(
             num_cpus=settings.ray_num_cpus,
             include_dashboard=False,
@@ -80,7 +104,7 @@ def start(settings: ServingSettings) -> RunningApp:
             _system_config={"worker_niceness": 0},
         )
     serve.start(
-        http_options={"host": settings.host, "port": settings.port},
+        http_options={"host": settings.host, "port": proxy_port(settings)},
         # No per-request access log: at hundreds of requests a second it costs CPU and disk.
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
@@ -95,7 +119,8 @@ def start(settings: ServingSettings) -> RunningApp:
             last = f"{type(exc).__name__}: {exc}"
         else:
             if answer.status_code == 200:
-                return RunningApp(url=url, handle=handle)
+                proxy = f"http://{settings.host}:{proxy_port(settings)}"
+                return RunningApp(url=url, handle=handle, proxy_url=proxy)
             last = f"{answer.status_code} {answer.text}"
         time.sleep(0.5)
     stop()

@@ -65,6 +65,17 @@ def follow_champion(settings: ServingSettings, name: str) -> ChampionModel:
     return champion
 
 
+def warm_up(champion: ChampionModel) -> None:
+    """Score one row of zeros, so the first caller does not pay for loading the compiled
+    forest traversal (hundreds of milliseconds); a model that refuses it is left as it is."""
+    try:
+        detector = getattr(champion.current().python_model, "detector", None)
+        if detector is not None and hasattr(detector, "score_array"):
+            detector.score_array(np.zeros((1, len(detector.feature_names))))
+    except (ServingError, ModelError, ValueError):
+        pass
+
+
 def _tune_batching(handler: Any, settings: ServingSettings) -> None:
     """Apply the batch settings to a ``@serve.batch`` method (typed by Ray as a plain
     callable, hence ``Any``)."""

@@ -26,8 +26,18 @@ class ServingSettings:
     feature_data_dir: Path
     #: Interface the HTTP proxy binds to (only used by :func:`serving.start`).
     host: str = "127.0.0.1"
-    #: HTTP port of the proxy (only used by :func:`serving.start`).
+    #: HTTP port of the endpoints (only used by :func:`serving.start`): with
+    #: ``direct_ingress`` the ingress replica itself listens here (further replicas on the
+    #: next ports), else Serve's proxy does.
     port: int = 8000
+    #: Serve's throughput-optimised mode (:func:`serving.start`): the ingress replica
+    #: answers HTTP itself, with no proxy hop, and Serve's parts talk gRPC. Through the
+    #: proxy a one-row score costs ~9 ms and the path saturates near 100 requests/s on 2
+    #: cores; direct, ~1 ms and 500 requests/s.
+    direct_ingress: bool = True
+    #: Port of Serve's HTTP proxy when ``direct_ingress`` is on (0: ``port + 100``); it
+    #: balances over every ingress replica, at the cost of the extra hop.
+    proxy_port: int = 0
     #: Seconds between checks of the registry for an alias move.
     poll_interval_s: float = 5.0
     #: Most forecast requests the forecaster scores in one call.
@@ -46,8 +56,11 @@ class ServingSettings:
     #: Requests waiting for an ingress replica beyond that; more are answered 503 at once.
     #: Kept short, so a request either waits milliseconds or is refused, never times out.
     max_queued_requests: int = 32
-    #: Ingress replicas (each holds the detector); the forecaster keeps one.
+    #: Ingress replicas (each holds the detector); with ``direct_ingress`` each listens on
+    #: its own port from ``port`` on, and the proxy balances over all of them.
     ingress_replicas: int = 1
+    #: Forecaster replicas (each holds the LSTM).
+    forecaster_replicas: int = 1
     #: Registered model of the anomaly detector.
     detector_name: str = "ooda-detector"
     #: Registered model of the load forecaster.
