@@ -42,8 +42,8 @@ from rich.table import Table
 
 import serving
 from contracts import SimClock
+from features import DETECTOR_FEATURES
 from lab import Lab, LabSettings, call_forest
-from models import DEFAULT_DETECTOR_FEATURES
 from ooda import AuditLog, ControlLoop, OodaSettings, ScoringClient, ServingClientSettings
 from ooda._platform import history_lab, train_models
 from ooda.cli import _has_champions
@@ -69,8 +69,8 @@ class LoadStep:
 def _rows(n: int, seed: int = 0) -> dict[str, list[Any]]:
     rng = np.random.default_rng(seed)
     columns: dict[str, list[Any]] = {"service": [f"svc-{i % 50}" for i in range(n)]}
-    means = {"error_rate": 0.002, "p95_latency_ms": 80.0, "restarts": 0.0}
-    for name in DEFAULT_DETECTOR_FEATURES:
+    means = {"error_rate": 0.002, "p95_latency_ms": 80.0, "restarts_15m": 0.0}
+    for name in DETECTOR_FEATURES:
         centre = means.get(name, 0.5 if name != "request_rate_ratio_1h" else 1.0)
         columns[name] = np.abs(rng.normal(centre, 0.1 * centre + 1e-3, n)).round(6).tolist()
     return columns
@@ -121,7 +121,7 @@ def _batch_rate(http: httpx.Client, n: int, seconds: float) -> tuple[float, floa
     """Rows/s through Serve and rows per CPU-second of the Ray processes."""
     body = json.dumps({"columns": _rows(n)}).encode()
     headers = {"content-type": "application/json"}
-    assert http.post("/v1/anomaly", content=body, headers=headers).status_code == 200
+    http.post("/v1/anomaly", content=body, headers=headers).raise_for_status()
     cpu0, began, rows = _ray_cpu_seconds(), time.perf_counter(), 0
     while time.perf_counter() - began < seconds:
         answer = http.post("/v1/anomaly", content=body, headers=headers)

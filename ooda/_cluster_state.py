@@ -1,5 +1,8 @@
 """Read the cluster state of the looked-after workloads, once per tick, in four list calls.
 
+The lists are indexed (pods by label, HPAs by target, ReplicaSets by owner) so the cost is
+linear in the objects, not services x pods: 1,000 services with 10,000 pods are one pass.
+
 Decide and verify both read from this snapshot; before, decide read pods and HPAs per
 service and act read them again. The HPA is found through its ``scaleTargetRef``, not by
 assuming it shares the Deployment's name; a pod belongs to a Deployment when the
@@ -65,36 +68,41 @@ def read_workloads(
     deployments = {
         d.metadata.name: d for d in kube.apps_v1.list_namespaced_deployment(namespace).items
     }
-    pods = kube.core_v1.list_namespaced_pod(namespace).items
+    pods = [
+        (p, dict(p.metadata.labels or {}))
+        for p in kube.core_v1.list_namespaced_pod(namespace).items
+        if p.metadata.deletion_timestamp is None
+    ]
     hpas = kube.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler(namespace).items
     sets = kube.apps_v1.list_namespaced_replica_set(namespace).items
+    # Indexes, so a tick over many services stays linear in the number of objects.
+    by_label: dict[tuple[str, str], list[int]] = {}
+    for i, (_, labels) in enumerate(pods):
+        for item in labels.items():
+            by_label.setdefault(item, []).append(i)
+    scaling = {
+        h.spec.scale_target_ref.name: h
+        for h in reversed(hpas)  # the first HPA naming a Deployment wins, as before
+        if h.spec.scale_target_ref.kind == "Deployment"
+    }
+    owned_by: dict[str, list[Any]] = {}
+    for rs in sets:
+        for ref in rs.metadata.owner_references or []:
+            owned_by.setdefault(ref.uid, []).append(rs)
     out: dict[str, WorkloadState] = {}
     for service in services:
         dep = deployments.get(service)
         if dep is None:
             continue
         selector = dict(dep.spec.selector.match_labels or {})
-        mine = [
-            _pod_state(p)
-            for p in pods
-            if p.metadata.deletion_timestamp is None
-            and _selects(selector, dict(p.metadata.labels or {}))
-        ]
-        hpa = next(
-            (
-                h
-                for h in hpas
-                if h.spec.scale_target_ref.kind == "Deployment"
-                and h.spec.scale_target_ref.name == service
-            ),
-            None,
-        )
+        candidates = min((by_label.get(item, []) for item in selector.items()), key=len, default=[])
+        mine = [_pod_state(pods[i][0]) for i in candidates if _selects(selector, pods[i][1])]
+        hpa = scaling.get(service)
         revision = int((dep.metadata.annotations or {}).get(REVISION, "0") or 0)
         revision_at: datetime | None = None
         template = ""
-        for rs in sets:
-            owned = any(r.uid == dep.metadata.uid for r in rs.metadata.owner_references or [])
-            if owned and int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
+        for rs in owned_by.get(dep.metadata.uid, []):
+            if int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
                 revision_at = rs.metadata.creation_timestamp
                 template = (rs.metadata.labels or {}).get("pod-template-hash", "")
         out[service] = WorkloadState(

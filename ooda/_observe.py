@@ -109,18 +109,22 @@ def service_views(
     starts = np.concatenate([[0], edges]).astype(int)
     ends = np.concatenate([edges, [len(names)]]).astype(int)
     spans = {str(names[a]): (a, b) for a, b in zip(starts, ends, strict=True) if b > a}
+    # The newest row of every service at once: its age and its NaN key columns.
+    stamps = metrics["timestamp"].to_numpy(dtype="datetime64[ns]")
+    keys = metrics[list(KEY_COLUMNS)].to_numpy(dtype=float)
+    oldest_fresh = np.datetime64(pd.Timestamp(now - max_staleness).tz_convert(None), "ns")
     views: dict[str, ServiceView] = {}
     for service in services:
         a, b = spans.get(service, (0, 0))
-        rows = metrics.iloc[a:b].reset_index(drop=True)
+        rows = metrics.iloc[a:b]
+        rows.index = pd.RangeIndex(b - a)  # a fresh index on the slice; the data is not copied
         view = ServiceView(service, rows)
-        if rows.empty:
+        if b == a:
             view.problems.append(f"no samples for service {service!r}")
         else:
-            age = pd.Timestamp(now) - pd.Timestamp(rows["timestamp"].iloc[-1])
-            if age > pd.Timedelta(max_staleness):
+            if stamps[b - 1] < oldest_fresh:
                 view.problems.append(f"stale: no sample in the last {max_staleness}")
-            nan_cols = [c for c in KEY_COLUMNS if pd.isna(rows[c].iloc[-1])]
+            nan_cols = [c for c, v in zip(KEY_COLUMNS, keys[b - 1], strict=True) if np.isnan(v)]
             if nan_cols:
                 view.problems.append(f"newest sample has NaN in {nan_cols}")
         views[service] = view

@@ -33,18 +33,26 @@ class LoadForecast:
 
     model_version: str
     frame: pd.DataFrame
-    _by_service: dict[str, pd.DataFrame] = field(
+    _peaks: dict[tuple[Any, ...], dict[str, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def of(self, service: str) -> pd.DataFrame:
-        """The rows of one service; split once per forecast, so a tick over many services
-        does not filter the whole frame once per service."""
-        if not self._by_service and not self.frame.empty:
-            self._by_service.update(
-                {str(s): rows for s, rows in self.frame.groupby("service", sort=False)}
-            )
-        return self._by_service.get(service, self.frame.iloc[:0])
+    def peak(self, service: str, after: datetime, until: datetime, quantile: str) -> float | None:
+        """The highest ``quantile`` forecast for ``service`` in (after, until], or None.
+
+        Computed for every service in one pass the first time a window is asked for, so a
+        tick over many services does not filter the frame once per service.
+        """
+        key = (after, until, quantile)
+        if key not in self._peaks:
+            frame = self.frame
+            inside = frame[
+                (frame["timestamp"] > pd.Timestamp(after))
+                & (frame["timestamp"] <= pd.Timestamp(until))
+            ]
+            peaks = inside.groupby("service")[quantile].max()
+            self._peaks[key] = {str(s): float(v) for s, v in peaks.items()}
+        return self._peaks[key].get(service)
 
 
 @dataclass

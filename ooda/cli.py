@@ -155,6 +155,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     import serving
 
+    _silence()  # MLflow's and Ray's imports reset the warning filters
     settings = _settings(args)
     if not _has_champions(settings):
         console.print(

@@ -87,14 +87,9 @@ class TrafficSurge(Runbook):
         if snapshot.forecast is None:
             return None
         cfg = self.settings.policy
-        frame = snapshot.forecast.of(service)
-        ahead = frame[
-            (frame["timestamp"] > pd.Timestamp(snapshot.at + cfg.lead_min))
-            & (frame["timestamp"] <= pd.Timestamp(snapshot.at + cfg.lead_max))
-        ]
-        if ahead.empty:
-            return None
-        return float(ahead[cfg.forecast_quantile].max())
+        return snapshot.forecast.peak(
+            service, snapshot.at + cfg.lead_min, snapshot.at + cfg.lead_max, cfg.forecast_quantile
+        )
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]

@@ -57,3 +57,11 @@ def test_promote_without_a_version_is_a_usage_error(uri: str) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--tracking-uri", uri, "models", "promote", NAME])
     assert exc.value.code == 2
+
+
+def test_serve_without_champions_says_what_to_do_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    assert main(["--tracking-uri", empty, "serve", "--port", "8999"]) == 2
+    assert "no @champion detector and forecaster yet" in capsys.readouterr().out
