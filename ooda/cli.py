@@ -295,6 +295,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     from training import UnknownModelError, list_models, promote, rollback
 
+    _silence()  # MLflow's import resets the warning filters
     settings = _settings(args)
     reg = settings.training.registry
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
