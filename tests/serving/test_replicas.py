@@ -1,7 +1,7 @@
 """Two replicas of each model on this machine: both serve, directly and through the proxy.
 
 Starts its own Serve application (the module in ``test_app.py`` has stopped its own by
-then), from the same temporary registry and feature store fixtures.
+then), from a registry and feature store of its own (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import pytest
 from ray import serve
 
 from serving import RunningApp, ServingSettings, start, stop
-from tests.serving.test_app import ROWS, Registry, _free_port, feature_dir, registry
-
-__all__ = ["feature_dir", "registry"]  # fixtures shared with test_app
+from tests.serving._shared import ROWS, Registry, _free_port
 
 
 @pytest.fixture(scope="module")
