@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 
 
 def machine_description() -> str:
@@ -19,3 +20,10 @@ def machine_description() -> str:
         f"{platform.machine()}, {os.cpu_count()} CPUs{memory}, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
     )
+
+
+def quiet_warnings() -> None:
+    """Silence library deprecation notices (SQLAlchemy's under MLflow, ...): they say nothing
+    to someone reading a benchmark's tables."""
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", FutureWarning)

@@ -35,7 +35,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import psutil
-from _machine import machine_description
+from _machine import machine_description, quiet_warnings
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -161,8 +161,11 @@ def _serving(settings: OodaSettings, port: int) -> Iterator[tuple[str, float]]:
 
 
 def _tick_parts(lab: Lab, settings: OodaSettings, url: str, ticks: int) -> dict[str, float]:
-    """Mean milliseconds per tick of each part of the loop, scored by Serve at ``url``."""
-    scorer = ScoringClient(ServingClientSettings(base_url=url))
+    """Mean milliseconds per tick of each part of the loop, scored by Serve at ``url``, as
+    on the wall clock: the forecast is asked for in the background (its time is reported,
+    but it is not part of the tick)."""
+    settings = replace(settings, loop=replace(settings.loop, forecast_in_background=True))
+    scorer = ScoringClient(ServingClientSettings(base_url=url, timeout_s=120.0))
     loop = ControlLoop(
         settings,
         clock=lab.clock,
@@ -174,6 +177,8 @@ def _tick_parts(lab: Lab, settings: OodaSettings, url: str, ticks: int) -> dict[
     for _ in range(4):  # warm: connections, first forecast
         lab.step(timedelta(seconds=15))
         loop.tick()
+    loop.wait_for_forecast()
+    one_forecast = loop.stats.seconds["forecast"]  # the first: every service at once
     loop.stats.seconds.clear()
     total = 0.0
     for _ in range(ticks):
@@ -181,9 +186,11 @@ def _tick_parts(lab: Lab, settings: OodaSettings, url: str, ticks: int) -> dict[
         began = time.perf_counter()
         loop.tick()
         total += time.perf_counter() - began
+    loop.wait_for_forecast()
     scorer.close()
     parts = {k: 1e3 * v / ticks for k, v in loop.stats.seconds.items() if k != "observe"}
     parts["tick"] = 1e3 * total / ticks
+    parts["one forecast"] = 1e3 * one_forecast
     return parts
 
 
@@ -200,7 +207,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per load step (10)")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--ticks", type=int, default=40, help="ticks per tick measurement")
+    parser.add_argument(
+        "--parts",
+        default="load,batch,tick",
+        help="what to measure after start-up, of load,batch,tick (all)",
+    )
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts <= {"load", "batch", "tick"}:
+        raise SystemExit(f"bench-serve: --parts {args.parts!r}: expected some of load,batch,tick")
     if not VEGETA.exists():
         raise SystemExit(f"bench-serve: {VEGETA} missing; run `make bench-serve`")
     console.print(f"machine: {machine_description()}")
@@ -212,67 +227,92 @@ def main() -> None:
     with _serving(settings, args.port) as (url, start_s), tempfile.TemporaryDirectory() as tmp:
         console.print(f"Serve start to ready: {start_s:.1f} s")
         lines.append(f"bench-serve start seconds={start_s:.1f}")
-        one = Path(tmp) / "one.json"
-        one.write_text(json.dumps({"rows": [{k: v[0] for k, v in _rows(1).items()}]}))
-        steps = [_vegeta(url, one, rate, args.seconds) for rate in RATES]
-        table = Table(title=f"/v1/anomaly, 1 row, open loop for {args.seconds:g} s per step")
-        for col in ("offered/s", "achieved/s", "p50 ms", "p99 ms", "503s", "timeouts", "other"):
-            table.add_column(col, justify="right")
-        for s in steps:
-            table.add_row(
-                str(s.offered),
-                f"{s.achieved:.0f}",
-                f"{s.p50_ms:.1f}",
-                f"{s.p99_ms:.1f}",
-                str(s.rejected),
-                str(s.timeouts),
-                str(s.errors),
-            )
-            lines.append(
-                f"bench-serve anomaly rows=1 offered={s.offered} achieved={s.achieved:.0f}"
-                f" p50_ms={s.p50_ms:.2f} p99_ms={s.p99_ms:.2f} rejected={s.rejected}"
-                f" timeouts={s.timeouts}"
-            )
-        console.print(table)
-        table = Table(title="batches through Serve (columns form) vs in process")
-        for col in ("rows", "rows/s", "rows/s/core", "in-process rows/s/core", "ratio"):
-            table.add_column(col, justify="right")
-        with httpx.Client(base_url=url, timeout=60) as http:
-            for n in BATCHES:
-                wall, per_core = _batch_rate(http, n, args.seconds / 2)
-                local = _inprocess_rate(settings.training.registry.tracking_uri, n, 2.0)
-                table.add_row(
-                    str(n),
-                    f"{wall:,.0f}",
-                    f"{per_core:,.0f}",
-                    f"{local:,.0f}",
-                    f"{per_core / local:.2f}",
-                )
-                lines.append(
-                    f"bench-serve batch rows={n} rows_per_s_per_core={per_core:.0f}"
-                    f" inprocess_ratio={per_core / local:.2f}"
-                )
-        console.print(table)
-        table = Table(title="the loop's tick by part, ms per tick (scored by this Serve)")
-        results = {}
-        lab3 = Lab(LabSettings(seed=5), SimClock(START))
-        lab3.step(timedelta(minutes=80))
-        results[3] = _tick_parts(lab3, OodaSettings(), url, args.ticks)
-        big, big_settings = _big_lab(1000)
-        results[1000] = _tick_parts(big, big_settings, url, max(4, args.ticks // 10))
-        parts = [*sorted({p for r in results.values() for p in r} - {"tick"}), "tick"]
-        table.add_column("part")
-        for n in results:
-            table.add_column(f"{n} services", justify="right")
-        for part in parts:
-            table.add_row(part, *(f"{r.get(part, 0.0):.1f}" for r in results.values()))
-        console.print(table)
-        for n, r in results.items():
-            lines.append(f"bench-serve tick services={n} ms={r['tick']:.1f}")
+        if "load" in parts:
+            _load_table(url, Path(tmp), args.seconds, lines)
+        if "batch" in parts:
+            _batch_table(url, settings, args.seconds, lines)
+        if "tick" in parts:
+            _tick_table(url, args.ticks, lines)
     for line in lines:
         print(line)
 
 
+def _load_table(url: str, tmp: Path, seconds: float, lines: list[str]) -> None:
+    one = tmp / "one.json"
+    one.write_text(json.dumps({"rows": [{k: v[0] for k, v in _rows(1).items()}]}))
+    steps = [_vegeta(url, one, rate, seconds) for rate in RATES]
+    table = Table(title=f"/v1/anomaly, 1 row, open loop for {seconds:g} s per step")
+    for col in ("offered/s", "achieved/s", "p50 ms", "p99 ms", "503s", "timeouts", "other"):
+        table.add_column(col, justify="right")
+    for s in steps:
+        table.add_row(
+            str(s.offered),
+            f"{s.achieved:.0f}",
+            f"{s.p50_ms:.1f}",
+            f"{s.p99_ms:.1f}",
+            str(s.rejected),
+            str(s.timeouts),
+            str(s.errors),
+        )
+        lines.append(
+            f"bench-serve anomaly rows=1 offered={s.offered} achieved={s.achieved:.0f}"
+            f" p50_ms={s.p50_ms:.2f} p99_ms={s.p99_ms:.2f} rejected={s.rejected}"
+            f" timeouts={s.timeouts}"
+        )
+    console.print(table)
+
+
+def _batch_table(url: str, settings: OodaSettings, seconds: float, lines: list[str]) -> None:
+    table = Table(title="batches through Serve (columns form) vs in process")
+    for col in ("rows", "rows/s", "rows/s/core", "in-process rows/s/core", "ratio"):
+        table.add_column(col, justify="right")
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for n in BATCHES:
+            wall, per_core = _batch_rate(http, n, seconds / 2)
+            local = _inprocess_rate(settings.training.registry.tracking_uri, n, 2.0)
+            table.add_row(
+                str(n),
+                f"{wall:,.0f}",
+                f"{per_core:,.0f}",
+                f"{local:,.0f}",
+                f"{per_core / local:.2f}",
+            )
+            lines.append(
+                f"bench-serve batch rows={n} rows_per_s_per_core={per_core:.0f}"
+                f" inprocess_ratio={per_core / local:.2f}"
+            )
+    console.print(table)
+
+
+def _tick_table(url: str, ticks: int, lines: list[str]) -> None:
+    table = Table(title="the loop's tick by part, ms per tick (scored by this Serve)")
+    results = {}
+    lab3 = Lab(LabSettings(seed=5), SimClock(START))
+    lab3.step(timedelta(minutes=80))
+    results[3] = _tick_parts(lab3, OodaSettings(), url, ticks)
+    big, big_settings = _big_lab(1000)
+    results[1000] = _tick_parts(big, big_settings, url, max(4, ticks // 10))
+    background = {"forecast", "one forecast"}
+    parts = [*sorted({p for r in results.values() for p in r} - {"tick"} - background), "tick"]
+    table.add_column("part")
+    for n in results:
+        table.add_column(f"{n} services", justify="right")
+    for part in parts:
+        table.add_row(part, *(f"{r.get(part, 0.0):.1f}" for r in results.values()))
+    table.add_row(
+        "forecast, per tick (in the background, not in the tick)",
+        *(f"{r.get('forecast', 0.0):.1f}" for r in results.values()),
+    )
+    table.add_row(
+        "one forecast of every service (ms per call)",
+        *(f"{r.get('one forecast', 0.0):.0f}" for r in results.values()),
+    )
+    console.print(table)
+    for n, r in results.items():
+        lines.append(f"bench-serve tick services={n} ms={r['tick']:.1f}")
+
+
 if __name__ == "__main__":
+    quiet_warnings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     main()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -173,8 +173,6 @@ def run_chaos(
     instances: list[Instance] = []
     skipped: dict[ScenarioId, str] = {}
     batcher = BatchingScorer(scorer)
-    # The batcher merges every loop's calls; each loop then makes one call at a time.
-    settings = replace(settings, loop=replace(settings.loop, parallel_scoring=False))
     for scenario in chaos.scenarios:
         why = runnable(scenario)
         if why is not None or chaos.runs == 0:

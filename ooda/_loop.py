@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,6 +46,16 @@ from ooda.runbooks import Runbook, rate_ratio, registered_runbooks
 log = logging.getLogger("ooda.loop")
 
 FeaturePusher = Callable[[pd.DataFrame], None]
+
+
+@dataclass(frozen=True)
+class _Forecasted:
+    """The outcome of asking for a forecast at ``asked_at``."""
+
+    asked_at: datetime
+    forecast: LoadForecast | None
+    notes: list[str]
+    failed: bool
 
 
 class ControlLoop:
@@ -90,12 +101,15 @@ class ControlLoop:
         self.pending: list[PendingAction] = []
         self._forecast: LoadForecast | None = None
         self._forecast_at: datetime | None = None
+        self._forecast_asked_at: datetime | None = None
+        self._forecast_failed = False
+        self._forecast_job: Future[_Forecasted] | None = None
         self._surging: set[str] = set()
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
         self._last_reset = 0
-        # The forecast is asked for while the anomaly scores are fetched (two HTTP calls).
+        # Forecasts are asked for in this thread (LoopSettings.forecast_in_background).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ooda-forecast")
         self._restore()
 
@@ -108,6 +122,13 @@ class ControlLoop:
     def stats(self) -> LoopStats:
         """Counters of what the loop did."""
         return self.journal.stats
+
+    def wait_for_forecast(self, timeout: float | None = None) -> None:
+        """Wait until a forecast asked for in the background has arrived (the next tick plans
+        on it); returns at once when none is in flight."""
+        job = self._forecast_job
+        if job is not None:
+            job.result(timeout=timeout)
 
     # -- the tick -------------------------------------------------------------------------
     def tick(self) -> None:
@@ -182,13 +203,20 @@ class ControlLoop:
         usable = [s for s, v in views.items() if v.usable]
         if self.push_features is not None and usable:
             self._stage("*", now, "features", lambda: self._push(metrics, usable))
-        forecasting = partial(self._refresh_forecast, now, metrics, views, usable)
-        if self.settings.loop.parallel_scoring:
-            later = self._pool.submit(forecasting)
-            scores = self._scores(now, metrics, usable)
-            forecast = later.result()
-        else:
-            scores, forecast = self._scores(now, metrics, usable), forecasting()
+        # A due forecast is asked for in a thread while the anomaly scores are fetched, and
+        # planned on once it has arrived: a slow forecaster never delays detection. Runs
+        # that must be reproducible (simulated clocks) wait for it instead.
+        background = self.settings.loop.forecast_in_background
+        due = self._forecast_due(now, views, usable)
+        if due and background and self._forecast_job is None:
+            self._forecast_asked_at = now
+            ask = partial(self._ask_forecast, now, metrics, views, usable)
+            self._forecast_job = self._pool.submit(ask)
+        scores = self._scores(now, metrics, usable)
+        if due and not background:
+            self._forecast_asked_at = now
+            self._take_forecast(self._ask_forecast(now, metrics, views, usable))
+        forecast = self._current_forecast(now)
         return Snapshot(
             at=now,
             region=self.settings.region,
@@ -231,38 +259,60 @@ class ControlLoop:
         self._scored_key, self._scored, self._scored_at = key, scores, now
         return scores
 
-    def _refresh_forecast(
+    def _current_forecast(self, now: datetime) -> LoadForecast | None:
+        """The newest forecast that has arrived, unless too old to plan capacity on."""
+        if self._forecast_job is not None and self._forecast_job.done():
+            self._take_forecast(self._forecast_job.result())
+            self._forecast_job = None
+        every = self.settings.loop.forecast_every
+        if self._forecast_at is not None and now - self._forecast_at > 5 * every:
+            return None
+        return self._forecast
+
+    def _forecast_due(
+        self, now: datetime, views: dict[str, ServiceView], services: list[str]
+    ) -> bool:
+        """A forecast is due every ``forecast_every``, a minute after a failed one, and at once
+        when a service starts to surge (a forecast made before a surge says little of it)."""
+        if not services:
+            return False
+        gate = self.settings.policy.surge_ratio
+        surging = {s for s in services if rate_ratio(views[s].history) >= gate}
+        every = self.settings.loop.forecast_every
+        if surging or self._forecast_failed:
+            every = self.settings.loop.score_every
+        new_surge = bool(surging - self._surging)
+        self._surging = surging
+        asked = self._forecast_asked_at
+        return asked is None or now - asked >= every or new_surge
+
+    def _ask_forecast(
         self,
         now: datetime,
         metrics: pd.DataFrame,
         views: dict[str, ServiceView],
         services: list[str],
-    ) -> LoadForecast | None:
-        every = self.settings.loop.forecast_every
-        gate = self.settings.policy.surge_ratio
-        surging = {s for s in services if rate_ratio(views[s].history) >= gate}
-        if surging:  # a forecast made before a surge says little about it
-            every = self.settings.loop.score_every
-        due = self._forecast_at is None or now - self._forecast_at >= every
-        if services and (due or surging - self._surging):
-            self._surging = surging
+    ) -> _Forecasted:
+        """Ask the scorer and check the answer; safe to run in a thread (touches no state)."""
+        with self.stats.timed("forecast"):
             try:
-                with self.stats.timed("forecast"):
-                    forecast = self.scorer.forecast_history(
-                        forecast_history(metrics, services), self.settings.serving.horizon
-                    )
-            except ScoringUnavailableError as exc:
-                self.journal.problem("*", now, f"forecast unavailable: {exc}")
-            else:
-                checked, notes = check_forecast(
-                    forecast, views, self.settings.loop.max_forecast_growth
+                forecast = self.scorer.forecast_history(
+                    forecast_history(metrics, services), self.settings.serving.horizon
                 )
-                for note in notes:
-                    self.journal.problem("*", now, note)
-                self._forecast, self._forecast_at = checked, now
-        if self._forecast_at is not None and now - self._forecast_at > 5 * every:
-            return None  # too old to plan capacity on
-        return self._forecast
+            except ScoringUnavailableError as exc:
+                return _Forecasted(now, None, [f"forecast unavailable: {exc}"], failed=True)
+            checked, notes = check_forecast(forecast, views, self.settings.loop.max_forecast_growth)
+        return _Forecasted(now, checked, notes, failed=False)
+
+    def _take_forecast(self, answer: _Forecasted) -> None:
+        """Adopt an answer of :meth:`_ask_forecast` (a refused forecast is no forecast)."""
+        self._forecast_failed = answer.failed
+        for note in answer.notes:
+            self.journal.problem("*", answer.asked_at, note, "forecast")
+        if not answer.notes:
+            self.journal.clear("*", "forecast")
+        if not answer.failed:
+            self._forecast, self._forecast_at = answer.forecast, answer.asked_at
 
     # -- memory ---------------------------------------------------------------------------
     def _restore(self) -> None:

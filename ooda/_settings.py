@@ -50,9 +50,10 @@ class LoopSettings:
     max_forecast_growth: float = 5.0
     """A forecast above this many times the highest rate observed in the window is refused
     as untrustworthy rather than scaled to."""
-    parallel_scoring: bool = True
-    """Ask for the forecast (in a thread) while the anomaly scores are fetched; off where a
-    batching scorer already merges many loops' calls into one (``ooda chaos``)."""
+    forecast_in_background: bool = False
+    """Ask for a due forecast in a thread and plan on it once it has arrived, so a slow
+    forecaster never delays detection: for a loop on the wall clock. Off, the tick waits for
+    it, which keeps runs on a simulated clock (the lab, ``ooda chaos``) reproducible."""
 
 
 @dataclass(frozen=True)

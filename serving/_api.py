@@ -17,6 +17,7 @@ unknown service -> 404, too many rows -> 413, bad input -> 422, unavailable mode
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -207,17 +208,24 @@ class _ScoringAPI:
     def __init__(self, forecaster: DeploymentHandle, settings: ServingSettings) -> None:
         self._forecaster = forecaster
         self._settings = settings
-        loop = asyncio.get_running_loop()
-        # Feast takes seconds to import and open: off the start-up path, awaited when needed.
-        self._store: asyncio.Future[FeatureStore] = loop.run_in_executor(
-            None, _open_store, settings
-        )
+        # Feast takes seconds of CPU to import and open; at start-up that would slow the
+        # loading of both models on a small machine, so the first request that reads the
+        # feature store opens it (the loop sends its rows inline and never does).
+        self._store: asyncio.Future[FeatureStore] | None = None
         self._detector = follow_champion(settings, settings.detector_name)
         warm_up(self._detector)
+        # What is loaded now lives as long as the replica: keep it out of the collector's
+        # full passes, which would otherwise stall requests for milliseconds.
+        gc.collect()
+        gc.freeze()
+        loop = asyncio.get_running_loop()
         self._follower = loop.create_task(self._detector.follow(settings.poll_interval_s))
 
     async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:
         """Latest online features of ``services`` (``MissingFeaturesError`` -> 404)."""
+        if self._store is None:
+            loop = asyncio.get_running_loop()
+            self._store = loop.run_in_executor(None, _open_store, self._settings)
         store = await self._store
         online: pd.DataFrame = await asyncio.to_thread(
             features.online_features, store, services, feature_service
