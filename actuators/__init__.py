@@ -9,16 +9,18 @@ object it changes carries annotations naming ooda, the time and the audit entry.
 An action is one module that registers itself under its :class:`contracts.ActionKind`
 (:func:`register_action`); :func:`check_action` is the contract each must pass. Actions run
 in one :class:`ActionContext`: the Kubernetes API objects (official client objects or the
-lab's twins), a real sleep unless a simulated one is injected, retries, a timeout on every
-call, dry-run.
+lab's twins), the cloud clients (boto3's, for the SQS queue action), a real sleep unless a
+simulated one is injected, retries, a timeout on every call, dry-run.
 
 Exception tree::
 
     ActuatorError
-    ├── PermanentActuatorError    the API refused for good (404, 400, 422, 403): never retried
+    ├── PermanentActuatorError    the API refused for good (404, 400, 422, 403, an AWS client
+    │   │                         error), or a bad value: never retried
     │   ├── ConflictError         undo refused: someone else changed the object since
     │   └── MalformedAnnotationError  an ooda.dev/ annotation was edited and no longer parses
-    ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network): retried, backing off
+    ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network, AWS throttling):
+    │                             retried, backing off
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
 """
 
@@ -43,7 +45,14 @@ from actuators._context import (
     ActionContext,
     with_timeouts,
 )
-from actuators._contract import MUTATING_PREFIXES, CallSpy, check_action, spy_on
+from actuators._contract import (
+    CLOUD_MUTATING_PREFIXES,
+    MUTATING_PREFIXES,
+    CallSpy,
+    check_action,
+    spy_on,
+    spy_on_cloud,
+)
 from actuators._cordon_node import CordonNode
 from actuators._drain_node import DrainNode
 from actuators._errors import (
@@ -56,35 +65,67 @@ from actuators._errors import (
     classify_api_error,
 )
 from actuators._guard import Guard, GuardKey, GuardSettings
+from actuators._kill_container import COMMAND, KWOK_NODE, KillContainer
 from actuators._kube import MERGE_PATCH, EvictionOutcome, evict_pod, node_unhealthy
 from actuators._nodes import POOL_LABELS, node_pool
 from actuators._patch_hpa import PatchHpa
+from actuators._rate_limit import LIMIT_RPS, RPS_SET, RateLimit
 from actuators._recreate_pod import RecreatePodElsewhere
+from actuators._redrive_queue import MAX_MOVED, RedriveQueue, cloud_error
+from actuators._reroute import (
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
+    HTTPROUTES,
+    MAX_WEIGHT,
+    Reroute,
+    rule_weights,
+)
 from actuators._restart_pod import RestartPod
 from actuators._retry import RetryPolicy, call_with_retry
 from actuators._rollback_deployment import REVISION, RollbackDeployment
+from actuators._scale_consumers import ScaleConsumers
 from actuators._scale_deployment import ScaleDeployment
 from actuators._set_hpa_min import MIN_ORIGINAL, MIN_SET, SetHpaMinReplicas, ooda_floor
-from contracts import KubeClients
+from actuators._switch_database import (
+    ORIGINAL_ENDPOINT,
+    SWITCHED_TRAFFIC,
+    TRAFFIC,
+    SwitchDatabase,
+)
+from contracts import CloudClients, KubeClients
 
 __all__ = [
     "ACTION",
     "AUDIT_ID",
     "CHANGED_AT",
     "CHANGED_BY",
+    "CLOUD_MUTATING_PREFIXES",
+    "COMMAND",
+    "GATEWAY_GROUP",
+    "GATEWAY_VERSION",
+    "HTTPROUTES",
+    "KWOK_NODE",
+    "LIMIT_RPS",
+    "MAX_MOVED",
+    "MAX_WEIGHT",
     "MERGE_PATCH",
     "MIN_ORIGINAL",
     "MIN_SET",
     "MUTATING_PREFIXES",
+    "ORIGINAL_ENDPOINT",
     "PDB_RETRY",
     "POOL_LABELS",
     "REVISION",
+    "RPS_SET",
+    "SWITCHED_TRAFFIC",
+    "TRAFFIC",
     "Action",
     "ActionContext",
     "ActionResult",
     "ActuatorError",
     "ArgoRollback",
     "CallSpy",
+    "CloudClients",
     "ConflictError",
     "CordonNode",
     "DrainNode",
@@ -93,29 +134,38 @@ __all__ = [
     "GuardKey",
     "GuardRejectedError",
     "GuardSettings",
+    "KillContainer",
     "KubeClients",
     "MalformedAnnotationError",
     "PatchHpa",
     "PermanentActuatorError",
+    "RateLimit",
     "RecreatePodElsewhere",
+    "RedriveQueue",
+    "Reroute",
     "RestartPod",
     "RetryPolicy",
     "RollbackDeployment",
+    "ScaleConsumers",
     "ScaleDeployment",
     "SetHpaMinReplicas",
+    "SwitchDatabase",
     "TemporaryActuatorError",
     "action_class",
     "call_with_retry",
     "check_action",
     "classify_api_error",
+    "cloud_error",
     "evict_pod",
     "node_pool",
     "node_unhealthy",
     "ooda_floor",
     "register_action",
     "registered_actions",
+    "rule_weights",
     "slo_minutes",
     "slo_outcome",
     "spy_on",
+    "spy_on_cloud",
     "with_timeouts",
 ]

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from actuators._retry import RetryPolicy
-from contracts import KubeClients
+from contracts import CloudClients, KubeClients
 
 #: Annotations ooda leaves on every object it changes.
 CHANGED_BY = "ooda.dev/changed-by"
@@ -50,11 +50,21 @@ class _Timed:
 
 def with_timeouts(kube: KubeClients, timeout_s: float) -> KubeClients:
     """``kube`` with a request timeout on every call of every API object."""
-    return KubeClients(*(None if api is None else _Timed(api, timeout_s) for api in _apis(kube)))
+    return KubeClients(
+        *(None if api is None else _Timed(api, timeout_s) for api in api_objects(kube))
+    )
 
 
-def _apis(kube: KubeClients) -> tuple[Any, ...]:
-    return (kube.core_v1, kube.apps_v1, kube.autoscaling_v2, kube.policy_v1, kube.custom_objects)
+def api_objects(kube: KubeClients) -> tuple[Any, ...]:
+    """Every API object, in ``KubeClients``' field order."""
+    return (
+        kube.core_v1,
+        kube.apps_v1,
+        kube.autoscaling_v2,
+        kube.policy_v1,
+        kube.custom_objects,
+        kube.networking_v1,
+    )
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,9 @@ class ActionContext:
     """Timeout of every Kubernetes API call, seconds."""
     audit_ref: str = ""
     """Id of the audit entry that records the intent; written into the annotations."""
+    cloud: CloudClients = field(default_factory=CloudClients)
+    """The cloud API clients (SQS), for the actions that act outside Kubernetes; their
+    timeouts and retries are the clients' own (``botocore.config.Config``)."""
 
     @cached_property
     def api(self) -> KubeClients:

@@ -1,9 +1,10 @@
 """The contract every registered action passes, shipped with the library (as river ships
 ``check_estimator``): a new action module is tested by calling :func:`check_action` on it.
 
-It runs the action in dry-run behind a spy over all five API objects and asserts what a user
-relies on: the preview makes no mutating call, says what it would do, cannot be undone, and
-the action can judge an empty verification window without crashing.
+It runs the action in dry-run behind a spy over every Kubernetes API object and every cloud
+client and asserts what a user relies on: the preview makes no mutating call, says what it
+would do, cannot be undone, and the action can judge an empty verification window without
+crashing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ from typing import Any
 import pandas as pd
 
 from actuators._base import Action, registered_actions
-from actuators._context import ActionContext
-from contracts import ActionKind, KubeClients, Outcome, VerifyWindow
+from actuators._context import ActionContext, api_objects
+from contracts import ActionKind, CloudClients, KubeClients, Outcome, VerifyWindow
 
-MUTATING_PREFIXES = ("create_", "patch_", "replace_", "delete_", "connect_post_")
+#: Kubernetes client methods that change the cluster; ``connect_`` ones run something in a pod
+#: (``connect_get_namespaced_pod_exec`` is a GET that upgrades to a websocket).
+MUTATING_PREFIXES = ("create_", "patch_", "replace_", "delete_", "connect_")
+#: boto3 client methods that change the cloud. A ``receive_message`` is one: it raises the
+#: message's receive count and hides it for the visibility timeout.
+CLOUD_MUTATING_PREFIXES = (
+    "send_",
+    "delete_",
+    "receive_",
+    "purge_",
+    "change_",
+    "start_",
+    "cancel_",
+    "set_",
+    "create_",
+    "tag_",
+    "untag_",
+    "add_",
+    "remove_",
+)
 
 
 @dataclass
@@ -27,6 +47,8 @@ class CallSpy:
 
     api: Any
     calls: list[str] = field(default_factory=list)
+    prefixes: tuple[str, ...] = MUTATING_PREFIXES
+    """Method name prefixes of the calls that change something."""
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.api, name)
@@ -42,22 +64,21 @@ class CallSpy:
     @property
     def mutations(self) -> list[str]:
         """The calls that would change the cluster."""
-        return [c for c in self.calls if c.startswith(MUTATING_PREFIXES)]
+        return [c for c in self.calls if c.startswith(self.prefixes)]
 
 
 def spy_on(kube: KubeClients) -> tuple[KubeClients, list[CallSpy]]:
     """``kube`` with a :class:`CallSpy` around each API object, and the spies."""
-    spies = [
-        CallSpy(api)
-        for api in (
-            kube.core_v1,
-            kube.apps_v1,
-            kube.autoscaling_v2,
-            kube.policy_v1,
-            kube.custom_objects,
-        )
-    ]
+    spies = [CallSpy(api) for api in api_objects(kube)]
     return KubeClients(*spies), spies
+
+
+def spy_on_cloud(cloud: CloudClients) -> tuple[CloudClients, list[CallSpy]]:
+    """``cloud`` with a :class:`CallSpy` around each client it has, and the spies."""
+    if cloud.sqs is None:
+        return cloud, []
+    spy = CallSpy(cloud.sqs, prefixes=CLOUD_MUTATING_PREFIXES)
+    return CloudClients(sqs=spy), [spy]
 
 
 def check_action(action: Action, ctx: ActionContext) -> None:
@@ -70,11 +91,14 @@ def check_action(action: Action, ctx: ActionContext) -> None:
     assert action.target and "/" in action.target, f"{kind}: target {action.target!r}"
     assert action.workload == f"{action.namespace}/{action.service}"
     spied, spies = spy_on(ctx.kube)
-    result = action.apply(replace(ctx, kube=spied, dry_run=True))
-    mutations = [m for spy in spies for m in spy.mutations]
+    cloud, cloud_spies = spy_on_cloud(ctx.cloud)
+    result = action.apply(replace(ctx, kube=spied, cloud=cloud, dry_run=True))
+    mutations = [m for spy in (*spies, *cloud_spies) for m in spy.mutations]
     assert not mutations, f"{kind}: dry-run made mutating calls {mutations}"
     assert result.dry_run and result.kind == kind and result.target == action.target
-    assert action.undo(replace(ctx, kube=spied), result) is None, f"{kind}: undid a dry run"
+    assert action.undo(replace(ctx, kube=spied, cloud=cloud), result) is None, (
+        f"{kind}: undid a dry run"
+    )
     now = datetime(2026, 1, 1, tzinfo=UTC)
     window = VerifyWindow(
         metrics=pd.DataFrame(columns=["timestamp", "p95_latency_ms", "error_rate"]),

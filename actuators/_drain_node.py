@@ -16,7 +16,7 @@ from actuators._context import ActionContext
 from actuators._errors import GuardRejectedError, TemporaryActuatorError
 from actuators._kube import evict_pod, is_daemonset_pod, is_mirror_pod, pods_on_node
 from actuators._nodes import NodeAction, cordon_first, set_unschedulable
-from contracts import ActionKind
+from contracts import ActionKind, VerifyWindow
 
 
 def _name(pod: Any) -> str:
@@ -79,3 +79,10 @@ class DrainNode(NodeAction):
             "audit_id": ctx.audit_ref or "none",
         }
         return ActionResult(self.kind, self.target, False, before, after, undoable=not was)
+
+    def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
+        """The service's pods must have left the node, besides the SLO holding."""
+        if window.workload is None:
+            return None
+        left = [p.name for p in window.workload.pods if p.node == self.node]
+        return f"pods still on {self.node}: {left}" if left else None

@@ -59,11 +59,8 @@ class ScaleDeployment(Action):
             f"annotate deployment {self.namespace}/{self.deployment}",
         )
 
-    def apply(self, ctx: ActionContext) -> ActionResult:
-        if not 0 <= self.replicas <= self.max_replicas:
-            raise PermanentActuatorError(
-                f"replicas must be within 0..{self.max_replicas}, got {self.replicas}"
-            )
+    def _hpa(self, ctx: ActionContext) -> Any:
+        """The HPA whose ``scaleTargetRef`` is the Deployment, or None."""
         hpas = self.call(
             ctx,
             lambda: ctx.api.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler(
@@ -74,21 +71,34 @@ class ScaleDeployment(Action):
         for hpa in hpas.items:
             ref = hpa.spec.scale_target_ref
             if ref.kind == "Deployment" and ref.name == self.deployment:
-                raise PermanentActuatorError(
-                    f"deployment {self.namespace}/{self.deployment} is scaled by HPA "
-                    f"{hpa.metadata.name!r}; change the HPA instead"
-                )
-        previous = self._replicas(ctx)
-        if not ctx.dry_run and previous != self.replicas:
-            self._patch(ctx, self.replicas)
+                return hpa
+        return None
+
+    def _scale_to(self, ctx: ActionContext, replicas: int, previous: int) -> ActionResult:
+        """Set the replicas from ``previous`` to ``replicas`` (in dry-run, only describe it)."""
+        if not ctx.dry_run and previous != replicas:
+            self._patch(ctx, replicas)
         return ActionResult(
             self.kind,
             self.target,
             ctx.dry_run,
             {"replicas": previous},
-            {"replicas": self.replicas},
-            undoable=previous != self.replicas,
+            {"replicas": replicas},
+            undoable=previous != replicas,
         )
+
+    def apply(self, ctx: ActionContext) -> ActionResult:
+        if not 0 <= self.replicas <= self.max_replicas:
+            raise PermanentActuatorError(
+                f"replicas must be within 0..{self.max_replicas}, got {self.replicas}"
+            )
+        hpa = self._hpa(ctx)
+        if hpa is not None:
+            raise PermanentActuatorError(
+                f"deployment {self.namespace}/{self.deployment} is scaled by HPA "
+                f"{hpa.metadata.name!r}; change the HPA instead"
+            )
+        return self._scale_to(ctx, self.replicas, self._replicas(ctx))
 
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         if result.dry_run or not result.undoable:

@@ -1,9 +1,9 @@
 """contracts: what every layer of ooda shares, and nothing else.
 
-The tidy metric schema, the ports (a metric source, a clock, the Kubernetes calls we make),
-the identifiers of scenarios and actions, and the records that cross layers (a workload's
-observed state, an action's verification). Every other package may import this one; it
-imports none of ours.
+The tidy metric schema and the metric families beyond it, the ports (a metric source, a
+clock, the Kubernetes and cloud calls we make), the identifiers of scenarios and actions, and the
+records that cross layers (a workload's observed state, an action's verification). Every
+other package may import this one; it imports none of ours.
 
 Exception tree::
 
@@ -15,7 +15,9 @@ Exception tree::
 from __future__ import annotations
 
 from contracts._clock import Clock, SimClock, WallClock
+from contracts._cloud import CloudClients, Sqs
 from contracts._errors import ContractError, InvalidTimeError, UnknownIdError
+from contracts._families import FAMILIES, FamilySchema, MetricFamily
 from contracts._ids import ActionKind, ScenarioId
 from contracts._ports import (
     AppsV1,
@@ -24,10 +26,12 @@ from contracts._ports import (
     CustomObjects,
     KubeClients,
     MetricSource,
+    NetworkingV1,
     PolicyV1,
 )
 from contracts._records import (
     HpaState,
+    NodeState,
     Outcome,
     PodState,
     Verdict,
@@ -37,24 +41,31 @@ from contracts._records import (
 from contracts._schema import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
 
 __all__ = [
+    "FAMILIES",
     "METRIC_COLUMNS",
     "METRIC_VALUE_COLUMNS",
     "ActionKind",
     "AppsV1",
     "AutoscalingV2",
     "Clock",
+    "CloudClients",
     "ContractError",
     "CoreV1",
     "CustomObjects",
+    "FamilySchema",
     "HpaState",
     "InvalidTimeError",
     "KubeClients",
+    "MetricFamily",
     "MetricSource",
+    "NetworkingV1",
+    "NodeState",
     "Outcome",
     "PodState",
     "PolicyV1",
     "ScenarioId",
     "SimClock",
+    "Sqs",
     "UnknownIdError",
     "Verdict",
     "VerifyWindow",

@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import pandas as pd
 
+    from contracts._families import MetricFamily
+
 
 class MetricSource(Protocol):
-    """Returns the tidy metrics frame (``METRIC_COLUMNS``) for ``[start, end]`` at ``step``."""
+    """Returns the tidy metrics frame (``METRIC_COLUMNS``) for ``[start, end]`` at ``step``,
+    and the frame of each other metric family (``FAMILIES[family].columns``; empty where the
+    estate has none of that family)."""
 
     def query_range(self, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame: ...
+
+    def query_family(
+        self, family: MetricFamily, start: datetime, end: datetime, step: timedelta
+    ) -> pd.DataFrame: ...
 
 
 class CoreV1(Protocol):
@@ -35,6 +43,16 @@ class CoreV1(Protocol):
     def list_node(self, **kwargs: Any) -> Any: ...
     def read_node(self, name: str, **kwargs: Any) -> Any: ...
     def patch_node(self, name: str, body: Any, **kwargs: Any) -> Any: ...
+    def list_namespaced_service(self, namespace: str, **kwargs: Any) -> Any: ...
+    def read_namespaced_service(self, name: str, namespace: str, **kwargs: Any) -> Any: ...
+    def create_namespaced_service(self, namespace: str, body: Any, **kwargs: Any) -> Any: ...
+    def patch_namespaced_service(
+        self, name: str, namespace: str, body: Any, **kwargs: Any
+    ) -> Any: ...
+    def connect_get_namespaced_pod_exec(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        """``kubectl exec``: through ``kubernetes.stream.stream`` on a real client; optional
+        (an API object without it has no exec, and actions fall back)."""
+        ...
 
 
 class AppsV1(Protocol):
@@ -71,7 +89,7 @@ class PolicyV1(Protocol):
 
 
 class CustomObjects(Protocol):
-    """The ``CustomObjectsApi`` calls ooda makes (Argo CD Applications)."""
+    """The ``CustomObjectsApi`` calls ooda makes (Argo CD Applications, Gateway API HTTPRoutes)."""
 
     def get_namespaced_custom_object(
         self, group: str, version: str, namespace: str, plural: str, name: str, **kwargs: Any
@@ -88,6 +106,17 @@ class CustomObjects(Protocol):
     ) -> Any: ...
 
 
+class NetworkingV1(Protocol):
+    """The ``NetworkingV1Api`` calls ooda makes (Ingresses)."""
+
+    def list_namespaced_ingress(self, namespace: str, **kwargs: Any) -> Any: ...
+    def read_namespaced_ingress(self, name: str, namespace: str, **kwargs: Any) -> Any: ...
+    def create_namespaced_ingress(self, namespace: str, body: Any, **kwargs: Any) -> Any: ...
+    def patch_namespaced_ingress(
+        self, name: str, namespace: str, body: Any, **kwargs: Any
+    ) -> Any: ...
+
+
 @dataclass(frozen=True)
 class KubeClients:
     """The Kubernetes API objects of one cluster (official client objects or the lab's twins)."""
@@ -101,4 +130,6 @@ class KubeClients:
     policy_v1: Any = None
     """:class:`PolicyV1`, where PodDisruptionBudgets are read."""
     custom_objects: Any = None
-    """:class:`CustomObjects` (Argo CD Applications)."""
+    """:class:`CustomObjects` (Argo CD Applications, Gateway API HTTPRoutes)."""
+    networking_v1: Any = None
+    """:class:`NetworkingV1` (Ingresses). Last, so positional construction keeps working."""

@@ -79,6 +79,27 @@ class WorkloadState:
         return tuple(sorted((p for p in self.pods if p.crashlooping), key=lambda p: -p.restarts))
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """A node as the loop saw it this tick."""
+
+    name: str
+    ready: str
+    """Status of the ``Ready`` condition: ``True``, ``False`` or ``Unknown`` (the kubelet
+    went silent)."""
+    unschedulable: bool
+    """Cordoned."""
+    pressures: tuple[str, ...] = ()
+    """Pressure conditions that are ``True`` (``DiskPressure``, ``MemoryPressure`` ...)."""
+    taints: tuple[str, ...] = ()
+    """``key:effect`` of each taint."""
+
+    @property
+    def not_ready(self) -> bool:
+        """Whether the node's Ready condition is anything but True."""
+        return self.ready != "True"
+
+
 class Verdict(StrEnum):
     """Where a verification stands."""
 

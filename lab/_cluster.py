@@ -51,6 +51,35 @@ class Node:
     unschedulable: bool = False
     """Cordoned: the scheduler places no new pod here."""
     annotations: dict[str, str] = field(default_factory=dict)
+    ready: bool = True
+    """Whether the kubelet posts status; False from the moment the node dies."""
+    down_since: float | None = None
+    """When the kubelet stopped posting (None while it posts)."""
+    disk_size_bytes: float = 100 * 2**30
+    """Size of the node's root filesystem (images, logs, emptyDirs)."""
+    disk_used_bytes: float = 35 * 2**30
+    disk_fill_bps: float = 0.0
+    """Bytes per second the filesystem fills by beyond its steady state (a fault's doing)."""
+    disk_pressure: bool = False
+    """The kubelet's DiskPressure condition (available under its hard eviction threshold)."""
+    last_eviction: float = -math.inf
+    """When the kubelet last evicted a pod for disk pressure."""
+    packet_loss: float = 0.0
+    """Share of packets lost on the node's network path."""
+    tcp_out_segs: float = 0.0
+    """node-exporter's ``node_netstat_Tcp_OutSegs`` counter."""
+    tcp_retrans_segs: float = 0.0
+    """node-exporter's ``node_netstat_TcpExt_TCPRetransSegs`` counter."""
+
+    @property
+    def disk_available_ratio(self) -> float:
+        """Share of the root filesystem still free."""
+        return max(0.0, 1.0 - self.disk_used_bytes / self.disk_size_bytes)
+
+    @property
+    def schedulable(self) -> bool:
+        """Whether the scheduler may place a pod here (cordon and the NoSchedule taints)."""
+        return not self.unschedulable and self.ready and not self.disk_pressure
 
 
 @dataclass
@@ -219,6 +248,17 @@ class Cluster:
                 created_at=created,
                 desired_replicas=initial_replicas[i],
             )
+            if topo.pdb_max_unavailable is not None:
+                self.pdbs[svc.name] = Pdb(
+                    name=svc.name,
+                    # Not drawn from ``rng``: the estate's random stream stays as it was.
+                    uid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pdb/{topo.namespace}/{svc.name}")),
+                    created_at=created,
+                    labels={"app": svc.name},
+                    match_labels={"app": svc.name},
+                    min_available=None,
+                    max_unavailable=topo.pdb_max_unavailable,
+                )
             for _ in range(initial_replicas[i]):
                 pod = self._create_pod(i, t0 - 3600.0)
                 self._schedule(pod, t0 - 3600.0, free)
@@ -276,14 +316,14 @@ class Cluster:
 
     def _node_free_cpu(self) -> np.ndarray:
         """Unrequested CPU per node (requests taken off in pod creation order), -inf on a
-        cordoned node: what the scheduler picks from."""
+        cordoned, NotReady or disk-pressured node: what the scheduler picks from."""
         table = self.pod_table
         free = np.array([node.cpu_cores for node in self.nodes], dtype=float)
         n = table.compact()
         node, service = table.node[:n], table.service[:n]
         scheduled = node >= 0
         np.subtract.at(free, node[scheduled], self.cpu_requests[service[scheduled]])
-        free[[node.unschedulable for node in self.nodes]] = -math.inf
+        free[[not node.schedulable for node in self.nodes]] = -math.inf
         return free
 
     def _schedule(self, pod: Pod, t: float, free: np.ndarray) -> None:

@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from contracts import ScenarioId, SimClock
+from contracts import MetricFamily, ScenarioId, SimClock
 from lab._cluster import Cluster
 from lab._errors import InvalidTimeError, NoTargetError, UnknownServiceError
+from lab._family_store import FamilyStore
 from lab._faults import (
     ActiveFault,
     BackgroundEvent,
@@ -35,6 +36,7 @@ from lab._faults import (
 )
 from lab._graph import ServiceModel
 from lab._kube_extra import FakeKubernetes
+from lab._kubelet import NODE_MONITOR_GRACE_S, count_segments, node_effects, node_lifecycle
 from lab._metrics import LabMetricSource
 from lab._pods import Pod
 from lab._settings import LabSettings
@@ -96,7 +98,8 @@ class Lab:
         self._cluster.on_pod_removed.append(self._pod_removed)
         self._cluster.on_pod_created.append(self._pod_created)
         self._store = ScrapeStore(settings)
-        self.source = LabMetricSource(self._store)
+        self._families = FamilyStore()
+        self.source = LabMetricSource(self._store, self._families)
         self.kube = FakeKubernetes(self._cluster, clock, settings)
         self._records: list[FaultRecord] = []
         self._active: list[ActiveFault] = []
@@ -409,6 +412,7 @@ class Lab:
         t1 = t0 + h
         cl.hpa_sync(t0)
         cl.reconcile(t0)
+        killed = node_lifecycle(cl, t0, h)
         fx = self._effects(t0, h)
         table = cl.pod_table
         pods = table.compact()
@@ -436,12 +440,27 @@ class Lab:
             serving = np.bincount(service[~crashing], ready[~crashing], minlength=n)
             broken = np.bincount(service[crashing], starting[crashing], minlength=n)
 
+        # What bad nodes do to the services whose pods run there.
+        node_errors, node_capacity, node_latency = node_effects(cl, ready, n)
+        errors_in = fx.errors
+        if node_errors.any() or killed.any():
+            errors_in = 1.0 - (1.0 - fx.errors) * (1.0 - node_errors) * (1.0 - killed)
+
         # The services, down the call graph and back up.
         external = self._traffic.rate(t0 + h / 2) * fx.traffic * self._graph.share
         jitter = self._rng.standard_normal(n) * m.latency_jitter
         out = self._model.serve(
-            external, serving, broken, fx.capacity, fx.latency, fx.errors, jitter
+            external,
+            serving,
+            broken,
+            fx.capacity * node_capacity,
+            fx.latency * node_latency,
+            errors_in,
+            jitter,
         )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_pod = np.nan_to_num(out.served[service] * ready / serving[service])
+        count_segments(cl, per_pod, h)
 
         # cAdvisor view of each pod (a crash-looping one only while it starts), readiness.
         u = out.utilisation[service]
@@ -491,6 +510,28 @@ class Lab:
             table.cpu_seconds[rows],
             table.memory_bytes[rows],
             table.restarts[rows],
+            table.oomkilled[rows],
             names,
         )
+        scrape = self._store.n
         self._store.record(t, valid, row, sample)
+        self._record_nodes(scrape, t)
+
+    def _record_nodes(self, scrape: int, now: float) -> None:
+        """kube-state-metrics' and node-exporter's view of every node at this scrape."""
+        keys, rows = [], []
+        for node in self._cluster.nodes:
+            silent = node.down_since is not None and now - node.down_since >= NODE_MONITOR_GRACE_S
+            keys.append((node.name,))
+            rows.append(
+                (
+                    0.0 if silent else 1.0,
+                    float(node.disk_pressure),
+                    float(node.unschedulable),
+                    node.disk_size_bytes - node.disk_used_bytes,
+                    node.disk_size_bytes,
+                    node.tcp_retrans_segs,
+                    node.tcp_out_segs,
+                )
+            )
+        self._families.record(scrape, MetricFamily.NODE, keys, np.array(rows))

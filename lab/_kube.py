@@ -9,7 +9,7 @@ server uses. Every public method also takes the client's per-call options
 it, so a test can check that code never waits on the API server unbounded. Served objects
 carry the API server's ``metadata.resourceVersion`` (see ``_Revisions``). This module holds the
 shared helpers and the core and autoscaling APIs; ``lab._kube_apps`` and ``lab._kube_extra``
-the others.
+the others, ``lab._kube_net`` the Services and Ingresses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import (
@@ -33,8 +33,12 @@ from kubernetes.client.exceptions import (
 
 from contracts import SimClock
 from lab._cluster import Cluster, Node
+from lab._kubelet import NODE_MONITOR_GRACE_S
 from lab._pods import Pod
 from lab._settings import LabSettings
+
+if TYPE_CHECKING:
+    from lab._kube_net import NamespacedObjects
 
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
@@ -448,6 +452,41 @@ class _Api(_Counted):
 class FakeCoreV1Api(_Api):
     """The subset of ``kubernetes.client.CoreV1Api`` the loop and actuators use."""
 
+    def __init__(
+        self,
+        cluster: Cluster,
+        clock: SimClock,
+        settings: LabSettings,
+        revisions: _Revisions,
+        services: NamespacedObjects | None = None,
+    ) -> None:
+        super().__init__(cluster, clock, settings, revisions)
+        self._services = services
+        """The Services (``lab._kube_net``, which builds on this module): none, a 404."""
+
+    def _service_store(self) -> NamespacedObjects:
+        if self._services is None:
+            raise _error(404, "the server could not find the requested resource", "services", "")
+        return self._services
+
+    def list_namespaced_service(
+        self, namespace: str, label_selector: str | None = None
+    ) -> client.V1ServiceList:
+        return self._service_store().list(namespace, label_selector)
+
+    def read_namespaced_service(self, name: str, namespace: str) -> client.V1Service:
+        return self._service_store().read(name, namespace)
+
+    def create_namespaced_service(self, namespace: str, body: Any) -> client.V1Service:
+        """A Service; an ExternalName one needs ``spec.externalName`` and gets no cluster IP."""
+        return self._service_store().create(namespace, body)
+
+    def patch_namespaced_service(
+        self, name: str, namespace: str, body: Any, _content_type: str | None = None
+    ) -> client.V1Service:
+        """A merge patch (``spec.externalName`` to repoint an ExternalName Service)."""
+        return self._service_store().patch(name, namespace, body, _content_type)
+
     def _pod(self, name: str, namespace: str) -> Pod:
         self._check_namespace(namespace, "pods", name)
         pod = self._cluster.pods.get(name)
@@ -707,19 +746,52 @@ class FakeCoreV1Api(_Api):
         return self._to_v1_node(node)
 
     def _to_v1_node(self, node: Node) -> client.V1Node:
-        key = (tuple(node.labels.items()), tuple(node.annotations.items()), node.unschedulable)
-        return self._revisions.served(node.uid, key, lambda: self._render_node(node))
+        unknown = (
+            node.down_since is not None and self._now() - node.down_since >= NODE_MONITOR_GRACE_S
+        )
+        key = (
+            tuple(node.labels.items()),
+            tuple(node.annotations.items()),
+            node.unschedulable,
+            unknown,
+            node.disk_pressure,
+        )
+        return self._revisions.served(node.uid, key, lambda: self._render_node(node, unknown))
 
-    def _render_node(self, node: Node) -> client.V1Node:
+    def _render_node(self, node: Node, unknown: bool) -> client.V1Node:
         resources = {
             "cpu": _cpu_quantity(node.cpu_cores),
             "memory": f"{node.memory_bytes // 2**10}Ki",
             "pods": "110",
         }
-        ok = client.V1NodeCondition(type="Ready", status="True", reason="KubeletReady")
+        # The node lifecycle controller turns Ready to Unknown once the kubelet has been
+        # silent for the grace period, and taints the node; the kubelet reports pressure.
+        ok = (
+            client.V1NodeCondition(
+                type="Ready",
+                status="Unknown",
+                reason="NodeStatusUnknown",
+                message="Kubelet stopped posting node status.",
+            )
+            if unknown
+            else client.V1NodeCondition(type="Ready", status="True", reason="KubeletReady")
+        )
         pressures = [
-            client.V1NodeCondition(type=kind, status="False")
+            client.V1NodeCondition(
+                type=kind,
+                status="True" if kind == "DiskPressure" and node.disk_pressure else "False",
+            )
             for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
+        ]
+        taints = [
+            client.V1Taint(key=key, effect=effect)
+            for key, effect, on in (
+                ("node.kubernetes.io/unschedulable", "NoSchedule", node.unschedulable),
+                ("node.kubernetes.io/unreachable", "NoSchedule", unknown),
+                ("node.kubernetes.io/unreachable", "NoExecute", unknown),
+                ("node.kubernetes.io/disk-pressure", "NoSchedule", node.disk_pressure),
+            )
+            if on
         ]
         model = client.V1Node(
             api_version="v1",
@@ -731,13 +803,7 @@ class FakeCoreV1Api(_Api):
                 labels=dict(node.labels),
                 annotations=dict(node.annotations) or None,
             ),
-            # The node lifecycle controller taints a cordoned node.
-            spec=client.V1NodeSpec(
-                unschedulable=node.unschedulable or None,
-                taints=[client.V1Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")]
-                if node.unschedulable
-                else None,
-            ),
+            spec=client.V1NodeSpec(unschedulable=node.unschedulable or None, taints=taints or None),
             status=client.V1NodeStatus(
                 capacity=resources, allocatable=resources, conditions=[*pressures, ok]
             ),

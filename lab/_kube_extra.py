@@ -1,5 +1,5 @@
 """The lab's PolicyV1Api (PodDisruptionBudgets), ApiextensionsV1Api and CustomObjectsApi, and
-``FakeKubernetes``, which hands out every fake API.
+``FakeKubernetes``, which hands out every fake API (``NetworkingV1Api`` is ``lab._kube_net``'s).
 
 Budgets are evaluated live by the cluster's disruption controller (``Cluster.pdb_status``);
 custom objects (Argo CD Applications) are plain dicts kept per CRD, as the real client returns
@@ -19,6 +19,7 @@ from kubernetes import client
 
 from contracts import KubeClients, SimClock
 from lab._cluster import Cluster, Pdb
+from lab._graph import CallGraph
 from lab._kube import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
@@ -35,11 +36,26 @@ from lab._kube import (
 )
 from lab._kube_apps import FakeAppsV1Api
 from lab._kube_autoscaling import FakeAutoscalingV2Api
+from lab._kube_net import (
+    FakeNetworkingV1Api,
+    NamespacedObjects,
+    _json_merge,
+    check_ingress,
+    check_service,
+    entry_ingress,
+    seeded_uid,
+)
 from lab._pods import Pod
 from lab._settings import LabSettings
 
 _PERCENT = re.compile(r"^[0-9]+%$")
 _PDBS = "poddisruptionbudgets.policy"
+_APPROVED = "api-approved.kubernetes.io"
+
+
+def _protected(group: str) -> bool:
+    """Kubernetes' own API groups: a CRD in one needs an approved API review."""
+    return any(group == g or group.endswith(f".{g}") for g in ("k8s.io", "kubernetes.io"))
 
 
 def _pdb_value(value: Any, field: str, name: str) -> int | str | None:
@@ -184,19 +200,6 @@ class _CustomStore:
         return _utc(self.clock.now().timestamp()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json_merge(target: Any, patch: Any) -> Any:
-    """RFC 7386: None deletes a key, objects merge, anything else (lists too) replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = _json_merge(merged.get(key), value)
-    return merged
-
-
 def _without_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k != "metadata"}
 
@@ -247,6 +250,15 @@ class FakeApiextensionsV1Api(_Counted):
                 422,
                 f"{kinds} {name!r} is invalid: metadata.name: Invalid value: {name!r}:"
                 ' must be spec.names.plural+"."+spec.group',
+                kinds,
+                name,
+            )
+        approval = ((data.get("metadata") or {}).get("annotations") or {}).get(_APPROVED)
+        if _protected(group) and not approval:
+            raise _error(
+                422,
+                f"{kinds} {name!r} is invalid: metadata.annotations[{_APPROVED}]: Required value:"
+                f' protected groups must have approval annotation "{_APPROVED}"',
                 kinds,
                 name,
             )
@@ -447,18 +459,51 @@ class FakeKubernetes:
         self._revisions = revisions = _Revisions()
         # A bound method, not a closure, so that a deep copy of the lab forgets in its own copy.
         cluster.on_pod_removed.append(self._pod_removed)
-        self.core_v1 = FakeCoreV1Api(cluster, clock, settings, revisions)
+        namespace = settings.topology.namespace
+        where = (namespace, clock, revisions, cluster.new_uid)
+        services = NamespacedObjects(
+            client.V1Service,
+            client.V1ServiceList,
+            "v1",
+            "Service",
+            "services",
+            *where,
+            check=check_service,
+            generation=False,
+        )
+        ingresses = NamespacedObjects(
+            client.V1Ingress,
+            client.V1IngressList,
+            "networking.k8s.io/v1",
+            "Ingress",
+            "ingresses.networking.k8s.io",
+            *where,
+            check=check_ingress,
+            generation=True,
+        )
+        # One Ingress in front of each service external traffic enters, as a real estate has.
+        graph = CallGraph(settings.topology.services)
+        for entry in (graph.names[i] for i in graph.entries):
+            uid = seeded_uid("ingresses", namespace, entry)
+            ingresses.create(namespace, entry_ingress(entry, namespace), uid=uid)
+        self.core_v1 = FakeCoreV1Api(cluster, clock, settings, revisions, services=services)
         self.apps_v1 = FakeAppsV1Api(cluster, clock, settings, revisions)
         self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings, revisions)
         self.policy_v1 = FakePolicyV1Api(cluster, clock, settings, revisions)
         store = _CustomStore(cluster, clock, revisions)
         self.apiextensions_v1 = FakeApiextensionsV1Api(store)
         self.custom_objects = FakeCustomObjectsApi(store)
+        self.networking_v1 = FakeNetworkingV1Api(ingresses)
 
     def clients(self) -> KubeClients:
         """The API objects as the ``KubeClients`` every actuator and the loop take."""
         return KubeClients(
-            self.core_v1, self.apps_v1, self.autoscaling_v2, self.policy_v1, self.custom_objects
+            self.core_v1,
+            self.apps_v1,
+            self.autoscaling_v2,
+            self.policy_v1,
+            self.custom_objects,
+            self.networking_v1,
         )
 
     def _pod_removed(self, pod: Pod, _t: float) -> None:
@@ -472,6 +517,7 @@ class FakeKubernetes:
             self.policy_v1,
             self.apiextensions_v1,
             self.custom_objects,
+            self.networking_v1,
         )
 
     def calls(self) -> int:

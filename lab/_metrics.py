@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from contracts import METRIC_COLUMNS
+from contracts import FAMILIES, METRIC_COLUMNS, MetricFamily
 from lab._errors import InvalidTimeError
-from lab._store import CODES, ScrapeStore
+from lab._family_store import FamilyStore, is_rate
+from lab._store import CODES, ScrapeStore, _ranges
 
 _EPS = 1e-6
 _RESTART_WINDOW_S = 300.0
@@ -79,11 +80,15 @@ class LabMetricSource:
     ends between the first and the last scrape.
     """
 
-    def __init__(self, store: ScrapeStore) -> None:
+    def __init__(self, store: ScrapeStore, families: FamilyStore | None = None) -> None:
         self._store = store
+        self._families = families or FamilyStore()
 
-    def query_range(self, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame:
-        """The tidy metrics frame, one row per (step end, service)."""
+    def _steps(
+        self, start: datetime, end: datetime, step: timedelta
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step ends of the query with scrapes, the first and last valid scrape in each
+        step's window, whether it has two, and the valid scrape indices."""
         if start.tzinfo is None or end.tzinfo is None:
             raise InvalidTimeError(f"query range needs aware datetimes, got {start!r}..{end!r}")
         step_s = step.total_seconds()
@@ -100,6 +105,14 @@ class LabMetricSource:
         w = max(step_s, 4 * st.settings.scrape.interval_s)
         valid_idx = np.flatnonzero(st.valid[:n])
         first, last, has2 = self._window(ts, valid_idx, grid, w)
+        return grid, first, last, has2, valid_idx
+
+    def query_range(self, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame:
+        """The tidy metrics frame, one row per (step end, service)."""
+        grid, first, last, has2, valid_idx = self._steps(start, end, step)
+        st = self._store
+        n = st.n
+        ts = st.times[:n]
         first5, _, has2_5 = self._window(ts, valid_idx, grid, _RESTART_WINDOW_S)
         has1 = last >= 0
         last_c = np.maximum(last, 0)
@@ -148,6 +161,77 @@ class LabMetricSource:
             columns=list(METRIC_COLUMNS),
         )
         return frame
+
+    def query_family(
+        self, family: MetricFamily, start: datetime, end: datetime, step: timedelta
+    ) -> pd.DataFrame:
+        """The tidy frame of ``family`` (``FAMILIES[family].columns``), one row per step end
+        and series with a sample in the step's window: gauges are the last sample there,
+        ``_rate`` columns the counter's increase over the window per second."""
+        family = MetricFamily(family)
+        grid, first, last, has2, _ = self._steps(start, end, step)
+        if family is MetricFamily.POD:
+            return self._pods(grid, last)
+        schema = FAMILIES[family]
+        st = self._store
+        keys = self._families.series(family)
+        if not keys or not len(grid):
+            return pd.DataFrame({c: [] for c in schema.columns})
+        values = self._families.values(family, st.n)
+        ts = st.times[: st.n]
+        at_last = values[np.maximum(last, 0)]
+        at_first = values[np.maximum(first, 0)]
+        present = (last >= 0)[:, None] & ~np.isnan(at_last).all(axis=2)
+        dt = (ts[np.maximum(last, 0)] - ts[np.maximum(first, 0)])[:, None]
+        columns: dict[str, np.ndarray] = {}
+        for j, name in enumerate(schema.values):
+            if is_rate(name):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rate = (at_last[..., j] - at_first[..., j]) / dt
+                columns[name] = np.where(has2[:, None], rate, np.nan)[present]
+            else:
+                columns[name] = at_last[..., j][present]
+        g, k = present.nonzero()
+        frame: dict[str, object] = {
+            "timestamp": pd.to_datetime(np.round(grid[g] * 1e9).astype(np.int64), utc=True),
+            "region": np.full(len(g), st.settings.topology.region, dtype=object),
+        }
+        key_array = np.array(keys, dtype=object).reshape(len(keys), len(schema.keys))
+        for j, name in enumerate(schema.keys):
+            frame[name] = key_array[k, j]
+        frame.update(columns)
+        return pd.DataFrame(frame, columns=list(schema.columns))
+
+    def _pods(self, grid: np.ndarray, last: np.ndarray) -> pd.DataFrame:
+        """The pod family from the scrape store's pod samples at each step's last scrape."""
+        st = self._store
+        schema = FAMILIES[MetricFamily.POD]
+        scraped = last >= 0
+        steps = np.flatnonzero(scraped)
+        positions, which = _ranges(st.offsets[last[steps]], st.offsets[last[steps] + 1])
+        series = st.sample_series[positions]
+        service = st.series_service[series]
+        names = st.series_names
+        return pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(
+                    np.round(grid[steps][which] * 1e9).astype(np.int64), utc=True
+                ),
+                "region": np.full(len(series), st.settings.topology.region, dtype=object),
+                "service": np.array(st.services, dtype=object)[service],
+                "pod": [names[k][0] for k in series.tolist()],
+                "node": [names[k][1] for k in series.tolist()],
+                "container_memory_working_set_bytes": st.sample_memory[positions],
+                "kube_pod_container_resource_limits_memory_bytes": st.memory_limits[service],
+                "kube_pod_container_status_restarts_total": st.sample_restarts[positions].astype(
+                    float
+                ),
+                "kube_pod_container_status_last_terminated_oomkilled": st.sample_oomkilled[
+                    positions
+                ].astype(float),
+            },
+            columns=list(schema.columns),
+        )
 
     @staticmethod
     def _window(

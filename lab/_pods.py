@@ -19,7 +19,7 @@ import numpy as np
 
 _FLOATS = ("started_at", "ready_at", "memory_scale", "cpu_seconds", "memory_bytes")
 _INTS = ("serial", "service", "replica_set", "node", "restarts", "version", "samples")
-_BOOLS = ("alive", "crashing")
+_BOOLS = ("alive", "crashing", "oomkilled")
 _COLUMNS = (*_FLOATS, *_INTS, *_BOOLS, "history")
 
 
@@ -116,8 +116,12 @@ class Pod:
 
     @property
     def memory_scale(self) -> float:
-        """Per-pod working-set factor (pods are never exactly alike)."""
+        """Per-pod working-set factor (pods are never exactly alike; a leak raises it)."""
         return float(self._table.memory_scale[self._row])
+
+    @memory_scale.setter
+    def memory_scale(self, value: float) -> None:
+        self._table.memory_scale[self._row] = value
 
     @property
     def cpu_seconds(self) -> float:
@@ -130,6 +134,15 @@ class Pod:
     @memory_bytes.setter
     def memory_bytes(self, value: float) -> None:
         self._table.memory_bytes[self._row] = value
+
+    @property
+    def oomkilled(self) -> bool:
+        """Whether the container's last termination was an OOM kill."""
+        return bool(self._table.oomkilled[self._row])
+
+    @oomkilled.setter
+    def oomkilled(self, value: bool) -> None:
+        self._set("oomkilled", value)
 
     @property
     def version(self) -> int:
@@ -191,6 +204,8 @@ class PodTable:
     samples: np.ndarray
     alive: np.ndarray
     crashing: np.ndarray
+    oomkilled: np.ndarray
+    """Whether the container's last termination was an OOM kill."""
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -216,7 +231,7 @@ class PodTable:
         self.serial[row] = self._serials
         self._serials += 1
         self.service[row], self.replica_set[row], self.node[row] = service, replica_set, -1
-        self.alive[row], self.crashing[row] = True, False
+        self.alive[row], self.crashing[row], self.oomkilled[row] = True, False, False
         pod = Pod(self, row, name, service, template_hash, uid, created_at)
         self.pods.append(pod)
         return pod

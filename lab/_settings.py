@@ -86,6 +86,10 @@ class TopologySettings:
     """Allocatable CPU per node; pods that do not fit stay Pending (Unschedulable)."""
     node_memory_bytes: int = 64 * 2**30
     """Allocatable memory per node."""
+    pdb_max_unavailable: int | None = None
+    """Give each Deployment a PodDisruptionBudget (named as the service, ``app=<service>``)
+    with this ``maxUnavailable``, as production services have (the demo's and ``ooda
+    chaos``'s estates use 1); None: no budgets, as in a fresh namespace."""
     services: tuple[ServiceSettings, ...] = field(default_factory=_default_services)
     """Services in topological order (a service calls only later ones), so the calls form a
     DAG; external traffic enters where ``external_share`` says (default: the first service).

@@ -39,6 +39,8 @@ class PodSample:
     cpu_seconds: np.ndarray
     memory_bytes: np.ndarray
     restarts: np.ndarray
+    oomkilled: np.ndarray
+    """Whether each container last terminated OOMKilled (kube-state-metrics' reason)."""
     names: Callable[[np.ndarray], list[tuple[str, str]]]
     """(pod, node) of the pods at the given positions; asked once per pod, when first seen."""
 
@@ -94,6 +96,7 @@ class ScrapeStore:
         self.sample_cpu = np.empty(cap)
         self.sample_memory = np.empty(cap)
         self.sample_restarts = np.empty(cap, dtype=np.int32)
+        self.sample_oomkilled = np.empty(cap, dtype=bool)
         # Pod series, numbered in the order they were first scraped.
         self._series_of_serial = np.full(cap, -1, dtype=np.int64)
         self.series_names: list[tuple[str, str]] = []
@@ -121,13 +124,20 @@ class ScrapeStore:
         series = self._series(i, pods)
         k, at = len(series), self._samples
         if at + k > len(self.sample_series):
-            for name in ("sample_series", "sample_cpu", "sample_memory", "sample_restarts"):
+            for name in (
+                "sample_series",
+                "sample_cpu",
+                "sample_memory",
+                "sample_restarts",
+                "sample_oomkilled",
+            ):
                 setattr(self, name, _grown(getattr(self, name), at + k))
         block = slice(at, at + k)
         self.sample_series[block] = series
         self.sample_cpu[block] = pods.cpu_seconds
         self.sample_memory[block] = pods.memory_bytes
         self.sample_restarts[block] = pods.restarts
+        self.sample_oomkilled[block] = pods.oomkilled
         self.series_stop[series] = i
         self.series_last[series] = np.arange(at, at + k)
         self._samples = at + k

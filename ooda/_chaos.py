@@ -23,7 +23,7 @@ import numpy as np
 
 from actuators import ActionContext
 from contracts import ScenarioId, SimClock
-from lab import Lab, LabSettings, ScenarioInstance, registered_scenarios
+from lab import Lab, LabSettings, ScenarioInstance, TopologySettings, registered_scenarios
 from lab import scenario as lab_scenario
 from ooda._audit import AuditLog
 from ooda._batching import BatchingScorer
@@ -97,7 +97,10 @@ def _rng(seed: int, scenario: ScenarioId, index: int) -> np.random.Generator:
 
 
 def _base_lab(rng: np.random.Generator, chaos: ChaosSettings, live_start: datetime) -> Lab:
-    lab = Lab(LabSettings(seed=int(rng.integers(2**31))), SimClock(live_start - chaos.history))
+    settings = LabSettings(
+        seed=int(rng.integers(2**31)), topology=TopologySettings(pdb_max_unavailable=1)
+    )
+    lab = Lab(settings, SimClock(live_start - chaos.history))
     lab.generate_history(days=chaos.history / timedelta(days=1), incidents=False)
     return lab
 

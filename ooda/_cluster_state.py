@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from actuators import REVISION
-from contracts import HpaState, KubeClients, PodState, WorkloadState
+from contracts import HpaState, KubeClients, NodeState, PodState, WorkloadState
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -116,5 +116,26 @@ def read_workloads(
             pods=tuple(mine),
             hpa=None if hpa is None else _hpa_state(hpa),
             current_template=template,
+        )
+    return out
+
+
+def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
+    """Every node's Ready condition, pressure conditions, cordon and taints (one list call)."""
+    out: dict[str, NodeState] = {}
+    for node in kube.core_v1.list_node().items:
+        conditions = (node.status.conditions if node.status else None) or []
+        ready = next((c.status for c in conditions if c.type == "Ready"), "Unknown")
+        pressures = tuple(
+            c.type for c in conditions if c.type.endswith("Pressure") and c.status == "True"
+        )
+        spec = node.spec
+        taints = tuple(f"{t.key}:{t.effect}" for t in (spec.taints if spec else None) or [])
+        out[node.metadata.name] = NodeState(
+            name=node.metadata.name,
+            ready=str(ready),
+            unschedulable=bool(spec and spec.unschedulable),
+            pressures=pressures,
+            taints=taints,
         )
     return out

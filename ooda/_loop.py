@@ -21,15 +21,16 @@ from typing import Any
 import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
-from contracts import Clock, KubeClients, MetricSource
+from contracts import Clock, KubeClients, MetricFamily, MetricSource
 from ooda._act import Actor
 from ooda._audit import AuditLog
 from ooda._autonomy import ErrorBudget
-from ooda._cluster_state import read_workloads
+from ooda._cluster_state import read_nodes, read_workloads
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._observe import (
     check_forecast,
+    clean_family,
     clean_metrics,
     clean_scores,
     detector_rows,
@@ -97,6 +98,7 @@ class ControlLoop:
             else [cls(settings) for cls in registered_runbooks().values()]
         )
         self.actor = Actor(settings, books, self.guard, self.budget, self.journal, context)
+        self._families = sorted({f for book in books for f in book.families})
         self.verifier = Verifier(settings, self.guard, self.budget, self.journal, context)
         self.pending: list[PendingAction] = []
         self._forecast: LoadForecast | None = None
@@ -144,12 +146,14 @@ class ControlLoop:
             for p in self.pending
             if not self._stage(p.action.service, now, "verify", partial(self._judge, p, snapshot))
         ]
+        acted: set[str] = set()  # one action per object a tick, however many services see it
         for service in snapshot.usable():
             plan = self._stage(
                 service, now, "decide", partial(self.actor.decide, snapshot, service)
             )
-            if plan is None:
+            if plan is None or plan.action.target in acted:
                 continue
+            acted.add(plan.action.target)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
             if pending is not None:
                 self.pending.append(pending)
@@ -190,9 +194,10 @@ class ControlLoop:
         try:
             with self.stats.timed("cluster"):
                 workloads = read_workloads(self.kube, self.settings.namespace, services)
+                nodes = read_nodes(self.kube)
         except Exception as exc:
             self.journal.problem("*", now, f"reading cluster state failed: {exc}")
-            workloads = {}
+            workloads, nodes = {}, {}
         for service, view in views.items():
             if not view.usable:
                 self.journal.problem(service, now, "; ".join(view.problems))
@@ -225,7 +230,29 @@ class ControlLoop:
             workloads=workloads,
             scores=scores,
             forecast=forecast,
+            nodes=nodes,
+            families=self._read_families(now),
         )
+
+    def _read_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
+        """The metric families the runbooks read; one that fails is reported and absent."""
+        out: dict[MetricFamily, pd.DataFrame] = {}
+        window = self.settings.loop.family_window
+        for family in self._families:
+            channel = f"family {family}"
+            try:
+                with self.stats.timed("metrics"):
+                    raw = self.source.query_family(family, now - window, now, timedelta(minutes=1))
+                    frame, notes = clean_family(raw, family, now)
+            except Exception as exc:  # any source failure: that family is not trusted
+                self.journal.problem("*", now, f"{family} metrics failed: {exc}", channel)
+                continue
+            for note in notes:
+                self.journal.problem("*", now, f"metrics: {note}", channel)
+            if not notes:
+                self.journal.clear("*", channel)
+            out[family] = frame
+        return out
 
     def _push(self, metrics: pd.DataFrame, usable: list[str]) -> None:
         assert self.push_features is not None

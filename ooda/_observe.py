@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 import features
-from contracts import METRIC_COLUMNS, METRIC_VALUE_COLUMNS
+from contracts import FAMILIES, METRIC_COLUMNS, METRIC_VALUE_COLUMNS, MetricFamily
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._records import AnomalyScores, LoadForecast, ServiceView
 
@@ -91,6 +91,39 @@ def clean_metrics(metrics: Any, now: datetime) -> tuple[pd.DataFrame, list[str]]
         notes.append(f"{int(dupes.sum())} duplicate row(s) dropped")
         frame = frame[~dupes]
     return frame.sort_values(["service", "timestamp"], ignore_index=True), notes
+
+
+def clean_family(frame: Any, family: MetricFamily, now: datetime) -> tuple[pd.DataFrame, list[str]]:
+    """A sanitised copy of one family's frame and what was wrong with it: values that are not
+    finite non-negative numbers are blanked, rows from the future or undated are dropped.
+
+    Raises :class:`BadMetricsError` when the frame cannot be trusted at all.
+    """
+    schema = FAMILIES[family]
+    if not isinstance(frame, pd.DataFrame):
+        raise BadMetricsError(f"{family} metrics: got {type(frame).__name__}, not a frame")
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        raise BadMetricsError(f"{family} metrics lack column(s) {missing}")
+    out = frame.loc[:, list(schema.columns)].copy()
+    if len(out) and not isinstance(out["timestamp"].dtype, pd.DatetimeTZDtype):
+        raise BadMetricsError(
+            f"{family} timestamps must be timezone-aware, got dtype {out['timestamp'].dtype}"
+        )
+    notes: list[str] = []
+    values = out[list(schema.values)].apply(pd.to_numeric, errors="coerce").astype(float)
+    bad = ~np.isfinite(values.to_numpy()) | (values.to_numpy() < 0)
+    blanked = int((bad & values.notna().to_numpy()).sum())
+    if blanked:
+        notes.append(f"{blanked} impossible {family} value(s) blanked")
+    out[list(schema.values)] = values.mask(bad)
+    if len(out):
+        stamps = out["timestamp"]
+        keep = stamps.notna() & (stamps <= pd.Timestamp(now + FUTURE_SLACK))
+        if not keep.all():
+            notes.append(f"{int((~keep).sum())} undated or future {family} row(s) dropped")
+            out = out[keep]
+    return out.sort_values(["timestamp", *schema.keys], ignore_index=True), notes
 
 
 def service_views(

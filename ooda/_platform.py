@@ -19,7 +19,7 @@ import features
 import serving
 import training
 from contracts import SimClock
-from lab import Lab, LabSettings
+from lab import Lab, LabSettings, TopologySettings
 from ooda._settings import OodaSettings, ServingClientSettings
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def incidents_of(lab: Lab) -> list[training.Incident]:
 def history_lab(settings: OodaSettings, progress: Progress) -> Lab:
     """A lab that has lived ``history_days`` up to :data:`LIVE_START`, with incidents."""
     demo = settings.demo
-    lab = Lab(LabSettings(seed=demo.seed), SimClock(LIVE_START - timedelta(days=demo.history_days)))
+    estate = LabSettings(seed=demo.seed, topology=TopologySettings(pdb_max_unavailable=1))
+    lab = Lab(estate, SimClock(LIVE_START - timedelta(days=demo.history_days)))
     task = progress.add_task(f"simulating {demo.history_days:g} days of history", total=1)
     lab.generate_history(days=demo.history_days)
     progress.update(task, completed=1)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from actuators import Action, ActionResult
-from contracts import ScenarioId, WorkloadState
+from contracts import MetricFamily, NodeState, ScenarioId, WorkloadState
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,10 @@ class Snapshot:
     """Per service; a service whose cluster state could not be read is absent."""
     scores: AnomalyScores | None
     forecast: LoadForecast | None
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    """Every node of the cluster (empty where they could not be read)."""
+    families: dict[MetricFamily, pd.DataFrame] = field(default_factory=dict)
+    """Clean frames of the metric families the runbooks read (absent: not available)."""
 
     def usable(self) -> list[str]:
         """Services whose metrics and cluster state can be trusted this tick."""

@@ -37,6 +37,9 @@ class LoopSettings:
     """Time between two passes of observe-decide-act-verify."""
     observe_window: timedelta = timedelta(minutes=75)
     """How much recent metric history each tick reads (rolling features need an hour)."""
+    family_window: timedelta = timedelta(minutes=15)
+    """How far back the metric families (pods, nodes, ...) are read each tick: the runbooks'
+    trends look at minutes, not the hour the features need."""
     score_every: timedelta = timedelta(minutes=1)
     """How often anomaly scores are refreshed (the metrics' resolution: a tick between two
     samples reuses the last scores)."""
@@ -86,6 +89,23 @@ class PolicySettings:
     """Observed load must have been low this long before a raised minimum is lowered."""
     rollout_window: timedelta = timedelta(minutes=30)
     """A crash loop in pods of a revision rolled out this recently is blamed on the rollout."""
+    spike_error_rate: float = 0.01
+    """A 5xx spike: the error share over this (or ``spike_error_factor`` x the objective)..."""
+    spike_error_factor: float = 10.0
+    """... for ``spike_minutes`` minutes in a row."""
+    spike_minutes: int = 2
+    """Minutes the error share must stay over the spike level (a dead node's errors last
+    less than one: its pods leave the endpoints after the grace period)."""
+    retransmit_share: float = 0.01
+    """A lossy path: a node retransmitting more than this share of its TCP segments."""
+    trend_window: timedelta = timedelta(minutes=5)
+    """How far back a resource's trend (disk, memory) is fitted to project when it runs out."""
+    trend_min_fit: float = 0.9
+    """R² a linear fit must reach before its projection is believed (noise is no trend)."""
+    projection_lead: timedelta = timedelta(minutes=10)
+    """Act when a resource is projected to run out this soon: time to move pods, with room."""
+    disk_eviction_threshold: float = 0.10
+    """The kubelets' ``evictionHard`` ``nodefs.available`` (Kubernetes' default 10 %)."""
 
 
 @dataclass(frozen=True)

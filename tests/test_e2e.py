@@ -126,6 +126,11 @@ def test_chaos_certifies_the_runbooks_against_the_served_models(
         ScenarioId.POD_CRASHLOOP,
         ScenarioId.POD_CRASHLOOP_PERSISTENT,
         ScenarioId.TRAFFIC_SURGE,
+        ScenarioId.NODE_NOT_READY,
+        ScenarioId.NODE_DISK_PRESSURE,
+        ScenarioId.MEMORY_LEAK,
+        ScenarioId.HTTP_5XX_SPIKE,
+        ScenarioId.PACKET_LOSS,
     )
     chaos = ChaosSettings(scenarios, runs=2, seed=11, clean_week_days=0.05)
     with Progress(disable=True) as progress, serve(settings, progress) as client_settings:

@@ -7,7 +7,16 @@ registers every scenario it ships.
 
 from __future__ import annotations
 
-from lab.scenarios import pod_crashloop, pod_crashloop_persistent, traffic_surge
+from lab.scenarios import (
+    http_5xx_spike,
+    memory_leak,
+    node_disk_pressure,
+    node_not_ready,
+    packet_loss,
+    pod_crashloop,
+    pod_crashloop_persistent,
+    traffic_surge,
+)
 from lab.scenarios._check import check_scenario
 from lab.scenarios._registry import (
     Scenario,
@@ -22,6 +31,11 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "check_scenario",
+    "http_5xx_spike",
+    "memory_leak",
+    "node_disk_pressure",
+    "node_not_ready",
+    "packet_loss",
     "pick_healthy_pod",
     "pod_crashloop",
     "pod_crashloop_persistent",

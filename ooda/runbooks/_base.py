@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from actuators import Action
-from contracts import ScenarioId
+from contracts import MetricFamily, ScenarioId
 from ooda._records import Diagnosis, Snapshot
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class Runbook(ABC):
     """Lower runs first (a crash loop is diagnosed before a capacity shortfall)."""
     deadline: ClassVar[timedelta] = timedelta(minutes=10)
     """How long verification waits for the heal."""
+    families: ClassVar[tuple[MetricFamily, ...]] = ()
+    """Metric families beyond the service frame the runbook reads (the loop queries the
+    union once per tick into ``Snapshot.families``)."""
 
     def __init__(self, settings: OodaSettings) -> None:
         self.settings = settings
@@ -65,6 +68,19 @@ def registered_runbooks() -> dict[str, type[Runbook]]:
 def runbook_for(scenario: ScenarioId) -> list[type[Runbook]]:
     """The runbooks that claim ``scenario``."""
     return [rb for rb in registered_runbooks().values() if scenario in rb.scenarios]
+
+
+def running_nodes(snapshot: Snapshot, service: str) -> list[str]:
+    """The Ready, uncordoned nodes the service's pods run on, by name (the node runbooks'
+    candidates; a NotReady node is the NotReady runbook's, a cordoned one is being handled)."""
+    names = sorted({p.node for p in snapshot.workloads[service].pods if p.node})
+    return [
+        name
+        for name in names
+        if (node := snapshot.nodes.get(name)) is not None
+        and not node.not_ready
+        and not node.unschedulable
+    ]
 
 
 def check_runbook(cls: type[Runbook]) -> None:

@@ -1,7 +1,7 @@
 """The action registry and the contract every registered action passes.
 
 Dry-run is a faithful preview: every registered action, aimed at a real object of the lab,
-reads and describes but makes no mutating call on any of the five API objects
+reads and describes but makes no mutating call on any of the API objects or cloud clients
 (``check_action``). A kind added later is covered here automatically, or fails here until it
 is given a target.
 """
@@ -9,35 +9,49 @@ is given a target.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from actuators import (
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
+    HTTPROUTES,
     Action,
     ActionContext,
     ActionResult,
     ArgoRollback,
+    CloudClients,
     CordonNode,
     DrainNode,
+    KillContainer,
     PatchHpa,
+    RateLimit,
     RecreatePodElsewhere,
+    RedriveQueue,
+    Reroute,
     RestartPod,
     RollbackDeployment,
+    ScaleConsumers,
     ScaleDeployment,
     SetHpaMinReplicas,
+    SwitchDatabase,
     action_class,
     check_action,
     register_action,
     registered_actions,
     spy_on,
+    spy_on_cloud,
 )
 from contracts import ActionKind, UnknownIdError
 from lab import Lab, LabSettings, SimClock
-from tests.k8s._backends import ARGO_CRD
+from tests.k8s._backends import ARGO_CRD, HTTPROUTE_CRD, external_name_service, http_route
 
 NS = "shop"
 ARGO = ("argoproj.io", "v1alpha1", "argocd", "applications")
@@ -66,13 +80,30 @@ class Estate:
     lab: Lab
     pod: str
     node: str
+    cloud: CloudClients = field(default_factory=CloudClients)
+    """An in-process SQS (moto) with a queue, its dead-letter queue and a poison message."""
 
     def sleep(self, seconds: float) -> None:
         self.lab.step(timedelta(seconds=max(1.0, seconds)))
 
 
+def _sqs_with_poison() -> CloudClients:
+    """Queue ``orders`` (dead-letter queue ``orders-dlq``) holding a message received twice."""
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    dlq = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = {"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": "50"}
+    url = sqs.create_queue(QueueName="orders", Attributes={"RedrivePolicy": json.dumps(policy)})[
+        "QueueUrl"
+    ]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    for _ in range(2):
+        sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    return CloudClients(sqs=sqs)
+
+
 @pytest.fixture(scope="module")
-def estate() -> Estate:
+def estate() -> Iterator[Estate]:
     lab = Lab(LabSettings(), SimClock(datetime(2025, 1, 8, 6, tzinfo=UTC)))
     kube: Any = lab.kube
     lab.step(timedelta(minutes=2))
@@ -89,8 +120,16 @@ def estate() -> Estate:
     # Argo CD's Application CRD and one Application with two deployed revisions.
     kube.apiextensions_v1.create_custom_resource_definition(ARGO_CRD)
     kube.custom_objects.create_namespaced_custom_object(*ARGO, _argo_app("checkout"))
+    # The database checkout reads through an ExternalName Service, and the route to payments.
+    kube.core_v1.create_namespaced_service(NS, external_name_service("orders-db"))
+    kube.apiextensions_v1.create_custom_resource_definition(HTTPROUTE_CRD)
+    route = http_route("payments", {"payments-eu": 100, "payments-us": 0})
+    kube.custom_objects.create_namespaced_custom_object(
+        GATEWAY_GROUP, GATEWAY_VERSION, NS, HTTPROUTES, route
+    )
     pod = kube.core_v1.list_namespaced_pod(NS, label_selector="app=checkout").items[0]
-    return Estate(lab, pod.metadata.name, pod.spec.node_name)
+    with mock_aws():
+        yield Estate(lab, pod.metadata.name, pod.spec.node_name, _sqs_with_poison())
 
 
 TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
@@ -111,6 +150,25 @@ TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
         NS, "checkout", deployment="checkout"
     ),
     ActionKind.ARGO_ROLLBACK: lambda e: ArgoRollback(NS, "checkout", application="checkout"),
+    ActionKind.RATE_LIMIT: lambda e: RateLimit(NS, "frontend", "surge", rps=200),
+    ActionKind.SWITCH_DATABASE: lambda e: SwitchDatabase(
+        NS,
+        "checkout",
+        db_service="orders-db",
+        secondary="orders.secondary.db.example.com",
+        replica_lag_s=2.0,
+        secondary_healthy=True,
+    ),
+    ActionKind.REROUTE: lambda e: Reroute(
+        NS, "checkout", route="payments", weights=(("payments-eu", 50), ("payments-us", 50))
+    ),
+    ActionKind.SCALE_CONSUMERS: lambda e: ScaleConsumers(
+        NS, "payments", deployment="payments", replicas=5, partitions=6
+    ),
+    ActionKind.KILL_CONTAINER: lambda e: KillContainer(NS, "checkout", pod=e.pod),
+    ActionKind.REDRIVE_QUEUE: lambda e: RedriveQueue(
+        NS, "checkout", queue="orders", max_receive_count=1
+    ),
 }
 
 
@@ -128,11 +186,14 @@ def test_dry_run_of_every_registered_action_makes_no_mutating_call(
     action run for real on a copy of the estate does (so the target is one it would change)."""
     action = TARGETS[kind](estate)
     assert type(action) is registered_actions()[kind]
-    check_action(action, ActionContext(estate.lab.kube.clients(), sleep=estate.sleep))
-    twin = copy.deepcopy(estate)
+    ctx = ActionContext(estate.lab.kube.clients(), sleep=estate.sleep, cloud=estate.cloud)
+    check_action(action, ctx)
+    twin = replace(estate, lab=copy.deepcopy(estate.lab))  # one queue: only redrive uses it
     kube, spies = spy_on(twin.lab.kube.clients())
-    action.apply(ActionContext(kube, sleep=twin.sleep))
-    assert [m for spy in spies for m in spy.mutations], f"{kind} would change nothing here"
+    cloud, cloud_spies = spy_on_cloud(twin.cloud)
+    action.apply(ActionContext(kube, sleep=twin.sleep, cloud=cloud))
+    mutations = [m for spy in (*spies, *cloud_spies) for m in spy.mutations]
+    assert mutations, f"{kind} would change nothing here"
 
 
 def test_the_preview_describes_what_the_action_would_do(estate: Estate) -> None:

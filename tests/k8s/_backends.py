@@ -2,7 +2,9 @@
 
 Both offer the same ``KubeClients`` and the same workload: a ``checkout`` Deployment (3
 replicas, ``app=checkout``, image ``registry.example.com/shop/checkout:1.4.2``) scaled by a
-CPU HPA (3..30, 60 %), on three nodes. Time differs: the lab's moves only when the test
+CPU HPA (3..30, 60 %), on three nodes. The builders below make the other objects the healing
+actions change (an Ingress, an ExternalName Service, a Gateway API HTTPRoute) the same way on
+both. Time differs: the lab's moves only when the test
 advances it, a real cluster's moves on its own, so ``sleep`` and ``wait_for`` hide that.
 """
 
@@ -57,6 +59,94 @@ ARGO_CRD: dict[str, Any] = {
 }
 
 
+#: Gateway API's HTTPRoute, with a schema that keeps whatever it is given (the tests need the
+#: API to store and serve routes, not to validate them as the Gateway API's own CRD does).
+HTTPROUTE_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {
+        "name": "httproutes.gateway.networking.k8s.io",
+        # *.k8s.io groups are protected: the API server wants the KEP's approval named.
+        "annotations": {
+            "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466"
+        },
+    },
+    "spec": {
+        "group": "gateway.networking.k8s.io",
+        "scope": "Namespaced",
+        "names": {
+            "kind": "HTTPRoute",
+            "listKind": "HTTPRouteList",
+            "plural": "httproutes",
+            "singular": "httproute",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def http_route(name: str, weights: dict[str, int]) -> dict[str, Any]:
+    """An HTTPRoute whose one rule splits requests over ``weights``' backends."""
+    refs = [{"name": backend, "port": 8080, "weight": w} for backend, w in weights.items()]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "shop-gateway"}],
+            "hostnames": [f"{name}.shop.example.com"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": refs,
+                }
+            ],
+        },
+    }
+
+
+def external_name_service(name: str, endpoint: str = "orders.primary.db.example.com") -> Any:
+    """A Service of type ExternalName: the cluster's DNS answers ``name`` with a CNAME."""
+    return client.V1Service(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": SERVICE}),
+        spec=client.V1ServiceSpec(type="ExternalName", external_name=endpoint),
+    )
+
+
+def ingress(name: str, service: str = SERVICE) -> Any:
+    """An Ingress sending every request for ``name``'s host to ``service``, no annotations."""
+    backend = client.V1IngressBackend(
+        service=client.V1IngressServiceBackend(
+            name=service, port=client.V1ServiceBackendPort(number=8080)
+        )
+    )
+    path = client.V1HTTPIngressPath(path="/", path_type="Prefix", backend=backend)
+    return client.V1Ingress(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1IngressSpec(
+            ingress_class_name="nginx",
+            rules=[
+                client.V1IngressRule(
+                    host=f"{name}.shop.example.com",
+                    http=client.V1HTTPIngressRuleValue(paths=[path]),
+                )
+            ],
+        ),
+    )
+
+
 def ready_pods(kube: KubeClients, namespace: str, app: str = SERVICE) -> list[Any]:
     pods = kube.core_v1.list_namespaced_pod(namespace, label_selector=f"app={app}").items
     return [
@@ -89,20 +179,22 @@ class Backend:
             )
 
     def install_argo_crd(self) -> None:
+        self.install_crd(ARGO_CRD)
+
+    def install_crd(self, body: dict[str, Any]) -> None:
+        """Create the CRD ``body`` (if it is not there yet) and wait until it is served."""
         try:
-            self.apiextensions_v1.create_custom_resource_definition(ARGO_CRD)
+            self.apiextensions_v1.create_custom_resource_definition(body)
         except ApiException as exc:
             if exc.status != 409:
                 raise
 
         def established() -> bool:
-            crd = self.apiextensions_v1.read_custom_resource_definition(
-                ARGO_CRD["metadata"]["name"]
-            )
+            crd = self.apiextensions_v1.read_custom_resource_definition(body["metadata"]["name"])
             conditions = crd.status.conditions or [] if crd.status else []
             return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-        self.wait_for(established, "the Application CRD to be established", 30)
+        self.wait_for(established, f"the {body['spec']['names']['kind']} CRD to be served", 30)
 
 
 def lab_backend() -> tuple[Backend, Lab]:
@@ -128,6 +220,7 @@ def lab_backend() -> tuple[Backend, Lab]:
         k.autoscaling_v2,
         policy_v1=k.policy_v1,
         custom_objects=k.custom_objects,
+        networking_v1=k.networking_v1,
     )
     backend = Backend(
         "lab", kube, lab.settings.topology.namespace, sleep, advance_until, k.apiextensions_v1
@@ -212,6 +305,7 @@ def real_backend(cluster: KubeCluster) -> Backend:
         c.autoscaling_v2,
         policy_v1=c.policy_v1,
         custom_objects=c.custom_objects,
+        networking_v1=client.NetworkingV1Api(c.api_client),
     )
     backend = Backend("real", kube, namespace, time.sleep, _wall_advance_until, c.apiextensions_v1)
 

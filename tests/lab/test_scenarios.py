@@ -33,6 +33,11 @@ NS = "shop"
 MERGE = "application/merge-patch+json"
 NOON = datetime(2025, 1, 8, 12, tzinfo=UTC)  # a Wednesday
 SHIPPED = {
+    ScenarioId.PACKET_LOSS,
+    ScenarioId.HTTP_5XX_SPIKE,
+    ScenarioId.MEMORY_LEAK,
+    ScenarioId.NODE_DISK_PRESSURE,
+    ScenarioId.NODE_NOT_READY,
     ScenarioId.POD_CRASHLOOP,
     ScenarioId.POD_CRASHLOOP_PERSISTENT,
     ScenarioId.TRAFFIC_SURGE,
@@ -117,7 +122,8 @@ Register = Callable[[type[_Inert]], _Inert]
 
 @pytest.fixture
 def as_5xx_spike(monkeypatch: pytest.MonkeyPatch) -> Register:
-    """Registers a test scenario under the (not yet shipped) http_5xx_spike id, for one test."""
+    """Registers a test scenario under the http_5xx_spike id in place of the shipped one, for one
+    test."""
 
     def use(cls: type[_Inert]) -> _Inert:
         instance = cls()
@@ -180,8 +186,8 @@ def test_registry_refuses_doubles_and_names_what_is_missing() -> None:
             id = ScenarioId.POD_CRASHLOOP
 
     assert type(scenario(ScenarioId.POD_CRASHLOOP)).__name__ == "PodCrashLoop"
-    with pytest.raises(ScenarioError, match="memory_leak"):
-        scenario("memory_leak")
+    with pytest.raises(ScenarioError, match="kafka_consumer_lag"):
+        scenario("kafka_consumer_lag")
     with pytest.raises(UnknownIdError, match="cpu_hog"):
         scenario("cpu_hog")
     lab = warm_lab()

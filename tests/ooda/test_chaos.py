@@ -44,7 +44,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             str(work),
             "chaos",
             "--scenarios",
-            CERTIFIED + ",memory_leak",
+            CERTIFIED + ",kafka_consumer_lag",
             "--runs",
             "1",
             "--seed",
@@ -66,12 +66,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_the_json_follows_the_contract(report: dict[str, object]) -> None:
     assert report["seed"] == 5
     rows = {r["scenario"]: r for r in report["scenarios"]}  # type: ignore[attr-defined]
-    assert list(rows) == [*CERTIFIED.split(","), "memory_leak"]
+    assert list(rows) == [*CERTIFIED.split(","), "kafka_consumer_lag"]
     for row in rows.values():
         assert set(row) >= SUMMARY_KEYS
         assert set(row["breach_minutes"]) == {"on", "off", "reactive"}
         assert set(row["mttd_s"]) == {"on", "reactive"}
-    assert rows["memory_leak"]["runs"] == 0 and rows["memory_leak"]["reason"]
+    assert rows["kafka_consumer_lag"]["runs"] == 0 and rows["kafka_consumer_lag"]["reason"]
     assert report["clean_week"]["days"] == 0.1  # type: ignore[index]
     assert len(report["runs"]) == 3  # type: ignore[arg-type]
 
@@ -120,3 +120,31 @@ def test_the_html_page_has_the_scorecard_and_plots(report: dict[str, object]) ->
     page = Path(str(report["_workdir"])) / "chaos.html"
     text = page.read_text()
     assert "ooda chaos scorecard" in text and text.count("<img") == 3
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        ScenarioId.NODE_NOT_READY,
+        ScenarioId.NODE_DISK_PRESSURE,
+        ScenarioId.MEMORY_LEAK,
+        ScenarioId.HTTP_5XX_SPIKE,
+        ScenarioId.PACKET_LOSS,
+    ],
+)
+def test_the_new_runbooks_are_certified_with_the_rules_scorer(scenario: ScenarioId) -> None:
+    result = run_chaos(
+        OodaSettings(),
+        ChaosSettings((scenario,), runs=2, seed=5, clean_week_days=0),
+        RuleScorer(),
+    )
+    assert certified(result) == {scenario: []}
+    heal = {
+        ScenarioId.MEMORY_LEAK: "restart_pod",
+        ScenarioId.HTTP_5XX_SPIKE: "rollback_deployment",
+    }.get(scenario, "drain_node")
+    for inst in result.instances:
+        on, off = inst.runs[Mode.ON], inst.runs[Mode.OFF]
+        assert on.action == heal and on.healed
+        assert on.fault_ended_at is not None
+        assert off.fault_ended_at is None or on.fault_ended_at < off.fault_ended_at

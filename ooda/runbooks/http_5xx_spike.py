@@ -1,0 +1,80 @@
+"""Sudden 5xx spike: roll back the rollout that brought it.
+
+The service's ``http_requests_total{code=~"5.."}`` share has been far over its objective for
+``spike_minutes`` in a row, it was low before the current revision was rolled out, and that
+rollout is recent: the new build is the cause and the previous revision the heal
+(``RollbackDeployment``; the action refuses a Deployment without history). Errors that began
+before the rollout, or with no recent rollout at all, are not this runbook's: a crash loop,
+a dead node or an upstream answer them, and anything left is escalated by the loop.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from actuators import Action, RollbackDeployment
+from contracts import ScenarioId
+from ooda._records import Diagnosis, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook
+
+
+@register_runbook
+class Http5xxSpike(Runbook):
+    """Roll back a fresh rollout whose pods fail requests."""
+
+    name = "http_5xx_spike"
+    scenarios = (ScenarioId.HTTP_5XX_SPIKE,)
+    priority = 15
+    deadline = timedelta(minutes=8)
+
+    def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
+        workload = snapshot.workloads[service]
+        policy = self.settings.policy
+        if (
+            workload.revision_at is None
+            or workload.revision <= 1
+            or snapshot.at - workload.revision_at > policy.rollout_window
+        ):
+            return None
+        history = snapshot.views[service].history
+        spike = max(
+            policy.spike_error_rate, policy.spike_error_factor * self.settings.slo.max_error_rate
+        )
+        recent = history.tail(policy.spike_minutes)["error_rate"].to_numpy(dtype=float)
+        if len(recent) < policy.spike_minutes or not (recent > spike).all():
+            return None
+        before = history[history["timestamp"] <= pd.Timestamp(workload.revision_at)]
+        baseline = before.tail(10)["error_rate"].dropna()
+        if baseline.empty or float(baseline.median()) > spike / 2:
+            return None  # the errors were there before the rollout: not its doing
+        current = [p for p in workload.pods if p.template_hash == workload.current_template]
+        if not current:
+            return None
+        return Diagnosis(
+            scenario=ScenarioId.HTTP_5XX_SPIKE,
+            region=snapshot.region,
+            service=service,
+            target=workload.workload,
+            confidence=0.9,
+            evidence={
+                "error_rate": round(float(recent[-1]), 4),
+                "error_rate_before": round(float(baseline.median()), 4),
+                "revision": workload.revision,
+                "rolled_out_at": workload.revision_at.isoformat(),
+                "pods_on_revision": len(current),
+            },
+            runbook=self.name,
+        )
+
+    def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
+        workload = snapshot.workloads[diagnosis.service]
+        evidence = diagnosis.evidence
+        return RollbackDeployment(
+            workload.namespace,
+            diagnosis.service,
+            reason=f"5xx at {evidence['error_rate']:.1%} (was {evidence['error_rate_before']:.1%})"
+            f" since revision {evidence['revision']} rolled out at {evidence['rolled_out_at']}",
+            deployment=workload.deployment,
+        )

@@ -1,0 +1,94 @@
+"""Memory leak: restart a leaking pod before the kernel OOM-kills it.
+
+Each pod's ``container_memory_working_set_bytes`` over its
+``kube_pod_container_resource_limits`` (cAdvisor, kube-state-metrics) is fitted over the last
+minutes; a pod whose line is believable and reaches the limit within ``projection_lead`` is
+restarted (deleted; its ReplicaSet starts a fresh process), the soonest first. One pod of a
+workload per tick, and the guard's cooldown and blast radius between restarts, so the
+replicas of a leaking service are restarted one after another, never together. An OOM kill
+already seen (``kube_pod_container_status_last_terminated_reason="OOMKilled"``) is evidence,
+not a trigger: the process it killed is fresh.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from actuators import Action, RestartPod
+from contracts import MetricFamily, ScenarioId
+from ooda._records import Diagnosis, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook
+from ooda.runbooks._trend import Projection, project_crossing
+
+
+@register_runbook
+class MemoryLeak(Runbook):
+    """Restart the pod projected to reach its memory limit soonest."""
+
+    name = "memory_leak"
+    scenarios = (ScenarioId.MEMORY_LEAK,)
+    priority = 20
+    deadline = timedelta(minutes=6)
+    families = (MetricFamily.POD,)
+
+    def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
+        frame = snapshot.families.get(MetricFamily.POD)
+        if frame is None or not len(frame):
+            return None
+        workload = snapshot.workloads[service]
+        mine = {p.name: p for p in workload.pods if p.ready and p.controlled}
+        rows = frame[frame["pod"].isin(list(mine))]
+        policy = self.settings.policy
+        soonest: tuple[Projection, str] | None = None
+        for pod, series in rows.groupby("pod", sort=True):
+            share = (
+                series["container_memory_working_set_bytes"]
+                / series["kube_pod_container_resource_limits_memory_bytes"]
+            )
+            projection = project_crossing(
+                series["timestamp"],
+                share,
+                1.0,
+                falling=False,
+                now=snapshot.at,
+                window=policy.trend_window,
+                min_fit=policy.trend_min_fit,
+            )
+            if projection is None or projection.eta_s > policy.projection_lead.total_seconds():
+                continue
+            if soonest is None or projection.eta_s < soonest[0].eta_s:
+                soonest = (projection, str(pod))
+        if soonest is None:
+            return None
+        projection, pod = soonest
+        oom_killed = frame[
+            (frame["service"] == service)
+            & (frame["kube_pod_container_status_last_terminated_oomkilled"] > 0)
+        ]["pod"]
+        return Diagnosis(
+            scenario=ScenarioId.MEMORY_LEAK,
+            region=snapshot.region,
+            service=service,
+            target=f"pod/{workload.namespace}/{pod}",
+            confidence=min(0.95, 0.5 + 0.5 * projection.fit),
+            evidence={
+                "pod": pod,
+                "memory_of_limit": round(projection.latest, 3),
+                "minutes_to_limit": round(projection.eta_s / 60.0, 1),
+                "growth_per_min": round(projection.slope_per_min, 4),
+                "fit": round(projection.fit, 3),
+                "oom_killed_recently": sorted(set(oom_killed)),
+            },
+            runbook=self.name,
+        )
+
+    def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
+        evidence = diagnosis.evidence
+        return RestartPod(
+            snapshot.namespace,
+            diagnosis.service,
+            reason=f"{evidence['pod']} at {evidence['memory_of_limit']:.0%} of its memory limit,"
+            f" growing {evidence['growth_per_min']:.1%}/min: OOM in about"
+            f" {evidence['minutes_to_limit']} min",
+            pod=str(evidence["pod"]),
+        )

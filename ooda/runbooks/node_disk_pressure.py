@@ -1,0 +1,87 @@
+"""Node disk pressure: drain a node before its kubelet starts evicting pods.
+
+``node_filesystem_avail_bytes`` / ``node_filesystem_size_bytes`` (node-exporter) of every
+node the service runs on is fitted over the last minutes; when the line is believable and
+crosses the kubelets' hard eviction threshold within ``projection_lead`` -- or the kubelet
+already reports ``DiskPressure`` -- the node is drained: cordoned, then emptied through the
+Eviction API, so PodDisruptionBudgets hold, instead of the kubelet's evictions, which ignore
+them and give the pods no grace. Cleaning the disk is a human's job; the drain buys time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from actuators import Action, DrainNode
+from contracts import MetricFamily, ScenarioId
+from ooda._records import Diagnosis, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook, running_nodes
+from ooda.runbooks._trend import project_crossing
+
+
+@register_runbook
+class NodeDiskPressure(Runbook):
+    """Drain a node whose disk is about to reach the kubelet's eviction threshold."""
+
+    name = "node_disk_pressure"
+    scenarios = (ScenarioId.NODE_DISK_PRESSURE,)
+    priority = 6
+    deadline = timedelta(minutes=8)
+    families = (MetricFamily.NODE,)
+
+    def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
+        workload = snapshot.workloads[service]
+        frame = snapshot.families.get(MetricFamily.NODE)
+        policy = self.settings.policy
+        for node in running_nodes(snapshot, service):
+            state = snapshot.nodes[node]
+            evidence: dict[str, object] = {"node": node, "disk_pressure": False}
+            if "DiskPressure" in state.pressures:
+                evidence["disk_pressure"] = True
+            elif frame is not None and len(frame):
+                rows = frame[frame["node"] == node]
+                ratio = rows["node_filesystem_avail_bytes"] / rows["node_filesystem_size_bytes"]
+                projection = project_crossing(
+                    rows["timestamp"],
+                    ratio,
+                    policy.disk_eviction_threshold,
+                    falling=True,
+                    now=snapshot.at,
+                    window=policy.trend_window,
+                    min_fit=policy.trend_min_fit,
+                )
+                if projection is None or projection.eta_s > policy.projection_lead.total_seconds():
+                    continue
+                evidence.update(
+                    available=round(projection.latest, 4),
+                    minutes_to_eviction=round(projection.eta_s / 60.0, 1),
+                    slope_per_min=round(projection.slope_per_min, 5),
+                    fit=round(projection.fit, 3),
+                )
+            else:
+                continue
+            evidence["pods"] = [p.name for p in workload.pods if p.node == node]
+            return Diagnosis(
+                scenario=ScenarioId.NODE_DISK_PRESSURE,
+                region=snapshot.region,
+                service=service,
+                target=f"node/{node}",
+                confidence=0.9,
+                evidence=evidence,
+                runbook=self.name,
+            )
+        return None
+
+    def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
+        evidence = diagnosis.evidence
+        when = (
+            "is under DiskPressure"
+            if evidence["disk_pressure"]
+            else f"reaches the eviction threshold in {evidence['minutes_to_eviction']} min"
+        )
+        return DrainNode(
+            snapshot.namespace,
+            diagnosis.service,
+            reason=f"node {evidence['node']}'s disk {when}",
+            node=str(evidence["node"]),
+        )

@@ -1,0 +1,69 @@
+"""Packet loss on a node's path: move the service's pods off that node.
+
+node-exporter's ``node_netstat_TcpExt_TCPRetransSegs`` over ``node_netstat_Tcp_OutSegs`` of a
+node the service runs on has stayed above ``retransmit_share`` for ``spike_minutes`` in a row
+(a healthy path retransmits a few in ten thousand). The node is still Ready, so nothing in
+Kubernetes will move the pods; a drain does (cordon first, so that none is recreated there,
+then the Eviction API under the PodDisruptionBudgets).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from actuators import Action, DrainNode
+from contracts import MetricFamily, ScenarioId
+from ooda._records import Diagnosis, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook, running_nodes
+
+
+@register_runbook
+class PacketLoss(Runbook):
+    """Drain a node whose network path keeps retransmitting."""
+
+    name = "packet_loss"
+    scenarios = (ScenarioId.PACKET_LOSS,)
+    priority = 7
+    deadline = timedelta(minutes=8)
+    families = (MetricFamily.NODE,)
+
+    def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
+        frame = snapshot.families.get(MetricFamily.NODE)
+        if frame is None or not len(frame):
+            return None
+        workload = snapshot.workloads[service]
+        policy = self.settings.policy
+        for node in running_nodes(snapshot, service):
+            rows = frame[frame["node"] == node].tail(policy.spike_minutes)
+            out = rows["node_netstat_Tcp_OutSegs_rate"].to_numpy(dtype=float)
+            retrans = rows["node_netstat_TcpExt_TCPRetransSegs_rate"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = retrans / out
+            if len(share) < policy.spike_minutes or not (share > policy.retransmit_share).all():
+                continue
+            return Diagnosis(
+                scenario=ScenarioId.PACKET_LOSS,
+                region=snapshot.region,
+                service=service,
+                target=f"node/{node}",
+                confidence=0.85,
+                evidence={
+                    "node": node,
+                    "retransmit_share": round(float(share[-1]), 4),
+                    "pods": [p.name for p in workload.pods if p.node == node],
+                },
+                runbook=self.name,
+            )
+        return None
+
+    def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
+        evidence = diagnosis.evidence
+        return DrainNode(
+            snapshot.namespace,
+            diagnosis.service,
+            reason=f"node {evidence['node']} retransmits {evidence['retransmit_share']:.1%} of"
+            f" its TCP segments; moving {len(evidence['pods'])} pod(s) of {diagnosis.service}",
+            node=str(evidence["node"]),
+        )
