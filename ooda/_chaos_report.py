@@ -103,6 +103,43 @@ def summary(scenario: ScenarioId, instances: list[Instance]) -> dict[str, Any]:
     }
 
 
+def diagnosed(run: Run) -> list[str]:
+    """The scenarios the loop diagnosed after the injection (its runbooks that fired), in
+    order, each once."""
+    seen: list[str] = []
+    for event in run.events:
+        if event.kind == "diagnosis" and event.at >= run.injected_at:
+            name = event.detail.split(" ", 1)[0]
+            if name not in seen:
+                seen.append(name)
+    return seen
+
+
+def confusion(result: ChaosResult) -> dict[str, dict[str, int]]:
+    """Per injected scenario, how many of its runs (loop on) each diagnosis fired in
+    (``none``: no runbook fired); off the diagonal is a runbook firing on another's
+    symptoms."""
+    out: dict[str, dict[str, int]] = {}
+    for inst in result.instances:
+        row = out.setdefault(str(inst.scenario), {})
+        for name in diagnosed(inst.runs[Mode.ON]) or ["none"]:
+            row[name] = row.get(name, 0) + 1
+    return out
+
+
+def confusion_table(data: dict[str, Any]) -> Table:
+    """The confusion table: the scenario injected against the runbooks that fired."""
+    matrix: dict[str, dict[str, int]] = data["confusion"]
+    fired = sorted({name for row in matrix.values() for name in row})
+    out = Table(title="injected scenario vs the diagnoses the loop made (runs, loop on)")
+    out.add_column("injected")
+    for name in fired:
+        out.add_column(name, justify="right")
+    for injected, row in matrix.items():
+        out.add_row(injected, *(str(row.get(name, "")) for name in fired))
+    return out
+
+
 def to_json(result: ChaosResult) -> dict[str, Any]:
     """The whole result in the ``ooda chaos --json`` contract."""
     rows = []
@@ -120,6 +157,7 @@ def to_json(result: ChaosResult) -> dict[str, Any]:
         if clean is None
         else {"days": clean.days, "false_actions": clean.false_actions, "actions": clean.actions},
         "scoring": {"loop_calls": result.scoring_calls, "http_requests": result.scoring_requests},
+        "confusion": confusion(result),
         "runs": [run_record(i) for i in result.instances],
     }
 
@@ -250,6 +288,23 @@ def write_html(result: ChaosResult, data: dict[str, Any], slo: SloSettings, path
         plots.append(
             f"<h2>{html.escape(str(scenario))}</h2><img src='data:image/png;base64,{image}'/>"
         )
+    matrix: dict[str, dict[str, int]] = data["confusion"]
+    fired = sorted({name for row in matrix.values() for name in row})
+    confusion_rows = "".join(
+        f"<tr><td>{html.escape(injected)}</td>"
+        + "".join(f"<td>{row.get(name, '')}</td>" for name in fired)
+        + "</tr>"
+        for injected, row in matrix.items()
+    )
+    confusion_html = (
+        "<h2>Injected scenario against the diagnoses made</h2><table><tr><th>injected</th>"
+        + "".join(f"<th>{html.escape(name)}</th>" for name in fired)
+        + "</tr>"
+        + confusion_rows
+        + "</table>"
+        if matrix
+        else ""
+    )
     clean = data["clean_week"]
     clean_text = (
         ""
@@ -268,6 +323,7 @@ def write_html(result: ChaosResult, data: dict[str, Any], slo: SloSettings, path
         + "</tr>"
         + "".join(rows)
         + "</table>"
+        + confusion_html
         + clean_text
         + "".join(plots)
         + "</body></html>",

@@ -96,6 +96,9 @@ class PolicySettings:
     spike_minutes: int = 2
     """Minutes the error share must stay over the spike level (a dead node's errors last
     less than one: its pods leave the endpoints after the grace period)."""
+    rollout_error_lag: timedelta = timedelta(minutes=5)
+    """A 5xx spike is blamed on a rollout only when it began this soon after it (the new
+    pods take traffic within a couple of minutes)."""
     retransmit_share: float = 0.01
     """A lossy path: a node retransmitting more than this share of its TCP segments."""
     trend_window: timedelta = timedelta(minutes=5)

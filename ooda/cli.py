@@ -81,7 +81,7 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     # A chaos run's loops report through their audit logs and the scorecard, not the terminal.
     _silence("ooda.loop")
     from ooda._chaos import ChaosSettings, parse_scenarios, run_chaos, total_work
-    from ooda._chaos_report import table, to_json, write_html, write_json
+    from ooda._chaos_report import confusion_table, table, to_json, write_html, write_json
     from ooda._demo import progress_bar
     from ooda._errors import ChaosError, ScoringUnavailableError
     from ooda._fakes import RuleScorer
@@ -136,6 +136,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
                     scorer.close()
     data = to_json(result)
     console.print(table(data))
+    if data["confusion"]:
+        console.print(confusion_table(data))
     if data["clean_week"] is not None:
         console.print(
             f"clean week: {data['clean_week']['days']:g} days,"

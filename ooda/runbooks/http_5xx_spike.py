@@ -1,17 +1,19 @@
 """Sudden 5xx spike: roll back the rollout that brought it.
 
 The service's ``http_requests_total{code=~"5.."}`` share has been far over its objective for
-``spike_minutes`` in a row, it was low before the current revision was rolled out, and that
-rollout is recent: the new build is the cause and the previous revision the heal
+``spike_minutes`` in a row, it was low before the current revision was rolled out, it rose
+within ``rollout_error_lag`` of the rollout (as the new pods took the traffic), it is not
+subsiding, and that rollout is recent: the new build is the cause and the previous revision the heal
 (``RollbackDeployment``; the action refuses a Deployment without history). Errors that began
-before the rollout, or with no recent rollout at all, are not this runbook's: a crash loop,
-a dead node or an upstream answer them, and anything left is escalated by the loop.
+before the rollout or long after it (a callee failing, a lossy node), or with no recent
+rollout at all, are not this runbook's.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from actuators import Action, RollbackDeployment
@@ -45,10 +47,17 @@ class Http5xxSpike(Runbook):
         recent = history.tail(policy.spike_minutes)["error_rate"].to_numpy(dtype=float)
         if len(recent) < policy.spike_minutes or not (recent > spike).all():
             return None
+        peak = float(np.nanmax(history.tail(policy.spike_minutes + 2)["error_rate"]))
+        if recent[-1] < 0.8 * peak:
+            return None  # subsiding: something else is already healing it
         before = history[history["timestamp"] <= pd.Timestamp(workload.revision_at)]
         baseline = before.tail(10)["error_rate"].dropna()
         if baseline.empty or float(baseline.median()) > spike / 2:
             return None  # the errors were there before the rollout: not its doing
+        after = history[history["timestamp"] > pd.Timestamp(workload.revision_at)]
+        began = after[after["error_rate"] > spike / 2]["timestamp"]
+        if began.empty or began.iloc[0] - workload.revision_at > policy.rollout_error_lag:
+            return None  # errors that began long after the rollout are not its doing
         current = [p for p in workload.pods if p.template_hash == workload.current_template]
         if not current:
             return None

@@ -26,7 +26,7 @@ class NodeDiskPressure(Runbook):
     name = "node_disk_pressure"
     scenarios = (ScenarioId.NODE_DISK_PRESSURE,)
     priority = 6
-    deadline = timedelta(minutes=8)
+    deadline = timedelta(minutes=12)
     families = (MetricFamily.NODE,)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

@@ -26,7 +26,7 @@ class NodeNotReady(Runbook):
     name = "node_not_ready"
     scenarios = (ScenarioId.NODE_NOT_READY,)
     priority = 5
-    deadline = timedelta(minutes=8)
+    deadline = timedelta(minutes=12)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]

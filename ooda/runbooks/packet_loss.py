@@ -26,7 +26,7 @@ class PacketLoss(Runbook):
     name = "packet_loss"
     scenarios = (ScenarioId.PACKET_LOSS,)
     priority = 7
-    deadline = timedelta(minutes=8)
+    deadline = timedelta(minutes=12)
     families = (MetricFamily.NODE,)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

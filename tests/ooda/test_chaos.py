@@ -73,6 +73,10 @@ def test_the_json_follows_the_contract(report: dict[str, object]) -> None:
         assert set(row["mttd_s"]) == {"on", "reactive"}
     assert rows["kafka_consumer_lag"]["runs"] == 0 and rows["kafka_consumer_lag"]["reason"]
     assert report["clean_week"]["days"] == 0.1  # type: ignore[index]
+    confusion = report["confusion"]
+    assert confusion["pod_crashloop"] == {"pod_crashloop": 1}  # type: ignore[index]
+    # The persistent crash loop is diagnosed by the crash-loop runbook, which claims it.
+    assert confusion["pod_crashloop_persistent"] == {"pod_crashloop": 1}  # type: ignore[index]
     assert len(report["runs"]) == 3  # type: ignore[arg-type]
 
 
@@ -139,6 +143,8 @@ def test_the_new_runbooks_are_certified_with_the_rules_scorer(scenario: Scenario
         RuleScorer(),
     )
     assert certified(result) == {scenario: []}
+    # No other runbook fired on this scenario's symptoms.
+    assert to_json(result)["confusion"] == {scenario.value: {scenario.value: 2}}
     heal = {
         ScenarioId.MEMORY_LEAK: "restart_pod",
         ScenarioId.HTTP_5XX_SPIKE: "rollback_deployment",
