@@ -13,7 +13,7 @@ from contracts import MetricFamily
 from lab._kubelet import kill_node, pods_on
 from ooda.runbooks import node_not_ready
 
-from ._harness import make_lab, make_loop, run
+from ._harness import lab_kube, make_lab, make_loop, run
 
 
 def test_a_dead_node_is_drained_once_and_its_pods_move() -> None:
@@ -91,9 +91,20 @@ def test_a_family_the_source_cannot_give_is_reported_and_the_loop_goes_on() -> N
         def query_range(self, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame:
             return self.lab.source.query_range(start, end, step)
 
+    from ooda import AuditLog, ControlLoop, OodaSettings, RuleScorer
+    from ooda.runbooks.node_disk_pressure import NodeDiskPressure
+
     lab = make_lab()
-    loop = make_loop(lab, source=_NoFamilies(lab))
-    loop._families = [MetricFamily.NODE]
+    settings = OodaSettings()
+    loop = ControlLoop(
+        settings,
+        clock=lab.clock,
+        source=_NoFamilies(lab),
+        scorer=RuleScorer(),
+        kube=lab_kube(lab),
+        audit=AuditLog(":memory:"),
+        runbooks=[NodeDiskPressure(settings)],  # reads the node family
+    )
     run(lab, loop, 1)
     reports = [e for e in loop.audit.entries() if "node metrics failed" in e.outcome]
     assert len(reports) == 1
