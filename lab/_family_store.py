@@ -29,10 +29,6 @@ class FamilyStore:
         self._series: dict[MetricFamily, dict[tuple[str, ...], int]] = {}
         self._values: dict[MetricFamily, np.ndarray] = {}
 
-    def families(self) -> list[MetricFamily]:
-        """Families with at least one series."""
-        return list(self._series)
-
     def record(
         self,
         scrape: int,
