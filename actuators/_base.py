@@ -103,13 +103,18 @@ class Action(ABC):
 
 
 def slo_minutes(window: VerifyWindow) -> list[bool]:
-    """Per minute after the action: inside both objectives (NaN counts as outside)."""
+    """Per minute after the action: inside the latency and error objectives and, for a service
+    with asynchronous work, the freshness objective (NaN counts as outside)."""
     rows = window.metrics
     if rows.empty:
         return []
     p95 = pd.to_numeric(rows["p95_latency_ms"], errors="coerce")
     err = pd.to_numeric(rows["error_rate"], errors="coerce")
     ok = (p95 <= window.p95_ms) & (err <= window.max_error_rate)
+    if window.freshness is not None:
+        stamps = pd.DatetimeIndex(rows["timestamp"])
+        age = window.freshness.reindex(stamps).to_numpy(dtype=float)
+        ok &= age <= window.max_freshness_s
     return [bool(v) for v in ok.fillna(False)]
 
 

@@ -133,3 +133,9 @@ class VerifyWindow:
     """Error-rate objective (1 - availability)."""
     healthy_minutes: int
     """Consecutive minutes inside the SLO that count as healed."""
+    freshness: pd.Series | None = None
+    """Age of the service's oldest unprocessed asynchronous work (its consumer groups' lag,
+    its queues' oldest message), seconds, per minute after the action, indexed by the
+    minute's timestamp; None for a service with no asynchronous work."""
+    max_freshness_s: float = float("inf")
+    """Freshness objective: asynchronous work is processed within this many seconds."""

@@ -17,11 +17,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 
-from contracts import MetricFamily, ScenarioId, SimClock
+from contracts import CloudClients, MetricFamily, ScenarioId, SimClock
 from lab._cluster import Cluster
+from lab._dependencies import Dependency, build_dependencies
 from lab._errors import InvalidTimeError, NoTargetError, UnknownServiceError
 from lab._family_store import FamilyStore
 from lab._faults import (
@@ -46,6 +48,7 @@ from lab.scenarios import scenario
 from lab.scenarios._background import fire_background, plan_background, wave_multiplier
 
 _EPS = 1e-6
+D = TypeVar("D", bound=Dependency)
 Action = Callable[["Lab"], object]
 """Something scheduled to happen to the lab at a given time (``Lab.schedule``)."""
 
@@ -101,6 +104,8 @@ class Lab:
         self._families = FamilyStore()
         self.source = LabMetricSource(self._store, self._families)
         self.kube = FakeKubernetes(self._cluster, clock, settings)
+        self.cloud = CloudClients()
+        """The cloud APIs of the lab's account (its SQS queues), as actions take them."""
         self._records: list[FaultRecord] = []
         self._active: list[ActiveFault] = []
         self._background: list[BackgroundEvent] = []
@@ -108,6 +113,9 @@ class Lab:
         self._agenda: list[tuple[float, int, Action]] = []
         self._agenda_seq = 0
         self._pod_seconds = np.zeros(len(self._names))
+        self._dependencies: dict[str, Dependency] = {
+            dep.name: dep for dep in build_dependencies(self)
+        }
         self._record_scrape(self._t, self._idle_row())
 
     # -- public -------------------------------------------------------------------------------
@@ -282,6 +290,20 @@ class Lab:
         pods = self._cluster.service_pods[self.service_index(service)]
         return [p for p in pods if p.crash is None and p.ready(self._t)]
 
+    def dependency(self, name: str) -> Dependency:
+        """The database, topic, queue or upstream called ``name``."""
+        found = self._dependencies.get(name)
+        if found is None:
+            raise NoTargetError(
+                f"the estate has no database, topic, queue or upstream {name!r};"
+                f" it has {sorted(self._dependencies)}"
+            )
+        return found
+
+    def dependencies(self, kind: type[D]) -> list[D]:
+        """Every dependency of ``kind`` (a :class:`Dependency` subclass), in settings order."""
+        return [dep for dep in self._dependencies.values() if isinstance(dep, kind)]
+
     def begin_fault(
         self,
         instance: ScenarioInstance,
@@ -414,6 +436,8 @@ class Lab:
         cl.reconcile(t0)
         killed = node_lifecycle(cl, t0, h)
         fx = self._effects(t0, h)
+        for dep in self._dependencies.values():
+            dep.before(t0, h, fx)
         table = cl.pod_table
         pods = table.compact()
         service = table.service[:pods]
@@ -461,6 +485,8 @@ class Lab:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_pod = np.nan_to_num(out.served[service] * ready / serving[service])
         count_segments(cl, per_pod, h)
+        for dep in self._dependencies.values():
+            dep.after(t0, h, out.served, serving)
 
         # cAdvisor view of each pod (a crash-looping one only while it starts), readiness.
         u = out.utilisation[service]
@@ -516,6 +542,12 @@ class Lab:
         scrape = self._store.n
         self._store.record(t, valid, row, sample)
         self._record_nodes(scrape, t)
+        by_family: dict[MetricFamily, list[tuple[tuple[str, ...], tuple[float, ...]]]] = {}
+        for dep in self._dependencies.values():
+            by_family.setdefault(dep.family, []).extend(dep.sample(t))
+        for family, samples in by_family.items():
+            keys = [key for key, _ in samples]
+            self._families.record(scrape, family, keys, np.array([v for _, v in samples]))
 
     def _record_nodes(self, scrape: int, now: float) -> None:
         """kube-state-metrics' and node-exporter's view of every node at this scrape."""

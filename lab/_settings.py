@@ -8,6 +8,7 @@ breaches them for several minutes -- the gap predictive scaling is meant to clos
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from contracts import ScenarioId
 from lab._errors import SettingsError
@@ -73,6 +74,113 @@ def _default_services() -> tuple[ServiceSettings, ...]:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    """A managed database (RDS-like) with a primary and a read replica, reached through an
+    ``ExternalName`` Service of the same name that points at one of them."""
+
+    name: str
+    """The database and its ExternalName Service (``payments-db``)."""
+    service: str
+    """The service whose requests read and write it."""
+    reads_per_request: float = 3.0
+    """Reads one request of ``service`` makes."""
+    writes_per_request: float = 0.5
+    """Writes one request makes (the replica takes none while the primary is its source)."""
+    read_latency_ms: float = 1.5
+    """Read latency of a healthy instance (CloudWatch ``ReadLatency``, milliseconds)."""
+    write_latency_ms: float = 3.0
+    """Write latency of a healthy primary."""
+    replica_lag_s: float = 0.4
+    """Replica lag of a healthy replica, seconds."""
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """A Kafka topic that one service's requests produce to and a consumer group (the pods
+    of another service's Deployment) consumes."""
+
+    name: str
+    """Topic name."""
+    producer: str
+    """The service each of whose served requests produces ``messages_per_request``."""
+    service: str
+    """The service whose pods consume it (one consumer per Ready pod)."""
+    group: str
+    """Consumer group id."""
+    partitions: int = 12
+    """Partitions: no more consumers than this do work."""
+    messages_per_request: float = 1.0
+    """Messages produced per request ``producer`` serves."""
+    consumer_rate: float = 60.0
+    """Messages per second one consumer processes (its I/O, not its CPU, bounds it)."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """An SQS queue with a dead-letter queue, fed by one service and worked off by another."""
+
+    name: str
+    """Queue name (its dead-letter queue is ``<name>-dlq``)."""
+    producer: str
+    """The service each of whose served requests sends ``messages_per_request``."""
+    service: str
+    """The service whose pods are its workers."""
+    messages_per_request: float = 0.5
+    """Messages sent per request ``producer`` serves."""
+    worker_rate: float = 25.0
+    """Messages per second one worker pod processes."""
+    visibility_timeout_s: float = 30.0
+    """Seconds a received message stays invisible before it can be received again."""
+    max_receive_count: int = 50
+    """The RedrivePolicy's ``maxReceiveCount``: SQS moves a message received this often to the
+    dead-letter queue by itself."""
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """A third-party API one service calls, with a rate quota, and its secondary region."""
+
+    name: str
+    """Upstream name (its HTTPRoute and primary backend)."""
+    service: str
+    """The service that calls it."""
+    secondary: str
+    """The secondary backend (the upstream's other region) the route can shift calls to."""
+    calls_per_request: float = 1.0
+    """Calls one request of ``service`` makes."""
+    quota_rps: float = 400.0
+    """Calls per second the upstream accepts from us before it answers 429."""
+    latency_ms: float = 8.0
+    """Latency of one call, primary."""
+    secondary_latency_ms: float = 20.0
+    """Latency of one call to the secondary (further away)."""
+
+
+class _Unset(tuple[Any, ...]):
+    """The type of :data:`_DEFAULT`: an empty tuple told apart from ``()`` by identity."""
+
+
+#: "Not given": the default estate's dependencies with the default services, else none.
+_DEFAULT: Any = _Unset()
+
+
+def _default_databases() -> tuple[DatabaseSettings, ...]:
+    return (DatabaseSettings("payments-db", "payments"),)
+
+
+def _default_topics() -> tuple[TopicSettings, ...]:
+    return (TopicSettings("orders", producer="checkout", service="payments", group="payments"),)
+
+
+def _default_queues() -> tuple[QueueSettings, ...]:
+    return (QueueSettings("receipts", producer="payments", service="checkout"),)
+
+
+def _default_upstreams() -> tuple[UpstreamSettings, ...]:
+    return (UpstreamSettings("card-gateway", "payments", secondary="card-gateway-dr"),)
+
+
+@dataclass(frozen=True)
 class TopologySettings:
     """Where the estate runs and what it runs."""
 
@@ -94,6 +202,29 @@ class TopologySettings:
     """Services in topological order (a service calls only later ones), so the calls form a
     DAG; external traffic enters where ``external_share`` says (default: the first service).
     ``lab.call_forest`` builds large ones."""
+    databases: tuple[DatabaseSettings, ...] = _DEFAULT
+    """Managed databases the services use; by default the estate's (``payments-db``) with
+    the default services, none with any other."""
+    topics: tuple[TopicSettings, ...] = _DEFAULT
+    """Kafka topics and their consumer groups; by default the estate's (``orders``,
+    produced by checkout, consumed by payments) with the default services, else none."""
+    queues: tuple[QueueSettings, ...] = _DEFAULT
+    """SQS queues and their workers; by default the estate's (``receipts``, sent by
+    payments, worked off by checkout) with the default services, else none."""
+    upstreams: tuple[UpstreamSettings, ...] = _DEFAULT
+    """Third-party APIs the services call; by default the estate's (``card-gateway``,
+    called by payments) with the default services, else none."""
+
+    def __post_init__(self) -> None:
+        default = self.services == _default_services()
+        for name, make in (
+            ("databases", _default_databases),
+            ("topics", _default_topics),
+            ("queues", _default_queues),
+            ("upstreams", _default_upstreams),
+        ):
+            if getattr(self, name) is _DEFAULT:
+                object.__setattr__(self, name, make() if default else ())
 
 
 @dataclass(frozen=True)
@@ -261,7 +392,45 @@ class LabSettings:
                     f"service {svc.name!r}: need 1 <= min_replicas ({svc.min_replicas})"
                     f" <= max_replicas ({svc.max_replicas})"
                 )
+        self._check_dependencies(position)
         if not self.incidents.scenarios:
             raise SettingsError("incidents.scenarios must name at least one scenario")
         if self.scrape.interval_s <= 0:
             raise SettingsError(f"scrape interval must be positive, got {self.scrape.interval_s}")
+
+    def _check_dependencies(self, position: dict[str, int]) -> None:
+        """Every database, topic, queue and upstream names services the estate runs, and its
+        own name once."""
+        topo = self.topology
+        kinds: list[tuple[str, tuple[object, ...], tuple[str, ...]]] = [
+            ("database", topo.databases, ("service",)),
+            ("topic", topo.topics, ("service", "producer")),
+            ("queue", topo.queues, ("service", "producer")),
+            ("upstream", topo.upstreams, ("service",)),
+        ]
+        for kind, entries, roles in kinds:
+            names = [entry.name for entry in entries]
+            if len(set(names)) != len(names):
+                raise SettingsError(f"{kind} names must be unique, got {names}")
+            for entry in entries:
+                for role in roles:
+                    service = getattr(entry, role)
+                    if service not in position:
+                        raise SettingsError(
+                            f"{kind} {entry.name!r}: {role} {service!r} is not a"
+                            f" service of the estate"
+                        )
+        for topic in topo.topics:
+            if topic.partitions < 1 or not topic.consumer_rate > 0:
+                raise SettingsError(
+                    f"topic {topic.name!r}: need partitions >= 1 and consumer_rate > 0, got"
+                    f" {topic.partitions}, {topic.consumer_rate}"
+                )
+        for queue in topo.queues:
+            if not queue.worker_rate > 0 or queue.max_receive_count < 1:
+                raise SettingsError(
+                    f"queue {queue.name!r}: need worker_rate > 0 and max_receive_count >= 1"
+                )
+        for upstream in topo.upstreams:
+            if not upstream.quota_rps > 0:
+                raise SettingsError(f"upstream {upstream.name!r}: quota_rps must be > 0")

@@ -130,6 +130,7 @@ def lab_context(lab: Lab, settings: OodaSettings) -> ActionContext:
         sleep=sleep,
         now=lab.clock.now,
         api_timeout_s=settings.loop.api_timeout_s,
+        cloud=lab.cloud,
     )
 
 
@@ -144,6 +145,7 @@ def make_loop(lab: Lab, settings: OodaSettings, scorer: Scorer) -> ControlLoop:
         kube=context.kube,
         audit=AuditLog(":memory:"),
         sleep=context.sleep,
+        cloud=context.cloud,
     )
 
 

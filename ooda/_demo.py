@@ -90,6 +90,7 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
                     kube=context.kube,
                     audit=audit,
                     sleep=context.sleep,
+                    cloud=context.cloud,
                 )
 
             tick = settings.loop.tick

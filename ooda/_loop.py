@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
-from contracts import Clock, KubeClients, MetricFamily, MetricSource
+from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
 from ooda._act import Actor
 from ooda._audit import AuditLog
 from ooda._autonomy import ErrorBudget
@@ -75,6 +75,7 @@ class ControlLoop:
         sleep: Callable[[float], None] | None = None,
         push_features: FeaturePusher | None = None,
         runbooks: Sequence[Runbook] | None = None,
+        cloud: CloudClients | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -91,6 +92,7 @@ class ControlLoop:
             sleep=sleep or clock.sleep,
             now=clock.now,
             api_timeout_s=settings.loop.api_timeout_s,
+            cloud=cloud or CloudClients(),
         )
         books = (
             list(runbooks)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from contracts import ScenarioId
 from lab import Lab, ScenarioInstance
+from ooda._freshness import ASYNC_FAMILIES, freshness
 from ooda._journal import LoopEvent
 from ooda._settings import SloSettings
 
@@ -174,16 +175,26 @@ class Run:
 
 
 def breach_series(
-    metrics: pd.DataFrame, felt_by: tuple[str, ...], injected_at: datetime, slo: SloSettings
+    metrics: pd.DataFrame,
+    felt_by: tuple[str, ...],
+    injected_at: datetime,
+    slo: SloSettings,
+    fresh: pd.DataFrame | None = None,
 ) -> tuple[list[bool], float]:
-    """Per minute after ``injected_at``: any felt service outside its SLO; and budget burned."""
-    rows = metrics[
-        metrics["service"].isin(felt_by) & (metrics["timestamp"] > pd.Timestamp(injected_at))
-    ]
+    """Per minute after ``injected_at``: any felt service outside its SLO (latency, errors
+    and, in ``fresh`` (:func:`ooda._freshness.freshness`), the freshness of its asynchronous
+    work); and the error budget burned."""
+    after = pd.Timestamp(injected_at)
+    rows = metrics[metrics["service"].isin(felt_by) & (metrics["timestamp"] > after)]
     p95 = rows["p95_latency_ms"].to_numpy(dtype=float)
     err = rows["error_rate"].to_numpy(dtype=float)
     bad = ~((p95 <= slo.p95_ms) & (err <= slo.max_error_rate))
     per_minute = pd.Series(bad).groupby(rows["timestamp"].to_numpy()).any()
+    if fresh is not None and len(fresh):
+        late = fresh[fresh["service"].isin(felt_by) & (fresh["timestamp"] > after)]
+        stale = pd.Series(~(late["freshness_s"].to_numpy(float) <= slo.freshness_s))
+        stale_minutes = stale.groupby(late["timestamp"].to_numpy()).any()
+        per_minute |= stale_minutes.reindex(per_minute.index, fill_value=False)
     burned = float(pd.Series(err).fillna(0).clip(0, 1).sum()) / slo.max_error_rate
     return [bool(b) for b in per_minute.to_numpy()], burned
 
@@ -217,7 +228,13 @@ def run_mode(
     advance_until(end)
     finished = lab.clock.now()
     metrics = lab.source.query_range(start, finished, timedelta(minutes=1))
-    breached, burned = breach_series(metrics, record.felt_by, record.injected_at, slo)
+    fresh = freshness(
+        {
+            family: lab.source.query_family(family, start, finished, timedelta(minutes=1))
+            for family in ASYNC_FAMILIES
+        }
+    )
+    breached, burned = breach_series(metrics, record.felt_by, record.injected_at, slo, fresh)
     final = next(r for r in lab.ground_truth if r.injected_at == record.injected_at)
     span = finished - record.injected_at
     whole = lab.source.query_range(finished - span, finished, span)

@@ -23,6 +23,10 @@ class SloSettings:
     availability: float = 0.999
     """Success objective: at least this share of requests succeed."""
 
+    freshness_s: float = 120.0
+    """Freshness objective of asynchronous work: a message a service consumes (from Kafka, from
+    a queue) is processed within this many seconds of being produced."""
+
     @property
     def max_error_rate(self) -> float:
         """The error rate at which availability is exactly at its objective."""

@@ -16,6 +16,7 @@ import pandas as pd
 from actuators import ActionContext, ActuatorError, Guard, GuardKey
 from contracts import Outcome, Verdict, VerifyWindow
 from ooda._autonomy import ErrorBudget
+from ooda._freshness import service_freshness
 from ooda._journal import Journal
 from ooda._records import PendingAction, Snapshot
 from ooda._settings import OodaSettings
@@ -43,7 +44,9 @@ class Verifier:
         view = snapshot.views.get(pending.action.service)
         if view is None or view.history.empty:
             return None
-        after = view.history[view.history["timestamp"] > pd.Timestamp(pending.applied_at)]
+        applied = pd.Timestamp(pending.applied_at)
+        after = view.history[view.history["timestamp"] > applied]
+        fresh = service_freshness(snapshot.families, pending.action.service)
         return VerifyWindow(
             metrics=after.reset_index(drop=True),
             workload=snapshot.workloads.get(pending.action.service),
@@ -53,6 +56,8 @@ class Verifier:
             p95_ms=self.settings.slo.p95_ms,
             max_error_rate=self.settings.slo.max_error_rate,
             healthy_minutes=self.settings.verify.healthy_minutes,
+            freshness=None if fresh is None else fresh[fresh.index > applied],
+            max_freshness_s=self.settings.slo.freshness_s,
         )
 
     def judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:

@@ -53,6 +53,7 @@ def make_loop(
         audit=audit or AuditLog(":memory:"),
         guard=guard,
         sleep=lab_sleep(lab),
+        cloud=lab.cloud,
     )
 
 
