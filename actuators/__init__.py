@@ -85,7 +85,14 @@ from actuators._retry import RetryPolicy, call_with_retry
 from actuators._rollback_deployment import REVISION, RollbackDeployment
 from actuators._scale_consumers import ScaleConsumers
 from actuators._scale_deployment import ScaleDeployment
-from actuators._set_hpa_min import MIN_ORIGINAL, MIN_SET, SetHpaMinReplicas, ooda_floor
+from actuators._set_hpa_min import (
+    FLOOR_FOR,
+    MIN_ORIGINAL,
+    MIN_SET,
+    SetHpaMinReplicas,
+    floor_purpose,
+    ooda_floor,
+)
 from actuators._switch_database import (
     ORIGINAL_ENDPOINT,
     SWITCHED_TRAFFIC,
@@ -101,6 +108,7 @@ __all__ = [
     "CHANGED_BY",
     "CLOUD_MUTATING_PREFIXES",
     "COMMAND",
+    "FLOOR_FOR",
     "GATEWAY_GROUP",
     "GATEWAY_VERSION",
     "HTTPROUTES",
@@ -157,6 +165,7 @@ __all__ = [
     "classify_api_error",
     "cloud_error",
     "evict_pod",
+    "floor_purpose",
     "node_pool",
     "node_unhealthy",
     "ooda_floor",

@@ -68,9 +68,10 @@ class CallSpy:
 
 
 def spy_on(kube: KubeClients) -> tuple[KubeClients, list[CallSpy]]:
-    """``kube`` with a :class:`CallSpy` around each API object, and the spies."""
-    spies = [CallSpy(api) for api in api_objects(kube)]
-    return KubeClients(*spies), spies
+    """``kube`` with a :class:`CallSpy` around each API object it has (an absent one stays
+    None), and the spies."""
+    wrapped = [None if api is None else CallSpy(api) for api in api_objects(kube)]
+    return KubeClients(*wrapped), [spy for spy in wrapped if spy is not None]
 
 
 def spy_on_cloud(cloud: CloudClients) -> tuple[CloudClients, list[CallSpy]]:

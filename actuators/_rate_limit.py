@@ -5,7 +5,8 @@ of them slow. The limit is ingress-nginx's ``nginx.ingress.kubernetes.io/limit-r
 (requests per second per client address) on the service's Ingress (networking.k8s.io/v1). The
 value ooda set is written next to it (``ooda.dev/limit-rps``), so an undo -- even by an ooda
 restarted since -- can tell its own limit from one a human set, and never lifts a human's.
-A floor (``min_rps``) keeps an eager policy from throttling a service into an outage.
+A floor (``min_rps``) keeps an eager policy from throttling a service into an outage. ``rps=0``
+lifts the limit ooda set, once the load has come back within what the pods serve.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actuators._base import Action, ActionResult, register_action
+import pandas as pd
+
+from actuators._base import Action, ActionResult, register_action, slo_outcome
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, GuardRejectedError, PermanentActuatorError
 from actuators._kube import MERGE_PATCH
-from contracts import ActionKind
+from contracts import ActionKind, Outcome, Verdict, VerifyWindow
 
 #: ingress-nginx's per-client request rate limit, and the value ooda set there.
 LIMIT_RPS = "nginx.ingress.kubernetes.io/limit-rps"
@@ -75,8 +78,10 @@ class RateLimit(Action):
         )
 
     def apply(self, ctx: ActionContext) -> ActionResult:
-        if self.rps <= 0:
-            raise PermanentActuatorError(f"rate_limit needs rps > 0, got {self.rps}")
+        if self.rps < 0:
+            raise PermanentActuatorError(f"rate_limit needs rps >= 0, got {self.rps}")
+        if self.rps == 0:
+            return self._lift(ctx)
         if self.rps < self.min_rps:
             raise GuardRejectedError(
                 self.kind,
@@ -91,6 +96,49 @@ class RateLimit(Action):
             self._patch(ctx, wanted, wanted)
         after = {"limit_rps": wanted}
         return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable=changed)
+
+    def _lift(self, ctx: ActionContext) -> ActionResult:
+        """Remove the limit ooda set; a limit a human set is refused, never lifted."""
+        notes = self._annotations(ctx)
+        before = {"limit_rps": notes.get(LIMIT_RPS), "ooda_set": notes.get(RPS_SET)}
+        if before["limit_rps"] is None:
+            return ActionResult(self.kind, self.target, ctx.dry_run, before, before, False)
+        if before["ooda_set"] != before["limit_rps"]:
+            raise GuardRejectedError(
+                self.kind,
+                self.target,
+                f"{LIMIT_RPS}={before['limit_rps']!r} was not set by ooda; a human lifts it",
+            )
+        if not ctx.dry_run:
+            self._patch(ctx, None, None)
+        after = {"limit_rps": None}
+        return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable=True)
+
+    @staticmethod
+    def lifts(result: ActionResult) -> bool:
+        """Whether ``result`` lifted a limit."""
+        return result.before.get("limit_rps") is not None and result.after["limit_rps"] is None
+
+    def undo_when_failed(self, result: ActionResult) -> bool:
+        """A limit lifted too soon is put back at once."""
+        return self.lifts(result)
+
+    def check(self, result: ActionResult, window: VerifyWindow) -> Outcome:
+        """A limit in place heals when the requests it lets in are fast again: the ones it
+        turns away are errors by design, so availability is not its verdict (a human is told
+        through the audit log). Lifting one heals only when the whole SLO holds after it."""
+        if self.lifts(result) or result.after["limit_rps"] is None:
+            return slo_outcome(window, None)
+        n = window.healthy_minutes
+        p95 = pd.to_numeric(window.metrics["p95_latency_ms"], errors="coerce").to_numpy(float)
+        fast = p95[-n:] <= window.p95_ms
+        if len(p95) >= n and bool(fast.all()):
+            return Outcome(
+                Verdict.HEALED, f"admitted requests inside the p95 objective for {n} min"
+            )
+        if window.now >= window.deadline:
+            return Outcome(Verdict.FAILED, "admitted requests still slow at the deadline")
+        return Outcome(Verdict.PENDING, "waiting for the admitted requests to be fast")
 
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         """Put the previous limit back (none: remove it), unless it changed since ooda set it."""

@@ -26,6 +26,7 @@ class _ConsumerFloor(SetHpaMinReplicas):
     it is a part of :class:`ScaleConsumers`, not an action of its own)."""
 
     kind = ActionKind.SCALE_CONSUMERS
+    purpose: str = "scale_consumers"
 
 
 @register_action

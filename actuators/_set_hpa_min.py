@@ -19,6 +19,14 @@ from contracts import ActionKind, Outcome, Verdict, VerifyWindow
 #: The floor ooda set, and the floor it found before it first raised it.
 MIN_SET = "ooda.dev/min-replicas"
 MIN_ORIGINAL = "ooda.dev/original-min-replicas"
+#: What ooda raised the floor for (a traffic surge, a saturated service, a consumer group), so
+#: that only the policy that raised it lowers it.
+FLOOR_FOR = "ooda.dev/floor-for"
+
+
+def floor_purpose(annotations: dict[str, str] | None) -> str:
+    """What ooda's raised floor is for ("" when it does not say: a floor from before)."""
+    return (annotations or {}).get(FLOOR_FOR, "")
 
 
 def ooda_floor(
@@ -49,6 +57,9 @@ class SetHpaMinReplicas(Action):
 
     hpa: str = ""
     min_replicas: int = 1
+    purpose: str = ""
+    """What the raised floor is for (the runbook raising it), kept in ``ooda.dev/floor-for``
+    while the floor stays raised."""
 
     kind = ActionKind.SET_HPA_MIN
 
@@ -60,6 +71,7 @@ class SetHpaMinReplicas(Action):
         notes: dict[str, str | None] = dict(ctx.annotations(self.kind))
         notes[MIN_SET] = None if original is None else str(value)
         notes[MIN_ORIGINAL] = None if original is None else str(original)
+        notes[FLOOR_FOR] = None if original is None or not self.purpose else self.purpose
         body = {"metadata": {"annotations": notes}, "spec": {"minReplicas": value}}
         self.call(
             ctx,
@@ -129,6 +141,16 @@ class SetHpaMinReplicas(Action):
         return None
 
     def check(self, result: ActionResult, window: VerifyWindow) -> Outcome:
+        """A raised floor heals when the SLO holds with its pods Ready; one capped at the
+        HPA's maximum cannot carry the load by itself, so it is healed once its pods are Ready
+        (what is left is for an ingress limit, or a human raising the maximum)."""
+        if result.after.get("capped_at_max") and not self.is_scale_in(result):
+            not_yet = self.healthy(result, window)
+            if not_yet is None:
+                return Outcome(Verdict.HEALED, "floor at the HPA's maximum, its pods Ready")
+            if window.now >= window.deadline:
+                return Outcome(Verdict.FAILED, f"not healed by the deadline: {not_yet}")
+            return Outcome(Verdict.PENDING, not_yet)
         if not self.is_scale_in(result):
             return slo_outcome(window, self.healthy(result, window))
         ok = slo_minutes(window)

@@ -84,7 +84,11 @@ FAMILIES: dict[MetricFamily, FamilySchema] = {
         FamilySchema(
             MetricFamily.KAFKA,
             keys=("service", "consumergroup", "topic", "partition"),
-            values=("kafka_consumergroup_lag", "kafka_topic_partition_current_offset_rate"),
+            values=(
+                "kafka_consumergroup_lag",
+                "kafka_topic_partition_current_offset_rate",
+                "kafka_consumergroup_current_offset_rate",
+            ),
         ),
         FamilySchema(
             MetricFamily.QUEUE,
@@ -94,6 +98,7 @@ FAMILIES: dict[MetricFamily, FamilySchema] = {
                 "aws_sqs_approximate_age_of_oldest_message_average",
                 "aws_sqs_number_of_messages_received_rate",
                 "aws_sqs_number_of_messages_deleted_rate",
+                "aws_sqs_number_of_messages_sent_rate",
             ),
         ),
         FamilySchema(

@@ -67,6 +67,14 @@ class WorkloadState:
     hpa: HpaState | None
     current_template: str = ""
     """The ``pod-template-hash`` of the current revision's ReplicaSet."""
+    ingress: str | None = None
+    """The Ingress in front of the service (None: none routes to it)."""
+    limit_rps: float | None = None
+    """Its ingress-nginx ``limit-rps`` (None: no limit)."""
+    limit_is_ooda: bool = False
+    """Whether that limit is the one ooda set (so ooda may lift it)."""
+    limit_set_at: datetime | None = None
+    """When ooda set it (its ``ooda.dev/changed-at``), None when not ooda's."""
 
     @property
     def workload(self) -> str:

@@ -53,4 +53,17 @@ class Dependency(ABC):
 
 def build_dependencies(lab: Lab) -> list[Dependency]:
     """One :class:`Dependency` per database, topic, queue and upstream of the topology."""
-    return []
+    deps: list[Dependency] = []
+    from lab._database import Database  # the kinds import this module
+
+    deps += [Database(lab, database) for database in lab.settings.topology.databases]
+    from lab._kafka import Topic  # the kinds import this module
+
+    deps += [Topic(lab, topic) for topic in lab.settings.topology.topics]
+    from lab._upstream import Upstream  # the kinds import this module
+
+    deps += [Upstream(lab, upstream) for upstream in lab.settings.topology.upstreams]
+    from lab._queue import build_queues  # the kinds import this module; it sets lab.cloud
+
+    deps += build_queues(lab)
+    return deps

@@ -472,6 +472,7 @@ class Lab:
 
         # The services, down the call graph and back up.
         external = self._traffic.rate(t0 + h / 2) * fx.traffic * self._graph.share
+        limited = self._ingress_limits(external)
         jitter = self._rng.standard_normal(n) * m.latency_jitter
         out = self._model.serve(
             external,
@@ -482,6 +483,10 @@ class Lab:
             errors_in,
             jitter,
         )
+        if limited is not None:  # the ingress answered these 503 before they reached a pod
+            out.load[:] += limited
+            out.shed[:] += limited
+            out.failed[:] += limited
         with np.errstate(invalid="ignore", divide="ignore"):
             per_pod = np.nan_to_num(out.served[service] * ready / serving[service])
         count_segments(cl, per_pod, h)
@@ -489,7 +494,7 @@ class Lab:
             dep.after(t0, h, out.served, serving)
 
         # cAdvisor view of each pod (a crash-looping one only while it starts), readiness.
-        u = out.utilisation[service]
+        u = (out.utilisation * fx.cpu)[service]
         cpu = ready * (m.idle_cpu + (1 - m.idle_cpu) * u) + starting * m.startup_cpu
         base = self._memory_base[service]
         running = scheduled & (t1 >= started_at)
@@ -516,6 +521,25 @@ class Lab:
             ]
         ).T
         self._record_scrape(t1, row)
+
+    def _ingress_limits(self, external: np.ndarray) -> np.ndarray | None:
+        """Clip each entry's external rate to the ``limit-rps`` of its Ingress, in place;
+        returns what each service's ingress turned away (None: nothing).
+
+        The lab's external traffic reaches the ingress controller through one load-balancer
+        address (no client address forwarded), so ingress-nginx's per-client limit is the
+        limit of the whole service's external traffic.
+        """
+        limited: np.ndarray | None = None
+        for i in self._graph.entries:
+            limit = self.kube.networking_v1.limit_rps(self._names[i])
+            if limit is None or external[i] <= limit:
+                continue
+            if limited is None:
+                limited = np.zeros(len(external))
+            limited[i] = external[i] - limit
+            external[i] = limit
+        return limited
 
     def _record_scrape(self, t: float, row: np.ndarray) -> None:
         """Scrape ``row`` and the pods on a node."""

@@ -102,12 +102,15 @@ class TickEffects:
     """Multiplier of the service's own median latency (downstream time excluded)."""
     errors: np.ndarray
     """Fraction of the served requests that fail with a 500 regardless of load."""
+    cpu: np.ndarray
+    """Multiplier of the CPU one unit of utilisation costs: a pod whose requests wait on I/O
+    serves fewer at once (``capacity`` down) without burning more CPU (``cpu`` down as much)."""
 
     @classmethod
     def neutral(cls, services: int) -> TickEffects:
         """Effects of a quiet sub-step."""
         ones = np.ones(services)
-        return cls(ones, ones.copy(), ones.copy(), np.zeros(services))
+        return cls(ones, ones.copy(), ones.copy(), np.zeros(services), ones.copy())
 
 
 BackgroundKind = Literal["rollout", "traffic_wave"]

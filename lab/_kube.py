@@ -449,7 +449,23 @@ class _Api(_Counted):
         )
 
 
-class FakeCoreV1Api(_Api):
+class _ExternalNameReader:
+    """What the lab's databases read off the Services: where an ExternalName one points. A
+    read of the lab's own state, not an API call, so it is neither counted nor given call
+    options (``_Counted`` wraps only the methods a subclass defines itself)."""
+
+    _services: NamespacedObjects | None
+
+    def external_name(self, name: str) -> str | None:
+        """``spec.externalName`` of the Service ``name`` now (None: no such Service, or not
+        an ExternalName one)."""
+        obj = None if self._services is None else self._services.objects.get(name)
+        spec = (obj or {}).get("spec") or {}
+        external = spec.get("externalName") if spec.get("type") == "ExternalName" else None
+        return external if isinstance(external, str) else None
+
+
+class FakeCoreV1Api(_Api, _ExternalNameReader):
     """The subset of ``kubernetes.client.CoreV1Api`` the loop and actuators use."""
 
     def __init__(

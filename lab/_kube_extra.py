@@ -19,6 +19,7 @@ from kubernetes import client
 
 from contracts import KubeClients, SimClock
 from lab._cluster import Cluster, Pdb
+from lab._database import database_services
 from lab._graph import CallGraph
 from lab._kube import (
     MERGE_PATCH,
@@ -229,6 +230,11 @@ class FakeApiextensionsV1Api(_Counted):
 
     def create_custom_resource_definition(self, body: Any) -> client.V1CustomResourceDefinition:
         """Serve ``spec.group`` / each served version / ``spec.names.plural``."""
+        return self._create(body, None)
+
+    def _create(self, body: Any, uid: str | None) -> client.V1CustomResourceDefinition:
+        """The create; a given ``uid`` is the lab installing a CRD of its own at start (not
+        counted, and drawing no uid from the estate's random stream)."""
         data = copy.deepcopy(_body_dict(body))
         name = (data.get("metadata") or {}).get("name") or ""
         spec = data.get("spec") or {}
@@ -267,7 +273,7 @@ class FakeApiextensionsV1Api(_Counted):
         data.setdefault("apiVersion", "apiextensions.k8s.io/v1")
         data.setdefault("kind", "CustomResourceDefinition")
         data["metadata"].update(
-            uid=self._store.cluster.new_uid(),
+            uid=uid or self._store.cluster.new_uid(),
             creationTimestamp=self._store.timestamp(),
             resourceVersion=self._store.revisions.write(),
             generation=1,
@@ -330,6 +336,12 @@ class FakeCustomObjectsApi(_Counted):
     def create_namespaced_custom_object(
         self, group: str, version: str, namespace: str, plural: str, body: Any
     ) -> dict[str, Any]:
+        return self._create(group, version, namespace, plural, body, None)
+
+    def _create(
+        self, group: str, version: str, namespace: str, plural: str, body: Any, uid: str | None
+    ) -> dict[str, Any]:
+        """The create; a given ``uid`` is the lab's own object, as for its CRDs."""
         crd = self._crd(group, version, plural)
         obj = copy.deepcopy(_body_dict(body))
         metadata = obj.setdefault("metadata", {})
@@ -361,13 +373,19 @@ class FakeCustomObjectsApi(_Counted):
             obj.pop("status", None)  # written through /status only
         metadata.update(
             namespace=namespace,
-            uid=self._store.cluster.new_uid(),
+            uid=uid or self._store.cluster.new_uid(),
             creationTimestamp=self._store.timestamp(),
             resourceVersion=self._store.revisions.write(),
             generation=1,
         )
         crd.objects[namespace, name] = obj
         return self._served(obj, group, version)
+
+    def _stored(self, group: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as stored now, or None: the lab's own read of its state (an upstream's
+        route), not an API call, so neither counted nor copied; do not change it."""
+        crd = self._store.crds.get(f"{plural}.{group}")
+        return None if crd is None else crd.objects.get((namespace, name))
 
     def get_namespaced_custom_object(
         self, group: str, version: str, namespace: str, plural: str, name: str
@@ -486,6 +504,12 @@ class FakeKubernetes:
         for entry in (graph.names[i] for i in graph.entries):
             uid = seeded_uid("ingresses", namespace, entry)
             ingresses.create(namespace, entry_ingress(entry, namespace), uid=uid)
+        # The ExternalName Services the application reaches each database through.
+        for database in settings.topology.databases:
+            region = settings.topology.region
+            for body in database_services(database, namespace, region):
+                uid = seeded_uid("services", namespace, body["metadata"]["name"])
+                services.create(namespace, body, uid=uid)
         self.core_v1 = FakeCoreV1Api(cluster, clock, settings, revisions, services=services)
         self.apps_v1 = FakeAppsV1Api(cluster, clock, settings, revisions)
         self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings, revisions)

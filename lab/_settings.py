@@ -107,12 +107,21 @@ class TopicSettings:
     """The service whose pods consume it (one consumer per Ready pod)."""
     group: str
     """Consumer group id."""
-    partitions: int = 12
-    """Partitions: no more consumers than this do work."""
+    partitions: int = 24
+    """Partitions: no more consumers than this do work (24: a x5 backfill at the daily peak
+    can still be drained by one consumer per partition)."""
     messages_per_request: float = 1.0
     """Messages produced per request ``producer`` serves."""
     consumer_rate: float = 60.0
-    """Messages per second one consumer processes (its I/O, not its CPU, bounds it)."""
+    """Messages per second one consumer processes (its I/O, not its CPU, bounds it); with
+    the default traffic the group runs at about half its capacity at the daily mean and
+    keeps up with the daily peak, as the consumer pods follow the requests they serve."""
+    rebalance_s: float = 3.0
+    """Seconds the whole group stops consuming when a member joins or leaves (the eager
+    rebalance protocol)."""
+    commit_interval_s: float = 5.0
+    """Seconds between two offset commits (Kafka's ``auto.commit.interval.ms``): a healthy
+    group lags by about half of it in production."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,12 @@ class QueueSettings:
     messages_per_request: float = 0.5
     """Messages sent per request ``producer`` serves."""
     worker_rate: float = 25.0
-    """Messages per second one worker pod processes."""
+    """Ordinary messages per second one worker pod processes (its threads together)."""
+    worker_threads: int = 10
+    """Messages one worker pod works on at once (a poison message holds one of them)."""
+    poison_timeout_s: float = 5.0
+    """Seconds a worker thread spends on a poison message before it gives up on it (its
+    processing timeout); the message stays invisible until its visibility timeout."""
     visibility_timeout_s: float = 30.0
     """Seconds a received message stays invisible before it can be received again."""
     max_receive_count: int = 50
@@ -148,12 +162,20 @@ class UpstreamSettings:
     """The secondary backend (the upstream's other region) the route can shift calls to."""
     calls_per_request: float = 1.0
     """Calls one request of ``service`` makes."""
-    quota_rps: float = 400.0
-    """Calls per second the upstream accepts from us before it answers 429."""
+    quota_rps: float = 1000.0
+    """Calls per second the upstream accepts from us before it answers 429 (the default
+    estate's payments make 120 a second, a x3.5 surge at the daily peak about 700)."""
     latency_ms: float = 8.0
     """Latency of one call, primary."""
-    secondary_latency_ms: float = 20.0
-    """Latency of one call to the secondary (further away)."""
+    secondary_latency_ms: float = 15.0
+    """Latency of one call to the secondary (further away; every call there adds the
+    difference to the caller's own latency)."""
+    secondary_quota_rps: float = 1000.0
+    """Calls per second the secondary accepts from us before it answers 429."""
+    retry_after_s: float = 1.0
+    """The ``Retry-After`` of a 429; the caller's client waits that long before it retries."""
+    max_retries: int = 2
+    """Retries of a throttled call before the client gives up and the request fails."""
 
 
 class _Unset(tuple[Any, ...]):
@@ -162,6 +184,9 @@ class _Unset(tuple[Any, ...]):
 
 #: "Not given": the default estate's dependencies with the default services, else none.
 _DEFAULT: Any = _Unset()
+
+
+_Dependency = DatabaseSettings | TopicSettings | QueueSettings | UpstreamSettings
 
 
 def _default_databases() -> tuple[DatabaseSettings, ...]:
@@ -402,7 +427,7 @@ class LabSettings:
         """Every database, topic, queue and upstream names services the estate runs, and its
         own name once."""
         topo = self.topology
-        kinds: list[tuple[str, tuple[object, ...], tuple[str, ...]]] = [
+        kinds: list[tuple[str, tuple[_Dependency, ...], tuple[str, ...]]] = [
             ("database", topo.databases, ("service",)),
             ("topic", topo.topics, ("service", "producer")),
             ("queue", topo.queues, ("service", "producer")),
@@ -426,10 +451,22 @@ class LabSettings:
                     f"topic {topic.name!r}: need partitions >= 1 and consumer_rate > 0, got"
                     f" {topic.partitions}, {topic.consumer_rate}"
                 )
-        for queue in topo.queues:
-            if not queue.worker_rate > 0 or queue.max_receive_count < 1:
+            if not (topic.rebalance_s >= 0 and topic.commit_interval_s >= 0):
                 raise SettingsError(
-                    f"queue {queue.name!r}: need worker_rate > 0 and max_receive_count >= 1"
+                    f"topic {topic.name!r}: need rebalance_s >= 0 and commit_interval_s >= 0,"
+                    f" got {topic.rebalance_s}, {topic.commit_interval_s}"
+                )
+        for queue in topo.queues:
+            if (
+                not queue.worker_rate > 0
+                or queue.max_receive_count < 1
+                or queue.worker_threads < 1
+                or not queue.poison_timeout_s > 0
+            ):
+                raise SettingsError(
+                    f"queue {queue.name!r}: need worker_rate > 0, max_receive_count >= 1,"
+                    f" worker_threads >= 1 and poison_timeout_s > 0, got {queue.worker_rate},"
+                    f" {queue.max_receive_count}, {queue.worker_threads}, {queue.poison_timeout_s}"
                 )
         for upstream in topo.upstreams:
             if not upstream.quota_rps > 0:

@@ -1,4 +1,4 @@
-"""Read the cluster state of the looked-after workloads, once per tick, in four list calls.
+"""Read the cluster state of the looked-after workloads, once per tick, in five list calls.
 
 The lists are indexed (pods by label, HPAs by target, ReplicaSets by owner) so the cost is
 linear in the objects, not services x pods: 1,000 services with 10,000 pods are one pass.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from actuators import REVISION
+from actuators import CHANGED_AT, LIMIT_RPS, REVISION, RPS_SET
 from contracts import HpaState, KubeClients, NodeState, PodState, WorkloadState
 
 
@@ -89,6 +89,7 @@ def read_workloads(
     for rs in sets:
         for ref in rs.metadata.owner_references or []:
             owned_by.setdefault(ref.uid, []).append(rs)
+    fronted = _ingresses(kube, namespace)
     out: dict[str, WorkloadState] = {}
     for service in services:
         dep = deployments.get(service)
@@ -116,7 +117,49 @@ def read_workloads(
             pods=tuple(mine),
             hpa=None if hpa is None else _hpa_state(hpa),
             current_template=template,
+            **fronted.get(service, {}),
         )
+    return out
+
+
+def _ingresses(kube: KubeClients, namespace: str) -> dict[str, dict[str, Any]]:
+    """Per backend service: the Ingress in front of it and its ingress-nginx limit (one list
+    call; none where the estate gives no networking API)."""
+    if kube.networking_v1 is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for ingress in kube.networking_v1.list_namespaced_ingress(namespace).items:
+        notes = dict(ingress.metadata.annotations or {})
+        raw = notes.get(LIMIT_RPS)
+        try:
+            limit = float(raw) if raw is not None else None
+        except ValueError:
+            limit = None
+        spec = ingress.spec
+        backends = []
+        if spec.default_backend is not None and spec.default_backend.service is not None:
+            backends.append(spec.default_backend.service.name)
+        for rule in spec.rules or []:
+            for path in rule.http.paths if rule.http else []:
+                if path.backend.service is not None:
+                    backends.append(path.backend.service.name)
+        ours = raw is not None and notes.get(RPS_SET) == raw
+        set_at = None
+        if ours:
+            try:
+                set_at = datetime.fromisoformat(notes.get(CHANGED_AT, ""))
+            except ValueError:
+                set_at = None
+        for name in backends:
+            out.setdefault(
+                name,
+                {
+                    "ingress": ingress.metadata.name,
+                    "limit_rps": limit,
+                    "limit_is_ooda": ours,
+                    "limit_set_at": set_at if set_at is None or set_at.tzinfo else None,
+                },
+            )
     return out
 
 

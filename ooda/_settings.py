@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from actuators import GuardSettings
+from contracts import ScenarioId
 from training import TrainingSettings
 
 
@@ -89,6 +90,9 @@ class PolicySettings:
     target by this share: the reactive HPA follows ordinary growth (a daily ramp) itself."""
     default_target_utilisation: float = 0.6
     """CPU utilisation per pod the capacity plan aims at when the HPA names none."""
+    limit_utilisation: float = 0.85
+    """Capacity exhausted (the HPA floor at its maximum, the load still beyond it): the
+    entry's Ingress lets in what the maximum of pods serves at this share of their CPU."""
     scale_in_after: timedelta = timedelta(minutes=10)
     """Observed load must have been low this long before a raised minimum is lowered."""
     rollout_window: timedelta = timedelta(minutes=30)
@@ -113,6 +117,101 @@ class PolicySettings:
     """Act when a resource is projected to run out this soon: time to move pods, with room."""
     disk_eviction_threshold: float = 0.10
     """The kubelets' ``evictionHard`` ``nodefs.available`` (Kubernetes' default 10 %)."""
+    latency_inflation: float = 1.1
+    """Saturation: p95 at least this many times its own normal (the median of the hour
+    before) and projected across the objective within ``projection_lead``, or ..."""
+    latency_inflation_alone: float = 1.5
+    """... at least this many times its normal, whatever the trend (a histogram's buckets
+    make a creeping p95 move in steps, which a line does not always fit) ..."""
+    latency_cpu_margin: float = 1.1
+    """... while the pods' CPU stays within this factor of the HPA's target (saturation the
+    CPU shows is the HPA's to follow, a surge is the surge runbook's) ..."""
+    latency_flat_rate: float = 1.1
+    """... and the request rate within this factor of its level ten minutes before (a wave of
+    load slows a service until the HPA catches up, which is not saturation), unless ..."""
+    latency_idle_cpu: float = 0.85
+    """... the CPU stays under this share of the HPA's target: then the HPA will not add a pod
+    however the load grows."""
+    latency_scale_step: float = 1.5
+    """A saturated service's floor is raised to this many times its Ready pods, a step at a
+    time while the p95 still climbs."""
+    latency_hold: timedelta = timedelta(minutes=45)
+    """A floor raised for saturation is stepped halfway back only after the p95 stayed well
+    inside its objective this long (the slow path may still be there: a probe, not a
+    release)."""
+    db_read_latency_ms: float = 6.0
+    """A slow database: the instance serving a service's reads takes this long per read
+    (CloudWatch ``ReadLatency``; 4x a healthy RDS read) ..."""
+    db_latency_factor: float = 3.0
+    """... and this many times its own quickest minute of the last quarter hour (a database
+    that is always that slow is its normal, not an incident) ..."""
+    db_service_inflation: float = 1.15
+    """... while the service's p95 stands this many times its own normal (the median of the
+    hour before): the slow reads are felt."""
+    db_write_latency_ms: float = 8.0
+    """A sick primary: its writes take this long too (and ``db_latency_factor`` x their
+    quickest minute; 2.7x a healthy write); then the writes move to the replica with the
+    reads."""
+    db_max_replica_lag_s: float = 30.0
+    """Largest replica lag a database switch is made at: reads from a replica further
+    behind are stale, writes sent to it lose what it has not replayed."""
+    db_endpoint: str = "{instance}.{region}.rds.amazonaws.com"
+    """DNS name of a database instance's endpoint, from its ``DBInstanceIdentifier`` and
+    region (an RDS account puts its hash before the region: write it in)."""
+    db_reader_service: str = "{database}-reader"
+    """The ExternalName Service a database's reads resolve; its writes resolve the Service
+    named as the database (the primary's identifier)."""
+
+    consumer_min_deficit: float = 0.05
+    """Kafka consumer lag: the group consumes at least this share less than is produced ..."""
+    consumer_min_lag_s: float = 15.0
+    """... its lag stands at this many seconds at least (a rebalance or a commit stalls a
+    group for a few) ..."""
+    consumer_drain: timedelta = timedelta(minutes=4)
+    """... and then consumers are added to keep up with production and drain the backlog
+    within this long (never past one per partition)."""
+    consumer_target_utilisation: float = 0.8
+    """Share of the consumers' measured throughput the sizing plans to use (the rest covers
+    uneven partition assignment and the next minutes' growth)."""
+
+    throttled_share: float = 0.01
+    """Upstream throttling: an upstream backend answers 429 to more than this share of the
+    calling service's attempts for ``spike_minutes`` in a row (each retry waits its
+    ``Retry-After``, so a few percent already slow the service), while the service suffers;
+    a secondary throttling this much is unhealthy."""
+    throttled_latency_inflation: float = 1.2
+    """... suffers: its error rate is over the objective, or its p95 stands this many times
+    its median over the metrics the loop holds."""
+    upstream_retries: int = 2
+    """Retries the callers' HTTP client makes of a throttled call (its configuration), to
+    tell the first attempts, which a route's weights split, from the retries."""
+    upstream_headroom: float = 0.8
+    """Send the throttling primary only this share of what it accepted, the rest to the
+    secondary."""
+    secondary_max_p95_ms: float = 100.0
+    """A secondary whose calls' p95 exceeds this is unhealthy: no calls are shifted to it."""
+
+    queue_poison_rps: float = 0.2
+    """SQS poison messages: a queue's messages are received this many times a second more
+    than they are deleted (receives that fail) ..."""
+    queue_poison_minutes: int = 3
+    """... for this many minutes in a row; then the messages received more than
+    ``queue_poison_receives`` times move to its dead-letter queue."""
+    queue_poison_receives: int = 3
+    """A message received more often than this without being deleted is poison (CloudWatch
+    takes the same three receives out of the age of the oldest message)."""
+    queue_redrive_max: int = 500
+    """The most messages one redrive moves (it looks at twice as many at most)."""
+    queue_min_age_s: float = 30.0
+    """SQS backlog: the oldest message at least this old (a sub-minute wait is a poll) ...
+    while the workers delete fewer than are sent and the age is projected (``trend_window``)
+    to pass the freshness objective within ``projection_lead``; then workers are added."""
+    queue_drain: timedelta = timedelta(minutes=5)
+    """Workers are added to keep up with the sends and drain the backlog within this long."""
+    queue_scale_in_after: timedelta = timedelta(minutes=30)
+    """A floor raised for a queue goes back, in one step, no sooner than this after it was
+    raised, and only while the queue has stayed fresh over the metric window: a worker
+    slowdown or a send burst lasts a while and would come back at once."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +264,8 @@ class DemoSettings:
     """Live time after the fault is injected."""
     serve_port: int = 8000
     """Port Ray Serve binds to on 127.0.0.1."""
+    scenarios: tuple[ScenarioId, ...] = tuple(ScenarioId)
+    """The incidents the demo plays, one after the other (each loop on, then off)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +278,11 @@ class OodaSettings:
     """Region the loop looks after."""
     services: tuple[str, ...] = ("frontend", "checkout", "payments")
     """Services the loop looks after."""
+    calls: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"frontend": ("checkout",), "checkout": ("payments",)}
+    )
+    """The call graph: the services each service calls (a slow callee makes its callers slow
+    too; a runbook acts where the slowness starts)."""
     dry_run: bool = False
     """Decide and log, but change nothing in the cluster."""
     workdir: Path = Path(".ooda")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from contracts import ScenarioId
 from ooda import AuditLog, DemoSettings, OodaSettings
-from ooda._demo import DemoResult, run_demo
+from ooda._demo import DemoResult, handled, run_demo
 from ooda._runs import Mode
 from training import RegistrySettings, TrainingSettings, list_models
 
@@ -47,21 +47,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[OodaSettings, DemoRe
     return settings, run_demo(settings, Console(width=160, record=True))
 
 
-def test_both_scenarios_are_healed_and_verified(demo: tuple[OodaSettings, DemoResult]) -> None:
+def test_every_scenario_is_healed_or_escalated(demo: tuple[OodaSettings, DemoResult]) -> None:
     _, result = demo
     on = {run.scenario: run for run in result.runs if run.mode is Mode.ON}
-    assert set(on) == {ScenarioId.POD_CRASHLOOP, ScenarioId.TRAFFIC_SURGE}
+    assert set(on) == set(ScenarioId), "the demo plays all twelve scenarios"
     assert on[ScenarioId.POD_CRASHLOOP].action == "restart_pod"
     assert on[ScenarioId.TRAFFIC_SURGE].action == "set_hpa_min"
+    assert on[ScenarioId.POD_CRASHLOOP_PERSISTENT].escalated
     for run in on.values():
-        assert run.healed, run.scenario
-        assert run.detected_at is not None and run.healed_at is not None
-        assert run.injected_at <= run.detected_at <= run.healed_at
+        assert handled(run), run.scenario
+        if run.healed:
+            assert run.detected_at is not None and run.healed_at is not None
+            assert run.injected_at <= run.detected_at <= run.healed_at
     assert result.all_healed
 
 
 def test_the_loop_beats_doing_nothing(demo: tuple[OodaSettings, DemoResult]) -> None:
     _, result = demo
+    total = dict.fromkeys(Mode, 0)
+    for run in result.runs:
+        total[run.mode] += run.breach_minutes
+    assert total[Mode.ON] <= 0.25 * total[Mode.OFF], total
     for key in (ScenarioId.POD_CRASHLOOP, ScenarioId.TRAFFIC_SURGE):
         on = next(r for r in result.runs if r.scenario == key and r.mode is Mode.ON)
         off = next(r for r in result.runs if r.scenario == key and r.mode is Mode.OFF)
@@ -88,7 +94,14 @@ def test_every_action_is_in_the_audit_log_with_evidence(
     decisions = [d for log in logs for d in log.entries("decision") if d.outcome == "approved"]
     assert len(decisions) == len(actions)
     assert all(d.evidence for d in decisions)
-    assert {v.outcome for log in logs for v in log.entries("verification")} == {"healed"}
+    verdicts = {
+        path.stem: {v.outcome for v in log.entries("verification")}
+        for path, log in zip(result.audits, logs, strict=True)
+    }
+    # Only the crash that survives restarts fails its heals (and is escalated).
+    assert all(
+        v <= {"healed"} for name, v in verdicts.items() if name != "audit-pod_crashloop_persistent"
+    ), verdicts
     assert all(log.verify().ok for log in logs)
 
 
@@ -107,7 +120,7 @@ def test_models_were_registered_with_a_judged_champion(
         assert champion.tags["gate_rule"]
         assert champion.tags.get("promoted_by") == "training-pipeline"
     assert {r.model_name for r in result.training} == set(champions)
-    assert Path(result.report).read_text().count("<img") == 2
+    assert Path(result.report).read_text().count("<img") == len(ScenarioId)
 
 
 def test_chaos_certifies_the_runbooks_against_the_served_models(

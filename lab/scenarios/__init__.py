@@ -8,14 +8,19 @@ registers every scenario it ships.
 from __future__ import annotations
 
 from lab.scenarios import (
+    db_read_latency,
     http_5xx_spike,
+    kafka_consumer_lag,
+    latency_p95,
     memory_leak,
     node_disk_pressure,
     node_not_ready,
     packet_loss,
     pod_crashloop,
     pod_crashloop_persistent,
+    queue_depth,
     traffic_surge,
+    upstream_throttling,
 )
 from lab.scenarios._check import check_scenario
 from lab.scenarios._registry import (
@@ -31,7 +36,10 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "check_scenario",
+    "db_read_latency",
     "http_5xx_spike",
+    "kafka_consumer_lag",
+    "latency_p95",
     "memory_leak",
     "node_disk_pressure",
     "node_not_ready",
@@ -39,8 +47,10 @@ __all__ = [
     "pick_healthy_pod",
     "pod_crashloop",
     "pod_crashloop_persistent",
+    "queue_depth",
     "register_scenario",
     "registered",
     "scenario",
     "traffic_surge",
+    "upstream_throttling",
 ]

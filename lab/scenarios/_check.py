@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from contracts import ActionKind, ScenarioId, SimClock
+from contracts import FAMILIES, ActionKind, MetricFamily, ScenarioId, SimClock
 from lab._faults import FaultRecord
 from lab._settings import LabSettings
 from lab.scenarios._registry import Scenario, registered
@@ -43,6 +43,19 @@ def _visible(faulty: pd.DataFrame, control: pd.DataFrame) -> list[str]:
     return moved
 
 
+def _async_moved(faulty: pd.DataFrame, control: pd.DataFrame, family: MetricFamily) -> list[str]:
+    """Which series of a family of asynchronous work (Kafka, queues) the fault moved by more
+    than 20 %: a backlog shows in no request metric, only in its freshness."""
+    if len(faulty) != len(control):
+        return [family.value]
+    moved = []
+    for column in FAMILIES[family].values:
+        a, b = faulty[column].to_numpy(float), control[column].to_numpy(float)
+        if not np.allclose(a, b, rtol=0.2, atol=1.0, equal_nan=True):
+            moved.append(column)
+    return moved
+
+
 def check_scenario(
     scenario: Scenario, seed: int = 0, minutes: float = 20.0, settings: LabSettings | None = None
 ) -> FaultRecord:
@@ -52,7 +65,8 @@ def check_scenario(
     minutes: ``draw`` is deterministic for a seeded generator and names a known service; the
     injection records a ``FaultRecord`` with the scenario's id, a known target, the instance's
     service and the scenario's ``felt_by``; the estate keeps running for ``minutes``; at least
-    one felt service's error rate, p95 or request rate clearly differs from a deep copy of
+    one felt service's error rate, p95, request rate or asynchronous backlog (its Kafka
+    groups', its queues' series) clearly differs from a deep copy of
     the lab taken just before the injection and stepped alike; ``Lab.clear`` ends the fault.
     Returns the final record.
     """
@@ -110,6 +124,14 @@ def check_scenario(
         )
         for service in felt
     }
+    for family in (MetricFamily.KAFKA, MetricFamily.QUEUE):
+        frames = [estate.source.query_family(family, *span) for estate in (lab, control)]
+        if not all(len(f) for f in frames):
+            continue
+        late = [f[(f.timestamp > pd.Timestamp(injected)) & f.service.isin(felt)] for f in frames]
+        for service in felt:
+            mine = [f[f.service == service].reset_index(drop=True) for f in late]
+            moved[service] = moved.get(service, []) + _async_moved(mine[0], mine[1], family)
     _expect(any(moved.values()), scenario, f"no felt service's metrics changed visibly: {moved}")
 
     final = lab.clear(record)

@@ -7,13 +7,18 @@ registers itself the same way with :func:`register_runbook`.
 from __future__ import annotations
 
 from ooda.runbooks import (
+    db_read_latency,
     http_5xx_spike,
+    kafka_consumer_lag,
+    latency_p95,
     memory_leak,
     node_disk_pressure,
     node_not_ready,
     packet_loss,
     pod_crashloop,
+    queue_depth,
     traffic_surge,
+    upstream_throttling,
 )
 from ooda.runbooks._base import (
     Runbook,
@@ -27,16 +32,21 @@ from ooda.runbooks.traffic_surge import per_pod_capacity, rate_ratio
 __all__ = [
     "Runbook",
     "check_runbook",
+    "db_read_latency",
     "http_5xx_spike",
+    "kafka_consumer_lag",
+    "latency_p95",
     "memory_leak",
     "node_disk_pressure",
     "node_not_ready",
     "packet_loss",
     "per_pod_capacity",
     "pod_crashloop",
+    "queue_depth",
     "rate_ratio",
     "register_runbook",
     "registered_runbooks",
     "runbook_for",
     "traffic_surge",
+    "upstream_throttling",
 ]

@@ -47,6 +47,26 @@ class Runbook(ABC):
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         """One bounded action for ``diagnosis`` (None: nothing safe to do; escalate)."""
 
+    def diagnose(
+        self,
+        snapshot: Snapshot,
+        service: str,
+        confidence: float,
+        evidence: dict[str, object],
+        target: str | None = None,
+    ) -> Diagnosis:
+        """A diagnosis of this runbook's (first) scenario in ``service``, aimed at ``target``
+        (by default the service's workload)."""
+        return Diagnosis(
+            scenario=self.scenarios[0],
+            region=snapshot.region,
+            service=service,
+            target=target or snapshot.workloads[service].workload,
+            confidence=confidence,
+            evidence=evidence,
+            runbook=self.name,
+        )
+
 
 _REGISTRY: dict[str, type[Runbook]] = {}
 R = TypeVar("R", bound=type[Runbook])

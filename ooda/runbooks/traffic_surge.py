@@ -9,7 +9,14 @@ what the running pods serve (``surge_margin``); the HPA follows a daily ramp or 
 by itself, and acting on those would be a false action. A raised floor is
 released, in one step back to the floor ooda found, only after the *observed* load has stayed
 below it for ``scale_in_after`` (never on a forecast alone), and only while it is still the
-floor ooda set (its annotations say so): a floor a human raised is theirs.
+floor ooda set for a surge (its annotations say so): a floor a human raised is theirs, and one
+raised for another reason (a saturated service, a consumer group) is its runbook's.
+
+When the floor already stands at the HPA's maximum and the load ahead needs more, capacity is
+exhausted: the entry service's Ingress is rate-limited (ingress-nginx ``limit-rps``) to what
+those pods serve at ``limit_utilisation``, so the requests let in stay fast while the excess
+is turned away at the edge. The limit is lifted once it has been in place, and the offered load
+within that, for ``scale_in_after``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from actuators import (
     CHANGED_AT,
     Action,
     MalformedAnnotationError,
+    RateLimit,
     SetHpaMinReplicas,
+    floor_purpose,
     ooda_floor,
 )
 from contracts import ScenarioId
@@ -119,14 +128,52 @@ class TrafficSurge(Runbook):
                 "ramp_ahead_rps": round(ahead, 2),
                 "needed_replicas": needed,
             }
-            if wanted_rps >= (1 + cfg.surge_margin) * running * per_pod and needed > running:
-                evidence |= {"direction": "out", "set_min": min(needed, hpa.max_replicas)}
-                return self._diagnosis(snapshot, service, 0.8, evidence)
+            limit = self._limit(snapshot, service, capacity, needed)
+            if limit is not None:
+                evidence |= {"direction": "limit", "limit_rps": limit}
+                return self.diagnose(snapshot, service, 0.8, evidence)
+            ahead_of_pods = wanted_rps >= (1 + cfg.surge_margin) * running * per_pod
+            if ahead_of_pods and needed > running and hpa.min_replicas < hpa.max_replicas:
+                # Asked uncapped: the action caps it at the maximum and says so.
+                evidence |= {"direction": "out", "set_min": needed}
+                return self.diagnose(snapshot, service, 0.8, evidence)
+        if self._lift(snapshot, service, capacity):
+            evidence |= {"direction": "lift", "limit_rps": 0}
+            return self.diagnose(snapshot, service, 0.9, evidence)
         wanted = self._scale_in_floor(snapshot, service, per_pod, upper)
         if wanted is None:
             return None
         evidence |= {"direction": "in", "set_min": wanted}
-        return self._diagnosis(snapshot, service, 0.9, evidence)
+        return self.diagnose(snapshot, service, 0.9, evidence)
+
+    def _limit(self, snapshot: Snapshot, service: str, capacity: float, needed: int) -> int | None:
+        """The ingress limit to set when capacity is exhausted: the floor already at the HPA's
+        maximum and the load ahead needing more, at an entry with an Ingress and no limit."""
+        workload = snapshot.workloads[service]
+        hpa = workload.hpa
+        assert hpa is not None
+        if workload.ingress is None or workload.limit_rps is not None:
+            return None
+        if hpa.min_replicas < hpa.max_replicas or needed <= hpa.max_replicas:
+            return None
+        return max(1, int(hpa.max_replicas * capacity * self.settings.policy.limit_utilisation))
+
+    def _lift(self, snapshot: Snapshot, service: str, capacity: float) -> bool:
+        """Whether ooda's ingress limit can go: the load offered (turned-away requests
+        included) stayed within what the maximum of pods serves for ``scale_in_after``."""
+        workload = snapshot.workloads[service]
+        hpa = workload.hpa
+        assert hpa is not None
+        if workload.limit_rps is None or not workload.limit_is_ooda:
+            return False
+        wait = self.settings.policy.scale_in_after
+        if workload.limit_set_at is None or snapshot.at - workload.limit_set_at < wait:
+            return False
+        history = snapshot.views[service].history
+        recent = history[history["timestamp"] > pd.Timestamp(snapshot.at - wait)]
+        offered = float(recent["request_rate"].max()) if len(recent) else math.nan
+        room = hpa.max_replicas * capacity * self.settings.policy.limit_utilisation
+        return len(recent) >= wait / timedelta(minutes=1) - 1 and offered <= room
 
     def _scale_in_floor(
         self, snapshot: Snapshot, service: str, per_pod: float, upper: float | None
@@ -137,6 +184,8 @@ class TrafficSurge(Runbook):
         floor = ooda_floor(hpa.annotations, hpa.min_replicas, f"hpa/{hpa.name}")
         if floor is None or floor >= hpa.min_replicas:
             return None
+        if floor_purpose(hpa.annotations) not in ("", self.name):
+            return None  # raised by another runbook, which lowers it
         wait = self.settings.policy.scale_in_after
         stamp = hpa.annotations.get(CHANGED_AT, "")
         try:
@@ -159,30 +208,27 @@ class TrafficSurge(Runbook):
         # HPA then scales down at its own pace (its stabilisation window).
         return floor if needed < hpa.min_replicas else None
 
-    def _diagnosis(
-        self, snapshot: Snapshot, service: str, confidence: float, evidence: dict[str, object]
-    ) -> Diagnosis:
-        return Diagnosis(
-            scenario=ScenarioId.TRAFFIC_SURGE,
-            region=snapshot.region,
-            service=service,
-            target=snapshot.workloads[service].workload,
-            confidence=confidence,
-            evidence=evidence,
-            runbook=self.name,
-        )
-
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         ev = diagnosis.evidence
+        if ev["direction"] in ("limit", "lift"):
+            rps = int(str(ev["limit_rps"]))
+            why = (
+                f"surge past the HPA's maximum of {ev['min_replicas']} pods: let in {rps} rps"
+                if rps
+                else "offered load back within the pods' capacity: lifting the ingress limit"
+            )
+            ingress = snapshot.workloads[diagnosis.service].ingress or ""
+            return RateLimit(snapshot.namespace, diagnosis.service, why, ingress=ingress, rps=rps)
         out = ev["direction"] == "out"
         if out:
             why = f"surge x{ev['rate_ratio_1h']:.1f}: load ahead needs {ev['needed_replicas']}"
         else:
-            why = f"observed load needs only {ev['set_min']} pods"
+            why = f"observed load needs only {ev['set_min']}"
         return SetHpaMinReplicas(
             snapshot.namespace,
             diagnosis.service,
             reason=f"{why} pods",
             hpa=str(ev["hpa"]),
             min_replicas=int(str(ev["set_min"])),
+            purpose=self.name,
         )

@@ -43,7 +43,8 @@ def lab() -> Lab:
     lab = Lab(LabSettings(), SimClock(datetime(2025, 1, 8, 6, tzinfo=UTC)))
     kube: Any = lab.kube
     kube.core_v1.create_namespaced_service(NS, external_name_service("orders-db", PRIMARY))
-    kube.apiextensions_v1.create_custom_resource_definition(HTTPROUTE_CRD)
+    # The lab installed Gateway API's HTTPRoute CRD (for its upstream's route) already.
+    assert kube.apiextensions_v1.read_custom_resource_definition(HTTPROUTE_CRD["metadata"]["name"])
     route = http_route("payments", {"payments-eu": 100, "payments-us": 0})
     kube.custom_objects.create_namespaced_custom_object(*ROUTE, route)
     return lab
@@ -115,11 +116,29 @@ def test_rate_limit_refuses_below_its_floor(lab: Lab) -> None:
     assert LIMIT_RPS not in _ingress_notes(lab)
 
 
-@pytest.mark.parametrize("rps", [0, -5])
-def test_rate_limit_refuses_a_non_positive_limit(lab: Lab, rps: int) -> None:
+def test_rate_limit_refuses_a_negative_limit(lab: Lab) -> None:
     """Even with a floor that would let it through (-10)."""
-    action = RateLimit(NS, "frontend", rps=rps, min_rps=-10)
-    _refused_without_change(lab, action, PermanentActuatorError, f"rps > 0, got {rps}")
+    action = RateLimit(NS, "frontend", rps=-5, min_rps=-10)
+    _refused_without_change(lab, action, PermanentActuatorError, "rps >= 0, got -5")
+
+
+def test_rps_0_lifts_ooda_s_limit_and_undo_puts_it_back(lab: Lab) -> None:
+    RateLimit(NS, "frontend", rps=120).apply(_ctx(lab))
+    lift = RateLimit(NS, "frontend", rps=0)
+    result = lift.apply(_ctx(lab))
+    assert LIMIT_RPS not in _ingress_notes(lab) and RPS_SET not in _ingress_notes(lab)
+    assert lift.lifts(result) and lift.undo_when_failed(result)
+    lift.undo(_ctx(lab), result)
+    assert _ingress_notes(lab)[LIMIT_RPS] == "120" == _ingress_notes(lab)[RPS_SET]
+
+
+def test_rps_0_never_lifts_a_human_s_limit(lab: Lab) -> None:
+    lab.kube.networking_v1.patch_namespaced_ingress(
+        "frontend", NS, {"metadata": {"annotations": {LIMIT_RPS: "90"}}}, _content_type=MERGE_PATCH
+    )
+    action = RateLimit(NS, "frontend", rps=0)
+    _refused_without_change(lab, action, GuardRejectedError, "not set by ooda")
+    assert _ingress_notes(lab)[LIMIT_RPS] == "90"
 
 
 def test_rate_limit_of_a_missing_ingress_is_a_404(lab: Lab) -> None:

@@ -186,8 +186,11 @@ def test_calls_take_and_count_timeouts(lab: Lab) -> None:
     assert lab.kube.calls_without_timeout() == before + 1
 
 
-def test_a_crd_in_a_kubernetes_group_needs_its_api_approval(lab: Lab) -> None:
+def test_a_crd_in_a_kubernetes_group_needs_its_api_approval() -> None:
     """As on the API server: Gateway API's CRDs carry ``api-approved.kubernetes.io``."""
+    # An estate with no upstream API, whose lab installs no HTTPRoute CRD of its own.
+    topology = TopologySettings(upstreams=())
+    lab = Lab(LabSettings(topology=topology), SimClock(datetime(2025, 1, 8, 12, tzinfo=UTC)))
     unapproved = copy.deepcopy(HTTPROUTE_CRD)
     del unapproved["metadata"]["annotations"]
     ext = _ext(lab)

@@ -32,16 +32,7 @@ from lab.scenarios import _registry
 NS = "shop"
 MERGE = "application/merge-patch+json"
 NOON = datetime(2025, 1, 8, 12, tzinfo=UTC)  # a Wednesday
-SHIPPED = {
-    ScenarioId.PACKET_LOSS,
-    ScenarioId.HTTP_5XX_SPIKE,
-    ScenarioId.MEMORY_LEAK,
-    ScenarioId.NODE_DISK_PRESSURE,
-    ScenarioId.NODE_NOT_READY,
-    ScenarioId.POD_CRASHLOOP,
-    ScenarioId.POD_CRASHLOOP_PERSISTENT,
-    ScenarioId.TRAFFIC_SURGE,
-}
+SHIPPED = set(ScenarioId)  # every scenario the issue names has a lab module
 
 
 def warm_lab(seed: int = 7) -> Lab:
@@ -178,7 +169,9 @@ def test_tick_effects_bend_errors_latency_and_capacity(as_5xx_spike: Register) -
     assert pods >= 1.8 * window(calm, 1, "frontend").desired_pods.iloc[-1]
 
 
-def test_registry_refuses_doubles_and_names_what_is_missing() -> None:
+def test_registry_refuses_doubles_and_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     with pytest.raises(ScenarioError, match="pod_crashloop"):
 
         @register_scenario
@@ -186,11 +179,13 @@ def test_registry_refuses_doubles_and_names_what_is_missing() -> None:
             id = ScenarioId.POD_CRASHLOOP
 
     assert type(scenario(ScenarioId.POD_CRASHLOOP)).__name__ == "PodCrashLoop"
+    monkeypatch.delitem(_registry._REGISTRY, ScenarioId.KAFKA_CONSUMER_LAG)
     with pytest.raises(ScenarioError, match="kafka_consumer_lag"):
         scenario("kafka_consumer_lag")
     with pytest.raises(UnknownIdError, match="cpu_hog"):
         scenario("cpu_hog")
     lab = warm_lab()
+    monkeypatch.delitem(_registry._REGISTRY, ScenarioId.QUEUE_DEPTH)
     with pytest.raises(ScenarioError, match="queue_depth"):
         lab.inject(ScenarioInstance(ScenarioId.QUEUE_DEPTH, "checkout"))
     with pytest.raises(NoTargetError, match="frontend"):
@@ -220,6 +215,28 @@ def test_draw_is_deterministic_per_seed_and_varies_across_seeds(scenario_id: Sce
             if d.duration is not None
         )
         assert len({d.magnitude for d in draws}) == len(draws)
+    elif scenario_id == ScenarioId.KAFKA_CONSUMER_LAG:  # bound to the estate's one topic
+        assert all(d.service == "payments" and d.params["topic"] == "orders" for d in draws)
+        assert {d.params["kind"] for d in draws} == {"slow_consumer", "producer_burst"}
+        assert all(
+            d.duration is not None and timedelta(minutes=20) <= d.duration <= timedelta(hours=1)
+            for d in draws
+        )
+    elif scenario_id == ScenarioId.QUEUE_DEPTH:  # bound to the estate's one queue
+        assert all(d.service == "checkout" and d.params["queue"] == "receipts" for d in draws)
+        kinds = {"poison_batch", "poison_release", "slow_workers", "send_burst"}
+        assert {d.params["kind"] for d in draws} == kinds
+        assert all(
+            (d.duration is None) == str(d.params["kind"]).startswith("poison") for d in draws
+        )
+    elif scenario_id == ScenarioId.DB_READ_LATENCY:  # bound to the estate's one database
+        assert all(d.service == "payments" and d.params["database"] == "payments-db" for d in draws)
+        assert all(10.0 <= d.magnitude <= 40.0 and d.duration is None for d in draws)
+    elif scenario_id == ScenarioId.UPSTREAM_THROTTLING:  # bound to the estate's one upstream
+        assert all(d.service == "payments" and d.duration is not None for d in draws)
+    elif scenario_id == ScenarioId.LATENCY_P95:  # creeps, then lasts until its fix is out
+        assert len({d.service for d in draws}) > 1
+        assert all(d.magnitude > 1 and d.duration is not None for d in draws)
     else:
         assert len({d.service for d in draws}) > 1
         assert all(d.duration is None for d in draws)

@@ -1,0 +1,92 @@
+"""p95 creeping on saturation the CPU HPA cannot see: the floor goes up where the slowness
+starts (not at its callers), before the objective is breached, and steps back after."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from actuators import FLOOR_FOR
+from contracts import ScenarioId
+from lab import ScenarioInstance
+from ooda import OodaSettings, RuleScorer
+from ooda._chaos import ChaosSettings, certified, run_chaos
+from ooda._chaos_report import to_json
+from ooda._runs import Mode
+
+from ._harness import make_lab, make_loop, run
+
+
+def _creep(service: str, factor: float, minutes: float, creep_min: float) -> ScenarioInstance:
+    return ScenarioInstance(
+        ScenarioId.LATENCY_P95,
+        service,
+        factor,
+        timedelta(minutes=minutes),
+        {"creep_s": creep_min * 60.0},
+    )
+
+
+def test_the_floor_goes_up_where_the_slowness_starts_not_at_its_callers() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 5)
+    lab.inject(_creep("payments", 2.4, 60, 12))
+    run(lab, loop, 20)
+    raised = [e for e in loop.audit.entries("action") if e.action == "set_hpa_min"]
+    assert raised and {e.service for e in raised} == {"payments"}
+    assert all(e.evidence["runbook"] == "latency_p95" for e in raised)
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("payments", "shop")
+    assert hpa.metadata.annotations[FLOOR_FOR] == "latency_p95"
+    # Checkout and frontend are slow too (they wait on payments) but were left alone.
+    assert not [e for e in loop.audit.entries("decision") if e.service != "payments"]
+
+
+def test_without_the_call_graph_the_callers_are_scaled_too() -> None:
+    """The rule that spares the callers is the call graph: without it they are acted on."""
+    lab = make_lab()
+    loop = make_loop(lab, OodaSettings(calls={}))
+    run(lab, loop, 5)
+    lab.inject(_creep("payments", 2.4, 60, 12))
+    run(lab, loop, 20)
+    raised = {e.service for e in loop.audit.entries("action") if e.action == "set_hpa_min"}
+    assert "payments" in raised and raised - {"payments"}
+
+
+def test_the_raised_floor_steps_back_halfway_at_a_time_once_the_p95_stayed_low() -> None:
+    settings = OodaSettings()
+    settings = replace(
+        settings, policy=replace(settings.policy, latency_hold=timedelta(minutes=10))
+    )
+    lab = make_lab()
+    loop = make_loop(lab, settings)
+    run(lab, loop, 5)
+    lab.inject(_creep("payments", 2.2, 16, 6))
+    run(lab, loop, 45)
+    floors = [
+        int(e.evidence["action"]["fields"]["min_replicas"])
+        for e in loop.audit.entries("action")
+        if e.action == "set_hpa_min" and e.service == "payments"
+    ]
+    top = floors.index(max(floors))
+    probes = floors[top + 1 :]
+    assert probes, floors
+    assert 3 < probes[0] < max(floors), "the first probe steps halfway back, not all the way"
+    assert probes == sorted(probes, reverse=True)
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("payments", "shop")
+    assert hpa.spec.min_replicas == probes[-1] == 3, "back at the floor it found, step by step"
+
+
+def test_the_runbook_is_certified_with_the_rules_scorer() -> None:
+    result = run_chaos(
+        OodaSettings(),
+        ChaosSettings((ScenarioId.LATENCY_P95,), runs=2, seed=2, clean_week_days=0),
+        RuleScorer(),
+    )
+    assert certified(result) == {ScenarioId.LATENCY_P95: []}
+    assert to_json(result)["confusion"] == {"latency_p95": {"latency_p95": 2}}
+    for inst in result.instances:
+        on, off = inst.runs[Mode.ON], inst.runs[Mode.OFF]
+        assert on.action == "set_hpa_min" and on.healed
+        assert on.breach_minutes <= 0.25 * off.breach_minutes
+        assert on.detected_before_breach
