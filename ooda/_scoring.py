@@ -133,7 +133,7 @@ class ScoringClient:
         payload = self._post("/v1/forecast", body)
         try:
             frame = pd.DataFrame(payload["forecast"])
-            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
             return LoadForecast(str(payload["model"]["version"]), frame)
         except (KeyError, TypeError, ValueError) as exc:
             raise ScoringUnavailableError(
