@@ -65,7 +65,8 @@ class DemoResult:
     @property
     def all_healed(self) -> bool:
         """Whether the loop handled every incident: a verified heal (or none needed: the fault
-        went by itself before anyone acted), or, for one only a human can fix, an escalation."""
+        went by itself, or the SLO held throughout with no failed heal), or, for one only a
+        human can fix, an escalation."""
         return all(handled(run) for run in self.runs if run.mode is Mode.ON)
 
 
@@ -73,7 +74,9 @@ def handled(run: Run) -> bool:
     """Whether the loop-on ``run`` ended as its scenario's ground truth says it should."""
     if not lab_scenario(run.scenario).heals:
         return run.escalated
-    return run.healed or run.resolved_alone
+    # A mild instance may never touch the SLO within the run: held, with no failed heal.
+    held = run.breach_minutes == 0 and run.failed_heals == 0 and not run.escalated
+    return run.healed or run.resolved_alone or held
 
 
 def progress_bar(console: Console) -> Progress:
