@@ -8,6 +8,10 @@ reads `historical_features`/`training_frame` (point-in-time correct), serving re
 `online_features`, through one feature service per model: `detector_v1`
 (`DETECTOR_FEATURES`) and `forecaster_v1` (the last `FORECAST_WINDOW` per-minute request
 rates as `request_rate_window`, with `window_end`).
+Every other metric family (pods, nodes, databases, Kafka, queues, upstream APIs;
+`contracts.FAMILIES`) has its own feature view keyed by region and the family's entity
+(`FAMILY_ENTITIES`), filled by `ingest_families` and read by `online_family_features` and
+`historical_family_features`.
 The same definitions are the Feast CLI repo in `features/repo/`.
 
 Exceptions::
@@ -25,6 +29,14 @@ from features._errors import (
     FeatureSchemaError,
     MissingFeaturesError,
     UnknownFeatureServiceError,
+)
+from features._families import (
+    FAMILY_ENTITIES,
+    family_features,
+    family_view,
+    historical_family_features,
+    ingest_families,
+    online_family_features,
 )
 from features._schema import (
     DETECTOR_FEATURES,
@@ -58,6 +70,7 @@ __all__ = [
     "DETECTOR_FEATURES",
     "DETECTOR_SERVICE",
     "ENTITY_KEY",
+    "FAMILY_ENTITIES",
     "FEATURE_ROW_COLUMNS",
     "FEATURE_TTL",
     "FORECASTER_FEATURES",
@@ -71,10 +84,15 @@ __all__ = [
     "UnknownFeatureServiceError",
     "apply",
     "build_features",
+    "family_features",
+    "family_view",
+    "historical_family_features",
     "historical_features",
     "ingest",
+    "ingest_families",
     "latest_features",
     "latest_rows",
+    "online_family_features",
     "online_features",
     "open_store",
     "push_live",

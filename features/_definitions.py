@@ -17,6 +17,7 @@ from feast.feast_object import FeastObject
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from contracts import METRIC_VALUE_COLUMNS
+from features._families import FamilyDefinitions, build_family_definitions
 from features._schema import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
@@ -42,9 +43,11 @@ class FeatureRepoDefinitions:
     service_rolling: FeatureView
     detector_v1: FeatureService
     forecaster_v1: FeatureService
+    families: FamilyDefinitions
+    """One feature view per metric family beside the services' own (``features._families``)."""
 
     def objects(self) -> list[FeastObject]:
-        """The objects to register, entity and sources first."""
+        """The objects to register, entities and sources first."""
         return [
             self.service,
             self.metrics_source,
@@ -53,6 +56,7 @@ class FeatureRepoDefinitions:
             self.service_rolling,
             self.detector_v1,
             self.forecaster_v1,
+            *self.families.objects(),
         ]
 
 
@@ -131,4 +135,5 @@ def build_definitions(data_dir: str) -> FeatureRepoDefinitions:
         service_rolling=service_rolling,
         detector_v1=detector_v1,
         forecaster_v1=forecaster_v1,
+        families=build_family_definitions(data_dir, service),
     )

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from contracts import METRIC_VALUE_COLUMNS
 from features._errors import FeatureSchemaError, MissingFeaturesError, UnknownFeatureServiceError
+from features._families import create_family_tables
 from features._schema import (
     ENTITY_KEY,
     EVENT_TIMESTAMP,
@@ -120,6 +121,7 @@ def apply(store: FeatureStore) -> None:
     if not table.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         _write_table(table, OFFLINE_SCHEMA.empty_table())
+    create_family_tables(data_dir)
     store.apply(definitions.objects())
 
 

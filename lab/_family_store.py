@@ -61,14 +61,14 @@ class FamilyStore:
         """The key of each series of ``family``, by series number."""
         return list(self._series.get(family, {}))
 
-    def values(self, family: MetricFamily, scrapes: int) -> np.ndarray:
-        """``[scrape, series, value]`` for the first ``scrapes`` scrapes (NaN: no sample)."""
+    def values(self, family: MetricFamily, scrapes: np.ndarray) -> np.ndarray:
+        """``[i, series, value]`` at scrape ``scrapes[i]`` (NaN: no sample then)."""
         matrix = self._values.get(family)
         width = len(FAMILIES[family].values)
+        known = len(self._series.get(family, {}))
+        out = np.full((len(scrapes), known, width), np.nan)
         if matrix is None:
-            return np.full((scrapes, 0, width), np.nan)
-        known = len(self._series[family])
-        out = np.full((scrapes, known, width), np.nan)
-        have = min(scrapes, matrix.shape[0])
-        out[:have] = matrix[:have, :known]
+            return out
+        have = scrapes < matrix.shape[0]
+        out[have] = matrix[scrapes[have], :known]
         return out

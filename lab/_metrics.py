@@ -177,10 +177,9 @@ class LabMetricSource:
         keys = self._families.series(family)
         if not keys or not len(grid):
             return pd.DataFrame({c: [] for c in schema.columns})
-        values = self._families.values(family, st.n)
         ts = st.times[: st.n]
-        at_last = values[np.maximum(last, 0)]
-        at_first = values[np.maximum(first, 0)]
+        at_last = self._families.values(family, np.maximum(last, 0))
+        at_first = self._families.values(family, np.maximum(first, 0))
         present = (last >= 0)[:, None] & ~np.isnan(at_last).all(axis=2)
         dt = (ts[np.maximum(last, 0)] - ts[np.maximum(first, 0)])[:, None]
         columns: dict[str, np.ndarray] = {}

@@ -7,14 +7,20 @@ state — once with the loop healing, once unattended — and print the scorecar
 
 from __future__ import annotations
 
+import copy
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from queue import Empty, Queue
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 import training
 from contracts import ScenarioId
@@ -23,11 +29,12 @@ from lab import scenario as lab_scenario
 from ooda._audit import AuditLog
 from ooda._chaos import lab_context
 from ooda._loop import ControlLoop
-from ooda._platform import history_lab, serve, train_models
+from ooda._platform import history_lab, serve_early, train_models
+from ooda._quiet import quiet_worker, silence
 from ooda._report import scorecard, write_report
 from ooda._runs import Mode, Run, run_mode
 from ooda._scoring import ScoringClient
-from ooda._settings import OodaSettings
+from ooda._settings import OodaSettings, ServingClientSettings
 
 #: The demo's fixed incidents: a checkout pod in CrashLoopBackOff, and traffic x3 in 5 minutes.
 FIXED_INSTANCES = {
@@ -90,64 +97,142 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
+@dataclass(frozen=True)
+class LoopOnRun:
+    """One loop-on run, as a worker process gets it: the estate as it stands before the
+    scenario, the incident, and how to reach the models (everything picklable)."""
+
+    lab: Lab
+    instance: ScenarioInstance
+    inject_at: datetime
+    end: datetime
+    settings: OodaSettings
+    scoring: ServingClientSettings
+    audit: Path
+    """The run's audit log (created fresh)."""
+
+
+def play_on(job: LoopOnRun, ticks: Queue[str] | None = None) -> Run:
+    """Play ``job`` with the loop on; ``ticks`` is told the scenario's id every 10 ticks."""
+    silence("ooda.loop")  # some libraries reset the filters when first imported
+    scoring = ScoringClient(job.scoring)
+    audit = AuditLog(job.audit)
+    count = 0
+
+    def make_loop(copy: Lab) -> ControlLoop:
+        context = lab_context(copy, job.settings)
+        return ControlLoop(
+            job.settings,
+            clock=copy.clock,
+            source=copy.source,
+            scorer=scoring,
+            kube=context.kube,
+            audit=audit,
+            sleep=context.sleep,
+            cloud=context.cloud,
+        )
+
+    def on_tick() -> None:
+        nonlocal count
+        count += 1
+        if ticks is not None and count % 10 == 0:
+            ticks.put(str(job.instance.scenario))
+
+    try:
+        return run_mode(
+            job.lab,
+            job.instance,
+            job.inject_at,
+            job.end,
+            Mode.ON,
+            make_loop,
+            job.settings.slo,
+            job.settings.loop.tick,
+            on_tick=on_tick,
+        )
+    finally:
+        audit.close()
+        scoring.close()
+
+
 def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
-    """Run the demo and return its scorecard; the caller decides the exit status."""
+    """Run the demo and return its scorecard; the caller decides the exit status.
+
+    The scenarios follow each other in lab time; each loop-on run goes to a worker process
+    (one per core), the unattended ones run here, and the scorecard keeps the scenarios'
+    order.
+    """
     demo = settings.demo
     settings.workdir.mkdir(parents=True, exist_ok=True)
     progress = progress_bar(console)
-    with progress:
+    workers = max(1, min(demo.workers or os.cpu_count() or 1, len(demo.scenarios)))
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        progress,
+        spawn.Manager() as manager,
+        ProcessPoolExecutor(
+            workers,
+            mp_context=spawn,
+            initializer=quiet_worker,
+            initargs=(logging.getLogger().level, ("feast", "serving", "ooda._demo"), "ooda.loop"),
+        ) as pool,
+        serve_early(settings, progress) as serving_ready,
+    ):
         lab = history_lab(settings, progress)
         _, results = train_models(settings, lab, progress)
-        runs: list[Run] = []
+        tick = settings.loop.tick
+        ticks = int((demo.warmup + demo.duration) / tick)
+        client_settings = serving_ready()
+        told: Queue[str] = manager.Queue()
+        on_runs: dict[ScenarioId, Future[Run]] = {}
+        off_runs: dict[ScenarioId, Run] = {}
+        tasks: dict[str, TaskID] = {}
         audits: list[Path] = []
-        with serve(settings, progress) as client_settings:
-            scoring = ScoringClient(client_settings)
-
-            def make_loop(copy: Lab, audit: AuditLog) -> ControlLoop:
-                context = lab_context(copy, settings)
-                return ControlLoop(
-                    settings,
-                    clock=copy.clock,
-                    source=copy.source,
-                    scorer=scoring,
-                    kube=context.kube,
-                    audit=audit,
-                    sleep=context.sleep,
-                    cloud=context.cloud,
-                )
-
-            tick = settings.loop.tick
-            ticks = int((demo.warmup + demo.duration) / tick)
-            for index, scenario_id in enumerate(demo.scenarios):
-                if index:
-                    # Scenarios follow each other in lab time, as one evening of incidents.
-                    lab.step(demo.warmup + demo.duration)
-                instance = demo_instance(scenario_id, lab, demo.seed)
-                inject_at = lab.clock.now() + demo.warmup
-                end = inject_at + demo.duration
-                path = settings.workdir / f"audit-{instance.scenario}.db"
-                for stale in (path, path.with_name(path.name + ".head")):
-                    stale.unlink(missing_ok=True)  # each demo run starts a new log
-                audit = AuditLog(path)
-                audits.append(path)
-                for mode in (Mode.ON, Mode.OFF):
-                    label = f"{instance.scenario} (loop {mode})"
-                    task = progress.add_task(label, total=ticks)
-                    runs.append(
-                        run_mode(
-                            lab,
-                            instance,
-                            inject_at,
-                            end,
-                            mode,
-                            partial(make_loop, audit=audit) if mode is Mode.ON else None,
-                            settings.slo,
-                            tick,
-                            on_tick=partial(progress.advance, task),
-                        )
-                    )
-                audit.close()
-            scoring.close()
+        for index, scenario_id in enumerate(demo.scenarios):
+            if index:
+                # Scenarios follow each other in lab time, as one evening of incidents.
+                lab.step(demo.warmup + demo.duration)
+            instance = demo_instance(scenario_id, lab, demo.seed)
+            inject_at = lab.clock.now() + demo.warmup
+            end = inject_at + demo.duration
+            path = settings.workdir / f"audit-{instance.scenario}.db"
+            for stale in (path, path.with_name(path.name + ".head")):
+                stale.unlink(missing_ok=True)  # each demo run starts a new log
+            audits.append(path)
+            # A copy: the pool pickles the job later, while this lab moves on.
+            estate = copy.deepcopy(lab)
+            job = LoopOnRun(estate, instance, inject_at, end, settings, client_settings, path)
+            tasks[str(scenario_id)] = progress.add_task(f"{scenario_id} (loop on)", total=ticks)
+            on_runs[scenario_id] = pool.submit(play_on, job, told)
+            task = progress.add_task(f"{scenario_id} (loop off)", total=ticks)
+            off_runs[scenario_id] = run_mode(
+                lab,
+                instance,
+                inject_at,
+                end,
+                Mode.OFF,
+                None,
+                settings.slo,
+                tick,
+                on_tick=partial(progress.advance, task),
+            )
+        runs: list[Run] = []
+        for scenario_id, future in on_runs.items():
+            while not future.done():
+                _advance(progress, tasks, told, timeout=0.2)
+            runs += [future.result(), off_runs[scenario_id]]
+            progress.update(tasks[str(scenario_id)], completed=ticks)
     console.print(scorecard(runs))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
     return DemoResult(runs, results, report, audits)
+
+
+def _advance(
+    progress: Progress, tasks: dict[str, TaskID], told: Queue[str], timeout: float
+) -> None:
+    """Move the bars of the loop-on runs the workers told of (waits up to ``timeout``)."""
+    try:
+        scenario = told.get(timeout=timeout)
+    except Empty:
+        return
+    progress.advance(tasks[scenario], 10)

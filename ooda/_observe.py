@@ -105,25 +105,43 @@ def clean_family(frame: Any, family: MetricFamily, now: datetime) -> tuple[pd.Da
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise BadMetricsError(f"{family} metrics lack column(s) {missing}")
-    out = frame.loc[:, list(schema.columns)].copy()
+    out = frame.loc[:, list(schema.columns)]
     if len(out) and not isinstance(out["timestamp"].dtype, pd.DatetimeTZDtype):
         raise BadMetricsError(
             f"{family} timestamps must be timezone-aware, got dtype {out['timestamp'].dtype}"
         )
     notes: list[str] = []
-    values = out[list(schema.values)].apply(pd.to_numeric, errors="coerce").astype(float)
-    bad = ~np.isfinite(values.to_numpy()) | (values.to_numpy() < 0)
-    blanked = int((bad & values.notna().to_numpy()).sum())
+    values = np.column_stack([_floats(out[c]) for c in schema.values])
+    given = ~np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < 0)
+    blanked = int((bad & given).sum())
     if blanked:
         notes.append(f"{blanked} impossible {family} value(s) blanked")
-    out[list(schema.values)] = values.mask(bad)
-    if len(out):
-        stamps = out["timestamp"]
-        keep = stamps.notna() & (stamps <= pd.Timestamp(now + FUTURE_SLACK))
-        if not keep.all():
-            notes.append(f"{int((~keep).sum())} undated or future {family} row(s) dropped")
-            out = out[keep]
-    return out.sort_values(["timestamp", *schema.keys], ignore_index=True), notes
+    values[bad] = np.nan
+    stamps = out["timestamp"]
+    keep = (stamps.notna() & (stamps <= pd.Timestamp(now + FUTURE_SLACK))).to_numpy(dtype=bool)
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} undated or future {family} row(s) dropped")
+    rows = np.flatnonzero(keep)
+    # Timestamp first, then the keys (compared as text: a bad key never breaks the sort).
+    ordering = [out[k].to_numpy()[rows].astype(str) for k in reversed(schema.keys)]
+    ordering.append(stamps.to_numpy(dtype="datetime64[ns]")[rows])
+    rows = rows[np.lexsort(ordering)]
+    clean: dict[str, object] = {"timestamp": stamps.iloc[rows].reset_index(drop=True)}
+    for k in ("region", *schema.keys):
+        clean[k] = out[k].to_numpy()[rows]
+    for j, c in enumerate(schema.values):
+        clean[c] = values[rows, j]
+    return pd.DataFrame(clean, columns=list(schema.columns)), notes
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A metric column as floats; what is not a number becomes NaN (a fresh array)."""
+    if column.dtype.kind in "fiub":
+        return column.to_numpy(dtype=float, na_value=np.nan, copy=True)
+    coerced = pd.to_numeric(column, errors="coerce")
+    return np.asarray(coerced.to_numpy(dtype=float, na_value=np.nan), dtype=float).copy()
 
 
 def service_views(

@@ -7,7 +7,8 @@ and online stores, MLflow's registry with aliases, Ray Serve over HTTP on 127.0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from rich.progress import Progress
 import features
 import serving
 import training
-from contracts import SimClock
+from contracts import MetricFamily, SimClock
 from lab import Lab, LabSettings, TopologySettings
 from ooda._settings import OodaSettings, ServingClientSettings
 
@@ -56,7 +57,8 @@ def history_lab(settings: OodaSettings, progress: Progress) -> Lab:
 def train_models(
     settings: OodaSettings, lab: Lab, progress: Progress
 ) -> tuple[FeatureStore, list[training.TrainingResult]]:
-    """Ingest ``lab``'s history into Feast, train and register both models in MLflow."""
+    """Ingest ``lab``'s history into Feast (services and every metric family), train and
+    register both models in MLflow."""
     start = LIVE_START - timedelta(days=settings.demo.history_days)
     end = lab.clock.now()
     history = lab.source.query_range(start, end, timedelta(minutes=1))
@@ -64,6 +66,9 @@ def train_models(
     store = features.open_store(features.FeatureRepoSettings(settings.feature_dir.resolve()))
     features.apply(store)
     features.ingest(store, history)
+    step = timedelta(minutes=1)
+    families = {f: lab.source.query_family(f, start, end, step) for f in MetricFamily}
+    features.ingest_families(store, families)
     progress.update(task, completed=1)
     uri = settings.training.registry.tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -94,19 +99,44 @@ def train_models(
 @contextmanager
 def serve(settings: OodaSettings, progress: Progress) -> Iterator[ServingClientSettings]:
     """Ray Serve on 127.0.0.1 serving the registry's champions, stopped on exit."""
+    with serve_early(settings, progress) as ready:
+        yield ready()
+
+
+@contextmanager
+def serve_early(
+    settings: OodaSettings, progress: Progress
+) -> Iterator[Callable[[], ServingClientSettings]]:
+    """Start Ray Serve in the background now, and yield a call that waits until it serves.
+
+    Serve's start (Ray's processes, the replicas' imports) overlaps whatever the caller does
+    meanwhile, training included: the replicas follow the registry and load the champions
+    once they are registered. Serve is stopped on exit.
+    """
     task = progress.add_task("starting Ray Serve", total=1)
     serve_settings = serving.ServingSettings(
         tracking_uri=settings.training.registry.tracking_uri,
         feature_data_dir=settings.feature_dir.resolve(),
         port=settings.demo.serve_port,
     )
-    serving.start(serve_settings)
-    progress.update(task, completed=1)
-    try:
-        yield ServingClientSettings(
-            base_url=f"http://127.0.0.1:{settings.demo.serve_port}",
-            horizon=settings.serving.horizon,
-            timeout_s=settings.serving.timeout_s,
-        )
-    finally:
-        serving.stop()
+    # The tracking store is created here, once, before the replicas and the training both
+    # open it: two processes must not create its schema at the same time.
+    uri = settings.training.registry.tracking_uri
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+    with ThreadPoolExecutor(1, thread_name_prefix="serve-start") as starter:
+        deploying = starter.submit(serving.deploy, serve_settings)
+
+        def ready() -> ServingClientSettings:
+            serving.wait_healthy(deploying.result(), serve_settings)
+            progress.update(task, completed=1)
+            return ServingClientSettings(
+                base_url=f"http://127.0.0.1:{settings.demo.serve_port}",
+                horizon=settings.serving.horizon,
+                timeout_s=settings.serving.timeout_s,
+            )
+
+        try:
+            yield ready
+        finally:
+            wait([deploying])  # a start still under way is finished before Serve is stopped
+            serving.stop()

@@ -266,6 +266,8 @@ class DemoSettings:
     """Port Ray Serve binds to on 127.0.0.1."""
     scenarios: tuple[ScenarioId, ...] = tuple(ScenarioId)
     """The incidents the demo plays, one after the other (each loop on, then off)."""
+    workers: int = 0
+    """Processes the loop-on runs are spread over (0: one per CPU)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import getpass
 import logging
 import os
 import sys
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,23 +14,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from ooda._quiet import silence
+
 if TYPE_CHECKING:
     from ooda._audit import AuditLog
     from ooda._settings import OodaSettings
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
 console = Console() if sys.stdout.isatty() else Console(width=200)
-
-
-def _silence(*loggers: str) -> None:
-    """Quiet third-party chatter; called again after heavy imports, some of which (darts'
-    chain, MLflow, Ray) reset warning filters and their loggers' levels on import."""
-    if logging.getLogger().level <= logging.INFO:
-        return
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", FutureWarning)
-    for noisy in ("mlflow", "ray", "feast", "pytorch_lightning", "lightning", "darts", *loggers):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _settings(args: argparse.Namespace) -> OodaSettings:
@@ -58,7 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import serving  # noqa: F401  (its imports reset warning filters and log levels)
     import training  # noqa: F401
 
-    _silence()
+    silence()
     from ooda._demo import run_demo
 
     settings = _settings(args)
@@ -79,7 +69,7 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     import training  # noqa: F401
 
     # A chaos run's loops report through their audit logs and the scorecard, not the terminal.
-    _silence("ooda.loop")
+    silence("ooda.loop")
     from ooda._chaos import ChaosSettings, parse_scenarios, run_chaos, total_work
     from ooda._chaos_report import confusion_table, table, to_json, write_html, write_json
     from ooda._demo import progress_bar
@@ -157,7 +147,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     import serving
 
-    _silence()  # MLflow's and Ray's imports reset the warning filters
+    silence()  # MLflow's and Ray's imports reset the warning filters
     settings = _settings(args)
     if not _has_champions(settings):
         console.print(
@@ -297,7 +287,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     from training import UnknownModelError, list_models, promote, rollback
 
-    _silence()  # MLflow's import resets the warning filters
+    silence()  # MLflow's import resets the warning filters
     settings = _settings(args)
     reg = settings.training.registry
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
@@ -474,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Third-party chatter (progress bars, deprecations) would bury the scorecard.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        _silence()
+        silence()
     result: int = args.func(args)
     return result
 

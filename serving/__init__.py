@@ -23,7 +23,7 @@ Exceptions::
 from __future__ import annotations
 
 from serving._api import ScoringAPI
-from serving._app import RunningApp, app_builder, build_app, start, stop
+from serving._app import RunningApp, app_builder, build_app, deploy, start, stop, wait_healthy
 from serving._champion import ChampionModel, LoadedModel, ModelStatus
 from serving._errors import (
     InvalidInputError,
@@ -55,6 +55,8 @@ __all__ = [
     "ServingSettings",
     "app_builder",
     "build_app",
+    "deploy",
     "start",
     "stop",
+    "wait_healthy",
 ]

@@ -59,6 +59,9 @@ def _serve_environment(settings: ServingSettings) -> dict[str, str]:
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(settings.port),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(settings.port + 15),
+        # A stopping ingress replica otherwise stays up 30 s for an external load balancer to
+        # take it out; on loopback there is none.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(settings.graceful_shutdown_timeout_s),
     }
 
 
@@ -74,10 +77,13 @@ def build_app(settings: ServingSettings) -> Application:
         num_replicas=settings.ingress_replicas,
         max_ongoing_requests=settings.max_ongoing_requests,
         max_queued_requests=settings.max_queued_requests,
+        graceful_shutdown_timeout_s=settings.graceful_shutdown_timeout_s,
         logging_config=_REPLICA_LOGGING,
     )
     forecaster = LoadForecaster.options(
-        num_replicas=settings.forecaster_replicas, logging_config=_REPLICA_LOGGING
+        num_replicas=settings.forecaster_replicas,
+        graceful_shutdown_timeout_s=settings.graceful_shutdown_timeout_s,
+        logging_config=_REPLICA_LOGGING,
     )
     return ingress.bind(forecaster.bind(settings), settings)
 
@@ -92,6 +98,15 @@ def start(settings: ServingSettings) -> RunningApp:
 
     Raises :class:`ServeStartError` with the last health answer if the application is not
     healthy within ``settings.start_timeout_s``; Serve and Ray are shut down in that case.
+    """
+    return wait_healthy(deploy(settings), settings)
+
+
+def deploy(settings: ServingSettings) -> RunningApp:
+    """Start Ray (if needed) and Serve on loopback and deploy, without waiting for health.
+
+    The replicas follow the registry: one deployed before its models are registered answers
+    503 until they are, then loads them (so Serve's start can overlap the training).
     """
     if not settings.log_to_driver:
         # Ray's driver-side notices (token auth, "Started Serve", app ready) say nothing
@@ -118,26 +133,37 @@ def start(settings: ServingSettings) -> RunningApp:
     )
     handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{settings.host}:{settings.port}"
+    return RunningApp(
+        url=url, handle=handle, proxy_url=f"http://{settings.host}:{proxy_port(settings)}"
+    )
+
+
+def wait_healthy(app: RunningApp, settings: ServingSettings) -> RunningApp:
+    """``app`` once its ``/healthz`` answers 200; :class:`ServeStartError` (and Serve and
+    Ray shut down) when it does not within ``settings.start_timeout_s``."""
     deadline = time.monotonic() + settings.start_timeout_s
     last = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            answer = httpx.get(f"{url}/healthz", timeout=5.0)
+            answer = httpx.get(f"{app.url}/healthz", timeout=5.0)
         except httpx.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
             if answer.status_code == 200:
-                proxy = f"http://{settings.host}:{proxy_port(settings)}"
-                return RunningApp(url=url, handle=handle, proxy_url=proxy)
+                return app
             last = f"{answer.status_code} {answer.text}"
         time.sleep(0.5)
     stop()
     raise ServeStartError(
-        f"{url}/healthz not healthy after {settings.start_timeout_s:.0f} s; last answer: {last}"
+        f"{app.url}/healthz not healthy after {settings.start_timeout_s:.0f} s; last answer: {last}"
     )
 
 
 def stop() -> None:
-    """Shut down Serve and Ray."""
-    serve.shutdown()
+    """Shut down Ray and the Serve application in it.
+
+    Ray's shutdown ends every Serve process at once: a graceful Serve shutdown first would
+    only drain replicas nobody calls any more (a later :func:`start` finds Serve's cached
+    client dead and starts afresh).
+    """
     ray.shutdown()

@@ -61,6 +61,11 @@ class ServingSettings:
     ingress_replicas: int = 1
     #: Forecaster replicas (each holds the LSTM).
     forecaster_replicas: int = 1
+    #: Seconds a stopping replica waits for its requests in flight (Serve's default is
+    #: 20 s), and, started by :func:`serving.start`, the direct ingress' draining period (30 s
+    #: by default, for an external load balancer, which loopback has not): a score takes
+    #: milliseconds, so a short grace makes stopping Serve quick.
+    graceful_shutdown_timeout_s: float = 2.0
     #: Registered model of the anomaly detector.
     detector_name: str = "ooda-detector"
     #: Registered model of the load forecaster.

@@ -19,3 +19,7 @@ service_metrics = _definitions.service_metrics
 service_rolling = _definitions.service_rolling
 detector_v1 = _definitions.detector_v1
 forecaster_v1 = _definitions.forecaster_v1
+
+# One feature view per metric family (pods, nodes, databases, Kafka, queues, upstream APIs),
+# with their entities and sources, under the names Feast registers them by.
+globals().update({obj.name: obj for obj in _definitions.families.objects()})

@@ -3,6 +3,9 @@
 A least-squares line through the recent samples, believed only when it explains them (R²)
 and points the right way; the time it crosses the threshold is the projection. Plain and
 inspectable on purpose: the evidence a human reads is the slope, the fit and the ETA.
+
+The fit is closed-form numpy on epoch seconds: runbooks fit one line per pod, node or queue
+every tick, so a fit costs microseconds, not a pandas round trip.
 """
 
 from __future__ import annotations
@@ -28,6 +31,57 @@ class Projection:
     """The newest sample."""
 
 
+def epoch_seconds(stamps: pd.Series) -> np.ndarray:
+    """Timezone-aware timestamps as float seconds since the epoch (NaT is NaN)."""
+    ns = stamps.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT"))
+    out = ns.astype("int64").astype(float) / 1e9
+    out[np.isnat(ns)] = np.nan
+    return out
+
+
+def floats(values: pd.Series) -> np.ndarray:
+    """A column as a float array, missing values NaN."""
+    return values.to_numpy(dtype=float, na_value=np.nan)
+
+
+def project_line(
+    t: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    *,
+    falling: bool,
+    now_s: float,
+    window_s: float,
+    min_fit: float,
+    min_points: int = 4,
+) -> Projection | None:
+    """:func:`project_crossing` on epoch seconds ``t`` and values ``y`` (numpy arrays)."""
+    keep = (t > now_s - window_s) & (t <= now_s) & np.isfinite(y)
+    t, y = t[keep], y[keep]
+    if len(y) < min_points:
+        return None
+    newest = int(np.argmax(t))
+    latest = float(y[newest])
+    across = latest <= threshold if falling else latest >= threshold
+    x = t - t[newest]
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx = float(dx @ dx)
+    if sxx <= 0.0:
+        return None  # every sample at one instant: no line
+    slope = float(dx @ dy) / sxx
+    intercept = float(y.mean()) - slope * float(x.mean())
+    spread = float(dy @ dy)
+    residual = y - (slope * x + intercept)
+    fit = 1.0 - float(residual @ residual) / spread if spread > 0 else 0.0
+    if across:
+        return Projection(0.0, 60.0 * slope, fit, latest)
+    heading = slope < 0 if falling else slope > 0
+    if not heading or fit < min_fit:
+        return None
+    eta = (threshold - intercept) / slope
+    return Projection(max(0.0, eta), 60.0 * slope, fit, latest)
+
+
 def project_crossing(
     stamps: pd.Series,
     values: pd.Series,
@@ -44,23 +98,13 @@ def project_crossing(
     Only samples in ``(now - window, now]`` with finite values count; a series already across
     the threshold projects 0.
     """
-    keep = (stamps > pd.Timestamp(now - window)) & (stamps <= pd.Timestamp(now))
-    t = stamps[keep].astype("int64").to_numpy(dtype=float) / 1e9
-    y = values[keep].to_numpy(dtype=float)
-    finite = np.isfinite(y)
-    t, y = t[finite], y[finite]
-    if len(y) < min_points:
-        return None
-    latest = float(y[np.argmax(t)])
-    across = latest <= threshold if falling else latest >= threshold
-    slope, intercept = np.polyfit(t - t.max(), y, 1)
-    residual = y - (slope * (t - t.max()) + intercept)
-    spread = float(np.sum((y - y.mean()) ** 2))
-    fit = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 0.0
-    if across:
-        return Projection(0.0, 60.0 * float(slope), fit, latest)
-    heading = slope < 0 if falling else slope > 0
-    if not heading or fit < min_fit:
-        return None
-    eta = (threshold - intercept) / slope
-    return Projection(max(0.0, float(eta)), 60.0 * float(slope), fit, latest)
+    return project_line(
+        epoch_seconds(stamps),
+        floats(values),
+        threshold,
+        falling=falling,
+        now_s=pd.Timestamp(now).timestamp(),
+        window_s=window.total_seconds(),
+        min_fit=min_fit,
+        min_points=min_points,
+    )

@@ -37,7 +37,7 @@ from actuators import CHANGED_AT, Action, SetHpaMinReplicas, floor_purpose, ooda
 from contracts import MetricFamily, ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
-from ooda.runbooks._trend import project_crossing
+from ooda.runbooks._trend import epoch_seconds, floats, project_crossing
 from ooda.runbooks.traffic_surge import rate_ratio
 
 #: How far back the service's normal is read (minutes before ``NORMAL_GAP``).
@@ -69,15 +69,17 @@ class LatencyP95(Runbook):
         view = snapshot.views.get(service)
         if view is None or not view.usable:
             return None
-        history = view.history
-        stamps = history["timestamp"]
-        now = pd.Timestamp(snapshot.at)
-        normal = history[(stamps <= now - NORMAL_GAP) & (stamps > now - NORMAL_GAP - NORMAL_WINDOW)]
-        recent = history[stamps > now - timedelta(minutes=3)]
+        t = epoch_seconds(view.history["timestamp"])
+        p95s = floats(view.history["p95_latency_ms"])
+        now, gap = snapshot.at.timestamp(), NORMAL_GAP / SECOND
+        normal = p95s[(t <= now - gap) & (t > now - gap - NORMAL_WINDOW / SECOND)]
+        recent = p95s[t > now - 180.0]
         if len(normal) < 20 or len(recent) < 2:
             return None
-        base = float(np.nanmedian(normal["p95_latency_ms"]))
-        p95 = float(recent["p95_latency_ms"].iloc[-2:].min())
+        if np.isnan(normal).all() or np.isnan(recent[-2:]).all():
+            return None
+        base = float(np.nanmedian(normal))
+        p95 = float(np.nanmin(recent[-2:]))
         if not (math.isfinite(base) and math.isfinite(p95)) or base <= 0:
             return None
         if p95 < self.settings.policy.latency_inflation * base:

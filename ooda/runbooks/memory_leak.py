@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+
 from actuators import Action, RestartPod
 from contracts import MetricFamily, ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
-from ooda.runbooks._trend import Projection, project_crossing
+from ooda.runbooks._trend import Projection, epoch_seconds, floats, project_line
 
 
 @register_runbook
@@ -39,19 +41,23 @@ class MemoryLeak(Runbook):
         mine = {p.name: p for p in workload.pods if p.ready and p.controlled}
         rows = frame[frame["pod"].isin(list(mine))]
         policy = self.settings.policy
-        soonest: tuple[Projection, str] | None = None
-        for pod, series in rows.groupby("pod", sort=True):
-            share = (
-                series["container_memory_working_set_bytes"]
-                / series["kube_pod_container_resource_limits_memory_bytes"]
+        pods = rows["pod"].to_numpy()
+        t = epoch_seconds(rows["timestamp"])
+        with np.errstate(divide="ignore", invalid="ignore"):  # no limit: not finite, dropped
+            share = floats(rows["container_memory_working_set_bytes"]) / floats(
+                rows["kube_pod_container_resource_limits_memory_bytes"]
             )
-            projection = project_crossing(
-                series["timestamp"],
-                share,
+        now_s = snapshot.at.timestamp()
+        soonest: tuple[Projection, str] | None = None
+        for pod in sorted(set(pods)):
+            mask = pods == pod
+            projection = project_line(
+                t[mask],
+                share[mask],
                 1.0,
                 falling=False,
-                now=snapshot.at,
-                window=policy.trend_window,
+                now_s=now_s,
+                window_s=policy.trend_window.total_seconds(),
                 min_fit=policy.trend_min_fit,
             )
             if projection is None or projection.eta_s > policy.projection_lead.total_seconds():

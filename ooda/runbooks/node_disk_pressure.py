@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, running_nodes
-from ooda.runbooks._trend import project_crossing
+from ooda.runbooks._trend import epoch_seconds, floats, project_line
 
 
 @register_runbook
@@ -33,21 +35,27 @@ class NodeDiskPressure(Runbook):
         workload = snapshot.workloads[service]
         frame = snapshot.families.get(MetricFamily.NODE)
         policy = self.settings.policy
+        if frame is not None and len(frame):
+            nodes = frame["node"].to_numpy()
+            t = epoch_seconds(frame["timestamp"])
+            with np.errstate(divide="ignore", invalid="ignore"):  # no size: not finite, dropped
+                ratio = floats(frame["node_filesystem_avail_bytes"]) / floats(
+                    frame["node_filesystem_size_bytes"]
+                )
         for node in running_nodes(snapshot, service):
             state = snapshot.nodes[node]
             evidence: dict[str, object] = {"node": node, "disk_pressure": False}
             if "DiskPressure" in state.pressures:
                 evidence["disk_pressure"] = True
             elif frame is not None and len(frame):
-                rows = frame[frame["node"] == node]
-                ratio = rows["node_filesystem_avail_bytes"] / rows["node_filesystem_size_bytes"]
-                projection = project_crossing(
-                    rows["timestamp"],
-                    ratio,
+                mask = nodes == node
+                projection = project_line(
+                    t[mask],
+                    ratio[mask],
                     policy.disk_eviction_threshold,
                     falling=True,
-                    now=snapshot.at,
-                    window=policy.trend_window,
+                    now_s=snapshot.at.timestamp(),
+                    window_s=policy.trend_window.total_seconds(),
                     min_fit=policy.trend_min_fit,
                 )
                 if projection is None or projection.eta_s > policy.projection_lead.total_seconds():
