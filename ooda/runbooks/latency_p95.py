@@ -15,8 +15,9 @@ acts only where it starts: a service one of whose callees (``OodaSettings.calls`
 inflated p95 is left to that callee's diagnosis. Lost capacity is not saturation: a service
 with a pod not Ready, or one restarted or lost (Ready pods falling while the desired count
 did not) in the last quarter hour, is the crash loop's, the memory leak's, the
-node runbooks' or the HPA's; so is one whose pods sit on a node retransmitting, under disk
-pressure or NotReady.
+node runbooks' or the HPA's, and so is its callers' slowness (a crash-looping callee's
+failing calls make its callers wait); so is a service whose pods sit on a node
+retransmitting, under disk pressure or NotReady.
 
 The heal raises the HPA's floor to ``latency_scale_step`` x the Ready pods, a step at a time
 (each once the previous one is Ready) while the p95 still climbs. The slow path itself is
@@ -86,6 +87,21 @@ class LatencyP95(Runbook):
             return None
         return p95, base
 
+    def capacity_lost(self, snapshot: Snapshot, service: str) -> bool:
+        """Whether ``service`` lost capacity in the last ``LOSS_WINDOW``: a pod not Ready (a
+        crash loop, a leak, the HPA's new pods), one restarted, or Ready pods falling while
+        the desired count did not (a node, an eviction). That is not saturation."""
+        workload = snapshot.workloads.get(service)
+        view = snapshot.views.get(service)
+        if workload is None or view is None:
+            return False
+        if workload.ready_replicas < workload.replicas:
+            return True
+        history = view.history
+        recent = history[history["timestamp"] > pd.Timestamp(snapshot.at - LOSS_WINDOW)]
+        lost = (recent["ready_pods"].diff() < 0) & (recent["desired_pods"].diff() >= 0)
+        return bool((recent["restarts"] > 0).any() or lost.any())
+
     def signature(self, snapshot: Snapshot, service: str) -> dict[str, object] | None:
         """The saturation evidence of ``service`` (None: its p95 is not creeping while its CPU
         is at or under the HPA's target, its pods all Ready and none restarting)."""
@@ -94,16 +110,12 @@ class LatencyP95(Runbook):
         if inflated is None or workload is None:
             return None
         p95, base = inflated
-        history = snapshot.views[service].history
-        stamps = history["timestamp"]
-        recent = history[stamps > pd.Timestamp(snapshot.at - LOSS_WINDOW)]
-        lost = (recent["ready_pods"].diff() < 0) & (recent["desired_pods"].diff() >= 0)
-        if workload.ready_replicas < workload.replicas or (recent["restarts"] > 0).any():
-            return None  # capacity lost or still coming: the crash loop's, the leak's, the HPA's
-        if lost.any():
-            return None  # pods were lost (a node, an eviction) and are coming back
+        if self.capacity_lost(snapshot, service):
+            return None
         if self._bad_node(snapshot, service):
             return None  # a node of its pods is sick: the node runbooks' to move them
+        history = snapshot.views[service].history
+        stamps = history["timestamp"]
         hpa = workload.hpa
         policy = self.settings.policy
         target = policy.default_target_utilisation
@@ -181,6 +193,8 @@ class LatencyP95(Runbook):
             return None  # a callee's metrics cannot be trusted: where it starts is unknown
         if any(v is not None and self.inflation(snapshot, v.service) for v in callees):
             return None  # the slowness starts further down; its own diagnosis acts there
+        if any(v is not None and self.capacity_lost(snapshot, v.service) for v in callees):
+            return None  # a callee lost capacity (a crash loop, say): its runbook's, not ours
         if workload.ready_replicas < hpa.min_replicas:
             return None  # the last step is still starting
         running = max(workload.ready_replicas, hpa.current_replicas)

@@ -10,9 +10,10 @@ from actuators import FLOOR_FOR
 from contracts import ScenarioId
 from lab import ScenarioInstance
 from ooda import OodaSettings, RuleScorer
-from ooda._chaos import ChaosSettings, certified, run_chaos
+from ooda._chaos import ChaosSettings, certified, draw_instance, run_chaos
+from ooda._chaos import make_loop as make_chaos_loop
 from ooda._chaos_report import to_json
-from ooda._runs import Mode
+from ooda._runs import Mode, run_mode
 
 from ._harness import make_lab, make_loop, run
 
@@ -90,3 +91,31 @@ def test_the_runbook_is_certified_with_the_rules_scorer() -> None:
         assert on.action == "set_hpa_min" and on.healed
         assert on.breach_minutes <= 0.25 * off.breach_minutes
         assert on.detected_before_breach
+
+
+def test_a_caller_of_a_crash_looping_service_is_left_alone() -> None:
+    """A crash-looping callee's failing calls make its caller slow: that is the crash loop's
+    to heal, not a saturated caller (the twelve-scenario scorecard found checkout's floor
+    raised while payments crash-looped)."""
+    settings = OodaSettings()
+    lab, instance, inject_at, end = draw_instance(
+        ChaosSettings(seed=7), ScenarioId.POD_CRASHLOOP_PERSISTENT, 2
+    )
+    assert instance.service == "payments"
+    played = run_mode(
+        lab,
+        instance,
+        inject_at,
+        end,
+        Mode.ON,
+        lambda copy: make_chaos_loop(copy, settings, RuleScorer()),
+        settings.slo,
+        settings.loop.tick,
+    )
+    caller = played.metrics[played.metrics["service"] == "checkout"]
+    before = caller[caller["timestamp"] < inject_at]["p95_latency_ms"].median()
+    after = caller[caller["timestamp"] >= inject_at]["p95_latency_ms"].max()
+    assert after > settings.policy.latency_inflation * before  # the caller was slow
+    actions = [e.detail for e in played.events if e.kind == "action"]
+    assert any(a.startswith("restart_pod") for a in actions)
+    assert not [a for a in actions if a.startswith("set_hpa_min")], actions
