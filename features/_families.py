@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from contracts import FAMILIES, MetricFamily
 from features._errors import FeatureSchemaError, MissingFeaturesError
 from features._schema import EVENT_TIMESTAMP, FEATURE_TTL
+from features._transform import entity_frame
 
 if TYPE_CHECKING:
     from feast import Entity, FeatureStore, FeatureView, FileSource, PushSource
@@ -226,16 +227,7 @@ def historical_family_features(
     and ``event_timestamp``): the newest row of the series at or before the timestamp, at
     most ``FEATURE_TTL`` older (else NaN). Extra columns are kept; rows come back sorted."""
     keys = [*FAMILY_ENTITIES[family], EVENT_TIMESTAMP]
-    missing = [c for c in keys if c not in entity_df.columns]
-    if missing:
-        raise FeatureSchemaError(f"{family} entity frame lacks columns {missing}")
-    stamps = entity_df[EVENT_TIMESTAMP]
-    if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
-        raise FeatureSchemaError(
-            f"entity column {EVENT_TIMESTAMP!r} must be tz-aware datetime, got {stamps.dtype}"
-        )
-    entities = entity_df.copy()
-    entities[EVENT_TIMESTAMP] = stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    entities = entity_frame(entity_df, keys)
     names = list(family_features(family))
     view = family_view(family)
     joined = store.get_historical_features(

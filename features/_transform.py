@@ -304,3 +304,20 @@ def _empty_feature_frame() -> pd.DataFrame:
     frame["request_rate_window"] = pd.Series(dtype="object")
     frame["window_filled"] = pd.Series(dtype="int64")
     return frame
+
+
+def entity_frame(entity_df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A copy of ``entity_df`` for a point-in-time join on ``keys`` (ending with
+    ``event_timestamp``), its timestamps in UTC nanoseconds. Raises
+    :class:`FeatureSchemaError` naming a missing key or naive timestamps."""
+    missing = [c for c in keys if c not in entity_df.columns]
+    if missing:
+        raise FeatureSchemaError(f"entity frame lacks columns {missing}")
+    stamps = entity_df[EVENT_TIMESTAMP]
+    if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        raise FeatureSchemaError(
+            f"entity column {EVENT_TIMESTAMP!r} must be tz-aware datetime, got {stamps.dtype}"
+        )
+    entities = entity_df.copy()
+    entities[EVENT_TIMESTAMP] = stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    return entities

@@ -140,8 +140,7 @@ def _floats(column: pd.Series) -> np.ndarray:
     """A metric column as floats; what is not a number becomes NaN (a fresh array)."""
     if column.dtype.kind in "fiub":
         return column.to_numpy(dtype=float, na_value=np.nan, copy=True)
-    coerced = pd.to_numeric(column, errors="coerce")
-    return np.asarray(coerced.to_numpy(dtype=float, na_value=np.nan), dtype=float).copy()
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def service_views(
