@@ -49,6 +49,9 @@ class Action(ABC):
     """Whether the action takes capacity away while it runs (counted by the blast radius)."""
     node_scoped: ClassVar[bool] = False
     """Whether the action takes a node out: one such action per cluster at a time."""
+    repeatable: ClassVar[bool] = True
+    """Whether the action may be tried again on a workload where it just failed to heal
+    (False: a second try would fail the same way, as a restart into a broken config does)."""
 
     @property
     @abstractmethod

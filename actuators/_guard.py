@@ -2,8 +2,9 @@
 
 A guard remembers when it acted on what, and how its verifications went. It refuses an
 disruptive action on a workload whose last one still awaits its verdict, one in cooldown, one past
-the blast radius of its workload, a second node action while another is in flight, and
-anything on a workload whose circuit breaker is open. Every key is
+the blast radius of its workload, a second node action while another is in flight, a second
+try of a non-repeatable action (a restart) where it just failed, and anything on a workload
+whose circuit breaker is open. Every key is
 the **workload** (namespace/Deployment), never the pod: a crash that survives replacement
 comes back under a new pod name each time, and a breaker keyed on the pod would never trip.
 
@@ -62,6 +63,7 @@ class GuardKey:
     breaker: str
     disruptive: bool
     node_scoped: bool
+    repeatable: bool = True
 
     @classmethod
     def of(cls, action: Action) -> GuardKey:
@@ -73,6 +75,7 @@ class GuardKey:
             action.breaker_key,
             action.disruptive,
             action.node_scoped,
+            action.repeatable,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class GuardKey:
             "breaker": self.breaker,
             "disruptive": self.disruptive,
             "node_scoped": self.node_scoped,
+            "repeatable": self.repeatable,
         }
 
     @classmethod
@@ -96,6 +100,7 @@ class GuardKey:
             str(data["breaker"]),
             bool(data["disruptive"]),
             bool(data["node_scoped"]),
+            bool(data.get("repeatable", True)),
         )
 
 
@@ -107,6 +112,7 @@ class Guard:
         self._last_applied: dict[tuple[str, str], datetime] = {}
         self._disruptions: dict[str, deque[datetime]] = defaultdict(deque)
         self._failures: dict[str, deque[datetime]] = defaultdict(deque)
+        self._failed_kind: dict[tuple[str, str], datetime] = {}
         self._open_until: dict[str, datetime] = {}
         self._node_actions: dict[str, datetime] = {}
         self._in_flight: dict[str, tuple[str, datetime]] = {}
@@ -123,6 +129,12 @@ class Guard:
             raise refuse(
                 f"circuit breaker of {key.breaker} open until {open_until.isoformat()} after"
                 f" {self.settings.breaker_failures} failed heals; escalated to a human"
+            )
+        failed = None if key.repeatable else self._failed_kind.get((key.kind, key.breaker))
+        if failed is not None and now - failed <= self.settings.breaker_window:
+            raise refuse(
+                f"{key.kind} failed to heal {key.breaker} at {failed.isoformat()}; another"
+                " try would fail the same way (escalated to a human)"
             )
         flight = self._in_flight.get(key.breaker) if key.disruptive else None
         if flight is not None and now - flight[1] < self.settings.verify_timeout:
@@ -174,6 +186,7 @@ class Guard:
         self._in_flight.pop(key.breaker, None)
         if healed:
             return False
+        self._failed_kind[(key.kind, key.breaker)] = now
         failures = self._prune(self._failures[key.breaker], now, self.settings.breaker_window)
         failures.append(now)
         if len(failures) >= self.settings.breaker_failures:
@@ -186,6 +199,8 @@ class Guard:
         """A human closed the breaker of ``breaker`` (a workload or a node)."""
         self._open_until.pop(breaker, None)
         self._failures.pop(breaker, None)
+        for kind_breaker in [k for k in self._failed_kind if k[1] == breaker]:
+            del self._failed_kind[kind_breaker]
 
     def open_breakers(self, now: datetime) -> dict[str, datetime]:
         """Breakers open at ``now``, with the time each closes by itself."""

@@ -108,6 +108,7 @@ class KillContainer(Action):
 
     kind = ActionKind.KILL_CONTAINER
     disruptive = True
+    repeatable = False
 
     @property
     def target(self) -> str:

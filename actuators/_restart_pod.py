@@ -27,6 +27,7 @@ class RestartPod(Action):
 
     kind = ActionKind.RESTART_POD
     disruptive = True
+    repeatable = False
 
     @property
     def target(self) -> str:

@@ -3,9 +3,10 @@
 A container waiting in CrashLoopBackOff is hard evidence from the cluster; the anomaly score
 and the SLO only raise the confidence. When the looping pods run a revision rolled out in the
 last ``rollout_window`` and an earlier revision exists, the rollout is the cause and a
-rollback the heal. Otherwise the worst pod is restarted; a crash that survives restarts
-(a bad ConfigMap, say) fails verification each time until the workload's breaker opens and
-the loop escalates — never more than ``breaker_failures`` restarts.
+rollback the heal. Otherwise the worst pod is restarted, once: a crash that survives the
+restart (a bad ConfigMap, say) fails verification, the loop escalates, and the guard refuses
+a second restart of that workload (``RestartPod.repeatable`` is False) until a human resets
+it or the breaker window has passed.
 """
 
 from __future__ import annotations

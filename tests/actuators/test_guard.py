@@ -35,7 +35,7 @@ def test_cooldown_is_per_workload_not_per_pod_and_per_kind_override() -> None:
     guard = Guard(GuardSettings(cooldown_by_kind={"set_hpa_min": timedelta(seconds=30)}))
     hpa = SetHpaMinReplicas("shop", "frontend", hpa="frontend", min_replicas=6)
     guard.record_applied(restart("a"), T0)
-    guard.record_outcome(restart("a"), False, T0)
+    guard.record_outcome(restart("a"), True, T0)
     with pytest.raises(GuardRejectedError, match="cooldown"):
         guard.check(restart("b"), T0 + timedelta(seconds=1))  # the replacement pod, same workload
     guard.check(RestartPod("shop", "payments", pod="b"), T0 + timedelta(seconds=1))
@@ -69,7 +69,7 @@ def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
         guard.check(restart("b"), T0 + timedelta(minutes=20))
     hpa = SetHpaMinReplicas("shop", "checkout", hpa="checkout", min_replicas=6)
     guard.check(hpa, T0 + timedelta(minutes=1))  # scaling takes nothing away: not held back
-    guard.record_outcome(restart("a"), False, T0 + timedelta(minutes=21))
+    guard.record_outcome(restart("a"), True, T0 + timedelta(minutes=21))
     guard.check(restart("b"), T0 + timedelta(minutes=21))
 
 
@@ -126,3 +126,28 @@ def test_a_node_action_that_never_reports_stops_blocking_after_the_timeout() -> 
     with pytest.raises(GuardRejectedError):
         guard.check(other, T0 + timedelta(minutes=9))
     guard.check(other, T0 + timedelta(minutes=10))
+
+
+def test_a_restart_that_failed_is_not_tried_again_on_its_workload() -> None:
+    """A restart into a crash that survives it fails the same way on the next pod: refused
+    for the breaker window, on any pod of the workload; other kinds and workloads may act,
+    and a human's reset lifts it."""
+    guard = Guard(GuardSettings(cooldown=timedelta(0), max_disruptions_per_workload=9))
+    guard.record_applied(restart("checkout-1"), T0)
+    assert not guard.record_outcome(restart("checkout-1"), False, T0 + timedelta(minutes=6))
+    later = T0 + timedelta(minutes=30)
+    with pytest.raises(GuardRejectedError, match="would fail the same way"):
+        guard.check(restart("checkout-2"), later)
+    guard.check(SetHpaMinReplicas("shop", "checkout", hpa="checkout", min_replicas=6), later)
+    guard.check(RestartPod("shop", "payments", pod="payments-1"), later)
+    guard.check(restart("checkout-2"), T0 + timedelta(hours=2, minutes=7))
+    guard.reset("shop/checkout")
+    guard.check(restart("checkout-2"), later)
+
+
+def test_a_repeatable_action_that_failed_may_be_tried_again() -> None:
+    guard = Guard(GuardSettings(cooldown=timedelta(0)))
+    hpa = SetHpaMinReplicas("shop", "checkout", hpa="checkout", min_replicas=6)
+    guard.record_applied(hpa, T0)
+    guard.record_outcome(hpa, False, T0 + timedelta(minutes=6))
+    guard.check(hpa, T0 + timedelta(minutes=7))

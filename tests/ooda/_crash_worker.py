@@ -10,7 +10,8 @@ Cases:
 
 * ``applied``: a crash loop; killed right after the restart is applied, before its verdict.
 * ``in_flight``: a persistent crash loop; killed right after the first restart is applied.
-* ``breaker``: a persistent crash loop; killed right after the workload's breaker opened.
+* ``breaker``: a persistent crash loop under :data:`BREAKER` (a breaker of one failure);
+  killed right after the workload's breaker opened.
 * ``intent``: a crash loop; killed inside the audit write of the intent, before the act.
 """
 
@@ -25,11 +26,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from actuators import GuardSettings
 from contracts import ScenarioId
 from lab import CrashLoopFault, Lab, ScenarioInstance
-from ooda import AuditEntry, AuditLog, ControlLoop
+from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings
 from tests.ooda._harness import make_lab, make_loop
 
+#: The settings of the ``breaker`` case: its one failed restart opens the breaker.
+BREAKER = OodaSettings(guard=GuardSettings(breaker_failures=1))
 #: Simulated minutes a case may run before it gives up (and exits 3 instead of dying).
 MAX_MINUTES = 90
 
@@ -68,7 +72,8 @@ def run_case(case: str, case_dir: Path) -> None:
         lab.inject(CrashLoopFault(service="checkout"))
         done = _applied  # never reached: the intent write kills the process first
     else:
-        loop = make_loop(lab, audit=AuditLog(audit_path))
+        settings = BREAKER if case == "breaker" else OodaSettings()
+        loop = make_loop(lab, settings, audit=AuditLog(audit_path))
         if case == "applied":
             lab.inject(CrashLoopFault(service="checkout"))
             done = _applied

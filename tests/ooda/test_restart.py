@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
-from ooda import AuditEntry, AuditLog, ControlLoop
+from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings
+from tests.ooda._crash_worker import BREAKER
 from tests.ooda._harness import crashlooping, make_loop, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def restart(crashed: Path, case: str) -> tuple[Lab, ControlLoop]:
     status = json.loads((case_dir / "status.json").read_text())
     assert status["signal"] == signal.SIGKILL, f"{case}: the worker did not die by SIGKILL"
     lab: Lab = pickle.loads((case_dir / "lab.pkl").read_bytes())
-    return lab, make_loop(lab, audit=AuditLog(case_dir / "audit.db"))
+    settings = BREAKER if case == "breaker" else OodaSettings()
+    return lab, make_loop(lab, settings, audit=AuditLog(case_dir / "audit.db"))
 
 
 def restarts(audit: AuditLog, outcome: str = "applied") -> list[AuditEntry]:
@@ -93,13 +95,20 @@ def test_an_action_awaiting_its_verdict_holds_its_workload_after_a_restart(crash
     run(lab, loop, 2)  # past the deadline: judged, and failed
     verdicts = [v for v in loop.audit.entries("verification") if v.ref == action.id]
     assert [v.outcome for v in verdicts] == ["failed"]
+    # Another restart would fail the same way, and a second restart of ooda remembers that.
+    again = make_loop(lab, audit=loop.audit)
+    failed_at = lab.clock.now()
+    run(lab, again, 10)
+    assert restarts(loop.audit) == [action], "restarted again where a restart had failed"
+    refused = [r for r in loop.audit.entries("refusal") if r.at > failed_at]
+    assert refused and all("would fail the same way" in r.outcome for r in refused)
 
 
 def test_an_open_breaker_stays_open_after_a_restart(crashed: Path) -> None:
     """Three failed heals opened the breaker; a restart does not close it."""
     lab, loop = restart(crashed, "breaker")
     before = restarts(loop.audit)
-    assert len(before) == 3
+    assert len(before) == 1
     assert [e.outcome for e in loop.audit.entries("escalation")][-1] == "circuit breaker open"
     now = lab.clock.now()
     assert loop.guard.is_open("shop/checkout", now), "the breaker was forgotten on restart"
