@@ -30,6 +30,7 @@ from contracts._ports import (
     PolicyV1,
 )
 from contracts._records import (
+    ConfigChange,
     HpaState,
     NodeState,
     Outcome,
@@ -49,6 +50,7 @@ __all__ = [
     "AutoscalingV2",
     "Clock",
     "CloudClients",
+    "ConfigChange",
     "ContractError",
     "CoreV1",
     "CustomObjects",

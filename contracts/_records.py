@@ -52,6 +52,19 @@ class HpaState:
 
 
 @dataclass(frozen=True)
+class ConfigChange:
+    """The last change to a ConfigMap a workload's pods read (``envFrom`` or a volume), from
+    its ``metadata.managedFields``: the newest entry's time and field manager."""
+
+    kind: str
+    """``ConfigMap``."""
+    name: str
+    at: datetime
+    manager: str
+    """Who wrote it: ``kubectl-edit``, ``helm``, ``argocd-controller`` ..."""
+
+
+@dataclass(frozen=True)
 class WorkloadState:
     """A Deployment, its pods and its HPA, read once per tick."""
 
@@ -75,6 +88,9 @@ class WorkloadState:
     """Whether that limit is the one ooda set (so ooda may lift it)."""
     limit_set_at: datetime | None = None
     """When ooda set it (its ``ooda.dev/changed-at``), None when not ooda's."""
+    config_changes: tuple[ConfigChange, ...] = ()
+    """The last change of each ConfigMap the pod template reads, newest first (empty where
+    the ConfigMaps could not be read)."""
 
     @property
     def workload(self) -> str:

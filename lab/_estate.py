@@ -207,17 +207,21 @@ class Lab:
         *,
         rollouts: int | None = None,
         waves: int | None = None,
+        config_edits: int | None = None,
     ) -> list[BackgroundEvent]:
         """Schedule ordinary events in ``[start, end)`` that the loop must not act on.
 
-        Benign rollouts of random services (a new image tag, same behaviour) and mild
-        traffic waves (x1.2-1.4 over 10-20 minutes); how many follows
-        ``settings.background`` (Poisson) unless ``rollouts`` / ``waves`` say. Each is
+        Benign rollouts of random services (a new image tag, same behaviour), mild traffic
+        waves (x1.2-1.4 over 10-20 minutes) and harmless ConfigMap edits; how many follows
+        ``settings.background`` (Poisson) unless ``rollouts`` / ``waves`` / ``config_edits``
+        say. Each is
         recorded in ``background_events`` when it happens; returns the plan.
         """
         if start.tzinfo is None or end.tzinfo is None or end <= start:
             raise InvalidTimeError(f"background needs aware times, start < end: {start}, {end}")
-        planned = plan_background(self, rng, start, end, rollouts=rollouts, waves=waves)
+        planned = plan_background(
+            self, rng, start, end, rollouts=rollouts, waves=waves, config_edits=config_edits
+        )
         for event in planned:
             self.schedule(event.at, functools.partial(fire_background, event=event))
         return planned

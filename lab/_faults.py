@@ -113,7 +113,7 @@ class TickEffects:
         return cls(ones, ones.copy(), ones.copy(), np.zeros(services), ones.copy())
 
 
-BackgroundKind = Literal["rollout", "traffic_wave"]
+BackgroundKind = Literal["rollout", "traffic_wave", "config_edit"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ class BackgroundEvent:
     """Ground truth of an ordinary event of a chaos run: something the loop must NOT act on."""
 
     kind: BackgroundKind
-    """"rollout": a new image tag, same behaviour; "traffic_wave": a mild rise in traffic."""
+    """"rollout": a new image tag, same behaviour; "traffic_wave": a mild rise in traffic;
+    "config_edit": a harmless change to a service's ConfigMap (a feature flag)."""
     service: str
     """The service rolled out, or the entry service of a wave."""
     at: datetime
@@ -131,7 +132,7 @@ class BackgroundEvent:
     magnitude: float
     """Traffic factor at the crest of a wave; 1 for a rollout."""
     detail: str
-    """The new image of a rollout, the shape of a wave."""
+    """The new image of a rollout, the shape of a wave, the key and value of an edit."""
 
 
 @dataclass(frozen=True)

@@ -435,9 +435,11 @@ class _Api(_Counted):
 
     def _container(self, service: int, image: str) -> client.V1Container:
         svc = self._cluster.services[service]
+        config = client.V1ConfigMapEnvSource(name=f"{svc.name}-config")
         return client.V1Container(
             name=svc.name,
             image=image,
+            env_from=[client.V1EnvFromSource(config_map_ref=config)],
             ports=[client.V1ContainerPort(container_port=8080, name="http")],
             resources=client.V1ResourceRequirements(
                 requests={
@@ -465,7 +467,25 @@ class _ExternalNameReader:
         return external if isinstance(external, str) else None
 
 
-class FakeCoreV1Api(_Api, _ExternalNameReader):
+class _ConfigEditor:
+    """How a person's edit of a ConfigMap reaches the lab (``kubectl edit`` in the story of a
+    scenario or of the background): a write of the lab's own state, not one of the loop's
+    API calls, so it is not counted."""
+
+    _config_maps: NamespacedObjects | None
+
+    def edit_config_map(
+        self, name: str, data: Mapping[str, str | None], manager: str, at: float
+    ) -> None:
+        """Merge ``data`` into ConfigMap ``name`` (None removes a key) as ``manager`` at ``at``
+        (epoch seconds: the estate's time, ahead of the clock inside a step)."""
+        assert self._config_maps is not None, "the lab has no ConfigMaps"
+        namespace = self._config_maps.namespace
+        body = {"data": dict(data)}
+        self._config_maps.patch(name, namespace, body, None, field_manager=manager, at=at)
+
+
+class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
     """The subset of ``kubernetes.client.CoreV1Api`` the loop and actuators use."""
 
     def __init__(
@@ -475,10 +495,13 @@ class FakeCoreV1Api(_Api, _ExternalNameReader):
         settings: LabSettings,
         revisions: _Revisions,
         services: NamespacedObjects | None = None,
+        config_maps: NamespacedObjects | None = None,
     ) -> None:
         super().__init__(cluster, clock, settings, revisions)
         self._services = services
         """The Services (``lab._kube_net``, which builds on this module): none, a 404."""
+        self._config_maps = config_maps
+        """The ConfigMaps, likewise."""
 
     def _service_store(self) -> NamespacedObjects:
         if self._services is None:
@@ -502,6 +525,36 @@ class FakeCoreV1Api(_Api, _ExternalNameReader):
     ) -> client.V1Service:
         """A merge patch (``spec.externalName`` to repoint an ExternalName Service)."""
         return self._service_store().patch(name, namespace, body, _content_type)
+
+    def _config_map_store(self) -> NamespacedObjects:
+        if self._config_maps is None:
+            raise _error(404, "the server could not find the requested resource", "configmaps", "")
+        return self._config_maps
+
+    def list_namespaced_config_map(
+        self, namespace: str, label_selector: str | None = None
+    ) -> client.V1ConfigMapList:
+        return self._config_map_store().list(namespace, label_selector)
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> client.V1ConfigMap:
+        return self._config_map_store().read(name, namespace)
+
+    def create_namespaced_config_map(
+        self, namespace: str, body: Any, field_manager: str | None = None
+    ) -> client.V1ConfigMap:
+        return self._config_map_store().create(namespace, body, field_manager=field_manager)
+
+    def patch_namespaced_config_map(
+        self,
+        name: str,
+        namespace: str,
+        body: Any,
+        field_manager: str | None = None,
+        _content_type: str | None = None,
+    ) -> client.V1ConfigMap:
+        """A merge patch; ``field_manager`` is recorded in ``managedFields`` with the time."""
+        store = self._config_map_store()
+        return store.patch(name, namespace, body, _content_type, field_manager=field_manager)
 
     def _pod(self, name: str, namespace: str) -> Pod:
         self._check_namespace(namespace, "pods", name)

@@ -41,10 +41,12 @@ from lab._kube_net import (
     FakeNetworkingV1Api,
     NamespacedObjects,
     _json_merge,
+    check_config_map,
     check_ingress,
     check_service,
     entry_ingress,
     seeded_uid,
+    service_config_map,
 )
 from lab._pods import Pod
 from lab._settings import LabSettings
@@ -499,6 +501,20 @@ class FakeKubernetes:
             check=check_ingress,
             generation=True,
         )
+        config_maps = NamespacedObjects(
+            client.V1ConfigMap,
+            client.V1ConfigMapList,
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            *where,
+            check=check_config_map,
+            generation=False,
+        )
+        for svc in settings.topology.services:
+            body = service_config_map(svc.name)
+            uid = seeded_uid("configmaps", namespace, body["metadata"]["name"])
+            config_maps.create(namespace, body, uid=uid, field_manager="helm")
         # One Ingress in front of each service external traffic enters, as a real estate has.
         graph = CallGraph(settings.topology.services)
         for entry in (graph.names[i] for i in graph.entries):
@@ -510,7 +526,9 @@ class FakeKubernetes:
             for body in database_services(database, namespace, region):
                 uid = seeded_uid("services", namespace, body["metadata"]["name"])
                 services.create(namespace, body, uid=uid)
-        self.core_v1 = FakeCoreV1Api(cluster, clock, settings, revisions, services=services)
+        self.core_v1 = FakeCoreV1Api(
+            cluster, clock, settings, revisions, services=services, config_maps=config_maps
+        )
         self.apps_v1 = FakeAppsV1Api(cluster, clock, settings, revisions)
         self.autoscaling_v2 = FakeAutoscalingV2Api(cluster, clock, settings, revisions)
         self.policy_v1 = FakePolicyV1Api(cluster, clock, settings, revisions)

@@ -1,4 +1,4 @@
-"""The lab's Services and Ingresses: plain objects the API keeps as they were written.
+"""The lab's Services, Ingresses and ConfigMaps: plain objects the API keeps as they were written.
 
 Unlike pods or Deployments, which the lab's controllers change every tick, a Service (the
 ``ExternalName`` one a database is reached through) or an Ingress (whose ingress-nginx
@@ -8,11 +8,14 @@ resourceVersion from the shared revision counter, generation where the kind has 
 served as the official client's models. ``FakeCoreV1Api`` serves the Services
 (``lab._kube``), :class:`FakeNetworkingV1Api` the Ingresses; ``FakeKubernetes`` creates one
 Ingress per entry service at start, and the estate's traffic model reads the limit set on it
-(:meth:`FakeNetworkingV1Api.limit_rps`) without making an API call.
+(:meth:`FakeNetworkingV1Api.limit_rps`) without making an API call. Each service reads its
+settings from a ConfigMap (``<service>-config``, in its containers' ``envFrom``); every write
+keeps ``metadata.managedFields`` as the API server does: who changed the object, and when.
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import math
 import re
@@ -39,7 +42,14 @@ from lab._kube import (
 #: ingress-nginx's per-client request rate limit (requests per second).
 LIMIT_RPS = "nginx.ingress.kubernetes.io/limit-rps"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_SERVER_METADATA = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion")
+_SERVER_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "creationTimestamp",
+    "resourceVersion",
+    "managedFields",
+)
 
 
 def _json_merge(target: Any, patch: Any) -> Any:
@@ -86,6 +96,11 @@ class NamespacedObjects:
         self.writes = 0
         """Writes so far (a reader caches what it derives until this moves)."""
 
+    @property
+    def namespace(self) -> str:
+        """The namespace the objects live in."""
+        return self._namespace
+
     def _serve(self, obj: dict[str, Any]) -> Any:
         return self._model.from_dict(copy.deepcopy(obj))
 
@@ -112,7 +127,36 @@ class NamespacedObjects:
             items=items,
         )
 
-    def create(self, namespace: str, body: Any, uid: str | None = None) -> Any:
+    def _managed(
+        self,
+        metadata: dict[str, Any],
+        manager: str | None,
+        operation: str,
+        at: float | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """``metadata.managedFields`` after a write by ``manager`` at ``at`` (epoch seconds;
+        default now): the server keeps one entry per manager with the time of its last change
+        (what ``kubectl`` shows as who changed an object when)."""
+        manager = manager or "unknown"
+        kept = [m for m in metadata.get("managedFields") or [] if m.get("manager") != manager]
+        t = self._clock.now().timestamp() if at is None else at
+        now = _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = {
+            "manager": manager,
+            "operation": operation,
+            "apiVersion": self._api_version,
+            "time": now,
+            "fieldsType": "FieldsV1",
+        }
+        return [*kept, entry]
+
+    def create(
+        self,
+        namespace: str,
+        body: Any,
+        uid: str | None = None,
+        field_manager: str | None = None,
+    ) -> Any:
         """Store ``body`` under its ``metadata.name``; 409 if taken, 404 outside the namespace."""
         obj = copy.deepcopy(_body_dict(body))
         metadata = obj.setdefault("metadata", {})
@@ -139,6 +183,7 @@ class NamespacedObjects:
             uid=uid or self._new_uid(),
             creationTimestamp=_utc(self._clock.now().timestamp()).strftime("%Y-%m-%dT%H:%M:%SZ"),
             resourceVersion=self._revisions.write(),
+            managedFields=self._managed({}, field_manager, "Update"),
         )
         if self._generation:
             metadata["generation"] = 1
@@ -146,7 +191,15 @@ class NamespacedObjects:
         self.writes += 1
         return self._serve(self.objects[name])
 
-    def patch(self, name: str, namespace: str, body: Any, content_type: str | None) -> Any:
+    def patch(
+        self,
+        name: str,
+        namespace: str,
+        body: Any,
+        content_type: str | None,
+        field_manager: str | None = None,
+        at: float | None = None,
+    ) -> Any:
         """A merge patch (a strategic one is read as a merge patch: the lab keeps no patch
         strategies); ``metadata.resourceVersion`` in it is a precondition."""
         current = self._get(name, namespace)
@@ -177,6 +230,9 @@ class NamespacedObjects:
                     spec_changed
                 )
             merged["metadata"]["resourceVersion"] = self._revisions.write()
+            merged["metadata"]["managedFields"] = self._managed(
+                current["metadata"], field_manager, "Update", at
+            )
             self.objects[name] = merged
             self.writes += 1
         return self._serve(self.objects[name])
@@ -303,6 +359,36 @@ def entry_ingress(service: str, namespace: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+#: The settings each service reads from its ConfigMap at start-up.
+CONFIG_KEYS = {
+    "PAYMENT_GATEWAY_URL": "https://gateway.internal:8443",
+    "DB_POOL_SIZE": "20",
+    "FEATURE_FLAGS": "checkout-v2=on",
+    "TLS_CA_BUNDLE": "/etc/ssl/internal-ca.pem",
+}
+
+
+def config_map_name(service: str) -> str:
+    """The ConfigMap ``service`` reads its settings from."""
+    return f"{service}-config"
+
+
+def service_config_map(service: str) -> dict[str, Any]:
+    """The ConfigMap the lab creates for ``service`` at start."""
+    labels = {"app": service}
+    return {"metadata": {"name": config_map_name(service), "labels": labels}, "data": CONFIG_KEYS}
+
+
+def check_config_map(obj: dict[str, Any]) -> None:
+    """ConfigMap values are strings."""
+    data = obj.get("data") or {}
+    bad = [k for k, v in data.items() if not isinstance(v, str)]
+    if bad:
+        name = obj["metadata"].get("name", "")
+        detail = f"data[{bad[0]}]: Invalid value: must be a string"
+        raise _invalid("ConfigMap", name, "configmaps", detail)
 
 
 def seeded_uid(resource: str, namespace: str, name: str) -> str:

@@ -369,6 +369,8 @@ class BackgroundSettings:
     """Range of the traffic multiplier at the crest of a wave."""
     wave_minutes_range: tuple[float, float] = (10.0, 20.0)
     """Range of the length of a wave (it rises over the first half, falls over the second)."""
+    config_edits_per_hour: float = 0.2
+    """Mean number of harmless ConfigMap edits (a feature flag flipped) per hour."""
 
 
 @dataclass(frozen=True)

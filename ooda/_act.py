@@ -78,7 +78,8 @@ class Actor:
                 )
             action = runbook.propose(diagnosis, snapshot)
             if action is None:
-                self._once(snapshot.at, diagnosis, "none", "no safe action; escalated", {})
+                why = diagnosis.evidence.get("escalate_because") or "no safe action"
+                self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
                 return None
             return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
         return None

@@ -1,4 +1,4 @@
-"""Read the cluster state of the looked-after workloads, once per tick, in five list calls.
+"""Read the cluster state of the looked-after workloads, once per tick, in six list calls.
 
 The lists are indexed (pods by label, HPAs by target, ReplicaSets by owner) so the cost is
 linear in the objects, not services x pods: 1,000 services with 10,000 pods are one pass.
@@ -6,7 +6,9 @@ linear in the objects, not services x pods: 1,000 services with 10,000 pods are 
 Decide and verify both read from this snapshot; before, decide read pods and HPAs per
 service and act read them again. The HPA is found through its ``scaleTargetRef``, not by
 assuming it shares the Deployment's name; a pod belongs to a Deployment when the
-Deployment's selector matches its labels.
+Deployment's selector matches its labels. The ConfigMaps a pod template reads (``envFrom``,
+``env`` references, volumes) are listed with their last change from ``managedFields``: a
+crash that begins right after its config changed is the change's, not the pod's.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from actuators import CHANGED_AT, LIMIT_RPS, REVISION, RPS_SET
-from contracts import HpaState, KubeClients, NodeState, PodState, WorkloadState
+from contracts import ConfigChange, HpaState, KubeClients, NodeState, PodState, WorkloadState
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -57,6 +61,51 @@ def _hpa_state(hpa: Any) -> HpaState:
     )
 
 
+def _template_config_maps(template: Any) -> set[str]:
+    """Names of the ConfigMaps a pod template reads: ``envFrom``, ``env`` values, volumes."""
+    spec = template.spec if template is not None else None
+    if spec is None:
+        return set()
+    names: set[str] = set()
+    for container in [*(spec.containers or []), *(spec.init_containers or [])]:
+        for source in container.env_from or []:
+            if source.config_map_ref is not None and source.config_map_ref.name:
+                names.add(source.config_map_ref.name)
+        for var in container.env or []:
+            ref = var.value_from.config_map_key_ref if var.value_from else None
+            if ref is not None and ref.name:
+                names.add(ref.name)
+    for volume in spec.volumes or []:
+        if volume.config_map is not None and volume.config_map.name:
+            names.add(volume.config_map.name)
+    return names
+
+
+def _config_changes(kube: KubeClients, namespace: str) -> dict[str, ConfigChange]:
+    """The newest write of each ConfigMap of the namespace that was changed after it was
+    created (a ConfigMap installed with its Deployment is no change, as revision 1 is no
+    rollout); empty where they may not be read (a role without ConfigMaps, a client without
+    the call)."""
+    try:
+        items = kube.core_v1.list_namespaced_config_map(namespace).items
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            return {}
+        raise
+    except AttributeError:
+        return {}
+    out: dict[str, ConfigChange] = {}
+    for cm in items:
+        created = cm.metadata.creation_timestamp
+        fields = [m for m in cm.metadata.managed_fields or [] if m.time is not None]
+        newest = max(fields, key=lambda m: m.time, default=None)
+        if newest is None or created is None or newest.time <= created:
+            continue
+        name = cm.metadata.name
+        out[name] = ConfigChange("ConfigMap", name, newest.time, newest.manager or "")
+    return out
+
+
 def read_workloads(
     kube: KubeClients, namespace: str, services: Sequence[str]
 ) -> dict[str, WorkloadState]:
@@ -90,6 +139,7 @@ def read_workloads(
         for ref in rs.metadata.owner_references or []:
             owned_by.setdefault(ref.uid, []).append(rs)
     fronted = _ingresses(kube, namespace)
+    configs = _config_changes(kube, namespace)
     out: dict[str, WorkloadState] = {}
     for service in services:
         dep = deployments.get(service)
@@ -106,6 +156,10 @@ def read_workloads(
             if int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
                 revision_at = rs.metadata.creation_timestamp
                 template = (rs.metadata.labels or {}).get("pod-template-hash", "")
+        read = _template_config_maps(dep.spec.template)
+        changes = sorted(
+            (configs[name] for name in read if name in configs), key=lambda c: c.at, reverse=True
+        )
         out[service] = WorkloadState(
             namespace=namespace,
             deployment=service,
@@ -117,6 +171,7 @@ def read_workloads(
             pods=tuple(mine),
             hpa=None if hpa is None else _hpa_state(hpa),
             current_template=template,
+            config_changes=tuple(changes),
             **fronted.get(service, {}),
         )
     return out

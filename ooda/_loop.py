@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
-from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
+from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource, WorkloadState
 from ooda._act import Actor
 from ooda._audit import AuditLog
 from ooda._autonomy import ErrorBudget
@@ -109,6 +109,7 @@ class ControlLoop:
         self._forecast_failed = False
         self._forecast_job: Future[_Forecasted] | None = None
         self._surging: set[str] = set()
+        self._crashlooping: dict[str, tuple[datetime, datetime]] = {}
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
@@ -234,7 +235,25 @@ class ControlLoop:
             forecast=forecast,
             nodes=nodes,
             families=self._read_families(now),
+            crashlooping_since=self._crashlooping_since(now, workloads),
         )
+
+    def _crashlooping_since(
+        self, now: datetime, workloads: dict[str, WorkloadState]
+    ) -> dict[str, datetime]:
+        """Since when each service has had a crash-looping pod, bridging gaps shorter than
+        ``crashloop_gap`` (the moments between one crashing pod's end and the next's crash)."""
+        gap = self.settings.policy.crashloop_gap
+        out: dict[str, datetime] = {}
+        for service, workload in workloads.items():
+            if not workload.crashlooping:
+                continue
+            since, last = self._crashlooping.get(service, (now, now))
+            if now - last > gap:
+                since = now
+            self._crashlooping[service] = (since, now)
+            out[service] = since
+        return out
 
     def _read_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
         """The metric families the runbooks read; one that fails is reported and absent."""

@@ -90,6 +90,9 @@ class Snapshot:
     """Every node of the cluster (empty where they could not be read)."""
     families: dict[MetricFamily, pd.DataFrame] = field(default_factory=dict)
     """Clean frames of the metric families the runbooks read (absent: not available)."""
+    crashlooping_since: dict[str, datetime] = field(default_factory=dict)
+    """Per service with a pod in CrashLoopBackOff: since when this loop has seen one there
+    without a break (pods come and go in a crash loop; a rollout replaces them all)."""
 
     def usable(self) -> list[str]:
         """Services whose metrics and cluster state can be trusted this tick."""

@@ -96,7 +96,14 @@ class PolicySettings:
     scale_in_after: timedelta = timedelta(minutes=10)
     """Observed load must have been low this long before a raised minimum is lowered."""
     rollout_window: timedelta = timedelta(minutes=30)
-    """A crash loop in pods of a revision rolled out this recently is blamed on the rollout."""
+    """A crash loop in pods of a revision rolled out this recently is blamed on the rollout;
+    one that began within this of a change to a ConfigMap the pods read, on the change."""
+    crashloop_gap: timedelta = timedelta(minutes=5)
+    """A workload free of crash-looping pods for less than this is still in the same crash
+    loop (a replacement starts, then crashes)."""
+    crash_backoff: tuple[timedelta, timedelta] = (timedelta(seconds=10), timedelta(minutes=5))
+    """The kubelet's CrashLoopBackOff: first delay (doubling per restart) and cap; a crash
+    loop's start is read back from its restart count with it."""
     spike_error_rate: float = 0.01
     """A 5xx spike: the error share over this (or ``spike_error_factor`` x the objective)..."""
     spike_error_factor: float = 10.0

@@ -4,7 +4,10 @@ A loop that restarts pods after every deploy, or pins the HPA floor at every lit
 traffic, would score well on faults and still be a bad neighbour; these events are the
 negatives. A benign rollout puts a new image tag on a random service (same behaviour: pods
 are replaced in a surge rollout, nothing fails); a traffic wave lifts external traffic by
-x1.2-1.4 over 10-20 minutes (at every entry service), which the reactive HPA absorbs.
+x1.2-1.4 over 10-20 minutes (at every entry service), which the reactive HPA absorbs; a
+config edit flips a feature flag in a random service's ConfigMap (``kubectl edit``), which
+breaks nothing. Config edits draw from a child of the random stream, so adding them left the
+draws of every other event (and of the scenario instances after them) as they were.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lab._faults import BackgroundEvent, ramp_multiplier
+from lab._kube_net import config_map_name
 
 if TYPE_CHECKING:
     from lab._estate import Lab
@@ -38,8 +42,10 @@ def plan_background(
     *,
     rollouts: int | None = None,
     waves: int | None = None,
+    config_edits: int | None = None,
 ) -> list[BackgroundEvent]:
-    """Benign rollouts and traffic waves in ``[start, end)``, ordered by time; uses ``rng``."""
+    """Benign rollouts, traffic waves and config edits in ``[start, end)``, ordered by time;
+    uses ``rng``."""
     cfg = lab.settings.background
     span_s = (end - start).total_seconds()
     hours = span_s / 3600.0
@@ -65,6 +71,14 @@ def plan_background(
         events.append(
             BackgroundEvent("traffic_wave", lab.entries[0], at, at + length, factor, detail)
         )
+    edits_rng = rng.spawn(1)[0]
+    if config_edits is None:
+        config_edits = int(edits_rng.poisson(cfg.config_edits_per_hour * hours))
+    for offset in np.sort(edits_rng.uniform(0.0, span_s, config_edits)):
+        service = lab.services[int(edits_rng.integers(len(lab.services)))]
+        flags = f"checkout-v2={'on' if edits_rng.random() < 0.5 else 'off'}"
+        at = t0 + timedelta(seconds=round(float(offset)))
+        events.append(BackgroundEvent("config_edit", service, at, None, 1.0, flags))
     events.sort(key=lambda e: e.at)
     return events
 
@@ -77,6 +91,10 @@ def fire_background(lab: Lab, event: BackgroundEvent) -> None:
         lab.cluster.roll_out(dep, event.detail, t)
         dep.generation += 1
         lab.cluster.reconcile(t)
+    elif event.kind == "config_edit":
+        name = config_map_name(event.service)
+        flags = {"FEATURE_FLAGS": event.detail}
+        lab.kube.core_v1.edit_config_map(name, flags, "kubectl-edit", lab.clock_s)
     lab.note_background(event)
 
 

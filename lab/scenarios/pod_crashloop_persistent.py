@@ -1,11 +1,14 @@
 """``pod_crashloop_persistent``: a crash loop that survives pod replacement.
 
-A ConfigMap key the service reads at start-up went bad. One running pod restarts (and so
-re-reads it) and crash-loops; every pod of the service that starts after that crash-loops
-too: a replacement, a scale-up, a rollout. Pods that were running before keep serving, since
-they read the config when it was good. Restarting the pod only yields a new crashing pod with
-a new name, so no loop action heals it: it needs a human to fix the ConfigMap
-(``Lab.clear``), after which new pods run and each crashing pod recovers at its next restart.
+Someone removed a key the service reads at start-up from its ConfigMap (``kubectl edit``: the
+change shows in the ConfigMap's ``managedFields``). One running pod restarts (and so re-reads
+it) and crash-loops; every pod of the service that starts after that crash-loops too: a
+replacement, a scale-up, a rollout. Pods that were running before keep serving, since they
+read the config when it was good. Restarting the pod only yields a new crashing pod with a new
+name, so no loop action heals it: it needs a human to fix the ConfigMap (``Lab.clear`` puts
+the key back), after which new pods run and each crashing pod recovers at its next restart.
+An instance without a ``configmap_key`` parameter breaks where the cluster does not show it
+(a bad Secret mounted from outside, say): no change is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from contracts import ScenarioId
 from lab._faults import ActiveFault, FaultRecord, ScenarioInstance, TickEffects
+from lab._kube_net import CONFIG_KEYS, config_map_name
 from lab._pods import CrashLoop
 from lab.scenarios._registry import Scenario, pick_healthy_pod, register_scenario
 
@@ -23,7 +27,9 @@ if TYPE_CHECKING:
     from lab._estate import Lab
     from lab._pods import Pod
 
-_KEYS = ("PAYMENT_GATEWAY_URL", "DB_POOL_SIZE", "FEATURE_FLAGS", "TLS_CA_BUNDLE")
+_KEYS = tuple(CONFIG_KEYS)
+#: Who edits the ConfigMap in the story.
+EDITOR = "kubectl-edit"
 
 
 @register_scenario
@@ -43,6 +49,10 @@ class PersistentCrashLoop(Scenario):
 
     def inject(self, lab: Lab, instance: ScenarioInstance) -> FaultRecord:
         pod = pick_healthy_pod(lab, instance)
+        key = instance.params.get("configmap_key")
+        if isinstance(key, str):
+            name = config_map_name(instance.service)
+            lab.kube.core_v1.edit_config_map(name, {key: None}, EDITOR, lab.clock_s)
         lab.cluster.start_crash_loop(pod, lab.clock_s)
         return lab.begin_fault(instance, target=pod.name, pods=[pod.name])
 
@@ -63,6 +73,10 @@ class PersistentCrashLoop(Scenario):
     def clear(self, lab: Lab, fault: ActiveFault, t: float) -> None:
         # The config is good again: each crashing container comes up healthy at its next start.
         startup_s = lab.settings.model.startup_s
+        key = fault.instance.params.get("configmap_key")
+        if isinstance(key, str):
+            name = config_map_name(fault.instance.service)
+            lab.kube.core_v1.edit_config_map(name, {key: CONFIG_KEYS[key]}, EDITOR, t)
         for name in fault.pods:
             pod = lab.cluster.pods.get(name)
             if pod is None or pod.crash is None:

@@ -3,21 +3,42 @@
 A container waiting in CrashLoopBackOff is hard evidence from the cluster; the anomaly score
 and the SLO only raise the confidence. When the looping pods run a revision rolled out in the
 last ``rollout_window`` and an earlier revision exists, the rollout is the cause and a
-rollback the heal. Otherwise the worst pod is restarted, once: a crash that survives the
-restart (a bad ConfigMap, say) fails verification, the loop escalates, and the guard refuses
-a second restart of that workload (``RestartPod.repeatable`` is False) until a human resets
-it or the breaker window has passed.
+rollback the heal. When a ConfigMap the pods read changed within that window before the crash
+loop began (read back from its restart count and the kubelet's back-off), the change is the
+suspect: a restarted container reads the same config and crashes the same way, so
+nothing is restarted and the loop escalates, naming the ConfigMap, who changed it and when
+(ooda never edits a config back by itself). Otherwise the worst pod is restarted, once: a
+crash that survives the restart (a bad Secret, say) fails verification, the loop escalates,
+and the guard refuses a second restart of that workload (``RestartPod.repeatable`` is
+False) until a human resets it or the breaker window has passed.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from actuators import Action, RestartPod, RollbackDeployment
 from contracts import ScenarioId
 from ooda._observe import within_slo
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
+
+
+def crash_began(restarts: int, now: datetime, backoff: tuple[timedelta, timedelta]) -> datetime:
+    """When a crash loop of ``restarts`` restarts began at the latest: between each two crashes
+    the kubelet waited its back-off (doubling from ``backoff[0]``, capped at ``backoff[1]``),
+    so the loop is at least that old (the runs between the crashes only make it older; the
+    newest crash may still be in its back-off, which is not counted)."""
+    first, cap = backoff
+    waits = max(0, restarts - 1)
+    waited = timedelta(0)
+    for i in range(waits):
+        delay = first * 2**i
+        if delay >= cap:
+            waited += cap * (waits - i)
+            break
+        waited += delay
+    return now - waited
 
 
 @register_runbook
@@ -39,12 +60,23 @@ class PodCrashLoop(Runbook):
         breached = not within_slo(view.latest, slo.p95_ms, slo.max_error_rate)
         score = snapshot.score(service)
         anomalous = score is not None and score >= self.settings.policy.anomaly_threshold
+        # When the crash loop began: the loop's own memory, or what the restarts tell.
+        began = crash_began(looping[0].restarts, snapshot.at, self.settings.policy.crash_backoff)
+        began = min(began, snapshot.crashlooping_since.get(service, began))
+        window = self.settings.policy.rollout_window
+        # A change is the suspect when it came before the crash loop, and not long before.
         fresh = (
             workload.revision_at is not None
             and workload.revision > 1
             and looping[0].template_hash == workload.current_template
-            and snapshot.at - workload.revision_at <= self.settings.policy.rollout_window
+            and timedelta(0) <= began - workload.revision_at <= window
         )
+        changed = next(
+            (c for c in workload.config_changes if timedelta(0) <= began - c.at <= window),
+            None,
+        )
+        if fresh and changed is not None and workload.revision_at is not None:
+            fresh = changed.at < workload.revision_at  # the newer of the two is the suspect
         evidence = {
             "pods": [p.name for p in looping],
             "restarts": looping[0].restarts,
@@ -54,7 +86,15 @@ class PodCrashLoop(Runbook):
             "ready": f"{workload.ready_replicas}/{workload.replicas}",
             "revision": workload.revision,
             "recent_rollout": bool(fresh),
+            "config_change": None
+            if changed is None
+            else f"{changed.kind.lower()}/{changed.name} changed at {changed.at:%H:%M:%S}"
+            f" by {changed.manager}",
         }
+        if changed is not None and not fresh:
+            evidence["escalate_because"] = (
+                f"{evidence['config_change']}: a restarted container re-reads it"
+            )
         return Diagnosis(
             scenario=ScenarioId.POD_CRASHLOOP,
             region=snapshot.region,
@@ -77,8 +117,8 @@ class PodCrashLoop(Runbook):
                 f" at {workload.revision_at:%H:%M}",
                 deployment=workload.deployment,
             )
-        if not pod.controlled:
-            return None
+        if diagnosis.evidence["config_change"] or not pod.controlled:
+            return None  # a restart re-reads the changed config; a bare pod is not replaced
         return RestartPod(
             ns,
             diagnosis.service,

@@ -5,7 +5,7 @@ rate limit the traffic model reads off them without an API call."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -196,3 +196,35 @@ def test_a_crd_in_a_kubernetes_group_needs_its_api_approval() -> None:
     ext = _ext(lab)
     assert _status(lambda: ext.create_custom_resource_definition(unapproved)) == 422
     ext.create_custom_resource_definition(HTTPROUTE_CRD)
+
+
+def test_each_service_reads_a_config_map_whose_writes_say_who_and_when(lab: Lab) -> None:
+    """Pods read ``<service>-config`` through ``envFrom``; the install is helm's write, an edit
+    adds the editor's ``managedFields`` entry with the time, and a write that changes nothing
+    records nothing."""
+    core = _core(lab)
+    names = {cm.metadata.name for cm in core.list_namespaced_config_map(NS).items}
+    assert names == {f"{s}-config" for s in lab.services}
+    dep = lab.kube.apps_v1.read_namespaced_deployment("checkout", NS)
+    [source] = dep.spec.template.spec.containers[0].env_from
+    assert source.config_map_ref.name == "checkout-config"
+    cm = core.read_namespaced_config_map("checkout-config", NS)
+    assert [m.manager for m in cm.metadata.managed_fields] == ["helm"]
+    assert cm.metadata.managed_fields[0].time == cm.metadata.creation_timestamp
+    lab.step(timedelta(minutes=2))
+    edited = core.patch_namespaced_config_map(
+        "checkout-config", NS, {"data": {"DB_POOL_SIZE": None}}, field_manager="kubectl-edit"
+    )
+    assert "DB_POOL_SIZE" not in edited.data
+    fields = {m.manager: m.time for m in edited.metadata.managed_fields}
+    assert fields["kubectl-edit"] == lab.clock.now().replace(microsecond=0)
+    assert fields["helm"] == cm.metadata.creation_timestamp
+    lab.step(timedelta(minutes=1))
+    same = core.patch_namespaced_config_map(
+        "checkout-config", NS, {"data": {"DB_POOL_SIZE": None}}, field_manager="kubectl-edit"
+    )
+    assert same.metadata.resource_version == edited.metadata.resource_version
+    assert same.metadata.managed_fields == edited.metadata.managed_fields
+    bad = {"data": {"DB_POOL_SIZE": 20}}
+    assert _status(lambda: core.patch_namespaced_config_map("checkout-config", NS, bad)) == 422
+    assert _status(lambda: core.read_namespaced_config_map("nope", NS)) == 404

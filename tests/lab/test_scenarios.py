@@ -296,7 +296,11 @@ def test_persistent_crash_loop_survives_deleting_the_crashing_pod() -> None:
 
 def test_clearing_the_persistent_fault_lets_pods_run() -> None:
     lab = warm_lab()
-    record = lab.inject(ScenarioInstance(ScenarioId.POD_CRASHLOOP_PERSISTENT, "payments"))
+    broken = {"pick": 0.5, "configmap_key": "TLS_CA_BUNDLE"}
+    instance = ScenarioInstance(ScenarioId.POD_CRASHLOOP_PERSISTENT, "payments", params=broken)
+    record = lab.inject(instance)
+    config = lab.kube.core_v1.read_namespaced_config_map("payments-config", NS)
+    assert "TLS_CA_BUNDLE" not in config.data, "the story's edit is not in the ConfigMap"
     lab.step(timedelta(minutes=3))
     lab.kube.core_v1.delete_namespaced_pod(record.target, NS)
     lab.step(timedelta(minutes=2))
@@ -304,6 +308,8 @@ def test_clearing_the_persistent_fault_lets_pods_run() -> None:
     assert crashing and window(lab, 1, "payments").error_rate.max() > 0.01
     cleared = lab.clear(record)
     assert cleared.ends_at == lab.clock.now() and lab.ground_truth == [cleared]
+    config = lab.kube.core_v1.read_namespaced_config_map("payments-config", NS)
+    assert config.data["TLS_CA_BUNDLE"], "the fix did not put the key back"
     assert lab.clear(record) == cleared  # already over: left as it is
     lab.step(timedelta(minutes=4))
     settled = pods_of(lab, "payments")
@@ -342,9 +348,11 @@ def test_background_events_change_nothing_but_load_and_revision() -> None:
     calm = copy.deepcopy(lab)
     start = lab.clock.now()
     end = start + timedelta(hours=1)
-    plan = lab.background(np.random.default_rng(3), start, end, rollouts=2, waves=1)
+    rng = np.random.default_rng(3)
+    plan = lab.background(rng, start, end, rollouts=2, waves=1, config_edits=1)
     (wave,) = [e for e in plan if e.kind == "traffic_wave"]
     rollouts = [e for e in plan if e.kind == "rollout"]
+    (edit,) = [e for e in plan if e.kind == "config_edit"]
     assert len(rollouts) == 2 and 1.2 <= wave.magnitude <= 1.4
     assert lab.background_events == []  # recorded when they happen
     for estate in (lab, calm):
@@ -357,6 +365,10 @@ def test_background_events_change_nothing_but_load_and_revision() -> None:
         assert {p.spec.containers[0].image for p in pods.items} <= {
             e.detail for e in rollouts if e.service == event.service
         }
+    cm = lab.kube.core_v1.read_namespaced_config_map(f"{edit.service}-config", NS)
+    assert cm.data["FEATURE_FLAGS"] == edit.detail
+    edited = {m.manager: m.time for m in cm.metadata.managed_fields}
+    assert timedelta(0) <= edited["kubectl-edit"] - edit.at < timedelta(seconds=15)
     hour = lab.source.query_range(start, lab.clock.now(), timedelta(minutes=1))
     quiet = calm.source.query_range(start, calm.clock.now(), timedelta(minutes=1))
     assert hour.error_rate.max() < 0.001 and hour.p95_latency_ms.max() < 150
@@ -395,7 +407,7 @@ def test_deep_copies_stepped_alike_stay_identical() -> None:
     record = lab.inject(ScenarioInstance(ScenarioId.POD_CRASHLOOP_PERSISTENT, "checkout"))
     lab.inject(scenario(ScenarioId.TRAFFIC_SURGE).draw(np.random.default_rng(1), lab))
     later = start + timedelta(minutes=40)
-    lab.background(np.random.default_rng(2), start, later, rollouts=1, waves=1)
+    lab.background(np.random.default_rng(2), start, later, rollouts=1, waves=1, config_edits=0)
     twins = [copy.deepcopy(lab) for _ in range(2)]
     for twin in twins:
         twin.step(timedelta(minutes=4))

@@ -1,0 +1,120 @@
+"""A crash loop that began right after a ConfigMap its pods read was changed is the change's:
+no restart (the replacement would re-read the same config), one escalation that names the
+ConfigMap, who changed it and when. A change long before the crash, or only the install of
+the ConfigMap, leaves the restart as it was."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from actuators import spy_on
+from contracts import ScenarioId
+from lab import Lab, ScenarioInstance
+from ooda import OodaSettings
+from ooda._cluster_state import read_workloads
+from ooda.runbooks.pod_crashloop import crash_began
+from tests.ooda._harness import crashlooping, lab_kube, make_lab, make_loop, run
+
+T = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+BACKOFF = OodaSettings().policy.crash_backoff
+
+
+def _edit(lab: Lab, service: str, data: dict[str, str | None]) -> None:
+    lab.kube.core_v1.edit_config_map(f"{service}-config", data, "kubectl-edit", lab.clock_s)
+
+
+def test_the_start_of_a_crash_loop_is_read_back_from_its_restarts() -> None:
+    assert crash_began(0, T, BACKOFF) == T
+    assert crash_began(1, T, BACKOFF) == T  # the first crash may still be in its back-off
+    assert crash_began(3, T, BACKOFF) == T - timedelta(seconds=30)  # 10 s + 20 s
+    # 10+20+40+80+160 s, then the 5-minute cap for each further wait.
+    assert crash_began(8, T, BACKOFF) == T - timedelta(seconds=310 + 2 * 300)
+
+
+def test_only_a_change_after_its_creation_is_a_config_change() -> None:
+    lab = make_lab()
+    kube = lab_kube(lab)
+    before = read_workloads(kube, "shop", ["checkout", "payments"])
+    assert before["checkout"].config_changes == (), "installing a ConfigMap is no change"
+    run_to = lab.clock.now() + timedelta(minutes=3)
+    lab.step(run_to - lab.clock.now())
+    _edit(lab, "checkout", {"FEATURE_FLAGS": "checkout-v2=off"})
+    after = read_workloads(kube, "shop", ["checkout", "payments"])
+    [change] = after["checkout"].config_changes
+    assert (change.kind, change.name, change.manager) == (
+        "ConfigMap",
+        "checkout-config",
+        "kubectl-edit",
+    )
+    assert change.at == lab.clock.now().replace(microsecond=0)
+    assert after["payments"].config_changes == (), "payments reads its own ConfigMap"
+
+
+def test_a_crash_loop_after_a_config_change_is_escalated_not_restarted() -> None:
+    lab = make_lab()
+    kube, spies = spy_on(lab_kube(lab))
+    loop = make_loop(lab, kube=kube)
+    run(lab, loop, 5)
+    instance = ScenarioInstance(
+        ScenarioId.POD_CRASHLOOP_PERSISTENT,
+        "checkout",
+        params={"pick": 0.3, "configmap_key": "DB_POOL_SIZE"},
+    )
+    injected_at = lab.inject(instance).injected_at
+    run(lab, loop, 40)
+    assert crashlooping(lab, "checkout"), "nothing heals a broken config"
+    assert loop.audit.entries("action") == [], "restarted into a broken config"
+    assert [m for spy in spies for m in spy.mutations] == [], "changed something"
+    escalations = loop.audit.entries("escalation")
+    assert escalations[0].at - injected_at <= timedelta(minutes=1)
+    for escalation in escalations:  # again every half hour while it lasts
+        assert "configmap/checkout-config changed at" in escalation.outcome
+        assert "by kubectl-edit" in escalation.outcome
+        assert escalation.evidence["config_change"].startswith("configmap/checkout-config")
+    gaps = [b.at - a.at for a, b in itertools.pairwise(escalations)]
+    assert all(gap >= timedelta(minutes=30) for gap in gaps), "paged more than each half hour"
+
+
+def test_a_config_change_long_before_the_crash_does_not_hold_back_the_restart() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
+    _edit(lab, "checkout", {"FEATURE_FLAGS": "checkout-v2=off"})
+    run(lab, loop, 40)  # longer ago than the rollout window when the crash begins
+    record = lab.inject(ScenarioInstance(ScenarioId.POD_CRASHLOOP, "checkout"))
+    run(lab, loop, 15)
+    restarts = [e for e in loop.audit.entries("action") if e.action == "restart_pod"]
+    assert [r.target for r in restarts] == [f"pod/shop/{record.target}"]
+    assert crashlooping(lab, "checkout") == []
+
+
+def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
+    """The config broke checkout; ten minutes later someone ships a new image. Its pods crash
+    too (they read the same config), but the crash loop is older than the rollout: no
+    rollback, no restart, the config change stays the suspect."""
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 5)
+    instance = ScenarioInstance(
+        ScenarioId.POD_CRASHLOOP_PERSISTENT,
+        "checkout",
+        params={"pick": 0.3, "configmap_key": "TLS_CA_BUNDLE"},
+    )
+    lab.inject(instance)
+    run(lab, loop, 10)
+    image = lab.kube.apps_v1.read_namespaced_deployment("checkout", "shop")
+    container = image.spec.template.spec.containers[0]
+    body = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": container.name, "image": f"{container.image}1"}]}
+            }
+        }
+    }
+    lab.kube.apps_v1.patch_namespaced_deployment("checkout", "shop", body)
+    run(lab, loop, 25)
+    dep = lab.kube.apps_v1.read_namespaced_deployment("checkout", "shop")
+    assert int(dep.metadata.annotations["deployment.kubernetes.io/revision"]) >= 2
+    assert crashlooping(lab, "checkout")
+    assert loop.audit.entries("action") == [], "acted on a crash the config change caused"
+    assert all("configmap/checkout-config" in e.outcome for e in loop.audit.entries("escalation"))
