@@ -149,14 +149,12 @@ class DbReadLatency(Runbook):
             "secondary": policy.db_endpoint.format(instance=replica_id, region=snapshot.region),
         }
         fit = healthy and lag_s <= policy.db_max_replica_lag_s
-        return Diagnosis(
-            scenario=ScenarioId.DB_READ_LATENCY,
-            region=snapshot.region,
-            service=service,
+        return self.diagnose(
+            snapshot,
+            service,
+            0.85 if fit else 0.6,
+            evidence,
             target=f"service/{snapshot.namespace}/{evidence['db_service']}",
-            confidence=0.85 if fit else 0.6,
-            evidence=evidence,
-            runbook=self.name,
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

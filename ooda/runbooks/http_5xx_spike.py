@@ -61,20 +61,17 @@ class Http5xxSpike(Runbook):
         current = [p for p in workload.pods if p.template_hash == workload.current_template]
         if not current:
             return None
-        return Diagnosis(
-            scenario=ScenarioId.HTTP_5XX_SPIKE,
-            region=snapshot.region,
-            service=service,
-            target=workload.workload,
-            confidence=0.9,
-            evidence={
+        return self.diagnose(
+            snapshot,
+            service,
+            0.9,
+            {
                 "error_rate": round(float(recent[-1]), 4),
                 "error_rate_before": round(float(baseline.median()), 4),
                 "revision": workload.revision,
                 "rolled_out_at": workload.revision_at.isoformat(),
                 "pods_on_revision": len(current),
             },
-            runbook=self.name,
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

@@ -153,13 +153,11 @@ class KafkaConsumerLag(Runbook):
             limit = min(limit, workload.hpa.max_replicas)
         running = max(workload.replicas, consumers)
         wanted = min(max(wanted, running + 1), limit)
-        return Diagnosis(
-            scenario=ScenarioId.KAFKA_CONSUMER_LAG,
-            region=snapshot.region,
-            service=service,
-            target=workload.workload,
-            confidence=min(0.95, 0.6 + state.deficit),
-            evidence={
+        return self.diagnose(
+            snapshot,
+            service,
+            min(0.95, 0.6 + state.deficit),
+            {
                 "consumergroup": state.group,
                 "topic": state.topic,
                 "partitions": state.partitions,
@@ -173,7 +171,6 @@ class KafkaConsumerLag(Runbook):
                 "set_consumers": wanted,
                 "at_limit": running >= limit,
             },
-            runbook=self.name,
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

@@ -71,13 +71,11 @@ class MemoryLeak(Runbook):
             (frame["service"] == service)
             & (frame["kube_pod_container_status_last_terminated_oomkilled"] > 0)
         ]["pod"]
-        return Diagnosis(
-            scenario=ScenarioId.MEMORY_LEAK,
-            region=snapshot.region,
-            service=service,
-            target=f"pod/{workload.namespace}/{pod}",
-            confidence=min(0.95, 0.5 + 0.5 * projection.fit),
-            evidence={
+        return self.diagnose(
+            snapshot,
+            service,
+            min(0.95, 0.5 + 0.5 * projection.fit),
+            {
                 "pod": pod,
                 "memory_of_limit": round(projection.latest, 3),
                 "minutes_to_limit": round(projection.eta_s / 60.0, 1),
@@ -85,7 +83,7 @@ class MemoryLeak(Runbook):
                 "fit": round(projection.fit, 3),
                 "oom_killed_recently": sorted(set(oom_killed)),
             },
-            runbook=self.name,
+            target=f"pod/{workload.namespace}/{pod}",
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

@@ -69,15 +69,7 @@ class NodeDiskPressure(Runbook):
             else:
                 continue
             evidence["pods"] = [p.name for p in workload.pods if p.node == node]
-            return Diagnosis(
-                scenario=ScenarioId.NODE_DISK_PRESSURE,
-                region=snapshot.region,
-                service=service,
-                target=f"node/{node}",
-                confidence=0.9,
-                evidence=evidence,
-                runbook=self.name,
-            )
+            return self.diagnose(snapshot, service, 0.9, evidence, target=f"node/{node}")
         return None
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

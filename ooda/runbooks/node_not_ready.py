@@ -40,20 +40,18 @@ class NodeNotReady(Runbook):
         # The node holding most of the service's pods first; the others on later ticks.
         node_name = max(stranded, key=lambda name: (len(stranded[name]), name))
         node = snapshot.nodes[node_name]
-        return Diagnosis(
-            scenario=ScenarioId.NODE_NOT_READY,
-            region=snapshot.region,
-            service=service,
-            target=f"node/{node_name}",
-            confidence=0.95,
-            evidence={
+        return self.diagnose(
+            snapshot,
+            service,
+            0.95,
+            {
                 "node": node_name,
                 "ready": node.ready,
                 "cordoned": node.unschedulable,
                 "pods": stranded[node_name],
                 "ready_pods": f"{workload.ready_replicas}/{workload.replicas}",
             },
-            runbook=self.name,
+            target=f"node/{node_name}",
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

@@ -43,18 +43,16 @@ class PacketLoss(Runbook):
                 share = retrans / out
             if len(share) < policy.spike_minutes or not (share > policy.retransmit_share).all():
                 continue
-            return Diagnosis(
-                scenario=ScenarioId.PACKET_LOSS,
-                region=snapshot.region,
-                service=service,
-                target=f"node/{node}",
-                confidence=0.85,
-                evidence={
+            return self.diagnose(
+                snapshot,
+                service,
+                0.85,
+                {
                     "node": node,
                     "retransmit_share": round(float(share[-1]), 4),
                     "pods": [p.name for p in workload.pods if p.node == node],
                 },
-                runbook=self.name,
+                target=f"node/{node}",
             )
         return None
 

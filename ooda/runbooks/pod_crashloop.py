@@ -95,15 +95,7 @@ class PodCrashLoop(Runbook):
             evidence["escalate_because"] = (
                 f"{evidence['config_change']}: a restarted container re-reads it"
             )
-        return Diagnosis(
-            scenario=ScenarioId.POD_CRASHLOOP,
-            region=snapshot.region,
-            service=service,
-            target=workload.workload,
-            confidence=0.95 if (anomalous or breached) else 0.75,
-            evidence=evidence,
-            runbook=self.name,
-        )
+        return self.diagnose(snapshot, service, 0.95 if (anomalous or breached) else 0.75, evidence)
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         workload = snapshot.workloads[diagnosis.service]

@@ -123,13 +123,11 @@ class UpstreamThrottling(Runbook):
         unhealthy = not (
             other_share <= policy.throttled_share and other_p95 <= policy.secondary_max_p95_ms
         )
-        return Diagnosis(
-            scenario=ScenarioId.UPSTREAM_THROTTLING,
-            region=snapshot.region,
-            service=service,
-            target=f"httproute/{snapshot.namespace}/{primary}",
-            confidence=0.85,
-            evidence={
+        return self.diagnose(
+            snapshot,
+            service,
+            0.85,
+            {
                 "route": primary,
                 "primary": primary,
                 "secondary": secondary,
@@ -143,7 +141,7 @@ class UpstreamThrottling(Runbook):
                 "secondary_p95_ms": None if math.isnan(other_p95) else round(other_p95, 1),
                 "secondary_healthy": not unhealthy,
             },
-            runbook=self.name,
+            target=f"httproute/{snapshot.namespace}/{primary}",
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
