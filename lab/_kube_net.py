@@ -95,6 +95,9 @@ class NamespacedObjects:
         """name -> the stored object (camelCase JSON)."""
         self.writes = 0
         """Writes so far (a reader caches what it derives until this moves)."""
+        self._models: dict[str, tuple[str, Any]] = {}
+        """name -> (resourceVersion, the model served for it): a list every tick renders
+        only what was written since (the loop lists ConfigMaps each tick)."""
 
     @property
     def namespace(self) -> str:
@@ -102,7 +105,15 @@ class NamespacedObjects:
         return self._namespace
 
     def _serve(self, obj: dict[str, Any]) -> Any:
-        return self._model.from_dict(copy.deepcopy(obj))
+        """The client's model of ``obj``, rendered once per resourceVersion (readers do not
+        change what they are served, as with the lab's pods)."""
+        meta = obj["metadata"]
+        hit = self._models.get(meta["name"])
+        if hit is not None and hit[0] == meta["resourceVersion"]:
+            return hit[1]
+        model = self._model.from_dict(copy.deepcopy(obj))
+        self._models[meta["name"]] = (meta["resourceVersion"], model)
+        return model
 
     def _get(self, name: str, namespace: str) -> dict[str, Any]:
         obj = self.objects.get(name) if namespace == self._namespace else None

@@ -86,14 +86,15 @@ def _config_changes(kube: KubeClients, namespace: str) -> dict[str, ConfigChange
     created (a ConfigMap installed with its Deployment is no change, as revision 1 is no
     rollout); empty where they may not be read (a role without ConfigMaps, a client without
     the call)."""
+    list_config_maps = getattr(kube.core_v1, "list_namespaced_config_map", None)
+    if list_config_maps is None:
+        return {}
     try:
-        items = kube.core_v1.list_namespaced_config_map(namespace).items
+        items = list_config_maps(namespace).items
     except ApiException as exc:
         if exc.status in (403, 404):
             return {}
         raise
-    except AttributeError:
-        return {}
     out: dict[str, ConfigChange] = {}
     for cm in items:
         created = cm.metadata.creation_timestamp

@@ -45,7 +45,8 @@ class Runbook(ABC):
 
     @abstractmethod
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
-        """One bounded action for ``diagnosis`` (None: nothing safe to do; escalate)."""
+        """One bounded action for ``diagnosis`` (None: nothing safe to do; escalate, with
+        ``diagnosis.evidence["escalate_because"]`` as the reason where the runbook gave one)."""
 
     def diagnose(
         self,
