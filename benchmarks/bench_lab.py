@@ -65,6 +65,7 @@ def _tick_parts(lab: Lab) -> dict[str, float]:
     )
     parts["list ReplicaSets"] = _timed(lambda: kube.apps_v1.list_namespaced_replica_set(NS))
     parts["list nodes"] = _timed(kube.core_v1.list_node)
+    parts["list ConfigMaps"] = _timed(lambda: kube.core_v1.list_namespaced_config_map(NS))
     return parts
 
 
