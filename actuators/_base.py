@@ -52,6 +52,10 @@ class Action(ABC):
     repeatable: ClassVar[bool] = True
     """Whether the action may be tried again on a workload where it just failed to heal
     (False: a second try would fail the same way, as a restart into a broken config does)."""
+    continues: ClassVar[bool] = False
+    """Whether a second action of this kind on the same target, applied while the first
+    awaits its verdict, continues it: one heal in steps, judged once, after the last step
+    (a redrive moves the poison messages that have shown themselves since the one before)."""
 
     @property
     @abstractmethod

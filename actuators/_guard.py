@@ -33,9 +33,14 @@ class GuardSettings:
     cooldown: timedelta = timedelta(minutes=5)
     """Minimum time between two actions of the same kind on the same workload."""
     cooldown_by_kind: dict[str, timedelta] = field(
-        default_factory=lambda: {"set_hpa_min": timedelta(minutes=2)}
+        default_factory=lambda: {
+            "set_hpa_min": timedelta(minutes=2),
+            "redrive_queue": timedelta(minutes=2),
+        }
     )
-    """Per-kind overrides of ``cooldown`` (scaling ahead of a ramp must be able to step up)."""
+    """Per-kind overrides of ``cooldown``: scaling ahead of a ramp must be able to step up;
+    a redrive moves the poison messages that have shown themselves since the last one (each
+    comes back once a visibility timeout, 30 s by default, has passed)."""
     max_disruptions_per_workload: int = 2
     """Disruptive actions (pod restarts, drains) allowed per workload in ``disruption_window``."""
     disruption_window: timedelta = timedelta(minutes=30)

@@ -13,6 +13,11 @@ made visible again at once. The number moved per action is bounded, and so is th
 looked at: every receive raises a message's receive count, which is also why a dry run only
 reads the queue's attributes.
 
+A poison message is in flight most of the time (a worker holds it until its processing
+times out, then it hides for the visibility timeout), so one pass finds only those visible at
+that moment. Redrives of one queue in a row are one heal (``continues``): each step moves what
+has shown itself since the last, and the verdict is judged on the last.
+
 Undo moves back exactly the messages this action moved, by their ids in the dead-letter queue,
 in the same safe order. SQS's ``StartMessageMoveTask`` is not used: it moves the whole
 dead-letter queue back, including what SQS dead-lettered by itself, which would undo more than
@@ -86,6 +91,7 @@ class RedriveQueue(Action):
     """How long a message being looked at stays hidden from the workers (at most)."""
 
     kind = ActionKind.REDRIVE_QUEUE
+    continues = True
 
     @property
     def target(self) -> str:

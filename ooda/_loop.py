@@ -21,13 +21,14 @@ from typing import Any
 import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
-from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource, WorkloadState
+from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
 from ooda._act import Actor
 from ooda._audit import AuditLog
 from ooda._autonomy import ErrorBudget
 from ooda._cluster_state import read_nodes, read_workloads
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._journal import Journal, LoopEvent, LoopStats
+from ooda._memory import ClusterMemory
 from ooda._observe import (
     check_forecast,
     clean_family,
@@ -109,7 +110,8 @@ class ControlLoop:
         self._forecast_failed = False
         self._forecast_job: Future[_Forecasted] | None = None
         self._surging: set[str] = set()
-        self._crashlooping: dict[str, tuple[datetime, datetime]] = {}
+        policy = settings.policy
+        self.memory = ClusterMemory(policy.crashloop_gap, policy.change_memory)
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
@@ -159,6 +161,8 @@ class ControlLoop:
             acted.add(plan.action.target)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
             if pending is not None:
+                earlier = self.pending
+                self.pending = [p for p in earlier if not self.verifier.continued(p, pending, now)]
                 self.pending.append(pending)
 
     def _judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:
@@ -201,6 +205,7 @@ class ControlLoop:
         except Exception as exc:
             self.journal.problem("*", now, f"reading cluster state failed: {exc}")
             workloads, nodes = {}, {}
+        workloads, looping_since, looped = self.memory.update(now, workloads)
         for service, view in views.items():
             if not view.usable:
                 self.journal.problem(service, now, "; ".join(view.problems))
@@ -235,25 +240,9 @@ class ControlLoop:
             forecast=forecast,
             nodes=nodes,
             families=self._read_families(now),
-            crashlooping_since=self._crashlooping_since(now, workloads),
+            crashlooping_since=looping_since,
+            crash_looped=looped,
         )
-
-    def _crashlooping_since(
-        self, now: datetime, workloads: dict[str, WorkloadState]
-    ) -> dict[str, datetime]:
-        """Since when each service has had a crash-looping pod, bridging gaps shorter than
-        ``crashloop_gap`` (the moments between one crashing pod's end and the next's crash)."""
-        gap = self.settings.policy.crashloop_gap
-        out: dict[str, datetime] = {}
-        for service, workload in workloads.items():
-            if not workload.crashlooping:
-                continue
-            since, last = self._crashlooping.get(service, (now, now))
-            if now - last > gap:
-                since = now
-            self._crashlooping[service] = (since, now)
-            out[service] = since
-        return out
 
     def _read_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
         """The metric families the runbooks read; one that fails is reported and absent."""

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from actuators import Action, ActionResult
-from contracts import MetricFamily, NodeState, ScenarioId, WorkloadState
+from contracts import MetricFamily, NodeState, PodState, ScenarioId, WorkloadState
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,19 @@ class Snapshot:
     families: dict[MetricFamily, pd.DataFrame] = field(default_factory=dict)
     """Clean frames of the metric families the runbooks read (absent: not available)."""
     crashlooping_since: dict[str, datetime] = field(default_factory=dict)
-    """Per service with a pod in CrashLoopBackOff: since when this loop has seen one there
-    without a break (pods come and go in a crash loop; a rollout replaces them all)."""
+    """Per service in a crash loop: since when this loop has seen a pod in CrashLoopBackOff
+    there without a break (pods come and go in a crash loop; a rollout replaces them all)."""
+    crash_looped: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per service: its pods this loop saw in CrashLoopBackOff within the crash-loop gap,
+    running now or not (a container runs for a while between two crashes)."""
+
+    def crashlooping(self, service: str) -> tuple[PodState, ...]:
+        """The pods of ``service`` in a crash loop: waiting in CrashLoopBackOff now, or
+        seen so within the crash-loop gap; most restarts first."""
+        workload = self.workloads[service]
+        looped = self.crash_looped.get(service, frozenset())
+        pods = (p for p in workload.pods if p.crashlooping or p.name in looped)
+        return tuple(sorted(pods, key=lambda p: -p.restarts))
 
     def usable(self) -> list[str]:
         """Services whose metrics and cluster state can be trusted this tick."""
@@ -140,6 +151,10 @@ class Plan:
     """How long verification waits for the heal."""
     why: str = ""
     """Why the autonomy is below ``ACT``, for the audit log."""
+
+
+#: The verification outcome of an action that a later step of the same heal continued.
+CONTINUED = "continued"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from actuators import ActionResult, Guard, GuardKey, action_class
 from contracts import ScenarioId
 from ooda._audit import AuditEntry, AuditLog
 from ooda._autonomy import ErrorBudget
-from ooda._records import PendingAction
+from ooda._records import CONTINUED, PendingAction
 
 
 @dataclass
@@ -73,6 +73,8 @@ def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
                     budget.record_failure(key.kind, entry.at)
             elif entry.kind == "verification" and entry.ref in applied:
                 _, key = applied.pop(entry.ref)
+                if entry.outcome == CONTINUED:
+                    continue  # a later step of the same heal carries the verdict
                 healed = entry.outcome == "healed"
                 guard.record_outcome(key, healed, entry.at)
                 if not healed:

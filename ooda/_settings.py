@@ -100,7 +100,10 @@ class PolicySettings:
     one that began within this of a change to a ConfigMap the pods read, on the change."""
     crashloop_gap: timedelta = timedelta(minutes=5)
     """A workload free of crash-looping pods for less than this is still in the same crash
-    loop (a replacement starts, then crashes)."""
+    loop (a container runs between its crashes; a replacement starts, then crashes)."""
+    change_memory: timedelta = timedelta(hours=24)
+    """How long the loop remembers a ConfigMap change it saw (``managedFields`` keep only
+    each manager's newest write, so a later edit hides an earlier one)."""
     crash_backoff: tuple[timedelta, timedelta] = (timedelta(seconds=10), timedelta(minutes=5))
     """The kubelet's CrashLoopBackOff: first delay (doubling per restart) and cap; a crash
     loop's start is read back from its restart count with it."""

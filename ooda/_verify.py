@@ -4,6 +4,8 @@ Each action judges itself (``Action.check``) on the minutes after it was applied
 workload as observed this tick. A failed heal counts against the workload's breaker and the
 kind's weekly budget; it is undone where stepping back is the fix (a floor lowered too far),
 and escalated otherwise — with "circuit breaker open" once the workload has failed too often.
+A heal in steps (``Action.continues``: a second redrive of the same queue) is judged once, on
+its last step; the earlier steps are closed as "continued".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contracts import Outcome, Verdict, VerifyWindow
 from ooda._autonomy import ErrorBudget
 from ooda._freshness import service_freshness
 from ooda._journal import Journal
-from ooda._records import PendingAction, Snapshot
+from ooda._records import CONTINUED, PendingAction, Snapshot
 from ooda._settings import OodaSettings
 
 
@@ -69,6 +71,31 @@ class Verifier:
         if outcome.verdict is Verdict.PENDING:
             return False
         self.conclude(pending, outcome, snapshot.at)
+        return True
+
+    def continued(self, earlier: PendingAction, later: PendingAction, now: datetime) -> bool:
+        """Whether ``later`` continues ``earlier`` (``Action.continues``); if so ``earlier``
+        is closed as "continued", neither healed nor failed: the heal is judged on ``later``."""
+        old, new = earlier.action, later.action
+        if not (new.continues and old.kind == new.kind and old.target == new.target):
+            return False
+        evidence = {
+            "continued_by": later.audit_id,
+            "applied_at": earlier.applied_at.isoformat(),
+            "scenario": str(earlier.scenario),
+            "guard": GuardKey.of(old).as_dict(),
+        }
+        self.journal.write(
+            now,
+            "verification",
+            old.service,
+            str(old.kind),
+            old.target,
+            CONTINUED,
+            evidence,
+            ref=earlier.audit_id,
+        )
+        self.journal.event(now, CONTINUED, old.service, f"{old.kind}: judged with the next step")
         return True
 
     def conclude(self, pending: PendingAction, outcome: Outcome, now: datetime) -> None:

@@ -52,7 +52,7 @@ class PodCrashLoop(Runbook):
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]
-        looping = workload.crashlooping
+        looping = snapshot.crashlooping(service)
         if not looping:
             return None
         view = snapshot.views[service]
@@ -99,7 +99,7 @@ class PodCrashLoop(Runbook):
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         workload = snapshot.workloads[diagnosis.service]
-        pod = workload.crashlooping[0]
+        pod = snapshot.crashlooping(diagnosis.service)[0]
         ns = workload.namespace
         if diagnosis.evidence["recent_rollout"]:
             return RollbackDeployment(

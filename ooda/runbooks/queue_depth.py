@@ -6,12 +6,14 @@ deletes by ``queue_poison_rps`` for ``queue_poison_minutes`` in a row (on a heal
 every receive is followed by its delete). Each holds a worker until it times out, so more
 workers would only feed them; :class:`~actuators.RedriveQueue` moves the messages received
 more than ``queue_poison_receives`` times to the queue's dead-letter queue, bounded, never
-purging, never losing one. Otherwise, when the workers delete fewer messages than are sent
-and the age of the oldest message (``trend_window``) is projected to pass the freshness
-objective within ``projection_lead``, the workers cannot keep up: the worker service's HPA
-floor is raised to enough pods to keep up with the sends and drain the backlog within
-``queue_drain``, at the throughput per pod the saturated workers show now (never past the
-HPA's maximum). Worker time is I/O, which the CPU-driven HPA does not see.
+purging, never losing one; while the receives keep failing it redrives again (every two
+minutes, the guard's cooldown for the kind), and the steps are judged as one heal.
+Otherwise, when the workers delete fewer messages than are sent and the age of the oldest
+message (``trend_window``) is projected to pass the freshness objective within
+``projection_lead``, the workers cannot keep up: the worker service's HPA floor is raised to
+enough pods to keep up with the sends and drain the backlog within ``queue_drain``, at the
+throughput per pod the saturated workers show now (never past the HPA's maximum). Worker
+time is I/O, which the CPU-driven HPA does not see.
 
 A floor raised here carries this runbook's name (``ooda.dev/floor-for``); it goes back, in one
 step, to the floor ooda found once ``queue_scale_in_after`` has passed and the queue has

@@ -24,6 +24,13 @@ def _edit(lab: Lab, service: str, data: dict[str, str | None]) -> None:
     lab.kube.core_v1.edit_config_map(f"{service}-config", data, "kubectl-edit", lab.clock_s)
 
 
+def _break_config(lab: Lab, key: str) -> datetime:
+    """A ``kubectl edit`` removes ``key`` from checkout's ConfigMap: a pod crash-loops."""
+    params: dict[str, float | str] = {"pick": 0.3, "configmap_key": key}
+    instance = ScenarioInstance(ScenarioId.POD_CRASHLOOP_PERSISTENT, "checkout", params=params)
+    return lab.inject(instance).injected_at
+
+
 def test_the_start_of_a_crash_loop_is_read_back_from_its_restarts() -> None:
     assert crash_began(0, T, BACKOFF) == T
     assert crash_began(1, T, BACKOFF) == T  # the first crash may still be in its back-off
@@ -56,12 +63,7 @@ def test_a_crash_loop_after_a_config_change_is_escalated_not_restarted() -> None
     kube, spies = spy_on(lab_kube(lab))
     loop = make_loop(lab, kube=kube)
     run(lab, loop, 5)
-    instance = ScenarioInstance(
-        ScenarioId.POD_CRASHLOOP_PERSISTENT,
-        "checkout",
-        params={"pick": 0.3, "configmap_key": "DB_POOL_SIZE"},
-    )
-    injected_at = lab.inject(instance).injected_at
+    injected_at = _break_config(lab, "DB_POOL_SIZE")
     run(lab, loop, 40)
     assert crashlooping(lab, "checkout"), "nothing heals a broken config"
     assert loop.audit.entries("action") == [], "restarted into a broken config"
@@ -95,12 +97,7 @@ def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
     lab = make_lab()
     loop = make_loop(lab)
     run(lab, loop, 5)
-    instance = ScenarioInstance(
-        ScenarioId.POD_CRASHLOOP_PERSISTENT,
-        "checkout",
-        params={"pick": 0.3, "configmap_key": "TLS_CA_BUNDLE"},
-    )
-    lab.inject(instance)
+    _break_config(lab, "TLS_CA_BUNDLE")
     run(lab, loop, 10)
     image = lab.kube.apps_v1.read_namespaced_deployment("checkout", "shop")
     container = image.spec.template.spec.containers[0]
@@ -118,3 +115,22 @@ def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
     assert crashlooping(lab, "checkout")
     assert loop.audit.entries("action") == [], "acted on a crash the config change caused"
     assert all("configmap/checkout-config" in e.outcome for e in loop.audit.entries("escalation"))
+
+
+def test_a_later_edit_by_the_same_hand_does_not_hide_the_suspect() -> None:
+    """``managedFields`` keep one time per manager: a harmless ``kubectl edit`` of a feature
+    flag ten minutes into the crash loop overwrites the time of the edit that broke it. The
+    loop remembers what it saw, so nothing is restarted and the escalations keep naming the
+    first edit."""
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 5)
+    broken_at = _break_config(lab, "DB_POOL_SIZE").replace(microsecond=0)
+    run(lab, loop, 10)
+    _edit(lab, "checkout", {"FEATURE_FLAGS": "checkout-v2=off"})
+    run(lab, loop, 30)
+    assert crashlooping(lab, "checkout")
+    assert loop.audit.entries("action") == [], "restarted into a broken config"
+    escalations = loop.audit.entries("escalation")
+    assert len(escalations) >= 2
+    assert all(f"changed at {broken_at:%H:%M:%S}" in e.outcome for e in escalations)

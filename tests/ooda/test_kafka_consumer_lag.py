@@ -3,18 +3,26 @@ partitions, what it leaves alone; and its chaos certification."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from actuators import ScaleConsumers
-from contracts import HpaState, MetricFamily, ScenarioId, WorkloadState
+from actuators import RestartPod, ScaleConsumers
+from contracts import (
+    METRIC_VALUE_COLUMNS,
+    HpaState,
+    MetricFamily,
+    PodState,
+    ScenarioId,
+    WorkloadState,
+)
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
-from ooda._records import Snapshot
-from ooda.runbooks import check_runbook
+from ooda._records import ServiceView, Snapshot
+from ooda.runbooks import check_runbook, registered_runbooks
 from ooda.runbooks.kafka_consumer_lag import KafkaConsumerLag
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
@@ -131,6 +139,46 @@ def test_other_services_and_missing_families_are_not_its_business(
     other = snapshot(frame)
     other.workloads["checkout"] = other.workloads["payments"]
     assert runbook.matches(other, "checkout") is None
+
+
+def test_a_crash_looping_consumer_is_the_crash_loop_runbook_s_even_between_crashes() -> None:
+    """A consumer that crashes consumes nothing: its group lags. In the seconds its container
+    runs between two crashes no pod waits in CrashLoopBackOff, but the loop has seen one
+    within the crash-loop gap, and the crash-loop runbook (ahead of this one) keeps the
+    service: a restart, not more crashing consumers."""
+    frame = kafka_frame([1000.0, 3000.0, 6600.0], produced=150.0, consumed=90.0, partitions=24)
+    base = snapshot(frame)
+    running = PodState("payments-a", "node-1", True, 6, None, True, "h1")
+    pods = (
+        running,
+        *(PodState(f"payments-{i}", "node-1", True, 0, None, True, "h1") for i in range(4)),
+    )
+    stamps = pd.date_range(end=NOW, periods=30, freq="1min")
+    history = pd.DataFrame(
+        {"timestamp": stamps, "region": "eu-west-1", "service": "payments"}
+        | dict.fromkeys(METRIC_VALUE_COLUMNS, 0.5)
+        | {"request_rate": 150.0, "p95_latency_ms": 80.0, "error_rate": 0.0, "ready_pods": 5.0}
+    )
+    settings = OodaSettings()
+    books = [cls(settings) for cls in registered_runbooks().values()]
+
+    def first(snap: Snapshot) -> tuple[str, object]:
+        for book in books:
+            diagnosis = book.matches(snap, "payments")
+            if diagnosis is not None:
+                return book.name, book.propose(diagnosis, snap)
+        return "", None
+
+    forgetful = replace(
+        base,
+        workloads={"payments": replace(base.workloads["payments"], pods=pods)},
+        views={"payments": ServiceView("payments", history)},
+    )
+    assert first(forgetful)[0] == "kafka_consumer_lag"  # one read alone sees no crash loop
+    remembered = replace(forgetful, crash_looped={"payments": frozenset({"payments-a"})})
+    name, action = first(remembered)
+    assert name == "pod_crashloop"
+    assert isinstance(action, RestartPod) and action.pod == "payments-a"
 
 
 def test_chaos_certifies_it() -> None:

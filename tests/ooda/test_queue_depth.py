@@ -10,16 +10,21 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from actuators import CHANGED_AT, RedriveQueue, SetHpaMinReplicas
+from actuators import CHANGED_AT, Guard, RedriveQueue, SetHpaMinReplicas
 from actuators._set_hpa_min import FLOOR_FOR, MIN_ORIGINAL, MIN_SET
 from contracts import HpaState, MetricFamily, ScenarioId, WorkloadState
-from ooda import OodaSettings, RuleScorer
+from lab import ScenarioInstance
+from lab._queue import Queue
+from ooda import AutonomySettings, OodaSettings, RuleScorer
+from ooda._autonomy import ErrorBudget
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
 from ooda._records import Snapshot
+from ooda._recover import recover
 from ooda._runs import Mode
 from ooda.runbooks import check_runbook
 from ooda.runbooks.queue_depth import QueueDepth
+from tests.ooda._harness import make_lab, make_loop, run
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 
@@ -179,3 +184,35 @@ def test_chaos_certifies_it_on_poison_and_on_a_backlog() -> None:
     for inst in result.instances:
         on, off = inst.runs[Mode.ON], inst.runs[Mode.OFF]
         assert on.breach_minutes <= 0.25 * off.breach_minutes, inst.instance
+
+
+def test_a_redrive_in_steps_is_one_heal_judged_on_its_last_step() -> None:
+    """A batch of poison larger than the workers cycle through shows itself in turns: each
+    redrive moves the messages received often enough by then. The steps are one heal: each
+    but the last is closed as "continued", the last carries the verdict, and nothing counts
+    as a failed heal; a restarted loop finds only the last step pending."""
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 3)
+    lab.inject(
+        ScenarioInstance(
+            ScenarioId.QUEUE_DEPTH,
+            "checkout",
+            400.0,
+            None,
+            {"queue": "receipts", "kind": "poison_batch"},
+        )
+    )
+    run(lab, loop, 8)
+    redrives = [e for e in loop.audit.entries("action") if e.action == "redrive_queue"]
+    assert len(redrives) >= 2, "the poison showed itself in one go"
+    verdicts = {e.ref: e.outcome for e in loop.audit.entries("verification")}
+    assert [verdicts.get(e.id) for e in redrives[:-1]] == ["continued"] * (len(redrives) - 1)
+    guard, budget = Guard(), ErrorBudget(AutonomySettings())
+    pending = recover(loop.audit, guard, budget).pending
+    assert [p.audit_id for p in pending] == [redrives[-1].id]
+    run(lab, loop, 30)
+    verdicts = {e.ref: e.outcome for e in loop.audit.entries("verification")}
+    assert "failed" not in verdicts.values()
+    assert loop.stats.failed["redrive_queue"] == 0
+    assert lab.dependencies(Queue)[0].poison_in_queue() == 0
