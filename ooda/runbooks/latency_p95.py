@@ -8,7 +8,9 @@ that: p95 ``latency_inflation`` x its own normal and climbing (a believable line
 across the objective within ``projection_lead``, or already ``latency_inflation_alone``
 x its normal) while the pods' CPU is
 at or under the target and the request rate flat. A traffic surge or wave (rate up) and
-CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's.
+CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's, and so is
+a p95 that rose no more than the load since the normal window (an evening's slow climb, with
+the HPA a step behind it): the inflation must beat ``latency_inflation`` x that load ratio.
 
 Slowness propagates up the call graph: a caller of a slow service is slow too. The runbook
 acts only where it starts: a service one of whose callees (``OodaSettings.calls``) shows the
@@ -132,11 +134,16 @@ class LatencyP95(Runbook):
         if growing and cpu > policy.latency_idle_cpu * target:
             return None  # load is growing and the CPU shows it: the HPA follows it
         inflation = p95 / base
-        objective = self.settings.slo.p95_ms
+        normal = (stamps <= pd.Timestamp(snapshot.at - NORMAL_GAP)) & (
+            stamps > pd.Timestamp(snapshot.at - NORMAL_GAP - NORMAL_WINDOW)
+        )
+        load = float(rate.iloc[-3:].mean() / rate[normal].median())
+        if math.isfinite(load) and inflation < policy.latency_inflation * max(1.0, load):
+            return None  # the p95 rose no more than the load: an evening's peak, the HPA's
         projection = project_crossing(
             stamps,
             history["p95_latency_ms"],
-            objective,
+            self.settings.slo.p95_ms,
             falling=False,
             now=snapshot.at,
             window=policy.trend_window,

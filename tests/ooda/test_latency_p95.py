@@ -4,16 +4,22 @@ starts (not at its callers), before the objective is breached, and steps back af
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
 
 from actuators import FLOOR_FOR
-from contracts import ScenarioId
+from contracts import METRIC_VALUE_COLUMNS, HpaState, ScenarioId, WorkloadState
 from lab import ScenarioInstance
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, draw_instance, run_chaos
 from ooda._chaos import make_loop as make_chaos_loop
 from ooda._chaos_report import to_json
+from ooda._records import ServiceView, Snapshot
 from ooda._runs import Mode, run_mode
+from ooda.runbooks.latency_p95 import LatencyP95
 
 from ._harness import make_lab, make_loop, run
 
@@ -122,3 +128,41 @@ def test_a_caller_of_a_crash_looping_service_is_left_alone() -> None:
     actions = [e.detail for e in played.events if e.kind == "action"]
     assert any(a.startswith("restart_pod") for a in actions)
     assert not [a for a in actions if a.startswith("set_hpa_min")], actions
+
+
+def _evening(rate_growth: float) -> Snapshot:
+    """checkout for the last 80 minutes: the request rate grows by ``rate_growth`` over the
+    hour, evenly (under 10 % in any ten minutes); the p95 sits at 106 ms, then climbs to
+    122 ms over the last five minutes in a clean line; CPU 0.64 against a 0.6 target."""
+    now = datetime(2026, 11, 18, 19, 17, tzinfo=UTC)
+    stamps = pd.date_range(end=now, periods=80, freq="1min")
+    rate = 245.0 * np.linspace(1.0, rate_growth, 80)
+    p95 = np.full(80, 106.0)
+    p95[-5:] = np.linspace(110.0, 122.0, 5)
+    history = pd.DataFrame(
+        {"timestamp": stamps, "region": "eu-west-1", "service": "checkout"}
+        | dict.fromkeys(METRIC_VALUE_COLUMNS, 0.0)
+        | {"request_rate": rate, "p95_latency_ms": p95, "cpu_utilisation": 0.64}
+        | {"ready_pods": 10.0, "desired_pods": 10.0}
+    )
+    hpa = HpaState("checkout", 3, 30, 10, 10, 0.6)
+    workload = WorkloadState("shop", "checkout", "checkout", 10, 10, 1, None, (), hpa)
+    return Snapshot(
+        at=now,
+        region="eu-west-1",
+        namespace="shop",
+        views={"checkout": ServiceView("checkout", history)},
+        workloads={"checkout": workload},
+        scores=None,
+        forecast=None,
+    )
+
+
+def test_a_p95_that_rose_no_more_than_the_load_is_left_to_the_hpa() -> None:
+    """An evening: traffic up 30 % over the hour, the p95 up 12 %, CPU at its target. The
+    creep of the last minutes draws a line across the objective, but the load explains it:
+    no floor. The same p95 on a flat load is the slow path's signature."""
+    runbook = LatencyP95(OodaSettings())
+    assert runbook.signature(_evening(1.3), "checkout") is None
+    flat = runbook.signature(_evening(1.0), "checkout")
+    assert flat is not None and flat["inflation"] == pytest.approx(1.12, abs=0.01)
