@@ -7,6 +7,7 @@ the intent goes into the audit log *before* the mutating call and the result aft
 crash in between leaves a trace that the next start-up turns into a cooldown, not a repeat.
 A guard or precondition refusal is recorded as refused: it is not a failed heal and never
 trips a breaker. A preview (dry-run or propose-only) is repeated at most once per cooldown.
+A service no runbook diagnosed gets the forecast's floor when predictive scaling is on.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from actuators import (
     GuardKey,
     GuardRejectedError,
 )
+from contracts import ScenarioId
 from ooda._autonomy import ErrorBudget
 from ooda._journal import Journal
+from ooda._predictive import PREDICTIVE, predictive_floor
 from ooda._records import Autonomy, Diagnosis, PendingAction, Plan, Snapshot
 from ooda._settings import OodaSettings
 from ooda.runbooks import Runbook
@@ -82,7 +85,23 @@ class Actor:
                 self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
                 return None
             return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
-        return None
+        return self._predict(snapshot, service)
+
+    def _predict(self, snapshot: Snapshot, service: str) -> Plan | None:
+        """The forecast's floor for a service no runbook diagnosed (predictive scaling)."""
+        action = predictive_floor(snapshot, service, self.settings)
+        if action is None:
+            return None
+        diagnosis = Diagnosis(
+            ScenarioId.TRAFFIC_SURGE,
+            snapshot.region,
+            service,
+            snapshot.workloads[service].workload,
+            1.0,
+            {"forecast_version": snapshot.forecast.model_version if snapshot.forecast else ""},
+            PREDICTIVE,
+        )
+        return self._plan(diagnosis, action, timedelta(0), snapshot.at)
 
     def _plan(
         self, diagnosis: Diagnosis, action: Action, deadline: timedelta, now: datetime

@@ -27,6 +27,7 @@ from lab import Lab, LabSettings, ScenarioInstance, TopologySettings, registered
 from lab import scenario as lab_scenario
 from ooda._audit import AuditLog
 from ooda._batching import BatchingScorer
+from ooda._capacity_week import CapacityWeek, capacity_week
 from ooda._errors import ChaosError
 from ooda._loop import ControlLoop
 from ooda._reactive import ReactivePlaybooks
@@ -55,6 +56,9 @@ class ChaosSettings:
     """Live time before the fault."""
     duration: timedelta = timedelta(minutes=45)
     """Live time after the fault is injected."""
+    predictive_days: float = 0.0
+    """Days of seasonal traffic to play under predictive scaling and under the reactive HPA
+    alone, to compare their breach minutes and pod-minutes (0: skip)."""
     clean_week_tick: timedelta = timedelta(minutes=1)
     """Tick of the clean week: the metrics' resolution, so a simulated week costs minutes;
     the loop decides on the same per-minute samples as at its 15 s tick."""
@@ -88,6 +92,8 @@ class ChaosResult:
     skipped: dict[ScenarioId, str]
     """Scenarios with no run, and why."""
     clean_week: CleanWeek | None
+    capacity: CapacityWeek | None = None
+    """The predictive-scaling week against the reactive HPA."""
     scoring_requests: int = 0
     scoring_calls: int = 0
 
@@ -171,9 +177,10 @@ def run_chaos(
     progress: Callable[[str, int], None] = lambda _what, _n: None,
 ) -> ChaosResult:
     """Play ``chaos`` and measure it; ``progress(what, n)`` is told of each finished run."""
-    if chaos.runs < 0 or chaos.clean_week_days < 0:
+    if chaos.runs < 0 or chaos.clean_week_days < 0 or chaos.predictive_days < 0:
         raise ChaosError(
-            f"runs and clean-week days must be >= 0, got {chaos.runs}, {chaos.clean_week_days}"
+            f"runs, clean-week and predictive days must be >= 0, got {chaos.runs},"
+            f" {chaos.clean_week_days}, {chaos.predictive_days}"
         )
     instances: list[Instance] = []
     skipped: dict[ScenarioId, str] = {}
@@ -187,7 +194,21 @@ def run_chaos(
     clean = None
     if chaos.clean_week_days > 0:
         clean = clean_week(settings, chaos, batcher, progress)
-    return ChaosResult(chaos, instances, skipped, clean, batcher.requests, batcher.calls)
+    capacity = None
+    if chaos.predictive_days > 0:
+        tick = max(settings.loop.tick, chaos.clean_week_tick)
+        capacity = capacity_week(
+            settings,
+            chaos.predictive_days,
+            chaos.seed,
+            WEEK_START,
+            chaos.history,
+            tick,
+            batcher,
+            make_loop,
+            progress,
+        )
+    return ChaosResult(chaos, instances, skipped, clean, capacity, batcher.requests, batcher.calls)
 
 
 def play_scenario(
@@ -295,7 +316,8 @@ def _clean_day(
 def total_work(chaos: ChaosSettings) -> int:
     """Progress units of ``chaos``: one per run of each mode, one per clean-week hour."""
     scenarios = [s for s in chaos.scenarios if runnable(s) is None]
-    return 3 * chaos.runs * len(scenarios) + int(chaos.clean_week_days * 24)
+    days = chaos.clean_week_days + 2 * chaos.predictive_days
+    return 3 * chaos.runs * len(scenarios) + int(days * 24)
 
 
 def parse_scenarios(text: str) -> tuple[ScenarioId, ...]:

@@ -2,9 +2,10 @@
 table, and an HTML page with plots.
 
 The JSON's top level is the contract scripts outside the project read (``seed``,
-``scenarios`` with one summary per requested scenario, ``clean_week``); the per-run
-details go under ``runs``. Means are over the runs where the measure exists (MTTD over the
-detected runs, MTTR over the recovered ones) and are null when none does.
+``scenarios`` with one summary per requested scenario, ``clean_week``,
+``predictive_week``); the per-run details go under ``runs``. Means are over the runs where
+the measure exists (MTTD over the detected runs, MTTR over the recovered ones) and are null
+when none does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from rich.table import Table
 
 from contracts import ScenarioId
+from ooda._capacity_week import CapacityWeek, ModeWeek
 from ooda._chaos import ChaosResult, Instance
 from ooda._report import plot_runs
 from ooda._runs import Mode, Run
@@ -156,10 +158,42 @@ def to_json(result: ChaosResult) -> dict[str, Any]:
         "clean_week": None
         if clean is None
         else {"days": clean.days, "false_actions": clean.false_actions, "actions": clean.actions},
+        "predictive_week": None if result.capacity is None else capacity_record(result.capacity),
         "scoring": {"loop_calls": result.scoring_calls, "http_requests": result.scoring_requests},
         "confusion": confusion(result),
         "runs": [run_record(i) for i in result.instances],
     }
+
+
+def capacity_record(week: CapacityWeek) -> dict[str, Any]:
+    """The predictive-scaling week against the reactive HPA, as JSON."""
+
+    def mode(m: ModeWeek) -> dict[str, Any]:
+        return {
+            "breach_minutes": m.breach_minutes,
+            "pod_minutes": round(m.pod_minutes, 1),
+            "actions": m.actions,
+        }
+
+    return {
+        "days": week.days,
+        "hpa_target": week.hpa_target,
+        "reactive": mode(week.reactive),
+        "predictive": mode(week.predictive),
+        "pod_minutes_saved": None if math.isnan(week.saving) else round(week.saving, 4),
+    }
+
+
+def capacity_text(record: dict[str, Any]) -> str:
+    """One line on the predictive-scaling week."""
+    r, p = record["reactive"], record["predictive"]
+    saved = record["pod_minutes_saved"]
+    return (
+        f"predictive week: {record['days']:g} days, HPA at {record['hpa_target']:.0%} with"
+        f" forecast floors: {p['breach_minutes']} breach min, {p['pod_minutes']:,.0f} pod-min;"
+        f" reactive HPA: {r['breach_minutes']} breach min, {r['pod_minutes']:,.0f} pod-min;"
+        f" pod-minutes saved {'-' if saved is None else f'{saved:.1%}'}"
+    )
 
 
 def write_json(result: ChaosResult, path: Path) -> Path:
@@ -311,6 +345,8 @@ def write_html(result: ChaosResult, data: dict[str, Any], slo: SloSettings, path
         if clean is None
         else f"<p>Clean week: {clean['days']:g} days, {clean['false_actions']} false actions.</p>"
     )
+    if data.get("predictive_week") is not None:
+        clean_text += f"<p>{html.escape(capacity_text(data['predictive_week']))}</p>"
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>ooda chaos</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;"

@@ -38,6 +38,7 @@ from ooda._observe import (
     forecast_history,
     service_views,
 )
+from ooda._predictive import PREDICTIVE
 from ooda._records import AnomalyScores, LoadForecast, PendingAction, ServiceView, Snapshot
 from ooda._recover import recover
 from ooda._scoring import Scorer
@@ -160,7 +161,7 @@ class ControlLoop:
                 continue
             acted.add(plan.action.target)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
-            if pending is not None:
+            if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
                 earlier = self.pending
                 self.pending = [p for p in earlier if not self.verifier.continued(p, pending, now)]
                 self.pending.append(pending)

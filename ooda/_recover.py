@@ -16,6 +16,7 @@ from actuators import ActionResult, Guard, GuardKey, action_class
 from contracts import ScenarioId
 from ooda._audit import AuditEntry, AuditLog
 from ooda._autonomy import ErrorBudget
+from ooda._predictive import PREDICTIVE
 from ooda._records import CONTINUED, PendingAction
 
 
@@ -65,7 +66,8 @@ def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
                 elif entry.outcome == "applied" and entry.id is not None:
                     key = GuardKey.from_dict(entry.evidence["guard"])
                     guard.record_applied(key, entry.at)
-                    applied[entry.id] = (entry, key)
+                    if entry.evidence.get("runbook") != PREDICTIVE:  # a floor is not a heal
+                        applied[entry.id] = (entry, key)
                 elif entry.outcome.startswith("error"):
                     key = GuardKey.from_dict(entry.evidence["guard"])
                     guard.record_applied(key, entry.at)

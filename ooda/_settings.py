@@ -225,6 +225,27 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class PredictiveSettings:
+    """Predictive scaling: the HPA's floor follows the load forecast, so the HPA itself can
+    run hotter (``hpa_target``) without breaching on a ramp it would follow too late."""
+
+    enabled: bool = False
+    """Set the floors at all (the loop heals without it; ``ooda chaos --predictive-days``
+    turns it on for its week)."""
+    hpa_target: float = 0.75
+    """The CPU target the HPA runs at under predictive scaling (the estate's own setting;
+    the reactive baseline keeps its 60 %)."""
+    floor_utilisation: float = 0.7
+    """The floor serves the forecast's upper quantile at this share of a pod's CPU (cooler
+    than ``hpa_target``: the headroom a ramp or a noisy busy hour needs)."""
+    lead: timedelta = timedelta(minutes=15)
+    """The forecast window the floor covers from now (a new pod serves after a minute and a
+    half; the HPA scales down over five)."""
+    quantile: str = "q90"
+    """The forecast quantile the floor serves."""
+
+
+@dataclass(frozen=True)
 class AutonomySettings:
     """How much the loop may do on its own, bounded by its own record."""
 
@@ -313,6 +334,8 @@ class OodaSettings:
     """Guard rails of the actuators."""
     autonomy: AutonomySettings = field(default_factory=AutonomySettings)
     """Failed-heal budget and propose-only kinds."""
+    predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
+    """Floors that follow the load forecast (off by default)."""
     serving: ServingClientSettings = field(default_factory=ServingClientSettings)
     """Scoring endpoints."""
     training: TrainingSettings = field(default_factory=TrainingSettings)

@@ -71,7 +71,14 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     # A chaos run's loops report through their audit logs and the scorecard, not the terminal.
     silence("ooda.loop")
     from ooda._chaos import ChaosSettings, parse_scenarios, run_chaos, total_work
-    from ooda._chaos_report import confusion_table, table, to_json, write_html, write_json
+    from ooda._chaos_report import (
+        capacity_text,
+        confusion_table,
+        table,
+        to_json,
+        write_html,
+        write_json,
+    )
     from ooda._demo import progress_bar
     from ooda._errors import ChaosError, ScoringUnavailableError
     from ooda._fakes import RuleScorer
@@ -85,11 +92,12 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
             runs=args.runs,
             seed=args.seed,
             clean_week_days=args.clean_week_days,
+            predictive_days=args.predictive_days,
         )
-        if args.runs < 0 or args.clean_week_days < 0:
+        if args.runs < 0 or args.clean_week_days < 0 or args.predictive_days < 0:
             raise ChaosError(
-                f"--runs and --clean-week-days must be >= 0, got {args.runs},"
-                f" {args.clean_week_days}"
+                f"--runs, --clean-week-days and --predictive-days must be >= 0, got"
+                f" {args.runs}, {args.clean_week_days}, {args.predictive_days}"
             )
     except ChaosError as exc:
         console.print(f"[red]chaos: {exc}[/]")
@@ -133,6 +141,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
             f"clean week: {data['clean_week']['days']:g} days,"
             f" {data['clean_week']['false_actions']} false actions"
         )
+    if data["predictive_week"] is not None:
+        console.print(capacity_text(data["predictive_week"]))
     if args.json:
         console.print(f"json: {write_json(result, args.json)}")
     page = write_html(result, data, settings.slo, settings.workdir / "chaos.html")
@@ -391,6 +401,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="days of a fault-free estate on which every action counts as false (0: skip)",
+    )
+    chaos.add_argument(
+        "--predictive-days",
+        type=float,
+        default=0.0,
+        help="days of seasonal traffic under predictive scaling against the reactive HPA (0: skip)",
     )
     chaos.add_argument("--json", type=Path, help="write the scorecard contract JSON here")
     chaos.add_argument(
