@@ -232,12 +232,13 @@ class PredictiveSettings:
     enabled: bool = False
     """Set the floors at all (the loop heals without it; ``ooda chaos --predictive-days``
     turns it on for its week)."""
-    hpa_target: float = 0.75
+    hpa_target: float = 0.8
     """The CPU target the HPA runs at under predictive scaling (the estate's own setting;
     the reactive baseline keeps its 60 %)."""
-    floor_utilisation: float = 0.7
-    """The floor serves the forecast's upper quantile at this share of a pod's CPU (cooler
-    than ``hpa_target``: the headroom a ramp or a noisy busy hour needs)."""
+    floor_utilisation: float = 0.75
+    """The floor serves the forecast's upper quantile at this share of a pod's CPU, a little
+    under ``hpa_target``: the HPA's own target is reached only by load beyond the forecast's
+    upper quantile."""
     lead: timedelta = timedelta(minutes=15)
     """The forecast window the floor covers from now (a new pod serves after a minute and a
     half; the HPA scales down over five)."""
