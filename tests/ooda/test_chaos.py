@@ -84,6 +84,7 @@ def test_the_json_follows_the_contract(report: dict[str, object]) -> None:
         assert set(row["mttd_s"]) == {"on", "reactive"}
     assert rows["kafka_consumer_lag"]["runs"] == 0 and rows["kafka_consumer_lag"]["reason"]
     assert report["clean_week"]["days"] == 0.1  # type: ignore[index]
+    assert report["predictive_week"] is None, "asked for no predictive days"
     confusion = report["confusion"]
     assert confusion["pod_crashloop"] == {"pod_crashloop": 1}  # type: ignore[index]
     # The persistent crash loop is diagnosed by the crash-loop runbook, which claims it.
@@ -106,6 +107,8 @@ def test_bad_arguments_exit_2_with_a_message(capsys: pytest.CaptureFixture[str])
     assert main(["chaos", "--scenarios", "pod_crash", "--scorer", "rules"]) == 2
     assert "unknown scenario 'pod_crash'" in capsys.readouterr().out
     assert main(["chaos", "--runs", "-1", "--scorer", "rules"]) == 2
+    assert main(["chaos", "--predictive-days", "-1", "--scorer", "rules"]) == 2
+    assert "--predictive-days must be >= 0" in capsys.readouterr().out
 
 
 def test_the_three_modes_start_from_the_same_state() -> None:
