@@ -6,7 +6,9 @@ within ``rollout_error_lag`` of the rollout (as the new pods took the traffic), 
 subsiding, and that rollout is recent: the new build is the cause and the previous revision the heal
 (``RollbackDeployment``; the action refuses a Deployment without history). Errors that began
 before the rollout or long after it (a callee failing, a lossy node), or with no recent
-rollout at all, are not this runbook's.
+rollout at all, are not this runbook's; nor are errors while a callee (``OodaSettings.calls``)
+crash-loops or fails requests itself, even when a benign rollout of the caller happens to
+coincide with them.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class Http5xxSpike(Runbook):
         current = [p for p in workload.pods if p.template_hash == workload.current_template]
         if not current:
             return None
+        for callee in self.settings.calls.get(service, ()):
+            if callee in snapshot.workloads and snapshot.crashlooping(callee):
+                return None  # its failing calls are the callee's crash loop, not the rollout
+            view = snapshot.views.get(callee)
+            rows = view.history if view is not None else pd.DataFrame()
+            if len(rows) and float(rows["error_rate"].iloc[-1]) > spike / 2:
+                return None  # the errors start further down the call graph
         return self.diagnose(
             snapshot,
             service,
