@@ -71,3 +71,21 @@ def crashlooping(lab: Lab, service: str) -> list[str]:
         for s in p.status.container_statuses or []
         if s.state.waiting is not None and s.state.waiting.reason == "CrashLoopBackOff"
     ]
+
+
+def play_on(lab: Lab, instance: Any, inject_at: datetime, end: datetime) -> Any:
+    """A chaos instance played with ooda's loop on (rules scorer, default settings)."""
+    from ooda._chaos import make_loop as make_chaos_loop
+    from ooda._runs import Mode, run_mode
+
+    settings = OodaSettings()
+    return run_mode(
+        lab,
+        instance,
+        inject_at,
+        end,
+        Mode.ON,
+        lambda copy: make_chaos_loop(copy, settings, RuleScorer()),
+        settings.slo,
+        settings.loop.tick,
+    )

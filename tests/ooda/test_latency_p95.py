@@ -15,13 +15,12 @@ from contracts import METRIC_VALUE_COLUMNS, HpaState, ScenarioId, WorkloadState
 from lab import ScenarioInstance
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, draw_instance, run_chaos
-from ooda._chaos import make_loop as make_chaos_loop
 from ooda._chaos_report import to_json
 from ooda._records import ServiceView, Snapshot
-from ooda._runs import Mode, run_mode
+from ooda._runs import Mode
 from ooda.runbooks.latency_p95 import LatencyP95
 
-from ._harness import make_lab, make_loop, run
+from ._harness import make_lab, make_loop, play_on, run
 
 
 def _creep(service: str, factor: float, minutes: float, creep_min: float) -> ScenarioInstance:
@@ -111,16 +110,7 @@ def test_a_caller_of_a_crash_looping_service_is_left_alone() -> None:
     # A cause the cluster does not show (no ConfigMap edit), so payments gets its restart.
     params = {k: v for k, v in instance.params.items() if k != "configmap_key"}
     instance = replace(instance, params=params)
-    played = run_mode(
-        lab,
-        instance,
-        inject_at,
-        end,
-        Mode.ON,
-        lambda copy: make_chaos_loop(copy, settings, RuleScorer()),
-        settings.slo,
-        settings.loop.tick,
-    )
+    played = play_on(lab, instance, inject_at, end)
     caller = played.metrics[played.metrics["service"] == "checkout"]
     before = caller[caller["timestamp"] < inject_at]["p95_latency_ms"].median()
     after = caller[caller["timestamp"] >= inject_at]["p95_latency_ms"].max()
