@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-chaos bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ bench-k8s: install k8s-bins
 
 bench-forecast: install
 	.venv/bin/python benchmarks/bench_forecast.py
+
+# The detector with and without the metric families, forward-chained CV over lab histories.
+bench-detector: install
+	.venv/bin/python benchmarks/bench_detector.py --seeds 1 2 3 4 5 6 --days 5 --per-day 8
 
 # Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
 bench-nab: install

@@ -68,8 +68,8 @@ def main() -> None:
         services = ["frontend", "checkout", "payments"]
         frame = timed(
             rows,
-            "feast: historical detector_v1",
-            lambda: features.training_frame(store, start, end, services, "detector_v1"),
+            "feast: historical detector_v2",
+            lambda: features.training_frame(store, start, end, services, "detector_v2"),
             "point-in-time join, 1-min grid (DuckDB)",
         )
         series = timed(
@@ -83,7 +83,7 @@ def main() -> None:
         timed(
             rows,
             "feast: online_features (3 services)",
-            lambda: features.online_features(store, services, "detector_v1"),
+            lambda: features.online_features(store, services, "detector_v2"),
         )
     cols = list(features.DETECTOR_FEATURES)
     detector = timed(

@@ -5,9 +5,10 @@ A metric source (Prometheus, the lab) yields the tidy metrics frame (`contracts.
 parquet table and materializes the online SQLite store; `push_live` pushes the newest row
 per service online each tick, computed alone (and fast) by `latest_features`. Training
 reads `historical_features`/`training_frame` (point-in-time correct), serving reads
-`online_features`, through one feature service per model: `detector_v1`
-(`DETECTOR_FEATURES`) and `forecaster_v1` (the last `FORECAST_WINDOW` per-minute request
-rates as `request_rate_window`, with `window_end`).
+`online_features`, through one feature service per model: `detector_v2`
+(`DETECTOR_FEATURES`: the service's own features and, from `service_rollup`, its view of
+the families it depends on, in the `service_families` view) and `forecaster_v1` (the last
+`FORECAST_WINDOW` per-minute request rates as `request_rate_window`, with `window_end`).
 Every other metric family (pods, nodes, databases, Kafka, queues, upstream APIs;
 `contracts.FAMILIES`) has its own feature view keyed by region and the family's entity
 (`FAMILY_ENTITIES`), filled by `ingest_families` and read by `online_family_features` and
@@ -38,6 +39,7 @@ from features._families import (
     ingest_families,
     online_family_features,
 )
+from features._rollup import ROLLUP_COLUMNS, ROLLUP_MIN_SCALES, service_rollup
 from features._schema import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
@@ -47,6 +49,7 @@ from features._schema import (
     FORECASTER_FEATURES,
     FORECASTER_SERVICE,
     PUSH_SOURCE,
+    SERVICE_DETECTOR_FEATURES,
 )
 from features._store import (
     FeatureRepoSettings,
@@ -77,6 +80,9 @@ __all__ = [
     "FORECASTER_SERVICE",
     "FORECAST_WINDOW",
     "PUSH_SOURCE",
+    "ROLLUP_COLUMNS",
+    "ROLLUP_MIN_SCALES",
+    "SERVICE_DETECTOR_FEATURES",
     "FeatureError",
     "FeatureRepoSettings",
     "FeatureSchemaError",
@@ -97,5 +103,6 @@ __all__ = [
     "open_store",
     "push_live",
     "repo_config_dict",
+    "service_rollup",
     "training_frame",
 ]

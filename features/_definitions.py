@@ -18,6 +18,7 @@ from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from contracts import METRIC_VALUE_COLUMNS
 from features._families import FamilyDefinitions, build_family_definitions
+from features._rollup import ROLLUP_COLUMNS
 from features._schema import (
     DETECTOR_FEATURES,
     DETECTOR_SERVICE,
@@ -29,6 +30,8 @@ from features._schema import (
     OFFLINE_FILE,
     PUSH_SOURCE,
     ROLLING_COLUMNS,
+    ROLLUP_FILE,
+    ROLLUP_PUSH_SOURCE,
 )
 
 
@@ -41,7 +44,11 @@ class FeatureRepoDefinitions:
     push_source: PushSource
     service_metrics: FeatureView
     service_rolling: FeatureView
-    detector_v1: FeatureService
+    rollup_source: FileSource
+    rollup_push: PushSource
+    service_families: FeatureView
+    """Each service's view of the families it depends on (``features._rollup``)."""
+    detector_v2: FeatureService
     forecaster_v1: FeatureService
     families: FamilyDefinitions
     """One feature view per metric family beside the services' own (``features._families``)."""
@@ -54,7 +61,10 @@ class FeatureRepoDefinitions:
             self.push_source,
             self.service_metrics,
             self.service_rolling,
-            self.detector_v1,
+            self.rollup_source,
+            self.rollup_push,
+            self.service_families,
+            self.detector_v2,
             self.forecaster_v1,
             *self.families.objects(),
         ]
@@ -115,12 +125,38 @@ def build_definitions(data_dir: str) -> FeatureRepoDefinitions:
         online=True,
         description="Trailing-window features computed at ingestion time.",
     )
+    rollup_source = FileSource(
+        name="service_families_source",
+        path=f"{data_dir}/{ROLLUP_FILE}",
+        file_format=ParquetFormat(),
+        timestamp_field=EVENT_TIMESTAMP,
+        description="Per-minute rollup of the metric families per service (ingest_families).",
+    )
+    rollup_push = PushSource(name=ROLLUP_PUSH_SOURCE, batch_source=rollup_source)
+    service_families = FeatureView(
+        name="service_families",
+        entities=[service],
+        ttl=FEATURE_TTL,
+        schema=[
+            *(Field(name=name, dtype=Float64) for name in ROLLUP_COLUMNS),
+            Field(name="region", dtype=String),
+        ],
+        source=rollup_push,
+        online=True,
+        description="A service's view of the pods, nodes, databases, consumer groups, queues"
+        " and upstream APIs it depends on: shares, ratios and seconds.",
+    )
     metric_features = [n for n in DETECTOR_FEATURES if n in METRIC_VALUE_COLUMNS]
     rolling_features = [n for n in DETECTOR_FEATURES if n in ROLLING_COLUMNS]
-    detector_v1 = FeatureService(
+    detector_v2 = FeatureService(
         name=DETECTOR_SERVICE,
-        features=[service_metrics[metric_features], service_rolling[rolling_features]],
-        description="Inputs of the anomaly detector (features.DETECTOR_FEATURES).",
+        features=[
+            service_metrics[metric_features],
+            service_rolling[rolling_features],
+            service_families[list(ROLLUP_COLUMNS)],
+        ],
+        description="Inputs of the anomaly detector (features.DETECTOR_FEATURES): the"
+        " service's own metrics and its view of the families it depends on.",
     )
     forecaster_v1 = FeatureService(
         name=FORECASTER_SERVICE,
@@ -133,7 +169,10 @@ def build_definitions(data_dir: str) -> FeatureRepoDefinitions:
         push_source=push_source,
         service_metrics=service_metrics,
         service_rolling=service_rolling,
-        detector_v1=detector_v1,
+        rollup_source=rollup_source,
+        rollup_push=rollup_push,
+        service_families=service_families,
+        detector_v2=detector_v2,
         forecaster_v1=forecaster_v1,
         families=build_family_definitions(data_dir, service),
     )

@@ -27,7 +27,14 @@ import pyarrow.parquet as pq
 
 from contracts import FAMILIES, MetricFamily
 from features._errors import FeatureSchemaError, MissingFeaturesError
-from features._schema import EVENT_TIMESTAMP, FEATURE_TTL
+from features._rollup import ROLLUP_COLUMNS, service_rollup
+from features._schema import (
+    ENTITY_KEY,
+    EVENT_TIMESTAMP,
+    FEATURE_TTL,
+    ROLLUP_FILE,
+    ROLLUP_PUSH_SOURCE,
+)
 from features._transform import entity_frame
 
 if TYPE_CHECKING:
@@ -137,13 +144,26 @@ def build_family_definitions(data_dir: str, service: Entity) -> FamilyDefinition
     )
 
 
+_ROLLUP_SCHEMA = pa.schema(
+    [
+        pa.field(EVENT_TIMESTAMP, pa.timestamp("us", tz="UTC")),
+        pa.field(ENTITY_KEY, pa.string()),
+        pa.field("region", pa.string()),
+        *(pa.field(c, pa.float64()) for c in ROLLUP_COLUMNS),
+    ]
+)
+
+
 def create_family_tables(data_dir: Path) -> None:
-    """Create the empty table of each family that has none yet."""
+    """Create the empty table of each family, and of the per-service rollup, that has none."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for family in FAMILY_ENTITIES:
         path = data_dir / f"{family_view(family)}.parquet"
         if not path.exists():
             _write(path, _schema(family).empty_table())
+    rollup = data_dir / ROLLUP_FILE
+    if not rollup.exists():
+        _write(rollup, _ROLLUP_SCHEMA.empty_table())
 
 
 def family_rows(family: MetricFamily, frame: pd.DataFrame) -> pd.DataFrame:
@@ -170,8 +190,10 @@ def ingest_families(store: FeatureStore, frames: Mapping[MetricFamily, pd.DataFr
     """Append each family frame to its offline table and bring its online rows up to date.
 
     Rows already stored for the same series and minute are replaced (re-ingesting a range
-    is idempotent). Online, each series then holds its newest stored row. Returns the
-    number of rows written.
+    is idempotent). Online, each series then holds its newest stored row. When ``frames``
+    holds every family, each service's rollup of them (``service_families``, the detector's
+    family features) is written the same way; from fewer families it would be partly
+    unknown, so it is left as it is. Returns the number of family rows written.
     """
     from feast.data_source import PushMode
 
@@ -192,7 +214,34 @@ def ingest_families(store: FeatureStore, frames: Mapping[MetricFamily, pd.DataFr
         with contextlib.redirect_stdout(io.StringIO()):
             store.push(f"{family_view(family)}_push", newest, to=PushMode.ONLINE)
         written += len(rows)
+    if set(FAMILY_ENTITIES) <= set(frames):
+        _ingest_rollup(store, service_rollup(frames))
     return written
+
+
+def _ingest_rollup(store: FeatureStore, rollup: pd.DataFrame) -> None:
+    from feast.data_source import PushMode
+
+    if rollup.empty:
+        return
+    rows = pd.DataFrame(
+        {
+            EVENT_TIMESTAMP: pd.to_datetime(rollup["timestamp"], utc=True),
+            ENTITY_KEY: rollup["service"].astype(str),
+            "region": rollup["region"].astype(str),
+            **{c: rollup[c].astype(float) for c in ROLLUP_COLUMNS},
+        }
+    )
+    path = _source_path(store, "service_families_source")
+    stored = pd.read_parquet(path)
+    stored[EVENT_TIMESTAMP] = stored[EVENT_TIMESTAMP].astype("datetime64[ns, UTC]")
+    combined = pd.concat([stored, rows], ignore_index=True) if len(stored) else rows
+    combined = combined.drop_duplicates([ENTITY_KEY, EVENT_TIMESTAMP], keep="last")
+    combined = combined.sort_values([EVENT_TIMESTAMP, ENTITY_KEY], ignore_index=True)
+    _write(path, pa.Table.from_pandas(combined, schema=_ROLLUP_SCHEMA, preserve_index=False))
+    newest = combined.drop_duplicates([ENTITY_KEY], keep="last")
+    with contextlib.redirect_stdout(io.StringIO()):
+        store.push(ROLLUP_PUSH_SOURCE, newest, to=PushMode.ONLINE)
 
 
 def online_family_features(
@@ -240,9 +289,13 @@ def historical_family_features(
 
 
 def _table(store: FeatureStore, family: MetricFamily) -> Path:
+    return _source_path(store, f"{family_view(family)}_source")
+
+
+def _source_path(store: FeatureStore, name: str) -> Path:
     from feast import FileSource
 
-    source = store.get_data_source(f"{family_view(family)}_source")
+    source = store.get_data_source(name)
     assert isinstance(source, FileSource)
     root = store.config.repo_path or store.repo_path
     return Path(FileSource.get_uri_for_file_path(repo_path=root, uri=source.path))

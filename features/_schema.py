@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from features._rollup import ROLLUP_COLUMNS
+
 #: Features of the `service_rolling` view that are scalars computed over trailing windows.
 ROLLING_COLUMNS: tuple[str, ...] = (
     "error_rate_5m_mean",
@@ -30,10 +32,10 @@ WINDOW_COLUMNS: tuple[str, ...] = (
 #: Length in minutes of `request_rate_window` (one value per minute, oldest first).
 FORECAST_WINDOW = 60
 
-#: Features the anomaly detector is trained and scored on (all in feature service `detector_v1`).
-#: Point metrics catch sudden changes; `restarts_15m`/`not_ready_ratio` catch crash loops,
-#: `memory_utilisation` leaks, `request_rate_ratio_1h` surges relative to the last hour.
-DETECTOR_FEATURES: tuple[str, ...] = (
+#: The service's own features of the detector. Point metrics catch sudden changes;
+#: `restarts_15m`/`not_ready_ratio` catch crash loops, `memory_utilisation` leaks,
+#: `request_rate_ratio_1h` surges relative to the last hour.
+SERVICE_DETECTOR_FEATURES: tuple[str, ...] = (
     "error_rate",
     "p95_latency_ms",
     "restarts_15m",
@@ -42,6 +44,10 @@ DETECTOR_FEATURES: tuple[str, ...] = (
     "memory_utilisation",
     "request_rate_ratio_1h",
 )
+
+#: Features the anomaly detector is trained and scored on (feature service `detector_v2`):
+#: the service's own, then its view of the families it depends on (`ROLLUP_COLUMNS`).
+DETECTOR_FEATURES: tuple[str, ...] = (*SERVICE_DETECTOR_FEATURES, *ROLLUP_COLUMNS)
 
 #: Features of feature service `forecaster_v1`.
 FORECASTER_FEATURES: tuple[str, ...] = WINDOW_COLUMNS
@@ -56,10 +62,13 @@ FEATURE_TTL = timedelta(minutes=15)
 
 #: File name of the offline feature table inside the data directory.
 OFFLINE_FILE = "service_metrics.parquet"
+#: File name of the per-service family rollup table, and its push source.
+ROLLUP_FILE = "service_families.parquet"
+ROLLUP_PUSH_SOURCE = "service_families_push"
 #: Name of the push source the live loop writes through.
 PUSH_SOURCE = "service_metrics_push"
 #: Names of the feature services, one per model role.
-DETECTOR_SERVICE = "detector_v1"
+DETECTOR_SERVICE = "detector_v2"
 FORECASTER_SERVICE = "forecaster_v1"
 #: The features of each feature service, in the order retrieval returns them.
 SERVICE_FEATURES: dict[str, tuple[str, ...]] = {

@@ -108,6 +108,7 @@ class Lab:
         """The cloud APIs of the lab's account (its SQS queues), as actions take them."""
         self._records: list[FaultRecord] = []
         self._active: list[ActiveFault] = []
+        self._ended: dict[int, ActiveFault] = {}
         self._background: list[BackgroundEvent] = []
         self._waves: list[BackgroundEvent] = []
         self._agenda: list[tuple[float, int, Action]] = []
@@ -168,7 +169,9 @@ class Lab:
     def clear(self, record: FaultRecord) -> FaultRecord:
         """A human removes the cause of the fault of ``record`` now; returns its final record.
 
-        A fault that is already over is left as it is.
+        A fault that is already over is left as it is, unless its cause outlives it
+        (``Scenario.cause_outlives_effect``: a dead node once its pods moved), which is
+        repaired.
         """
         key = (record.scenario, record.target, record.injected_at)
         index = next(
@@ -186,6 +189,10 @@ class Lab:
             scenario(fault.instance.scenario).clear(self, fault, self._t)
             if fault in self._active:
                 self._end(fault, self._t)
+        elif index in self._ended:
+            kind = scenario(self._ended[index].instance.scenario)
+            if kind.cause_outlives_effect:
+                kind.clear(self, self._ended.pop(index), self._t)
         return self._records[index]
 
     def schedule(self, at: datetime, action: Action) -> None:
@@ -359,6 +366,7 @@ class Lab:
 
     def _end(self, fault: ActiveFault, t: float) -> None:
         self._active.remove(fault)
+        self._ended[fault.index] = fault
         record = self._records[fault.index]
         if record.ends_at is None or record.ends_at > _utc(t):
             self._records[fault.index] = replace(record, ends_at=_utc(t))

@@ -14,7 +14,7 @@ import logging
 import math
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -56,10 +56,18 @@ def _fallback_spread(centred: np.ndarray) -> float:
 
 
 class _FeatureDetector(ABC):
-    """Imputation, robust scaling and score calibration shared by the detectors."""
+    """Imputation, robust scaling and score calibration shared by the detectors.
+
+    ``min_scales`` gives, per feature, the smallest change that can matter: its scale is
+    never below it, and a feature constant in training (a disk that never filled) takes it
+    as its unit, so that moving by that much scores like one spread of a feature that varies.
+    """
 
     def __init__(
-        self, features: Sequence[str] = DEFAULT_DETECTOR_FEATURES, threshold_quantile: float = 0.99
+        self,
+        features: Sequence[str] = DEFAULT_DETECTOR_FEATURES,
+        threshold_quantile: float = 0.99,
+        min_scales: Mapping[str, float] | None = None,
     ) -> None:
         if not features:
             raise InvalidInputError("a detector needs at least one feature, got none")
@@ -69,8 +77,16 @@ class _FeatureDetector(ABC):
             raise InvalidInputError(
                 f"threshold_quantile must lie in (0.5, 1), got {threshold_quantile!r}"
             )
+        floors = dict(min_scales or {})
+        unknown = sorted(set(floors) - set(features))
+        if unknown:
+            raise InvalidInputError(f"min_scales name features the detector lacks: {unknown}")
+        bad = {f: v for f, v in floors.items() if not (math.isfinite(v) and v > 0)}
+        if bad:
+            raise InvalidInputError(f"min_scales must be finite and > 0, got {bad}")
         self._features = tuple(features)
         self.threshold_quantile = threshold_quantile
+        self.min_scales = floors
         self._medians: np.ndarray | None = None
         self._scales: np.ndarray | None = None
         self._threshold = 0.0
@@ -94,7 +110,9 @@ class _FeatureDetector(ABC):
     @property
     def params(self) -> dict[str, Any]:
         """Hyper-parameters, flat, for logging (e.g. `mlflow.log_params`)."""
-        return {"threshold_quantile": self.threshold_quantile, **self._extra_params()}
+        floors = getattr(self, "min_scales", {})
+        extra = {"min_scales": ",".join(f"{f}={v:g}" for f, v in floors.items())} if floors else {}
+        return {"threshold_quantile": self.threshold_quantile, **extra, **self._extra_params()}
 
     # -- public API ---------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> Self:
@@ -111,8 +129,14 @@ class _FeatureDetector(ABC):
         self._medians = medians
         imputed = self._impute(values)
         centred = imputed - medians
-        scales = np.array([self._robust_spread(col) for col in centred.T])
-        self._scales = np.where(scales > 0, scales, 1.0)
+        scales = []
+        for name, col in zip(self._features, centred.T, strict=True):
+            floor = self.min_scales.get(name)
+            spread = self._robust_spread(col)
+            if spread <= 0:  # constant in training: the floor is the unit, else the fallback
+                spread = floor if floor is not None else _fallback_spread(col)
+            scales.append(max(spread, floor or 0.0))
+        self._scales = np.array(scales)
         scaled = centred / self._scales
         raw = self._fit_raw(scaled)
         self._threshold = float(np.quantile(raw, self.threshold_quantile))
@@ -181,7 +205,7 @@ class _FeatureDetector(ABC):
 
     @abstractmethod
     def _robust_spread(self, centred: np.ndarray) -> float:
-        """Scale of one median-centred feature column."""
+        """Scale of one median-centred feature column; 0 when it does not vary."""
 
     @abstractmethod
     def _fit_raw(self, scaled: np.ndarray) -> np.ndarray:
@@ -204,10 +228,15 @@ class IsolationForestDetector(_FeatureDetector):
     an error rate 100x the worst ever seen would score like the worst ever seen. The raw
     score is therefore the forest's anomaly score (`-score_samples`) plus
     `extrapolation_weight * log1p(excess)`, where `excess` is the largest distance (in
-    scaled units) by which a feature leaves the training envelope; it is zero on training
-    rows, so the fitted threshold is the forest's own. `extrapolation_weight=0` gives the
-    plain forest. Scoring goes through a `PackedForest`, bit-identical to the forest's own
-    `score_samples` and about a thousand times faster on one row.
+    scaled units) by which a feature leaves the training envelope; with the default
+    `envelope_quantile=0` the envelope is the training range, so the extension is zero on
+    training rows and the fitted threshold is the forest's own. A small `envelope_quantile`
+    (0.001) spans the envelope between that quantile and its complement instead, so that one
+    stray training row (an unlabelled blip) cannot widen it for good: the incident that
+    matters is then "beyond 99.9 % of the history", not "beyond its worst minute".
+    `extrapolation_weight=0` gives the plain forest. Scoring goes through a `PackedForest`,
+    bit-identical to the forest's own `score_samples` and about a thousand times faster on
+    one row.
     """
 
     def __init__(
@@ -218,13 +247,20 @@ class IsolationForestDetector(_FeatureDetector):
         max_samples: int | str = "auto",
         threshold_quantile: float = 0.99,
         extrapolation_weight: float = 0.1,
+        envelope_quantile: float = 0.0,
         random_state: int = 0,
+        min_scales: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(features, threshold_quantile)
+        super().__init__(features, threshold_quantile, min_scales)
         if extrapolation_weight < 0:
             raise InvalidInputError(
                 f"extrapolation_weight must be >= 0, got {extrapolation_weight!r}"
             )
+        if not 0.0 <= envelope_quantile < 0.5:
+            raise InvalidInputError(
+                f"envelope_quantile must lie in [0, 0.5), got {envelope_quantile!r}"
+            )
+        self.envelope_quantile = envelope_quantile
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.extrapolation_weight = extrapolation_weight
@@ -236,7 +272,7 @@ class IsolationForestDetector(_FeatureDetector):
     def _robust_spread(self, centred: np.ndarray) -> float:
         q25, q75 = np.quantile(centred, [0.25, 0.75])
         iqr = float(q75 - q25)
-        return iqr if iqr > 0 else _fallback_spread(centred)
+        return iqr
 
     def _fit_raw(self, scaled: np.ndarray) -> np.ndarray:
         self._forest = IsolationForest(
@@ -246,7 +282,8 @@ class IsolationForestDetector(_FeatureDetector):
             n_jobs=1,
         ).fit(scaled)
         self._packed = PackedForest(self._forest)
-        self._envelope = (scaled.min(axis=0), scaled.max(axis=0))
+        q = getattr(self, "envelope_quantile", 0.0)
+        self._envelope = (np.quantile(scaled, q, axis=0), np.quantile(scaled, 1.0 - q, axis=0))
         return self._raw(scaled)
 
     def _raw(self, scaled: np.ndarray) -> np.ndarray:
@@ -264,6 +301,7 @@ class IsolationForestDetector(_FeatureDetector):
             "n_estimators": self.n_estimators,
             "max_samples": self.max_samples,
             "extrapolation_weight": self.extrapolation_weight,
+            "envelope_quantile": getattr(self, "envelope_quantile", 0.0),
             "random_state": self.random_state,
         }
 
@@ -273,7 +311,7 @@ class RobustZScoreDetector(_FeatureDetector):
 
     def _robust_spread(self, centred: np.ndarray) -> float:
         mad = 1.4826 * float(np.median(np.abs(centred)))
-        return mad if mad > 0 else _fallback_spread(centred)
+        return mad
 
     def _fit_raw(self, scaled: np.ndarray) -> np.ndarray:
         return self._raw(scaled)

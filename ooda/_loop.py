@@ -102,7 +102,8 @@ class ControlLoop:
             else [cls(settings) for cls in registered_runbooks().values()]
         )
         self.actor = Actor(settings, books, self.guard, self.budget, self.journal, context)
-        self._families = sorted({f for book in books for f in book.families})
+        # Every family: the runbooks read theirs, the detector all (``features.service_rollup``).
+        self._families = list(MetricFamily)
         self.verifier = Verifier(settings, self.guard, self.budget, self.journal, context)
         self.pending: list[PendingAction] = []
         self._forecast: LoadForecast | None = None
@@ -226,7 +227,8 @@ class ControlLoop:
             self._forecast_asked_at = now
             ask = partial(self._ask_forecast, now, metrics, views, usable)
             self._forecast_job = self._pool.submit(ask)
-        scores = self._scores(now, metrics, usable)
+        families = self._read_families(now)
+        scores = self._scores(now, metrics, usable, families)
         if due and not background:
             self._forecast_asked_at = now
             self._take_forecast(self._ask_forecast(now, metrics, views, usable))
@@ -240,7 +242,7 @@ class ControlLoop:
             scores=scores,
             forecast=forecast,
             nodes=nodes,
-            families=self._read_families(now),
+            families=families,
             crashlooping_since=looping_since,
             crash_looped=looped,
         )
@@ -270,7 +272,11 @@ class ControlLoop:
         self.push_features(metrics[metrics["service"].isin(usable)])
 
     def _scores(
-        self, now: datetime, metrics: pd.DataFrame, services: list[str]
+        self,
+        now: datetime,
+        metrics: pd.DataFrame,
+        services: list[str],
+        families: dict[MetricFamily, pd.DataFrame],
     ) -> AnomalyScores | None:
         if not services:
             return None
@@ -284,7 +290,7 @@ class ControlLoop:
         try:
             with self.stats.timed("anomaly"):
                 scores, notes = clean_scores(
-                    self.scorer.anomaly_rows(detector_rows(metrics, services))
+                    self.scorer.anomaly_rows(detector_rows(metrics, services, families))
                 )
         except ScoringUnavailableError as exc:
             self.journal.problem("*", now, f"anomaly scores unavailable: {exc}")

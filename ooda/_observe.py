@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -194,10 +194,15 @@ def within_slo(row: pd.Series, p95_ms: float, max_error_rate: float) -> bool:
 FEATURE_HISTORY = pd.Timedelta(minutes=61)
 
 
-def detector_rows(metrics: pd.DataFrame, services: Sequence[str]) -> pd.DataFrame:
-    """The newest detector feature row of each of ``services`` in a clean metrics frame,
-    built as the feature store builds it (``features.latest_features``, equal to the newest
-    rows of ``build_features``).
+def detector_rows(
+    metrics: pd.DataFrame,
+    services: Sequence[str],
+    families: Mapping[MetricFamily, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """The newest detector feature row of each of ``services``: its own features from a clean
+    metrics frame, built as the feature store builds them (``features.latest_features``,
+    equal to the newest rows of ``build_features``), and its view of the metric families
+    (``features.service_rollup`` of each family's newest minute; NaN for a family not read).
 
     Only the last :data:`FEATURE_HISTORY` of each service is passed on: the newest row's
     windows end there, so its features are the same as from the whole history.
@@ -205,8 +210,11 @@ def detector_rows(metrics: pd.DataFrame, services: Sequence[str]) -> pd.DataFram
     rows = metrics[metrics["service"].isin(list(services))]
     newest = rows.groupby("service")["timestamp"].transform("max")
     recent = rows[rows["timestamp"] > newest - FEATURE_HISTORY]
-    out = features.latest_features(recent)
-    return out[[features.ENTITY_KEY, *features.DETECTOR_FEATURES]]
+    key = features.ENTITY_KEY  # "service", in the rollup too
+    own = features.latest_features(recent)[[key, *features.SERVICE_DETECTOR_FEATURES]]
+    rollup = features.service_rollup(families or {}, services, latest=True)
+    out = own.merge(rollup[[key, *features.ROLLUP_COLUMNS]], on=key, how="left")
+    return out[[key, *features.DETECTOR_FEATURES]]
 
 
 def forecast_history(metrics: pd.DataFrame, services: Sequence[str]) -> pd.DataFrame:

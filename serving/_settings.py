@@ -71,7 +71,7 @@ class ServingSettings:
     #: Registered model of the load forecaster.
     forecaster_name: str = "ooda-forecaster"
     #: Feast feature service read for ``{"services": [...]}`` anomaly requests.
-    detector_features: str = "detector_v1"
+    detector_features: str = "detector_v2"
     #: Feast feature service read for ``{"services": [...]}`` forecast requests.
     forecaster_features: str = "forecaster_v1"
     #: Alias the endpoints serve.

@@ -23,7 +23,7 @@ from feast import FeatureStore
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features import DETECTOR_FEATURES, FORECAST_WINDOW, training_frame
+from features import DETECTOR_FEATURES, FORECAST_WINDOW, ROLLUP_MIN_SCALES, training_frame
 from models import (
     IsolationForestDetector,
     LSTMForecaster,
@@ -160,7 +160,7 @@ def train_detector(
 ) -> TrainingResult:
     """Train the Isolation Forest on the quiet part of the history and judge it on the tail."""
     experiment_id = _experiment(settings)
-    frame = training_frame(store, start, end, list(services), "detector_v1")
+    frame = training_frame(store, start, end, list(services), "detector_v2")
     labels = label_incidents(frame, incidents)
     cutoff = _split(frame, start, end, settings.holdout_fraction)
     ts = pd.to_datetime(frame["event_timestamp"], utc=True)
@@ -173,10 +173,12 @@ def train_detector(
         features=features,
         n_estimators=cfg.n_estimators,
         threshold_quantile=cfg.threshold_quantile,
+        envelope_quantile=cfg.envelope_quantile,
         random_state=cfg.seed,
+        min_scales=ROLLUP_MIN_SCALES,
     ).fit(frame[head])
     baseline = RobustZScoreDetector(
-        features=features, threshold_quantile=cfg.threshold_quantile
+        features=features, threshold_quantile=cfg.threshold_quantile, min_scales=ROLLUP_MIN_SCALES
     ).fit(frame[head])
     tail_frame = frame[tail].reset_index(drop=True)
     tail_labels = labels[tail]
@@ -196,6 +198,7 @@ def train_detector(
                 "features": ",".join(features),
                 "n_estimators": cfg.n_estimators,
                 "threshold_quantile": cfg.threshold_quantile,
+                "envelope_quantile": cfg.envelope_quantile,
                 "train_rows": int(head.sum()),
                 "eval_rows": int(tail.sum()),
                 "eval_positives": int(tail_labels.sum()),

@@ -30,6 +30,9 @@ class DetectorTraining:
     """Trees in the Isolation Forest."""
     threshold_quantile: float = 0.995
     """Quantile of training scores that becomes the anomaly threshold."""
+    envelope_quantile: float = 0.001
+    """Quantile (and its complement) of the training rows that bound the forest's envelope
+    (``models.IsolationForestDetector``): a stray training minute does not widen it."""
     seed: int = 7
     """Random state of the forest."""
 

@@ -17,7 +17,10 @@ service_metrics_source = _definitions.metrics_source
 service_metrics_push = _definitions.push_source
 service_metrics = _definitions.service_metrics
 service_rolling = _definitions.service_rolling
-detector_v1 = _definitions.detector_v1
+service_families_source = _definitions.rollup_source
+service_families_push = _definitions.rollup_push
+service_families = _definitions.service_families
+detector_v2 = _definitions.detector_v2
 forecaster_v1 = _definitions.forecaster_v1
 
 # One feature view per metric family (pods, nodes, databases, Kafka, queues, upstream APIs),

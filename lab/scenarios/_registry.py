@@ -43,6 +43,9 @@ class Scenario(ABC):
     """A short human title."""
     heals: ClassVar[tuple[ActionKind, ...]]
     """Ground truth: the loop actions that can heal it (empty: only a human can)."""
+    cause_outlives_effect: ClassVar[bool] = False
+    """Whether the cause stays after the fault is over: a dead node is still dead once its
+    pods moved away, so a human's ``clear`` still repairs it (``Lab.clear``)."""
 
     @abstractmethod
     def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:

@@ -34,6 +34,7 @@ class NodeDiskPressure(Scenario):
     id = ScenarioId.NODE_DISK_PRESSURE
     title = "node disk pressure"
     heals = (ActionKind.DRAIN_NODE,)
+    cause_outlives_effect = True
 
     def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:
         service = lab.services[int(rng.integers(len(lab.services)))]

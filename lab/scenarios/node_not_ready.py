@@ -32,6 +32,7 @@ class NodeNotReady(Scenario):
     id = ScenarioId.NODE_NOT_READY
     title = "node NotReady"
     heals = (ActionKind.DRAIN_NODE,)
+    cause_outlives_effect = True
 
     def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:
         service = lab.services[int(rng.integers(len(lab.services)))]

@@ -31,6 +31,7 @@ class PacketLoss(Scenario):
     id = ScenarioId.PACKET_LOSS
     title = "packet loss on a node's path"
     heals = (ActionKind.DRAIN_NODE, ActionKind.RECREATE_POD_ELSEWHERE)
+    cause_outlives_effect = True
 
     def draw(self, rng: np.random.Generator, lab: Lab) -> ScenarioInstance:
         service = lab.services[int(rng.integers(len(lab.services)))]

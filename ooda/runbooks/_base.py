@@ -33,8 +33,8 @@ class Runbook(ABC):
     deadline: ClassVar[timedelta] = timedelta(minutes=10)
     """How long verification waits for the heal."""
     families: ClassVar[tuple[MetricFamily, ...]] = ()
-    """Metric families beyond the service frame the runbook reads (the loop queries the
-    union once per tick into ``Snapshot.families``)."""
+    """Metric families beyond the service frame the runbook reads (the loop queries every
+    family once per tick into ``Snapshot.families``; the detector reads them all)."""
 
     def __init__(self, settings: OodaSettings) -> None:
         self.settings = settings

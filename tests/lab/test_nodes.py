@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from contracts import FAMILIES, MetricFamily
-from lab import Lab, LabSettings, SimClock
+from contracts import FAMILIES, MetricFamily, ScenarioId
+from lab import Lab, LabSettings, ScenarioInstance, SimClock
 from lab._kubelet import (
     NODE_MONITOR_GRACE_S,
     NOT_READY_TOLERATION_S,
@@ -127,3 +127,18 @@ def test_the_pod_family_has_every_scraped_pod_with_its_memory_and_limit() -> Non
     used = newest["container_memory_working_set_bytes"]
     limit = newest["kube_pod_container_resource_limits_memory_bytes"]
     assert ((used > 0) & (used < limit)).all()
+
+
+def test_a_human_still_replaces_a_dead_node_after_its_pods_moved_away() -> None:
+    """The fault is over once the taint manager evicted the pods, but the node stays dead
+    until someone repairs it: a generated history's operator must still bring it back, or
+    node after node dies and the estate ends with nowhere to run."""
+    lab = _lab()
+    record = lab.inject(ScenarioInstance(ScenarioId.NODE_NOT_READY, "checkout"))
+    lab.step(timedelta(seconds=NODE_MONITOR_GRACE_S + NOT_READY_TOLERATION_S + 30))
+    over = next(r for r in lab.ground_truth if r.target == record.target)
+    assert over.ends_at is not None, "the pods moved away: the fault is over"
+    assert _ready(lab, record.target) == "Unknown"
+    lab.clear(record)
+    lab.step(timedelta(seconds=15))
+    assert _ready(lab, record.target) == "True"

@@ -87,3 +87,42 @@ def test_custom_features_and_bad_training_data(feature_rows: pd.DataFrame) -> No
         IsolationForestDetector().fit(empty)
     with pytest.raises(InvalidInputError, match="threshold_quantile"):
         RobustZScoreDetector(threshold_quantile=1.5)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_a_feature_constant_in_training_scales_by_its_stated_unit(
+    cls: type[IsolationForestDetector] | type[RobustZScoreDetector], feature_rows: pd.DataFrame
+) -> None:
+    """A disk that never filled in the history: without a unit, a fall from 65 % free to 10 %
+    is half of the fallback spread of 1 and passes as noise; with a 5 % unit it is 11."""
+    train = feature_rows.assign(disk_avail=0.65)
+    names = [*feature_rows.columns.drop("service"), "disk_avail"]
+    rows = pd.concat([train.median(numeric_only=True).to_frame().T] * 2, ignore_index=True)
+    rows["disk_avail"] = [0.65, 0.10]
+    floored = cls(names, min_scales={"disk_avail": 0.05}).fit(train).score(rows)
+    plain = cls(names).fit(train).score(rows)
+    assert floored[0] < ANOMALY_THRESHOLD <= floored[1]
+    assert plain[1] < ANOMALY_THRESHOLD
+
+
+def test_min_scales_name_known_features_and_positive_units() -> None:
+    with pytest.raises(InvalidInputError, match="nope"):
+        RobustZScoreDetector(["error_rate"], min_scales={"nope": 1.0})
+    with pytest.raises(InvalidInputError, match="error_rate"):
+        IsolationForestDetector(["error_rate"], min_scales={"error_rate": 0.0})
+    with pytest.raises(InvalidInputError, match="envelope_quantile"):
+        IsolationForestDetector(["error_rate"], envelope_quantile=0.5)
+
+
+def test_one_stray_training_row_does_not_widen_the_envelope(feature_rows: pd.DataFrame) -> None:
+    """An unlabelled blip in the history (an error rate of 40 % for one minute) sets the edge
+    of a min/max envelope; a quantile envelope ignores it, so a later 10 % spike still
+    scores beyond the history."""
+    train = feature_rows.copy()
+    train.loc[0, "error_rate"] = 0.4
+    rows = pd.concat([train.median(numeric_only=True).to_frame().T] * 2, ignore_index=True)
+    rows["error_rate"] = [0.002, 0.1]
+    robust = IsolationForestDetector(envelope_quantile=0.001).fit(train).score(rows)
+    widened = IsolationForestDetector().fit(train).score(rows)
+    assert robust[0] < ANOMALY_THRESHOLD <= robust[1]
+    assert widened[1] < ANOMALY_THRESHOLD  # the blip hid the spike

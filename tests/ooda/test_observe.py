@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 import features
+from contracts import MetricFamily
+from lab import Lab
 from ooda import BadMetricsError, clean_metrics, service_views
 from ooda._observe import detector_rows, forecast_history
 from tests.ooda._harness import make_lab
@@ -17,11 +19,34 @@ SERVICES = ["frontend", "checkout", "payments"]
 
 
 @pytest.fixture(scope="module")
-def metrics() -> tuple[pd.DataFrame, object]:
-    lab = make_lab(hours=2)
+def lab() -> Lab:
+    return make_lab(hours=2)
+
+
+@pytest.fixture(scope="module")
+def metrics(lab: Lab) -> tuple[pd.DataFrame, object]:
     now = lab.clock.now()
     raw = lab.source.query_range(now - timedelta(minutes=75), now, timedelta(minutes=1))
     return raw, now
+
+
+def test_detector_rows_carry_each_service_s_newest_view_of_the_families(
+    lab: Lab, metrics: tuple[pd.DataFrame, object]
+) -> None:
+    raw, now = metrics
+    clean, _ = clean_metrics(raw, now)  # type: ignore[arg-type]
+    start = now - timedelta(minutes=30)  # type: ignore[operator]
+    families = {
+        f: lab.source.query_family(f, start, now, timedelta(minutes=1)) for f in MetricFamily
+    }
+    rows = detector_rows(clean, SERVICES, families).set_index("service")
+    live = features.service_rollup(families, SERVICES, latest=True).set_index("service")
+    columns = list(features.ROLLUP_COLUMNS)
+    pd.testing.assert_frame_equal(rows.loc[SERVICES, columns], live.loc[SERVICES, columns])
+    assert rows[columns].notna().all().all()
+    # The estate's consumer group is payments': the others have no lag, not an unknown one.
+    assert rows.loc["payments", "kafka_lag_s"] > 0
+    assert rows.loc[["frontend", "checkout"], "kafka_lag_s"].eq(0).all()
 
 
 def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
@@ -35,8 +60,11 @@ def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
         expected = clean[clean["service"] == service].reset_index(drop=True)
         pd.testing.assert_frame_equal(views[service].history, expected)
     fast = detector_rows(clean, SERVICES).reset_index(drop=True)
-    full = features.latest_rows(features.build_features(clean))[fast.columns]
-    pd.testing.assert_frame_equal(fast, full.reset_index(drop=True))
+    own = ["service", *features.SERVICE_DETECTOR_FEATURES]
+    full = features.latest_rows(features.build_features(clean))[own]
+    pd.testing.assert_frame_equal(fast[own], full.reset_index(drop=True))
+    # No family read: the detector's family features are unknown, not zero.
+    assert fast[list(features.ROLLUP_COLUMNS)].isna().all().all()
     assert detector_rows(clean, SERVICES[1:])["service"].tolist() == sorted(SERVICES[1:])
     history = forecast_history(clean, SERVICES)
     assert history.groupby("service").size().to_dict() == dict.fromkeys(
