@@ -44,7 +44,7 @@ from ooda._recover import recover
 from ooda._scoring import Scorer
 from ooda._settings import OodaSettings
 from ooda._verify import Verifier
-from ooda.runbooks import Runbook, rate_ratio, registered_runbooks
+from ooda.runbooks import Runbook, registered_runbooks, surging
 
 log = logging.getLogger("ooda.loop")
 
@@ -320,13 +320,13 @@ class ControlLoop:
         when a service starts to surge (a forecast made before a surge says little of it)."""
         if not services:
             return False
-        gate = self.settings.policy.surge_ratio
-        surging = {s for s in services if rate_ratio(views[s].history) >= gate}
+        policy = self.settings.policy
+        rising = {s for s in services if surging(views[s].history, policy)}
         every = self.settings.loop.forecast_every
-        if surging or self._forecast_failed:
+        if rising or self._forecast_failed:
             every = self.settings.loop.score_every
-        new_surge = bool(surging - self._surging)
-        self._surging = surging
+        new_surge = bool(rising - self._surging)
+        self._surging = rising
         asked = self._forecast_asked_at
         return asked is None or now - asked >= every or new_surge
 

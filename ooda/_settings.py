@@ -49,8 +49,8 @@ class LoopSettings:
     """How often anomaly scores are refreshed (the metrics' resolution: a tick between two
     samples reuses the last scores)."""
     forecast_every: timedelta = timedelta(minutes=5)
-    """How often the load forecast is refreshed; at once, too, when a service's rate jumps
-    past ``policy.surge_ratio`` (a surge needs a forecast made after it began)."""
+    """How often the load forecast is refreshed; at once, too, when a service starts to surge
+    (``runbooks.surging``; a surge needs a forecast made after it began)."""
     max_staleness: timedelta = timedelta(minutes=3)
     """Newest sample older than this: the service is not acted on (the data is stale)."""
     api_timeout_s: float = 5.0
@@ -79,7 +79,14 @@ class PolicySettings:
     lead_max: timedelta = timedelta(minutes=30)
     """End of the forecast window the capacity must cover."""
     surge_ratio: float = 1.5
-    """A surge: the newest request rate at least this many times its mean of the last hour."""
+    """A surge: the newest request rate at least this many times its mean of the last hour,
+    ..."""
+    surge_onset_ratio: float = 1.3
+    """... or at least this many times, while still rising by ``surge_onset_rise`` of that
+    mean in its newest minute: a x3 ramp of a few minutes is caught a minute earlier, and a
+    wave that crests at x1.4 over ten minutes, rising a few percent a minute, is not."""
+    surge_onset_rise: float = 0.15
+    """See ``surge_onset_ratio``."""
     ramp_lead: timedelta = timedelta(minutes=3)
     """During a surge, size for where the ramp will stand this far ahead (pod start-up plus
     the next scrape and sync)."""

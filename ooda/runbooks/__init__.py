@@ -27,7 +27,7 @@ from ooda.runbooks._base import (
     registered_runbooks,
     runbook_for,
 )
-from ooda.runbooks.traffic_surge import per_pod_capacity, rate_ratio
+from ooda.runbooks.traffic_surge import per_pod_capacity, rate_ratio, surging
 
 __all__ = [
     "Runbook",
@@ -47,6 +47,7 @@ __all__ = [
     "register_runbook",
     "registered_runbooks",
     "runbook_for",
+    "surging",
     "traffic_surge",
     "upstream_throttling",
 ]

@@ -41,7 +41,7 @@ from contracts import MetricFamily, ScenarioId
 from ooda._freshness import lag_seconds
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
-from ooda.runbooks.traffic_surge import rate_ratio
+from ooda.runbooks.traffic_surge import surging
 
 _SUMS = {
     "kafka_consumergroup_lag": "lag",
@@ -126,7 +126,7 @@ class KafkaConsumerLag(Runbook):
             return None
         policy = self.settings.policy
         view = snapshot.views.get(service)
-        if view is not None and rate_ratio(view.history) >= policy.surge_ratio:
+        if view is not None and surging(view.history, policy):
             return None
         behind = [
             state

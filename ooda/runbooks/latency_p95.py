@@ -41,7 +41,7 @@ from contracts import MetricFamily, ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks._trend import epoch_seconds, floats, project_crossing
-from ooda.runbooks.traffic_surge import rate_ratio
+from ooda.runbooks.traffic_surge import surging
 
 #: How far back the service's normal is read (minutes before ``NORMAL_GAP``).
 NORMAL_WINDOW = timedelta(minutes=60)
@@ -126,7 +126,7 @@ class LatencyP95(Runbook):
         cpu = float(history["cpu_utilisation"].iloc[-3:].mean())
         if not math.isfinite(cpu) or cpu > policy.latency_cpu_margin * target:
             return None
-        if rate_ratio(history) >= policy.surge_ratio:
+        if surging(history, policy):
             return None
         rate = history["request_rate"]
         before = rate[(stamps <= pd.Timestamp(snapshot.at - RATE_LAG))].iloc[-5:].mean()

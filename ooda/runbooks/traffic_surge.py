@@ -4,7 +4,8 @@ The reactive HPA adds a few pods a minute, sized to the load of the last minute;
 jumps to what the load will need: the larger of the forecast's upper quantile over the next
 half hour and where the ramp will stand when new pods are Ready (the LSTM, trained on
 seasonal traffic, expects a level to persist, not a ramp to go on). Only for a surge: the
-rate must already stand well above its last hour (``surge_ratio``) and the need well above
+rate must already stand well above its last hour, or be rising towards it at a surge's
+pace (``surging``), and the need well above
 what the running pods serve (``surge_margin``); the HPA follows a daily ramp or a mild wave
 by itself, and acting on those would be a false action. A raised floor is
 released, in one step back to the floor ooda found, only after the *observed* load has stayed
@@ -38,6 +39,7 @@ from actuators import (
 )
 from contracts import ScenarioId
 from ooda._records import Diagnosis, Snapshot
+from ooda._settings import PolicySettings
 from ooda.runbooks._base import Runbook, register_runbook
 
 
@@ -67,6 +69,20 @@ def rate_ratio(history: pd.DataFrame) -> float:
     return newest / mean if mean > 0 and math.isfinite(newest) else math.nan
 
 
+def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
+    """Whether a service's load is surging: well above its last hour, or on its way there
+    at a surge's pace (``surge_onset_ratio``, ``surge_onset_rise``)."""
+    ratio = rate_ratio(history)
+    if not math.isfinite(ratio) or ratio < policy.surge_onset_ratio:
+        return False
+    if ratio >= policy.surge_ratio:
+        return True
+    rate = history["request_rate"].to_numpy(dtype=float)
+    mean = rate[-1] / ratio
+    rise = float(rate[-1] - rate[-2]) if len(rate) >= 2 else math.nan
+    return math.isfinite(rise) and rise >= policy.surge_onset_rise * mean
+
+
 def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:
     """Where a rising rate will stand ``lead`` from now if it keeps its slope of the last
     three minutes; at most ``max_factor`` times its mean of the last hour.
@@ -77,7 +93,8 @@ def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> flo
     rate = history["request_rate"].to_numpy(dtype=float)[-4:]
     if len(rate) < 2 or not np.isfinite(rate).all():
         return float(rate[-1]) if len(rate) and math.isfinite(rate[-1]) else 0.0
-    slope = max(0.0, float(np.polyfit(np.arange(len(rate)), rate, 1)[0]))
+    fitted = float(np.polyfit(np.arange(len(rate)), rate, 1)[0])
+    slope = max(0.0, fitted, float(rate[-1] - rate[-2]))
     hour = history["request_rate"].to_numpy(dtype=float)[-60:]
     cap = max_factor * float(np.nanmean(hour))
     return float(min(rate[-1] + slope * lead.total_seconds() / 60.0, cap))
@@ -118,7 +135,7 @@ class TrafficSurge(Runbook):
         history = snapshot.views[service].history
         ratio = rate_ratio(history)
         evidence["rate_ratio_1h"] = round(ratio, 3)
-        if ratio >= cfg.surge_ratio:
+        if surging(history, cfg):
             ahead = ramp_ahead(history, cfg.ramp_lead, cfg.max_surge_factor)
             wanted_rps = max(upper or 0.0, ahead)
             needed = max(1, math.ceil(wanted_rps / per_pod))

@@ -1,0 +1,50 @@
+"""The surge runbook's sizing at a ramp's onset: the newest rise, not a fit that still
+averages in the flat minutes before the ramp."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from ooda._settings import PolicySettings
+from ooda.runbooks.traffic_surge import ramp_ahead, rate_ratio, surging
+
+
+def _history(rates: list[float]) -> pd.DataFrame:
+    start = datetime(2026, 11, 16, 19, 0, tzinfo=UTC)
+    stamps = [start + timedelta(minutes=i) for i in range(len(rates))]
+    return pd.DataFrame({"timestamp": stamps, "request_rate": rates})
+
+
+def test_the_first_minute_of_a_ramp_is_projected_at_its_own_slope() -> None:
+    """Flat at 100 rps for an hour, then 160: a fit over the last four minutes sees a slope
+    of 18 rps/min and sizes for 214 rps in three minutes; the ramp is rising at 60."""
+    history = _history([100.0] * 60 + [160.0])
+    ahead = ramp_ahead(history, timedelta(minutes=3), max_factor=5.0)
+    assert ahead == pytest.approx(160.0 + 3 * 60.0)
+    assert rate_ratio(history) == pytest.approx(160.0 / (100.0 * 59 / 60 + 160.0 / 60))
+
+
+def test_a_projection_never_passes_the_cap_nor_goes_below_the_rate() -> None:
+    assert ramp_ahead(_history([100.0] * 60 + [400.0]), timedelta(minutes=3), 2.0) == (
+        pytest.approx(2.0 * (100.0 * 59 + 400.0) / 60)
+    )
+    falling = _history([100.0] * 57 + [160.0, 150.0, 140.0, 130.0])
+    assert ramp_ahead(falling, timedelta(minutes=3), 5.0) == pytest.approx(130.0)
+
+
+def test_a_ramp_is_a_surge_a_minute_earlier_than_a_wave_of_the_same_height() -> None:
+    """At x1.35 of its hour, a rate that rose 30 % of that hour in its last minute is the
+    start of a surge; one that rose 4 % (a wave cresting over ten minutes) is not, until it
+    passes the full ratio."""
+    policy = PolicySettings()
+    ramp = _history([100.0] * 59 + [105.0, 137.0])
+    wave = _history([100.0] * 51 + [104.0 + 4.0 * i for i in range(10)])
+    assert policy.surge_onset_ratio <= rate_ratio(ramp) < policy.surge_ratio
+    assert policy.surge_onset_ratio <= rate_ratio(wave) < policy.surge_ratio
+    assert surging(ramp, policy)
+    assert not surging(wave, policy)
+    assert surging(_history([100.0] * 60 + [160.0]), policy)
+    assert not surging(_history([100.0] * 60 + [125.0]), policy)
