@@ -79,14 +79,9 @@ class PolicySettings:
     lead_max: timedelta = timedelta(minutes=30)
     """End of the forecast window the capacity must cover."""
     surge_ratio: float = 1.5
-    """A surge: the newest request rate at least this many times its mean of the last hour,
-    ..."""
-    surge_onset_ratio: float = 1.3
-    """... or at least this many times, while still rising by ``surge_onset_rise`` of that
-    mean in its newest minute: a x3 ramp of a few minutes is caught a minute earlier, and a
-    wave that crests at x1.4 over ten minutes, rising a few percent a minute, is not."""
-    surge_onset_rise: float = 0.15
-    """See ``surge_onset_ratio``."""
+    """A surge: the newest request rate at least this many times its mean of the last hour
+    (the lab's waves crest at x1.4). Lower, with a test on the newest minute's rise, caught
+    ramps a minute earlier but also a wave's noisy minute during a crash loop (2026-12-03)."""
     ramp_lead: timedelta = timedelta(minutes=3)
     """During a surge, size for where the ramp will stand this far ahead (pod start-up plus
     the next scrape and sync)."""

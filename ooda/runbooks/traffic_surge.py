@@ -4,8 +4,7 @@ The reactive HPA adds a few pods a minute, sized to the load of the last minute;
 jumps to what the load will need: the larger of the forecast's upper quantile over the next
 half hour and where the ramp will stand when new pods are Ready (the LSTM, trained on
 seasonal traffic, expects a level to persist, not a ramp to go on). Only for a surge: the
-rate must already stand well above its last hour, or be rising towards it at a surge's
-pace (``surging``), and the need well above
+rate must already stand well above its last hour (``surging``), and the need well above
 what the running pods serve (``surge_margin``); the HPA follows a daily ramp or a mild wave
 by itself, and acting on those would be a false action. A raised floor is
 released, in one step back to the floor ooda found, only after the *observed* load has stayed
@@ -70,17 +69,9 @@ def rate_ratio(history: pd.DataFrame) -> float:
 
 
 def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
-    """Whether a service's load is surging: well above its last hour, or on its way there
-    at a surge's pace (``surge_onset_ratio``, ``surge_onset_rise``)."""
-    ratio = rate_ratio(history)
-    if not math.isfinite(ratio) or ratio < policy.surge_onset_ratio:
-        return False
-    if ratio >= policy.surge_ratio:
-        return True
-    rate = history["request_rate"].to_numpy(dtype=float)
-    mean = rate[-1] / ratio
-    rise = float(rate[-1] - rate[-2]) if len(rate) >= 2 else math.nan
-    return math.isfinite(rise) and rise >= policy.surge_onset_rise * mean
+    """Whether a service's load is surging: its newest rate ``surge_ratio`` times its last
+    hour or more. The runbooks that a surge's symptoms would mislead defer to this one."""
+    return rate_ratio(history) >= policy.surge_ratio
 
 
 def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:

@@ -138,8 +138,7 @@ def test_a_surge_raises_the_hpa_floor_and_a_human_floor_is_never_lowered() -> No
     run(lab, loop, 4)
     raised = [a for a in loop.audit.entries("action") if a.action == "set_hpa_min"]
     assert raised, "a x3 surge raises the floor ahead of the ramp"
-    # Raised at the ramp's onset: above its hour by the onset ratio at least.
-    assert raised[0].evidence["rate_ratio_1h"] >= PolicySettings().surge_onset_ratio
+    assert raised[0].evidence["rate_ratio_1h"] >= PolicySettings().surge_ratio
     hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
     assert hpa.metadata.annotations["ooda.dev/changed-by"] == "ooda"
     mine = [a for a in raised if a.service == "frontend"][-1]
