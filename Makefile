@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins prometheus-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -16,13 +16,21 @@ $(STAMP): pyproject.toml
 demo: install
 	.venv/bin/ooda demo
 
-test: install k8s-bins
+test: install k8s-bins prometheus-bins
 	.venv/bin/pytest
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
 # module proxy into ~/.cache/ooda/k8s/ (about 7 min the first time, a no-op after).
 k8s-bins:
 	bash lab/k8s/build.sh
+
+# Prometheus, promtool and Alertmanager from Debian's packages (root, or sudo; a no-op after).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+prometheus-bins:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null \
+	  && command -v prometheus-alertmanager >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
 
 bench-k8s: install k8s-bins
 	.venv/bin/python benchmarks/bench_k8s.py

@@ -14,13 +14,19 @@ Every other metric family (pods, nodes, databases, Kafka, queues, upstream APIs;
 (`FAMILY_ENTITIES`), filled by `ingest_families` and read by `online_family_features` and
 `historical_family_features`.
 The same definitions are the Feast CLI repo in `features/repo/`.
+`PrometheusSource` is the metric source of a real estate: the tidy frames from Prometheus'
+HTTP API, one PromQL recipe per column (`SERVICE_RECIPES`, `FAMILY_RECIPES`, overridable in
+`PrometheusSettings`).
 
 Exceptions::
 
     FeatureError
     ├── FeatureSchemaError           (also ValueError) a frame breaks its column contract
     ├── UnknownFeatureServiceError   (also LookupError) not one of the repo's services
-    └── MissingFeaturesError         (also LookupError) no stored values where required
+    ├── MissingFeaturesError         (also LookupError) no stored values where required
+    └── MetricSourceError            a metric source could not answer
+        ├── SourceUnavailableError   temporary: unreachable, timed out, 429/5xx (retried first)
+        └── QueryError               (also ValueError) permanent: a refused query or range
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from __future__ import annotations
 from features._errors import (
     FeatureError,
     FeatureSchemaError,
+    MetricSourceError,
     MissingFeaturesError,
+    QueryError,
+    SourceUnavailableError,
     UnknownFeatureServiceError,
 )
 from features._families import (
@@ -38,6 +47,12 @@ from features._families import (
     historical_family_features,
     ingest_families,
     online_family_features,
+)
+from features._prometheus import (
+    FAMILY_RECIPES,
+    SERVICE_RECIPES,
+    PrometheusSettings,
+    PrometheusSource,
 )
 from features._rollup import ROLLUP_COLUMNS, ROLLUP_MIN_SCALES, service_rollup
 from features._schema import (
@@ -74,6 +89,7 @@ __all__ = [
     "DETECTOR_SERVICE",
     "ENTITY_KEY",
     "FAMILY_ENTITIES",
+    "FAMILY_RECIPES",
     "FEATURE_ROW_COLUMNS",
     "FEATURE_TTL",
     "FORECASTER_FEATURES",
@@ -83,10 +99,16 @@ __all__ = [
     "ROLLUP_COLUMNS",
     "ROLLUP_MIN_SCALES",
     "SERVICE_DETECTOR_FEATURES",
+    "SERVICE_RECIPES",
     "FeatureError",
     "FeatureRepoSettings",
     "FeatureSchemaError",
+    "MetricSourceError",
     "MissingFeaturesError",
+    "PrometheusSettings",
+    "PrometheusSource",
+    "QueryError",
+    "SourceUnavailableError",
     "UnknownFeatureServiceError",
     "apply",
     "build_features",

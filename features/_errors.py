@@ -21,3 +21,17 @@ class UnknownFeatureServiceError(FeatureError, LookupError):
 
 class MissingFeaturesError(FeatureError, LookupError):
     """The store holds no feature values where some were required."""
+
+
+class MetricSourceError(FeatureError):
+    """A metric source could not answer."""
+
+
+class SourceUnavailableError(MetricSourceError):
+    """Temporary: the source is unreachable, timed out or overloaded (429, 5xx); retried with
+    backoff before it is raised."""
+
+
+class QueryError(MetricSourceError, ValueError):
+    """Permanent: the source refused a query (bad PromQL, unknown column, bad range); the
+    message names the query."""

@@ -8,16 +8,21 @@ for three services or a thousand.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import threading
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from contracts import FAMILIES, METRIC_COLUMNS, MetricFamily
 from lab._errors import InvalidTimeError
+from lab._exposition import exposition_text, history_openmetrics, serve_metrics
 from lab._family_store import FamilyStore, is_rate
-from lab._store import CODES, ScrapeStore, _ranges
+from lab._store import ScrapeStore, _ranges
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 _EPS = 1e-6
 _RESTART_WINDOW_S = 300.0
@@ -126,7 +131,8 @@ class LabMetricSource:
             error_rate = np.where(
                 has2[:, None], (inc_req[..., 1] + inc_req[..., 2]) / total, np.nan
             )
-        inc_buckets = st.buckets[last_c] - st.buckets[first_c]
+        # A client library counts whole requests: the exposed buckets are rounded.
+        inc_buckets = np.rint(st.buckets[last_c]) - np.rint(st.buckets[first_c])
         inc_buckets[~has2] = np.nan
         p95 = 1e3 * histogram_quantile(0.95, st.upper_bounds, inc_buckets)
         p99 = 1e3 * histogram_quantile(0.99, st.upper_bounds, inc_buckets)
@@ -249,106 +255,15 @@ class LabMetricSource:
         return first, last, hi > lo
 
     def exposition(self) -> str:
-        """The latest scrape in the Prometheus text exposition format (version 0.0.4)."""
-        st = self._store
-        st.materialise()
-        if st.n == 0:
-            return ""
-        i = st.n - 1
-        topo = st.settings.topology
-        base = f'region="{topo.region}",namespace="{topo.namespace}"'
-        lines: list[str] = []
+        """The newest scrape in the Prometheus text format (0.0.4), as the exporters serve it."""
+        return exposition_text(self._store, self._families)
 
-        def family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(samples)
+    def history_openmetrics(self) -> str:
+        """Every scrape Prometheus kept, each sample timestamped, as OpenMetrics text (what
+        ``promtool tsdb create-blocks-from openmetrics`` backfills)."""
+        return history_openmetrics(self._store, self._families)
 
-        block = st.live_block()
-        series = st.sample_series[block].tolist()
-        pods = sorted(
-            (int(st.series_service[k]), *st.series_names[k], position)
-            for position, k in enumerate(series, start=block.start)
-        )
-        svc = st.services
-
-        def pod_labels(service: int, pod: str) -> str:
-            return f'{base},pod="{pod}",container="{svc[service]}"'
-
-        family(
-            "kube_pod_container_status_restarts_total",
-            "counter",
-            "The number of container restarts per container.",
-            (f"kube_pod_container_status_restarts_total{{{pod_labels(s, p)}}} "
-             f"{st.sample_restarts[i]:g}" for s, p, _, i in pods),
-        )  # fmt: skip
-        family(
-            "kube_pod_container_resource_requests",
-            "gauge",
-            "The number of requested request resource by a container.",
-            (f'kube_pod_container_resource_requests{{{pod_labels(s, p)},node="{node}",'
-             f'resource="cpu",unit="core"}} {st.cpu_requests[s]:g}' for s, p, node, _ in pods),
-        )  # fmt: skip
-        family(
-            "kube_pod_container_resource_limits",
-            "gauge",
-            "The number of requested limit resource by a container.",
-            (f'kube_pod_container_resource_limits{{{pod_labels(s, p)},node="{node}",'
-             f'resource="memory",unit="byte"}} {st.memory_limits[s]:.0f}'
-             for s, p, node, _ in pods),
-        )  # fmt: skip
-        family(
-            "kube_deployment_spec_replicas",
-            "gauge",
-            "Number of desired pods for a deployment.",
-            (f'kube_deployment_spec_replicas{{{base},deployment="{name}"}} {st.spec[i, k]:g}'
-             for k, name in enumerate(svc)),
-        )  # fmt: skip
-        family(
-            "kube_deployment_status_replicas_ready",
-            "gauge",
-            "The number of ready replicas per deployment.",
-            (f'kube_deployment_status_replicas_ready{{{base},deployment="{name}"}} '
-             f"{st.ready[i, k]:g}" for k, name in enumerate(svc)),
-        )  # fmt: skip
-        family(
-            "container_cpu_usage_seconds_total",
-            "counter",
-            "Cumulative cpu time consumed in seconds.",
-            (f"container_cpu_usage_seconds_total{{{pod_labels(s, p)}}} {st.sample_cpu[i]:.6f}"
-             for s, p, _, i in pods),
-        )  # fmt: skip
-        family(
-            "container_memory_working_set_bytes",
-            "gauge",
-            "Current working set of the container in bytes.",
-            (f"container_memory_working_set_bytes{{{pod_labels(s, p)}}} {st.sample_memory[i]:.0f}"
-             for s, p, _, i in pods),
-        )  # fmt: skip
-        histogram: list[str] = []
-        for k, name in enumerate(svc):
-            labels = f'{base},service="{name}"'
-            for le, count in zip(st.upper_bounds, st.buckets[i, k], strict=True):
-                le_text = "+Inf" if math.isinf(le) else f"{le:g}"
-                histogram.append(
-                    f'http_request_duration_seconds_bucket{{{labels},le="{le_text}"}} {count:.0f}'
-                )
-            histogram.append(f"http_request_duration_seconds_sum{{{labels}}} {st.sums[i, k]:.6f}")
-            histogram.append(
-                f"http_request_duration_seconds_count{{{labels}}} {st.buckets[i, k, -1]:.0f}"
-            )
-        family(
-            "http_request_duration_seconds",
-            "histogram",
-            "Duration of HTTP requests in seconds.",
-            histogram,
-        )
-        family(
-            "http_requests_total",
-            "counter",
-            "Total number of HTTP requests by status code.",
-            (f'http_requests_total{{{base},service="{name}",code="{code}"}} '
-             f"{st.requests[i, k, c]:.0f}"
-             for k, name in enumerate(svc) for c, code in enumerate(CODES)),
-        )  # fmt: skip
-        return "\n".join(lines) + "\n"
+    def serve(self, port: int = 0, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
+        """Serve the exporters' ``/metrics`` (the newest scrape) for a Prometheus server to
+        scrape; ``server.server_port`` is the port, ``server.shutdown()`` stops it."""
+        return serve_metrics(self._store, self._families, port, addr)

@@ -1,0 +1,31 @@
+"""lab.servers -- the real servers a user runs beside ooda, started on this machine for tests.
+
+Each binds to 127.0.0.1 on a free port, keeps its state under a work directory and stops
+what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
+prometheus-bins``), with ``promtool``'s backfill for recorded histories.
+
+Exceptions::
+
+    LabError (lab)
+    +-- ServerError
+        +-- ServerMissingError    the binary is not installed (the message names the target)
+        +-- ServerStartError      it exited or never became ready (with its log's tail)
+        +-- BackfillError         promtool refused a history
+"""
+
+from __future__ import annotations
+
+from lab.servers._errors import BackfillError, ServerError, ServerMissingError, ServerStartError
+from lab.servers._process import ManagedProcess, free_port
+from lab.servers._prometheus import PROMETHEUS_PACKAGE, PrometheusServer
+
+__all__ = [
+    "PROMETHEUS_PACKAGE",
+    "BackfillError",
+    "ManagedProcess",
+    "PrometheusServer",
+    "ServerError",
+    "ServerMissingError",
+    "ServerStartError",
+    "free_port",
+]

@@ -1,0 +1,174 @@
+"""A real Prometheus server on this machine, as Debian's ``prometheus`` package installs it.
+
+The tests and benchmarks start one per session: it loads a recorded history backfilled with
+``promtool`` (so a simulated day is queryable in seconds) and scrapes live targets (the lab's
+``/metrics``, ``ooda run``'s own), reloaded in place when targets are added. It binds to
+127.0.0.1 on a free port and keeps its TSDB under a work directory it owns.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from lab.servers._errors import BackfillError, ServerMissingError, ServerStartError
+from lab.servers._process import ManagedProcess, free_port, http_ok
+
+#: Debian's package (``make prometheus-bins`` installs it).
+PROMETHEUS_PACKAGE = "prometheus"
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ServerMissingError(
+            f"{name!r} is not installed: `make prometheus-bins` installs Debian's"
+            f" {PROMETHEUS_PACKAGE!r} package"
+        )
+    return found
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{max(1, round(span.total_seconds()))}s"
+
+
+class PrometheusServer:
+    """One Prometheus server; a context manager, or :meth:`start` / :meth:`stop`.
+
+    ``lookback`` is the query lookback delta (how long a gauge's last sample counts); the
+    default is Prometheus' own 5 minutes.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        scrape_interval: timedelta = timedelta(seconds=15),
+        lookback: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.scrape_interval = scrape_interval
+        self.lookback = lookback
+        self.port = 0
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        """The HTTP API's base URL."""
+        if not self.port:
+            raise ServerStartError("Prometheus is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        """Its TSDB."""
+        return self.workdir / "data"
+
+    def backfill(self, openmetrics: str, name: str = "history") -> None:
+        """Write ``openmetrics`` (timestamped samples, ``# EOF`` last) into the TSDB as blocks
+        with ``promtool tsdb create-blocks-from openmetrics``. A running server is restarted
+        so that it loads them."""
+        promtool = _binary("promtool")
+        source = self.workdir / f"{name}.om"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        source.write_text(openmetrics)
+        result = subprocess.run(
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(source),
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        source.unlink()
+        if result.returncode != 0:
+            raise BackfillError(f"promtool refused {name!r}:\n{result.stdout}{result.stderr}")
+        if self._process is not None:
+            self.stop()
+            self.start()
+
+    def scrape(self, job: str, targets: Sequence[str], interval: timedelta | None = None) -> None:
+        """Scrape ``targets`` (``host:port``) as ``job`` (every ``interval``, or the global
+        scrape interval); a running server reloads its config."""
+        job_config: dict[str, Any] = {
+            "job_name": job,
+            "static_configs": [{"targets": list(targets)}],
+        }
+        if interval is not None:
+            job_config["scrape_interval"] = _seconds(interval)
+            job_config["scrape_timeout"] = _seconds(min(interval, timedelta(seconds=10)))
+        self._jobs[job] = job_config
+        self._write_config()
+        if self._process is not None:
+            response = httpx.post(f"{self.url}/-/reload", timeout=10.0)
+            if response.status_code != 200:
+                raise ServerStartError(f"Prometheus refused its new config: {response.text}")
+
+    def _write_config(self) -> Path:
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": _seconds(self.scrape_interval),
+                "scrape_timeout": _seconds(min(self.scrape_interval, timedelta(seconds=10))),
+            },
+            "scrape_configs": list(self._jobs.values()),
+        }
+        path = self.workdir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def start(self, timeout: float = 60.0) -> PrometheusServer:
+        """Start it and wait until it answers queries."""
+        binary = _binary("prometheus")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        self.port = self.port or free_port()
+        self._process = ManagedProcess(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.data_dir}",
+                "--storage.tsdb.retention.time=100y",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                f"--query.lookback-delta={_seconds(self.lookback)}",
+            ],
+            self.workdir / "prometheus.log",
+            self.workdir,
+        )
+        self._process.wait_ready(lambda: http_ok(f"{self.url}/-/ready"), timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop it (idempotent); the TSDB stays for a restart."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        """Whether it is started and alive."""
+        return self._process is not None and self._process.running
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of its log."""
+        return self._process.tail(lines) if self._process is not None else ""
+
+    def __enter__(self) -> PrometheusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,271 @@
+"""PrometheusSource against a real Prometheus holding the lab's history, and against
+``httpx.MockTransport`` for the failures a real server rarely shows on cue.
+
+The stated tolerance: every (time, entity) row the lab has, Prometheus has, and every value
+agrees to 1e-9 relative -- except CPU and memory utilisation where a pod starts or stops
+inside the rate window (Prometheus extrapolates a rate to the window's edge and keeps a
+deleted pod's gauge for its lookback): there within 60 % (a deleted pod near its memory
+limit), on at most 5 % of the rows; and the pod family may keep a deleted pod one step longer.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from contracts import FAMILIES, METRIC_VALUE_COLUMNS, MetricFamily
+from features import (
+    FAMILY_RECIPES,
+    SERVICE_RECIPES,
+    PrometheusSettings,
+    PrometheusSource,
+    QueryError,
+    SourceUnavailableError,
+)
+from lab import Lab, LabSettings, SimClock
+from lab.servers import PrometheusServer
+from tests.conftest import HISTORY_START, RecordedLab
+
+CHURN_COLUMNS = {"cpu_utilisation", "memory_utilisation"}
+
+
+def _compare(lab: pd.DataFrame, prom: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, float]]:
+    merged = lab.merge(prom, on=keys, how="outer", suffixes=("_lab", "_prom"), indicator=True)
+    out: dict[str, dict[str, float]] = {
+        "_rows": {
+            "lab_only": float((merged["_merge"] == "left_only").sum()),
+            "prom_only": float((merged["_merge"] == "right_only").sum()),
+            "both": float((merged["_merge"] == "both").sum()),
+        }
+    }
+    values = [c for c in lab.columns if c not in keys]
+    for column in values:
+        x, y = merged[f"{column}_lab"], merged[f"{column}_prom"]
+        both = x.notna() & y.notna()
+        rel = ((x - y).abs() / x.abs().clip(lower=1e-9))[both]
+        out[column] = {
+            "lab_only": float((x.notna() & y.isna()).sum()),
+            "prom_only": float((y.notna() & x.isna()).sum()),
+            "compared": float(both.sum()),
+            "off_share": float((rel > 1e-9).mean()) if len(rel) else 0.0,
+            "max_rel": float(rel.max()) if len(rel) else 0.0,
+        }
+    return out
+
+
+def _source(server: PrometheusServer) -> PrometheusSource:
+    return PrometheusSource(PrometheusSettings(url=server.url, region="eu-west-1"))
+
+
+@pytest.mark.parametrize("step", [timedelta(minutes=1), timedelta(seconds=15)])
+def test_service_frame_matches_the_labs_own(
+    prometheus: PrometheusServer, recorded_lab: RecordedLab, step: timedelta
+) -> None:
+    start, end = recorded_lab.start + timedelta(minutes=5), recorded_lab.end
+    source = _source(prometheus)
+    ours = recorded_lab.lab.source.query_range(start, end, step)
+    theirs = source.query_range(start, end, step)
+    stats = _compare(ours, theirs, ["timestamp", "region", "service"])
+    assert stats["_rows"]["lab_only"] == 0 and stats["_rows"]["prom_only"] == 0
+    assert stats["_rows"]["both"] == len(ours) > 100
+    for column in METRIC_VALUE_COLUMNS:
+        s = stats[column]
+        assert s["lab_only"] == 0 and s["prom_only"] == 0, (column, s["off_share"], s["max_rel"])
+        if column in CHURN_COLUMNS:
+            assert s["off_share"] <= 0.05 and s["max_rel"] <= 0.6, (
+                column,
+                s["off_share"],
+                s["max_rel"],
+            )
+        else:
+            assert s["max_rel"] <= 1e-9, (column, s["off_share"], s["max_rel"])
+    # The faults moved the columns that are flat on a quiet estate.
+    assert ours.restarts.max() > 0 and ours.error_rate.max() > 0.01
+
+
+@pytest.mark.parametrize("family", list(MetricFamily))
+def test_family_frames_match_the_labs_own(
+    prometheus: PrometheusServer, recorded_lab: RecordedLab, family: MetricFamily
+) -> None:
+    start, end, step = (
+        recorded_lab.start + timedelta(minutes=5),
+        recorded_lab.end,
+        timedelta(minutes=1),
+    )
+    ours = recorded_lab.lab.source.query_family(family, start, end, step)
+    theirs = _source(prometheus).query_family(family, start, end, step)
+    assert list(theirs.columns) == list(FAMILIES[family].columns)
+    stats = _compare(ours, theirs, ["timestamp", "region", *FAMILIES[family].keys])
+    assert stats["_rows"]["lab_only"] == 0 and stats["_rows"]["both"] == len(ours) > 0
+    kept = stats["_rows"]["prom_only"]
+    assert kept == 0 or (family is MetricFamily.POD and kept <= 0.01 * len(ours)), stats["_rows"]
+    for column in FAMILIES[family].values:
+        s = stats[column]
+        assert s["lab_only"] == 0 and s["max_rel"] <= 1e-9, (column, s["off_share"], s["max_rel"])
+    moved = ours[list(FAMILIES[family].values)].std(numeric_only=True).fillna(0)
+    assert (moved > 0).any(), f"{family}: nothing moved in the recorded history"
+
+
+def test_the_labs_metrics_endpoint_is_scraped_live(prometheus: PrometheusServer) -> None:
+    lab = Lab(LabSettings(seed=3), SimClock(HISTORY_START))
+    lab.step(timedelta(minutes=2))
+    server, _ = lab.source.serve()
+    try:
+        prometheus.scrape("lab-live", [f"127.0.0.1:{server.server_port}"], timedelta(seconds=1))
+        query = 'kube_deployment_spec_replicas{job="lab-live"}'
+        deadline = time.monotonic() + 20
+        result: list[dict[str, object]] = []
+        while time.monotonic() < deadline and len(result) < 3:
+            body = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": query}).json()
+            result = body["data"]["result"]
+            time.sleep(0.3)
+        scraped = {r["metric"]["deployment"]: float(r["value"][1]) for r in result}  # type: ignore[index]
+        newest = lab.source.query_range(lab.clock.now(), lab.clock.now(), timedelta(minutes=1))
+        assert scraped == dict(zip(newest.service, newest.desired_pods, strict=True))
+        up = httpx.get(
+            f"{prometheus.url}/api/v1/query", params={"query": 'up{job="lab-live"}'}
+        ).json()["data"]["result"]
+        assert [float(r["value"][1]) for r in up] == [1.0]
+    finally:
+        server.shutdown()
+        prometheus.scrape("lab-live", [])
+
+
+# -- the HTTP failures, on a mock transport -------------------------------------------------
+
+
+def _matrix(series: list[tuple[dict[str, str], list[tuple[float, str]]]]) -> dict[str, object]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {"metric": labels, "values": [[t, v] for t, v in values]}
+                for labels, values in series
+            ],
+        },
+    }
+
+
+T0 = HISTORY_START.timestamp()
+
+
+def _mock(handler, **settings: object) -> tuple[PrometheusSource, list[float]]:  # type: ignore[no-untyped-def]
+    slept: list[float] = []
+    source = PrometheusSource(
+        PrometheusSettings(url="http://prom.test:9090", region="r1", **settings),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(handler),
+        sleep=slept.append,
+    )
+    return source, slept
+
+
+def test_temporary_failures_are_retried_with_growing_waits() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params["query"])
+        if len(calls) <= 2:
+            return httpx.Response(503, text="overloaded")
+        return httpx.Response(200, json=_matrix([({"service": "a"}, [(T0, "1.5")])]))
+
+    source, slept = _mock(handler)
+    frame = source.query_range(HISTORY_START, HISTORY_START, timedelta(minutes=1))
+    assert len(slept) == 2 and slept[1] > slept[0] > 0
+    assert frame.request_rate.tolist() == [1.5] and frame.region.tolist() == ["r1"]
+
+
+def test_an_unreachable_prometheus_raises_a_temporary_error_after_the_tries() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    source, slept = _mock(handler, attempts=3)
+    with pytest.raises(SourceUnavailableError, match=r"prom\.test:9090 unreachable"):
+        source.query_range(HISTORY_START, HISTORY_START, timedelta(minutes=1))
+    assert len(slept) == 2
+
+
+def test_a_refused_query_is_permanent_and_names_the_query() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(
+            400, json={"status": "error", "errorType": "bad_data", "error": "parse error"}
+        )
+
+    source, slept = _mock(handler, service_recipes={"request_rate": "sum(broken"})
+    with pytest.raises(QueryError, match=r"sum\(broken.*bad_data: parse error"):
+        source.query_range(HISTORY_START, HISTORY_START, timedelta(minutes=1))
+    assert calls == 1 and slept == []
+
+
+def test_an_override_of_an_unknown_column_is_refused() -> None:
+    with pytest.raises(QueryError, match="'request_rte'"):
+        _mock(lambda r: httpx.Response(200), service_recipes={"request_rte": "x"})
+    with pytest.raises(QueryError, match="'lag'"):
+        _mock(lambda r: httpx.Response(200), family_recipes={MetricFamily.KAFKA: {"lag": "x"}})
+
+
+def test_selector_window_and_nan_reach_the_frame() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["query"])
+        return httpx.Response(
+            200, json=_matrix([({"service": "a"}, [(T0, "NaN"), (T0 + 60, "+Inf")])])
+        )
+
+    source, _ = _mock(handler, selector='namespace="shop"')
+    frame = source.query_range(
+        HISTORY_START, HISTORY_START + timedelta(minutes=1), timedelta(minutes=1)
+    )
+    assert 'http_requests_total{namespace="shop",}[60s]' in seen[0]
+    assert 'http_requests_total{namespace="shop",code=~"5.."}[60s]' in seen[3]
+    assert len(seen) == len(SERVICE_RECIPES)
+    assert np.isnan(frame.request_rate.iloc[0]) and np.isinf(frame.request_rate.iloc[1])
+
+
+def test_series_without_service_take_the_configured_owner_or_are_left_out() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        lag = {"consumergroup": "g1", "topic": "t", "partition": "0"}
+        stray = {"consumergroup": "nobody", "topic": "t", "partition": "0"}
+        return httpx.Response(200, json=_matrix([(lag, [(T0, "5")]), (stray, [(T0, "7")])]))
+
+    source, _ = _mock(handler, owners={"consumergroup": {"g1": "payments"}})
+    frame = source.query_family(
+        MetricFamily.KAFKA, HISTORY_START, HISTORY_START, timedelta(minutes=1)
+    )
+    assert frame.service.tolist() == ["payments"] and frame.consumergroup.tolist() == ["g1"]
+    assert frame.kafka_consumergroup_lag.tolist() == [5.0]
+
+
+def test_long_ranges_are_read_in_chunks_prometheus_accepts() -> None:
+    spans: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        start, end, step = (float(params[k]) for k in ("start", "end", "step"))
+        spans.append(round((end - start) / step) + 1)
+        points = [(start + i * step, "1") for i in range(spans[-1])]
+        return httpx.Response(200, json=_matrix([({"service": "a"}, points)]))
+
+    source, _ = _mock(handler, service_recipes=dict.fromkeys(SERVICE_RECIPES, "x"))
+    frame = source.query_range(
+        HISTORY_START, HISTORY_START + timedelta(days=8), timedelta(minutes=1)
+    )
+    per_column = spans[: len(spans) // len(SERVICE_RECIPES)]
+    assert max(spans) <= 11_000 and len(per_column) == 2 and sum(per_column) == 8 * 1440 + 1
+    assert len(frame) == 8 * 1440 + 1 and frame.timestamp.is_monotonic_increasing
+
+
+def test_every_family_column_has_a_recipe() -> None:
+    for family, schema in FAMILIES.items():
+        assert set(FAMILY_RECIPES[family]) == set(schema.values), family
+    assert set(SERVICE_RECIPES) == set(METRIC_VALUE_COLUMNS)
