@@ -8,6 +8,7 @@ Exception tree::
     ├── ScoringUnavailableError   a Ray Serve endpoint was unreachable or refused
     ├── BadMetricsError           the metric source returned something unusable
     ├── ChaosError                a chaos run was asked for something it cannot run
+    ├── ConfigError               a configuration file is unreadable or invalid (names the key)
     └── SeriesInputError          a series file for score-/forecast-series is malformed
 
 Names are imported on first use (PEP 562): ``ooda score-series`` should not pay for MLflow,
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "Autonomy": "ooda._records",
     "AutonomySettings": "ooda._settings",
     "BadMetricsError": "ooda._errors",
+    "ConfigError": "ooda._errors",
     "ControlLoop": "ooda._loop",
     "DemoSettings": "ooda._settings",
     "Diagnosis": "ooda._records",
@@ -34,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "LoopEvent": "ooda._journal",
     "LoopSettings": "ooda._settings",
     "LoopStats": "ooda._journal",
+    "OodaConfig": "ooda._config",
     "OodaError": "ooda._errors",
     "OodaSettings": "ooda._settings",
     "PendingAction": "ooda._records",
@@ -52,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "Snapshot": "ooda._records",
     "VerifySettings": "ooda._settings",
     "clean_metrics": "ooda._observe",
+    "load_config": "ooda._config",
     "read_workloads": "ooda._cluster_state",
     "recover": "ooda._recover",
     "register_runbook": "ooda.runbooks",
@@ -68,6 +72,7 @@ __all__ = [
     "Autonomy",
     "AutonomySettings",
     "BadMetricsError",
+    "ConfigError",
     "ControlLoop",
     "DemoSettings",
     "Diagnosis",
@@ -76,6 +81,7 @@ __all__ = [
     "LoopEvent",
     "LoopSettings",
     "LoopStats",
+    "OodaConfig",
     "OodaError",
     "OodaSettings",
     "PendingAction",
@@ -94,6 +100,7 @@ __all__ = [
     "Snapshot",
     "VerifySettings",
     "clean_metrics",
+    "load_config",
     "read_workloads",
     "recover",
     "register_runbook",
@@ -117,7 +124,14 @@ if TYPE_CHECKING:
     from ooda._audit import AuditEntry, AuditLog
     from ooda._autonomy import ErrorBudget
     from ooda._cluster_state import read_workloads
-    from ooda._errors import BadMetricsError, OodaError, ScoringUnavailableError, SeriesInputError
+    from ooda._config import OodaConfig, load_config
+    from ooda._errors import (
+        BadMetricsError,
+        ConfigError,
+        OodaError,
+        ScoringUnavailableError,
+        SeriesInputError,
+    )
     from ooda._fakes import RuleScorer
     from ooda._journal import LoopEvent, LoopStats
     from ooda._loop import ControlLoop

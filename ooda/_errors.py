@@ -21,3 +21,7 @@ class SeriesInputError(OodaError, ValueError):
 
 class ChaosError(OodaError, ValueError):
     """A chaos run was asked for something it cannot run (an unknown scenario, negative runs)."""
+
+
+class ConfigError(OodaError, ValueError):
+    """A configuration file is unreadable or invalid; the message names every bad key."""

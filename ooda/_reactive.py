@@ -89,8 +89,8 @@ class ReactivePlaybooks:
         views = service_views(metrics, services, now, self.settings.loop.max_staleness)
         workloads = read_workloads(self.kube, ns, services)
         active: dict[tuple[str, str], RestartPod | SetHpaMinReplicas] = {}
-        slo = self.settings.slo
         for service, workload in workloads.items():
+            slo = self.settings.slo_for(service)
             for pod in workload.crashlooping:
                 key = (CRASH_LOOPING.name, f"{service}/{pod.name}")
                 active[key] = RestartPod(ns, service, reason=CRASH_LOOPING.name, pod=pod.name)

@@ -326,7 +326,9 @@ class OodaSettings:
     feature_dir: Path = Path("features/repo/data")
     """Data directory of the Feast repo (offline parquet, online SQLite, registry)."""
     slo: SloSettings = field(default_factory=SloSettings)
-    """Service-level objectives."""
+    """Service-level objectives (of every service without its own in ``slos``)."""
+    slos: dict[str, SloSettings] = field(default_factory=dict)
+    """Objectives of the services that have their own."""
     loop: LoopSettings = field(default_factory=LoopSettings)
     """Loop cadence."""
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -345,3 +347,7 @@ class OodaSettings:
     """Training pipelines and registry."""
     demo: DemoSettings = field(default_factory=DemoSettings)
     """The embedded demo."""
+
+    def slo_for(self, service: str) -> SloSettings:
+        """The objectives of ``service``."""
+        return self.slos.get(service, self.slo)

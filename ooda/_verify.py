@@ -49,17 +49,18 @@ class Verifier:
         applied = pd.Timestamp(pending.applied_at)
         after = view.history[view.history["timestamp"] > applied]
         fresh = service_freshness(snapshot.families, pending.action.service)
+        slo = self.settings.slo_for(pending.action.service)
         return VerifyWindow(
             metrics=after.reset_index(drop=True),
             workload=snapshot.workloads.get(pending.action.service),
             applied_at=pending.applied_at,
             now=snapshot.at,
             deadline=pending.deadline,
-            p95_ms=self.settings.slo.p95_ms,
-            max_error_rate=self.settings.slo.max_error_rate,
+            p95_ms=slo.p95_ms,
+            max_error_rate=slo.max_error_rate,
             healthy_minutes=self.settings.verify.healthy_minutes,
             freshness=None if fresh is None else fresh[fresh.index > applied],
-            max_freshness_s=self.settings.slo.freshness_s,
+            max_freshness_s=slo.freshness_s,
         )
 
     def judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:

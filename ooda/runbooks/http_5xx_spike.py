@@ -44,7 +44,8 @@ class Http5xxSpike(Runbook):
             return None
         history = snapshot.views[service].history
         spike = max(
-            policy.spike_error_rate, policy.spike_error_factor * self.settings.slo.max_error_rate
+            policy.spike_error_rate,
+            policy.spike_error_factor * self.settings.slo_for(service).max_error_rate,
         )
         recent = history.tail(policy.spike_minutes)["error_rate"].to_numpy(dtype=float)
         if len(recent) < policy.spike_minutes or not (recent > spike).all():

@@ -114,10 +114,10 @@ class KafkaConsumerLag(Runbook):
     deadline = timedelta(minutes=12)
     families = (MetricFamily.KAFKA,)
 
-    def _eta_s(self, state: GroupState) -> float:
-        """Seconds until the lag in seconds crosses the freshness objective at this
+    def _eta_s(self, state: GroupState, service: str) -> float:
+        """Seconds until the lag in seconds crosses ``service``'s freshness objective at this
         shortfall (it grows by ``deficit`` seconds a second)."""
-        room = max(0.0, self.settings.slo.freshness_s - state.lag_s)
+        room = max(0.0, self.settings.slo_for(service).freshness_s - state.lag_s)
         return room / state.deficit if state.deficit > 0 else math.inf
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
@@ -134,11 +134,11 @@ class KafkaConsumerLag(Runbook):
             if state.deficit >= policy.consumer_min_deficit
             and state.lag_s >= policy.consumer_min_lag_s
             and state.rising
-            and self._eta_s(state) <= policy.projection_lead.total_seconds()
+            and self._eta_s(state, service) <= policy.projection_lead.total_seconds()
         ]
         if not behind:
             return None
-        state = min(behind, key=self._eta_s)
+        state = min(behind, key=lambda s: self._eta_s(s, service))
         workload = snapshot.workloads[service]
         consumers = workload.ready_replicas
         active = min(consumers, state.partitions)
@@ -165,7 +165,7 @@ class KafkaConsumerLag(Runbook):
                 "lag_s": round(state.lag_s, 1),
                 "produced_per_s": round(state.produced, 1),
                 "consumed_per_s": round(state.consumed, 1),
-                "minutes_to_objective": round(self._eta_s(state) / 60.0, 1),
+                "minutes_to_objective": round(self._eta_s(state, service) / 60.0, 1),
                 "consumers": consumers,
                 "per_consumer_per_s": round(per_consumer, 1),
                 "set_consumers": wanted,

@@ -143,7 +143,7 @@ class LatencyP95(Runbook):
         projection = project_crossing(
             stamps,
             history["p95_latency_ms"],
-            self.settings.slo.p95_ms,
+            self.settings.slo_for(service).p95_ms,
             falling=False,
             now=snapshot.at,
             window=policy.trend_window,
@@ -235,7 +235,7 @@ class LatencyP95(Runbook):
         history = snapshot.views[service].history
         window = history[history["timestamp"] > pd.Timestamp(snapshot.at - hold)]
         p95 = window["p95_latency_ms"].to_numpy(dtype=float)
-        limit = PROBE_HEADROOM * self.settings.slo.p95_ms
+        limit = PROBE_HEADROOM * self.settings.slo_for(service).p95_ms
         if len(p95) < hold / timedelta(minutes=1) - 2 or not (p95 <= limit).all():
             return None
         step_back = floor + (hpa.min_replicas - floor) // 2

@@ -56,7 +56,7 @@ class PodCrashLoop(Runbook):
         if not looping:
             return None
         view = snapshot.views[service]
-        slo = self.settings.slo
+        slo = self.settings.slo_for(service)
         breached = not within_slo(view.latest, slo.p95_ms, slo.max_error_rate)
         score = snapshot.score(service)
         anomalous = score is not None and score >= self.settings.policy.anomaly_threshold

@@ -107,7 +107,7 @@ class QueueDepth(Runbook):
         age, sent, deleted = float(latest[AGE]), float(latest[SENT]), float(latest[DELETED])
         if not (age >= cfg.queue_min_age_s and deleted < sent):
             return None
-        objective = self.settings.slo.freshness_s
+        objective = self.settings.slo_for(service).freshness_s
         projection = project_crossing(
             rows["timestamp"],
             rows[AGE],

@@ -72,7 +72,8 @@ class UpstreamThrottling(Runbook):
         normal = float(np.nanmedian(p95)) if np.isfinite(p95).any() else math.nan
         slow = p95[-1] > self.settings.policy.throttled_latency_inflation * normal
         return bool(
-            slow or float(history["error_rate"].iloc[-1]) > self.settings.slo.max_error_rate
+            slow
+            or float(history["error_rate"].iloc[-1]) > self.settings.slo_for(service).max_error_rate
         )
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

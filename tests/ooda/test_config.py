@@ -1,0 +1,139 @@
+"""The configuration file: the checked-in example, every mistake named, env overrides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contracts import MetricFamily
+from ooda import ConfigError, OodaSettings, SloSettings, load_config
+from ooda._config import validate
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "deploy" / "lab.yaml"
+
+
+def _raw() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_the_example_describes_the_labs_estate() -> None:
+    config = load_config(EXAMPLE, environ={})
+    settings = config.settings()
+    demo = OodaSettings()
+    assert (settings.namespace, settings.services, settings.calls) == (
+        demo.namespace,
+        demo.services,
+        demo.calls,
+    )
+    assert (
+        settings.region == "eu-west-1" and config.settings("eu-central-1").region == "eu-central-1"
+    )
+    assert settings.loop.tick == timedelta(seconds=15) and settings.guard.cooldown == timedelta(
+        minutes=5
+    )
+    prom = config.prometheus()
+    assert prom.selector == 'namespace="shop"' and prom.region == "eu-west-1"
+    assert prom.owners["consumergroup"] == {"payments": "payments"}
+    assert prom.owners["queue_name"] == {"receipts": "checkout"}
+
+
+def test_every_mistake_is_named_by_its_path_at_once() -> None:
+    raw = _raw()
+    raw["services"][1]["replicas"] = 3
+    raw["services"][2]["slo"]["availability"] = 1.5
+    raw["guard"]["cooldown"] = "five minutes"
+    raw["autonomy"]["propose_only"] = ["restart_pods"]
+    raw["regions"][0]["prometheus"]["url"] = "prometheus:9090"
+    del raw["namespace"]
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "lab.yaml")
+    text = str(caught.value)
+    for expected in (
+        "services[1].replicas: unknown key",
+        "services[2].slo.availability: Input should be less than 1 (got 1.5)",
+        "guard.cooldown: not a duration: 'five minutes'",
+        "autonomy.propose_only[0]: Input should be",
+        "regions[0].prometheus.url: String should match pattern",
+        "namespace: required key missing",
+    ):
+        assert expected in text, (expected, text)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["services"].append(dict(r["services"][0])), "frontend named more than once"),
+        (lambda r: r["services"][0].update(calls=["basket"]), "services[0].calls: basket not"),
+        (lambda r: r.update(regions=[]), "regions: List should have at least 1 item"),
+        (
+            lambda r: r["regions"][0].update(in_cluster=True),
+            "in_cluster: true takes no kubeconfig",
+        ),
+        (lambda r: r["services"][0].update(name="Front_End"), "services[0].name: String should"),
+    ],
+)
+def test_inconsistent_files_are_refused(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    raw = _raw()
+    change(raw)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(raw)
+
+
+def test_environment_overrides_the_file_at_the_edge(tmp_path: Path) -> None:
+    config = load_config(
+        EXAMPLE,
+        environ={
+            "OODA__GUARD__DRY_RUN": "true",
+            "OODA__regions__0__prometheus__url": "http://prometheus.monitoring:9090",
+            "OODA__loop__tick": "30s",
+            "UNRELATED": "x",
+        },
+    )
+    settings = config.settings()
+    assert settings.dry_run and settings.guard.dry_run
+    assert settings.loop.tick == timedelta(seconds=30)
+    assert config.prometheus().url == "http://prometheus.monitoring:9090"
+    with pytest.raises(ConfigError, match="OODA__regions__7__name: '7' does not index a list of 2"):
+        load_config(EXAMPLE, environ={"OODA__regions__7__name": "x"})
+    with pytest.raises(ConfigError, match=r"guard\.dry_run: Input should be a valid boolean"):
+        load_config(EXAMPLE, environ={"OODA__guard__dry_run": "perhaps"})
+
+
+def test_unreadable_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read configuration .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml", environ={})
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("namespace: [shop\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML"):
+        load_config(broken, environ={})
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top, got list"):
+        load_config(listed, environ={})
+
+
+def test_a_services_own_objectives_override_the_estates() -> None:
+    raw = _raw()
+    raw["services"][1]["slo"] = {"p95_ms": 90}
+    raw["slo"]["availability"] = 0.99
+    settings = validate(raw).settings()
+    assert settings.slo_for("checkout") == SloSettings(p95_ms=90, availability=0.99)
+    assert settings.slo_for("frontend") == SloSettings(p95_ms=150, availability=0.99)
+    assert settings.slo_for("unknown") == settings.slo
+
+
+def test_recipe_overrides_reach_the_prometheus_source() -> None:
+    raw = _raw()
+    prom = raw["regions"][0]["prometheus"]
+    prom["recipes"] = {"request_rate": "sum by (service) (rate(istio_requests_total[{w}]))"}
+    prom["family_recipes"] = {"kafka": {"kafka_consumergroup_lag": "sum(lag)"}}
+    settings = validate(raw).prometheus()
+    assert settings.service_recipes["request_rate"].startswith("sum by (service) (rate(istio")
+    assert settings.family_recipes[MetricFamily.KAFKA] == {"kafka_consumergroup_lag": "sum(lag)"}
+    raw["regions"][0]["prometheus"]["family_recipes"] = {"kafkaa": {}}
+    with pytest.raises(ConfigError, match=r"regions\[0\]\.prometheus\.family_recipes\.kafkaa"):
+        validate(raw)
