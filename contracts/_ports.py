@@ -133,4 +133,7 @@ class KubeClients:
     custom_objects: Any = None
     """:class:`CustomObjects` (Argo CD Applications, Gateway API HTTPRoutes)."""
     networking_v1: Any = None
-    """:class:`NetworkingV1` (Ingresses). Last, so positional construction keeps working."""
+    """:class:`NetworkingV1` (Ingresses)."""
+    coordination_v1: Any = None
+    """``CoordinationV1Api`` (the leader election's Lease). Last, so positional construction
+    keeps working."""

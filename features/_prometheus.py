@@ -46,15 +46,21 @@ from features._errors import QueryError, SourceUnavailableError
 log = logging.getLogger(__name__)
 
 _SERVICE = 'label_replace({expr}, "service", "$1", "{label}", "(.+)")'
+# The right-hand sides are de-duplicated (``max by``): two kube-state-metrics replicas, or a
+# job renamed, give a pod two series, and a one-to-one match refuses them.
 _PER_POD_CPU = (
     'rate(container_cpu_usage_seconds_total{{sel}container!=""}[{w}])'
-    ' / on (namespace, pod) group_left kube_pod_container_resource_requests{{sel}resource="cpu"}'
+    " / on (namespace, pod) group_left max by (namespace, pod)"
+    ' (kube_pod_container_resource_requests{{sel}resource="cpu"})'
 )
 _PER_POD_MEMORY = (
     'container_memory_working_set_bytes{{sel}container!=""}'
-    ' / on (namespace, pod) group_left kube_pod_container_resource_limits{{sel}resource="memory"}'
+    " / on (namespace, pod) group_left max by (namespace, pod)"
+    ' (kube_pod_container_resource_limits{{sel}resource="memory"})'
 )
-_ON_NODE = " * on (namespace, pod) group_left (node) kube_pod_info{{sel}}"
+_ON_NODE = (
+    " * on (namespace, pod) group_left (node) max by (namespace, pod, node) (kube_pod_info{{sel}})"
+)
 
 
 def _by_container(expr: str) -> str:

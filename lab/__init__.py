@@ -6,7 +6,8 @@ latency and overload errors; failure scenarios with ground truth. ``call_forest`
 large estates instead (e.g. 1,000 services in independent call trees, 10,000 pods). The loop
 talks to it through ``Lab.kube`` (the official ``kubernetes.client`` method names and
 models) and ``Lab.source`` (the tidy metrics frame, computed from exporter-named series),
-with time from a ``SimClock``.
+with time from a ``SimClock``. ``LiveLab`` runs it level with the wall clock instead and
+serves its exporters' ``/metrics`` to a real Prometheus (``lab.servers``).
 
 Each failure scenario is one module of ``lab.scenarios`` that registers itself
 (``register_scenario``); ``Lab.inject`` takes one of its ``ScenarioInstance`` (``draw`` makes
@@ -56,6 +57,7 @@ from lab._kube_extra import (
     FakeKubernetes,
     FakePolicyV1Api,
 )
+from lab._live import LiveLab
 from lab._metrics import LabMetricSource, histogram_quantile
 from lab._settings import (
     BackgroundSettings,
@@ -101,6 +103,7 @@ __all__ = [
     "LabError",
     "LabMetricSource",
     "LabSettings",
+    "LiveLab",
     "NoTargetError",
     "Scenario",
     "ScenarioError",

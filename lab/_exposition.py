@@ -163,12 +163,28 @@ class LabCollector(Collector):
     series by series (the order OpenMetrics asks for).
     """
 
-    def __init__(self, store: ScrapeStore, families: FamilyStore, *, history: bool = False):
+    def __init__(
+        self,
+        store: ScrapeStore,
+        families: FamilyStore,
+        *,
+        history: bool = False,
+        lock: threading.Lock | None = None,
+    ):
         self._store = store
         self._families = families
         self._history = history
+        self._lock = lock
 
     def collect(self) -> Iterator[Metric]:
+        if self._lock is None:
+            yield from self._collect()
+            return
+        with self._lock:  # the lab steps in another thread: read a whole scrape
+            metrics = list(self._collect())
+        yield from metrics
+
+    def _collect(self) -> Iterator[Metric]:
         st = self._store
         st.materialise()
         if st.n == 0:
@@ -394,11 +410,16 @@ def history_openmetrics(store: ScrapeStore, families: FamilyStore) -> str:
 
 
 def serve_metrics(
-    store: ScrapeStore, families: FamilyStore, port: int = 0, addr: str = "127.0.0.1"
+    store: ScrapeStore,
+    families: FamilyStore,
+    port: int = 0,
+    addr: str = "127.0.0.1",
+    lock: threading.Lock | None = None,
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` of the newest scrape on ``addr:port`` (0: a free port, read it from
-    ``server.server_port``); ``server.shutdown()`` stops it."""
+    ``server.server_port``); ``server.shutdown()`` stops it. ``lock``: held while a scrape is
+    read, for a lab that steps in another thread."""
     server, thread = start_http_server(
-        port, addr=addr, registry=registry_of(LabCollector(store, families))
+        port, addr=addr, registry=registry_of(LabCollector(store, families, lock=lock))
     )
     return server, thread

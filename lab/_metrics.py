@@ -263,7 +263,10 @@ class LabMetricSource:
         ``promtool tsdb create-blocks-from openmetrics`` backfills)."""
         return history_openmetrics(self._store, self._families)
 
-    def serve(self, port: int = 0, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
+    def serve(
+        self, port: int = 0, addr: str = "127.0.0.1", lock: threading.Lock | None = None
+    ) -> tuple[WSGIServer, threading.Thread]:
         """Serve the exporters' ``/metrics`` (the newest scrape) for a Prometheus server to
-        scrape; ``server.server_port`` is the port, ``server.shutdown()`` stops it."""
-        return serve_metrics(self._store, self._families, port, addr)
+        scrape; ``server.server_port`` is the port, ``server.shutdown()`` stops it. Pass the
+        ``lock`` a thread stepping the lab holds."""
+        return serve_metrics(self._store, self._families, port, addr, lock)

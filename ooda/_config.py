@@ -29,10 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from contracts import ActionKind, MetricFamily
 from features import PrometheusSettings
 from ooda._errors import ConfigError
-from ooda._settings import (
-    OodaSettings,
-    SloSettings,
-)
+from ooda._settings import LeaderSettings, OodaSettings, SloSettings
 from training import TrainingSettings
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+\s*$")
@@ -141,6 +138,34 @@ class ModelsConfig(_Strict):
     feast_repo: Path = Path("features/repo/data")
 
 
+class LeaderConfig(_Strict):
+    """Leader election of replicas on a Lease (client-go's defaults)."""
+
+    enabled: bool = False
+    lease: Name = "ooda-leader"
+    namespace: Name | None = None
+    lease_duration: Duration = timedelta(seconds=15)
+    renew_deadline: Duration = timedelta(seconds=10)
+    retry_period: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderConfig:
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "needs retry_period < renew_deadline < lease_duration (a leader must stop"
+                " acting before a standby may take over)"
+            )
+        return self
+
+
+class EscalationConfig(_Strict):
+    """Where a human is told (Alertmanager's v2 API, a generic webhook)."""
+
+    alertmanager_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    incident_url: str = "ooda://audit/{audit_id}"
+
+
 class AuditConfig(_Strict):
     """Where the audit log (the state a standby takes over from) lives."""
 
@@ -159,6 +184,8 @@ class OodaConfig(_Strict):
     autonomy: AutonomyConfig = AutonomyConfig()
     models: ModelsConfig = ModelsConfig()
     audit: AuditConfig = AuditConfig()
+    leader: LeaderConfig = LeaderConfig()
+    escalation: EscalationConfig = EscalationConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> OodaConfig:
@@ -218,6 +245,8 @@ class OodaConfig(_Strict):
                 failed_heals_per_week=self.autonomy.failed_heals_per_week,
             ),
             serving=replace(base.serving, base_url=self.models.serving_url),
+            leader=LeaderSettings(**self.leader.model_dump()),
+            escalation=replace(base.escalation, **self.escalation.model_dump()),
             training=TrainingSettings(registry=registry)
             if registry is not base.training.registry
             else base.training,

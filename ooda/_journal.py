@@ -109,6 +109,10 @@ class Journal:
         except Exception as exc:  # the audit log failing must not stop the loop
             log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
 
+    def current_problems(self) -> dict[tuple[str, str], str]:
+        """What is not trusted now: (service or ``*``, channel) -> the reason last reported."""
+        return dict(self._last_problem)
+
     def clear(self, service: str, stage: str = "input") -> None:
         """``stage`` went well for ``service``: its next problem there is reported anew."""
         self._last_problem.pop((service, stage), None)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
 from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
+from features import MetricSourceError
 from ooda._act import Actor
 from ooda._audit import AuditLog
 from ooda._autonomy import ErrorBudget
@@ -78,8 +79,10 @@ class ControlLoop:
         push_features: FeaturePusher | None = None,
         runbooks: Sequence[Runbook] | None = None,
         cloud: CloudClients | None = None,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
+        self._may_act = may_act
         self.clock = clock
         self.source = source
         self.scorer = scorer
@@ -160,6 +163,9 @@ class ControlLoop:
             )
             if plan is None or plan.action.target in acted:
                 continue
+            if self._may_act is not None and not self._may_act():
+                self.journal.problem("*", now, "not the leader any more: acting stopped", "leader")
+                return
             acted.add(plan.action.target)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
             if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
@@ -191,7 +197,14 @@ class ControlLoop:
             with self.stats.timed("metrics"):
                 raw = self.source.query_range(now - cfg.observe_window, now, timedelta(minutes=1))
                 metrics, notes = clean_metrics(raw, now)
-        except (BadMetricsError, OSError, ValueError, KeyError, TypeError) as exc:
+        except (
+            BadMetricsError,
+            MetricSourceError,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
             self.journal.problem("*", now, f"metric source failed: {exc}")
             return None
         for note in notes:

@@ -249,6 +249,42 @@ class PredictiveSettings:
 
 
 @dataclass(frozen=True)
+class LeaderSettings:
+    """Leader election of ``ooda run`` replicas (client-go's defaults)."""
+
+    enabled: bool = False
+    """Elect a leader at all (a single replica need not)."""
+    lease: str = "ooda-leader"
+    """Name of the Lease object."""
+    namespace: str | None = None
+    """Namespace of the Lease (None: the services' namespace)."""
+    lease_duration: timedelta = timedelta(seconds=15)
+    """How long a standby waits after the last change it saw before it takes the Lease."""
+    renew_deadline: timedelta = timedelta(seconds=10)
+    """The leader stops acting when it has not renewed for this long."""
+    retry_period: timedelta = timedelta(seconds=2)
+    """Time between two attempts to acquire or renew."""
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """Where escalations go."""
+
+    alertmanager_url: str | None = None
+    """Alertmanager's base URL (alerts go to ``/api/v2/alerts``); None: not used."""
+    webhook_url: str | None = None
+    """A generic webhook that receives each alert as JSON; None: not used."""
+    incident_url: str = "ooda://audit/{audit_id}"
+    """Link to the incident, ``{audit_id}`` filled in (a dashboard, the incident page)."""
+    active_for: timedelta = timedelta(hours=1)
+    """How long an alert stays firing unless posted again."""
+    attempts: int = 3
+    """Tries per delivery (backoff between them)."""
+    timeout: timedelta = timedelta(seconds=5)
+    """Per-request timeout."""
+
+
+@dataclass(frozen=True)
 class AutonomySettings:
     """How much the loop may do on its own, bounded by its own record."""
 
@@ -341,6 +377,10 @@ class OodaSettings:
     """Failed-heal budget and propose-only kinds."""
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     """Floors that follow the load forecast (off by default)."""
+    leader: LeaderSettings = field(default_factory=LeaderSettings)
+    """Leader election of ``ooda run`` replicas (off: a single replica)."""
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    """Where the alerts of failed heals, open breakers and proposals go (none by default)."""
     serving: ServingClientSettings = field(default_factory=ServingClientSettings)
     """Scoring endpoints."""
     training: TrainingSettings = field(default_factory=TrainingSettings)

@@ -64,6 +64,90 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    from dataclasses import replace as dc_replace
+
+    from contracts import ActionKind
+    from ooda._config import load_config
+    from ooda._errors import ConfigError
+    from ooda._fakes import RuleScorer
+    from ooda._leader import LeaderElector
+    from ooda._loop import ControlLoop
+    from ooda._run import EXIT_CONFIG, STATE_FILE, Runner, build_loop, connect_kube
+    from ooda._run_metrics import RunMetrics
+    from ooda._scoring import Scorer, ScoringClient
+
+    try:
+        config = load_config(args.config)
+        settings = config.settings(args.region)
+        kinds = [k.strip() for k in (args.propose_only or "").split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in set(ActionKind)]
+        if unknown:
+            raise ConfigError(f"--propose-only: unknown action kinds {', '.join(unknown)}")
+        if args.dry_run:
+            settings = dc_replace(
+                settings, dry_run=True, guard=dc_replace(settings.guard, dry_run=True)
+            )
+        if kinds:
+            propose = settings.autonomy.propose_only | frozenset(kinds)
+            settings = dc_replace(
+                settings, autonomy=dc_replace(settings.autonomy, propose_only=propose)
+            )
+        scorer: Scorer = RuleScorer() if args.scorer == "rules" else ScoringClient(settings.serving)
+        kube = connect_kube(config.region(args.region))
+    except ConfigError as exc:
+        console.print(f"[red]run: {exc}[/]")
+        return EXIT_CONFIG
+    audit_lines = logging.getLogger("ooda.audit")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_lines.addHandler(handler)
+    audit_lines.setLevel(logging.INFO)
+    audit_lines.propagate = False
+    metrics = RunMetrics()
+    server = None
+    if args.metrics_port is not None:
+        try:
+            server, _ = metrics.serve(args.metrics_port, args.metrics_addr)
+        except OSError as exc:
+            console.print(f"[red]run: cannot serve /metrics on port {args.metrics_port}: {exc}[/]")
+            return EXIT_CONFIG
+    elector = None
+    if settings.leader.enabled:
+        elector = LeaderElector(
+            kube.coordination_v1, settings.leader.namespace or settings.namespace, settings.leader
+        )
+
+    def make_loop() -> ControlLoop:
+        may_act = None if elector is None else elector.is_leader
+        return build_loop(
+            config, settings, region=args.region, scorer=scorer, kube=kube, may_act=may_act
+        )
+
+    runner = Runner(
+        make_loop,
+        settings,
+        elector=elector,
+        metrics=metrics,
+        state_path=config.audit.path.parent / STATE_FILE,
+    )
+
+    def stop(signum: int, _frame: object) -> None:
+        logging.getLogger("ooda.run").warning(
+            "%s: finishing the tick in progress, then stopping", signal.Signals(signum).name
+        )
+        runner.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return runner.run(once=args.once)
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
 def _cmd_chaos(args: argparse.Namespace) -> int:
     import serving  # noqa: F401  (its imports reset warning filters and log levels)
     import training  # noqa: F401
@@ -254,6 +338,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "awaiting verification: "
         + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
     )
+    from ooda._run import STATE_FILE, RunState
+
+    run = RunState.load(_audit_path(args).parent / STATE_FILE)
+    if run is None:
+        console.print("ooda run: no state beside this audit log (no `ooda run` wrote one)")
+    else:
+        console.print(
+            f"ooda run: region {run['region']}, pid {run['pid']}, {run.get('role', 'single')},"
+            f" leader {run.get('leader') or 'not elected (single replica)'},"
+            f" {'dry-run, ' if run['dry_run'] else ''}{run['ticks']} ticks, last tick"
+            f" {run['last_tick'] or 'none yet'}"
+        )
+        for problem in run["problems"]:
+            console.print(
+                f"  not acted on: {problem['service']} ({problem['stage']}): {problem['reason']}"
+            )
     check = audit.verify()
     state = "[green]intact[/]" if check.ok else "[red]TAMPERED[/]: " + "; ".join(check.problems)
     console.print(f"audit log {args.audit}: {check.rows} rows, {state}")
@@ -427,6 +527,25 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, default=8000, help="HTTP port (8000)")
     serve_cmd.set_defaults(func=_cmd_serve)
+    run = sub.add_parser(
+        "run", help="the loop on the wall clock against a configured region (Prometheus + cluster)"
+    )
+    run.add_argument("--config", type=Path, required=True, help="configuration file (YAML)")
+    run.add_argument("--region", help="the region to look after (default: the file's first)")
+    run.add_argument("--once", action="store_true", help="one tick, then exit")
+    run.add_argument("--dry-run", action="store_true", help="decide and log, change nothing")
+    run.add_argument(
+        "--propose-only", help="comma-separated action kinds only ever proposed, never applied"
+    )
+    run.add_argument(
+        "--scorer",
+        choices=["serve", "rules"],
+        default="serve",
+        help="serve: the Ray Serve endpoints of the configuration (default); rules: thresholds",
+    )
+    run.add_argument("--metrics-port", type=int, help="serve ooda's own /metrics on this port")
+    run.add_argument("--metrics-addr", default="127.0.0.1", help="interface of /metrics")
+    run.set_defaults(func=_cmd_run)
     status = sub.add_parser("status", help="autonomy, budgets and breakers from the audit log")
     status.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
     status.set_defaults(func=_cmd_status)

@@ -1,25 +1,34 @@
-"""Session-wide servers: one real Prometheus for every test that needs one.
+"""Session-wide servers: one real Kubernetes control plane and one real Prometheus for every
+test that needs them.
 
-The server loads a recorded lab history (backfilled with promtool) and can scrape live
-targets. Where it cannot start, its tests are skipped with the reason -- unless CI
-(``OODA_REQUIRE_SERVERS=1``, set by ``.ci/run``), where that is a failure.
+The control plane's binaries are built on first use. Prometheus loads a recorded lab history
+(backfilled with promtool) and can scrape live targets. Where one cannot start, its tests
+are skipped with the reason -- unless CI (``OODA_REQUIRE_K8S=1``, ``OODA_REQUIRE_SERVERS=1``,
+set by ``.ci/run``), where that is a failure: CI can never pass without them.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
 from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
+from lab.k8s import K8sError, KubeCluster
 from lab.scenarios import scenario
-from lab.servers import PrometheusServer, ServerError
+from lab.servers import AlertmanagerServer, PrometheusServer, Server, ServerError
+
+S = TypeVar("S", bound=Server)
 
 #: The recorded history's first scrape.
 HISTORY_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -41,6 +50,40 @@ def require_server(reason: str) -> None:
     if os.environ.get("OODA_REQUIRE_SERVERS") == "1":
         pytest.fail(f"OODA_REQUIRE_SERVERS=1 but a server is unavailable: {reason}")
     pytest.skip(f"server unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[KubeCluster]:
+    """The real control plane (KWOK nodes), started once."""
+    cluster = KubeCluster()
+    try:
+        cluster.start()
+    except K8sError as exc:
+        if os.environ.get("OODA_REQUIRE_K8S") == "1":
+            pytest.fail(
+                f"OODA_REQUIRE_K8S=1 but the Kubernetes control plane is unavailable: {exc}"
+            )
+        pytest.skip(f"no Kubernetes control plane: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _serving(server: S, prepare: Callable[[], None] | None = None) -> Iterator[S]:
+    """Start ``server`` (after ``prepare``), hand it out, stop it; one that cannot start is a
+    skip here and a failure in CI."""
+    try:
+        if prepare is not None:
+            prepare()
+        server.start()
+    except ServerError as exc:
+        server.stop()
+        require_server(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass(frozen=True)
@@ -74,13 +117,48 @@ def prometheus(
     gauge window, so gauges compare sample for sample."""
     workdir: Path = tmp_path_factory.mktemp("prometheus")
     server = PrometheusServer(workdir, lookback=timedelta(minutes=1))
+    history = recorded_lab.lab.source.history_openmetrics()
+    yield from _serving(server, lambda: server.backfill(history))
+
+
+class Receiver:
+    """A local HTTP receiver of alerts: every JSON body POSTed to it, in order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, object]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length) or b"null"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def alert_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
     try:
-        server.backfill(recorded_lab.lab.source.history_openmetrics())
-        server.start()
-    except ServerError as exc:
-        server.stop()
-        require_server(str(exc))
-    try:
-        yield server
+        yield receiver
     finally:
-        server.stop()
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager(
+    tmp_path_factory: pytest.TempPathFactory, alert_receiver: Receiver
+) -> Iterator[AlertmanagerServer]:
+    """Debian's Alertmanager, routing every alert to ``alert_receiver``."""
+    server = AlertmanagerServer(tmp_path_factory.mktemp("alertmanager"), alert_receiver.url)
+    yield from _serving(server)

@@ -2,7 +2,8 @@
 
 Each binds to 127.0.0.1 on a free port, keeps its state under a work directory and stops
 what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
-prometheus-bins``), with ``promtool``'s backfill for recorded histories.
+prometheus-bins``), with ``promtool``'s backfill for recorded histories;
+:class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook.
 
 Exceptions::
 
@@ -15,15 +16,18 @@ Exceptions::
 
 from __future__ import annotations
 
+from lab.servers._alertmanager import AlertmanagerServer
 from lab.servers._errors import BackfillError, ServerError, ServerMissingError, ServerStartError
-from lab.servers._process import ManagedProcess, free_port
+from lab.servers._process import ManagedProcess, Server, free_port
 from lab.servers._prometheus import PROMETHEUS_PACKAGE, PrometheusServer
 
 __all__ = [
     "PROMETHEUS_PACKAGE",
+    "AlertmanagerServer",
     "BackfillError",
     "ManagedProcess",
     "PrometheusServer",
+    "Server",
     "ServerError",
     "ServerMissingError",
     "ServerStartError",

@@ -92,3 +92,50 @@ class ManagedProcess:
     def running(self) -> bool:
         """Whether it has not exited."""
         return self.popen.poll() is None
+
+
+class Server:
+    """A server binary started on 127.0.0.1:``port`` with its log under ``workdir``; a
+    context manager. Subclasses write ``start`` and launch through :meth:`_launch`."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.port = 0
+        self._process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        if not self.port:
+            raise ServerStartError(f"{type(self).__name__} is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        """Start it and wait until it is ready."""
+        raise NotImplementedError
+
+    def _launch(self, name: str, args: Sequence[str], timeout: float) -> None:
+        """Run ``args`` and wait for ``/-/ready`` (Prometheus' and Alertmanager's probe)."""
+        self._process = ManagedProcess(name, args, self.workdir / f"{name}.log", self.workdir)
+        self._process.wait_ready(lambda: http_ok(f"{self.url}/-/ready"), timeout)
+
+    def stop(self) -> None:
+        """Stop it (idempotent); what it stored under ``workdir`` stays for a restart."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        """Whether it is started and alive."""
+        return self._process is not None and self._process.running
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of its log."""
+        return self._process.tail(lines) if self._process is not None else ""
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

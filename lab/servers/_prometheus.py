@@ -19,18 +19,19 @@ import httpx
 import yaml
 
 from lab.servers._errors import BackfillError, ServerMissingError, ServerStartError
-from lab.servers._process import ManagedProcess, free_port, http_ok
+from lab.servers._process import Server, free_port
 
 #: Debian's package (``make prometheus-bins`` installs it).
 PROMETHEUS_PACKAGE = "prometheus"
 
 
-def _binary(name: str) -> str:
+def binary(name: str) -> str:
+    """The path of an installed server binary (``ServerMissingError`` names the make target)."""
     found = shutil.which(name)
     if found is None:
         raise ServerMissingError(
             f"{name!r} is not installed: `make prometheus-bins` installs Debian's"
-            f" {PROMETHEUS_PACKAGE!r} package"
+            f" {PROMETHEUS_PACKAGE!r} package (and prometheus-alertmanager)"
         )
     return found
 
@@ -39,7 +40,7 @@ def _seconds(span: timedelta) -> str:
     return f"{max(1, round(span.total_seconds()))}s"
 
 
-class PrometheusServer:
+class PrometheusServer(Server):
     """One Prometheus server; a context manager, or :meth:`start` / :meth:`stop`.
 
     ``lookback`` is the query lookback delta (how long a gauge's last sample counts); the
@@ -53,19 +54,10 @@ class PrometheusServer:
         scrape_interval: timedelta = timedelta(seconds=15),
         lookback: timedelta = timedelta(minutes=5),
     ) -> None:
-        self.workdir = Path(workdir)
+        super().__init__(workdir)
         self.scrape_interval = scrape_interval
         self.lookback = lookback
-        self.port = 0
         self._jobs: dict[str, dict[str, Any]] = {}
-        self._process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        """The HTTP API's base URL."""
-        if not self.port:
-            raise ServerStartError("Prometheus is not started")
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def data_dir(self) -> Path:
@@ -76,7 +68,7 @@ class PrometheusServer:
         """Write ``openmetrics`` (timestamped samples, ``# EOF`` last) into the TSDB as blocks
         with ``promtool tsdb create-blocks-from openmetrics``. A running server is restarted
         so that it loads them."""
-        promtool = _binary("promtool")
+        promtool = binary("promtool")
         source = self.workdir / f"{name}.om"
         self.workdir.mkdir(parents=True, exist_ok=True)
         source.write_text(openmetrics)
@@ -131,14 +123,14 @@ class PrometheusServer:
 
     def start(self, timeout: float = 60.0) -> PrometheusServer:
         """Start it and wait until it answers queries."""
-        binary = _binary("prometheus")
+        executable = binary("prometheus")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         self.port = self.port or free_port()
-        self._process = ManagedProcess(
+        self._launch(
             "prometheus",
             [
-                binary,
+                executable,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir}",
                 "--storage.tsdb.retention.time=100y",
@@ -146,29 +138,6 @@ class PrometheusServer:
                 "--web.enable-lifecycle",
                 f"--query.lookback-delta={_seconds(self.lookback)}",
             ],
-            self.workdir / "prometheus.log",
-            self.workdir,
+            timeout,
         )
-        self._process.wait_ready(lambda: http_ok(f"{self.url}/-/ready"), timeout)
         return self
-
-    def stop(self) -> None:
-        """Stop it (idempotent); the TSDB stays for a restart."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    @property
-    def running(self) -> bool:
-        """Whether it is started and alive."""
-        return self._process is not None and self._process.running
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of its log."""
-        return self._process.tail(lines) if self._process is not None else ""
-
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

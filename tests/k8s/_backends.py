@@ -242,39 +242,45 @@ def _wall_advance_until(predicate: Callable[[], bool], timeout_s: float) -> bool
         time.sleep(0.2)
 
 
+def create_deployment(
+    apps_v1: Any, namespace: str, name: str, image: str, replicas: int = 3, grace_s: int = 1
+) -> None:
+    """A Deployment of ``replicas`` pods labelled ``app=name``, one container named ``name``
+    (500m CPU, 512Mi memory), on the real control plane."""
+    labels = {"app": name}
+    container = client.V1Container(
+        name=name,
+        image=image,
+        ports=[client.V1ContainerPort(container_port=8080, name="http")],
+        resources=client.V1ResourceRequirements(
+            requests={"cpu": "500m", "memory": "512Mi"}, limits={"memory": "512Mi"}
+        ),
+    )
+    apps_v1.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=name, labels=labels),
+            spec=client.V1DeploymentSpec(
+                replicas=replicas,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(
+                        containers=[container], termination_grace_period_seconds=grace_s
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
 def real_backend(cluster: KubeCluster) -> Backend:
     """A fresh namespace on ``cluster`` with the contract workload, Ready."""
     c = cluster.clients()
     namespace = f"shop-{uuid.uuid4().hex[:6]}"
     c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     labels = {"app": SERVICE}
-    c.apps_v1.create_namespaced_deployment(
-        namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name=SERVICE, labels=labels),
-            spec=client.V1DeploymentSpec(
-                replicas=3,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        containers=[
-                            client.V1Container(
-                                name=SERVICE,
-                                image=IMAGE,
-                                ports=[client.V1ContainerPort(container_port=8080, name="http")],
-                                resources=client.V1ResourceRequirements(
-                                    requests={"cpu": "500m", "memory": "512Mi"},
-                                    limits={"memory": "512Mi"},
-                                ),
-                            )
-                        ],
-                        termination_grace_period_seconds=5,
-                    ),
-                ),
-            ),
-        ),
-    )
+    create_deployment(c.apps_v1, namespace, SERVICE, IMAGE, grace_s=5)
     c.autoscaling_v2.create_namespaced_horizontal_pod_autoscaler(
         namespace,
         client.V2HorizontalPodAutoscaler(
