@@ -1,5 +1,5 @@
 """Session-wide servers: one real Kubernetes control plane and one real Prometheus for every
-test that needs them.
+test that needs them, and an SQS-compatible endpoint.
 
 The control plane's binaries are built on first use. Prometheus loads a recorded lab history
 (backfilled with promtool) and can scrape live targets. Where one cannot start, its tests
@@ -26,7 +26,7 @@ from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.k8s import K8sError, KubeCluster
 from lab.scenarios import scenario
-from lab.servers import AlertmanagerServer, PrometheusServer, Server, ServerError
+from lab.servers import AlertmanagerServer, PrometheusServer, Server, ServerError, SqsServer
 
 S = TypeVar("S", bound=Server)
 
@@ -162,3 +162,9 @@ def alertmanager(
     """Debian's Alertmanager, routing every alert to ``alert_receiver``."""
     server = AlertmanagerServer(tmp_path_factory.mktemp("alertmanager"), alert_receiver.url)
     yield from _serving(server)
+
+
+@pytest.fixture(scope="session")
+def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
+    """An SQS-compatible endpoint (moto's server); tests ``reset`` it before use."""
+    yield from _serving(SqsServer(tmp_path_factory.mktemp("sqs")))

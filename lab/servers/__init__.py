@@ -3,7 +3,8 @@
 Each binds to 127.0.0.1 on a free port, keeps its state under a work directory and stops
 what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
 prometheus-bins``), with ``promtool``'s backfill for recorded histories;
-:class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook.
+:class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook;
+:class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3.
 
 Exceptions::
 
@@ -20,6 +21,7 @@ from lab.servers._alertmanager import AlertmanagerServer
 from lab.servers._errors import BackfillError, ServerError, ServerMissingError, ServerStartError
 from lab.servers._process import ManagedProcess, Server, free_port
 from lab.servers._prometheus import PROMETHEUS_PACKAGE, PrometheusServer
+from lab.servers._sqs import SqsServer
 
 __all__ = [
     "PROMETHEUS_PACKAGE",
@@ -31,5 +33,6 @@ __all__ = [
     "ServerError",
     "ServerMissingError",
     "ServerStartError",
+    "SqsServer",
     "free_port",
 ]

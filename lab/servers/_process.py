@@ -114,10 +114,14 @@ class Server:
         """Start it and wait until it is ready."""
         raise NotImplementedError
 
-    def _launch(self, name: str, args: Sequence[str], timeout: float) -> None:
-        """Run ``args`` and wait for ``/-/ready`` (Prometheus' and Alertmanager's probe)."""
+    def _launch(
+        self, name: str, args: Sequence[str], timeout: float, ready: str = "/-/ready"
+    ) -> None:
+        """Run ``args`` and wait until ``ready`` answers 200 (``/-/ready``: Prometheus' and
+        Alertmanager's probe)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self._process = ManagedProcess(name, args, self.workdir / f"{name}.log", self.workdir)
-        self._process.wait_ready(lambda: http_ok(f"{self.url}/-/ready"), timeout)
+        self._process.wait_ready(lambda: http_ok(f"{self.url}{ready}"), timeout)
 
     def stop(self) -> None:
         """Stop it (idempotent); what it stored under ``workdir`` stays for a restart."""

@@ -1,6 +1,7 @@
-"""RedriveQueue against an in-process SQS (moto): poison messages go to the dead-letter queue
-and only there, none is ever lost (a failed delete leaves a copy in both, a failed send leaves
-the message where it was), the number moved is bounded, and undo brings back exactly ours."""
+"""RedriveQueue against SQS -- moto in-process, and moto's server over HTTP as any
+SQS-compatible endpoint: poison messages go to the dead-letter queue and only there, none is
+ever lost (a failed delete leaves a copy in both, a failed send leaves the message where it
+was), the number moved is bounded, and undo brings back exactly ours."""
 
 from __future__ import annotations
 
@@ -30,10 +31,16 @@ POLICY_RECEIVES = 50
 """The queue's own redrive policy: far above the action's bound, so SQS never moves first."""
 
 
-@pytest.fixture
-def sqs() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("sqs", region_name="eu-west-1")
+@pytest.fixture(params=["in-process", "server"])
+def sqs(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """moto in-process, and moto's server spoken to over HTTP (an SQS-compatible endpoint)."""
+    if request.param == "in-process":
+        with mock_aws():
+            yield boto3.client("sqs", region_name="eu-west-1")
+        return
+    server = request.getfixturevalue("sqs_server")
+    server.reset()
+    yield server.client()
 
 
 def _queues(sqs: Any, name: str = "orders", fifo: bool = False) -> tuple[str, str]:
