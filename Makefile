@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins prometheus-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -16,13 +16,17 @@ $(STAMP): pyproject.toml
 demo: install
 	.venv/bin/ooda demo
 
-test: install k8s-bins prometheus-bins
+test: install k8s-bins prometheus-bins kafka-bins
 	.venv/bin/pytest
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
 # module proxy into ~/.cache/ooda/k8s/ (about 7 min the first time, a no-op after).
 k8s-bins:
 	bash lab/k8s/build.sh
+
+# The jars of a single-node Apache Kafka broker from Maven Central (mvn), into ~/.cache/ooda/kafka.
+kafka-bins:
+	bash lab/kafka/build.sh
 
 # Prometheus, promtool and Alertmanager from Debian's packages (root, or sudo; a no-op after).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

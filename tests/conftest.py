@@ -1,5 +1,6 @@
 """Session-wide servers: one real Kubernetes control plane and one real Prometheus for every
-test that needs them, and an SQS-compatible endpoint.
+test that needs them, an Apache Kafka broker
+and an SQS-compatible endpoint.
 
 The control plane's binaries are built on first use. Prometheus loads a recorded lab history
 (backfilled with promtool) and can scrape live targets. Where one cannot start, its tests
@@ -26,7 +27,14 @@ from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.k8s import K8sError, KubeCluster
 from lab.scenarios import scenario
-from lab.servers import AlertmanagerServer, PrometheusServer, Server, ServerError, SqsServer
+from lab.servers import (
+    AlertmanagerServer,
+    KafkaBroker,
+    PrometheusServer,
+    Server,
+    ServerError,
+    SqsServer,
+)
 
 S = TypeVar("S", bound=Server)
 
@@ -168,3 +176,9 @@ def alertmanager(
 def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
     """An SQS-compatible endpoint (moto's server); tests ``reset`` it before use."""
     yield from _serving(SqsServer(tmp_path_factory.mktemp("sqs")))
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real Apache Kafka broker (KRaft, one node)."""
+    yield from _serving(KafkaBroker(tmp_path_factory.mktemp("kafka")))

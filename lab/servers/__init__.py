@@ -4,7 +4,9 @@ Each binds to 127.0.0.1 on a free port, keeps its state under a work directory a
 what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
 prometheus-bins``), with ``promtool``'s backfill for recorded histories;
 :class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook;
-:class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3.
+:class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3;
+:class:`KafkaBroker` is Apache Kafka in KRaft mode from Maven Central's jars (``make
+kafka-bins``), with a kafka-exporter of its consumer lag (``serve_kafka_exporter``).
 
 Exceptions::
 
@@ -19,14 +21,24 @@ from __future__ import annotations
 
 from lab.servers._alertmanager import AlertmanagerServer
 from lab.servers._errors import BackfillError, ServerError, ServerMissingError, ServerStartError
+from lab.servers._kafka import (
+    KAFKA_VERSION,
+    ConsumerLagCollector,
+    KafkaBroker,
+    kafka_libs,
+    serve_kafka_exporter,
+)
 from lab.servers._process import ManagedProcess, Server, free_port
 from lab.servers._prometheus import PROMETHEUS_PACKAGE, PrometheusServer
 from lab.servers._sqs import SqsServer
 
 __all__ = [
+    "KAFKA_VERSION",
     "PROMETHEUS_PACKAGE",
     "AlertmanagerServer",
     "BackfillError",
+    "ConsumerLagCollector",
+    "KafkaBroker",
     "ManagedProcess",
     "PrometheusServer",
     "Server",
@@ -35,4 +47,6 @@ __all__ = [
     "ServerStartError",
     "SqsServer",
     "free_port",
+    "kafka_libs",
+    "serve_kafka_exporter",
 ]
