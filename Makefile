@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-nab: install
 
 # The chaos scorecard: 20 drawn instances of every scenario, on / off / reactive, and a
 # clean week (trains champions first if the registry has none; starts Ray Serve).
+# A tick's reads from a real Prometheus against the lab's own source; the servers' start-up.
+bench-real-parts: install prometheus-bins kafka-bins
+	.venv/bin/python benchmarks/bench_real_parts.py
+
 bench-chaos: install
 	.venv/bin/ooda chaos --scenarios all --runs 20 --seed 7 --clean-week-days 7 \
 		--json .ooda/chaos.json
