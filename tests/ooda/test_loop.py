@@ -170,3 +170,19 @@ def test_a_floor_ooda_raised_is_released_once_load_stays_low() -> None:
     released = actions[-1]
     assert released.evidence["direction"] == "in"
     assert released.at - actions[0].at > timedelta(minutes=10)
+
+
+def test_a_loop_that_loses_the_lease_stops_acting_at_once() -> None:
+    lab = make_lab()
+    leading = [True]
+    loop = make_loop(lab)
+    loop._may_act = lambda: leading[0]
+    leading[0] = False  # the Lease lapsed: the renew deadline passed mid-tick
+    lab.inject(CrashLoopFault(service="checkout"))
+    run(lab, loop, 8)
+    assert loop.audit.entries("intent") == [] and loop.audit.entries("action") == []
+    stopped = [e for e in loop.audit.entries("observation") if "not the leader" in e.outcome]
+    assert stopped, "the loop says why it did not act"
+    leading[0] = True
+    run(lab, loop, 3)
+    assert [a.action for a in loop.audit.entries("action")] == ["restart_pod"]
