@@ -160,20 +160,22 @@ class Runner:
                 return EXIT_OK
             while not self.stop.is_set():
                 began = time.monotonic()
+                wait = period
                 if self._leading():
                     self.tick()
                     if once:
                         return EXIT_UNTRUSTED if self.untrusted() else EXIT_OK
                 else:
                     self._stand_by()
-                self.stop.wait(max(0.0, period - (time.monotonic() - began)))
+                    assert self.elector is not None  # a standby checks at the Lease's pace
+                    wait = min(period, self.elector.settings.retry_period.total_seconds())
+                self.stop.wait(max(0.0, wait - (time.monotonic() - began)))
             log.warning("stopped after %d ticks", self.state.ticks)
             return EXIT_OK
         finally:
             if self.elector is not None:
                 self.elector.stop()
-            if self.loop is not None:
-                self.loop.audit.close()
+            self._close_loop()
 
     def _await_lease(self) -> bool:
         assert self.elector is not None
@@ -198,12 +200,20 @@ class Runner:
                 )
         return True
 
+    def _close_loop(self) -> None:
+        if self.loop is None:
+            return
+        close = getattr(self.loop.source, "close", None)
+        if callable(close):
+            close()
+        self.loop.audit.close()
+        self.loop = None
+
     def _stand_by(self) -> None:
         assert self.elector is not None
         if self.loop is not None:
             log.warning("lost the lease to %s: standing by", self.elector.holder)
-            self.loop.audit.close()
-            self.loop = None
+            self._close_loop()
         self.state.leader = self.elector.holder
         self.state.role = "standby"
         self._save()
