@@ -34,7 +34,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from contracts import FAMILIES, MetricFamily
-from lab._store import CODES
+from lab._store import CODES, _ranges
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -250,10 +250,7 @@ class LabCollector(Collector):
     def _pods(self, scrapes: np.ndarray, times: Sequence[float | None]) -> Iterator[Metric]:
         """cAdvisor's and kube-state-metrics' pod series, each pod's samples together."""
         st = self._store
-        starts, stops = st.offsets[scrapes], st.offsets[scrapes + 1]
-        lengths = stops - starts
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
-        which = np.repeat(np.arange(len(scrapes)), lengths)
+        positions, which = _ranges(st.offsets[scrapes], st.offsets[scrapes + 1])
         series = st.sample_series[positions]
         order = np.argsort(series, kind="stable")
         positions, which, series = positions[order], which[order], series[order]
