@@ -54,7 +54,7 @@ from actuators._contract import (
     spy_on_cloud,
 )
 from actuators._cordon_node import CordonNode
-from actuators._drain_node import DrainNode
+from actuators._drain_node import SAFE_TO_EVICT, SAFE_TO_EVICT_LOCAL_VOLUMES, DrainNode
 from actuators._errors import (
     ActuatorError,
     ConflictError,
@@ -125,6 +125,8 @@ __all__ = [
     "POOL_LABELS",
     "REVISION",
     "RPS_SET",
+    "SAFE_TO_EVICT",
+    "SAFE_TO_EVICT_LOCAL_VOLUMES",
     "SWITCHED_TRAFFIC",
     "TRAFFIC",
     "Action",

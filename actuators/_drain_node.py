@@ -3,7 +3,9 @@
 Pods leave only through the Eviction API, so every PodDisruptionBudget holds; a refusal is
 waited out with backoff, never forced. Like ``kubectl drain`` without ``--force``, it refuses
 a node with a pod no controller would recreate, and one with emptyDir data unless told that
-the data may go. DaemonSet and mirror pods stay.
+the data may go -- by the action, or by the pod itself through the cluster-autoscaler's
+annotations (``safe-to-evict: "true"``, or ``safe-to-evict-local-volumes`` naming each emptyDir
+volume), which owners already set for the same question. DaemonSet and mirror pods stay.
 """
 
 from __future__ import annotations
@@ -23,8 +25,22 @@ def _name(pod: Any) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
 
-def _has_emptydir(pod: Any) -> bool:
-    return any(v.empty_dir is not None for v in (pod.spec.volumes or []))
+#: The cluster-autoscaler's annotations by which a pod says its local data may be lost.
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+SAFE_TO_EVICT_LOCAL_VOLUMES = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"
+
+
+def _emptydir_data(pod: Any) -> list[str]:
+    """The pod's emptyDir volumes whose data its owner has not declared disposable."""
+    notes = pod.metadata.annotations or {}
+    if notes.get(SAFE_TO_EVICT) == "true":
+        return []
+    disposable = {v.strip() for v in notes.get(SAFE_TO_EVICT_LOCAL_VOLUMES, "").split(",")}
+    return [
+        v.name
+        for v in pod.spec.volumes or []
+        if v.empty_dir is not None and v.name not in disposable
+    ]
 
 
 @register_action
@@ -42,7 +58,7 @@ class DrainNode(NodeAction):
         bare = [_name(p) for p in pods if not p.metadata.owner_references]
         reasons = [f"pods without a controller: {bare}"] if bare else []
         if not self.delete_emptydir_data:
-            local = [_name(p) for p in pods if _has_emptydir(p)]
+            local = [_name(p) for p in pods if _emptydir_data(p)]
             if local:
                 reasons.append(f"pods with emptyDir data: {local}")
         return reasons

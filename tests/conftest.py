@@ -35,6 +35,7 @@ from lab.servers import (
     ServerError,
     SqsServer,
 )
+from tests.k8s._chart import ChartRelease, install_chart
 
 S = TypeVar("S", bound=Server)
 
@@ -101,6 +102,12 @@ class RecordedLab:
     lab: Lab
     start: datetime
     end: datetime
+
+
+@pytest.fixture(scope="session")
+def ooda_chart(kube_cluster: KubeCluster) -> ChartRelease:
+    """ooda's chart rendered by helm and applied, with a kubeconfig for its ServiceAccount."""
+    return install_chart(kube_cluster)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from the Go module proxy into a cache outside the repository; :class:`KubeCluste
 them on 127.0.0.1 with N KWOK-managed nodes and stops them again. Several clusters (regions)
 can run at once, each with its own kubeconfig. Faults are KWOK Stages switched on by a label
 (``FAULT_LABELS``): a crash-looping pod, a NotReady node, a node under DiskPressure.
+``render_chart`` and ``apply_manifests`` put ooda's own Helm chart onto it, and
+``KubeCluster.service_account_kubeconfig`` acts as the chart's ServiceAccount.
 
 Exceptions::
 
@@ -13,21 +15,33 @@ Exceptions::
         +-- BinariesMissingError
         +-- ClusterStartError
         +-- ClusterStoppedError
+        +-- ChartError
 """
 
 from __future__ import annotations
 
 from lab.k8s._binaries import BINARIES, KUBE_VERSION, cache_dir, ensure_binaries, missing_binaries
+from lab.k8s._chart import (
+    CHART,
+    apply_manifests,
+    crd_path,
+    helm_binary,
+    load_crd,
+    rbac_violations,
+    render_chart,
+)
 from lab.k8s._cluster import (
     FAULT_LABELS,
     ClusterClients,
     ClusterSettings,
     KubeCluster,
     NodeShape,
+    clients_from,
     node_ready,
 )
 from lab.k8s._errors import (
     BinariesMissingError,
+    ChartError,
     ClusterStartError,
     ClusterStoppedError,
     K8sError,
@@ -35,9 +49,11 @@ from lab.k8s._errors import (
 
 __all__ = [
     "BINARIES",
+    "CHART",
     "FAULT_LABELS",
     "KUBE_VERSION",
     "BinariesMissingError",
+    "ChartError",
     "ClusterClients",
     "ClusterSettings",
     "ClusterStartError",
@@ -45,8 +61,15 @@ __all__ = [
     "K8sError",
     "KubeCluster",
     "NodeShape",
+    "apply_manifests",
     "cache_dir",
+    "clients_from",
+    "crd_path",
     "ensure_binaries",
+    "helm_binary",
+    "load_crd",
     "missing_binaries",
     "node_ready",
+    "rbac_violations",
+    "render_chart",
 ]

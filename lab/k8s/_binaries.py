@@ -1,8 +1,9 @@
 """Where the control-plane binaries live, and building them on first use.
 
-``lab/k8s/build.sh`` builds kube-apiserver, kube-controller-manager, kube-scheduler, etcd and
-KWOK from the Go module proxy into ``~/.cache/ooda/k8s/<version>/bin``; it is a no-op when they
-are already there, so calling :func:`ensure_binaries` is cheap after the first time.
+``lab/k8s/build.sh`` builds kube-apiserver, kube-controller-manager, kube-scheduler, etcd, KWOK
+and helm from the Go module proxy into ``~/.cache/ooda/k8s/<version>/bin``, and copies KubeRay's
+CRDs out of its Go module into ``crds/`` beside it; it is a no-op when they are already there,
+so calling :func:`ensure_binaries` is cheap after the first time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from lab.k8s._errors import BinariesMissingError
 KUBE_VERSION = "v1.34.3"
 """The pinned Kubernetes release (etcd v3.6.4 and KWOK v0.8.0 go with it)."""
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm")
+CRDS = ("ray.io_rayservices.yaml",)
+"""KubeRay's CustomResourceDefinitions the build copies (the chart's RayService needs one)."""
 BUILD_SCRIPT = Path(__file__).with_name("build.sh")
 
 
@@ -30,7 +33,10 @@ def cache_dir(version: str = KUBE_VERSION) -> Path:
 def missing_binaries(version: str = KUBE_VERSION) -> list[str]:
     """Names of the binaries not (yet) built for ``version``."""
     bin_dir = cache_dir(version) / "bin"
-    return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    crd_dir = cache_dir(version) / "crds"
+    return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)] + [
+        c for c in CRDS if not (crd_dir / c).is_file()
+    ]
 
 
 def ensure_binaries(version: str = KUBE_VERSION, *, build: bool = True) -> Path:

@@ -97,6 +97,13 @@ def _free_port() -> int:
 
 
 def _kubeconfig(path: Path, name: str, server: str, ca: Path, user: KeyPair) -> None:
+    creds = {"client-certificate": str(user.cert), "client-key": str(user.key)}
+    _write_kubeconfig(path, name, server, ca, name, creds)
+
+
+def _write_kubeconfig(
+    path: Path, name: str, server: str, ca: Path, user: str, credentials: dict[str, str]
+) -> None:
     path.write_text(
         yaml.safe_dump(
             {
@@ -105,19 +112,28 @@ def _kubeconfig(path: Path, name: str, server: str, ca: Path, user: KeyPair) -> 
                 "clusters": [
                     {"name": name, "cluster": {"server": server, "certificate-authority": str(ca)}}
                 ],
-                "users": [
-                    {
-                        "name": name,
-                        "user": {
-                            "client-certificate": str(user.cert),
-                            "client-key": str(user.key),
-                        },
-                    }
-                ],
-                "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+                "users": [{"name": user, "user": credentials}],
+                "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
                 "current-context": name,
             }
         )
+    )
+    path.chmod(0o600)
+
+
+def clients_from(kubeconfig: Path) -> ClusterClients:
+    """API objects of the official client for the cluster and identity of ``kubeconfig``."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    return ClusterClients(
+        api_client=api,
+        core_v1=client.CoreV1Api(api),
+        apps_v1=client.AppsV1Api(api),
+        autoscaling_v2=client.AutoscalingV2Api(api),
+        policy_v1=client.PolicyV1Api(api),
+        custom_objects=client.CustomObjectsApi(api),
+        apiextensions_v1=client.ApiextensionsV1Api(api),
     )
 
 
@@ -147,6 +163,7 @@ class KubeCluster:
         self._clients: ClusterClients | None = None
         self.server = ""
         self.kubeconfig = Path()
+        self._ca = Path()
         self.started_in_s = float("nan")
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -223,21 +240,25 @@ class KubeCluster:
         if self._dir is None:
             raise ClusterStoppedError(f"cluster {self.settings.name!r} is not running")
         if self._clients is None:
-            configuration = client.Configuration()
-            config.load_kube_config(
-                config_file=str(self.kubeconfig), client_configuration=configuration
-            )
-            api = client.ApiClient(configuration)
-            self._clients = ClusterClients(
-                api_client=api,
-                core_v1=client.CoreV1Api(api),
-                apps_v1=client.AppsV1Api(api),
-                autoscaling_v2=client.AutoscalingV2Api(api),
-                policy_v1=client.PolicyV1Api(api),
-                custom_objects=client.CustomObjectsApi(api),
-                apiextensions_v1=client.ApiextensionsV1Api(api),
-            )
+            self._clients = clients_from(self.kubeconfig)
         return self._clients
+
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, expiration_s: int = 86_400
+    ) -> Path:
+        """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` with a bound
+        token from the TokenRequest API: the identity a pod of that account has, RBAC and all."""
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_s)
+        )
+        issued = self.clients().core_v1.create_namespaced_service_account_token(
+            name, namespace, request
+        )
+        token = str(issued.status.token) if issued.status is not None else ""
+        path = self.workdir / f"sa-{namespace}-{name}.kubeconfig"
+        user = f"system:serviceaccount:{namespace}:{name}"
+        _write_kubeconfig(path, self.settings.name, self.server, self._ca, user, {"token": token})
+        return path
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -354,6 +375,7 @@ class KubeCluster:
             ],
         )
         self.kubeconfig = d / "kubeconfig"
+        self._ca = pki.ca.cert
         _kubeconfig(self.kubeconfig, self.settings.name, self.server, pki.ca.cert, pki.admin)
         # With --use-service-account-credentials=false every controller runs as the manager
         # itself, which then needs the union of their rights: it gets the admin identity.

@@ -7,6 +7,7 @@ Exceptions::
         +-- BinariesMissingError    a control-plane binary is absent and could not be built
         +-- ClusterStartError       a component exited or did not become ready in time
         +-- ClusterStoppedError     the cluster was used after stop()
+        +-- ChartError              helm could not render ooda's chart
 """
 
 from __future__ import annotations
@@ -28,3 +29,7 @@ class ClusterStartError(K8sError):
 
 class ClusterStoppedError(K8sError):
     """The cluster was used after ``stop()``."""
+
+
+class ChartError(K8sError):
+    """``helm template`` failed; the message carries helm's own error."""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the binaries of a real Kubernetes control plane from the Go module proxy:
-# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and the KWOK controller.
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and the KWOK controller; and
+# what deploying ooda onto it takes: helm, and KubeRay's RayService CRD (from the
+# ray-operator module's own config/crd/bases).
 #
 # Nothing is committed but this script: the Go modules that pin the versions are
 # written into the cache, built there, and the binaries land in
@@ -11,16 +13,20 @@ set -euo pipefail
 KUBE_VERSION="${OODA_KUBE_VERSION:-v1.34.3}"
 ETCD_VERSION="${OODA_ETCD_VERSION:-v3.6.4}"
 KWOK_VERSION="${OODA_KWOK_VERSION:-v0.8.0}"
+HELM_VERSION="${OODA_HELM_VERSION:-v4.3.2}"
+KUBERAY_VERSION="${OODA_KUBERAY_VERSION:-v1.5.0}"
 
 CACHE="${OODA_K8S_CACHE:-$HOME/.cache/ooda/k8s}/${KUBE_VERSION}"
 BIN="$CACHE/bin"
 SRC="$CACHE/src"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+CRDS="$CACHE/crds"
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm)
 
 missing=()
 for b in "${BINARIES[@]}"; do
   [[ -x "$BIN/$b" ]] || missing+=("$b")
 done
+[[ -s "$CRDS/ray.io_rayservices.yaml" ]] || missing+=(kuberay-crds)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "k8s binaries for ${KUBE_VERSION} already in $BIN"
   exit 0
@@ -86,6 +92,22 @@ fi
 if want kwok; then
   echo "building kwok ${KWOK_VERSION}"
   GOBIN="$BIN" go install -trimpath -ldflags "$LDFLAGS" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+fi
+
+if want helm; then
+  echo "building helm ${HELM_VERSION}"
+  GOBIN="$BIN" go install -trimpath \
+    -ldflags "$LDFLAGS -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION}" \
+    "helm.sh/helm/v4/cmd/helm@${HELM_VERSION}"
+fi
+
+if want kuberay-crds; then
+  echo "fetching KubeRay ${KUBERAY_VERSION} CRDs"
+  dir=$(go mod download -json "github.com/ray-project/kuberay/ray-operator@${KUBERAY_VERSION}" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$CRDS"
+  cp "$dir"/config/crd/bases/ray.io_*.yaml "$CRDS/"
+  chmod u+w "$CRDS"/*.yaml
 fi
 
 echo "$KUBE_VERSION" > "$CACHE/VERSION"

@@ -32,6 +32,7 @@ def make_pod(
     controller: bool = True,
     empty_dir: bool = False,
     app: str = "checkout",
+    annotations: dict[str, str] | None = None,
 ) -> Any:
     """A V1Pod of ``app`` on ``node``, owned by a controller of kind ``owner`` (None: bare)."""
     refs = None
@@ -44,7 +45,11 @@ def make_pod(
     volumes = [client.V1Volume(name="scratch", empty_dir=client.V1EmptyDirVolumeSource())]
     return client.V1Pod(
         metadata=client.V1ObjectMeta(
-            name=name, namespace=NS, labels={"app": app}, owner_references=refs
+            name=name,
+            namespace=NS,
+            labels={"app": app},
+            owner_references=refs,
+            annotations=annotations,
         ),
         spec=client.V1PodSpec(
             containers=[client.V1Container(name=app, image=f"{app}:1")],

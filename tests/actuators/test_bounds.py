@@ -13,6 +13,8 @@ import pytest
 from kubernetes import client
 
 from actuators import (
+    SAFE_TO_EVICT,
+    SAFE_TO_EVICT_LOCAL_VOLUMES,
     CallSpy,
     CordonNode,
     DrainNode,
@@ -88,6 +90,32 @@ def test_drain_refuses_emptydir_data_unless_told_it_may_go() -> None:
     result = DrainNode(NS, "checkout", node="n1", delete_emptydir_data=True).apply(ctx)
     assert sorted(core.evicted) == ["cache-1", "web-1"]
     assert core.nodes["n1"].spec.unschedulable and result.undoable
+
+
+@pytest.mark.parametrize(
+    ("annotations", "refused"),
+    [
+        ({SAFE_TO_EVICT: "true"}, False),
+        ({SAFE_TO_EVICT_LOCAL_VOLUMES: "cache, scratch"}, False),
+        ({SAFE_TO_EVICT_LOCAL_VOLUMES: "cache"}, True),
+        ({SAFE_TO_EVICT: "false"}, True),
+    ],
+)
+def test_drain_evicts_a_pod_that_declares_its_emptydir_disposable(
+    annotations: dict[str, str], refused: bool
+) -> None:
+    """The cluster-autoscaler's annotations let a pod's owner say its emptyDir may go; a list
+    that misses one of its volumes does not."""
+    pods = [make_pod("web-1"), make_pod("cache-1", empty_dir=True, annotations=annotations)]
+    core = StubCore([make_node("n1"), make_node("n2")], pods)
+    ctx, _ = context(core)
+    if refused:
+        with pytest.raises(GuardRejectedError, match="emptyDir data"):
+            DrainNode(NS, "checkout", node="n1").apply(ctx)
+        assert core.evicted == []
+    else:
+        DrainNode(NS, "checkout", node="n1").apply(ctx)
+        assert sorted(core.evicted) == ["cache-1", "web-1"]
 
 
 def test_drain_leaves_daemonset_pods_and_does_not_refuse_them() -> None:

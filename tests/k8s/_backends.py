@@ -22,7 +22,8 @@ from kubernetes.client.exceptions import ApiException
 
 from actuators import KubeClients
 from lab import Lab, LabSettings, SimClock
-from lab.k8s import KubeCluster
+from lab.k8s import ClusterClients, KubeCluster
+from tests.k8s._chart import ChartRelease
 
 SERVICE = "checkout"
 IMAGE = "registry.example.com/shop/checkout:1.4.2"
@@ -170,6 +171,13 @@ class Backend:
     ensure_namespace: Callable[[str], None] = lambda _name: None
     """Create a namespace where the backend needs one (the lab takes any)."""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    actor: KubeClients | None = None
+    """The identity the actions run as (default ``kube``, the test's own admin identity): on
+    the real control plane, the chart's ServiceAccount and nothing more."""
+
+    def __post_init__(self) -> None:
+        if self.actor is None:
+            self.actor = self.kube
 
     def wait_for(self, predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
         """Let time pass until ``predicate`` holds; fail naming ``what`` if it never does."""
@@ -274,11 +282,26 @@ def create_deployment(
     )
 
 
-def real_backend(cluster: KubeCluster) -> Backend:
-    """A fresh namespace on ``cluster`` with the contract workload, Ready."""
+def _kube_clients(c: ClusterClients) -> KubeClients:
+    return KubeClients(
+        c.core_v1,
+        c.apps_v1,
+        c.autoscaling_v2,
+        policy_v1=c.policy_v1,
+        custom_objects=c.custom_objects,
+        networking_v1=client.NetworkingV1Api(c.api_client),
+    )
+
+
+def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Backend:
+    """A fresh namespace on ``cluster`` with the contract workload, Ready. The test sets it up
+    as admin; given ``chart``, its actions run as the chart's ServiceAccount, bound in the
+    namespace by the chart's own RoleBinding."""
     c = cluster.clients()
     namespace = f"shop-{uuid.uuid4().hex[:6]}"
     c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    if chart is not None:
+        chart.grant(cluster, namespace)
     labels = {"app": SERVICE}
     create_deployment(c.apps_v1, namespace, SERVICE, IMAGE, grace_s=5)
     c.autoscaling_v2.create_namespaced_horizontal_pod_autoscaler(
@@ -305,15 +328,17 @@ def real_backend(cluster: KubeCluster) -> Backend:
             ),
         ),
     )
-    kube = KubeClients(
-        c.core_v1,
-        c.apps_v1,
-        c.autoscaling_v2,
-        policy_v1=c.policy_v1,
-        custom_objects=c.custom_objects,
-        networking_v1=client.NetworkingV1Api(c.api_client),
+    kube = _kube_clients(c)
+    actor = None if chart is None else _kube_clients(chart.clients)
+    backend = Backend(
+        "real",
+        kube,
+        namespace,
+        time.sleep,
+        _wall_advance_until,
+        c.apiextensions_v1,
+        actor=actor,
     )
-    backend = Backend("real", kube, namespace, time.sleep, _wall_advance_until, c.apiextensions_v1)
 
     def ensure_namespace(name: str) -> None:
         try:

@@ -15,7 +15,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "lab":
         yield lab_backend()[0]
         return
-    b = real_backend(request.getfixturevalue("kube_cluster"))
+    b = real_backend(request.getfixturevalue("kube_cluster"), request.getfixturevalue("ooda_chart"))
     try:
         yield b
     finally:

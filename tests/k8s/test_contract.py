@@ -107,7 +107,7 @@ def test_a_dict_patch_without_a_content_type_is_a_strategic_merge(backend: Backe
 def test_restart_pod_is_replaced(backend: Backend) -> None:
     b = backend
     victim = ready_pods(b.kube, b.namespace)[0].metadata.name
-    kube, spy = _spied(b.kube)
+    kube, spy = _spied(b.actor)
     result = RestartPod(b.namespace, SERVICE, pod=victim).apply(
         ActionContext(kube, dry_run=False, sleep=b.sleep)
     )
@@ -125,15 +125,15 @@ def test_scale_refuses_an_hpa_target_and_scales_without_one(backend: Backend) ->
     b = backend
     action = ScaleDeployment(b.namespace, SERVICE, deployment=SERVICE, replicas=5)
     with pytest.raises(PermanentActuatorError, match="HPA"):
-        action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+        action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert _replicas(b) == 3
 
     b.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
-    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+    result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert (result.before, result.after) == ({"replicas": 3}, {"replicas": 5})
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 5, "5 Ready pods", 120)
 
-    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
+    action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     assert _replicas(b) == 3
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 3, "3 pods again", 120)
 
@@ -148,7 +148,7 @@ def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
         max_replicas=12,
         target_cpu_utilization=70,
     )
-    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+    result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert result.before == {"min_replicas": 3, "max_replicas": 30, "target_cpu_utilization": 60}
     assert _hpa_spec(b) == (5, 12, 70)
     # The HPA controller enforces the new minimum on the Deployment.
@@ -156,17 +156,17 @@ def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
 
     bad = PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=20)
     with pytest.raises(PermanentActuatorError, match="minReplicas"):
-        bad.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+        bad.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert _hpa_spec(b) == (5, 12, 70)
 
-    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
+    action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     assert _hpa_spec(b) == (3, 30, 60)
 
 
 def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> None:
     b = backend
     PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=6).apply(
-        ActionContext(b.kube, dry_run=False, sleep=b.sleep)
+        ActionContext(b.actor, dry_run=False, sleep=b.sleep)
     )
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 6, "6 Ready pods", 120)
     # The budget first allows nothing, so the first eviction is refused; while the drain backs
@@ -185,7 +185,7 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         relaxed.append(seconds)
         b.sleep(seconds)
 
-    kube, spy = _spied(b.kube)
+    kube, spy = _spied(b.actor)
     result = DrainNode(b.namespace, SERVICE, node=node).apply(
         ActionContext(kube, dry_run=False, sleep=sleep)
     )
@@ -204,7 +204,7 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         "6 Ready pods, none on the drained node",
         180,
     )
-    DrainNode(b.namespace, SERVICE, node=node).undo(ActionContext(b.kube, sleep=b.sleep), result)
+    DrainNode(b.namespace, SERVICE, node=node).undo(ActionContext(b.actor, sleep=b.sleep), result)
     assert not _node_unschedulable(b, node)
 
 
@@ -213,7 +213,7 @@ def test_eviction_the_pdb_refuses_is_retried_never_forced(backend: Backend) -> N
     _pdb(b, min_available=3)
     b.wait_for(lambda: _pdb_allows(b, 0), "the PDB status", 30)
     pod = ready_pods(b.kube, b.namespace)[0]
-    kube, spy = _spied(b.kube)
+    kube, spy = _spied(b.actor)
     action = RecreatePodElsewhere(
         b.namespace,
         SERVICE,
@@ -234,7 +234,7 @@ def test_recreate_pod_on_another_node(backend: Backend) -> None:
     pod = ready_pods(b.kube, b.namespace)[0]
     node = pod.spec.node_name
     action = RecreatePodElsewhere(b.namespace, SERVICE, pod=pod.metadata.name)
-    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+    result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert result.before["node"] == node and _node_unschedulable(b, node)
 
     def moved() -> bool:
@@ -254,7 +254,7 @@ def test_recreate_pod_on_another_node(backend: Backend) -> None:
     b.wait_for(moved, "the pod to be recreated on another node", 120)
     newest = max(ready_pods(b.kube, b.namespace), key=lambda p: p.metadata.creation_timestamp)
     assert newest.spec.node_name != node
-    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
+    action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     assert not _node_unschedulable(b, node)
 
 
@@ -280,13 +280,13 @@ def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "2"), "the bad rollout (revision 2)", 180)
 
     action = RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE)
-    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+    result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert result.before["revision"] == 2
     assert result.after == {"revision": 1, "images": [IMAGE]}
     # The old ReplicaSet comes back as revision 3, as after `kubectl rollout undo`.
     b.wait_for(lambda: _rolled_out(b, IMAGE, "3"), "the rollback to revision 1 as 3", 180)
 
-    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
+    action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "4"), "the undo (revision 4)", 180)
 
 
@@ -294,7 +294,7 @@ def test_rollback_without_history_is_refused(backend: Backend) -> None:
     b = backend
     with pytest.raises(PermanentActuatorError, match="no revision before"):
         RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE).apply(
-            ActionContext(b.kube, dry_run=False, sleep=b.sleep)
+            ActionContext(b.actor, dry_run=False, sleep=b.sleep)
         )
 
 
@@ -345,7 +345,7 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
     b.kube.custom_objects.create_namespaced_custom_object(*group, _argo_app(name))
 
     action = ArgoRollback(b.namespace, SERVICE, "bad deploy", application=name)
-    result = action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+    result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
     assert app["operation"]["sync"]["revision"] == "a1b2c3d"
     assert app["operation"]["initiatedBy"]["username"] == "ooda"
@@ -353,9 +353,9 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
     assert result.before["revision"] == "b2c3d4e"
 
     with pytest.raises(TemporaryActuatorError, match="in progress"):
-        action.apply(ActionContext(b.kube, dry_run=False, sleep=b.sleep))
+        action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
 
-    action.undo(ActionContext(b.kube, sleep=b.sleep), result)
+    action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     app = b.kube.custom_objects.get_namespaced_custom_object(*group, name)
     assert app["operation"]["sync"]["revision"] == "b2c3d4e"
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
@@ -365,7 +365,7 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
 def test_dry_run_changes_nothing(backend: Backend) -> None:
     b = backend
     node = ready_pods(b.kube, b.namespace)[0].spec.node_name
-    kube, spy = _spied(b.kube)
+    kube, spy = _spied(b.actor)
     result = DrainNode(b.namespace, SERVICE, node=node).apply(
         ActionContext(kube, dry_run=True, sleep=b.sleep)
     )
@@ -373,7 +373,7 @@ def test_dry_run_changes_nothing(backend: Backend) -> None:
     assert not {"patch_node", "create_namespaced_pod_eviction"} & set(spy.calls)
     assert not _node_unschedulable(b, node)
     PatchHpa(b.namespace, SERVICE, hpa=SERVICE, min_replicas=9).apply(
-        ActionContext(b.kube, dry_run=True, sleep=b.sleep)
+        ActionContext(b.actor, dry_run=True, sleep=b.sleep)
     )
     assert _hpa_spec(b)[0] == 3
     b.kube.core_v1.patch_node(node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
@@ -382,13 +382,13 @@ def test_dry_run_changes_nothing(backend: Backend) -> None:
 def test_no_node_action_when_40_percent_of_the_pool_is_out(backend: Backend) -> None:
     b = backend
     first, second, third = (n.metadata.name for n in b.kube.core_v1.list_node().items[:3])
-    ctx = ActionContext(b.kube, sleep=b.sleep)
+    ctx = ActionContext(b.actor, sleep=b.sleep)
     done = []
     for node in (first, second):  # 0 of 3, then 1 of 3 (33 %) already out: allowed
         action = CordonNode(b.namespace, SERVICE, node=node)
         done.append((action, action.apply(ctx)))
         assert _node_unschedulable(b, node) and done[-1][1].undoable
-    kube, spy = _spied(b.kube)
+    kube, spy = _spied(b.actor)
     with pytest.raises(GuardRejectedError, match=r"2 of 3 nodes .* already out \(67%\)"):
         DrainNode(b.namespace, SERVICE, node=third).apply(ActionContext(kube, sleep=b.sleep))
     assert "create_namespaced_pod_eviction" not in spy.calls
@@ -413,15 +413,15 @@ def test_argo_rollback_refuses_what_it_cannot_roll_back(backend: Backend) -> Non
 
     with pytest.raises(PermanentActuatorError, match="1 history entries"):
         ArgoRollback(b.namespace, SERVICE, application=young).apply(
-            ActionContext(b.kube, dry_run=False)
+            ActionContext(b.actor, dry_run=False)
         )
     with pytest.raises(PermanentActuatorError, match="several sources"):
         ArgoRollback(b.namespace, SERVICE, application=multi).apply(
-            ActionContext(b.kube, dry_run=False)
+            ActionContext(b.actor, dry_run=False)
         )
     with pytest.raises(PermanentActuatorError, match="404"):
         ArgoRollback(b.namespace, SERVICE, application="absent").apply(
-            ActionContext(b.kube, dry_run=False)
+            ActionContext(b.actor, dry_run=False)
         )
     for name in (young, multi):
         assert "operation" not in b.kube.custom_objects.get_namespaced_custom_object(*group, name)

@@ -43,7 +43,7 @@ SECONDARY = "orders.secondary.db.example.com"
 
 
 def _ctx(b: Backend, **kwargs: Any) -> ActionContext:
-    return ActionContext(b.kube, sleep=b.sleep, **kwargs)
+    return ActionContext(b.actor, sleep=b.sleep, **kwargs)
 
 
 def _annotations(obj: Any) -> dict[str, str]:
@@ -205,8 +205,8 @@ def test_kill_container_falls_back_to_an_eviction_where_exec_cannot_run(
     lab's API has no exec: it is tried and found missing. Either way the pod is evicted."""
     b = backend
     victim = ready_pods(b.kube, b.namespace)[0].metadata.name
-    core = _NoExec(b.kube.core_v1)
-    kube = KubeClients(core, b.kube.apps_v1, b.kube.autoscaling_v2, b.kube.policy_v1)
+    core = _NoExec(b.actor.core_v1)
+    kube = KubeClients(core, b.actor.apps_v1, b.actor.autoscaling_v2, b.actor.policy_v1)
     result = KillContainer(b.namespace, SERVICE, "stuck worker", pod=victim).apply(
         ActionContext(kube, sleep=b.sleep)
     )

@@ -39,15 +39,3 @@ def test_checked_in_config_is_a_valid_serve_config_for_this_app() -> None:
     built = app_builder(application.get("args", {}))
     assert built._bound_deployment.name == "ScoringAPI"
     assert {d["name"] for d in application["deployments"]} == {"ScoringAPI", "LoadForecaster"}
-
-
-def test_the_rayservice_manifest_carries_the_checked_in_serve_config() -> None:
-    """KubeRay's RayService embeds serve_config.yaml verbatim; the two must not drift."""
-    manifest = yaml.safe_load((CONFIG.parent / "rayservice.yaml").read_text())
-    assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayService")
-    embedded = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    assert embedded == yaml.safe_load(CONFIG.read_text())
-    scaling = {
-        d["name"]: d["autoscaling_config"] for d in embedded["applications"][0]["deployments"]
-    }
-    assert scaling["ScoringAPI"]["max_replicas"] > scaling["ScoringAPI"]["min_replicas"]
