@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: install
 	.venv/bin/ooda demo
 
-test: install k8s-bins prometheus-bins kafka-bins
+test: install k8s-bins prometheus-bins kafka-bins postgres-bins
 	.venv/bin/pytest
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
@@ -36,6 +36,12 @@ prometheus-bins:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
 
+# PostgreSQL from Debian's packages: the audit store replicas on several machines share.
+postgres-bins:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends postgresql >/dev/null; }
+
 bench-k8s: install k8s-bins
 	.venv/bin/python benchmarks/bench_k8s.py
 
@@ -50,12 +56,12 @@ bench-detector: install
 bench-nab: install
 	.venv/bin/python benchmarks/bench_nab.py
 
-# The chaos scorecard: 20 drawn instances of every scenario, on / off / reactive, and a
-# clean week (trains champions first if the registry has none; starts Ray Serve).
 # A tick's reads from a real Prometheus against the lab's own source; the servers' start-up.
 bench-real-parts: install prometheus-bins kafka-bins
 	.venv/bin/python benchmarks/bench_real_parts.py
 
+# The chaos scorecard: 20 drawn instances of every scenario, on / off / reactive, and a
+# clean week (trains champions first if the registry has none; starts Ray Serve).
 bench-chaos: install
 	.venv/bin/ooda chaos --scenarios all --runs 20 --seed 7 --clean-week-days 7 \
 		--json .ooda/chaos.json

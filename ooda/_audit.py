@@ -16,6 +16,10 @@ is not caught. Copying the anchor somewhere they cannot write closes that gap.
 
 WAL with ``synchronous=FULL``: an appended row survives a crash once :meth:`AuditLog.write`
 returns, and readers (an SRE's ``sqlite3`` shell) do not block the loop.
+
+Replicas on different machines share one log in PostgreSQL instead (``ooda._audit_pg``), with
+the same rows, hashes and rules; :class:`AuditStore` is what both offer and :func:`open_audit`
+picks one from a path or a ``postgresql://`` URL.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -133,6 +137,75 @@ class _Anchor:
 
     count: int
     hash: str
+
+
+class AuditStore(Protocol):
+    """What the loop needs of an audit log, in SQLite or in PostgreSQL."""
+
+    def write(self, entry: AuditEntry) -> int:
+        """Append ``entry`` and return its id."""
+        ...
+
+    def entries(
+        self, kind: str | None = None, since: datetime | None = None, after_id: int = 0
+    ) -> list[AuditEntry]:
+        """Entries in the order written, filtered."""
+        ...
+
+    def verify(self) -> AuditVerification:
+        """Check the chain, the anchor and the rules; problems are reported, not raised."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the database."""
+        ...
+
+
+def check_entry(entry: AuditEntry) -> None:
+    """ValueError for an unknown kind or an ``id`` already set (the log assigns ids)."""
+    if entry.kind not in ENTRY_KINDS:
+        raise ValueError(f"unknown audit entry kind {entry.kind!r}; expected {ENTRY_KINDS}")
+    if entry.id is not None:
+        raise ValueError(f"audit entry already has id {entry.id}; the log assigns ids")
+
+
+def new_row(entry: AuditEntry, head: _Anchor) -> dict[str, Any]:
+    """The stored row of ``entry`` appended after ``head``, hash included; ValueError for a
+    ``ref`` that is not an earlier row."""
+    if entry.ref is not None and not 1 <= entry.ref <= head.count:
+        raise ValueError(f"audit entry ref {entry.ref} is not an earlier row (1..{head.count})")
+    row: dict[str, Any] = {
+        "id": head.count + 1,
+        "at": entry.at.isoformat(),
+        "kind": entry.kind,
+        "service": entry.service,
+        "action": entry.action,
+        "target": entry.target,
+        "dry_run": int(entry.dry_run),
+        "outcome": entry.outcome,
+        "evidence": json.dumps(entry.evidence, default=str, sort_keys=True),
+        "ref": entry.ref,
+        "prev_hash": head.hash,
+    }
+    row["hash"] = _row_hash(row)
+    return row
+
+
+def entry_of(values: Sequence[Any]) -> AuditEntry:
+    """An entry from ``at, kind, service, action, target, dry_run, outcome, evidence, ref, id``."""
+    at, kind, service, action, target, dry, outcome, evidence, ref, rid = values
+    return AuditEntry(
+        datetime.fromisoformat(at),
+        kind,
+        service,
+        action,
+        target,
+        bool(dry),
+        outcome,
+        json.loads(evidence),
+        ref,
+        rid,
+    )
 
 
 def _row_hash(row: dict[str, Any]) -> str:
@@ -333,10 +406,7 @@ class AuditLog:
         ValueError for an unknown kind, an ``id`` already set, or a ``ref`` that is not an earlier
         row.
         """
-        if entry.kind not in ENTRY_KINDS:
-            raise ValueError(f"unknown audit entry kind {entry.kind!r}; expected {ENTRY_KINDS}")
-        if entry.id is not None:
-            raise ValueError(f"audit entry already has id {entry.id}; the log assigns ids")
+        check_entry(entry)
         with self._lock:
             # Another process (``ooda breaker reset``) may have appended: the transaction takes
             # the write lock first, then reads the chain's head from the table itself.
@@ -355,24 +425,7 @@ class AuditLog:
 
     def _append(self, entry: AuditEntry) -> int:
         """Insert ``entry`` after the head (inside the caller's transaction)."""
-        if entry.ref is not None and not 1 <= entry.ref <= self._head.count:
-            raise ValueError(
-                f"audit entry ref {entry.ref} is not an earlier row (1..{self._head.count})"
-            )
-        row: dict[str, Any] = {
-            "id": self._head.count + 1,
-            "at": entry.at.isoformat(),
-            "kind": entry.kind,
-            "service": entry.service,
-            "action": entry.action,
-            "target": entry.target,
-            "dry_run": int(entry.dry_run),
-            "outcome": entry.outcome,
-            "evidence": json.dumps(entry.evidence, default=str, sort_keys=True),
-            "ref": entry.ref,
-            "prev_hash": self._head.hash,
-        }
-        row["hash"] = _row_hash(row)
+        row = new_row(entry, self._head)
         self._conn.execute(
             f"INSERT INTO audit ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
@@ -395,21 +448,7 @@ class AuditLog:
             params = (after_id, kind)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
-        entries = [
-            AuditEntry(
-                datetime.fromisoformat(at),
-                k,
-                service,
-                action,
-                target,
-                bool(dry),
-                outcome,
-                json.loads(evidence),
-                ref,
-                rid,
-            )
-            for at, k, service, action, target, dry, outcome, evidence, ref, rid in rows
-        ]
+        entries = [entry_of(values) for values in rows]
         return entries if since is None else [e for e in entries if e.at >= since]
 
     def verify(self) -> AuditVerification:
@@ -422,3 +461,13 @@ class AuditLog:
     def close(self) -> None:
         """Close the database connection."""
         self._conn.close()
+
+
+def open_audit(where: str | Path) -> AuditStore:
+    """The audit log at ``where``: a ``postgresql://`` URL (replicas on several machines) or
+    an SQLite file."""
+    if str(where).startswith(("postgresql://", "postgres://")):
+        from ooda._audit_pg import PostgresAuditLog
+
+        return PostgresAuditLog(str(where))
+    return AuditLog(where)

@@ -164,12 +164,14 @@ class EscalationConfig(_Strict):
     alertmanager_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     incident_url: str = "ooda://audit/{audit_id}"
+    notify: bool = False
 
 
 class AuditConfig(_Strict):
     """Where the audit log (the state a standby takes over from) lives."""
 
     path: Path = Path(".ooda/audit.db")
+    url: Annotated[str, Field(pattern=r"^postgres(ql)?://\S+$")] | None = None
 
 
 class OodaConfig(_Strict):

@@ -8,6 +8,9 @@ webhook. An alert carries the audit evidence and a link to the incident; Alertma
 and deduplicates on its labels (alert name, service, action), so a repeated escalation of
 the same trouble updates one alert rather than paging twice.
 
+With ``notify`` on, the webhook also gets a notice (severity info) of every applied action
+and every heal verified, so that the team's channel shows what ooda did without anyone paged.
+
 Delivery never stops the loop: a receiver that is down is retried with backoff within the
 tick's budget and then logged; the audit entry stays the record either way.
 """
@@ -58,16 +61,21 @@ class Alert:
         }
 
 
-def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
-    """The alert an audit entry calls for (None: it needs no human)."""
-    if entry.id is None or entry.dry_run:
-        return None
-    labels = {
+def _labels(entry: AuditEntry, namespace: str, region: str) -> dict[str, str]:
+    """What Alertmanager groups and deduplicates on."""
+    return {
         "service": entry.service,
         "namespace": namespace,
         "region": region,
         "action": entry.action,
     }
+
+
+def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
+    """The alert an audit entry calls for (None: it needs no human)."""
+    if entry.id is None or entry.dry_run:
+        return None
+    labels = _labels(entry, namespace, region)
     if entry.kind == "escalation":
         if entry.outcome == "circuit breaker open":
             name, severity = "OodaBreakerOpen", "critical"
@@ -83,6 +91,21 @@ def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
     else:
         return None
     return Alert(name, severity, labels, summary, entry.id, dict(entry.evidence))
+
+
+def notice_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
+    """The notice of an applied action or a verified heal (None: the entry is neither)."""
+    if entry.id is None or entry.dry_run:
+        return None
+    labels = _labels(entry, namespace, region)
+    if entry.kind == "action" and entry.outcome.startswith("applied"):
+        name, summary = "OodaActionTaken", f"{entry.service}: {entry.action} on {entry.target}"
+    elif entry.kind == "verification" and entry.outcome == "healed":
+        name = "OodaHealed"
+        summary = f"{entry.service}: {entry.action} on {entry.target} healed it"
+    else:
+        return None
+    return Alert(name, "info", labels, summary, entry.id, dict(entry.evidence))
 
 
 class Escalator:
@@ -106,6 +129,8 @@ class Escalator:
         """Alerts delivered (to at least one receiver)."""
         self.failed = 0
         """Deliveries given up on."""
+        self.noticed = 0
+        """Notices delivered to the webhook."""
 
     @property
     def enabled(self) -> bool:
@@ -113,29 +138,37 @@ class Escalator:
         return bool(self.settings.alertmanager_url or self.settings.webhook_url)
 
     def escalate(self, entries: Sequence[AuditEntry]) -> list[Alert]:
-        """Send the alerts ``entries`` call for; returns them."""
+        """Send the alerts ``entries`` call for (and their notices, with ``notify``); returns
+        the alerts."""
         alerts = [a for e in entries if (a := alert_of(e, self.namespace, self.region))]
+        hook = self.settings.webhook_url
+        if self.settings.notify and hook:
+            notices = [n for e in entries if (n := notice_of(e, self.namespace, self.region))]
+            if notices and self._post(hook, self._payload(notices, entries)):
+                self.noticed += len(notices)
         if not alerts or not self.enabled:
             return alerts
+        delivered = False
+        if self.settings.alertmanager_url:
+            url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
+            delivered |= self._post(url, self._bodies(alerts, entries))
+        if self.settings.webhook_url:
+            delivered |= self._post(self.settings.webhook_url, self._payload(alerts, entries))
+        if delivered:
+            self.sent += len(alerts)
+        return alerts
+
+    def _bodies(self, alerts: Sequence[Alert], entries: Sequence[AuditEntry]) -> list[Any]:
         by_id = {e.id: e for e in entries}
         bodies = []
         for alert in alerts:
             at = by_id[alert.audit_id].at
-            bodies.append(
-                alert.body(
-                    self.settings, at.isoformat(), (at + self.settings.active_for).isoformat()
-                )
-            )
-        delivered = False
-        if self.settings.alertmanager_url:
-            url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-            delivered |= self._post(url, bodies)
-        if self.settings.webhook_url:
-            payload = {"source": "ooda", "region": self.region, "alerts": bodies}
-            delivered |= self._post(self.settings.webhook_url, payload)
-        if delivered:
-            self.sent += len(alerts)
-        return alerts
+            ends = at + self.settings.active_for
+            bodies.append(alert.body(self.settings, at.isoformat(), ends.isoformat()))
+        return bodies
+
+    def _payload(self, alerts: Sequence[Alert], entries: Sequence[AuditEntry]) -> Any:
+        return {"source": "ooda", "region": self.region, "alerts": self._bodies(alerts, entries)}
 
     def _post(self, url: str, payload: Any) -> bool:
         retrying = Retrying(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ooda._audit import AuditEntry, AuditLog
+from ooda._audit import AuditEntry, AuditStore
 
 log = logging.getLogger("ooda.loop")
 
@@ -59,7 +59,7 @@ class LoopStats:
 class Journal:
     """Audit log, events, stats and de-duplicated problem reports of one loop."""
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditStore) -> None:
         self.audit = audit
         self.events: list[LoopEvent] = []
         self.stats = LoopStats()

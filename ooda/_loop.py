@@ -24,7 +24,7 @@ from actuators import ActionContext, Guard, with_timeouts
 from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
 from features import MetricSourceError
 from ooda._act import Actor
-from ooda._audit import AuditLog
+from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._cluster_state import read_nodes, read_workloads
 from ooda._errors import BadMetricsError, ScoringUnavailableError
@@ -73,7 +73,7 @@ class ControlLoop:
         source: MetricSource,
         scorer: Scorer,
         kube: KubeClients,
-        audit: AuditLog,
+        audit: AuditStore,
         guard: Guard | None = None,
         sleep: Callable[[float], None] | None = None,
         push_features: FeaturePusher | None = None,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from actuators import ActionResult, Guard, GuardKey, action_class
 from contracts import ScenarioId
-from ooda._audit import AuditEntry, AuditLog
+from ooda._audit import AuditEntry, AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._predictive import PREDICTIVE
 from ooda._records import CONTINUED, PendingAction
@@ -46,7 +46,7 @@ def _pending(entry: AuditEntry) -> PendingAction:
     )
 
 
-def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
+def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
     """Replay ``audit`` into ``guard`` and ``budget``; return the pending verifications."""
     out = Recovered()
     intents: dict[int, AuditEntry] = {}
@@ -96,7 +96,7 @@ def recover(audit: AuditLog, guard: Guard, budget: ErrorBudget) -> Recovered:
     return out
 
 
-def reset_breaker(audit: AuditLog, breaker: str, who: str, why: str, now: datetime) -> int:
+def reset_breaker(audit: AuditStore, breaker: str, who: str, why: str, now: datetime) -> int:
     """Record that a human closed the breaker of ``breaker``; the loop honours it on start."""
     return audit.write(
         AuditEntry(

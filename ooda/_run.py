@@ -22,6 +22,7 @@ the kubeconfig or a flag is wrong; 3 ``--once`` ticked but could not trust what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from typing import Any
 
 from contracts import CloudClients, KubeClients, WallClock
 from features import PrometheusSource
-from ooda._audit import AuditLog
+from ooda._audit import AuditError, open_audit
 from ooda._config import OodaConfig, RegionConfig
 from ooda._errors import ConfigError
 from ooda._escalate import Escalator
@@ -161,14 +162,19 @@ class Runner:
             while not self.stop.is_set():
                 began = time.monotonic()
                 wait = period
-                if self._leading():
-                    self.tick()
+                try:
+                    if self._leading():
+                        self.tick()
+                        if once:
+                            return EXIT_UNTRUSTED if self.untrusted() else EXIT_OK
+                    else:
+                        self._stand_by()
+                        assert self.elector is not None  # a standby checks at the Lease's pace
+                        wait = min(period, self.elector.settings.retry_period.total_seconds())
+                except AuditError as exc:
+                    self._audit_down(exc)
                     if once:
-                        return EXIT_UNTRUSTED if self.untrusted() else EXIT_OK
-                else:
-                    self._stand_by()
-                    assert self.elector is not None  # a standby checks at the Lease's pace
-                    wait = min(period, self.elector.settings.retry_period.total_seconds())
+                        return EXIT_UNTRUSTED
                 self.stop.wait(max(0.0, wait - (time.monotonic() - began)))
             log.warning("stopped after %d ticks", self.state.ticks)
             return EXIT_OK
@@ -206,8 +212,18 @@ class Runner:
         close = getattr(self.loop.source, "close", None)
         if callable(close):
             close()
-        self.loop.audit.close()
+        with contextlib.suppress(AuditError):
+            self.loop.audit.close()
         self.loop = None
+
+    def _audit_down(self, exc: AuditError) -> None:
+        """No audit log, no action: drop the loop (the next one rebuilds its memory from the
+        log when it is back), and say why everywhere a human looks."""
+        log.error("audit log unavailable, acting on nothing until it is back: %s", exc)
+        self._close_loop()
+        self.state.problems = [{"service": "*", "stage": "audit", "reason": str(exc)}]
+        self.metrics.mark_untrusted("*")
+        self._save()
 
     def _stand_by(self) -> None:
         assert self.elector is not None
@@ -304,7 +320,7 @@ def build_loop(
         source=source,
         scorer=scorer,
         kube=kube if kube is not None else connect_kube(chosen),
-        audit=AuditLog(audit_path),
+        audit=open_audit(config.audit.url or audit_path),
         cloud=cloud,
         may_act=may_act,
     )

@@ -65,6 +65,10 @@ class RunMetrics:
             "ooda_actions", "Actions, by action kind and outcome.", ["action", "outcome"],
             registry=r,
         )  # fmt: skip
+        self.verifications = Counter(
+            "ooda_verifications", "Verdicts on actions, by action kind and verdict.",
+            ["action", "verdict"], registry=r,
+        )  # fmt: skip
         self.refusals = Counter(
             "ooda_guard_refusals", "Actions the guard refused, by action kind.", ["action"],
             registry=r,
@@ -135,6 +139,8 @@ class RunMetrics:
                 self.decisions.labels(entry.action, word).inc()
             elif entry.kind == "action":
                 self.actions.labels(entry.action, word).inc()
+            elif entry.kind == "verification":
+                self.verifications.labels(entry.action, word).inc()
             if entry.kind in ("action", "refusal") and word == "refused":
                 self.refusals.labels(entry.action).inc()
         self.breakers_open.set(len(loop.guard.open_breakers(now)))
@@ -149,6 +155,12 @@ class RunMetrics:
             self.untrusted.labels(service).set(1)
         self._untrusted = untrusted
         self.last_tick.set(now.timestamp())
+
+    def mark_untrusted(self, service: str) -> None:
+        """``service`` (``*``: everything) is not acted on now; the next tick that trusts it
+        clears the mark."""
+        self.untrusted.labels(service).set(1)
+        self._untrusted = self._untrusted | {service}
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
         """Serve ``/metrics`` on ``addr:port`` (0: a free port, in ``server.server_port``)."""

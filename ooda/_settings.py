@@ -276,6 +276,10 @@ class EscalationSettings:
     """A generic webhook that receives each alert as JSON; None: not used."""
     incident_url: str = "ooda://audit/{audit_id}"
     """Link to the incident, ``{audit_id}`` filled in (a dashboard, the incident page)."""
+    notify: bool = False
+    """Also send the webhook a notice of every applied action and every heal verified
+    (``OodaActionTaken``, ``OodaHealed``, severity info): what ooda did, for the team's chat.
+    Alertmanager only ever gets what needs a human."""
     active_for: timedelta = timedelta(hours=1)
     """How long an alert stays firing unless posted again."""
     attempts: int = 3

@@ -17,7 +17,7 @@ from rich.table import Table
 from ooda._quiet import silence
 
 if TYPE_CHECKING:
-    from ooda._audit import AuditLog
+    from ooda._audit import AuditStore
     from ooda._settings import OodaSettings
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
@@ -289,17 +289,30 @@ def _audit_path(args: argparse.Namespace) -> Path:
     return Path(args.audit)
 
 
-def _open_audit(args: argparse.Namespace, command: str) -> AuditLog | None:
-    """The audit log named by ``--audit``, or None after saying why it cannot be opened (a
-    missing file is refused rather than created: it is most likely a wrong path)."""
-    from ooda._audit import AuditError, AuditLog
+def _is_url(where: str) -> bool:
+    return where.startswith(("postgresql://", "postgres://"))
 
-    path = _audit_path(args)
-    if not path.exists():
-        console.print(f"[red]{command}: no audit log at {path}[/]")
+
+def _shown(where: str) -> str:
+    """An audit location as printed (a URL without its password)."""
+    if not _is_url(where):
+        return where
+    from ooda._audit_pg import redacted
+
+    return redacted(where)
+
+
+def _open_audit(args: argparse.Namespace, command: str) -> AuditStore | None:
+    """The audit log named by ``--audit`` (a file or a ``postgresql://`` URL), or None after
+    saying why it cannot be opened (a missing file is refused rather than created: it is most
+    likely a wrong path)."""
+    from ooda._audit import AuditError, open_audit
+
+    if not _is_url(args.audit) and not _audit_path(args).exists():
+        console.print(f"[red]{command}: no audit log at {args.audit}[/]")
         return None
     try:
-        return AuditLog(path)
+        return open_audit(args.audit)
     except AuditError as exc:
         console.print(f"[red]{command}: {exc}[/]")
         return None
@@ -340,9 +353,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     )
     from ooda._run import STATE_FILE, RunState
 
-    run = RunState.load(_audit_path(args).parent / STATE_FILE)
+    state_file = Path(args.state) if args.state else _audit_path(args).parent / STATE_FILE
+    run = None if _is_url(args.audit) and not args.state else RunState.load(state_file)
     if run is None:
-        console.print("ooda run: no state beside this audit log (no `ooda run` wrote one)")
+        console.print(f"ooda run: no state at {state_file} (no `ooda run` wrote one there)")
     else:
         console.print(
             f"ooda run: region {run['region']}, pid {run['pid']}, {run.get('role', 'single')},"
@@ -356,21 +370,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
             )
     check = audit.verify()
     state = "[green]intact[/]" if check.ok else "[red]TAMPERED[/]: " + "; ".join(check.problems)
-    console.print(f"audit log {args.audit}: {check.rows} rows, {state}")
+    console.print(f"audit log {_shown(args.audit)}: {check.rows} rows, {state}")
     audit.close()
     return 0
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ooda._audit import AuditError, verify_file
+    from ooda._audit import AuditError, open_audit, verify_file
 
     try:
-        check = verify_file(_audit_path(args))
+        if _is_url(args.audit):
+            store = open_audit(args.audit)
+            check = store.verify()
+            store.close()
+        else:
+            check = verify_file(_audit_path(args))
     except AuditError as exc:
         console.print(f"[red]audit: {exc}[/]")
         return 2
     if check.ok:
-        console.print(f"{args.audit}: {check.rows} rows, hash chain and anchor intact")
+        console.print(f"{_shown(args.audit)}: {check.rows} rows, hash chain and anchor intact")
         return 0
     for problem in check.problems:
         console.print(f"[red]{problem}[/]")
@@ -547,18 +566,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-addr", default="127.0.0.1", help="interface of /metrics")
     run.set_defaults(func=_cmd_run)
     status = sub.add_parser("status", help="autonomy, budgets and breakers from the audit log")
-    status.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    status.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
+    status.add_argument("--state", help="run-state.json of `ooda run` (default: beside --audit)")
     status.set_defaults(func=_cmd_status)
     audit = sub.add_parser("audit", help="verify the audit log's hash chain")
     audit.add_argument("action", choices=["verify"])
-    audit.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    audit.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
     audit.set_defaults(func=_cmd_audit)
     breaker = sub.add_parser("breaker", help="reset a workload's circuit breaker")
     breaker.add_argument("action", choices=["reset"])
     breaker.add_argument("workload", help="namespace/deployment (or node/NAME)")
     breaker.add_argument("--reason", required=True, help="why (kept in the audit log)")
     breaker.add_argument("--actor", help="who (default: the current user)")
-    breaker.add_argument("--audit", default=".ooda/audit.db", help="audit log (SQLite)")
+    breaker.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
     breaker.set_defaults(func=_cmd_breaker)
     score = sub.add_parser(
         "score-series",

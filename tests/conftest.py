@@ -1,6 +1,6 @@
-"""Session-wide servers: one real Kubernetes control plane and one real Prometheus for every
-test that needs them, an Apache Kafka broker
-and an SQS-compatible endpoint.
+"""Session-wide servers: one real Kubernetes control plane (with ooda's chart installed on
+demand) and one real Prometheus for every test that needs them, an Apache Kafka broker, an
+SQS-compatible endpoint and a PostgreSQL server.
 
 The control plane's binaries are built on first use. Prometheus loads a recorded lab history
 (backfilled with promtool) and can scrape live targets. Where one cannot start, its tests
@@ -30,6 +30,7 @@ from lab.scenarios import scenario
 from lab.servers import (
     AlertmanagerServer,
     KafkaBroker,
+    PostgresServer,
     PrometheusServer,
     Server,
     ServerError,
@@ -189,3 +190,9 @@ def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A real Apache Kafka broker (KRaft, one node)."""
     yield from _serving(KafkaBroker(tmp_path_factory.mktemp("kafka")))
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL; a test takes a database of its own with ``database()``."""
+    yield from _serving(PostgresServer(tmp_path_factory.mktemp("postgres")))

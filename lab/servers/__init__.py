@@ -4,9 +4,12 @@ Each binds to 127.0.0.1 on a free port, keeps its state under a work directory a
 what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
 prometheus-bins``), with ``promtool``'s backfill for recorded histories;
 :class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook;
-:class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3;
-:class:`KafkaBroker` is Apache Kafka in KRaft mode from Maven Central's jars (``make
-kafka-bins``), with a kafka-exporter of its consumer lag (``serve_kafka_exporter``).
+:class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3, with an exporter
+of its queues' depth read through boto3 (``serve_sqs_exporter``);
+:class:`PostgresServer` is Debian's ``postgresql`` (``make postgres-bins``), the shared
+audit store of several replicas; :class:`KafkaBroker` is Apache Kafka in KRaft mode from
+Maven Central's jars (``make kafka-bins``), with a kafka-exporter of its consumer lag
+(``serve_kafka_exporter``).
 
 Exceptions::
 
@@ -28,19 +31,24 @@ from lab.servers._kafka import (
     kafka_libs,
     serve_kafka_exporter,
 )
+from lab.servers._postgres import POSTGRES_PACKAGE, PostgresServer
 from lab.servers._process import ManagedProcess, Server, free_port
 from lab.servers._prometheus import PROMETHEUS_PACKAGE, PrometheusServer
-from lab.servers._sqs import SqsServer
+from lab.servers._sqs import DEPTH_SERIES, QueueDepthCollector, SqsServer, serve_sqs_exporter
 
 __all__ = [
+    "DEPTH_SERIES",
     "KAFKA_VERSION",
+    "POSTGRES_PACKAGE",
     "PROMETHEUS_PACKAGE",
     "AlertmanagerServer",
     "BackfillError",
     "ConsumerLagCollector",
     "KafkaBroker",
     "ManagedProcess",
+    "PostgresServer",
     "PrometheusServer",
+    "QueueDepthCollector",
     "Server",
     "ServerError",
     "ServerMissingError",
@@ -49,4 +57,5 @@ __all__ = [
     "free_port",
     "kafka_libs",
     "serve_kafka_exporter",
+    "serve_sqs_exporter",
 ]

@@ -2,14 +2,22 @@
 boto3 exactly as the real service is (``endpoint_url``), for the queue actions' tests.
 
 ``reset`` empties it between tests, so one server serves a whole session.
+:class:`QueueDepthCollector` reads each queue's depth through boto3 (``GetQueueAttributes``)
+and exports it under the CloudWatch exporter's names, for any SQS-compatible endpoint a
+CloudWatch exporter cannot see (moto, ElasticMQ, a queue in another account).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from lab.servers._errors import ServerStartError
 from lab.servers._process import Server, free_port
@@ -48,3 +56,60 @@ class SqsServer(Server):
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+#: GetQueueAttributes' attribute -> the CloudWatch exporter's series for the same number.
+DEPTH_SERIES = {
+    "ApproximateNumberOfMessages": "aws_sqs_approximate_number_of_messages_visible_average",
+    "ApproximateNumberOfMessagesNotVisible": (
+        "aws_sqs_approximate_number_of_messages_not_visible_average"
+    ),
+    "ApproximateNumberOfMessagesDelayed": (
+        "aws_sqs_approximate_number_of_messages_delayed_average"
+    ),
+}
+
+
+class QueueDepthCollector(Collector):
+    """The depth of each named queue, read with boto3 at every scrape, labelled
+    ``queue_name`` as the CloudWatch exporter labels it. The age of the oldest message and
+    the send and receive counts are CloudWatch's alone: they are not exported here."""
+
+    def __init__(self, sqs: Any, queues: list[str]) -> None:
+        self.sqs = sqs
+        self.queues = queues
+        self._lock = threading.Lock()
+        self._urls: dict[str, str] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            attribute: GaugeMetricFamily(
+                name, f"SQS {attribute} (GetQueueAttributes)", labels=["queue_name"]
+            )
+            for attribute, name in DEPTH_SERIES.items()
+        }
+        with self._lock:
+            for queue in self.queues:
+                if queue not in self._urls:
+                    self._urls[queue] = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+                found = self.sqs.get_queue_attributes(
+                    QueueUrl=self._urls[queue], AttributeNames=list(DEPTH_SERIES)
+                )["Attributes"]
+                for attribute, family in families.items():
+                    if attribute in found:
+                        family.add_metric([queue], float(found[attribute]))
+        yield from families.values()
+
+
+def serve_sqs_exporter(
+    sqs: Any, queues: list[str], port: int = 0
+) -> tuple[WSGIServer, QueueDepthCollector]:
+    """The depth of ``queues`` on ``/metrics`` (127.0.0.1)."""
+    collector = QueueDepthCollector(sqs, queues)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server, collector

@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from lab.k8s import CHART, KubeCluster, helm_binary, rbac_violations, render_chart
+from lab.k8s import CHART, ChartError, KubeCluster, helm_binary, rbac_violations, render_chart
 from ooda._config import validate
 from tests.k8s._chart import ChartRelease
 
@@ -35,16 +35,45 @@ def _kinds(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+SHARED = {"audit": {"urlSecret": {"name": "ooda-audit"}}}
+"""The values every multi-replica install needs: a Secret with the audit log's URL."""
+
+
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return render_chart("ooda", "ooda", {"rbac": {"argoCD": {"enabled": True}, "exec": True}})
+    return render_chart(
+        "ooda", "ooda", {**SHARED, "rbac": {"argoCD": {"enabled": True}, "exec": True}}
+    )
 
 
 def test_helm_lints_the_chart() -> None:
     result = subprocess.run(
-        [str(helm_binary()), "lint", "--strict", str(CHART)], capture_output=True, text=True
+        [str(helm_binary()), "lint", "--strict", str(CHART), "--set", "audit.urlSecret.name=a"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_replicas_without_a_shared_audit_log_are_refused() -> None:
+    """A standby with an audit log of its own would take over without the leader's memory."""
+    with pytest.raises(ChartError, match="replicas > 1 need a shared audit log"):
+        render_chart("ooda", "ooda", {})
+    (single,) = _kinds(render_chart("ooda", "ooda", {"replicas": 1}))["Deployment"]
+    notes = single["spec"]["template"]["metadata"]["annotations"]
+    assert notes["cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"] == "tmp"
+    assert "env" not in single["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_audit_url_comes_from_the_secret(rendered: list[dict[str, Any]]) -> None:
+    (deployment,) = _kinds(rendered)["Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [
+        {
+            "name": "OODA__audit__url",
+            "valueFrom": {"secretKeyRef": {"name": "ooda-audit", "key": "url"}},
+        }
+    ]
 
 
 def test_the_chart_renders_every_part(rendered: list[dict[str, Any]]) -> None:
@@ -80,7 +109,7 @@ def test_the_configmap_is_a_valid_leader_elected_in_cluster_config(
 
 def test_a_new_config_rolls_the_pods() -> None:
     def checksum(values: dict[str, Any]) -> str:
-        (d,) = _kinds(render_chart("ooda", "ooda", values))["Deployment"]
+        (d,) = _kinds(render_chart("ooda", "ooda", {**SHARED, **values}))["Deployment"]
         return str(d["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     assert checksum({}) != checksum({"config": {"loop": {"tick": "30s"}}})
@@ -231,6 +260,9 @@ def test_the_service_account_is_refused_what_the_role_does_not_grant(
     pod = admin.core_v1.list_namespaced_pod(ooda_chart.namespace).items[0].metadata.name
     refused = {
         "read a Secret": lambda: sa.core_v1.list_namespaced_secret("shop"),
+        "read its own audit Secret": lambda: sa.core_v1.read_namespaced_secret(
+            "ooda-audit", ooda_chart.namespace
+        ),
         "read Secrets anywhere": lambda: sa.core_v1.list_secret_for_all_namespaces(),
         "delete a pod": lambda: sa.core_v1.delete_namespaced_pod(
             pod, ooda_chart.namespace, dry_run="All"

@@ -293,27 +293,18 @@ def _kube_clients(c: ClusterClients) -> KubeClients:
     )
 
 
-def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Backend:
-    """A fresh namespace on ``cluster`` with the contract workload, Ready. The test sets it up
-    as admin; given ``chart``, its actions run as the chart's ServiceAccount, bound in the
-    namespace by the chart's own RoleBinding."""
-    c = cluster.clients()
-    namespace = f"shop-{uuid.uuid4().hex[:6]}"
-    c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    if chart is not None:
-        chart.grant(cluster, namespace)
-    labels = {"app": SERVICE}
-    create_deployment(c.apps_v1, namespace, SERVICE, IMAGE, grace_s=5)
-    c.autoscaling_v2.create_namespaced_horizontal_pod_autoscaler(
+def create_hpa(autoscaling_v2: Any, namespace: str, name: str, low: int, high: int) -> None:
+    """An HPA of Deployment ``name``: ``low``-``high`` replicas at 60 % CPU."""
+    autoscaling_v2.create_namespaced_horizontal_pod_autoscaler(
         namespace,
         client.V2HorizontalPodAutoscaler(
-            metadata=client.V1ObjectMeta(name=SERVICE, labels=labels),
+            metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
             spec=client.V2HorizontalPodAutoscalerSpec(
                 scale_target_ref=client.V2CrossVersionObjectReference(
-                    api_version="apps/v1", kind="Deployment", name=SERVICE
+                    api_version="apps/v1", kind="Deployment", name=name
                 ),
-                min_replicas=3,
-                max_replicas=30,
+                min_replicas=low,
+                max_replicas=high,
                 metrics=[
                     client.V2MetricSpec(
                         type="Resource",
@@ -328,6 +319,19 @@ def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Bac
             ),
         ),
     )
+
+
+def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Backend:
+    """A fresh namespace on ``cluster`` with the contract workload, Ready. The test sets it up
+    as admin; given ``chart``, its actions run as the chart's ServiceAccount, bound in the
+    namespace by the chart's own RoleBinding."""
+    c = cluster.clients()
+    namespace = f"shop-{uuid.uuid4().hex[:6]}"
+    c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    if chart is not None:
+        chart.grant(cluster, namespace)
+    create_deployment(c.apps_v1, namespace, SERVICE, IMAGE, grace_s=5)
+    create_hpa(c.autoscaling_v2, namespace, SERVICE, 3, 30)
     kube = _kube_clients(c)
     actor = None if chart is None else _kube_clients(chart.clients)
     backend = Backend(

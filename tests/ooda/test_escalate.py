@@ -3,6 +3,7 @@ a local receiver (and a generic webhook), with a receiver that is down."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -117,3 +118,33 @@ def test_a_receiver_that_is_down_is_retried_then_logged_never_raised() -> None:
     alerts = escalator.escalate([_entry("escalation", "heal failed")])
     assert len(alerts) == 1 and escalator.sent == 0 and escalator.failed == 1
     assert calls == ["http://am.test:9093/api/v2/alerts"] * 3 and len(slept) == 2
+
+
+def test_notices_of_what_ooda_did_go_to_the_webhook_only_and_only_when_asked() -> None:
+    posted: list[tuple[str, dict[str, object]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append((request.url.host, json.loads(request.content)))
+        return httpx.Response(200)
+
+    entries = [
+        _entry("action", "applied"),
+        _entry("verification", "healed"),
+        _entry("verification", "pending"),
+        _entry("action", "applied", dry_run=True),
+    ]
+    for notify in (False, True):
+        posted.clear()
+        settings = EscalationSettings(
+            alertmanager_url="http://am.test:9093", webhook_url="http://hook.test/", notify=notify
+        )
+        escalator = Escalator(settings, "shop", "eu-west-1", transport=httpx.MockTransport(handler))
+        assert escalator.escalate(entries) == []  # nothing here needs a human
+        if not notify:
+            assert posted == [] and escalator.noticed == 0
+            continue
+        ((host, body),) = posted
+        assert host == "hook.test" and escalator.noticed == 2
+        alerts = body["alerts"]
+        assert [a["labels"]["alertname"] for a in alerts] == ["OodaActionTaken", "OodaHealed"]  # type: ignore[index,union-attr]
+        assert {a["labels"]["severity"] for a in alerts} == {"info"}  # type: ignore[index,union-attr]

@@ -27,10 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab import Lab, LabSettings, LiveLab, SimClock
 from lab.k8s import KubeCluster
-from lab.servers import AlertmanagerServer, PrometheusServer, free_port
+from lab.servers import AlertmanagerServer, PostgresServer, PrometheusServer, free_port
 from ooda import OodaSettings
+from ooda._audit import open_audit
 from tests.conftest import Receiver
-from tests.k8s._backends import create_deployment
+from tests.k8s._backends import create_deployment, create_hpa
+from tests.k8s._chart import ChartRelease
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = OodaSettings().services
@@ -81,11 +83,27 @@ class Estate:
 
 
 def _deploy(cluster: KubeCluster, namespace: str) -> None:
+    """The estate's Deployments, each with its HPA (3-10 replicas on CPU) and its PDB (at most
+    one pod down; a pod that is not Ready may always be evicted, as the Kubernetes docs
+    advise, so that a drain is not held up by the very pods a NotReady node stranded)."""
     c = cluster.clients()
     c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     for service in SERVICES:
         create_deployment(
             c.apps_v1, namespace, service, f"registry.example.com/shop/{service}:1.0.0"
+        )
+        create_hpa(c.autoscaling_v2, namespace, service, 3, 10)
+        meta = client.V1ObjectMeta(name=service, labels={"app": service})
+        c.policy_v1.create_namespaced_pod_disruption_budget(
+            namespace,
+            client.V1PodDisruptionBudget(
+                metadata=meta,
+                spec=client.V1PodDisruptionBudgetSpec(
+                    max_unavailable=1,
+                    selector=client.V1LabelSelector(match_labels={"app": service}),
+                    unhealthy_pod_eviction_policy="AlwaysAllow",
+                ),
+            ),
         )
 
 
@@ -287,14 +305,17 @@ def _dashboard_answers(prometheus: PrometheusServer) -> list[str]:
 
 
 class Replica:
-    """One ``ooda run`` process, its stdout read line by line as it comes."""
+    """One ``ooda run`` process, its stdout read line by line as it comes (each line's arrival
+    on the monotonic clock in ``stamps``)."""
 
-    def __init__(self, config: Path, name: str) -> None:
+    def __init__(self, config: Path, name: str, *extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OODA__")}
         self.name = name
         self.lines: list[dict[str, Any]] = []
+        self.stamps: list[float] = []
+        args = ["run", "--config", str(config), "--scorer", "rules", *extra]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ooda.cli", "run", "--config", str(config), "--scorer", "rules"],
+            [sys.executable, "-m", "ooda.cli", *args],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -308,7 +329,19 @@ class Replica:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("{"):
+                self.stamps.append(time.monotonic())
                 self.lines.append(json.loads(line))
+
+    def first(self, kind: str, target: str, outcome: str = "") -> float | None:
+        """When the first ``kind`` line about ``target`` (with ``outcome``) arrived."""
+        for at, line in zip(list(self.stamps), list(self.lines), strict=False):
+            if (
+                line["kind"] == kind
+                and line.get("target") == target
+                and line.get("outcome", "").startswith(outcome)
+            ):
+                return at
+        return None
 
     def intents(self) -> list[dict[str, Any]]:
         return [e for e in self.lines if e["kind"] == "intent"]
@@ -324,14 +357,22 @@ class Replica:
 
 
 def test_two_replicas_restart_a_crash_loop_once_and_the_standby_takes_over(
-    estate: Estate,
+    estate: Estate, postgres: PostgresServer
 ) -> None:
-    raw = yaml.safe_load(estate.config.read_text())
-    raw["audit"]["path"] = str(estate.workdir / "replicas" / "audit.db")
-    raw["loop"]["tick"] = "1s"
-    raw["leader"] = {"enabled": True, "lease": "ooda-test"}
-    config = estate.workdir / "replicas.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    """The replicas share nothing but the Lease and the audit log in PostgreSQL, as on two
+    machines: each has its own working directory."""
+    audit_url = postgres.database()
+    configs = []
+    for name in ("a", "b"):
+        raw = yaml.safe_load(estate.config.read_text())
+        raw["audit"] = {
+            "path": str(estate.workdir / f"replica-{name}" / "audit.db"),
+            "url": audit_url,
+        }
+        raw["loop"]["tick"] = "1s"
+        raw["leader"] = {"enabled": True, "lease": "ooda-test"}
+        configs.append(estate.workdir / f"replica-{name}.yaml")
+        configs[-1].write_text(yaml.safe_dump(raw))
     coordination = client.CoordinationV1Api(
         kube_config.new_client_from_config(str(estate.cluster.kubeconfig))
     )
@@ -343,7 +384,7 @@ def test_two_replicas_restart_a_crash_loop_once_and_the_standby_takes_over(
             return None
         return lease.spec.holder_identity or None
 
-    replicas = [Replica(config, "a"), Replica(config, "b")]
+    replicas = [Replica(configs[0], "a"), Replica(configs[1], "b")]
     try:
         _until(lambda: holder() is not None, "a leader", 90)
         first = holder()
@@ -375,6 +416,159 @@ def test_two_replicas_restart_a_crash_loop_once_and_the_standby_takes_over(
     finally:
         for replica in replicas:
             replica.end()
+    assert not list((estate.workdir / "replica-a").glob("audit.db*"))  # nothing local
+    status = _ooda("status", "--audit", audit_url)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "rows, intact" in status.stdout and f"restart_pod {target}" in status.stdout
+
+
+def test_an_unreachable_audit_log_means_no_action(estate: Estate) -> None:
+    raw = yaml.safe_load(estate.config.read_text())
+    raw["audit"]["url"] = f"postgresql://ooda@127.0.0.1:{free_port()}/ooda"
+    config = estate.workdir / "no-audit.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    run = _ooda("run", "--config", str(config), "--once", "--scorer", "rules")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "audit log unavailable, acting on nothing until it is back" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not [e for e in _lines(run.stdout) if e["kind"] in ("intent", "action")]
+
+
+def _metric(body: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+@pytest.mark.k8s
+@pytest.mark.e2e
+def test_the_proof_the_charts_identity_heals_a_crash_loop_and_a_node_not_ready(
+    estate: Estate, ooda_chart: ChartRelease, alert_receiver: Receiver, postgres: PostgresServer
+) -> None:
+    """Issue 11's proof: ``ooda run`` as the chart's ServiceAccount (its RBAC and nothing
+    more: it cannot delete a pod), on the real control plane, reading the real Prometheus that
+    scrapes the live lab. A KWOK crash loop is restarted and a NotReady node cordoned and
+    drained, both through evictions and both verified; the audit log, ``/metrics`` and the
+    receiver agree. Prints detection and healing times in wall-clock seconds."""
+    cluster, ns = estate.cluster, estate.namespace
+    core = cluster.clients().core_v1
+    ooda_chart.grant(cluster, ns)
+    raw = yaml.safe_load(estate.config.read_text())
+    raw["regions"][0]["kubeconfig"] = str(ooda_chart.kubeconfig)
+    raw["audit"] = {"path": str(estate.workdir / "proof" / "audit.db"), "url": postgres.database()}
+    raw["loop"]["tick"] = "5s"
+    raw["leader"] = {"enabled": True, "namespace": ooda_chart.namespace, "lease": "ooda-leader"}
+    raw["escalation"] = {"webhook_url": alert_receiver.url, "notify": True}
+    config = estate.workdir / "proof.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    port = free_port()
+    ooda = Replica(config, "proof", "--metrics-port", str(port))
+    sick: str | None = None
+    try:
+        _until(lambda: len(ooda.lines) > 0 or ooda.proc.poll() is not None, "a first tick", 90)
+        assert ooda.proc.poll() is None
+        # 1. A crash loop.
+        victim = estate.pods("checkout")[0]
+        pod = f"pod/{ns}/{victim.metadata.name}"
+        cluster.set_fault("crashloop", "pod", victim.metadata.name, ns)
+        crashed = time.monotonic()
+        _until(lambda: ooda.first("action", pod, "applied") is not None, "the restart", 180)
+        # 2. Then a node NotReady under a payments pod (the crash loop's PDB budget is back).
+        _until(lambda: len(ready_pods_of(estate, "checkout")) == 3, "checkout whole again", 120)
+        sick = estate.pods("payments")[0].spec.node_name
+        node = f"node/{sick}"
+        cluster.set_fault("node-not-ready", "node", sick)
+        broke = time.monotonic()
+        _until(lambda: ooda.first("action", node, "applied") is not None, "the drain", 180)
+        # 3. Both verified.
+        for target in (pod, node):
+            _until(
+                lambda t=target: ooda.first("verification", t, "healed") is not None,  # type: ignore[misc]
+                f"{target} verified healed",
+                420,
+            )
+        drained = core.read_node(sick)
+        assert drained.spec.unschedulable
+        left = [
+            p.metadata.name
+            for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={sick}").items
+            if p.metadata.deletion_timestamp is None
+        ]
+        assert left == [], left
+        assert victim.metadata.name not in {p.metadata.name for p in estate.pods("checkout")}
+
+        times = {
+            "crash loop detected": ooda.first("decision", pod) - crashed,  # type: ignore[operator]
+            "crash loop restarted": ooda.first("action", pod, "applied") - crashed,  # type: ignore[operator]
+            "crash loop verified": ooda.first("verification", pod, "healed") - crashed,  # type: ignore[operator]
+            "NotReady detected": ooda.first("decision", node) - broke,  # type: ignore[operator]
+            "node drained": ooda.first("action", node, "applied") - broke,  # type: ignore[operator]
+            "drain verified": ooda.first("verification", node, "healed") - broke,  # type: ignore[operator]
+        }
+        print("proof, wall-clock seconds from the fault:", json.dumps(times, indent=1))
+
+        # The audit log, /metrics and the receiver agree.
+        audit = open_audit(raw["audit"]["url"])
+        applied = {
+            e.target: e
+            for e in audit.entries("action")
+            if e.outcome.startswith("applied") and e.target in (pod, node)
+        }
+        assert {t: e.action for t, e in applied.items()} == {
+            pod: "restart_pod",
+            node: "drain_node",
+        }
+        # Through the Eviction API: the identity could not have deleted a pod.
+        assert applied[pod].evidence["result"]["after"]["evicted"] is True  # type: ignore[index]
+        evicted = applied[node].evidence["result"]["after"]["evicted"]  # type: ignore[index]
+        assert any(name.startswith(f"{ns}/payments-") for name in evicted), evicted
+        healed = {e.target: e for e in audit.entries("verification") if e.outcome == "healed"}
+        assert {pod, node} <= set(healed)
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for action in ("restart_pod", "drain_node"):
+            assert _metric(body, "ooda_actions_total", action=action, outcome="applied") == 1
+            assert _metric(body, "ooda_verifications_total", action=action, verdict="healed") == 1
+        assert _metric(body, "ooda_breakers_open") == 0
+        assert (
+            sum(
+                _metric(body, "ooda_escalations_total", alertname=name)
+                for name in ("OodaHealFailed", "OodaBreakerOpen", "OodaNeedsHuman")
+            )
+            == 0
+        )
+
+        def told(name: str) -> dict[str, str]:
+            return {
+                a["annotations"]["audit_id"]: a["labels"]["action"]
+                for b in alert_receiver.bodies
+                if b.get("source") == "ooda"
+                for a in b["alerts"]  # type: ignore[attr-defined]
+                if a["labels"]["alertname"] == name and a["labels"]["namespace"] == ns
+            }
+
+        _until(lambda: len(told("OodaHealed")) >= 2, "the receiver to hear of both heals", 30)
+        assert told("OodaActionTaken") == {str(e.id): e.action for e in applied.values()}
+        assert set(told("OodaHealed")) == {str(healed[pod].id), str(healed[node].id)}
+        assert not told("OodaHealFailed") and not told("OodaBreakerOpen")
+    finally:
+        ooda.end()
+        if sick is not None:
+            cluster.set_fault("node-not-ready", "node", sick, on=False)
+            core.patch_node(
+                sick,
+                {"spec": {"unschedulable": None}},
+                _content_type="application/merge-patch+json",
+            )
+
+
+def ready_pods_of(estate: Estate, service: str) -> list[Any]:
+    return [
+        p
+        for p in estate.pods(service)
+        if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
 
 
 @pytest.mark.parametrize(
