@@ -22,12 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lab.servers._errors import ServerMissingError
-from lab.servers._process import ManagedProcess, Server, free_port
+from lab.servers._process import ManagedProcess, Server, free_port, serve_collector
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -195,7 +194,4 @@ def serve_kafka_exporter(
 ) -> tuple[WSGIServer, ConsumerLagCollector]:
     """kafka-exporter's consumer-group series of ``bootstrap`` on ``/metrics``."""
     collector = ConsumerLagCollector(bootstrap, groups)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
-    return server, collector
+    return serve_collector(collector, port), collector

@@ -14,10 +14,16 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.registry import Collector
 
 from lab.servers._errors import ServerStartError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 
 def free_port() -> int:
@@ -25,6 +31,14 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_collector(collector: Collector, port: int = 0) -> WSGIServer:
+    """An exporter: ``collector``'s series on ``/metrics`` at 127.0.0.1:``port`` (0: any)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server
 
 
 def http_ok(url: str) -> bool:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lab.servers._errors import ServerStartError
-from lab.servers._process import Server, free_port
+from lab.servers._process import Server, free_port, serve_collector
 
 
 class SqsServer(Server):
@@ -109,7 +108,4 @@ def serve_sqs_exporter(
 ) -> tuple[WSGIServer, QueueDepthCollector]:
     """The depth of ``queues`` on ``/metrics`` (127.0.0.1)."""
     collector = QueueDepthCollector(sqs, queues)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
-    return server, collector
+    return serve_collector(collector, port), collector
