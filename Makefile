@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench-forecast: install
 # The detector with and without the metric families, forward-chained CV over lab histories.
 bench-detector: install
 	.venv/bin/python benchmarks/bench_detector.py --seeds 1 2 3 4 5 6 --days 5 --per-day 8
+
+# PetShop's root-cause benchmark of `ooda rca` (recall@1/@3 and specificity, the harness's way).
+bench-rca: install
+	.venv/bin/python benchmarks/bench_rca.py --data ../shared/data/petshop
 
 # Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
 bench-nab: install

@@ -9,6 +9,7 @@ Exception tree::
     ├── BadMetricsError           the metric source returned something unusable
     ├── ChaosError                a chaos run was asked for something it cannot run
     ├── ConfigError               a configuration file is unreadable or invalid (names the key)
+    ├── RcaInputError             a graph, metrics file or target root-cause analysis cannot use
     └── SeriesInputError          a series file for score-/forecast-series is malformed
 
 Names are imported on first use (PEP 562): ``ooda score-series`` should not pay for MLflow,
@@ -24,9 +25,11 @@ _EXPORTS: dict[str, str] = {
     "AnomalyScores": "ooda._records",
     "AuditEntry": "ooda._audit",
     "AuditLog": "ooda._audit",
+    "AuditStore": "ooda._audit",
     "Autonomy": "ooda._records",
     "AutonomySettings": "ooda._settings",
     "BadMetricsError": "ooda._errors",
+    "Cause": "ooda._rca",
     "ConfigError": "ooda._errors",
     "ControlLoop": "ooda._loop",
     "DemoSettings": "ooda._settings",
@@ -43,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "Plan": "ooda._records",
     "PolicySettings": "ooda._settings",
     "PredictiveSettings": "ooda._settings",
+    "RcaInputError": "ooda._errors",
+    "RcaSettings": "ooda._rca",
     "RuleScorer": "ooda._fakes",
     "Runbook": "ooda.runbooks",
     "Scorer": "ooda._scoring",
@@ -56,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "VerifySettings": "ooda._settings",
     "clean_metrics": "ooda._observe",
     "load_config": "ooda._config",
+    "open_audit": "ooda._audit",
+    "rank_causes": "ooda._rca",
     "read_workloads": "ooda._cluster_state",
     "recover": "ooda._recover",
     "register_runbook": "ooda.runbooks",
@@ -69,9 +76,11 @@ __all__ = [
     "AnomalyScores",
     "AuditEntry",
     "AuditLog",
+    "AuditStore",
     "Autonomy",
     "AutonomySettings",
     "BadMetricsError",
+    "Cause",
     "ConfigError",
     "ControlLoop",
     "DemoSettings",
@@ -88,6 +97,8 @@ __all__ = [
     "Plan",
     "PolicySettings",
     "PredictiveSettings",
+    "RcaInputError",
+    "RcaSettings",
     "RuleScorer",
     "Runbook",
     "Scorer",
@@ -101,6 +112,8 @@ __all__ = [
     "VerifySettings",
     "clean_metrics",
     "load_config",
+    "open_audit",
+    "rank_causes",
     "read_workloads",
     "recover",
     "register_runbook",
@@ -121,7 +134,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from ooda._audit import AuditEntry, AuditLog
+    from ooda._audit import AuditEntry, AuditLog, AuditStore, open_audit
     from ooda._autonomy import ErrorBudget
     from ooda._cluster_state import read_workloads
     from ooda._config import OodaConfig, load_config
@@ -129,6 +142,7 @@ if TYPE_CHECKING:
         BadMetricsError,
         ConfigError,
         OodaError,
+        RcaInputError,
         ScoringUnavailableError,
         SeriesInputError,
     )
@@ -136,6 +150,7 @@ if TYPE_CHECKING:
     from ooda._journal import LoopEvent, LoopStats
     from ooda._loop import ControlLoop
     from ooda._observe import clean_metrics, service_views, within_slo
+    from ooda._rca import Cause, RcaSettings, rank_causes
     from ooda._records import (
         AnomalyScores,
         Autonomy,

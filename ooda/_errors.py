@@ -25,3 +25,7 @@ class ChaosError(OodaError, ValueError):
 
 class ConfigError(OodaError, ValueError):
     """A configuration file is unreadable or invalid; the message names every bad key."""
+
+
+class RcaInputError(OodaError, ValueError):
+    """Root-cause analysis was given a graph, metrics or target it cannot use (names which)."""

@@ -464,6 +464,34 @@ def _cmd_score_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rca(args: argparse.Namespace) -> int:
+    from ooda._errors import RcaInputError
+    from ooda._petshop import rca_files
+
+    try:
+        ranking = rca_files(
+            args.graph,
+            args.abnormal,
+            args.target_node,
+            args.target_metric,
+            args.target_statistic,
+            args.normal,
+        )
+        ranking.to_csv(args.output, index=False)
+    except RcaInputError as exc:
+        console.print(f"[red]rca: {exc}[/]")
+        return 2
+    except OSError as exc:
+        console.print(f"[red]rca: cannot write {args.output}: {exc}[/]")
+        return 2
+    if ranking.empty:
+        console.print(f"{args.output}: no root cause found ({args.target_node} is not anomalous)")
+    else:
+        top = ", ".join(f"{n} ({s:.2f})" for n, s in ranking.head(3).itertuples(index=False))
+        console.print(f"{args.output}: {len(ranking)} candidates; best first: {top}")
+    return 0
+
+
 def _cmd_forecast_series(args: argparse.Namespace) -> int:
     from ooda._errors import SeriesInputError
     from ooda._series import forecast_series
@@ -586,6 +614,19 @@ def _parser() -> argparse.ArgumentParser:
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
     )
     breaker.set_defaults(func=_cmd_breaker)
+    rca = sub.add_parser(
+        "rca", help="rank the root causes of a symptom over a call graph (PetShop's file formats)"
+    )
+    rca.add_argument("--graph", type=Path, required=True, help="adjacency matrix: row calls column")
+    rca.add_argument(
+        "--abnormal", type=Path, required=True, help="metrics.csv around the issue (3 header rows)"
+    )
+    rca.add_argument("--target-node", required=True, help="the component showing the symptom")
+    rca.add_argument("--target-metric", required=True, choices=["latency", "availability"])
+    rca.add_argument("--target-statistic", default="Average", help="statistic (default Average)")
+    rca.add_argument("--normal", type=Path, help="metrics.csv of normal operation (optional)")
+    rca.add_argument("--output", type=Path, required=True, help="ranking.csv: node,score")
+    rca.set_defaults(func=_cmd_rca)
     score = sub.add_parser(
         "score-series",
         help="causal anomaly score per row of a timestamp,value CSV (NAB format)",
