@@ -15,7 +15,8 @@ COPY models models
 COPY training training
 COPY serving serving
 COPY actuators actuators
-RUN /opt/ooda/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cloud]'
+RUN /opt/ooda/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cloud]' \
+    && /opt/ooda/bin/pip install --no-deps 'drain3==0.9.11'
 
 FROM python:3.11-slim
 RUN useradd --uid 10001 --no-create-home --home-dir /var/lib/ooda ooda

@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3.11 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip uv
 	$(UV) pip install --python $(PY) -q -e '.[dev]'
+	$(UV) pip install --python $(PY) -q --no-deps 'drain3==0.9.11'  # see pyproject.toml
 	touch $(STAMP)
 
 demo: install

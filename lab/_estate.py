@@ -39,6 +39,7 @@ from lab._faults import (
 from lab._graph import ServiceModel
 from lab._kube_extra import FakeKubernetes
 from lab._kubelet import NODE_MONITOR_GRACE_S, count_segments, node_effects, node_lifecycle
+from lab._logs import PodLogSource
 from lab._metrics import LabMetricSource
 from lab._pods import Pod
 from lab._settings import LabSettings
@@ -104,6 +105,7 @@ class Lab:
         self._families = FamilyStore()
         self.source = LabMetricSource(self._store, self._families)
         self.kube = FakeKubernetes(self._cluster, clock, settings)
+        self.kube.core_v1.logs = PodLogSource(settings.seed, lambda: self._records)
         self.cloud = CloudClients()
         """The cloud APIs of the lab's account (its SQS queues), as actions take them."""
         self._records: list[FaultRecord] = []

@@ -34,6 +34,7 @@ from kubernetes.client.exceptions import (
 from contracts import SimClock
 from lab._cluster import Cluster, Node
 from lab._kubelet import NODE_MONITOR_GRACE_S
+from lab._logs import PodLogSource, render
 from lab._pods import Pod
 from lab._settings import LabSettings
 
@@ -485,8 +486,15 @@ class _ConfigEditor:
         self._config_maps.patch(name, namespace, body, None, field_manager=manager, at=at)
 
 
+#: How far back a pod's log reaches (a kubelet rotates older lines away).
+LOG_RETENTION_S = 3600.0
+
+
 class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
     """The subset of ``kubernetes.client.CoreV1Api`` the loop and actuators use."""
+
+    logs: PodLogSource | None = None
+    """Where pods' log lines come from (the ``Lab`` sets it; None: no logs, a 404)."""
 
     def __init__(
         self,
@@ -710,6 +718,35 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
 
     def read_namespaced_pod(self, name: str, namespace: str) -> client.V1Pod:
         return self._to_v1_pod(self._pod(name, namespace), self._now())
+
+    def read_namespaced_pod_log(
+        self,
+        name: str,
+        namespace: str,
+        container: str | None = None,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
+        **_: Any,
+    ) -> str:
+        """The pod's log as the API returns it (one string); the last hour at most, as a
+        kubelet's rotation would keep, or ``since_seconds``; ``tail_lines`` last lines."""
+        pod = self._pod(name, namespace)
+        if self.logs is None:
+            raise _error(404, f'no logs for pod "{name}": this lab keeps none', "pods", name)
+        now = self._now()
+        since = LOG_RETENTION_S if since_seconds is None else min(since_seconds, LOG_RETENTION_S)
+        start = max(pod.created_at, now - since)
+        lines = self.logs.lines(
+            name,
+            self._cluster.services[pod.service].name,
+            datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(now, UTC),
+        )
+        if tail_lines is not None:
+            lines = lines[-tail_lines:] if tail_lines > 0 else []
+        return render(lines, timestamps)
 
     def delete_namespaced_pod(
         self,

@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "Diagnosis": "ooda._records",
     "ErrorBudget": "ooda._autonomy",
     "LoadForecast": "ooda._records",
+    "LogTemplates": "ooda._logs",
     "LoopEvent": "ooda._journal",
     "LoopSettings": "ooda._settings",
     "LoopStats": "ooda._journal",
@@ -57,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ServiceView": "ooda._records",
     "ServingClientSettings": "ooda._settings",
     "SloSettings": "ooda._settings",
+    "TemplateSurge": "ooda._logs",
     "Snapshot": "ooda._records",
     "VerifySettings": "ooda._settings",
     "clean_metrics": "ooda._observe",
@@ -69,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "registered_runbooks": "ooda.runbooks",
     "reset_breaker": "ooda._recover",
     "service_views": "ooda._observe",
+    "template_surges": "ooda._logs",
     "within_slo": "ooda._observe",
 }
 
@@ -87,6 +90,7 @@ __all__ = [
     "Diagnosis",
     "ErrorBudget",
     "LoadForecast",
+    "LogTemplates",
     "LoopEvent",
     "LoopSettings",
     "LoopStats",
@@ -109,6 +113,7 @@ __all__ = [
     "ServingClientSettings",
     "SloSettings",
     "Snapshot",
+    "TemplateSurge",
     "VerifySettings",
     "clean_metrics",
     "load_config",
@@ -120,6 +125,7 @@ __all__ = [
     "registered_runbooks",
     "reset_breaker",
     "service_views",
+    "template_surges",
     "within_slo",
 ]
 
@@ -148,6 +154,7 @@ if TYPE_CHECKING:
     )
     from ooda._fakes import RuleScorer
     from ooda._journal import LoopEvent, LoopStats
+    from ooda._logs import LogTemplates, TemplateSurge, template_surges
     from ooda._loop import ControlLoop
     from ooda._observe import clean_metrics, service_views, within_slo
     from ooda._rca import Cause, RcaSettings, rank_causes
