@@ -133,7 +133,21 @@ def rank_causes(
         raise RcaInputError(f"target {target!r} has no column in the metrics")
     if abnormal.empty or abnormal.isna().all().all():
         raise RcaInputError("the abnormal window is empty or all NaN")
-    z = robust_z(abnormal, normal, direction, s)
+    return rank_from_z(calls, robust_z(abnormal, normal, direction, s), target, s)
+
+
+def rank_from_z(
+    calls: Mapping[str, Sequence[str]],
+    z: pd.DataFrame,
+    target: str,
+    settings: RcaSettings | None = None,
+) -> list[Cause]:
+    """:func:`rank_causes` on robust z-scores already computed (a column per component, the
+    harmful direction positive): how the loop ranks components measured by several metrics,
+    each scored in its own direction and the worst kept."""
+    s = settings or RcaSettings()
+    if target not in z.columns:
+        return []
     start = _onset(z[target].to_numpy(dtype=float), s)
     if start is None:
         return []
