@@ -70,9 +70,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=1)
     args = parser.parse_args()
     console = Console(width=140)
-    jobs = [(sid, seed) for sid in sorted(registered()) for seed in range(1, args.runs + 1)]
+    seeds = range(args.first_seed, args.first_seed + args.runs)
+    jobs = [(sid, seed) for sid in sorted(registered()) for seed in seeds]
     rows = [one(sid, seed, args.minutes) for sid, seed in track(jobs, "ranking", console=console)]
     frame = pd.DataFrame(rows)
     table = Table(

@@ -22,6 +22,9 @@ import pandas as pd
 from contracts import MetricFamily
 from ooda._rca import Cause, Direction, RcaSettings, rank_from_z, robust_z
 
+#: Components are judged on several kinds of signal here: scores are clipped to compare.
+ESTATE_RCA = RcaSettings(max_z=1000.0)
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -38,6 +41,14 @@ SERVICE_SIGNALS = (
     Signal("error_rate", "up"),
     Signal("memory_utilisation", "up"),
 )
+#: What a service's family rows say about the service itself: its consumers' freshness.
+SERVICE_FAMILY_SIGNALS: dict[MetricFamily, tuple[Signal, ...]] = {
+    MetricFamily.KAFKA: (Signal("kafka_consumergroup_lag", "up", total=True),),
+    MetricFamily.QUEUE: (
+        Signal("aws_sqs_approximate_age_of_oldest_message_average", "up"),
+        Signal("aws_sqs_approximate_number_of_messages_visible_average", "up", total=True),
+    ),
+}
 #: Per family: the column naming the component, and its signals.
 FAMILY_SIGNALS: dict[MetricFamily, tuple[str, tuple[Signal, ...]]] = {
     MetricFamily.DATABASE: (
@@ -118,10 +129,14 @@ def component_z(
 ) -> pd.DataFrame:
     """Per step from ``normal_until`` on, each component's worst robust z-score over its
     signals, judged against the steps before ``normal_until``."""
-    s = settings or RcaSettings()
+    s = settings or ESTATE_RCA
     sources: list[tuple[pd.DataFrame, str, Signal]] = [
         (services, "service", sig) for sig in SERVICE_SIGNALS if sig.column in services.columns
     ]
+    for family, signals in SERVICE_FAMILY_SIGNALS.items():
+        frame = families.get(family)
+        if frame is not None and not frame.empty and "service" in frame.columns:
+            sources += [(frame, "service", sig) for sig in signals if sig.column in frame.columns]
     for family, (key, signals) in FAMILY_SIGNALS.items():
         frame = families.get(family)
         if frame is not None and not frame.empty:
@@ -149,7 +164,8 @@ def orient(
 ) -> list[Cause]:
     """The ranked root causes of ``target``'s symptom after ``normal_until`` (empty: the
     symptom is not there, or nothing explains it)."""
-    z = component_z(services, families, normal_until, settings)
+    s = settings or ESTATE_RCA
+    z = component_z(services, families, normal_until, s)
     if z.empty:
         return []
-    return rank_from_z(estate_graph(service_calls, families), z, target, settings)
+    return rank_from_z(estate_graph(service_calls, families), z, target, s)

@@ -48,6 +48,11 @@ class RcaSettings:
     normal, as MAD estimates them)."""
     persistence: int = 2
     """Consecutive anomalous steps of the symptom before anything is ranked."""
+    max_z: float | None = None
+    """Clip scores here (None: never). Needed where components are judged on several kinds
+    of signal: a series flat at zero (no errors, ever) makes any change practically
+    infinitely unlikely, and two such changes, on different signals, should tie rather than
+    be ordered by the size of the hair's breadth. One metric (PetShop) needs no clip."""
     explained_weight: float = 0.9
     """How much a callee at least as anomalous takes off a component's score."""
     strong: float = 3.0
@@ -99,7 +104,8 @@ def robust_z(
     scale = mad.where(mad > 0, tail)
     scale = scale.where(scale > 0, median.abs() * 1e-6 + 1e-9)
     z = (abnormal - median) / scale
-    return -z if direction == "down" else z
+    z = -z if direction == "down" else z
+    return z if settings.max_z is None else z.clip(upper=settings.max_z)
 
 
 def _onset(series: np.ndarray, settings: RcaSettings) -> int | None:
