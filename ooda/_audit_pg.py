@@ -99,10 +99,14 @@ class PostgresAuditLog:
         self._timeout = connect_timeout_s
         self._lock = threading.Lock()
         self._conn = self._connect()
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._conn.execute(_SCHEMA)
-        problems = self._anchor_problems(self._conn)
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                self._conn.execute(_SCHEMA)
+            problems = self._anchor_problems(self._conn)
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise AuditError(f"audit log at {redacted(url)}: cannot set it up: {exc}") from exc
         if problems:
             self._conn.close()
             raise AuditError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,3 +124,13 @@ def test_an_unreachable_store_is_named_without_its_password() -> None:
     with pytest.raises(AuditError, match="unreachable") as raised:
         open_audit(url)
     assert "s3cret" not in str(raised.value) and "ooda@127.0.0.1" in str(raised.value)
+
+
+def test_a_store_it_may_not_set_up_is_an_audit_error(postgres: PostgresServer) -> None:
+    """A role without CREATE on the schema (PostgreSQL 15's default for a new role)."""
+    url = postgres.database()
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    with pytest.raises(AuditError, match="cannot set it up"):
+        PostgresAuditLog(url.replace("ooda@", f"{role}@", 1))
