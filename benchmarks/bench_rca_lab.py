@@ -1,11 +1,12 @@
 """Root causes on the lab: every scenario, several drawn instances, ranked as the loop would.
 
-For each instance: 90 minutes of the estate, the fault injected, ``--minutes`` more; then the
-service frame and the metric families of the whole window at 1-minute steps, the steps
-before the fault as the normal window, and ``ooda._orient.orient`` on the symptom at the
-upstream-most service the fault hits (its ``felt_by``; the service it hits when it hits no
-SLO). Top-1 and top-3 against the lab's ground truth (``FaultRecord.root_cause``: a service,
-its database, topic, queue or upstream, or a node), per scenario.
+For each instance: 90 minutes of the estate, the fault injected, ``RCA_AFTER`` more; then
+``ooda._runs.rank_root_causes``, as ``ooda chaos`` ranks its unattended runs: the service
+frame and the metric families of the whole window at 1-minute steps, the steps before the
+fault as the normal window, the symptom at the upstream-most service the fault hits (its
+``felt_by``; the service it hits when it hits no SLO). Top-1 and top-3 against the lab's
+ground truth (``FaultRecord.root_cause``: a service, its database, topic, queue or upstream,
+or a node), per scenario.
 
 Run: ``.venv/bin/python benchmarks/bench_rca_lab.py --runs 5``.
 """
@@ -22,37 +23,24 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from contracts import MetricFamily, ScenarioId
+from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.scenarios import registered, scenario
-from ooda import OodaSettings
-from ooda._orient import orient
+from ooda._runs import RCA_AFTER, rank_root_causes
 
 START = datetime(2025, 1, 8, 8, tzinfo=UTC)
 
 
-def one(scenario_id: ScenarioId, seed: int, minutes: int) -> dict[str, object]:
+def one(scenario_id: ScenarioId, seed: int) -> dict[str, object]:
     lab = Lab(LabSettings(seed=seed), SimClock(START))
     lab.step(timedelta(minutes=90))
     rng = np.random.default_rng(seed)
     record = lab.inject(scenario(scenario_id).draw(rng, lab))
-    lab.step(timedelta(minutes=minutes))
-    now = lab.clock.now()
-    since = now - timedelta(minutes=90 + minutes)
-    step = timedelta(minutes=1)
-    services = lab.source.query_range(since, now, step)
-    families = {f: lab.source.query_family(f, since, now, step) for f in MetricFamily}
-    target = record.felt_by[0] if record.felt_by else record.service
+    lab.step(RCA_AFTER)
     began = time.perf_counter()
-    causes = orient(
-        OodaSettings().calls,
-        services,
-        families,
-        target,
-        record.injected_at.replace(second=0, microsecond=0),
-    )
+    names = rank_root_causes(lab, START, record.injected_at, record.felt_by, record.service)
     took = time.perf_counter() - began
-    names = [c.node for c in causes]
+    target = record.felt_by[0] if record.felt_by else record.service
     return {
         "scenario": str(scenario_id),
         "seed": seed,
@@ -69,16 +57,16 @@ def one(scenario_id: ScenarioId, seed: int, minutes: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
     args = parser.parse_args()
     console = Console(width=140)
     seeds = range(args.first_seed, args.first_seed + args.runs)
     jobs = [(sid, seed) for sid in sorted(registered()) for seed in seeds]
-    rows = [one(sid, seed, args.minutes) for sid, seed in track(jobs, "ranking", console=console)]
+    rows = [one(sid, seed) for sid, seed in track(jobs, "ranking", console=console)]
     frame = pd.DataFrame(rows)
     table = Table(
-        title=f"ooda's root causes on the lab ({args.runs} runs each, {args.minutes} min in)"
+        title=f"ooda's root causes on the lab (seeds {seeds.start}-{seeds.stop - 1},"
+        f" {RCA_AFTER.total_seconds() / 60:.0f} min in)"
     )
     for col in ("scenario", "truth", "top-1", "top-3", "empty", "a miss (got)"):
         table.add_column(col)

@@ -50,6 +50,8 @@ def run_record(inst: Instance) -> dict[str, Any]:
         else inst.instance.duration.total_seconds(),
         "injected_at": inst.runs[Mode.ON].injected_at.isoformat(),
         "felt_by": list(inst.runs[Mode.ON].felt_by),
+        "root_cause": inst.runs[Mode.OFF].root_cause,
+        "rca": list(inst.runs[Mode.OFF].rca),
     }
     for mode, run in inst.runs.items():
         out[str(mode)] = {
@@ -102,6 +104,9 @@ def summary(scenario: ScenarioId, instances: list[Instance]) -> dict[str, Any]:
         "pod_minutes": per_mode(lambda r: r.pod_minutes),
         "escalated": sum(r.escalated for r in on),
         "actions_per_incident": _mean([float(r.actions) for r in on]),
+        # Root causes, ranked on the unattended run (the loop does not act on them yet).
+        "rca_top1": sum(i.runs[Mode.OFF].root_cause in i.runs[Mode.OFF].rca[:1] for i in instances),
+        "rca_top3": sum(i.runs[Mode.OFF].root_cause in i.runs[Mode.OFF].rca for i in instances),
     }
 
 
@@ -243,12 +248,13 @@ def table(data: dict[str, Any]) -> Table:
         "breach min on/off/react",
         "budget min on/off/react",
         "pod-min on/off/react",
+        "RCA top-1 / top-3",
     ):
         out.add_column(column, no_wrap=column == "scenario")
     for row in data["scenarios"]:
         n = row["runs"]
         if not n:
-            out.add_row(row["scenario"], "0", *(["-"] * 10))
+            out.add_row(row["scenario"], "0", *(["-"] * 11))
             continue
 
         def pct(k: str, row: dict[str, Any] = row, n: int = n) -> str:
@@ -270,6 +276,7 @@ def table(data: dict[str, Any]) -> Table:
             modes("breach_minutes", ("on", "off", "reactive")),
             modes("error_budget_minutes", ("on", "off", "reactive")),
             modes("pod_minutes", ("on", "off", "reactive")),
+            f"{pct('rca_top1')} / {pct('rca_top3')}",
         )
     return out
 

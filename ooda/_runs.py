@@ -17,10 +17,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from contracts import ScenarioId
+from contracts import MetricFamily, ScenarioId
 from lab import Lab, ScenarioInstance
+from ooda._errors import OodaError
 from ooda._freshness import ASYNC_FAMILIES, freshness
 from ooda._journal import LoopEvent
+from ooda._orient import orient
 from ooda._settings import SloSettings
 
 #: Minutes in a row inside the SLO that count as recovered.
@@ -72,6 +74,11 @@ class Run:
     events: list[LoopEvent] = field(default_factory=list)
     window_sli: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Per service: p95 latency (ms) and availability over the whole time after injection."""
+    root_cause: str = ""
+    """The component at fault (the lab's ground truth)."""
+    rca: tuple[str, ...] = ()
+    """The unattended run only: the top three root causes ``ooda._orient`` ranks for the
+    symptom ``RCA_AFTER`` into the fault (empty: none found)."""
 
     def first(self, *kinds: str) -> LoopEvent | None:
         """The first event of one of ``kinds`` at or after the injection."""
@@ -199,6 +206,30 @@ def breach_series(
     return [bool(b) for b in per_minute.to_numpy()], burned
 
 
+#: When into an unattended run the root causes are ranked (the loop's detection is minutes).
+RCA_AFTER = timedelta(minutes=10)
+
+
+def rank_root_causes(
+    lab: Lab, start: datetime, injected_at: datetime, felt_by: tuple[str, ...], service: str
+) -> tuple[str, ...]:
+    """The top three root causes of the symptom at the upstream-most service the fault hits,
+    ranked on the metrics from ``start`` to ``RCA_AFTER`` after the fault; a window it cannot
+    use is an empty answer, as no answer is."""
+    end = min(lab.clock.now(), injected_at + RCA_AFTER)
+    step = timedelta(minutes=1)
+    calls = {s.name: tuple(c for c, _ in s.downstream) for s in lab.settings.topology.services}
+    try:
+        services = lab.source.query_range(start, end, step)
+        families = {f: lab.source.query_family(f, start, end, step) for f in MetricFamily}
+        target = felt_by[0] if felt_by else service
+        normal_until = injected_at.replace(second=0, microsecond=0)
+        causes = orient(calls, services, families, target, normal_until)
+    except (ValueError, KeyError, OodaError):
+        return ()
+    return tuple(c.node for c in causes[:3])
+
+
 def run_mode(
     base: Lab,
     instance: ScenarioInstance,
@@ -236,6 +267,9 @@ def run_mode(
     )
     breached, burned = breach_series(metrics, record.felt_by, record.injected_at, slo, fresh)
     final = next(r for r in lab.ground_truth if r.injected_at == record.injected_at)
+    rca: tuple[str, ...] = ()
+    if mode is Mode.OFF:
+        rca = rank_root_causes(lab, start, record.injected_at, record.felt_by, record.service)
     span = finished - record.injected_at
     whole = lab.source.query_range(finished - span, finished, span)
     newest = whole[whole["timestamp"] == whole["timestamp"].max()]
@@ -258,4 +292,6 @@ def run_mode(
         fault_ended_at=final.ends_at if final.ends_at and final.ends_at <= finished else None,
         events=list(agent.events) if agent is not None else [],
         window_sli=window_sli,
+        root_cause=record.root_cause,
+        rca=rca,
     )

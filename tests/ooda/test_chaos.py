@@ -32,6 +32,8 @@ SUMMARY_KEYS = {
     "mttr_s",
     "breach_minutes",
     "pod_minutes",
+    "rca_top1",
+    "rca_top3",
 }
 
 
@@ -90,6 +92,10 @@ def test_the_json_follows_the_contract(report: dict[str, object]) -> None:
     # The persistent crash loop is diagnosed by the crash-loop runbook, which claims it.
     assert confusion["pod_crashloop_persistent"] == {"pod_crashloop": 1}  # type: ignore[index]
     assert len(report["runs"]) == 3  # type: ignore[arg-type]
+    # Root causes are ranked on the unattended run and scored against the lab's truth.
+    crash = next(r for r in report["runs"] if r["scenario"] == "pod_crashloop")  # type: ignore[attr-defined]
+    assert crash["rca"][0] == crash["root_cause"] == crash["service"]
+    assert rows["pod_crashloop"]["rca_top1"] == 1
 
 
 def test_a_crash_loop_is_healed_and_a_persistent_one_escalated(
