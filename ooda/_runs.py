@@ -9,6 +9,7 @@ ground truth and the per-minute SLIs of the services the fault is felt by.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +20,6 @@ import pandas as pd
 
 from contracts import MetricFamily, ScenarioId
 from lab import Lab, ScenarioInstance
-from ooda._errors import OodaError
 from ooda._freshness import ASYNC_FAMILIES, freshness
 from ooda._journal import LoopEvent
 from ooda._orient import orient
@@ -206,6 +206,8 @@ def breach_series(
     return [bool(b) for b in per_minute.to_numpy()], burned
 
 
+log = logging.getLogger("ooda.chaos")
+
 #: When into an unattended run the root causes are ranked (the loop's detection is minutes).
 RCA_AFTER = timedelta(minutes=10)
 
@@ -219,13 +221,14 @@ def rank_root_causes(
     end = min(lab.clock.now(), injected_at + RCA_AFTER)
     step = timedelta(minutes=1)
     calls = {s.name: tuple(c for c, _ in s.downstream) for s in lab.settings.topology.services}
+    target = felt_by[0] if felt_by else service
     try:
         services = lab.source.query_range(start, end, step)
         families = {f: lab.source.query_family(f, start, end, step) for f in MetricFamily}
-        target = felt_by[0] if felt_by else service
         normal_until = injected_at.replace(second=0, microsecond=0)
         causes = orient(calls, services, families, target, normal_until)
-    except (ValueError, KeyError, OodaError):
+    except Exception as exc:  # a measurement: it must never stop a chaos run
+        log.warning("root causes not ranked for %s: %s: %s", target, type(exc).__name__, exc)
         return ()
     return tuple(c.node for c in causes[:3])
 
