@@ -105,10 +105,11 @@ class Lab:
         self._families = FamilyStore()
         self.source = LabMetricSource(self._store, self._families)
         self.kube = FakeKubernetes(self._cluster, clock, settings)
-        self.kube.core_v1.logs = PodLogSource(settings.seed, lambda: self._records)
         self.cloud = CloudClients()
         """The cloud APIs of the lab's account (its SQS queues), as actions take them."""
         self._records: list[FaultRecord] = []
+        # The live list, not a closure: a deep copy or a pickle of the lab keeps its own.
+        self.kube.core_v1.logs = PodLogSource(settings.seed, self._records)
         self._active: list[ActiveFault] = []
         self._ended: dict[int, ActiveFault] = {}
         self._background: list[BackgroundEvent] = []

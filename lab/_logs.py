@@ -12,7 +12,7 @@ the same lines.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -75,12 +75,13 @@ class PodLogSource:
     def __init__(
         self,
         seed: int,
-        faults: Callable[[], Sequence[FaultRecord]],
+        faults: Sequence[FaultRecord],
         per_minute: float = 30.0,
         fault_per_minute: float = 20.0,
     ) -> None:
         self.seed = seed
         self._faults = faults
+        """The lab's own (growing) list of fault records."""
         self.per_minute = per_minute
         self.fault_per_minute = fault_per_minute
 
@@ -90,7 +91,7 @@ class PodLogSource:
         """Every line ``pod`` of ``service`` wrote in ``[start, end)``, oldest first."""
         out: list[tuple[datetime, str]] = []
         minute = start.replace(second=0, microsecond=0)
-        faults = list(self._faults())
+        faults = list(self._faults)
         while minute < end:
             for at, line in self._minute(pod, service, minute, faults):
                 if start <= at < end:

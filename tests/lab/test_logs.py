@@ -4,6 +4,8 @@ hits."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -84,3 +86,22 @@ def test_a_crash_looping_pod_says_what_it_misses() -> None:
         "environment variable" not in core.read_namespaced_pod_log(p, NS, since_seconds=120)
         for p in others
     )
+
+
+def test_a_copied_or_pickled_lab_logs_its_own_faults() -> None:
+    """Chaos runs deep-copy the lab, the restart tests pickle it: the logs must follow."""
+    lab = _lab()
+    twin = copy.deepcopy(lab)
+    record = lab.inject(scenario(ScenarioId.DB_READ_LATENCY).draw(np.random.default_rng(1), lab))
+    lab.step(timedelta(minutes=3))
+    twin.step(timedelta(minutes=3))
+    pod = _pods(lab, record.service)[0]
+    assert "query timeout" in lab.kube.core_v1.read_namespaced_pod_log(pod, NS, since_seconds=120)
+    assert all(
+        "query timeout" not in twin.kube.core_v1.read_namespaced_pod_log(p, NS, since_seconds=120)
+        for p in _pods(twin, record.service)
+    )
+    thawed: Lab = pickle.loads(pickle.dumps(lab))
+    assert thawed.kube.core_v1.read_namespaced_pod_log(
+        pod, NS, since_seconds=120
+    ) == lab.kube.core_v1.read_namespaced_pod_log(pod, NS, since_seconds=120)
