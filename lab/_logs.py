@@ -31,6 +31,8 @@ NORMAL: tuple[tuple[float, str, str], ...] = (
     (0.04, "WARN", "slow request GET /api/{route} took {slow}ms"),
     (0.03, "WARN", "retrying call to {peer} (attempt 2 of 3) after {ms}ms"),
 )
+_NORMAL_W = np.array([w for w, _, _ in NORMAL])
+_NORMAL_P = _NORMAL_W / _NORMAL_W.sum()
 #: The lines a scenario makes the pods of the service it hits write.
 FAULT: dict[ScenarioId, tuple[tuple[str, str], ...]] = {
     ScenarioId.DB_READ_LATENCY: (
@@ -104,10 +106,7 @@ class PodLogSource:
     ) -> list[tuple[datetime, str]]:
         digest = hashlib.blake2b(f"{self.seed}|{pod}|{minute.isoformat()}".encode(), digest_size=8)
         rng = np.random.default_rng(int.from_bytes(digest.digest(), "little"))
-        weights = np.array([w for w, _, _ in NORMAL])
-        picks = rng.choice(
-            len(NORMAL), size=rng.poisson(self.per_minute), p=weights / weights.sum()
-        )
+        picks = rng.choice(len(NORMAL), size=rng.poisson(self.per_minute), p=_NORMAL_P)
         drawn: list[tuple[str, str, FaultRecord | None]] = [
             (NORMAL[i][1], NORMAL[i][2], None) for i in picks
         ]

@@ -144,16 +144,17 @@ class Escalator:
         hook = self.settings.webhook_url
         if self.settings.notify and hook:
             notices = [n for e in entries if (n := notice_of(e, self.namespace, self.region))]
-            if notices and self._post(hook, self._payload(notices, entries)):
+            if notices and self._post(hook, self._payload(self._bodies(notices, entries))):
                 self.noticed += len(notices)
         if not alerts or not self.enabled:
             return alerts
+        bodies = self._bodies(alerts, entries)
         delivered = False
         if self.settings.alertmanager_url:
             url = self.settings.alertmanager_url.rstrip("/") + "/api/v2/alerts"
-            delivered |= self._post(url, self._bodies(alerts, entries))
+            delivered |= self._post(url, bodies)
         if self.settings.webhook_url:
-            delivered |= self._post(self.settings.webhook_url, self._payload(alerts, entries))
+            delivered |= self._post(self.settings.webhook_url, self._payload(bodies))
         if delivered:
             self.sent += len(alerts)
         return alerts
@@ -167,8 +168,8 @@ class Escalator:
             bodies.append(alert.body(self.settings, at.isoformat(), ends.isoformat()))
         return bodies
 
-    def _payload(self, alerts: Sequence[Alert], entries: Sequence[AuditEntry]) -> Any:
-        return {"source": "ooda", "region": self.region, "alerts": self._bodies(alerts, entries)}
+    def _payload(self, bodies: list[Any]) -> Any:
+        return {"source": "ooda", "region": self.region, "alerts": bodies}
 
     def _post(self, url: str, payload: Any) -> bool:
         retrying = Retrying(
