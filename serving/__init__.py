@@ -17,7 +17,7 @@ Exceptions::
     ├── InvalidInputError        input does not fit the model (HTTP 422)
     │   ├── MalformedBodyError   the body is not JSON (HTTP 400)
     │   └── RequestTooLargeError more rows or bytes than one request may carry (HTTP 413)
-    └── ServeStartError          start() timed out waiting for /healthz
+    └── ServeStartError          Serve did not start, or not healthy in time
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from serving._errors import (
     ServeStartError,
     ServingError,
 )
+from serving._ports import free_serve_port
 from serving._scorers import LoadForecaster, Scored
 from serving._settings import ServingSettings
 
@@ -56,6 +57,7 @@ __all__ = [
     "app_builder",
     "build_app",
     "deploy",
+    "free_serve_port",
     "start",
     "stop",
     "wait_healthy",

@@ -25,6 +25,7 @@ from ray.serve.handle import DeploymentHandle
 
 from serving._api import ScoringAPI
 from serving._errors import ServeStartError
+from serving._ports import INGRESS_SPAN, PROXY_OFFSET
 from serving._scorers import LoadForecaster
 from serving._settings import ServingSettings, settings_from_args
 
@@ -48,7 +49,7 @@ def proxy_port(settings: ServingSettings) -> int:
     """The port Serve's HTTP proxy binds to."""
     if not settings.direct_ingress:
         return settings.port
-    return settings.proxy_port or settings.port + 100
+    return settings.proxy_port or settings.port + PROXY_OFFSET
 
 
 def _serve_environment(settings: ServingSettings) -> dict[str, str]:
@@ -58,7 +59,7 @@ def _serve_environment(settings: ServingSettings) -> dict[str, str]:
     return {
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(settings.port),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(settings.port + 15),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(settings.port + INGRESS_SPAN - 1),
         # A stopping ingress replica otherwise stays up 30 s for an external load balancer to
         # take it out; on loopback there is none.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(settings.graceful_shutdown_timeout_s),
@@ -107,6 +108,7 @@ def deploy(settings: ServingSettings) -> RunningApp:
 
     The replicas follow the registry: one deployed before its models are registered answers
     503 until they are, then loads them (so Serve's start can overlap the training).
+    :class:`ServeStartError` (Ray shut down) when Serve cannot start, a port taken say.
     """
     if not settings.log_to_driver:
         # Ray's driver-side notices (token auth, "Started Serve", app ready) say nothing
@@ -126,16 +128,32 @@ def deploy(settings: ServingSettings) -> RunningApp:
             # serving path, not background work, and must not starve behind the loop.
             _system_config={"worker_niceness": 0},
         )
-    serve.start(
-        http_options={"host": settings.host, "port": proxy_port(settings)},
-        # No per-request access log: at hundreds of requests a second it costs CPU and disk.
-        logging_config={"log_level": "WARNING", "enable_access_log": False},
-    )
-    handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    try:
+        serve.start(
+            http_options={"host": settings.host, "port": proxy_port(settings)},
+            # No per-request access log: at hundreds of requests a second it costs CPU and disk.
+            logging_config={"log_level": "WARNING", "enable_access_log": False},
+        )
+        handle = serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    except Exception as exc:
+        # Ray stays up otherwise, holding this start's ports and environment: a retry would
+        # join it and never serve on its own ports.
+        stop()
+        raise ServeStartError(
+            f"Serve did not start on {settings.host} (port {settings.port}, proxy "
+            f"{proxy_port(settings)}): {_root_cause(exc)}"
+        ) from exc
     url = f"http://{settings.host}:{settings.port}"
     return RunningApp(
         url=url, handle=handle, proxy_url=f"http://{settings.host}:{proxy_port(settings)}"
     )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's message: Ray wraps an actor's failure in its own traceback."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
 def wait_healthy(app: RunningApp, settings: ServingSettings) -> RunningApp:

@@ -49,4 +49,4 @@ class RequestTooLargeError(InvalidInputError):
 
 
 class ServeStartError(ServingError):
-    """The application did not become healthy in time after :func:`serving.start`."""
+    """Serve did not start (a port taken, say), or the application was not healthy in time."""

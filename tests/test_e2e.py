@@ -6,7 +6,6 @@ only the history is shorter than the demo's.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,15 +17,10 @@ from contracts import ScenarioId
 from ooda import AuditLog, DemoSettings, OodaSettings
 from ooda._demo import DemoResult, handled, run_demo
 from ooda._runs import Mode
+from serving import free_serve_port
 from training import RegistrySettings, TrainingSettings, list_models
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[OodaSettings, DemoRe
         feature_dir=root / "features" / "data",
         training=TrainingSettings(registry=registry),
         demo=DemoSettings(
-            history_days=5.0, duration=timedelta(minutes=35), serve_port=_free_port()
+            history_days=5.0, duration=timedelta(minutes=35), serve_port=free_serve_port()
         ),
     )
     settings = replace(settings, serving=replace(settings.serving, timeout_s=30.0))

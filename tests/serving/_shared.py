@@ -3,7 +3,6 @@ and a temporary Feast repo filled with synthetic tidy metrics, one of each per m
 
 from __future__ import annotations
 
-import socket
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,12 +153,6 @@ def feature_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     features.push_live(store, _metrics(now, 2 * features.FORECAST_WINDOW))
     return data_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 ROWS = [

@@ -19,7 +19,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from serving import RunningApp, ServingSettings, start, stop
+from serving import RunningApp, ServingSettings, free_serve_port, start, stop
 from tests.serving._shared import (
     DETECTOR,
     FORECASTER,
@@ -28,7 +28,6 @@ from tests.serving._shared import (
     SEASON,
     SERVICES,
     Registry,
-    _free_port,
     _history,
 )
 from training._registry import promote, rollback
@@ -39,7 +38,7 @@ def app(registry: Registry, feature_dir: Path) -> Iterator[RunningApp]:
     settings = ServingSettings(
         tracking_uri=registry.uri,
         feature_data_dir=feature_dir,
-        port=_free_port(),
+        port=free_serve_port(),
         poll_interval_s=POLL_S,
         ray_num_cpus=2,
         start_timeout_s=240,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from ray import serve
 
-from serving import RunningApp, ServingSettings, start, stop
-from tests.serving._shared import ROWS, Registry, _free_port
+from serving import RunningApp, ServingSettings, free_serve_port, start, stop
+from tests.serving._shared import ROWS, Registry
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def two_of_each(registry: Registry, feature_dir: Path) -> Iterator[RunningApp]:
     settings = ServingSettings(
         tracking_uri=registry.uri,
         feature_data_dir=feature_dir,
-        port=_free_port(),
+        port=free_serve_port(),
         ingress_replicas=2,
         forecaster_replicas=2,
         ray_num_cpus=2,

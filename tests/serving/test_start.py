@@ -1,0 +1,41 @@
+"""A Serve start that fails leaves nothing behind, so the next start is a fresh one.
+
+A proxy port already taken makes Serve's start fail. Ray must then be shut down: left
+up, it keeps the failed start's ports and environment, and a retry on new ports joins it
+and never answers on them (a CI run lost its end-to-end tests that way).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import ray
+
+from serving import ServeStartError, ServingSettings, deploy, free_serve_port
+from serving._app import proxy_port
+
+
+def test_a_start_that_cannot_bind_its_proxy_fails_and_shuts_ray_down(tmp_path: Path) -> None:
+    settings = ServingSettings(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        feature_data_dir=tmp_path / "features",
+        port=free_serve_port(),
+        ray_num_cpus=1,
+    )
+    with socket.socket() as taken:
+        taken.bind((settings.host, proxy_port(settings)))
+        taken.listen()
+        with pytest.raises(ServeStartError, match=str(proxy_port(settings))):
+            deploy(settings)
+    assert not ray.is_initialized()
+
+
+def test_free_serve_port_finds_a_whole_free_block_below_the_ephemeral_range() -> None:
+    port = free_serve_port()
+    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert 20_000 <= port and port + 100 < low_ephemeral
+    for each in [*range(port, port + 16), port + 100]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", each))
