@@ -1,7 +1,9 @@
 """Decide and act: from a snapshot to at most one guarded action per service and tick.
 
-Runbooks are tried in priority order; the first diagnosis wins and its runbook proposes one
-bounded action. The plan's autonomy comes from the settings and the healer's own record
+Runbooks are tried in priority order, those that heal the service's diagnosed root cause
+first; the first diagnosis wins and its runbook proposes one bounded action. A symptom whose
+root cause is another service's to heal (a caller slowed by its callee's database) is left
+to that service's diagnosis. The plan's autonomy comes from the settings and the healer's own record
 (dry-run, propose-only when the kind has used its failed-heal budget). Then the guard; then
 the intent goes into the audit log *before* the mutating call and the result after it, so a
 crash in between leaves a trace that the next start-up turns into a cooldown, not a repeat.
@@ -29,7 +31,7 @@ from contracts import ScenarioId
 from ooda._autonomy import ErrorBudget
 from ooda._journal import Journal
 from ooda._predictive import PREDICTIVE, predictive_floor
-from ooda._records import Autonomy, Diagnosis, PendingAction, Plan, Snapshot
+from ooda._records import Autonomy, ComponentKind, Diagnosis, PendingAction, Plan, Snapshot
 from ooda._settings import OodaSettings
 from ooda.runbooks import Runbook
 
@@ -64,28 +66,88 @@ class Actor:
         self.context = context
         self._quiet: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._blocked: dict[tuple[str, str], datetime] = {}
+        self._follow = settings.loop.follow_root_cause
+        self._diagnosed_at: datetime | None = None
+        self._diagnosed: dict[str, tuple[Runbook, Diagnosis] | None] = {}
 
     # -- decide ---------------------------------------------------------------------------
     def decide(self, snapshot: Snapshot, service: str) -> Plan | None:
-        """The plan for ``service``: the first matching runbook's proposal, or None."""
-        for runbook in self.runbooks:
-            diagnosis = runbook.matches(snapshot, service)
-            if diagnosis is None:
-                continue
-            if not self.journal.recently(service, "diagnosis", snapshot.at):
+        """The plan for ``service``: its root cause's runbook (or else the first matching
+        one) proposes; a symptom whose root cause another service heals is left to it."""
+        found = self.diagnose(snapshot, service)
+        if found is None:
+            return self._predict(snapshot, service)
+        runbook, diagnosis = found
+        healer = self._healer(snapshot, service)
+        if healer is not None:
+            cause, owner = healer
+            if not self.journal.recently(service, "deferred", snapshot.at):
                 self.journal.event(
                     snapshot.at,
-                    "diagnosis",
+                    "deferred",
                     service,
-                    f"{diagnosis.scenario} ({diagnosis.confidence:.2f})",
+                    f"{diagnosis.scenario} left to {owner}: its root cause is {cause}",
                 )
-            action = runbook.propose(diagnosis, snapshot)
-            if action is None:
-                why = diagnosis.evidence.get("escalate_because") or "no safe action"
-                self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
-                return None
-            return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
-        return self._predict(snapshot, service)
+            return None
+        if not self.journal.recently(service, "diagnosis", snapshot.at):
+            self.journal.event(
+                snapshot.at,
+                "diagnosis",
+                service,
+                f"{diagnosis.scenario} ({diagnosis.confidence:.2f})",
+            )
+        action = runbook.propose(diagnosis, snapshot)
+        if action is None:
+            why = diagnosis.evidence.get("escalate_because") or "no safe action"
+            self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
+            return None
+        return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
+
+    def diagnose(self, snapshot: Snapshot, service: str) -> tuple[Runbook, Diagnosis] | None:
+        """The first diagnosis of ``service``, trying the runbooks for its root cause's kind
+        first; with the ranked causes in its evidence. Computed once per snapshot."""
+        if self._diagnosed_at != snapshot.at:
+            self._diagnosed_at, self._diagnosed = snapshot.at, {}
+        if service in self._diagnosed:
+            return self._diagnosed[service]
+        orientation = snapshot.orientation.get(service)
+        books = self.runbooks
+        top = orientation.top if orientation is not None else None
+        if self._follow and top is not None and top.kind is not ComponentKind.SERVICE:
+            # The service uses the faulty component: its healer goes first.
+            books = sorted(books, key=lambda rb: rb.heals is not top.kind)
+        found = None
+        for runbook in books:
+            diagnosis = runbook.matches(snapshot, service)
+            if diagnosis is not None:
+                if orientation is not None:
+                    evidence = {
+                        **diagnosis.evidence,
+                        "symptom": orientation.why,
+                        "root_causes": orientation.summary(),
+                    }
+                    diagnosis = replace(diagnosis, evidence=evidence)
+                found = (runbook, diagnosis)
+                break
+        self._diagnosed[service] = found
+        return found
+
+    def _healer(self, snapshot: Snapshot, service: str) -> tuple[str, str] | None:
+        """``(cause, service)`` when ``service``'s root cause is another service's to heal and
+        that service's diagnosis this tick heals it (a runbook for its kind; for a service,
+        any): else the symptom is healed where it shows."""
+        orientation = snapshot.orientation.get(service)
+        cause = orientation.elsewhere() if orientation is not None and self._follow else None
+        if cause is None:
+            return None
+        usable = set(snapshot.usable())
+        for owner in cause.owners:
+            found = self.diagnose(snapshot, owner) if owner in usable else None
+            if owner != service and found is not None:
+                runbook, _ = found
+                if cause.kind is ComponentKind.SERVICE or runbook.heals is cause.kind:
+                    return cause.component, owner
+        return None
 
     def _predict(self, snapshot: Snapshot, service: str) -> Plan | None:
         """The forecast's floor for a service no runbook diagnosed (predictive scaling)."""

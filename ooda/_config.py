@@ -128,6 +128,7 @@ class LoopConfig(_Strict):
 
     tick: Duration = timedelta(seconds=15)
     api_timeout_s: float = Field(default=5.0, gt=0)
+    follow_root_cause: bool = True
 
 
 class ModelsConfig(_Strict):
@@ -238,6 +239,7 @@ class OodaConfig(_Strict):
                 base.loop,
                 tick=self.loop.tick,
                 api_timeout_s=self.loop.api_timeout_s,
+                follow_root_cause=self.loop.follow_root_cause,
                 forecast_in_background=True,
             ),
             guard=replace(base.guard, dry_run=self.guard.dry_run, **guard_overrides),

@@ -39,8 +39,16 @@ from ooda._observe import (
     forecast_history,
     service_views,
 )
+from ooda._orient import orientations
 from ooda._predictive import PREDICTIVE
-from ooda._records import AnomalyScores, LoadForecast, PendingAction, ServiceView, Snapshot
+from ooda._records import (
+    AnomalyScores,
+    LoadForecast,
+    Orientation,
+    PendingAction,
+    ServiceView,
+    Snapshot,
+)
 from ooda._recover import recover
 from ooda._scoring import Scorer
 from ooda._settings import OodaSettings
@@ -120,6 +128,9 @@ class ControlLoop:
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
+        self._oriented: dict[str, Orientation] = {}
+        self._oriented_key: tuple[Any, ...] = ()
+        self._oriented_at: datetime | None = None
         self._last_reset = 0
         # Forecasts are asked for in this thread (LoopSettings.forecast_in_background).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ooda-forecast")
@@ -246,6 +257,9 @@ class ControlLoop:
             self._forecast_asked_at = now
             self._take_forecast(self._ask_forecast(now, metrics, views, usable))
         forecast = self._current_forecast(now)
+        oriented = self._stage(
+            "*", now, "orient", partial(self._orient, now, metrics, views, usable, scores)
+        )
         return Snapshot(
             at=now,
             region=self.settings.region,
@@ -258,6 +272,7 @@ class ControlLoop:
             families=families,
             crashlooping_since=looping_since,
             crash_looped=looped,
+            orientation=oriented or {},
         )
 
     def _read_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
@@ -279,6 +294,66 @@ class ControlLoop:
                 self.journal.clear("*", channel)
             out[family] = frame
         return out
+
+    def _symptom(self, service: str, view: ServiceView, scores: AnomalyScores | None) -> str:
+        """What ``service`` shows in its newest minute ("" when nothing)."""
+        latest, slo = view.latest, self.settings.slo_for(service)
+        shows = []
+        if float(latest["p95_latency_ms"]) > slo.p95_ms:
+            shows.append(f"p95 {float(latest['p95_latency_ms']):.0f} ms")
+        if float(latest["error_rate"]) > slo.max_error_rate:
+            shows.append(f"errors {float(latest['error_rate']):.2%}")
+        if scores is not None and scores.anomalous.get(service):
+            shows.append(f"anomaly score {scores.scores[service]:.2f}")
+        return ", ".join(shows)
+
+    def _orient(
+        self,
+        now: datetime,
+        metrics: pd.DataFrame,
+        views: dict[str, ServiceView],
+        usable: list[str],
+        scores: AnomalyScores | None,
+    ) -> dict[str, Orientation]:
+        """The ranked root causes of each usable service that shows a symptom, judged on the
+        newest ``orient_recent`` against the ``orient_window`` before; refreshed once a
+        minute (the metrics' resolution) or when another service starts to show one."""
+        cfg = self.settings.loop
+        symptoms = {s: why for s in usable if (why := self._symptom(s, views[s], scores))}
+        if not symptoms:
+            self._oriented, self._oriented_key = {}, ()
+            return {}
+        key = tuple(sorted(symptoms))
+        at = self._oriented_at
+        if key == self._oriented_key and at is not None and now - at < cfg.score_every:
+            return self._oriented
+        families = {}
+        for family in MetricFamily:
+            try:
+                raw = self.source.query_family(
+                    family, now - cfg.orient_window, now, timedelta(minutes=1)
+                )
+                families[family], _ = clean_family(raw, family, now)
+            except Exception:  # observe reported it; its components go unranked
+                continue
+        normal_until = (now - cfg.orient_recent).replace(second=0, microsecond=0)
+        calls = {s: tuple(self.settings.calls.get(s, ())) for s in self.settings.services}
+        found = orientations(calls, metrics, families, symptoms, normal_until)
+        for service, orientation in found.items():
+            top = orientation.top
+            before = self._oriented.get(service)
+            if top is not None and (
+                before is None or before.top is None or before.top.component != top.component
+            ):
+                self.journal.event(
+                    now,
+                    "root cause",
+                    service,
+                    f"{orientation.why}: {top.component} ({top.kind}, z {top.anomaly:.0f}, "
+                    f"via {' > '.join(top.path)})",
+                )
+        self._oriented, self._oriented_key, self._oriented_at = found, key, now
+        return found
 
     def _push(self, metrics: pd.DataFrame, usable: list[str]) -> None:
         assert self.push_features is not None

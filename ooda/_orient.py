@@ -21,6 +21,7 @@ import pandas as pd
 
 from contracts import MetricFamily
 from ooda._rca import Cause, Direction, RcaSettings, rank_from_z, robust_z
+from ooda._records import ComponentKind, Orientation, RootCause
 
 #: Components are judged on several kinds of signal here: scores are clipped to compare.
 ESTATE_RCA = RcaSettings(max_z=1000.0)
@@ -83,6 +84,36 @@ FAMILY_SIGNALS: dict[MetricFamily, tuple[str, tuple[Signal, ...]]] = {
         ),
     ),
 }
+
+
+#: The kind of the components each family's key names.
+FAMILY_KINDS: dict[MetricFamily, ComponentKind] = {
+    MetricFamily.DATABASE: ComponentKind.DATABASE,
+    MetricFamily.KAFKA: ComponentKind.TOPIC,
+    MetricFamily.QUEUE: ComponentKind.QUEUE,
+    MetricFamily.UPSTREAM: ComponentKind.UPSTREAM,
+    MetricFamily.NODE: ComponentKind.NODE,
+}
+
+
+def component_kinds(
+    service_calls: Mapping[str, Sequence[str]],
+    families: Mapping[MetricFamily, pd.DataFrame],
+) -> dict[str, ComponentKind]:
+    """What each component the families name is; a service keeps its kind on a name clash."""
+    kinds: dict[str, ComponentKind] = {}
+    for family, (key, _) in FAMILY_SIGNALS.items():
+        frame = families.get(family)
+        if frame is not None and key in frame.columns:
+            kinds.update(
+                dict.fromkeys(map(str, frame[key].dropna().unique()), FAMILY_KINDS[family])
+            )
+    pods = families.get(MetricFamily.POD)
+    if pods is not None and "node" in pods.columns:
+        kinds.update(dict.fromkeys(map(str, pods["node"].dropna().unique()), ComponentKind.NODE))
+    for service, callees in service_calls.items():
+        kinds.update(dict.fromkeys([service, *callees], ComponentKind.SERVICE))
+    return kinds
 
 
 def estate_graph(
@@ -169,3 +200,37 @@ def orient(
     if z.empty:
         return []
     return rank_from_z(estate_graph(service_calls, families), z, target, s)
+
+
+def orientations(
+    service_calls: Mapping[str, Sequence[str]],
+    services: pd.DataFrame,
+    families: Mapping[MetricFamily, pd.DataFrame],
+    symptoms: Mapping[str, str],
+    normal_until: datetime,
+    settings: RcaSettings | None = None,
+) -> dict[str, Orientation]:
+    """Per symptomatic service (``symptoms`` maps it to what shows), its ranked causes, each
+    with its kind and the services that heal it; the scores are computed once for all."""
+    s = settings or ESTATE_RCA
+    z = component_z(services, families, normal_until, s)
+    graph = estate_graph(service_calls, families)
+    kinds = component_kinds(service_calls, families)
+    users: dict[str, list[str]] = {}
+    for user, deps in graph.items():
+        if kinds.get(user) is ComponentKind.SERVICE:
+            for dep in deps:
+                users.setdefault(dep, []).append(user)
+
+    def owners(node: str, kind: ComponentKind) -> tuple[str, ...]:
+        return (node,) if kind is ComponentKind.SERVICE else tuple(sorted(users.get(node, ())))
+
+    out: dict[str, Orientation] = {}
+    for target, why in symptoms.items():
+        causes = [] if z.empty else rank_from_z(graph, z, target, s)
+        ranked = []
+        for c in causes:
+            kind = kinds.get(c.node, ComponentKind.SERVICE)
+            ranked.append(RootCause(c.node, kind, c.score, c.anomaly, c.path, owners(c.node, kind)))
+        out[target] = Orientation(target, why, normal_until, tuple(ranked))
+    return out

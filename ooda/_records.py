@@ -1,6 +1,7 @@
 """The typed records the five stages hand each other.
 
-observe -> :class:`Snapshot`; orient -> :class:`Diagnosis`; decide -> :class:`Plan`;
+observe -> :class:`Snapshot` (with an :class:`Orientation` per symptom); orient ->
+:class:`Diagnosis`; decide -> :class:`Plan`;
 act -> ``actuators.ActionResult``; verify -> ``contracts.Outcome``. Region is a field from
 the start, so a second region adds data, not a new shape.
 """
@@ -74,6 +75,66 @@ class ServiceView:
         return self.history.iloc[-1]
 
 
+class ComponentKind(StrEnum):
+    """What a component of the estate is: the kind of fault a runbook heals."""
+
+    SERVICE = "service"
+    NODE = "node"
+    DATABASE = "database"
+    TOPIC = "topic"
+    QUEUE = "queue"
+    UPSTREAM = "upstream"
+
+
+@dataclass(frozen=True)
+class RootCause:
+    """One ranked candidate cause of a symptom."""
+
+    component: str
+    kind: ComponentKind
+    score: float
+    anomaly: float
+    """Its peak robust z-score since the symptom's onset (its worst signal)."""
+    path: tuple[str, ...]
+    """From the symptom's service down to it."""
+    owners: tuple[str, ...]
+    """The services whose runbooks heal it: the service itself, or those that use it."""
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """Where a symptom comes from: the ranked causes of one service's symptom."""
+
+    symptom: str
+    """The service that shows it."""
+    why: str
+    """What the symptom is (over the objective, the detector's flag)."""
+    normal_until: datetime
+    """The causes are judged against the metrics before this."""
+    causes: tuple[RootCause, ...]
+    """Best first; empty: nothing explains it yet."""
+
+    @property
+    def top(self) -> RootCause | None:
+        """The best-ranked cause, if any."""
+        return self.causes[0] if self.causes else None
+
+    def elsewhere(self) -> RootCause | None:
+        """The top cause when it is not the symptom's own service or something only it uses
+        (the fault is another service's to heal)."""
+        top = self.top
+        if top is None or self.symptom in top.owners:
+            return None
+        return top
+
+    def summary(self, k: int = 3) -> list[dict[str, Any]]:
+        """The first ``k`` causes as the audit log keeps them."""
+        return [
+            {"component": c.component, "kind": str(c.kind), "score": round(c.score, 3)}
+            for c in self.causes[:k]
+        ]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything observed in one tick: metrics, cluster state (read once), scores, forecast."""
@@ -96,6 +157,9 @@ class Snapshot:
     crash_looped: dict[str, frozenset[str]] = field(default_factory=dict)
     """Per service: its pods this loop saw in CrashLoopBackOff within the crash-loop gap,
     running now or not (a container runs for a while between two crashes)."""
+    orientation: dict[str, Orientation] = field(default_factory=dict)
+    """Per service showing a symptom: its ranked root causes (absent: no symptom, or the
+    ranking could not be made this tick)."""
 
     def crashlooping(self, service: str) -> tuple[PodState, ...]:
         """The pods of ``service`` in a crash loop: waiting in CrashLoopBackOff now, or

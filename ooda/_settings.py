@@ -51,6 +51,15 @@ class LoopSettings:
     forecast_every: timedelta = timedelta(minutes=5)
     """How often the load forecast is refreshed; at once, too, when a service starts to surge
     (``runbooks.surging``; a surge needs a forecast made after it began)."""
+    orient_window: timedelta = timedelta(minutes=60)
+    """How much history the orient stage reads when a service shows a symptom: the normal
+    its components are judged against, and the newest ``orient_recent``."""
+    orient_recent: timedelta = timedelta(minutes=10)
+    """The newest minutes orient judges against the ones before (the symptom's onset)."""
+    follow_root_cause: bool = True
+    """Decide on the diagnosed root cause: a symptom that another service's fault explains is
+    left to that service's runbook, and a service's own runbooks are tried for its root cause
+    first. Off, each service is decided on its own symptoms in the runbooks' priority order."""
     max_staleness: timedelta = timedelta(minutes=3)
     """Newest sample older than this: the service is not acted on (the data is stale)."""
     api_timeout_s: float = 5.0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from actuators import Action
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 
 if TYPE_CHECKING:
     from ooda._settings import OodaSettings
@@ -32,6 +32,9 @@ class Runbook(ABC):
     """Lower runs first (a crash loop is diagnosed before a capacity shortfall)."""
     deadline: ClassVar[timedelta] = timedelta(minutes=10)
     """How long verification waits for the heal."""
+    heals: ClassVar[ComponentKind] = ComponentKind.SERVICE
+    """The kind of component whose fault it heals: the loop tries it first for a service
+    whose diagnosed root cause is of this kind (``LoopSettings.follow_root_cause``)."""
     families: ClassVar[tuple[MetricFamily, ...]] = ()
     """Metric families beyond the service frame the runbook reads (the loop queries every
     family once per tick into ``Snapshot.families``; the detector reads them all)."""
@@ -110,3 +113,4 @@ def check_runbook(cls: type[Runbook]) -> None:
     assert cls.scenarios, f"{cls.name} claims no scenario"
     assert all(isinstance(s, ScenarioId) for s in cls.scenarios)
     assert timedelta(0) < cls.deadline <= timedelta(hours=1), f"{cls.name}: deadline"
+    assert isinstance(cls.heals, ComponentKind), f"{cls.name}: heals {cls.heals!r}"

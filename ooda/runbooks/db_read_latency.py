@@ -34,7 +34,7 @@ import pandas as pd
 
 from actuators import Action, SwitchDatabase
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 #: How far back the service's normal p95 is read (minutes before ``NORMAL_GAP``).
@@ -62,6 +62,7 @@ class DbReadLatency(Runbook):
     name = "db_read_latency"
     scenarios = (ScenarioId.DB_READ_LATENCY,)
     priority = 30
+    heals = ComponentKind.DATABASE
     deadline = timedelta(minutes=6)
     families = (MetricFamily.DATABASE,)
 

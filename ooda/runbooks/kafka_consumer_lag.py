@@ -39,7 +39,7 @@ import pandas as pd
 from actuators import Action, ScaleConsumers
 from contracts import MetricFamily, ScenarioId
 from ooda._freshness import lag_seconds
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks.traffic_surge import surging
 
@@ -111,6 +111,7 @@ class KafkaConsumerLag(Runbook):
     name = "kafka_consumer_lag"
     scenarios = (ScenarioId.KAFKA_CONSUMER_LAG,)
     priority = 40
+    heals = ComponentKind.TOPIC
     deadline = timedelta(minutes=12)
     families = (MetricFamily.KAFKA,)
 

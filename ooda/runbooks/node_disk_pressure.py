@@ -16,7 +16,7 @@ import numpy as np
 
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, running_nodes
 from ooda.runbooks._trend import epoch_seconds, floats, project_line
 
@@ -28,6 +28,7 @@ class NodeDiskPressure(Runbook):
     name = "node_disk_pressure"
     scenarios = (ScenarioId.NODE_DISK_PRESSURE,)
     priority = 6
+    heals = ComponentKind.NODE
     deadline = timedelta(minutes=12)
     families = (MetricFamily.NODE,)
 

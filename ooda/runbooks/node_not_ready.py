@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from actuators import Action, DrainNode
 from contracts import ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 
@@ -26,6 +26,7 @@ class NodeNotReady(Runbook):
     name = "node_not_ready"
     scenarios = (ScenarioId.NODE_NOT_READY,)
     priority = 5
+    heals = ComponentKind.NODE
     deadline = timedelta(minutes=12)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

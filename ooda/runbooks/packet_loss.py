@@ -15,7 +15,7 @@ import numpy as np
 
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, running_nodes
 
 
@@ -26,6 +26,7 @@ class PacketLoss(Runbook):
     name = "packet_loss"
     scenarios = (ScenarioId.PACKET_LOSS,)
     priority = 7
+    heals = ComponentKind.NODE
     deadline = timedelta(minutes=12)
     families = (MetricFamily.NODE,)
 

@@ -38,7 +38,7 @@ from actuators import (
     ooda_floor,
 )
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks._trend import project_crossing
 
@@ -56,6 +56,7 @@ class QueueDepth(Runbook):
     name = "queue_depth"
     scenarios = (ScenarioId.QUEUE_DEPTH,)
     priority = 45
+    heals = ComponentKind.QUEUE
     deadline = timedelta(minutes=15)
     families = (MetricFamily.QUEUE,)
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from actuators import Action, Reroute
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 REQUESTS = "http_client_requests_rate"
@@ -58,6 +58,7 @@ class UpstreamThrottling(Runbook):
     name = "upstream_throttling"
     scenarios = (ScenarioId.UPSTREAM_THROTTLING,)
     priority = 35
+    heals = ComponentKind.UPSTREAM
     deadline = timedelta(minutes=6)
     families = (MetricFamily.UPSTREAM,)
 
