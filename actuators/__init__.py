@@ -81,6 +81,7 @@ from actuators._reroute import (
     rule_weights,
 )
 from actuators._restart_pod import RestartPod
+from actuators._restore_config_key import RESTORED_KEY, RestoreConfigKey
 from actuators._retry import RetryPolicy, call_with_retry
 from actuators._rollback_deployment import REVISION, RollbackDeployment
 from actuators._scale_consumers import ScaleConsumers
@@ -123,6 +124,7 @@ __all__ = [
     "ORIGINAL_ENDPOINT",
     "PDB_RETRY",
     "POOL_LABELS",
+    "RESTORED_KEY",
     "REVISION",
     "RPS_SET",
     "SAFE_TO_EVICT",
@@ -154,6 +156,7 @@ __all__ = [
     "RedriveQueue",
     "Reroute",
     "RestartPod",
+    "RestoreConfigKey",
     "RetryPolicy",
     "RollbackDeployment",
     "ScaleConsumers",

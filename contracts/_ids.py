@@ -45,3 +45,4 @@ class ActionKind(StrEnum):
     SCALE_CONSUMERS = "scale_consumers"
     KILL_CONTAINER = "kill_container"
     REDRIVE_QUEUE = "redrive_queue"
+    RESTORE_CONFIG_KEY = "restore_config_key"

@@ -7,6 +7,7 @@ They live here because the loop builds them and the actions read them (an action
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -62,6 +63,9 @@ class ConfigChange:
     at: datetime
     manager: str
     """Who wrote it: ``kubectl-edit``, ``helm``, ``argocd-controller`` ..."""
+    removed: tuple[tuple[str, str], ...] = ()
+    """Keys the loop saw in it before and misses now, with the value each had (the loop's
+    memory: the API keeps no history; empty when the loop never saw it whole)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class WorkloadState:
     config_changes: tuple[ConfigChange, ...] = ()
     """The last change of each ConfigMap the pod template reads, newest first (empty where
     the ConfigMaps could not be read)."""
+    config_data: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """The data of each ConfigMap the pod template reads, by name, as read this tick."""
 
     @property
     def workload(self) -> str:

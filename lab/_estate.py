@@ -325,6 +325,7 @@ class Lab:
         target: str,
         root_cause: str | None = None,
         pods: Sequence[str] = (),
+        detail: str = "",
     ) -> FaultRecord:
         """Record ``instance`` as injected now and make it active; returns its record.
 
@@ -341,6 +342,7 @@ class Lab:
             ends_at=ends_at,
             root_cause=instance.service if root_cause is None else root_cause,
             felt_by=scenario(instance.scenario).felt_by(self, instance),
+            detail=detail,
         )
         self._active.append(ActiveFault(instance, len(self._records), t, list(pods)))
         self._records.append(record)

@@ -69,6 +69,8 @@ class FaultRecord:
     """The component at fault, as an RCA should name it (a service name)."""
     felt_by: tuple[str, ...]
     """Services whose SLO the fault hits, in topological order."""
+    detail: str = ""
+    """The finer cause where there is one: the ConfigMap key a persistent crash loop misses."""
 
 
 @dataclass

@@ -49,7 +49,8 @@ FAULT: dict[ScenarioId, tuple[tuple[str, str], ...]] = {
         ("ERROR", "java.lang.OutOfMemoryError: Java heap space"),
     ),
     ScenarioId.POD_CRASHLOOP: (
-        ("FATAL", "required environment variable {var} is not set; exiting"),
+        ("FATAL", "panic: runtime error: invalid memory address or nil pointer dereference"),
+        ("ERROR", "goroutine {n} [running]: main.(*Server).handle"),
     ),
     ScenarioId.POD_CRASHLOOP_PERSISTENT: (
         ("FATAL", "required environment variable {var} is not set; exiting"),
@@ -65,7 +66,7 @@ FAULT: dict[ScenarioId, tuple[tuple[str, str], ...]] = {
         ("WARN", "read tcp {ip}:{port}->{peer}:8080: connection reset by peer"),
     ),
 }
-#: The variable a crash-looping pod misses (the seeds' example: a ConfigMap key removed).
+#: The variable a crash-looping pod misses when its fault names none.
 MISSING_VARIABLE = "PAYMENTS_API_URL"
 ROUTES = ("orders", "cart", "pets", "adoptions", "payments", "search")
 
@@ -152,7 +153,7 @@ def _fill(text: str, rng: np.random.Generator, fault: FaultRecord | None) -> str
         "peer": f"10.0.{int(rng.integers(256))}.{int(rng.integers(256))}",
         "ip": f"10.1.{int(rng.integers(256))}.{int(rng.integers(256))}",
         "port": int(rng.integers(30_000, 60_000)),
-        "var": MISSING_VARIABLE,
+        "var": fault.detail if fault is not None and fault.detail else MISSING_VARIABLE,
         "cause": fault.root_cause if fault is not None else "",
     }
     return text.format(**values)

@@ -81,30 +81,34 @@ def _template_config_maps(template: Any) -> set[str]:
     return names
 
 
-def _config_changes(kube: KubeClients, namespace: str) -> dict[str, ConfigChange]:
+def _config_maps(
+    kube: KubeClients, namespace: str
+) -> tuple[dict[str, ConfigChange], dict[str, dict[str, str]]]:
     """The newest write of each ConfigMap of the namespace that was changed after it was
     created (a ConfigMap installed with its Deployment is no change, as revision 1 is no
-    rollout); empty where they may not be read (a role without ConfigMaps, a client without
-    the call)."""
+    rollout), and every ConfigMap's data; both empty where they may not be read (a role
+    without ConfigMaps, a client without the call)."""
     list_config_maps = getattr(kube.core_v1, "list_namespaced_config_map", None)
     if list_config_maps is None:
-        return {}
+        return {}, {}
     try:
         items = list_config_maps(namespace).items
     except ApiException as exc:
         if exc.status in (403, 404):
-            return {}
+            return {}, {}
         raise
-    out: dict[str, ConfigChange] = {}
+    changes: dict[str, ConfigChange] = {}
+    data: dict[str, dict[str, str]] = {}
     for cm in items:
+        name = cm.metadata.name
+        data[name] = {str(k): str(v) for k, v in (cm.data or {}).items()}
         created = cm.metadata.creation_timestamp
         fields = [m for m in cm.metadata.managed_fields or [] if m.time is not None]
         newest = max(fields, key=lambda m: m.time, default=None)
         if newest is None or created is None or newest.time <= created:
             continue
-        name = cm.metadata.name
-        out[name] = ConfigChange("ConfigMap", name, newest.time, newest.manager or "")
-    return out
+        changes[name] = ConfigChange("ConfigMap", name, newest.time, newest.manager or "")
+    return changes, data
 
 
 def read_workloads(
@@ -140,7 +144,7 @@ def read_workloads(
         for ref in rs.metadata.owner_references or []:
             owned_by.setdefault(ref.uid, []).append(rs)
     fronted = _ingresses(kube, namespace)
-    configs = _config_changes(kube, namespace)
+    configs, config_data = _config_maps(kube, namespace)
     out: dict[str, WorkloadState] = {}
     for service in services:
         dep = deployments.get(service)
@@ -173,6 +177,7 @@ def read_workloads(
             hpa=None if hpa is None else _hpa_state(hpa),
             current_template=template,
             config_changes=tuple(changes),
+            config_data={name: config_data[name] for name in sorted(read) if name in config_data},
             **fronted.get(service, {}),
         )
     return out

@@ -119,7 +119,7 @@ class GuardConfig(_Strict):
 class AutonomyConfig(_Strict):
     """How much the loop may do alone."""
 
-    propose_only: list[ActionKind] = []
+    propose_only: list[ActionKind] = [ActionKind.RESTORE_CONFIG_KEY]
     failed_heals_per_week: int = Field(default=5, ge=1)
 
 

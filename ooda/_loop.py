@@ -21,7 +21,14 @@ from typing import Any
 import pandas as pd
 
 from actuators import ActionContext, Guard, with_timeouts
-from contracts import Clock, CloudClients, KubeClients, MetricFamily, MetricSource
+from contracts import (
+    Clock,
+    CloudClients,
+    KubeClients,
+    MetricFamily,
+    MetricSource,
+    WorkloadState,
+)
 from features import MetricSourceError
 from ooda._act import Actor
 from ooda._audit import AuditStore
@@ -128,6 +135,7 @@ class ControlLoop:
         self._scored_key: tuple[Any, ...] = ()
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
+        self._logs: dict[tuple[str, int], tuple[str, ...]] = {}
         self._oriented: dict[str, Orientation] = {}
         self._oriented_key: tuple[Any, ...] = ()
         self._oriented_at: datetime | None = None
@@ -232,6 +240,7 @@ class ControlLoop:
             self.journal.problem("*", now, f"reading cluster state failed: {exc}")
             workloads, nodes = {}, {}
         workloads, looping_since, looped = self.memory.update(now, workloads)
+        pod_logs = self._crash_logs(workloads, looped)
         for service, view in views.items():
             if not view.usable:
                 self.journal.problem(service, now, "; ".join(view.problems))
@@ -272,8 +281,37 @@ class ControlLoop:
             families=families,
             crashlooping_since=looping_since,
             crash_looped=looped,
+            pod_logs=pod_logs,
             orientation=oriented or {},
         )
+
+    def _crash_logs(
+        self, workloads: dict[str, WorkloadState], looped: dict[str, frozenset[str]]
+    ) -> dict[str, tuple[str, ...]]:
+        """The last ``crash_log_lines`` of each crash-looping pod's previous container, read
+        once per crash (keyed on its restart count); a log that cannot be read is absent."""
+        lines = self.settings.loop.crash_log_lines
+        out: dict[str, tuple[str, ...]] = {}
+        seen: dict[tuple[str, int], tuple[str, ...]] = {}
+        for service, workload in workloads.items():
+            names = looped.get(service, frozenset())
+            for pod in workload.pods:
+                if not (pod.crashlooping or pod.name in names):
+                    continue
+                key = (pod.name, pod.restarts)
+                cached = self._logs.get(key)
+                if cached is None:
+                    try:
+                        text = self.kube.core_v1.read_namespaced_pod_log(
+                            pod.name, workload.namespace, previous=True, tail_lines=lines
+                        )
+                    except Exception as exc:  # no log is no evidence, never a failed tick
+                        log.debug("no log for %s: %s", pod.name, exc)
+                        continue
+                    cached = tuple(line for line in str(text).splitlines() if line.strip())
+                seen[key] = out[pod.name] = cached
+        self._logs = seen
+        return out
 
     def _read_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
         """The metric families the runbooks read; one that fails is reported and absent."""

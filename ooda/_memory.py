@@ -8,7 +8,9 @@ loop's symptoms (lag, 5xx, missing capacity) for its own in those seconds.
 
 A ConfigMap's ``managedFields`` keep one time per field manager: a second harmless
 ``kubectl edit`` overwrites the time of the first, breaking one. The loop keeps every change
-it has seen for ``change_horizon``, so the suspect of a crash loop stays named.
+it has seen for ``change_horizon``, so the suspect of a crash loop stays named. The API keeps
+no history of a ConfigMap's data either: the loop remembers what it last saw in each, so a key
+removed while it watched is named with the value it had (what a restore needs).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class ClusterMemory:
         self._episodes: dict[str, tuple[datetime, datetime]] = {}
         self._looping_pods: dict[str, dict[str, datetime]] = {}
         self._changes: dict[str, dict[tuple[str, str, datetime], ConfigChange]] = {}
+        self._config_seen: dict[str, dict[str, str]] = {}
+        self._removed: dict[str, dict[str, str]] = {}
 
     def update(
         self, now: datetime, workloads: dict[str, WorkloadState]
@@ -40,6 +44,8 @@ class ClusterMemory:
         out: dict[str, WorkloadState] = {}
         since: dict[str, datetime] = {}
         looped: dict[str, frozenset[str]] = {}
+        for workload in workloads.values():
+            self._see_config(workload)
         for service, workload in workloads.items():
             out[service] = self._with_changes(now, service, workload)
             pods = self._looping_pods.setdefault(service, {})
@@ -61,6 +67,22 @@ class ClusterMemory:
                 looped[service] = frozenset(pods)
         return out, since, looped
 
+    def _see_config(self, workload: WorkloadState) -> None:
+        """Note the keys that vanished from a ConfigMap since the last look, with their value;
+        forget one once it is back."""
+        for name, data in workload.config_data.items():
+            before = self._config_seen.get(name)
+            removed = self._removed.setdefault(name, {})
+            if before is not None:
+                removed.update({k: v for k, v in before.items() if k not in data})
+            for key in [k for k in removed if k in data]:
+                del removed[key]
+            self._config_seen[name] = dict(data)
+
+    def _named(self, change: ConfigChange) -> ConfigChange:
+        removed = tuple(sorted(self._removed.get(change.name, {}).items()))
+        return replace(change, removed=removed) if removed != change.removed else change
+
     def _with_changes(self, now: datetime, service: str, workload: WorkloadState) -> WorkloadState:
         seen = self._changes.setdefault(service, {})
         for key in [k for k, c in seen.items() if now - c.at > self.change_horizon]:
@@ -69,7 +91,8 @@ class ClusterMemory:
         hidden = [c for k, c in seen.items() if k not in current]
         for change in workload.config_changes:
             seen[(change.kind, change.name, change.at)] = change
-        if not hidden:
-            return workload
         changes = sorted((*workload.config_changes, *hidden), key=lambda c: c.at, reverse=True)
-        return replace(workload, config_changes=tuple(changes))
+        named = tuple(self._named(c) for c in changes)
+        if named == workload.config_changes:
+            return workload
+        return replace(workload, config_changes=named)

@@ -157,6 +157,9 @@ class Snapshot:
     crash_looped: dict[str, frozenset[str]] = field(default_factory=dict)
     """Per service: its pods this loop saw in CrashLoopBackOff within the crash-loop gap,
     running now or not (a container runs for a while between two crashes)."""
+    pod_logs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per crash-looping pod: the last lines its previous container wrote (absent where they
+    could not be read)."""
     orientation: dict[str, Orientation] = field(default_factory=dict)
     """Per service showing a symptom: its ranked root causes (absent: no symptom, or the
     ranking could not be made this tick)."""

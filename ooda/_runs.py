@@ -150,8 +150,9 @@ class Run:
 
     @property
     def escalated(self) -> bool:
-        """Whether the agent handed the incident to a human."""
-        return self.count("escalation") > 0
+        """Whether the agent handed the incident to a human: escalated, or proposed a heal for
+        a human to apply."""
+        return self.count("escalation") + self.count("proposed") > 0
 
     @property
     def resolved_alone(self) -> bool:

@@ -51,6 +51,8 @@ class LoopSettings:
     forecast_every: timedelta = timedelta(minutes=5)
     """How often the load forecast is refreshed; at once, too, when a service starts to surge
     (``runbooks.surging``; a surge needs a forecast made after it began)."""
+    crash_log_lines: int = 100
+    """Lines of a crash-looping pod's previous container read as evidence (once per crash)."""
     orient_window: timedelta = timedelta(minutes=60)
     """How much history the orient stage reads when a service shows a symptom: the normal
     its components are judged against, and the newest ``orient_recent``."""
@@ -306,8 +308,9 @@ class AutonomySettings:
     a kind that reaches it drops to propose-only until old failures age out."""
     budget_window: timedelta = timedelta(days=7)
     """The rolling window of the failed-heal budget."""
-    propose_only: frozenset[str] = frozenset()
-    """Action kinds that are only ever proposed (a human applies them)."""
+    propose_only: frozenset[str] = frozenset({"restore_config_key"})
+    """Action kinds that are only ever proposed (a human applies them): by default the edit
+    of a person's configuration."""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,13 @@ last ``rollout_window`` and an earlier revision exists, the rollout is the cause
 rollback the heal. When a ConfigMap the pods read changed within that window before the crash
 loop began (read back from its restart count and the kubelet's back-off), the change is the
 suspect: a restarted container reads the same config and crashes the same way, so
-nothing is restarted and the loop escalates, naming the ConfigMap, who changed it and when
-(ooda never edits a config back by itself). Otherwise the worst pod is restarted, once: a
+nothing is restarted. When the loop saw a key vanish from that ConfigMap and the crashing
+containers' last words name it (``required environment variable X is not set``), the
+diagnosis names the key and the heal is to put it back with the value it had
+(``RestoreConfigKey``, propose-only by default: a human approves the edit of their config);
+otherwise the loop escalates, naming the ConfigMap, who changed it and when. Either way the
+crashing containers' log templates (Drain3) go into the evidence. Otherwise the worst pod is
+restarted, once: a
 crash that survives the restart (a bad Secret, say) fails verification, the loop escalates,
 and the guard refuses a second restart of that workload (``RestartPod.repeatable`` is
 False) until a human resets it or the breaker window has passed.
@@ -15,10 +20,13 @@ False) until a human resets it or the breaker window has passed.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from datetime import datetime, timedelta
 
-from actuators import Action, RestartPod, RollbackDeployment
-from contracts import ScenarioId
+from actuators import Action, RestartPod, RestoreConfigKey, RollbackDeployment
+from contracts import ConfigChange, ScenarioId
+from ooda._logs import LogTemplates
 from ooda._observe import within_slo
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
@@ -91,9 +99,16 @@ class PodCrashLoop(Runbook):
             else f"{changed.kind.lower()}/{changed.name} changed at {changed.at:%H:%M:%S}"
             f" by {changed.manager}",
         }
+        lines = [line for p in looping for line in snapshot.pod_logs.get(p.name, ())]
+        if lines:
+            evidence["log_templates"] = _templates(lines)
+        missing = _missing_key(changed, lines) if changed is not None else None
+        if missing is not None:
+            evidence["missing_config_key"] = missing
         if changed is not None and not fresh:
+            said = f"; the pods say {missing['key']} is missing" if missing else ""
             evidence["escalate_because"] = (
-                f"{evidence['config_change']}: a restarted container re-reads it"
+                f"{evidence['config_change']}{said}: a restarted container re-reads it"
             )
         return self.diagnose(snapshot, service, 0.95 if (anomalous or breached) else 0.75, evidence)
 
@@ -109,6 +124,17 @@ class PodCrashLoop(Runbook):
                 f" at {workload.revision_at:%H:%M}",
                 deployment=workload.deployment,
             )
+        missing = diagnosis.evidence.get("missing_config_key")
+        if missing is not None:
+            return RestoreConfigKey(
+                ns,
+                diagnosis.service,
+                reason=f"{pod.name} crash-loops: {missing['key']} was removed from"
+                f" configmap/{missing['config_map']} and the pod says it is missing",
+                config_map=missing["config_map"],
+                key=missing["key"],
+                value=missing["value"],
+            )
         if diagnosis.evidence["config_change"] or not pod.controlled:
             return None  # a restart re-reads the changed config; a bare pod is not replaced
         return RestartPod(
@@ -117,3 +143,29 @@ class PodCrashLoop(Runbook):
             reason=f"{pod.name} in CrashLoopBackOff, {pod.restarts} restarts",
             pod=pod.name,
         )
+
+
+def _missing_key(change: ConfigChange, lines: list[str]) -> dict[str, str] | None:
+    """The removed key of ``change`` that the crashing containers' log names (as a word),
+    with its last value; None when none is named."""
+    for key, value in change.removed:
+        pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(key)}(?![A-Za-z0-9_])")
+        said = next((line for line in reversed(lines) if pattern.search(line)), None)
+        if said is not None:
+            return {"config_map": change.name, "key": key, "value": value, "log": said}
+    return None
+
+
+#: A line at a level that says why a process died.
+_SEVERE = re.compile(
+    r"(?<![A-Za-z])(FATAL|CRITICAL|ERROR|PANIC|panic|Traceback|\w*Error|\w*Exception)(?![a-z])"
+)
+
+
+def _templates(lines: list[str], top: int = 3) -> list[dict[str, object]]:
+    """The most frequent message templates (Drain3) of the severe lines, or of all where none
+    is, with a count each."""
+    miner = LogTemplates()
+    severe = [line for line in lines if _SEVERE.search(line)]
+    counts = Counter(miner.add(line) for line in severe or lines)
+    return [{"template": miner.template(cid), "count": n} for cid, n in counts.most_common(top)]

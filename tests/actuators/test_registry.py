@@ -37,6 +37,7 @@ from actuators import (
     RedriveQueue,
     Reroute,
     RestartPod,
+    RestoreConfigKey,
     RollbackDeployment,
     ScaleConsumers,
     ScaleDeployment,
@@ -169,6 +170,13 @@ TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
     ActionKind.KILL_CONTAINER: lambda e: KillContainer(NS, "checkout", pod=e.pod),
     ActionKind.REDRIVE_QUEUE: lambda e: RedriveQueue(
         NS, "checkout", queue="orders", max_receive_count=1
+    ),
+    ActionKind.RESTORE_CONFIG_KEY: lambda e: RestoreConfigKey(
+        NS,
+        "checkout",
+        config_map="checkout-config",
+        key="PAYMENTS_API_URL",
+        value="https://payments.internal",
     ),
 }
 

@@ -26,7 +26,7 @@ from lab.k8s import (
 CHART_NAMESPACE = "ooda"
 CHART_VALUES = {
     "config": {"namespace": "shop"},
-    "rbac": {"argoCD": {"enabled": True}},
+    "rbac": {"argoCD": {"enabled": True}, "restoreConfig": True},
     "audit": {"urlSecret": {"name": "ooda-audit"}},
 }
 

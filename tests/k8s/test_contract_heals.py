@@ -18,6 +18,7 @@ from actuators import (
     LIMIT_RPS,
     MERGE_PATCH,
     MIN_SET,
+    RESTORED_KEY,
     ActionContext,
     ConflictError,
     GuardRejectedError,
@@ -25,6 +26,7 @@ from actuators import (
     KubeClients,
     RateLimit,
     Reroute,
+    RestoreConfigKey,
     ScaleConsumers,
     SwitchDatabase,
 )
@@ -103,6 +105,41 @@ def test_switch_database_repoints_the_external_name_service(backend: Backend) ->
     core.patch_namespaced_service("orders-db", b.namespace, moved, _content_type=MERGE_PATCH)
     with pytest.raises(ConflictError, match=r"orders\.dr\.db\.example\.com"):
         action.undo(_ctx(b), result)
+
+
+def test_restore_config_key_puts_a_removed_key_back_and_undo_removes_it(
+    backend: Backend,
+) -> None:
+    b = backend
+    core = b.kube.core_v1
+    body = {"metadata": {"name": "orders-config"}, "data": {"DB_POOL_SIZE": "20"}}
+    core.create_namespaced_config_map(b.namespace, body)
+    action = RestoreConfigKey(
+        b.namespace, SERVICE, config_map="orders-config", key="TLS_CA_BUNDLE", value="/etc/ca.pem"
+    )
+
+    preview = action.apply(_ctx(b, dry_run=True))
+    assert preview.after == {"key": "TLS_CA_BUNDLE", "present": True, "value": "/etc/ca.pem"}
+    assert "TLS_CA_BUNDLE" not in core.read_namespaced_config_map("orders-config", b.namespace).data
+
+    result = action.apply(_ctx(b))
+    cm = core.read_namespaced_config_map("orders-config", b.namespace)
+    assert cm.data == {"DB_POOL_SIZE": "20", "TLS_CA_BUNDLE": "/etc/ca.pem"}
+    assert _annotations(cm)[ACTION] == "restore_config_key"
+    assert _annotations(cm)[RESTORED_KEY] == "TLS_CA_BUNDLE"
+    with pytest.raises(GuardRejectedError, match="back already"):
+        action.apply(_ctx(b))
+    action.undo(_ctx(b), result)
+    cm = core.read_namespaced_config_map("orders-config", b.namespace)
+    assert cm.data == {"DB_POOL_SIZE": "20"} and RESTORED_KEY not in _annotations(cm)
+
+    result = action.apply(_ctx(b))
+    theirs = {"data": {"TLS_CA_BUNDLE": "/etc/their-ca.pem"}}
+    core.patch_namespaced_config_map("orders-config", b.namespace, theirs)
+    with pytest.raises(ConflictError, match="their-ca"):
+        action.undo(_ctx(b), result)
+    cm = core.read_namespaced_config_map("orders-config", b.namespace)
+    assert cm.data["TLS_CA_BUNDLE"] == "/etc/their-ca.pem"
 
 
 def _weights(b: Backend, name: str) -> dict[str, int]:

@@ -74,18 +74,29 @@ def test_a_faults_lines_come_while_it_lasts_and_where_it_hits() -> None:
     assert timeouts("payments", 240) == 0
 
 
-def test_a_crash_looping_pod_says_what_it_misses() -> None:
+def test_a_pod_crash_looping_on_a_removed_config_key_names_the_key() -> None:
     lab = _lab()
-    record = lab.inject(scenario(ScenarioId.POD_CRASHLOOP).draw(np.random.default_rng(2), lab))
+    instance = scenario(ScenarioId.POD_CRASHLOOP_PERSISTENT).draw(np.random.default_rng(2), lab)
+    record = lab.inject(instance)
+    key = instance.params["configmap_key"]
+    assert record.detail == key
     lab.step(timedelta(minutes=3))
     core = lab.kube.core_v1
     said = core.read_namespaced_pod_log(record.target, NS, since_seconds=120)
-    assert "required environment variable PAYMENTS_API_URL is not set" in said
+    assert f"required environment variable {key} is not set" in said
     others = [p for p in _pods(lab, record.service) if p != record.target]
     assert all(
         "environment variable" not in core.read_namespaced_pod_log(p, NS, since_seconds=120)
         for p in others
     )
+
+
+def test_a_pod_crash_looping_on_a_bug_panics_and_names_no_config() -> None:
+    lab = _lab()
+    record = lab.inject(scenario(ScenarioId.POD_CRASHLOOP).draw(np.random.default_rng(2), lab))
+    lab.step(timedelta(minutes=3))
+    said = lab.kube.core_v1.read_namespaced_pod_log(record.target, NS, since_seconds=120)
+    assert "panic: runtime error" in said and "environment variable" not in said
 
 
 def test_a_copied_or_pickled_lab_logs_its_own_faults() -> None:

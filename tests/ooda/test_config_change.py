@@ -1,17 +1,20 @@
 """A crash loop that began right after a ConfigMap its pods read was changed is the change's:
-no restart (the replacement would re-read the same config), one escalation that names the
-ConfigMap, who changed it and when. A change long before the crash, or only the install of
-the ConfigMap, leaves the restart as it was."""
+no restart (the replacement would re-read the same config). When the loop saw the key vanish
+and the crashing pods' logs name it, the diagnosis names the key and the loop proposes to put
+it back (propose-only by default; allowed, the restore heals); when it cannot name it, one
+escalation names the ConfigMap, who changed it and when. A change long before the crash, or
+only the install of the ConfigMap, leaves the restart as it was."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from actuators import spy_on
 from contracts import ScenarioId
 from lab import Lab, ScenarioInstance
-from ooda import OodaSettings
+from ooda import AuditEntry, OodaSettings
 from ooda._cluster_state import read_workloads
 from ooda.runbooks.pod_crashloop import crash_began
 from tests.ooda._harness import crashlooping, lab_kube, make_lab, make_loop, run
@@ -58,18 +61,74 @@ def test_only_a_change_after_its_creation_is_a_config_change() -> None:
     assert after["payments"].config_changes == (), "payments reads its own ConfigMap"
 
 
-def test_a_crash_loop_after_a_config_change_is_escalated_not_restarted() -> None:
+def _proposals(entries: list[AuditEntry]) -> list[AuditEntry]:
+    return [e for e in entries if e.outcome.startswith("proposed")]
+
+
+def test_a_removed_key_the_pods_miss_is_named_and_its_restore_proposed() -> None:
     lab = make_lab()
     kube, spies = spy_on(lab_kube(lab))
     loop = make_loop(lab, kube=kube)
     run(lab, loop, 5)
     injected_at = _break_config(lab, "DB_POOL_SIZE")
     run(lab, loop, 40)
-    assert crashlooping(lab, "checkout"), "nothing heals a broken config"
+    assert crashlooping(lab, "checkout"), "a proposal changes nothing"
     assert loop.audit.entries("action") == [], "restarted into a broken config"
     assert [m for spy in spies for m in spy.mutations] == [], "changed something"
+    proposals = _proposals(loop.audit.entries("decision"))
+    assert proposals[0].at - injected_at <= timedelta(minutes=1)
+    cooldown = OodaSettings().guard.cooldown
+    gaps = [b.at - a.at for a, b in itertools.pairwise(proposals)]
+    assert all(gap >= cooldown for gap in gaps), "proposed more than once a cooldown"
+    for proposal in proposals:
+        assert proposal.action == "restore_config_key"
+        assert proposal.target == "configmap/shop/checkout-config"
+        evidence = proposal.evidence
+        assert evidence["config_change"].startswith("configmap/checkout-config changed at")
+        missing = evidence["missing_config_key"]
+        assert (missing["config_map"], missing["key"], missing["value"]) == (
+            "checkout-config",
+            "DB_POOL_SIZE",
+            "20",
+        )
+        assert "DB_POOL_SIZE is not set" in missing["log"]
+        assert any("DB_POOL_SIZE" in t["template"] for t in evidence["log_templates"])
+        assert evidence["action"]["fields"]["value"] == "20"
+
+
+def test_a_restore_the_operator_allows_heals_the_crash_loop() -> None:
+    lab = make_lab()
+    settings = OodaSettings()
+    settings = replace(settings, autonomy=replace(settings.autonomy, propose_only=frozenset()))
+    loop = make_loop(lab, settings)
+    run(lab, loop, 5)
+    _break_config(lab, "TLS_CA_BUNDLE")
+    run(lab, loop, 15)
+    restores = [e for e in loop.audit.entries("action") if e.outcome == "applied"]
+    assert [e.action for e in restores] == ["restore_config_key"]
+    data = lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop").data
+    assert data["TLS_CA_BUNDLE"] == "/etc/ssl/internal-ca.pem"
+    assert crashlooping(lab, "checkout") == []
+    verdicts = [e.outcome for e in loop.audit.entries("verification")]
+    assert verdicts and verdicts[-1].startswith("healed"), verdicts
+
+
+def test_a_removal_the_loop_did_not_see_is_escalated_naming_the_change() -> None:
+    """ooda started after the key was removed: it cannot know the value, so it proposes
+    nothing and escalates, naming the ConfigMap, who changed it and when."""
+    lab = make_lab()
+    kube, spies = spy_on(lab_kube(lab))
+    run(lab, make_loop(lab, kube=kube), 1)
+    injected_at = _break_config(lab, "DB_POOL_SIZE")
+    lab.step(timedelta(seconds=30))
+    loop = make_loop(lab, kube=kube)
+    run(lab, loop, 40)
+    assert crashlooping(lab, "checkout"), "nothing heals a broken config"
+    assert loop.audit.entries("action") == [], "restarted into a broken config"
+    assert _proposals(loop.audit.entries("decision")) == []
+    assert [m for spy in spies for m in spy.mutations] == [], "changed something"
     escalations = loop.audit.entries("escalation")
-    assert escalations[0].at - injected_at <= timedelta(minutes=1)
+    assert escalations[0].at - injected_at <= timedelta(minutes=2)
     for escalation in escalations:  # again every half hour while it lasts
         assert "configmap/checkout-config changed at" in escalation.outcome
         assert "by kubectl-edit" in escalation.outcome
@@ -114,7 +173,9 @@ def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
     assert int(dep.metadata.annotations["deployment.kubernetes.io/revision"]) >= 2
     assert crashlooping(lab, "checkout")
     assert loop.audit.entries("action") == [], "acted on a crash the config change caused"
-    assert all("configmap/checkout-config" in e.outcome for e in loop.audit.entries("escalation"))
+    proposals = _proposals(loop.audit.entries("decision"))
+    assert proposals and all(e.action == "restore_config_key" for e in proposals)
+    assert all(e.evidence["missing_config_key"]["key"] == "TLS_CA_BUNDLE" for e in proposals)
 
 
 def test_a_later_edit_by_the_same_hand_does_not_hide_the_suspect() -> None:
@@ -131,6 +192,7 @@ def test_a_later_edit_by_the_same_hand_does_not_hide_the_suspect() -> None:
     run(lab, loop, 30)
     assert crashlooping(lab, "checkout")
     assert loop.audit.entries("action") == [], "restarted into a broken config"
-    escalations = loop.audit.entries("escalation")
-    assert len(escalations) >= 2
-    assert all(f"changed at {broken_at:%H:%M:%S}" in e.outcome for e in escalations)
+    proposals = _proposals(loop.audit.entries("decision"))
+    assert len(proposals) >= 2
+    changed = f"changed at {broken_at:%H:%M:%S}"
+    assert all(changed in e.evidence["config_change"] for e in proposals)

@@ -58,3 +58,29 @@ def test_a_config_change_stays_seen_after_a_later_write_hides_it() -> None:
     much_later = T + timedelta(hours=25)
     out, _, _ = memory.update(much_later, {"checkout": workload(pod("a"), changes=(second,))})
     assert out["checkout"].config_changes == (second,), "remembered past the horizon"
+
+
+def test_a_key_removed_while_the_loop_watched_is_named_with_its_value() -> None:
+    memory = ClusterMemory(GAP, timedelta(hours=24))
+    whole = {"checkout-config": {"DB_POOL_SIZE": "20", "TLS_CA_BUNDLE": "/etc/ca.pem"}}
+    memory.update(T, {"checkout": replace(workload(pod("a")), config_data=whole)})
+    edit = ConfigChange("ConfigMap", "checkout-config", T + timedelta(minutes=1), "kubectl-edit")
+    broken = {"checkout-config": {"DB_POOL_SIZE": "20"}}
+    later = replace(workload(pod("a"), changes=(edit,)), config_data=broken)
+    out, _, _ = memory.update(edit.at, {"checkout": later})
+    assert out["checkout"].config_changes[0].removed == (("TLS_CA_BUNDLE", "/etc/ca.pem"),)
+    out, _, _ = memory.update(edit.at + timedelta(minutes=1), {"checkout": later})
+    assert out["checkout"].config_changes[0].removed == (("TLS_CA_BUNDLE", "/etc/ca.pem"),)
+    fixed = replace(later, config_data=whole)
+    out, _, _ = memory.update(edit.at + timedelta(minutes=2), {"checkout": fixed})
+    assert out["checkout"].config_changes[0].removed == ()
+
+
+def test_a_key_missing_from_the_first_look_is_not_named() -> None:
+    memory = ClusterMemory(GAP, timedelta(hours=24))
+    edit = ConfigChange("ConfigMap", "checkout-config", T, "kubectl-edit")
+    first = replace(
+        workload(pod("a"), changes=(edit,)), config_data={"checkout-config": {"A": "1"}}
+    )
+    out, _, _ = memory.update(T, {"checkout": first})
+    assert out["checkout"].config_changes[0].removed == ()

@@ -35,7 +35,7 @@ def test_a_start_that_cannot_bind_its_proxy_fails_and_shuts_ray_down(tmp_path: P
 def test_free_serve_port_finds_a_whole_free_block_below_the_ephemeral_range() -> None:
     port = free_serve_port()
     low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    assert 20_000 <= port and port + 100 < low_ephemeral
+    assert port >= 20_000 and port + 100 < low_ephemeral
     for each in [*range(port, port + 16), port + 100]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", each))
