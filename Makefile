@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: install
 	.venv/bin/ooda demo
 
-test: install k8s-bins prometheus-bins kafka-bins postgres-bins
+test: install k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins
 	.venv/bin/pytest
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
@@ -42,6 +42,12 @@ postgres-bins:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends postgresql >/dev/null; }
+
+# Chromium from Debian's packages: the incident pages are tested in a real headless browser.
+chromium-bins:
+	@command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null; }
 
 bench-k8s: install k8s-bins
 	.venv/bin/python benchmarks/bench_k8s.py

@@ -95,6 +95,7 @@ ENTRY_KINDS = (
     "escalation",
     "refusal",
     "reset",
+    "context",
 )
 
 

@@ -12,7 +12,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,7 @@ class Journal:
         self.events: list[LoopEvent] = []
         self.stats = LoopStats()
         self._last_problem: dict[tuple[str, str], str] = {}
+        self._written: list[AuditEntry] = []
 
     def write(
         self,
@@ -80,7 +81,14 @@ class Journal:
     ) -> int:
         """Append one audit entry and return its id (raises if the log cannot be written)."""
         entry = AuditEntry(at, kind, service, action, target, dry_run, outcome, evidence, ref)
-        return self.audit.write(entry)
+        written = self.audit.write(entry)
+        self._written.append(replace(entry, id=written))
+        return written
+
+    def drain(self) -> list[AuditEntry]:
+        """The entries written since the last call, with their ids."""
+        out, self._written = self._written, []
+        return out
 
     def event(self, at: datetime, kind: str, service: str, detail: str) -> None:
         """Put something on the timeline."""

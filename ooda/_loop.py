@@ -35,6 +35,7 @@ from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._cluster_state import read_nodes, read_workloads
 from ooda._errors import BadMetricsError, ScoringUnavailableError
+from ooda._incidents import IncidentRecorder, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
 from ooda._observe import (
@@ -46,7 +47,7 @@ from ooda._observe import (
     forecast_history,
     service_views,
 )
-from ooda._orient import orientations
+from ooda._orient import component_kinds, estate_graph, orientations
 from ooda._predictive import PREDICTIVE
 from ooda._records import (
     AnomalyScores,
@@ -136,6 +137,8 @@ class ControlLoop:
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
         self._logs: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._metrics = pd.DataFrame()
+        self.incidents = IncidentRecorder(audit)
         self._oriented: dict[str, Orientation] = {}
         self._oriented_key: tuple[Any, ...] = ()
         self._oriented_at: datetime | None = None
@@ -184,6 +187,7 @@ class ControlLoop:
                 continue
             if self._may_act is not None and not self._may_act():
                 self.journal.problem("*", now, "not the leader any more: acting stopped", "leader")
+                self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
                 return
             acted.add(plan.action.target)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
@@ -191,6 +195,7 @@ class ControlLoop:
                 earlier = self.pending
                 self.pending = [p for p in earlier if not self.verifier.continued(p, pending, now)]
                 self.pending.append(pending)
+        self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
 
     def _judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:
         return self.verifier.judge(pending, snapshot)
@@ -230,6 +235,7 @@ class ControlLoop:
             self.journal.problem("*", now, f"metrics: {note}")
         if not notes:
             self.journal.clear("*")
+        self._metrics = metrics
         with self.stats.timed("metrics"):
             views = service_views(metrics, services, now, cfg.max_staleness)
         try:
@@ -365,18 +371,9 @@ class ControlLoop:
         at = self._oriented_at
         if key == self._oriented_key and at is not None and now - at < cfg.score_every:
             return self._oriented
-        families = {}
-        for family in MetricFamily:
-            try:
-                raw = self.source.query_family(
-                    family, now - cfg.orient_window, now, timedelta(minutes=1)
-                )
-                families[family], _ = clean_family(raw, family, now)
-            except Exception:  # observe reported it; its components go unranked
-                continue
+        families = self._orient_families(now)
         normal_until = (now - cfg.orient_recent).replace(second=0, microsecond=0)
-        calls = {s: tuple(self.settings.calls.get(s, ())) for s in self.settings.services}
-        found = orientations(calls, metrics, families, symptoms, normal_until)
+        found = orientations(self._calls(), metrics, families, symptoms, normal_until)
         for service, orientation in found.items():
             top = orientation.top
             before = self._oriented.get(service)
@@ -392,6 +389,76 @@ class ControlLoop:
                 )
         self._oriented, self._oriented_key, self._oriented_at = found, key, now
         return found
+
+    def _calls(self) -> dict[str, tuple[str, ...]]:
+        return {s: tuple(self.settings.calls.get(s, ())) for s in self.settings.services}
+
+    def _orient_families(self, now: datetime) -> dict[MetricFamily, pd.DataFrame]:
+        """Every family over ``orient_window``; one that cannot be read is left out (observe
+        reported it), and its components go unranked."""
+        families = {}
+        for family in MetricFamily:
+            try:
+                raw = self.source.query_family(
+                    family, now - self.settings.loop.orient_window, now, timedelta(minutes=1)
+                )
+                families[family], _ = clean_family(raw, family, now)
+            except Exception:
+                continue
+        return families
+
+    # -- incidents ------------------------------------------------------------------------
+    def _record_incidents(self, snapshot: Snapshot) -> None:
+        written = self.journal.drain()
+        context = partial(self._incident_context, snapshot)
+        self.incidents.record(written, snapshot, self._metrics, context)
+
+    def _incident_context(self, snapshot: Snapshot, service: str) -> dict[str, Any]:
+        """What an incident page shows beyond the audit entries: the graph below the service,
+        its ranked causes (ranked now when no symptom had them ranked) and its log surges."""
+        now = snapshot.at
+        families = self._orient_families(now)
+        calls = self._calls()
+        graph = estate_graph(calls, families)
+        below, queue = {service}, [service]
+        while queue:
+            for dep in graph.get(queue.pop(), []):
+                if dep not in below:
+                    below.add(dep)
+                    queue.append(dep)
+        kinds = component_kinds(calls, families)
+        orientation = snapshot.orientation.get(service)
+        normal_until = (now - self.settings.loop.orient_recent).replace(second=0, microsecond=0)
+        if orientation is None or orientation.top is None:
+            why = orientation.why if orientation is not None else "acted on before a symptom"
+            found = orientations(calls, self._metrics, families, {service: why}, normal_until)
+            orientation = found.get(service, orientation)
+        workload = snapshot.workloads.get(service)
+        pods = [p.name for p in workload.pods] if workload is not None else []
+        namespace = workload.namespace if workload is not None else self.settings.namespace
+
+        def read_log(pod: str) -> str:
+            try:
+                return str(
+                    self.kube.core_v1.read_namespaced_pod_log(
+                        pod, namespace, since_seconds=3600, timestamps=True
+                    )
+                )
+            except Exception:  # no log is no evidence
+                return ""
+
+        return {
+            "symptom": orientation.why if orientation is not None else "",
+            "normal_until": normal_until.isoformat(),
+            "graph": {n: [d for d in graph.get(n, []) if d in below] for n in sorted(below)},
+            "kinds": {n: str(kinds.get(n, "service")) for n in sorted(below)},
+            "causes": causes_record(orientation),
+            "log_surges": log_surges(read_log, pods, normal_until, now),
+            "slo": {
+                "p95_ms": self.settings.slo_for(service).p95_ms,
+                "max_error_rate": self.settings.slo_for(service).max_error_rate,
+            },
+        }
 
     def _push(self, metrics: pd.DataFrame, usable: list[str]) -> None:
         assert self.push_features is not None
@@ -427,6 +494,7 @@ class ControlLoop:
             if anomalous and not self.journal.recently(service, "anomaly", now):
                 self.journal.event(now, "anomaly", service, f"score {scores.scores[service]:.2f}")
         self._scored_key, self._scored, self._scored_at = key, scores, now
+        self.incidents.note_scores(now, scores.scores)
         return scores
 
     def _current_forecast(self, now: datetime) -> LoadForecast | None:

@@ -375,6 +375,48 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ooda._incident_page import write_pages
+    from ooda._incidents import incidents
+
+    audit = _open_audit(args, "report")
+    if audit is None:
+        return 2
+    found = incidents(audit)
+    if args.incident is not None and all(i.id != args.incident for i in found):
+        known = ", ".join(str(i.id) for i in found) or "none"
+        console.print(
+            f"[red]report: no incident {args.incident} in {_shown(args.audit)} "
+            f"(incidents: {known})[/]"
+        )
+        return 2
+    pages = write_pages(found, args.out, only=args.incident)
+    shown = pages[1] if args.incident is not None else pages[0]
+    console.print(f"{len(found)} incident(s); wrote {len(pages)} page(s): {shown}")
+    return 0
+
+
+def _cmd_serve_ui(args: argparse.Namespace) -> int:
+    from ooda._incident_ui import serve_incidents
+
+    audit = _open_audit(args, "serve-ui")
+    if audit is None:
+        return 2
+    try:
+        server = serve_incidents(audit, args.host, args.port)
+    except OSError as exc:
+        console.print(f"[red]serve-ui: cannot listen on {args.host}:{args.port}: {exc}[/]")
+        return 2
+    console.print(f"incident pages at http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ooda._audit import AuditError, open_audit, verify_file
 
@@ -614,6 +656,22 @@ def _parser() -> argparse.ArgumentParser:
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
     )
     breaker.set_defaults(func=_cmd_breaker)
+    report = sub.add_parser("report", help="write the incident pages of an audit log as HTML")
+    report.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
+    report.add_argument("--incident", type=int, help="only this incident's page (and the index)")
+    report.add_argument(
+        "--out", type=Path, default=Path(".ooda/incidents"), help="folder for the pages"
+    )
+    report.set_defaults(func=_cmd_report)
+    ui = sub.add_parser("serve-ui", help="serve the incident pages of an audit log over HTTP")
+    ui.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    ui.set_defaults(func=_cmd_serve_ui)
     rca = sub.add_parser(
         "rca", help="rank the root causes of a symptom over a call graph (PetShop's file formats)"
     )
