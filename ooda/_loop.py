@@ -57,7 +57,7 @@ from ooda._records import (
     ServiceView,
     Snapshot,
 )
-from ooda._recover import recover
+from ooda._recover import approved_since, recover
 from ooda._scoring import Scorer
 from ooda._settings import OodaSettings
 from ooda._verify import Verifier
@@ -173,6 +173,7 @@ class ControlLoop:
         if snapshot is None:
             return
         self._stage("*", now, "breaker resets", self._honour_resets)
+        self._stage("*", now, "approvals", self._adopt_approved)
         self.pending = [
             p
             for p in self.pending
@@ -572,6 +573,12 @@ class ControlLoop:
         for reason in found.skipped:
             log.warning("audit replay skipped %s", reason)
         self._last_reset = max((e.id or 0 for e in self.audit.entries("reset")), default=0)
+        self._last_approved = max((e.id or 0 for e in self.audit.entries("action")), default=0)
+
+    def _adopt_approved(self) -> None:
+        """Verify the proposals a human approved since the last tick (``ooda approve``)."""
+        found, self._last_approved = approved_since(self.audit, self.guard, self._last_approved)
+        self.pending += found
 
     def _honour_resets(self) -> None:
         """Close breakers a human reset since the last tick (``ooda breaker reset``)."""

@@ -9,6 +9,7 @@ holds and nothing is repeated, and the entry is closed as interrupted.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +19,8 @@ from ooda._audit import AuditEntry, AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._predictive import PREDICTIVE
 from ooda._records import CONTINUED, PendingAction
+
+log = logging.getLogger("ooda.recover")
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Recovered:
     """Entries that could not be replayed, and why."""
 
 
-def _pending(entry: AuditEntry) -> PendingAction:
+def pending_of(entry: AuditEntry) -> PendingAction:
     ev = entry.evidence
     action = action_class(ev["action"]["kind"])(**ev["action"]["fields"])
     result = ActionResult(**ev["result"])
@@ -44,6 +47,25 @@ def _pending(entry: AuditEntry) -> PendingAction:
         entry.id,
         ScenarioId(ev["scenario"]),
     )
+
+
+def approved_since(
+    audit: AuditStore, guard: Guard, after_id: int
+) -> tuple[list[PendingAction], int]:
+    """Actions a human approved (``ooda approve``) and applied after entry ``after_id``, taken
+    into ``guard`` and returned as verifications to run; and the newest id read."""
+    found: list[PendingAction] = []
+    last = after_id
+    for entry in audit.entries("action", after_id=after_id):
+        last = max(last, entry.id or last)
+        if entry.dry_run or entry.outcome != "applied" or "approved_by" not in entry.evidence:
+            continue
+        try:
+            guard.record_applied(GuardKey.from_dict(entry.evidence["guard"]), entry.at)
+            found.append(pending_of(entry))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("approved action %s not adopted: %s: %s", entry.id, type(exc).__name__, exc)
+    return found, last
 
 
 def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
@@ -90,7 +112,7 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
         out.interrupted.append(entry)
     for entry, _ in applied.values():
         try:
-            out.pending.append(_pending(entry))
+            out.pending.append(pending_of(entry))
         except (KeyError, TypeError, ValueError) as exc:
             out.skipped.append(f"entry {entry.id}: {type(exc).__name__}: {exc}")
     return out

@@ -55,6 +55,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(settings, console)
     logs = ", ".join(str(p) for p in result.audits)
     console.print(f"report: {result.report}   audit logs: {logs}")
+    from ooda._audit import AuditLog
+    from ooda._incident_page import write_pages
+    from ooda._incidents import incidents
+
+    for path in result.audits:
+        audit = AuditLog(path)
+        pages = write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)
+        audit.close()
+        console.print(f"incident pages: {pages[0]} ({len(pages) - 1} incident(s))")
     console.print(
         f"MLflow UI: mlflow ui --backend-store-uri {settings.training.registry.tracking_uri}"
     )
@@ -453,6 +462,39 @@ def _cmd_breaker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from ooda._approve import ApprovalError, approve
+    from ooda._config import load_config
+    from ooda._errors import ConfigError
+    from ooda._run import connect_kube
+
+    try:
+        config = load_config(args.config)
+        settings = config.settings(args.region)
+        kube = connect_kube(config.region(args.region))
+    except ConfigError as exc:
+        console.print(f"[red]approve: {exc}[/]")
+        return 2
+    audit = _open_audit(args, "approve")
+    if audit is None:
+        return 2
+    actor = args.actor or getpass.getuser()
+    try:
+        done = approve(
+            audit, args.id, kube, settings, actor, datetime.now(UTC), dry_run=args.dry_run
+        )
+    except ApprovalError as exc:
+        console.print(f"[red]approve: {exc}[/]")
+        return 2
+    finally:
+        audit.close()
+    what = f"{done.proposal.action} {done.proposal.target}"
+    console.print(f"proposal {args.id} ({what}) approved by {actor}: {done.outcome}")
+    return 0 if done.outcome in ("applied", "dry-run") else 1
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
@@ -656,6 +698,18 @@ def _parser() -> argparse.ArgumentParser:
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
     )
     breaker.set_defaults(func=_cmd_breaker)
+    approve_cmd = sub.add_parser(
+        "approve", help="apply an action the loop proposed (guarded and audited like its own)"
+    )
+    approve_cmd.add_argument("id", type=int, help="the proposal's audit entry id")
+    approve_cmd.add_argument("--config", type=Path, required=True, help="configuration (YAML)")
+    approve_cmd.add_argument("--region", help="the region (default: the file's first)")
+    approve_cmd.add_argument(
+        "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
+    )
+    approve_cmd.add_argument("--actor", help="who approves (default: the current user)")
+    approve_cmd.add_argument("--dry-run", action="store_true", help="preview only")
+    approve_cmd.set_defaults(func=_cmd_approve)
     report = sub.add_parser("report", help="write the incident pages of an audit log as HTML")
     report.add_argument(
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"

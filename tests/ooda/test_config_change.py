@@ -11,11 +11,15 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from actuators import spy_on
 from contracts import ScenarioId
 from lab import Lab, ScenarioInstance
 from ooda import AuditEntry, OodaSettings
+from ooda._approve import ApprovalError, approve
 from ooda._cluster_state import read_workloads
+from ooda._recover import reset_breaker
 from ooda.runbooks.pod_crashloop import crash_began
 from tests.ooda._harness import crashlooping, lab_kube, make_lab, make_loop, run
 
@@ -196,3 +200,37 @@ def test_a_later_edit_by_the_same_hand_does_not_hide_the_suspect() -> None:
     assert len(proposals) >= 2
     changed = f"changed at {broken_at:%H:%M:%S}"
     assert all(changed in e.evidence["config_change"] for e in proposals)
+
+
+def test_an_approved_restore_is_applied_and_verified_by_the_running_loop() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 5)
+    _break_config(lab, "DB_POOL_SIZE")
+    run(lab, loop, 3)
+    proposal = _proposals(loop.audit.entries("decision"))[0]
+    assert proposal.id is not None
+    done = approve(loop.audit, proposal.id, lab_kube(lab), OodaSettings(), "ana", lab.clock.now())
+    assert done.outcome == "applied"
+    assert (
+        lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop").data["DB_POOL_SIZE"]
+        == "20"
+    )
+    with pytest.raises(ApprovalError, match="was approved by ana"):
+        approve(loop.audit, proposal.id, lab_kube(lab), OodaSettings(), "bo", lab.clock.now())
+    run(lab, loop, 10)
+    applied = next(e for e in loop.audit.entries("action") if e.evidence.get("approved_by"))
+    verdicts = [e for e in loop.audit.entries("verification") if e.ref == applied.id]
+    assert [v.outcome.split(":")[0] for v in verdicts] == ["healed"], verdicts
+    assert crashlooping(lab, "checkout") == []
+
+
+def test_only_a_proposal_may_be_approved() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 1)
+    with pytest.raises(ApprovalError, match="no audit entry 4242"):
+        approve(loop.audit, 4242, lab_kube(lab), OodaSettings(), "ana", lab.clock.now())
+    reset = reset_breaker(loop.audit, "shop/checkout", "ana", "test", lab.clock.now())
+    with pytest.raises(ApprovalError, match="is a reset"):
+        approve(loop.audit, reset, lab_kube(lab), OodaSettings(), "ana", lab.clock.now())

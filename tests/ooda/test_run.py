@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lab import Lab, LabSettings, LiveLab, SimClock
 from lab.k8s import KubeCluster
 from lab.servers import AlertmanagerServer, PostgresServer, PrometheusServer, free_port
-from ooda import OodaSettings
+from ooda import AuditLog, OodaSettings
 from ooda._audit import open_audit
 from tests.conftest import Receiver
 from tests.k8s._backends import create_deployment, create_hpa
@@ -284,8 +284,20 @@ def test_a_propose_only_action_pages_a_human_through_alertmanager(
 
     _until(lambda: bool(paged()), "Alertmanager to page the receiver", 30)
     assert paged()[0]["labels"]["service"] == "frontend"
-    # The human's restart, so that the next test finds a healthy frontend.
-    estate.cluster.clients().core_v1.delete_namespaced_pod(pod, estate.namespace)
+    # The human approves: the restart goes through the guard and the Eviction API, audited.
+    audit = str(estate.workdir / "proposed" / "audit.db")
+    pid = str(proposed[0]["audit_id"])
+    approved = _ooda("approve", pid, "--config", str(config), "--audit", audit, "--actor", "ana")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "approved by ana: applied" in approved.stdout
+    _until(lambda: pod not in {p.metadata.name for p in estate.pods("frontend")}, "eviction", 30)
+    entries = AuditLog(Path(audit)).entries()
+    decision = next(e for e in entries if e.ref == int(pid) and e.kind == "decision")
+    assert decision.outcome == "approved by ana"
+    applied = [e for e in entries if e.kind == "action" and e.evidence.get("approved_by") == "ana"]
+    assert [e.outcome for e in applied] == ["applied"]
+    again = _ooda("approve", pid, "--config", str(config), "--audit", audit)
+    assert again.returncode == 2 and "was approved by ana" in again.stdout
 
 
 def _dashboard_answers(prometheus: PrometheusServer) -> list[str]:
