@@ -80,6 +80,7 @@ FAMILY_SIGNALS: dict[MetricFamily, tuple[str, tuple[Signal, ...]]] = {
         (
             Signal("kube_node_status_condition_ready", "down"),
             Signal("kube_node_status_condition_disk_pressure", "up"),
+            Signal("node_filesystem_avail_bytes", "down"),
             Signal("node_netstat_TcpExt_TCPRetransSegs_rate", "up"),
         ),
     ),

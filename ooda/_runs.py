@@ -78,7 +78,7 @@ class Run:
     """The component at fault (the lab's ground truth)."""
     rca: tuple[str, ...] = ()
     """The unattended run only: the top three root causes ``ooda._orient`` ranks for the
-    symptom ``RCA_AFTER`` into the fault (empty: none found)."""
+    symptom ``RCA_AFTER`` into the fault, or once it shows (empty: none found)."""
 
     def first(self, *kinds: str) -> LoopEvent | None:
         """The first event of one of ``kinds`` at or after the injection."""
@@ -211,27 +211,37 @@ log = logging.getLogger("ooda.chaos")
 
 #: When into an unattended run the root causes are ranked (the loop's detection is minutes).
 RCA_AFTER = timedelta(minutes=10)
+#: A slow burn (a leak, a filling disk) may show no symptom ten minutes in: the ranking is
+#: retried every ``RCA_STEP`` while the symptom is not there yet, as the loop re-ranks each
+#: minute while a service shows one, up to this long into the fault.
+RCA_LATEST = timedelta(minutes=30)
+RCA_STEP = timedelta(minutes=5)
 
 
 def rank_root_causes(
     lab: Lab, start: datetime, injected_at: datetime, felt_by: tuple[str, ...], service: str
 ) -> tuple[str, ...]:
     """The top three root causes of the symptom at the upstream-most service the fault hits,
-    ranked on the metrics from ``start`` to ``RCA_AFTER`` after the fault; a window it cannot
-    use is an empty answer, as no answer is."""
-    end = min(lab.clock.now(), injected_at + RCA_AFTER)
+    ranked on the metrics from ``start`` to ``RCA_AFTER`` after the fault, or, while nothing
+    is ranked yet (no symptom), to each ``RCA_STEP`` later up to ``RCA_LATEST`` that the
+    lab has reached; a window it cannot use is an empty answer, as no answer is."""
     step = timedelta(minutes=1)
     calls = {s.name: tuple(c for c, _ in s.downstream) for s in lab.settings.topology.services}
     target = felt_by[0] if felt_by else service
-    try:
-        services = lab.source.query_range(start, end, step)
-        families = {f: lab.source.query_family(f, start, end, step) for f in MetricFamily}
-        normal_until = injected_at.replace(second=0, microsecond=0)
-        causes = orient(calls, services, families, target, normal_until)
-    except Exception as exc:  # a measurement: it must never stop a chaos run
-        log.warning("root causes not ranked for %s: %s: %s", target, type(exc).__name__, exc)
-        return ()
-    return tuple(c.node for c in causes[:3])
+    normal_until = injected_at.replace(second=0, microsecond=0)
+    end = injected_at + RCA_AFTER
+    while True:
+        until = min(lab.clock.now(), end)
+        try:
+            services = lab.source.query_range(start, until, step)
+            families = {f: lab.source.query_family(f, start, until, step) for f in MetricFamily}
+            causes = orient(calls, services, families, target, normal_until)
+        except Exception as exc:  # a measurement: it must never stop a chaos run
+            log.warning("root causes not ranked for %s: %s: %s", target, type(exc).__name__, exc)
+            return ()
+        end += RCA_STEP
+        if causes or until < end - RCA_STEP or end > injected_at + RCA_LATEST:
+            return tuple(c.node for c in causes[:3])
 
 
 def run_mode(

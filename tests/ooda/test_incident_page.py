@@ -122,3 +122,12 @@ def test_the_page_in_a_browser_shows_the_ground_truth_root_cause(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_grafana_dashboard_links_to_the_incident_pages() -> None:
+    import json
+
+    dashboard = json.loads((ARTIFACTS.parents[1] / "deploy" / "grafana" / "ooda.json").read_text())
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "ooda_ui")
+    assert variable["query"] == "http://127.0.0.1:8080"  # `ooda serve-ui`'s default
+    assert [link["url"] for link in dashboard["links"]] == ["${ooda_ui}/"]
