@@ -223,7 +223,8 @@ def incident_html(incident: Incident) -> str:
     causes = "".join(
         f"<tr><td>{i + 1}</td><td>{_e(x['component'])}</td><td>{_e(x['kind'])}</td>"
         f"<td>{x['score']:.2f}</td><td>{x['anomaly']:.1f}</td>"
-        f"<td>{_e(' > '.join(x['path']))}</td></tr>"
+        f"<td>{_e(' > '.join(x['path']))}</td>"
+        f"<td>{'<br>'.join(_e(c) for c in x.get('changes', []))}</td></tr>"
         for i, x in enumerate(c.get("causes") or [])
     )
     logs = "".join(
@@ -245,7 +246,7 @@ def incident_html(incident: Incident) -> str:
         f'<h2>Timeline</h2><ol id="timeline">{rows}</ol>'
         f"<h2>Root causes</h2>{graph_svg(incident)}"
         '<table id="causes"><tr><th>#</th><th>component</th><th>kind</th><th>score</th>'
-        f"<th>peak z</th><th>path</th></tr>{causes}</table>"
+        f"<th>peak z</th><th>path</th><th>changes before</th></tr>{causes}</table>"
         f"<h2>SLIs, forecast and anomaly score</h2>{sli_plot(incident)}"
         '<h2>Log templates that surged</h2><table id="log-surges"><tr><th>template</th>'
         f"<th>before (30 min)</th><th>since</th><th>log2 ratio</th></tr>{logs}</table>"

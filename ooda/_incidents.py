@@ -62,6 +62,7 @@ def causes_record(orientation: Orientation | None) -> list[dict[str, Any]]:
             "anomaly": round(c.anomaly, 2),
             "path": list(c.path),
             "owners": list(c.owners),
+            "changes": list(c.changes),
         }
         for c in orientation.causes[:5]
     ]

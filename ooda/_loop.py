@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -27,12 +27,14 @@ from contracts import (
     KubeClients,
     MetricFamily,
     MetricSource,
+    NodeState,
     WorkloadState,
 )
 from features import MetricSourceError
 from ooda._act import Actor
 from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
+from ooda._changes import change_events
 from ooda._cluster_state import read_nodes, read_workloads
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._incidents import IncidentRecorder, causes_record, log_surges
@@ -54,6 +56,7 @@ from ooda._records import (
     LoadForecast,
     Orientation,
     PendingAction,
+    RootCause,
     ServiceView,
     Snapshot,
 )
@@ -66,6 +69,11 @@ from ooda.runbooks import Runbook, registered_runbooks, surging
 log = logging.getLogger("ooda.loop")
 
 FeaturePusher = Callable[[pd.DataFrame], None]
+
+
+def with_changes(cause: RootCause, changes: dict[str, list[str]]) -> RootCause:
+    """``cause`` with the changes its component saw (at most five, newest first)."""
+    return replace(cause, changes=tuple(changes.get(cause.component, ())[:5]))
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,10 @@ class ControlLoop:
             self._take_forecast(self._ask_forecast(now, metrics, views, usable))
         forecast = self._current_forecast(now)
         oriented = self._stage(
-            "*", now, "orient", partial(self._orient, now, metrics, views, usable, scores)
+            "*",
+            now,
+            "orient",
+            partial(self._orient, now, metrics, views, usable, scores, workloads, nodes),
         )
         return Snapshot(
             at=now,
@@ -359,10 +370,13 @@ class ControlLoop:
         views: dict[str, ServiceView],
         usable: list[str],
         scores: AnomalyScores | None,
+        workloads: dict[str, WorkloadState],
+        nodes: dict[str, NodeState],
     ) -> dict[str, Orientation]:
         """The ranked root causes of each usable service that shows a symptom, judged on the
-        newest ``orient_recent`` against the ``orient_window`` before; refreshed once a
-        minute (the metrics' resolution) or when another service starts to show one."""
+        newest ``orient_recent`` against the ``orient_window`` before, with the changes each
+        saw in that window; refreshed once a minute (the metrics' resolution) or when
+        another service starts to show one."""
         cfg = self.settings.loop
         symptoms = {s: why for s in usable if (why := self._symptom(s, views[s], scores))}
         if not symptoms:
@@ -375,6 +389,7 @@ class ControlLoop:
         families = self._orient_families(now)
         normal_until = (now - cfg.orient_recent).replace(second=0, microsecond=0)
         found = orientations(self._calls(), metrics, families, symptoms, normal_until)
+        found = self._with_changes(now, found, workloads, nodes)
         for service, orientation in found.items():
             top = orientation.top
             before = self._oriented.get(service)
@@ -390,6 +405,22 @@ class ControlLoop:
                 )
         self._oriented, self._oriented_key, self._oriented_at = found, key, now
         return found
+
+    def _with_changes(
+        self,
+        now: datetime,
+        found: dict[str, Orientation],
+        workloads: dict[str, WorkloadState],
+        nodes: dict[str, NodeState],
+    ) -> dict[str, Orientation]:
+        """Each ranked cause with the changes its component saw in the orient window."""
+        since = now - self.settings.loop.orient_window
+        actions = self.audit.entries("action", since=since)
+        changes = change_events(workloads, nodes, actions, since)
+        return {
+            s: replace(o, causes=tuple(with_changes(c, changes) for c in o.causes))
+            for s, o in found.items()
+        }
 
     def _calls(self) -> dict[str, tuple[str, ...]]:
         return {s: tuple(self.settings.calls.get(s, ())) for s in self.settings.services}
@@ -433,6 +464,7 @@ class ControlLoop:
         if orientation is None or orientation.top is None:
             why = orientation.why if orientation is not None else "acted on before a symptom"
             found = orientations(calls, self._metrics, families, {service: why}, normal_until)
+            found = self._with_changes(now, found, snapshot.workloads, snapshot.nodes)
             orientation = found.get(service, orientation)
         workload = snapshot.workloads.get(service)
         pods = [p.name for p in workload.pods] if workload is not None else []

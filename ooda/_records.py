@@ -99,6 +99,9 @@ class RootCause:
     """From the symptom's service down to it."""
     owners: tuple[str, ...]
     """The services whose runbooks heal it: the service itself, or those that use it."""
+    changes: tuple[str, ...] = ()
+    """What changed in it before the symptom (a rollout, a config edit, a cordon, ooda's own
+    actions), newest first: evidence beside the score."""
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,11 @@ class Orientation:
 
     def summary(self, k: int = 3) -> list[dict[str, Any]]:
         """The first ``k`` causes as the audit log keeps them."""
-        return [
-            {"component": c.component, "kind": str(c.kind), "score": round(c.score, 3)}
-            for c in self.causes[:k]
-        ]
+        out: list[dict[str, Any]] = []
+        for c in self.causes[:k]:
+            cause = {"component": c.component, "kind": str(c.kind), "score": round(c.score, 3)}
+            out.append({**cause, "changes": list(c.changes)} if c.changes else cause)
+        return out
 
 
 @dataclass(frozen=True)
