@@ -104,7 +104,7 @@ def summary(scenario: ScenarioId, instances: list[Instance]) -> dict[str, Any]:
         "pod_minutes": per_mode(lambda r: r.pod_minutes),
         "escalated": sum(r.escalated for r in on),
         "actions_per_incident": _mean([float(r.actions) for r in on]),
-        # Root causes, ranked on the unattended run (the loop does not act on them yet).
+        # Root causes, ranked on the unattended run, scored against the lab's truth.
         "rca_top1": sum(i.runs[Mode.OFF].root_cause in i.runs[Mode.OFF].rca[:1] for i in instances),
         "rca_top3": sum(i.runs[Mode.OFF].root_cause in i.runs[Mode.OFF].rca for i in instances),
     }
