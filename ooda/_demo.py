@@ -28,6 +28,8 @@ from lab import Lab, ScenarioInstance
 from lab import scenario as lab_scenario
 from ooda._audit import AuditLog
 from ooda._chaos import lab_context
+from ooda._incident_page import write_pages
+from ooda._incidents import incidents
 from ooda._loop import ControlLoop
 from ooda._platform import history_lab, serve_early, train_models
 from ooda._quiet import quiet_worker, silence
@@ -68,6 +70,8 @@ class DemoResult:
     report: Path
     audits: list[Path]
     """One audit log per scenario (each scenario's loop starts with a clean memory)."""
+    incident_pages: list[Path]
+    """The index of each audit log's incident pages."""
 
     @property
     def all_healed(self) -> bool:
@@ -224,7 +228,12 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
             progress.update(tasks[str(scenario_id)], completed=ticks)
     console.print(scorecard(runs))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
-    return DemoResult(runs, results, report, audits)
+    pages = []
+    for path in audits:
+        audit = AuditLog(path)
+        pages.append(write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)[0])
+        audit.close()
+    return DemoResult(runs, results, report, audits, pages)
 
 
 def _advance(

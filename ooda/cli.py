@@ -55,15 +55,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(settings, console)
     logs = ", ".join(str(p) for p in result.audits)
     console.print(f"report: {result.report}   audit logs: {logs}")
-    from ooda._audit import AuditLog
-    from ooda._incident_page import write_pages
-    from ooda._incidents import incidents
-
-    for path in result.audits:
-        audit = AuditLog(path)
-        pages = write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)
-        audit.close()
-        console.print(f"incident pages: {pages[0]} ({len(pages) - 1} incident(s))")
+    console.print("incident pages: " + ", ".join(str(p) for p in result.incident_pages))
     console.print(
         f"MLflow UI: mlflow ui --backend-store-uri {settings.training.registry.tracking_uri}"
     )

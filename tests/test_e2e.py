@@ -97,6 +97,11 @@ def test_every_action_is_in_the_audit_log_with_evidence(
         v <= {"healed"} for name, v in verdicts.items() if name != "audit-pod_crashloop_persistent"
     ), verdicts
     assert all(log.verify().ok for log in logs)
+    # Each scenario's incidents have their pages: the crash loop's names its restart.
+    assert [p.parent.name for p in result.incident_pages] == [p.stem for p in result.audits]
+    crash = next(p for p in result.incident_pages if p.parent.name == "audit-pod_crashloop")
+    page = sorted(crash.parent.glob("incident-*.html"))[0].read_text()
+    assert 'id="timeline"' in page and 'id="graph"' in page and "restart_pod" in page
 
 
 def test_models_were_registered_with_a_judged_champion(
