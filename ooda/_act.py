@@ -3,8 +3,10 @@
 Runbooks are tried in priority order, those that heal the service's diagnosed root cause
 first; the first diagnosis wins and its runbook proposes one bounded action. A symptom whose
 root cause is another service's to heal (a caller slowed by its callee's database) is left
-to that service's diagnosis. The plan's autonomy comes from the settings and the healer's own record
-(dry-run, propose-only when the kind has used its failed-heal budget). Then the guard; then
+to that service's diagnosis, when the runbook that matched it follows root causes (latency,
+errors, lag: symptoms a callee's fault shows upstream; never a service's own load or pods).
+The plan's autonomy comes from the settings and the healer's own record (dry-run,
+propose-only when the kind has used its failed-heal budget). Then the guard; then
 the intent goes into the audit log *before* the mutating call and the result after it, so a
 crash in between leaves a trace that the next start-up turns into a cooldown, not a repeat.
 A guard or precondition refusal is recorded as refused: it is not a failed heal and never
@@ -78,7 +80,7 @@ class Actor:
         if found is None:
             return self._predict(snapshot, service)
         runbook, diagnosis = found
-        healer = self._healer(snapshot, service)
+        healer = self._healer(snapshot, service) if runbook.follows_root_cause else None
         if healer is not None:
             cause, owner = healer
             if not self.journal.recently(service, "deferred", snapshot.at):

@@ -35,6 +35,12 @@ class Runbook(ABC):
     heals: ClassVar[ComponentKind] = ComponentKind.SERVICE
     """The kind of component whose fault it heals: the loop tries it first for a service
     whose diagnosed root cause is of this kind (``LoopSettings.follow_root_cause``)."""
+    follows_root_cause: ClassVar[bool] = False
+    """Whether the symptom it matches on can be another service's fault showing here (a slow
+    or failing callee makes its callers slow, failing or lagging): then, when the diagnosed
+    root cause is another service's to heal and that service's runbook heals it, the loop
+    leaves the symptom to it. A runbook of the service's own load, pods, memory or nodes
+    never defers."""
     families: ClassVar[tuple[MetricFamily, ...]] = ()
     """Metric families beyond the service frame the runbook reads (the loop queries every
     family once per tick into ``Snapshot.families``; the detector reads them all)."""

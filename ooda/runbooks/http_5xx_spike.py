@@ -31,6 +31,7 @@ class Http5xxSpike(Runbook):
     name = "http_5xx_spike"
     scenarios = (ScenarioId.HTTP_5XX_SPIKE,)
     priority = 15
+    follows_root_cause = True
     deadline = timedelta(minutes=8)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

@@ -111,6 +111,7 @@ class KafkaConsumerLag(Runbook):
     name = "kafka_consumer_lag"
     scenarios = (ScenarioId.KAFKA_CONSUMER_LAG,)
     priority = 40
+    follows_root_cause = True
     heals = ComponentKind.TOPIC
     deadline = timedelta(minutes=12)
     families = (MetricFamily.KAFKA,)

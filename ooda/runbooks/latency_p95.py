@@ -63,6 +63,7 @@ class LatencyP95(Runbook):
     name = "latency_p95"
     scenarios = (ScenarioId.LATENCY_P95,)
     priority = 60
+    follows_root_cause = True
     deadline = timedelta(minutes=10)
     families = (MetricFamily.NODE,)
 

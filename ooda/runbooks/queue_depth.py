@@ -56,6 +56,7 @@ class QueueDepth(Runbook):
     name = "queue_depth"
     scenarios = (ScenarioId.QUEUE_DEPTH,)
     priority = 45
+    follows_root_cause = True
     heals = ComponentKind.QUEUE
     deadline = timedelta(minutes=15)
     families = (MetricFamily.QUEUE,)

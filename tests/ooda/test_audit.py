@@ -89,6 +89,7 @@ def test_every_kind_is_accepted_in_the_documented_order() -> None:
         "escalation",
         "refusal",
         "reset",
+        "context",
     )
     log = AuditLog(":memory:")
     for kind in ENTRY_KINDS:

@@ -44,6 +44,7 @@ class ScaleWhenSlow(Runbook):
     name = "scale_when_slow"
     scenarios = (ScenarioId.LATENCY_P95,)
     priority = 10
+    follows_root_cause = True
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         return self.diagnose(snapshot, service, 0.6, {})
@@ -151,6 +152,13 @@ def test_with_nothing_to_heal_at_the_cause_the_symptom_is_healed_where_it_shows(
     plan = actor.decide(_snapshot(_orientation(DATABASE_OF_PAYMENTS)), "checkout")
     assert plan is not None and isinstance(plan.action, ScaleDeployment)
     assert not [e for e in actor.journal.events if e.kind == "deferred"]
+
+
+def test_a_runbook_of_the_services_own_load_never_defers() -> None:
+    actor = _actor()
+    actor.runbooks[0].follows_root_cause = False  # type: ignore[misc]
+    plan = actor.decide(_snapshot(_orientation(DATABASE_OF_PAYMENTS)), "checkout")
+    assert plan is not None and isinstance(plan.action, ScaleDeployment)
 
 
 @pytest.mark.parametrize(
