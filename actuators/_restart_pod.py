@@ -51,13 +51,18 @@ class RestartPod(Action):
         return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable=False)
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
-        workload = window.workload
-        if workload is None:
-            return "workload state unknown"
-        looping = workload.crashlooping
-        if looping:
-            names = ", ".join(p.name for p in looping)
-            return f"{len(looping)} pod(s) still in CrashLoopBackOff ({names})"
-        if workload.ready_replicas < workload.replicas:
-            return f"{workload.ready_replicas} of {workload.replicas} replicas Ready"
-        return None
+        return pods_recovered(window)
+
+
+def pods_recovered(window: VerifyWindow) -> str | None:
+    """Why the workload's pods are not back yet (a crash loop, replicas not Ready), or None."""
+    workload = window.workload
+    if workload is None:
+        return "workload state unknown"
+    looping = workload.crashlooping
+    if looping:
+        names = ", ".join(p.name for p in looping)
+        return f"{len(looping)} pod(s) still in CrashLoopBackOff ({names})"
+    if workload.ready_replicas < workload.replicas:
+        return f"{workload.ready_replicas} of {workload.replicas} replicas Ready"
+    return None

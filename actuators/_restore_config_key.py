@@ -21,6 +21,7 @@ from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, GuardRejectedError, PermanentActuatorError
 from actuators._kube import MERGE_PATCH
+from actuators._restart_pod import pods_recovered
 from contracts import ActionKind, VerifyWindow
 
 #: The key ooda restored, on the ConfigMap it restored it in.
@@ -96,12 +97,4 @@ class RestoreConfigKey(Action):
         return self.undone(result, {"key": self.key, "present": False})
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
-        workload = window.workload
-        if workload is None:
-            return "workload state unknown"
-        if workload.crashlooping:
-            names = ", ".join(p.name for p in workload.crashlooping)
-            return f"{len(workload.crashlooping)} pod(s) still in CrashLoopBackOff ({names})"
-        if workload.ready_replicas < workload.replicas:
-            return f"{workload.ready_replicas} of {workload.replicas} replicas Ready"
-        return None
+        return pods_recovered(window)
