@@ -61,7 +61,7 @@ bench-detector: install
 
 # PetShop's root-cause benchmark of `ooda rca` (recall@1/@3 and specificity, the harness's way).
 bench-rca: install
-	.venv/bin/python benchmarks/bench_rca.py --data ../shared/data/petshop
+	.venv/bin/python benchmarks/bench_rca.py --data ../shared/data/petshop --cv
 
 # Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
 bench-nab: install

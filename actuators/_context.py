@@ -3,16 +3,18 @@
 Before this, each action took the same five keyword arguments and the loop passed a no-op
 sleep, so PDB and API retries fired in milliseconds on a real cluster. Here the sleep is real
 unless a simulated clock is injected, and every Kubernetes call carries a timeout: a hung API
-server costs a bounded wait, never a stuck loop.
+server costs a bounded wait, never a stuck loop. Every write names ooda as its field manager,
+so ``managedFields`` (and the change events read from it) say who changed an object.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from actuators._retry import RetryPolicy
@@ -23,14 +25,26 @@ CHANGED_BY = "ooda.dev/changed-by"
 CHANGED_AT = "ooda.dev/changed-at"
 AUDIT_ID = "ooda.dev/audit-id"
 ACTION = "ooda.dev/action"
+#: The field manager of ooda's writes (``metadata.managedFields[].manager``).
+FIELD_MANAGER = "ooda"
+_WRITES = ("patch_", "create_", "replace_")
 
 #: Evictions wait for a PodDisruptionBudget far longer than a plain API retry: a replacement
 #: pod has to start.
 PDB_RETRY = RetryPolicy(attempts=10, initial_backoff_s=1.0, multiplier=2.0, max_backoff_s=15.0)
 
 
+@lru_cache(maxsize=512)
+def _takes_field_manager(method: Callable[..., Any]) -> bool:
+    try:
+        return "field_manager" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class _Timed:
-    """An API object whose every method call carries ``_request_timeout`` unless it has one."""
+    """An API object whose every method call carries ``_request_timeout`` unless it has one,
+    and whose every write names ooda its field manager where the method takes one."""
 
     def __init__(self, api: Any, timeout_s: float) -> None:
         self._api = api
@@ -41,8 +55,13 @@ class _Timed:
         if name.startswith("_") or not callable(attr):
             return attr
 
+        method = getattr(type(self._api), name, attr)
+        write = name.startswith(_WRITES) and _takes_field_manager(method)
+
         def call(*args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("_request_timeout", self._timeout_s)
+            if write:
+                kwargs.setdefault("field_manager", FIELD_MANAGER)
             return attr(*args, **kwargs)
 
         return call

@@ -30,6 +30,7 @@ from contracts._ports import (
     PolicyV1,
 )
 from contracts._records import (
+    ArgoApp,
     ConfigChange,
     HpaState,
     NodeState,
@@ -47,6 +48,7 @@ __all__ = [
     "METRIC_VALUE_COLUMNS",
     "ActionKind",
     "AppsV1",
+    "ArgoApp",
     "AutoscalingV2",
     "Clock",
     "CloudClients",

@@ -50,15 +50,38 @@ class HpaState:
     target_cpu_utilisation: float | None
     """The CPU utilisation target as a fraction, or None when the HPA has no CPU metric."""
     annotations: dict[str, str] = field(default_factory=dict)
+    changed_at: datetime | None = None
+    """The newest write to it after its creation, from ``metadata.managedFields`` (the HPA
+    controller's status updates are not changes); None when it is as created."""
+    changed_by: str = ""
+    """That write's field manager (``kubectl-edit``, ``helm``, ``ooda`` ...)."""
+
+
+@dataclass(frozen=True)
+class ArgoApp:
+    """The Argo CD ``Application`` whose ``status.resources`` lists a workload's Deployment:
+    a rollback goes through it (a patched Deployment would be synced straight back)."""
+
+    name: str
+    namespace: str
+    """Namespace of the Application object (``argocd``), not of the workload."""
+    revision: str
+    """The revision of its newest sync (``status.history``), empty when it never synced."""
+    deployed_at: datetime | None
+    """When that sync finished."""
+    previous_revision: str = ""
+    """The revision before it: what a rollback would sync to (empty: nothing to go back to)."""
 
 
 @dataclass(frozen=True)
 class ConfigChange:
-    """The last change to a ConfigMap a workload's pods read (``envFrom`` or a volume), from
-    its ``metadata.managedFields``: the newest entry's time and field manager."""
+    """The last change to a ConfigMap or Secret a workload's pods read (``envFrom``, ``env``
+    or a volume), from its ``metadata.managedFields``: the newest entry's time and field
+    manager. A Secret is only ever read for that metadata, and only where the role allows
+    listing Secrets (the Helm chart's does not)."""
 
     kind: str
-    """``ConfigMap``."""
+    """``ConfigMap`` or ``Secret``."""
     name: str
     at: datetime
     manager: str
@@ -97,6 +120,8 @@ class WorkloadState:
     the ConfigMaps could not be read)."""
     config_data: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """The data of each ConfigMap the pod template reads, by name, as read this tick."""
+    argo: ArgoApp | None = None
+    """The Argo CD Application that deploys it, None when none does (or none could be read)."""
 
     @property
     def workload(self) -> str:

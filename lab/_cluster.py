@@ -131,6 +131,8 @@ class Hpa:
     """(time, recommendation), decreasing: the scale-down stabilisation window."""
     scale_ups: deque[tuple[float, int]] = field(default_factory=deque)
     annotations: dict[str, str] = field(default_factory=dict)
+    changed: tuple[float, str] | None = None
+    """(time, field manager) of the newest spec or metadata patch, None when as created."""
 
 
 @dataclass

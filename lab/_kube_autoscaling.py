@@ -70,6 +70,7 @@ class FakeAutoscalingV2Api(_Api):
             hpa.target_utilisation,
             hpa.desired_replicas,
             hpa.last_scale_time,
+            hpa.changed,
         )
         return self._revisions.served(hpa.uid, key, lambda: self._render_hpa(hpa, current))
 
@@ -111,6 +112,22 @@ class FakeAutoscalingV2Api(_Api):
         utilisation = hpa.current_utilisation
         meta = self._meta(hpa.name, hpa.uid, hpa.created_at, {"app": hpa.name})
         meta.annotations = dict(hpa.annotations) or None
+        status_at = hpa.created_at if hpa.last_scale_time is None else hpa.last_scale_time
+        managed = [
+            ("helm", hpa.created_at, None),
+            ("kube-controller-manager", status_at, "status"),
+            *([] if hpa.changed is None else [(hpa.changed[1], hpa.changed[0], None)]),
+        ]
+        meta.managed_fields = [
+            client.V1ManagedFieldsEntry(
+                manager=manager,
+                operation="Update",
+                api_version="autoscaling/v2",
+                time=_utc(at),
+                subresource=subresource,
+            )
+            for manager, at, subresource in managed
+        ]
         model = client.V2HorizontalPodAutoscaler(
             api_version="autoscaling/v2",
             kind="HorizontalPodAutoscaler",
@@ -172,10 +189,17 @@ class FakeAutoscalingV2Api(_Api):
         return self._to_v2_hpa(self._hpa(name, namespace))
 
     def patch_namespaced_horizontal_pod_autoscaler(
-        self, name: str, namespace: str, body: Any, _content_type: str | None = None
+        self,
+        name: str,
+        namespace: str,
+        body: Any,
+        field_manager: str | None = None,
+        _content_type: str | None = None,
     ) -> client.V2HorizontalPodAutoscaler:
         """Merge-patch ``spec.minReplicas``, ``spec.maxReplicas``, the CPU target and
         ``metadata.annotations`` (None deletes); ``metadata.resourceVersion`` is a precondition.
+        The write is recorded in ``managedFields`` under ``field_manager`` (the client's
+        default, ``OpenAPI-Generator``, without one).
 
         The HPA controller acts on the new spec at its next sync (within 15 s).
         """
@@ -224,6 +248,7 @@ class FakeAutoscalingV2Api(_Api):
             )
         hpa.min_replicas, hpa.max_replicas, hpa.target_utilisation = low, high, target
         hpa.annotations = annotations
+        hpa.changed = (self._now(), field_manager or "OpenAPI-Generator")
         return self._to_v2_hpa(hpa)
 
     def delete_namespaced_horizontal_pod_autoscaler(

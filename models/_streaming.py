@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from models._detectors import IsolationForestDetector
-from models._errors import InvalidInputError
+from models._errors import InsufficientHistoryError, InvalidInputError
 from models._series import sampling_interval
 
 FEATURES = ("level", "diff", "dev_short", "shift", "spread", "season")
@@ -123,8 +123,16 @@ class StreamingScorer:
         return True
 
     def fit(self, timestamps: pd.Series) -> Self:
-        """Read the sampling interval and the daily season from the first timestamps."""
-        self.interval = sampling_interval(timestamps, self.settings.interval_rows)
+        """Read the sampling interval and the daily season from the first timestamps (from
+        all of them when the first ones never step forward; without a season when none do)."""
+        try:
+            self.interval = sampling_interval(timestamps, self.settings.interval_rows)
+        except InsufficientHistoryError:
+            try:
+                self.interval = sampling_interval(timestamps)
+            except InsufficientHistoryError:
+                self.interval, self.season_rows = pd.Timedelta(0), 0
+                return self
         per_day = pd.Timedelta(days=1) / self.interval
         self.season_rows = round(per_day) if 2 <= per_day <= 2000 else 0
         return self

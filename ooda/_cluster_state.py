@@ -1,4 +1,4 @@
-"""Read the cluster state of the looked-after workloads, once per tick, in six list calls.
+"""Read the cluster state of the looked-after workloads, once per tick: one list call per kind.
 
 The lists are indexed (pods by label, HPAs by target, ReplicaSets by owner) so the cost is
 linear in the objects, not services x pods: 1,000 services with 10,000 pods are one pass.
@@ -6,9 +6,14 @@ linear in the objects, not services x pods: 1,000 services with 10,000 pods are 
 Decide and verify both read from this snapshot; before, decide read pods and HPAs per
 service and act read them again. The HPA is found through its ``scaleTargetRef``, not by
 assuming it shares the Deployment's name; a pod belongs to a Deployment when the
-Deployment's selector matches its labels. The ConfigMaps a pod template reads (``envFrom``,
-``env`` references, volumes) are listed with their last change from ``managedFields``: a
-crash that begins right after its config changed is the change's, not the pod's.
+Deployment's selector matches its labels. The ConfigMaps and Secrets a pod template reads
+(``envFrom``, ``env`` references, volumes) are listed with their last change from
+``managedFields``: a crash that begins right after its config changed is the change's, not
+the pod's. So is the HPA's last spec change, and the Argo CD Application that deploys the
+workload, with its sync history: the changes the orient stage puts beside a root cause.
+
+A Secret's data is never kept: only its metadata is read, and only where the role may list
+Secrets (the Helm chart's may not; a 403 reads as "no Secret changes known").
 """
 
 from __future__ import annotations
@@ -20,7 +25,19 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from actuators import CHANGED_AT, LIMIT_RPS, REVISION, RPS_SET
-from contracts import ConfigChange, HpaState, KubeClients, NodeState, PodState, WorkloadState
+from contracts import (
+    ArgoApp,
+    ConfigChange,
+    HpaState,
+    KubeClients,
+    NodeState,
+    PodState,
+    WorkloadState,
+)
+
+#: Where Argo CD keeps its Applications, and their API.
+ARGO_NAMESPACE = "argocd"
+_ARGO = ("argoproj.io", "v1alpha1")
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -42,6 +59,21 @@ def _pod_state(pod: Any) -> PodState:
     )
 
 
+def _last_change(metadata: Any) -> tuple[datetime, str] | None:
+    """The newest write after creation in ``managedFields`` (status subresource writes, the
+    controllers' own bookkeeping, are not changes), as (time, field manager)."""
+    created = metadata.creation_timestamp
+    fields = [
+        m
+        for m in metadata.managed_fields or []
+        if m.time is not None and getattr(m, "subresource", None) != "status"
+    ]
+    newest = max(fields, key=lambda m: m.time, default=None)
+    if newest is None or created is None or newest.time <= created:
+        return None
+    return newest.time, newest.manager or ""
+
+
 def _hpa_state(hpa: Any) -> HpaState:
     cpu = None
     for metric in hpa.spec.metrics or []:
@@ -50,6 +82,7 @@ def _hpa_state(hpa: Any) -> HpaState:
             value = resource.target.average_utilization
             cpu = float(value) / 100.0 if value else None
     status = hpa.status
+    change = _last_change(hpa.metadata)
     return HpaState(
         name=hpa.metadata.name,
         min_replicas=int(hpa.spec.min_replicas or 1),
@@ -58,27 +91,51 @@ def _hpa_state(hpa: Any) -> HpaState:
         desired_replicas=int(status.desired_replicas or 0) if status else 0,
         target_cpu_utilisation=cpu,
         annotations=dict(hpa.metadata.annotations or {}),
+        changed_at=None if change is None else change[0],
+        changed_by="" if change is None else change[1],
     )
 
 
-def _template_config_maps(template: Any) -> set[str]:
-    """Names of the ConfigMaps a pod template reads: ``envFrom``, ``env`` values, volumes."""
+def _template_sources(template: Any) -> tuple[set[str], set[str]]:
+    """Names of the ConfigMaps and of the Secrets a pod template reads: ``envFrom``, ``env``
+    values, volumes."""
     spec = template.spec if template is not None else None
     if spec is None:
-        return set()
-    names: set[str] = set()
+        return set(), set()
+    maps: set[str] = set()
+    secrets: set[str] = set()
+
+    def add(into: set[str], ref: Any) -> None:
+        name = getattr(ref, "name", None) or getattr(ref, "secret_name", None)
+        if ref is not None and name:
+            into.add(name)
+
     for container in [*(spec.containers or []), *(spec.init_containers or [])]:
         for source in container.env_from or []:
-            if source.config_map_ref is not None and source.config_map_ref.name:
-                names.add(source.config_map_ref.name)
+            add(maps, source.config_map_ref)
+            add(secrets, source.secret_ref)
         for var in container.env or []:
-            ref = var.value_from.config_map_key_ref if var.value_from else None
-            if ref is not None and ref.name:
-                names.add(ref.name)
+            if var.value_from is not None:
+                add(maps, var.value_from.config_map_key_ref)
+                add(secrets, var.value_from.secret_key_ref)
     for volume in spec.volumes or []:
-        if volume.config_map is not None and volume.config_map.name:
-            names.add(volume.config_map.name)
-    return names
+        add(maps, volume.config_map)
+        add(secrets, volume.secret)
+    return maps, secrets
+
+
+def _listed(call: Any, *args: Any) -> list[Any] | None:
+    """The items of a list call, None where the role may not make it or the API has no such
+    resource (or the client no such call)."""
+    if call is None:
+        return None
+    try:
+        got = call(*args)
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+    return list(got["items"] if isinstance(got, dict) else got.items)
 
 
 def _config_maps(
@@ -88,27 +145,66 @@ def _config_maps(
     created (a ConfigMap installed with its Deployment is no change, as revision 1 is no
     rollout), and every ConfigMap's data; both empty where they may not be read (a role
     without ConfigMaps, a client without the call)."""
-    list_config_maps = getattr(kube.core_v1, "list_namespaced_config_map", None)
-    if list_config_maps is None:
-        return {}, {}
-    try:
-        items = list_config_maps(namespace).items
-    except ApiException as exc:
-        if exc.status in (403, 404):
-            return {}, {}
-        raise
+    items = _listed(getattr(kube.core_v1, "list_namespaced_config_map", None), namespace)
     changes: dict[str, ConfigChange] = {}
     data: dict[str, dict[str, str]] = {}
-    for cm in items:
+    for cm in items or []:
         name = cm.metadata.name
         data[name] = {str(k): str(v) for k, v in (cm.data or {}).items()}
-        created = cm.metadata.creation_timestamp
-        fields = [m for m in cm.metadata.managed_fields or [] if m.time is not None]
-        newest = max(fields, key=lambda m: m.time, default=None)
-        if newest is None or created is None or newest.time <= created:
-            continue
-        changes[name] = ConfigChange("ConfigMap", name, newest.time, newest.manager or "")
+        change = _last_change(cm.metadata)
+        if change is not None:
+            changes[name] = ConfigChange("ConfigMap", name, *change)
     return changes, data
+
+
+def _secret_changes(kube: KubeClients, namespace: str) -> dict[str, ConfigChange]:
+    """The newest write of each Secret changed after its creation; only metadata is looked
+    at, and nothing where Secrets may not be listed."""
+    items = _listed(getattr(kube.core_v1, "list_namespaced_secret", None), namespace)
+    changes: dict[str, ConfigChange] = {}
+    for secret in items or []:
+        change = _last_change(secret.metadata)
+        if change is not None:
+            changes[secret.metadata.name] = ConfigChange("Secret", secret.metadata.name, *change)
+    return changes
+
+
+def _when(raw: Any) -> datetime | None:
+    if isinstance(raw, datetime):
+        return raw
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def argo_applications(
+    kube: KubeClients, namespace: str, argo_namespace: str = ARGO_NAMESPACE
+) -> dict[str, ArgoApp]:
+    """Per Deployment of ``namespace``: the Argo CD Application whose ``status.resources``
+    lists it, with its two newest syncs. Empty where Argo CD is not installed or may not be
+    read."""
+    api = kube.custom_objects
+    call = None if api is None else getattr(api, "list_namespaced_custom_object", None)
+    apps = _listed(call, *_ARGO, argo_namespace, "applications")
+    out: dict[str, ArgoApp] = {}
+    for app in apps or []:
+        status = app.get("status") or {}
+        history = sorted(status.get("history") or [], key=lambda h: h.get("id", 0))
+        newest = history[-1] if history else {}
+        record = ArgoApp(
+            name=(app.get("metadata") or {}).get("name", ""),
+            namespace=argo_namespace,
+            revision=str(newest.get("revision", "")),
+            deployed_at=_when(newest.get("deployedAt")),
+            previous_revision=str(history[-2].get("revision", "")) if len(history) > 1 else "",
+        )
+        for resource in status.get("resources") or []:
+            if resource.get("kind") == "Deployment" and resource.get("namespace") == namespace:
+                out.setdefault(resource.get("name", ""), record)
+    return out
 
 
 def read_workloads(
@@ -145,6 +241,8 @@ def read_workloads(
             owned_by.setdefault(ref.uid, []).append(rs)
     fronted = _ingresses(kube, namespace)
     configs, config_data = _config_maps(kube, namespace)
+    secrets = _secret_changes(kube, namespace)
+    argo = argo_applications(kube, namespace)
     out: dict[str, WorkloadState] = {}
     for service in services:
         dep = deployments.get(service)
@@ -161,9 +259,14 @@ def read_workloads(
             if int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
                 revision_at = rs.metadata.creation_timestamp
                 template = (rs.metadata.labels or {}).get("pod-template-hash", "")
-        read = _template_config_maps(dep.spec.template)
+        read, secret_read = _template_sources(dep.spec.template)
         changes = sorted(
-            (configs[name] for name in read if name in configs), key=lambda c: c.at, reverse=True
+            [
+                *(configs[name] for name in read if name in configs),
+                *(secrets[name] for name in secret_read if name in secrets),
+            ],
+            key=lambda c: c.at,
+            reverse=True,
         )
         out[service] = WorkloadState(
             namespace=namespace,
@@ -178,6 +281,7 @@ def read_workloads(
             current_template=template,
             config_changes=tuple(changes),
             config_data={name: config_data[name] for name in sorted(read) if name in config_data},
+            argo=argo.get(service),
             **fronted.get(service, {}),
         )
     return out

@@ -1,8 +1,12 @@
 """``ooda score-series`` and ``ooda forecast-series``: one univariate series in, a CSV out.
 
 The series format is NAB's (``timestamp,value``), so the detector and the forecaster can be
-measured on data nobody here made. Bad input is refused with the row and value that are wrong,
-before anything is written.
+measured on data nobody here made. A file that is not such a series is refused, naming what is
+wrong, before anything is written. Within a series, real streams glitch: a clock steps back, a
+timestamp repeats or is garbled, a value is blank or not a number. Scoring never refuses a
+whole series for one such row: every row is scored in the order it came, a glitched value
+counts as missing, and the glitches are reported. The forecaster, which needs time to move
+forward, still refuses them.
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ import pandas as pd
 from ooda._errors import SeriesInputError
 
 
-def read_series(path: Path) -> pd.DataFrame:
-    """``timestamp`` (datetime, never decreasing), ``value`` (float, NaN for blanks) and
-    ``text``, the timestamp exactly as written, to echo it unchanged."""
+def _read_frame(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype={"timestamp": str})
+        frame = pd.read_csv(path, dtype={"timestamp": str, "value": str})
     except FileNotFoundError as exc:
         raise SeriesInputError(f"{path}: no such file") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -32,39 +34,76 @@ def read_series(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise SeriesInputError(f"{path}: no rows")
+    return frame
+
+
+def _first(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def read_series(path: Path, *, lenient: bool = False) -> pd.DataFrame:
+    """``timestamp`` (datetime), ``value`` (float, NaN for blanks) and ``text``, the timestamp
+    exactly as written, to echo it unchanged.
+
+    Strict (the default): a timestamp that is not a date or comes before the row above it, or
+    a value that is not a number, is refused, naming the row. Lenient: such a row is kept in
+    place, with NaT or NaN, and counted in ``frame.attrs["glitches"]`` (kind -> rows).
+    Repeated timestamps are kept either way (NAB's files have some).
+    """
+    frame = _read_frame(path)
     stamps = pd.to_datetime(frame["timestamp"], errors="coerce")
-    bad = stamps.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SeriesInputError(
-            f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} is not a date"
-        )
-    # A repeated timestamp is kept as its own row (NAB's files have some); going back is not.
-    steps = stamps.diff().iloc[1:]
-    if (steps < pd.Timedelta(0)).any():
-        row = int(np.flatnonzero((steps < pd.Timedelta(0)).to_numpy())[0]) + 1
-        raise SeriesInputError(
-            f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} comes before"
-            " the row above it"
-        )
+    odd = stamps.isna() & frame["timestamp"].notna()
+    if odd.any():  # written in another format than the first row's
+        stamps[odd] = pd.to_datetime(frame["timestamp"][odd], errors="coerce", format="mixed")
     values = pd.to_numeric(frame["value"], errors="coerce")
-    garbage = values.isna() & frame["value"].notna()
-    if garbage.any():
-        row = int(np.flatnonzero(garbage.to_numpy())[0])
-        raise SeriesInputError(
-            f"{path}: row {row + 2}: value {frame['value'].iloc[row]!r} is not a number"
-        )
-    return pd.DataFrame(
+    bad_stamp = stamps.isna()
+    back = stamps < stamps.cummax().shift(1)
+    garbage = values.isna() & frame["value"].notna() & (frame["value"].str.strip() != "")
+    if not lenient:
+        if bad_stamp.any():
+            row = _first(bad_stamp)
+            raise SeriesInputError(
+                f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} is not a date"
+            )
+        if back.any():
+            row = _first(back)
+            raise SeriesInputError(
+                f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} comes before"
+                " the row above it"
+            )
+        if garbage.any():
+            row = _first(garbage)
+            raise SeriesInputError(
+                f"{path}: row {row + 2}: value {frame['value'].iloc[row]!r} is not a number"
+            )
+    out = pd.DataFrame(
         {"timestamp": stamps, "value": values.astype(float), "text": frame["timestamp"]}
     )
+    out.attrs["glitches"] = {
+        kind: [int(i) + 2 for i in np.flatnonzero(mask.to_numpy())]
+        for kind, mask in (
+            ("timestamp not a date", bad_stamp),
+            ("timestamp before an earlier row", back),
+            ("value not a number", garbage),
+        )
+        if mask.any()
+    }
+    return out
 
 
 def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
-    """Score every row causally; write ``timestamp,value,anomaly_score``."""
-    from models import StreamingScorer
+    """Score every row causally, in the order the rows came; write
+    ``timestamp,value,anomaly_score``. The returned frame's ``attrs["glitches"]`` names the
+    rows that were scored despite a glitch."""
+    from models import InvalidInputError, StreamingScorer
 
-    series = read_series(input_path)
-    scores = StreamingScorer().score(series["timestamp"], series["value"])
+    series = read_series(input_path, lenient=True)
+    if series["value"].isna().all():
+        raise SeriesInputError(f"{input_path}: every value is missing")
+    try:
+        scores = StreamingScorer().score(series["timestamp"], series["value"])
+    except InvalidInputError as exc:
+        raise SeriesInputError(f"{input_path}: {exc}") from exc
     out = pd.DataFrame(
         {
             "timestamp": series["text"],
@@ -74,6 +113,7 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
+    out.attrs["glitches"] = series.attrs["glitches"]
     return out
 
 

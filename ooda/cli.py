@@ -537,6 +537,11 @@ def _cmd_score_series(args: argparse.Namespace) -> int:
     console.print(
         f"{args.output}: {len(out)} rows, max anomaly_score {out.anomaly_score.max():.3f}"
     )
+    for kind, rows in out.attrs.get("glitches", {}).items():
+        shown = ", ".join(map(str, rows[:5])) + (
+            f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        )
+        console.print(f"[yellow]scored despite a glitch ({kind}): row {shown}[/]")
     return 0
 
 

@@ -14,8 +14,8 @@ from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from actuators import Action
-from contracts import MetricFamily, ScenarioId
+from actuators import Action, ArgoRollback, RollbackDeployment
+from contracts import MetricFamily, ScenarioId, WorkloadState
 from ooda._records import ComponentKind, Diagnosis, Snapshot
 
 if TYPE_CHECKING:
@@ -111,6 +111,24 @@ def running_nodes(snapshot: Snapshot, service: str) -> list[str]:
         and not node.not_ready
         and not node.unschedulable
     ]
+
+
+def rollback(workload: WorkloadState, reason: str) -> Action:
+    """Roll a workload back to its previous revision through whatever deployed it: its Argo
+    CD Application when one lists the Deployment and has a sync to go back to (a patched
+    Deployment would be synced straight back), else the Deployment's own history."""
+    app = workload.argo
+    if app is not None and app.previous_revision:
+        return ArgoRollback(
+            workload.namespace,
+            workload.service,
+            reason=f"{reason}; synced by argo cd application {app.name} to {app.revision}",
+            application=app.name,
+            argo_namespace=app.namespace,
+        )
+    return RollbackDeployment(
+        workload.namespace, workload.service, reason=reason, deployment=workload.deployment
+    )
 
 
 def check_runbook(cls: type[Runbook]) -> None:

@@ -4,7 +4,8 @@ The service's ``http_requests_total{code=~"5.."}`` share has been far over its o
 ``spike_minutes`` in a row, it was low before the current revision was rolled out, it rose
 within ``rollout_error_lag`` of the rollout (as the new pods took the traffic), it is not
 subsiding, and that rollout is recent: the new build is the cause and the previous revision the heal
-(``RollbackDeployment``; the action refuses a Deployment without history). Errors that began
+(``RollbackDeployment``, or ``ArgoRollback`` where an Argo CD Application deploys it; the
+action refuses a Deployment without history). Errors that began
 before the rollout or long after it (a callee failing, a lossy node), or with no recent
 rollout at all, are not this runbook's; nor are errors while a callee (``OodaSettings.calls``)
 crash-loops or fails requests itself, even when a benign rollout of the caller happens to
@@ -18,10 +19,10 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from actuators import Action, RollbackDeployment
+from actuators import Action
 from contracts import ScenarioId
 from ooda._records import Diagnosis, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook
+from ooda.runbooks._base import Runbook, register_runbook, rollback
 
 
 @register_runbook
@@ -88,10 +89,8 @@ class Http5xxSpike(Runbook):
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         workload = snapshot.workloads[diagnosis.service]
         evidence = diagnosis.evidence
-        return RollbackDeployment(
-            workload.namespace,
-            diagnosis.service,
-            reason=f"5xx at {evidence['error_rate']:.1%} (was {evidence['error_rate_before']:.1%})"
+        return rollback(
+            workload,
+            f"5xx at {evidence['error_rate']:.1%} (was {evidence['error_rate_before']:.1%})"
             f" since revision {evidence['revision']} rolled out at {evidence['rolled_out_at']}",
-            deployment=workload.deployment,
         )

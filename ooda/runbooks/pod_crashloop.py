@@ -24,12 +24,12 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta
 
-from actuators import Action, RestartPod, RestoreConfigKey, RollbackDeployment
+from actuators import Action, RestartPod, RestoreConfigKey
 from contracts import ConfigChange, ScenarioId
 from ooda._logs import LogTemplates
 from ooda._observe import within_slo
 from ooda._records import Diagnosis, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook
+from ooda.runbooks._base import Runbook, register_runbook, rollback
 
 
 def crash_began(restarts: int, now: datetime, backoff: tuple[timedelta, timedelta]) -> datetime:
@@ -117,12 +117,10 @@ class PodCrashLoop(Runbook):
         pod = snapshot.crashlooping(diagnosis.service)[0]
         ns = workload.namespace
         if diagnosis.evidence["recent_rollout"]:
-            return RollbackDeployment(
-                ns,
-                diagnosis.service,
-                reason=f"{pod.name} crash-loops on revision {workload.revision}, rolled out"
+            return rollback(
+                workload,
+                f"{pod.name} crash-loops on revision {workload.revision}, rolled out"
                 f" at {workload.revision_at:%H:%M}",
-                deployment=workload.deployment,
             )
         missing = diagnosis.evidence.get("missing_config_key")
         if missing is not None:

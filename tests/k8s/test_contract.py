@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from actuators import (
+    FIELD_MANAGER,
     MERGE_PATCH,
     ActionContext,
     ArgoRollback,
@@ -30,6 +31,7 @@ from actuators import (
     ScaleDeployment,
     TemporaryActuatorError,
 )
+from ooda import read_workloads
 from tests.k8s._backends import IMAGE, NEW_IMAGE, SERVICE, Backend, ready_pods
 
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -151,6 +153,9 @@ def test_patch_hpa_min_max_target_and_undo(backend: Backend) -> None:
     result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
     assert result.before == {"min_replicas": 3, "max_replicas": 30, "target_cpu_utilization": 60}
     assert _hpa_spec(b) == (5, 12, 70)
+    hpa = b.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    managers = {m.manager for m in hpa.metadata.managed_fields or []}
+    assert FIELD_MANAGER in managers, f"ooda's write is not ooda's in managedFields: {managers}"
     # The HPA controller enforces the new minimum on the Deployment.
     b.wait_for(lambda: _replicas(b) == 5, "the HPA to raise replicas to its new minimum", 90)
 
@@ -298,7 +303,7 @@ def test_rollback_without_history_is_refused(backend: Backend) -> None:
         )
 
 
-def _argo_app(name: str) -> dict[str, Any]:
+def _argo_app(name: str, namespace: str = "shop") -> dict[str, Any]:
     def source(revision: str) -> dict[str, Any]:
         return {
             "repoURL": "https://git.example.com/shop/deploy.git",
@@ -318,6 +323,15 @@ def _argo_app(name: str) -> dict[str, Any]:
         },
         "status": {
             "sync": {"status": "Synced", "revision": "b2c3d4e"},
+            "resources": [
+                {
+                    "group": "apps",
+                    "version": "v1",
+                    "kind": "Deployment",
+                    "namespace": namespace,
+                    "name": SERVICE,
+                },
+            ],
             "history": [
                 {
                     "id": 1,
@@ -342,7 +356,14 @@ def test_argo_application_rollback_and_undo(backend: Backend) -> None:
     b.ensure_namespace("argocd")
     name = f"checkout-{b.namespace}"
     group = ("argoproj.io", "v1alpha1", "argocd", "applications")
-    b.kube.custom_objects.create_namespaced_custom_object(*group, _argo_app(name))
+    b.kube.custom_objects.create_namespaced_custom_object(*group, _argo_app(name, b.namespace))
+    # The loop's read finds the Application that deploys the service, and its history.
+    found = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE].argo
+    assert found is not None and (found.name, found.revision, found.previous_revision) == (
+        name,
+        "b2c3d4e",
+        "a1b2c3d",
+    )
 
     action = ArgoRollback(b.namespace, SERVICE, "bad deploy", application=name)
     result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
