@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -104,6 +104,10 @@ lint: install
 format: install
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+# JupyterLab on the project's environment, in notebooks/ (see the README's Notebooks).
+jupyter: install
+	cd notebooks && ../.venv/bin/jupyter lab --ip=127.0.0.1 --no-browser
 
 mlflow-ui: install
 	.venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

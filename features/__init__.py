@@ -75,6 +75,7 @@ from features._store import (
     open_store,
     push_live,
     repo_config_dict,
+    stored_range,
     training_frame,
 )
 from features._transform import (
@@ -126,5 +127,6 @@ __all__ = [
     "push_live",
     "repo_config_dict",
     "service_rollup",
+    "stored_range",
     "training_frame",
 ]

@@ -273,6 +273,24 @@ def _push_online(store: FeatureStore, rows: pd.DataFrame) -> None:
         store.push(PUSH_SOURCE, fresh, to=PushMode.ONLINE)
 
 
+def stored_range(store: FeatureStore) -> tuple[datetime, datetime] | None:
+    """The first and last event time in the offline store (None: nothing ingested yet, or the
+    repo never applied)."""
+    from feast.errors import DataSourceObjectNotFoundException
+
+    try:
+        path = _offline_path(store)
+    except DataSourceObjectNotFoundException:
+        return None
+    if not path.exists():
+        return None
+    stamps = pq.read_table(path, columns=[EVENT_TIMESTAMP]).column(0).to_pandas()
+    if stamps.empty:
+        return None
+    stamps = pd.to_datetime(stamps, utc=True)
+    return stamps.min().to_pydatetime(), stamps.max().to_pydatetime()
+
+
 def _feature_service(store: FeatureStore, name: str) -> FeatureService:
     if name not in SERVICE_FEATURES:
         raise UnknownFeatureServiceError(

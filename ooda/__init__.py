@@ -10,7 +10,8 @@ Exception tree::
     ├── ChaosError                a chaos run was asked for something it cannot run
     ├── ConfigError               a configuration file is unreadable or invalid (names the key)
     ├── RcaInputError             a graph, metrics file or target root-cause analysis cannot use
-    └── SeriesInputError          a series file for score-/forecast-series is malformed
+    ├── SeriesInputError          a series file for score-/forecast-series is malformed
+    └── TrainInputError           `ooda train` has no history, or an unknown model or window
 
 Names are imported on first use (PEP 562): ``ooda score-series`` should not pay for MLflow,
 Feast and Ray, which the control loop's modules import.
@@ -36,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "DemoSettings": "ooda._settings",
     "Diagnosis": "ooda._records",
     "ErrorBudget": "ooda._autonomy",
+    "Incident": "ooda._incidents",
     "LoadForecast": "ooda._records",
     "LogTemplates": "ooda._logs",
     "LoopEvent": "ooda._journal",
@@ -58,13 +60,16 @@ _EXPORTS: dict[str, str] = {
     "ScoringClient": "ooda._scoring",
     "ScoringUnavailableError": "ooda._errors",
     "SeriesInputError": "ooda._errors",
+    "TrainInputError": "ooda._errors",
     "ServiceView": "ooda._records",
     "ServingClientSettings": "ooda._settings",
     "SloSettings": "ooda._settings",
     "TemplateSurge": "ooda._logs",
     "Snapshot": "ooda._records",
     "VerifySettings": "ooda._settings",
+    "Workspace": "ooda._workspace",
     "clean_metrics": "ooda._observe",
+    "incidents": "ooda._incidents",
     "load_config": "ooda._config",
     "open_audit": "ooda._audit",
     "rank_causes": "ooda._rca",
@@ -74,8 +79,10 @@ _EXPORTS: dict[str, str] = {
     "registered_runbooks": "ooda.runbooks",
     "reset_breaker": "ooda._recover",
     "service_views": "ooda._observe",
+    "silence": "ooda._quiet",
     "template_surges": "ooda._logs",
     "within_slo": "ooda._observe",
+    "write_pages": "ooda._incident_page",
 }
 
 __all__ = [
@@ -93,6 +100,7 @@ __all__ = [
     "DemoSettings",
     "Diagnosis",
     "ErrorBudget",
+    "Incident",
     "LoadForecast",
     "LogTemplates",
     "LoopEvent",
@@ -120,8 +128,11 @@ __all__ = [
     "SloSettings",
     "Snapshot",
     "TemplateSurge",
+    "TrainInputError",
     "VerifySettings",
+    "Workspace",
     "clean_metrics",
+    "incidents",
     "load_config",
     "open_audit",
     "rank_causes",
@@ -131,8 +142,10 @@ __all__ = [
     "registered_runbooks",
     "reset_breaker",
     "service_views",
+    "silence",
     "template_surges",
     "within_slo",
+    "write_pages",
 ]
 
 
@@ -157,12 +170,16 @@ if TYPE_CHECKING:
         RcaInputError,
         ScoringUnavailableError,
         SeriesInputError,
+        TrainInputError,
     )
     from ooda._fakes import RuleScorer
+    from ooda._incident_page import write_pages
+    from ooda._incidents import Incident, incidents
     from ooda._journal import LoopEvent, LoopStats
     from ooda._logs import LogTemplates, TemplateSurge, template_surges
     from ooda._loop import ControlLoop
     from ooda._observe import clean_metrics, service_views, within_slo
+    from ooda._quiet import silence
     from ooda._rca import Cause, RcaSettings, rank_causes
     from ooda._records import (
         AnomalyScores,
@@ -190,4 +207,5 @@ if TYPE_CHECKING:
         SloSettings,
         VerifySettings,
     )
+    from ooda._workspace import Workspace
     from ooda.runbooks import Runbook, register_runbook, registered_runbooks

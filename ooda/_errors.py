@@ -29,3 +29,7 @@ class ConfigError(OodaError, ValueError):
 
 class RcaInputError(OodaError, ValueError):
     """Root-cause analysis was given a graph, metrics or target it cannot use (names which)."""
+
+
+class TrainInputError(OodaError, ValueError):
+    """``ooda train`` cannot start: no history in Feast, an unknown model, a bad window."""

@@ -1,12 +1,13 @@
 """Escalation: tell a human when the loop cannot or may not finish the job.
 
-Three things need a human, and each already leaves an audit entry: a heal that failed (and
-a workload whose circuit breaker opened), a runbook that found no safe action, and an action
-held at propose-only. After every tick, :class:`Escalator` turns the new such entries into
-alerts and posts them to Alertmanager's v2 API (``POST /api/v2/alerts``) and to a generic
-webhook. An alert carries the audit evidence and a link to the incident; Alertmanager groups
-and deduplicates on its labels (alert name, service, action), so a repeated escalation of
-the same trouble updates one alert rather than paging twice.
+Four things need a human, and each already leaves an audit entry: a heal that failed (and
+a workload whose circuit breaker opened), a runbook that found no safe action, an action held
+at propose-only, and a forecaster the accuracy watch stopped trusting. After every tick,
+:class:`Escalator` turns the new such entries into alerts and posts them to Alertmanager's v2
+API (``POST /api/v2/alerts``) and to a generic webhook. An alert carries the audit evidence
+and a link to the incident; Alertmanager groups and deduplicates on its labels (alert name,
+service, action), so a repeated escalation of the same trouble updates one alert rather than
+paging twice.
 
 With ``notify`` on, the webhook also gets a notice (severity info) of every applied action
 and every heal verified, so that the team's channel shows what ooda did without anyone paged.
@@ -77,13 +78,17 @@ def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
         return None
     labels = _labels(entry, namespace, region)
     if entry.kind == "escalation":
-        if entry.outcome == "circuit breaker open":
+        if entry.action == "model_fallback":
+            name, severity = "OodaForecasterFallback", "warning"
+        elif entry.outcome == "circuit breaker open":
             name, severity = "OodaBreakerOpen", "critical"
         elif entry.outcome == "heal failed":
             name, severity = "OodaHealFailed", "warning"
         else:
             name, severity = "OodaNeedsHuman", "warning"
         summary = f"{entry.service}: {entry.outcome} ({entry.action} on {entry.target})"
+        if entry.action == "model_fallback":
+            summary = f"{entry.service}: {entry.outcome}"
     elif entry.kind == "decision" and entry.outcome.startswith("proposed"):
         name, severity = "OodaActionProposed", "warning"
         summary = f"{entry.service}: {entry.action} on {entry.target} awaits a human"

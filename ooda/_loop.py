@@ -40,6 +40,7 @@ from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._incidents import IncidentRecorder, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
+from ooda._model_watch import ForecasterRegistry, ForecastWatch
 from ooda._observe import (
     check_forecast,
     clean_family,
@@ -84,6 +85,8 @@ class _Forecasted:
     forecast: LoadForecast | None
     notes: list[str]
     failed: bool
+    raw: LoadForecast | None = None
+    """The answer as it came, before any check (the accuracy watch judges it)."""
 
 
 class ControlLoop:
@@ -104,8 +107,10 @@ class ControlLoop:
         runbooks: Sequence[Runbook] | None = None,
         cloud: CloudClients | None = None,
         may_act: Callable[[], bool] | None = None,
+        models: ForecasterRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.watch = ForecastWatch(settings.watch, models)
         self._may_act = may_act
         self.clock = clock
         self.source = source
@@ -247,6 +252,7 @@ class ControlLoop:
         self._metrics = metrics
         with self.stats.timed("metrics"):
             views = service_views(metrics, services, now, cfg.max_staleness)
+        self._stage("*", now, "accuracy watch", partial(self._watch, now, views))
         try:
             with self.stats.timed("cluster"):
                 workloads = read_workloads(self.kube, self.settings.namespace, services)
@@ -535,6 +541,8 @@ class ControlLoop:
         if self._forecast_job is not None and self._forecast_job.done():
             self._take_forecast(self._forecast_job.result())
             self._forecast_job = None
+        if self._forecast is not None and not self.watch.usable(self._forecast):
+            return None  # its version is condemned by the accuracy watch
         every = self.settings.loop.forecast_every
         if self._forecast_at is not None and now - self._forecast_at > 5 * every:
             return None
@@ -573,7 +581,25 @@ class ControlLoop:
             except ScoringUnavailableError as exc:
                 return _Forecasted(now, None, [f"forecast unavailable: {exc}"], failed=True)
             checked, notes = check_forecast(forecast, views, self.settings.loop.max_forecast_growth)
-        return _Forecasted(now, checked, notes, failed=False)
+        raw = forecast if isinstance(forecast, LoadForecast) else None
+        return _Forecasted(now, checked, notes, failed=False, raw=raw)
+
+    def _watch(self, now: datetime, views: dict[str, ServiceView]) -> None:
+        """Feed the accuracy watch what came true; audit what it did (an escalation when it
+        condemns a forecaster, a model entry when it moves the alias)."""
+        self.watch.observe({s: v for s, v in views.items() if v.usable})
+        name = self.settings.training.registry.forecaster_name
+        for event in self.watch.tick(now):
+            kind = {"fallback": "escalation", "rollback": "model"}.get(event.kind, "observation")
+            self.journal.write(
+                now,
+                kind,
+                name,
+                f"model_{event.kind}",
+                f"model/{name}@champion",
+                event.summary,
+                {"version": event.version, **event.evidence},
+            )
 
     def _take_forecast(self, answer: _Forecasted) -> None:
         """Adopt an answer of :meth:`_ask_forecast` (a refused forecast is no forecast)."""
@@ -582,6 +608,8 @@ class ControlLoop:
             self.journal.problem("*", answer.asked_at, note, "forecast")
         if not answer.notes:
             self.journal.clear("*", "forecast")
+        if answer.raw is not None:
+            self.watch.record(answer.asked_at, answer.raw)
         if not answer.failed:
             self._forecast, self._forecast_at = answer.forecast, answer.asked_at
 

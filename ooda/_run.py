@@ -42,6 +42,7 @@ from ooda._errors import ConfigError
 from ooda._escalate import Escalator
 from ooda._leader import LeaderElector
 from ooda._loop import ControlLoop
+from ooda._model_watch import ForecasterRegistry
 from ooda._run_metrics import RunMetrics
 from ooda._scoring import Scorer
 from ooda._settings import OodaSettings
@@ -308,8 +309,10 @@ def build_loop(
     kube: KubeClients | None = None,
     cloud: CloudClients | None = None,
     may_act: Callable[[], bool] | None = None,
+    models: ForecasterRegistry | None = None,
 ) -> ControlLoop:
-    """The control loop of ``region`` wired to the real parts the configuration names."""
+    """The control loop of ``region`` wired to the real parts the configuration names;
+    ``models``: the forecaster's registry, which the accuracy watch may roll back."""
     chosen = config.region(region)
     source = PrometheusSource(config.prometheus(chosen.name))
     audit_path = config.audit.path
@@ -323,4 +326,5 @@ def build_loop(
         audit=open_audit(config.audit.url or audit_path),
         cloud=cloud,
         may_act=may_act,
+        models=models,
     )

@@ -260,6 +260,32 @@ class PredictiveSettings:
 
 
 @dataclass(frozen=True)
+class ModelWatchSettings:
+    """The live accuracy watch of the forecaster champion (``ooda._model_watch``)."""
+
+    enabled: bool = True
+    """Watch at all."""
+    window: timedelta = timedelta(days=1)
+    """The rolling window the live error is measured over (MASE's denominator is the
+    seasonal naive forecast's error on the same points)."""
+    judge_after: timedelta = timedelta(minutes=30)
+    """The window the champion is judged on: worse than the baseline over the points that
+    came true in the last ``judge_after``, and the loop stops using it."""
+    min_points: int = 30
+    """Forecast points (service-minutes) that must have come true in that window before
+    anything is judged."""
+    max_ratio: float = 1.0
+    """The champion is worse than the baseline when its MAE over the window exceeds the
+    baseline's times this (MASE above 1)."""
+    rollback: bool = True
+    """Move ``@champion`` back to the previous champion when that one forecasts the same
+    window better (tags say ooda, why and the numbers); off: fall back only."""
+    season: timedelta = timedelta(days=1)
+    """The season of the seasonal naive baseline (the same minute yesterday; the value at
+    the forecast's origin until a season of history has been seen)."""
+
+
+@dataclass(frozen=True)
 class LeaderSettings:
     """Leader election of ``ooda run`` replicas (client-go's defaults)."""
 
@@ -393,6 +419,8 @@ class OodaSettings:
     """Failed-heal budget and propose-only kinds."""
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     """Floors that follow the load forecast (off by default)."""
+    watch: ModelWatchSettings = field(default_factory=ModelWatchSettings)
+    """The forecaster's live accuracy: fall back and roll back when it goes bad."""
     leader: LeaderSettings = field(default_factory=LeaderSettings)
     """Leader election of ``ooda run`` replicas (off: a single replica)."""
     escalation: EscalationSettings = field(default_factory=EscalationSettings)

@@ -120,10 +120,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kube.coordination_v1, settings.leader.namespace or settings.namespace, settings.leader
         )
 
+    models = None
+    if args.scorer != "rules":  # the served forecaster's registry, for the accuracy watch
+        from mlflow import MlflowClient
+
+        from ooda._forecaster_registry import MlflowForecasterRegistry
+
+        uri = settings.training.registry.tracking_uri
+        models = MlflowForecasterRegistry(
+            MlflowClient(tracking_uri=uri, registry_uri=uri),
+            settings.training.registry.forecaster_name,
+        )
+
     def make_loop() -> ControlLoop:
         may_act = None if elector is None else elector.is_leader
         return build_loop(
-            config, settings, region=args.region, scorer=scorer, kube=kube, may_act=may_act
+            config,
+            settings,
+            region=args.region,
+            scorer=scorer,
+            kube=kube,
+            may_act=may_act,
+            models=models,
         )
 
     runner = Runner(
@@ -488,18 +506,40 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from training import RegistryError
+
+    silence()  # MLflow's import resets the warning filters
+    settings = _settings(args)
+    uri = settings.training.registry.tracking_uri
+    # A tracking server that is down should say so in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        return _models(args, settings)
+    except RegistryError as exc:
+        console.print(f"[red]models: {exc}[/]")
+    except MlflowException as exc:
+        console.print(f"[red]models: the tracking server at {uri} failed: {exc.message}[/]")
+    except OSError as exc:  # connection refused, DNS, timeouts under requests
+        console.print(f"[red]models: the tracking server at {uri} is unreachable: {exc}[/]")
+    return 2
+
+
+def _models(args: argparse.Namespace, settings: OodaSettings) -> int:
     from mlflow import MlflowClient
 
     from training import UnknownModelError, list_models, promote, rollback
 
-    silence()  # MLflow's import resets the warning filters
-    settings = _settings(args)
     reg = settings.training.registry
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     actor = args.actor or getpass.getuser()
     if args.action == "promote":
-        promote(client, args.name, str(args.version), actor=actor, reason=args.reason)
-        console.print(f"{args.name}: champion -> v{args.version}")
+        promote(
+            client, args.name, str(args.version), alias=args.alias, actor=actor, reason=args.reason
+        )
+        console.print(f"{args.name}: {args.alias} -> v{args.version}")
     elif args.action == "rollback":
         info = rollback(client, args.name, actor=actor, reason=args.reason)
         console.print(f"{args.name}: champion rolled back to v{info.version}")
@@ -511,7 +551,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         try:
             versions.extend(list_models(client, [name]))
         except UnknownModelError:
-            console.print(f"{name}: not registered yet (run `ooda demo` or a training pipeline)")
+            console.print(f"{name}: not registered yet (run `ooda demo` or `ooda train`)")
     for info in versions:
         table.add_row(
             info.name,
@@ -522,6 +562,42 @@ def _cmd_models(args: argparse.Namespace) -> int:
             str(info.created),
         )
     console.print(table)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from features import FeatureError
+    from ooda._config import load_config
+    from ooda._errors import ConfigError, TrainInputError
+    from ooda._train import retrain
+
+    silence()
+    settings = _settings(args)
+    try:
+        if args.config is not None:
+            settings = load_config(args.config).settings(None, base=settings)
+    except ConfigError as exc:
+        console.print(f"[red]train: {exc}[/]")
+        return 2
+    audits = args.audit or sorted(settings.workdir.glob("audit*.db"))
+    try:
+        retrain(
+            settings,
+            console,
+            models=[m.strip() for m in args.models.split(",") if m.strip()],
+            days=args.days,
+            if_drift=args.if_drift,
+            audits=audits,
+        )
+    except (TrainInputError, FeatureError) as exc:
+        console.print(f"[red]train: {exc}[/]")
+        return 2
+    except MlflowException as exc:
+        uri = settings.training.registry.tracking_uri
+        console.print(f"[red]train: the tracking server at {uri} failed: {exc.message}[/]")
+        return 2
     return 0
 
 
@@ -615,7 +691,33 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("version", nargs="?", help="version to promote")
     models.add_argument("--reason", default="manual", help="why (kept as a version tag)")
     models.add_argument("--actor", help="who (default: the current user)")
+    models.add_argument(
+        "--alias",
+        choices=["champion", "challenger"],
+        default="champion",
+        help="the alias promote moves (champion: serving and the loop use it; challenger:"
+        " scored in shadow only)",
+    )
     models.set_defaults(func=_cmd_models)
+    train = sub.add_parser(
+        "train",
+        help="retrain from Feast (on demand or on drift), gate, register, set @challenger",
+    )
+    train.add_argument(
+        "--models", default="detector,forecaster", help="comma-separated: detector,forecaster"
+    )
+    train.add_argument("--days", type=float, default=7.0, help="days of history (default 7)")
+    train.add_argument(
+        "--if-drift", action="store_true", help="train only when a feature drifted (KS test)"
+    )
+    train.add_argument(
+        "--audit",
+        type=Path,
+        action="append",
+        help="audit log whose incidents label the detector's data (default: the workdir's)",
+    )
+    train.add_argument("--config", type=Path, help="ooda configuration file (YAML)")
+    train.set_defaults(func=_cmd_train)
     chaos = sub.add_parser(
         "chaos", help="randomized scenario scorecard: ooda against doing nothing and playbooks"
     )

@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from contracts import ScenarioId
+from features import DETECTOR_FEATURES
 from ooda import AuditLog, DemoSettings, OodaSettings
 from ooda._demo import DemoResult, handled, run_demo
 from ooda._runs import Mode
@@ -120,6 +121,37 @@ def test_models_were_registered_with_a_judged_champion(
         assert champion.tags.get("promoted_by") == "training-pipeline"
     assert {r.model_name for r in result.training} == set(champions)
     assert Path(result.report).read_text().count("<img") == len(ScenarioId)
+
+
+def test_retraining_sets_a_challenger_and_leaves_the_champion_alone(
+    demo: tuple[OodaSettings, DemoResult],
+) -> None:
+    """``ooda train`` on the demo's Feast history: the drift test runs against the champion's
+    window, and the retrained detector is judged and, if it wins, only ``@challenger``."""
+    from mlflow import MlflowClient
+
+    from ooda._train import retrain
+
+    settings, result = demo
+    reg = settings.training.registry
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    before = client.get_model_version_by_alias(reg.detector_name, "champion").version
+    console = Console(width=200, record=True)
+    outcome = retrain(settings, console, models=["detector"], days=3, audits=result.audits)
+    assert {d.feature for d in outcome.drift} == set(DETECTOR_FEATURES)
+    (trained,) = outcome.results
+    assert client.get_model_version_by_alias(reg.detector_name, "champion").version == before
+    if trained.alias:
+        assert trained.alias == "challenger"
+        got = client.get_model_version_by_alias(reg.detector_name, "challenger")
+        assert got.version == trained.version and got.tags["gate_passed"] == "true"
+    else:
+        assert (
+            client.get_model_version(reg.detector_name, trained.version).tags["gate_passed"]
+            == "false"
+        )
+    said = console.export_text()
+    assert "drift: champion's training window" in said and f"/runs/{trained.run_id}" in said
 
 
 def test_chaos_certifies_the_runbooks_against_the_served_models(

@@ -9,17 +9,29 @@ Exception tree::
     RegistryError
     ├── UnknownModelError        no registered model of that name
     ├── MissingAliasError        the model has no version under that alias
+    ├── SignatureMismatchError   its signature differs from the champion's
     └── NothingToRollBackError   champion has no previous version to return to
 """
 
 from __future__ import annotations
 
-from training._pipeline import Incident, TrainingResult, train_detector, train_forecaster
+from training._drift import FeatureDrift, feature_drift
+from training._pipeline import (
+    Incident,
+    TrainingResult,
+    label_incidents,
+    train_detector,
+    train_forecaster,
+    training_window,
+)
 from training._registry import (
+    CHALLENGER,
+    CHAMPION,
     MissingAliasError,
     ModelVersionInfo,
     NothingToRollBackError,
     RegistryError,
+    SignatureMismatchError,
     UnknownModelError,
     list_models,
     promote,
@@ -33,7 +45,10 @@ from training._settings import (
 )
 
 __all__ = [
+    "CHALLENGER",
+    "CHAMPION",
     "DetectorTraining",
+    "FeatureDrift",
     "ForecasterTraining",
     "Incident",
     "MissingAliasError",
@@ -41,12 +56,16 @@ __all__ = [
     "NothingToRollBackError",
     "RegistryError",
     "RegistrySettings",
+    "SignatureMismatchError",
     "TrainingResult",
     "TrainingSettings",
     "UnknownModelError",
+    "feature_drift",
+    "label_incidents",
     "list_models",
     "promote",
     "rollback",
     "train_detector",
     "train_forecaster",
+    "training_window",
 ]

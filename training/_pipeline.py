@@ -1,10 +1,11 @@
 """Training pipelines: Feast history -> fit -> judge against gates -> MLflow run and registry.
 
-A candidate becomes ``champion`` only when it beats the simple baseline *and* the current
-champion on the same held-back tail; the rule and the figures go into the version's tags so
-whoever looks at the MLflow UI later can see why a version was (or was not) promoted. When the
-first candidate ever fails its gate the baseline is registered and made champion instead, so
-serving always has a model that has been judged.
+A candidate gets its alias (``champion``, or ``challenger`` to be tried in shadow first) only
+when it beats the simple baseline *and* the current champion on the same held-back tail; the
+rule and the figures go into the version's tags so whoever looks at the MLflow UI later can
+see why a version was (or was not) promoted. When the first candidate ever fails its gate the
+baseline is registered and made champion instead, so serving always has a model that has been
+judged.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from models import (
     log_forecaster,
     pyfunc_history,
 )
-from training._registry import promote
+from training._registry import CHAMPION, promote
 from training._settings import TrainingSettings
 
 ACTOR = "training-pipeline"
@@ -59,11 +60,15 @@ class TrainingResult:
     version: str
     kind: str
     promoted: bool
+    """Whether the chosen version became champion."""
     rule: str
     candidate: dict[str, float]
     baseline: dict[str, float]
     champion: dict[str, float] | None
     run_id: str
+    alias: str = ""
+    """The alias the chosen version got (``champion``, ``challenger``), "" when none."""
+    experiment_id: str = ""
 
 
 def _experiment(settings: TrainingSettings) -> str:
@@ -84,6 +89,21 @@ def _champion(client: MlflowClient, name: str) -> tuple[str, Any] | None:
     except MlflowException:
         return None
     return str(version.version), mlflow.pyfunc.load_model(f"models:/{name}@champion")
+
+
+def training_window(client: MlflowClient, name: str) -> tuple[datetime, datetime] | None:
+    """The history the champion of ``name`` was trained on (its run's ``start`` and ``end``);
+    None without a champion or without those parameters."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    if not version.run_id:
+        return None
+    params = client.get_run(version.run_id).data.params
+    if "start" not in params or "end" not in params:
+        return None
+    return datetime.fromisoformat(params["start"]), datetime.fromisoformat(params["end"])
 
 
 def _split(frame: pd.DataFrame, start: datetime, end: datetime, holdout: float) -> pd.Timestamp:
@@ -123,18 +143,21 @@ def _decide(
     rule: str,
     fallback_uri: str | None,
     run_id: str,
-) -> tuple[str, bool, str]:
-    """Promote the candidate when it passed; else, with no champion yet, promote the baseline."""
-    if passed:
-        promote(client, name, version, actor=ACTOR, reason=f"gate passed: {rule}")
-        return version, True, "candidate"
+    alias: str = CHAMPION,
+) -> tuple[str, str, str]:
+    """Give the candidate ``alias`` when it passed (``champion`` when there is none yet); else,
+    with no champion yet, promote the baseline."""
     has_champion = True
     try:
-        client.get_model_version_by_alias(name, "champion")
+        client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         has_champion = False
+    if passed:
+        to = alias if has_champion else CHAMPION
+        promote(client, name, version, alias=to, actor=ACTOR, reason=f"gate passed: {rule}")
+        return version, to, "candidate"
     if has_champion or fallback_uri is None:
-        return version, False, "candidate"
+        return version, "", "candidate"
     baseline_version = _register(
         client, fallback_uri, run_id, name, {"role": "baseline", "gate_rule": "fallback"}
     )
@@ -145,7 +168,7 @@ def _decide(
         actor=ACTOR,
         reason=f"no champion yet and candidate v{version} failed its gate ({rule}): baseline",
     )
-    return baseline_version, True, "baseline"
+    return baseline_version, CHAMPION, "baseline"
 
 
 def train_detector(
@@ -215,6 +238,7 @@ def train_detector(
             log_detector(candidate, example, name="detector").model_uri,
             log_detector(baseline, example, name="baseline").model_uri,
             "isolation_forest",
+            settings.promote_to,
         )
 
 
@@ -319,6 +343,8 @@ def train_forecaster(
                 "horizon": cfg.horizon,
                 "eval_origins": len(origins),
                 "train_points": len(head),
+                "start": start.isoformat(),
+                "end": end.isoformat(),
             }
         )
         example = series.groupby("service", group_keys=False).tail(lookback)
@@ -331,6 +357,7 @@ def train_forecaster(
             log_forecaster(candidate, example, name="forecaster", horizon=h).model_uri,
             log_forecaster(baseline, example, name="baseline", horizon=h).model_uri,
             "lstm",
+            settings.promote_to,
         )
 
 
@@ -372,6 +399,7 @@ def _record(
     candidate_uri: str,
     baseline_uri: str,
     role: str,
+    alias: str = CHAMPION,
 ) -> TrainingResult:
     """Log the evaluation in the active run, register the candidate, move the alias if due."""
     mlflow.log_metrics(
@@ -381,19 +409,22 @@ def _record(
         mlflow.log_metrics(_prefixed(judged.champion, "champion_"))
     tags = _tags(judged.rule, judged.passed, judged.candidate, role)
     version = _register(client, candidate_uri, run_id, name, tags)
-    chosen, promoted, kind = _decide(
-        client, name, version, judged.passed, judged.rule, baseline_uri, run_id
+    active = mlflow.active_run()
+    chosen, got, kind = _decide(
+        client, name, version, judged.passed, judged.rule, baseline_uri, run_id, alias
     )
     return TrainingResult(
         name,
         chosen,
         kind,
-        promoted,
+        got == CHAMPION,
         judged.rule,
         judged.candidate,
         judged.baseline,
         judged.champion,
         run_id,
+        alias=got,
+        experiment_id=active.info.experiment_id if active is not None else "",
     )
 
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
-#: Alias that serving loads.
+#: Alias that serving loads and the loop acts on.
 CHAMPION = "champion"
+#: Alias of a candidate that scores in shadow beside the champion and never drives a decision.
+CHALLENGER = "challenger"
 
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 
@@ -44,6 +49,18 @@ class MissingAliasError(RegistryError):
         self.name = name
         self.alias = alias
         super().__init__(f"model {name!r} has no version with alias {alias!r}")
+
+
+class SignatureMismatchError(RegistryError):
+    """The version's input or output signature differs from the champion's: serving and the
+    loop would send it what it cannot read."""
+
+    def __init__(self, name: str, version: str, champion: str, what: str) -> None:
+        self.name, self.version, self.champion = name, version, champion
+        super().__init__(
+            f"model {name!r}: version {version}'s {what} differs from champion v{champion}'s;"
+            " not promoted"
+        )
 
 
 class NothingToRollBackError(RegistryError):
@@ -104,11 +121,16 @@ def promote(
     Tags ``promoted_by``, ``promoted_reason``, ``promoted_at`` (ISO 8601 UTC) and
     ``previous_<alias>`` (the version that held the alias, or "") go on the promoted version.
     Promoting the version that already holds the alias refreshes the who/why tags but keeps
-    its ``previous_<alias>``, so the rollback chain is never turned into a loop.
+    its ``previous_<alias>``, so the rollback chain is never turned into a loop. A version
+    whose signature differs from the champion's is refused (:class:`SignatureMismatchError`)
+    before anything changes.
     """
     version = str(version)
     model = _registered_model(client, name)
     target = _model_version(client, name, version)
+    champion = str(model.aliases.get(CHAMPION, ""))
+    if champion and champion != version:
+        _same_signature(client, name, version, champion)
     holder = str(model.aliases.get(alias, ""))
     previous_key = f"previous_{alias}"
     previous = target.tags.get(previous_key, "") if holder == version else holder
@@ -153,6 +175,23 @@ def rollback(
         client.set_model_version_tag(name, current, key, value)
     client.set_registered_model_alias(name, CHAMPION, previous)
     return _info(client.get_model_version(name, previous), client.get_registered_model(name))
+
+
+def _signature(client: MlflowClient, name: str, version: str) -> dict[str, Any] | None:
+    source = client.get_model_version_download_uri(name, version)
+    signature = Model.load(download_artifacts(artifact_uri=f"{source}/MLmodel")).signature
+    return None if signature is None else signature.to_dict()
+
+
+def _same_signature(client: MlflowClient, name: str, version: str, champion: str) -> None:
+    """Refuse a version whose logged signature differs from the champion's (versions logged
+    without one are not compared)."""
+    mine, theirs = _signature(client, name, version), _signature(client, name, champion)
+    if mine is None or theirs is None:
+        return
+    for part in ("inputs", "outputs", "params"):
+        if mine.get(part) != theirs.get(part):
+            raise SignatureMismatchError(name, version, champion, f"{part} signature")
 
 
 def _registered_model(client: MlflowClient, name: str) -> RegisteredModel:

@@ -20,6 +20,8 @@ class RegistrySettings:
     """Registered model name of the anomaly detector."""
     forecaster_name: str = "ooda-forecaster"
     """Registered model name of the load forecaster."""
+    ui_url: str = "http://127.0.0.1:5000"
+    """Where people open the MLflow UI (``make mlflow-ui``): run links in summaries."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,14 @@ class TrainingSettings:
     """Forecaster hyper-parameters and gate."""
     holdout_fraction: float = 0.2
     """Share of the time range (its tail) held back for evaluation."""
+    promote_to: str = "champion"
+    """The alias a candidate that passes its gate gets: ``champion`` (the demo's first
+    training) or ``challenger`` (``ooda train``: it scores in shadow beside the champion until
+    someone promotes it). With no champion yet, a passing candidate becomes champion."""
+    drift_alpha: float = 0.01
+    """Significance of the drift test (two-sample Kolmogorov-Smirnov per feature, Bonferroni
+    over the features)."""
+    drift_min_effect: float = 0.2
+    """The KS statistic (largest gap between the two distribution functions) a feature must
+    also reach: on weeks of minutes every tiny shift is significant, and not every one is
+    worth a retrain."""

@@ -42,6 +42,7 @@ def make_loop(
     kube: KubeClients | None = None,
     audit: AuditLog | None = None,
     guard: Guard | None = None,
+    models: Any = None,
 ) -> ControlLoop:
     settings = settings or OodaSettings()
     return ControlLoop(
@@ -54,6 +55,7 @@ def make_loop(
         guard=guard,
         sleep=lab_sleep(lab),
         cloud=lab.cloud,
+        models=models,
     )
 
 

@@ -8,7 +8,11 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from rich.console import Console
 
+from lab.servers import free_port
+from ooda import OodaSettings, TrainInputError
+from ooda._train import retrain
 from ooda.cli import main
 
 NAME = "ooda-forecaster"
@@ -65,3 +69,89 @@ def test_serve_without_champions_says_what_to_do_and_exits_2(
     empty = f"sqlite:///{tmp_path}/empty.db"
     assert main(["--tracking-uri", empty, "serve", "--port", "8999"]) == 2
     assert "no @champion detector and forecaster yet" in capsys.readouterr().out
+
+
+class _Wider(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
+        return model_input
+
+
+def _versions(uri: str) -> dict[str, tuple[str, ...]]:
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return {
+        str(v.version): tuple(sorted(v.aliases))
+        for v in client.search_model_versions(f"name = '{NAME}'")
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["promote", NAME, "9"], "version 9 of model 'ooda-forecaster' is not registered"),
+        (["rollback", NAME], "has no version with alias 'champion'"),
+        (["promote", "no-such-model", "1"], "model 'no-such-model' is not registered"),
+    ],
+)
+def test_registry_mistakes_exit_2_and_change_nothing(
+    uri: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    before = _versions(uri)
+    assert main(["--tracking-uri", uri, "models", *args]) == 2
+    assert message in " ".join(capsys.readouterr().out.split())
+    assert _versions(uri) == before
+
+
+def test_rollback_with_nothing_before_the_champion_exits_2(
+    uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--tracking-uri", uri, "models", "promote", NAME, "1"]) == 0
+    capsys.readouterr()
+    assert main(["--tracking-uri", uri, "models", "rollback", NAME]) == 2
+    assert "no previous champion to roll back to" in capsys.readouterr().out
+    assert champion(uri) == "1"
+
+
+def test_a_challenger_with_another_signature_is_refused(
+    uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    example = pd.DataFrame({"service": ["checkout"], "request_rate": [1.0]})
+    signed = []
+    for frame in (example, example.assign(extra=2.0)):
+        with mlflow.start_run() as run:
+            logged = mlflow.pyfunc.log_model(
+                name="model", python_model=_Wider(), input_example=frame
+            )
+        signed.append(client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id))
+    first, second = (str(v.version) for v in signed)
+    base = ["--tracking-uri", uri, "models", "promote", NAME]
+    assert main([*base, first]) == 0
+    capsys.readouterr()
+    assert main([*base, second, "--alias", "challenger"]) == 2
+    assert "inputs signature differs from champion" in " ".join(capsys.readouterr().out.split())
+    assert "challenger" not in {a for aliases in _versions(uri).values() for a in aliases}
+
+
+def test_a_tracking_server_that_is_down_exits_2_quickly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    assert main(["--tracking-uri", down, "models", "promote", NAME, "1"]) == 2
+    assert f"tracking server at {down}" in capsys.readouterr().out
+
+
+def test_train_of_an_unknown_model_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    workdir = tmp_path / "ooda"
+    code = main(["--tracking-uri", uri, "--workdir", str(workdir), "train", "--models", "bogus"])
+    assert code == 2
+    assert "unknown model(s) ['bogus']" in " ".join(capsys.readouterr().out.split())
+
+
+def test_train_without_history_in_feast_says_what_to_do(tmp_path: Path) -> None:
+    settings = OodaSettings(feature_dir=tmp_path / "features", workdir=tmp_path / "ooda")
+    with pytest.raises(TrainInputError, match=r"no history in the Feast store .* run `ooda demo`"):
+        retrain(settings, Console(), models=["detector"])

@@ -1,0 +1,352 @@
+"""The forecaster's live accuracy: notice when the champion goes bad, stop using it, roll the
+alias back, and say so.
+
+A forecaster that passed its training gate can still go bad in production: the traffic
+changed shape, a bad version was promoted by hand, a feature broke upstream. Nobody looks at
+forecast error at 3 a.m., and a bad forecaster is in charge of capacity: predictive floors
+and surge scaling rest on it. So the loop keeps score.
+
+Every forecast the loop is answered with (the raw answer, refused or not) is kept with the
+version that made it. Each tick the request rates that came true are joined to the forecast
+points they answer, and, over a rolling ``window``, the champion's mean absolute error is set
+against the seasonal naive forecast's on the same points (the same minute a ``season`` ago;
+the value at the forecast's origin until a season of history has been seen): their ratio is
+the live MASE, and the share of actuals inside the 80 % band the live coverage.
+
+A version whose ratio over the points that came true in the last ``judge_after`` (at least
+``min_points`` of them, each judged by the freshest forecast for it, the one planning rested
+on) is above ``max_ratio`` is *condemned*: its forecasts are not planned on again (the HPA is left
+to react alone), an escalation goes to a human, and, where the registry knows the champion it
+replaced, that version is made to forecast the same origins from the same history; if it does
+better, ``@champion`` moves back to it, tagged with who (ooda), why and the numbers. Serving
+follows the alias within its poll interval, and the loop plans on forecasts again once they
+come from a version that is not condemned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ooda._records import LoadForecast, ServiceView
+from ooda._settings import ModelWatchSettings
+
+#: Most forecast origins the previous champion is replayed on before a rollback.
+MAX_REPLAYS = 12
+
+
+class ForecasterRegistry(Protocol):
+    """What the watch needs of the model registry (``MlflowForecasterRegistry`` on MLflow)."""
+
+    name: str
+
+    def champion(self) -> str | None:
+        """The version under ``@champion`` now (None: none)."""
+
+    def previous(self, version: str) -> str | None:
+        """The champion ``version`` replaced (None: none recorded)."""
+
+    def forecast(self, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        """``version``'s forecast (service, timestamp, q10, q50, q90) after ``history``
+        (service, timestamp, request_rate)."""
+
+    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
+        """Move ``@champion`` from ``version`` to its predecessor; the new champion."""
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """A version's live error over the window, beside the seasonal naive baseline's."""
+
+    version: str
+    points: int
+    """Forecast points (service-minutes) that have come true."""
+    mae: float
+    baseline_mae: float
+    coverage: float
+    """Share of the actuals inside the forecast's q10-q90 band."""
+
+    @property
+    def ratio(self) -> float:
+        """MAE over the baseline's (the live MASE); above 1 the baseline would have done better."""
+        if self.baseline_mae > 0:
+            return self.mae / self.baseline_mae
+        return 1.0 if self.mae == 0 else math.inf
+
+    def numbers(self) -> dict[str, float]:
+        """The figures, rounded, as evidence and tags."""
+        return {
+            "points": self.points,
+            "mae": round(self.mae, 3),
+            "baseline_mae": round(self.baseline_mae, 3),
+            "mase": round(self.ratio, 3),
+            "coverage_80": round(self.coverage, 3),
+        }
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """Something the watch did, for the audit log."""
+
+    at: datetime
+    kind: str
+    """``fallback`` (a version condemned), ``rollback`` (the alias moved back) or
+    ``no_rollback`` (why it stayed)."""
+    version: str
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Kept:
+    origin: datetime
+    forecast: LoadForecast
+    horizon: int
+    done: pd.DataFrame | None = None
+    """Its points, once every one of them lies in the past (they no longer change)."""
+
+
+class ForecastWatch:
+    """Live accuracy of the forecasts the loop is answered with; see the module docstring."""
+
+    def __init__(
+        self, settings: ModelWatchSettings, registry: ForecasterRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._actual: dict[str, dict[pd.Timestamp, float]] = {}
+        self._kept: deque[_Kept] = deque()
+        self.condemned: set[str] = set()
+        """Versions whose forecasts are no longer planned on."""
+        self.last: dict[str, Accuracy] = {}
+        """The latest accuracy of each version judged."""
+        self._judged_at: datetime | None = None
+
+    # -- input ----------------------------------------------------------------------------
+    def observe(self, views: Mapping[str, ServiceView]) -> None:
+        """Take the request rates that came true from this tick's views."""
+        for service, view in views.items():
+            history = view.history
+            if history.empty or "request_rate" not in history:
+                continue
+            seen = self._actual.setdefault(service, {})
+            stamps = pd.to_datetime(history["timestamp"], utc=True).dt.floor("min")
+            for at, value in zip(stamps, history["request_rate"], strict=True):
+                if value is not None and math.isfinite(float(value)):
+                    seen[at] = float(value)
+        horizon = max((k.horizon for k in self._kept), default=60)
+        keep = self.settings.window + self.settings.season + timedelta(minutes=horizon)
+        newest = max((max(s) for s in self._actual.values() if s), default=None)
+        if newest is not None:
+            for seen in self._actual.values():
+                for at in [t for t in seen if newest - t > keep]:
+                    del seen[at]
+
+    def record(self, origin: datetime, forecast: LoadForecast) -> None:
+        """Keep a forecast (as answered, before any check) and the version that made it."""
+        frame = forecast.frame
+        if not isinstance(frame, pd.DataFrame) or frame.empty or "timestamp" not in frame:
+            return
+        stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
+        horizon = int(max(1, (stamps.max() - pd.Timestamp(origin)) / pd.Timedelta(minutes=1)))
+        self._kept.append(_Kept(origin, forecast, horizon))
+        while self._kept and origin - self._kept[0].origin > self.settings.window:
+            self._kept.popleft()
+
+    def usable(self, forecast: LoadForecast | None) -> bool:
+        """Whether ``forecast`` may be planned on (its version is not condemned)."""
+        return forecast is not None and forecast.model_version not in self.condemned
+
+    # -- judgement ------------------------------------------------------------------------
+    def _points(self, kept: _Kept, now: datetime, q50: pd.Series | None = None) -> pd.DataFrame:
+        """The points of one forecast that have come true: actual, forecast and baseline."""
+        if kept.done is not None and q50 is None:
+            return kept.done
+        frame = kept.forecast.frame
+        stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
+        origin = pd.Timestamp(kept.origin).floor("min")
+        season = pd.Timedelta(self.settings.season)
+        at_origin: dict[str, float | None] = {}
+        rows = []
+        for i, (service, at) in enumerate(zip(frame["service"], stamps, strict=True)):
+            seen = self._actual.get(str(service), {})
+            if pd.isna(at) or at > pd.Timestamp(now) or at not in seen:
+                continue
+            baseline = seen.get(at - season)
+            if baseline is None:
+                if service not in at_origin:
+                    before = [t for t in seen if t <= origin]
+                    at_origin[service] = seen[max(before)] if before else None
+                baseline = at_origin[service]
+            if baseline is None:
+                continue
+            rows.append(
+                {
+                    "service": service,
+                    "timestamp": at,
+                    "actual": seen[at],
+                    "q10": float(frame["q10"].iloc[i]),
+                    "q50": float(frame["q50"].iloc[i] if q50 is None else q50.iloc[i]),
+                    "q90": float(frame["q90"].iloc[i]),
+                    "baseline": baseline,
+                }
+            )
+        points = pd.DataFrame(rows)
+        settled = pd.Timestamp(now) - pd.Timedelta(minutes=5)  # the last actuals are in
+        if q50 is None and not stamps.isna().all() and stamps.max() < settled:
+            kept.done = points
+        return points
+
+    def accuracy(
+        self, version: str, now: datetime, since: datetime | None = None
+    ) -> Accuracy | None:
+        """``version``'s live accuracy over the points that came true after ``since`` (by
+        default: over the window); None when none has."""
+        parts = [self._points(k, now) for k in self._kept if k.forecast.model_version == version]
+        points = pd.concat([p for p in parts if not p.empty], ignore_index=True) if parts else None
+        if points is None or points.empty:
+            return None
+        points = points.drop_duplicates(["service", "timestamp"], keep="last")
+        if since is not None:
+            points = points[points["timestamp"] > pd.Timestamp(since)]
+            if points.empty:
+                return None
+        actual = points["actual"].to_numpy()
+        inside = (actual >= points["q10"].to_numpy()) & (actual <= points["q90"].to_numpy())
+        return Accuracy(
+            version,
+            len(points),
+            float(np.abs(points["q50"].to_numpy() - actual).mean()),
+            float(np.abs(points["baseline"].to_numpy() - actual).mean()),
+            float(inside.mean()),
+        )
+
+    def tick(self, now: datetime) -> list[WatchEvent]:
+        """Judge every version seen in the window; condemn (and roll back) the bad ones."""
+        s = self.settings
+        events: list[WatchEvent] = []
+        if not s.enabled or (
+            self._judged_at is not None and now - self._judged_at < timedelta(minutes=1)
+        ):
+            return events  # points come true a minute at a time
+        self._judged_at = now
+        for version in sorted({k.forecast.model_version for k in self._kept} - self.condemned):
+            overall = self.accuracy(version, now)
+            if overall is not None:
+                self.last[version] = overall
+            acc = self.accuracy(version, now, since=now - s.judge_after)
+            if acc is None or acc.points < s.min_points or acc.ratio <= s.max_ratio:
+                continue
+            self.condemned.add(version)
+            events.append(
+                WatchEvent(
+                    now,
+                    "fallback",
+                    version,
+                    f"forecaster v{version}: live MASE {acc.ratio:.2f} over the {acc.points}"
+                    f" points of the last {s.judge_after} (seasonal naive is better):"
+                    " predictive scaling off, the HPA reacts alone",
+                    acc.numbers(),
+                )
+            )
+            if s.rollback and self.registry is not None:
+                events.append(self._roll_back(version, acc, now))
+        return events
+
+    def _roll_back(self, version: str, acc: Accuracy, now: datetime) -> WatchEvent:
+        registry = self.registry
+        assert registry is not None
+        try:
+            current = registry.champion()
+            previous = registry.previous(version)
+        except Exception as exc:  # the registry is down: fall back only, and say so
+            return WatchEvent(now, "no_rollback", version, f"registry unreachable: {exc}")
+        if current != version:
+            why = f"@champion is v{current}, not v{version}: left alone"
+            return WatchEvent(now, "no_rollback", version, why)
+        if previous is None:
+            why = f"v{version} has no previous champion to roll back to"
+            return WatchEvent(now, "no_rollback", version, why)
+        replays = [k for k in self._kept if k.forecast.model_version == version][-MAX_REPLAYS:]
+        mine, theirs = [], []
+        try:
+            for kept in replays:
+                history = self._history_before(kept.origin)
+                if history.empty:
+                    continue
+                answer = registry.forecast(previous, history, kept.horizon)
+                q50 = _aligned_q50(kept.forecast.frame, answer)
+                mine.append(self._points(kept, now))
+                theirs.append(self._points(kept, now, q50))
+        except Exception as exc:
+            why = f"v{previous} could not forecast the same window: {exc}"
+            return WatchEvent(now, "no_rollback", version, why)
+        a = pd.concat([p for p in mine if not p.empty] or [pd.DataFrame()], ignore_index=True)
+        b = pd.concat([p for p in theirs if not p.empty] or [pd.DataFrame()], ignore_index=True)
+        if a.empty or b.empty or b["q50"].isna().any():
+            why = f"v{previous} could not be judged on the same points"
+            return WatchEvent(now, "no_rollback", version, why)
+        mae_now = float(np.abs(a["q50"] - a["actual"]).mean())
+        mae_before = float(np.abs(b["q50"] - b["actual"]).mean())
+        numbers = {
+            **acc.numbers(),
+            "replayed_points": len(b),
+            f"mae_v{version}": round(mae_now, 3),
+            f"mae_v{previous}": round(mae_before, 3),
+        }
+        if mae_before >= mae_now:
+            why = (
+                f"v{previous} forecasts the same window no better (MAE {mae_before:.1f} against"
+                f" {mae_now:.1f}): @champion stays, the fallback holds"
+            )
+            return WatchEvent(now, "no_rollback", version, why, numbers)
+        reason = (
+            f"live accuracy watch: v{version} MASE {acc.ratio:.2f} over {acc.points} points;"
+            f" v{previous} MAE {mae_before:.1f} against {mae_now:.1f} on the same window"
+        )
+        try:
+            back = registry.rollback(version, reason, numbers)
+        except Exception as exc:
+            return WatchEvent(now, "no_rollback", version, f"rollback failed: {exc}", numbers)
+        return WatchEvent(
+            now, "rollback", version, f"@champion rolled back from v{version} to v{back}", numbers
+        )
+
+    def _history_before(self, origin: datetime) -> pd.DataFrame:
+        """The request rates seen up to ``origin`` (what the forecast was made from)."""
+        cut = pd.Timestamp(origin)
+        rows = [
+            (service, at, value)
+            for service, seen in self._actual.items()
+            for at, value in seen.items()
+            if at <= cut
+        ]
+        frame = pd.DataFrame(rows, columns=["service", "timestamp", "request_rate"])
+        return frame.sort_values(["service", "timestamp"], ignore_index=True)
+
+
+def _aligned_q50(frame: pd.DataFrame, answer: pd.DataFrame) -> pd.Series:
+    """The answer's q50 at each (service, timestamp) of ``frame`` (NaN where it has none)."""
+    keys = pd.DataFrame(
+        {
+            "service": frame["service"].astype(str).reset_index(drop=True),
+            "timestamp": pd.to_datetime(frame["timestamp"], utc=True)
+            .dt.floor("min")
+            .reset_index(drop=True),
+        }
+    )
+    got = answer.assign(
+        service=answer["service"].astype(str),
+        timestamp=pd.to_datetime(answer["timestamp"], utc=True).dt.floor("min"),
+    ).drop_duplicates(["service", "timestamp"])
+    merged = keys.merge(
+        got[["service", "timestamp", "q50"]], on=["service", "timestamp"], how="left"
+    )
+    return merged["q50"].astype(float).reset_index(drop=True)
