@@ -2,9 +2,10 @@
 
 The fitted model is saved with its own `save()` into an artifact directory and reopened in
 `load_context`; the wrapper pickled by MLflow only holds small settings and refers to this
-installed package by name (no `code_paths`). Pip requirements are pinned from the running
-environment instead of being inferred, because inference imports the model in a
-subprocess (slow with torch) and cannot see that `models` comes from our own distribution.
+package by name. The package's source goes with the model (`code_paths`), so a logged model
+loads wherever its pip requirements are installed, without this project. Those requirements
+are pinned from the running environment instead of being inferred, because inference imports
+the model in a subprocess (slow with torch) and cannot see that `models` is our own code.
 The model's kind and role are written into the MLmodel metadata so that a loaded model can
 say what it is (`loaded.metadata.metadata`).
 """
@@ -29,7 +30,9 @@ from models._protocols import Detector, Forecaster
 from models._series import check_horizon
 
 _ARTIFACT = "model"
-_COMMON_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "joblib")
+_COMMON_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scikit-learn", "joblib", "numba")
+#: This package's source directory, shipped with every logged model.
+_CODE = str(Path(__file__).resolve().parent)
 _FORECASTER_REQUIREMENTS = ("darts", "torch")
 
 
@@ -142,6 +145,7 @@ def log_detector(
             signature=infer_signature(input_example, output),
             input_example=input_example,
             pip_requirements=_pins(_COMMON_REQUIREMENTS),
+            code_paths=[_CODE],
             registered_model_name=registered_model_name,
             metadata={
                 "role": "detector",
@@ -177,6 +181,7 @@ def log_forecaster(
             signature=infer_signature(input_example, output, params={"horizon": horizon}),
             input_example=input_example,
             pip_requirements=_pins(_COMMON_REQUIREMENTS + _FORECASTER_REQUIREMENTS),
+            code_paths=[_CODE],
             registered_model_name=registered_model_name,
             metadata={
                 "role": "forecaster",

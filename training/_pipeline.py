@@ -131,7 +131,11 @@ def _register(
         client.create_registered_model(
             name, description="ooda model; serving loads the version under the alias champion"
         )
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    # A logged model's URI names it (models:/m-...); a tracking server wants that id too.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+    )
     return str(version.version)
 
 

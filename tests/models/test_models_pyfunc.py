@@ -1,22 +1,27 @@
-"""Models logged as MLflow pyfuncs load back (here and in a fresh process) and answer the same.
+"""Models logged as MLflow pyfuncs load back (here, and from a tracking server in a fresh
+virtual environment with nothing but their requirements) and answer the same.
 
-The fresh process loads the detector and the seasonal-naive forecaster, once: it proves
-the wrappers are pickled by reference to the installed package without paying the
-Lightning import (tens of seconds here) again; the LSTM round trip runs in-process.
+The fresh environment loads the detector and the seasonal-naive forecaster, once: it proves
+the models' code travels with them (``code_paths``) and their pinned requirements suffice;
+the LSTM round trip runs in-process.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+from lab.servers import free_port
 from models import (
     Forecaster,
     ForecasterModel,
@@ -27,6 +32,7 @@ from models import (
     log_forecaster,
     pyfunc_history,
 )
+from training._pipeline import _register
 
 
 @pytest.fixture()
@@ -42,40 +48,150 @@ def tracking(tmp_path: Path) -> Iterator[Path]:
     mlflow.set_tracking_uri(previous)
 
 
-_FRESH_PROCESS = """
-import sys, mlflow, pandas as pd
-mlflow.set_tracking_uri(sys.argv[1])
-for uri, role, path in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):
+ROOT = Path(__file__).resolve().parents[2]
+
+_FRESH_VENV = """
+import json, sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+out = {}
+for uri, role, path in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
+    model = mlflow.pyfunc.load_model(uri)
     params = {"horizon": 5} if role == "forecaster" else None
-    out = mlflow.pyfunc.load_model(uri).predict(pd.read_parquet(path), params=params)
-    out.to_parquet(path + ".out")
+    model.predict(pd.read_parquet(path), params=params).to_parquet(path + ".out")
+import models
+out["models_from"] = str(Path(models.__file__).resolve())
+try:
+    import ooda  # noqa: F401
+    out["project_importable"] = True
+except ImportError:
+    out["project_importable"] = False
+print(json.dumps(out))
 """
 
 
-def test_loadable_in_a_fresh_process(
-    tracking: Path, feature_rows: pd.DataFrame, hourly_traffic: pd.DataFrame
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server --serve-artifacts`` on 127.0.0.1: runs, registry and artifacts over
+    HTTP (clients never see the artifact store's paths)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "server.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"mlflow server did not start: {(root / 'server.log').read_text()}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_logged_model_loads_from_the_tracking_server_in_a_fresh_venv(
+    tracking_server: str,
+    tmp_path: Path,
+    feature_rows: pd.DataFrame,
+    hourly_traffic: pd.DataFrame,
 ) -> None:
-    """Only the package is shared with the new interpreter: wrappers pickle by reference."""
-    detector = IsolationForestDetector(n_estimators=50).fit(feature_rows)
-    forecaster = SeasonalNaiveForecaster(season=60).fit(hourly_traffic)
-    rows = feature_rows.iloc[:20].reset_index(drop=True)
-    history = pyfunc_history(hourly_traffic)
-    with mlflow.start_run():
-        cases = [
-            (log_detector(detector, input_example=rows), "detector", rows),
-            (log_forecaster(forecaster, input_example=history), "forecaster", history),
-        ]
-    argv = [sys.executable, "-c", _FRESH_PROCESS, mlflow.get_tracking_uri()]
-    for i, (info, role, frame) in enumerate(cases):
-        frame.to_parquet(tracking / f"{i}.parquet")
-        argv += [info.model_uri, role, str(tracking / f"{i}.parquet")]
-    subprocess.run(argv, check=True, cwd=tracking, timeout=300)
+    """Log to a tracking server, then load by registry name in a new virtual environment
+    holding only the model's pinned requirements (not this project): the models' code travels
+    with them, the artifacts come over HTTP, and the answers match."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_server)
+    try:
+        client = mlflow.MlflowClient(tracking_server, tracking_server)
+        detector = IsolationForestDetector(n_estimators=50).fit(feature_rows)
+        forecaster = SeasonalNaiveForecaster(season=60).fit(hourly_traffic)
+        rows = feature_rows.iloc[:20].reset_index(drop=True)
+        history = pyfunc_history(hourly_traffic)
+        mlflow.set_experiment("portable")
+        with mlflow.start_run() as run:
+            logged = {
+                "portable-detector": (log_detector(detector, input_example=rows), "detector", rows),
+                "portable-forecaster": (
+                    log_forecaster(forecaster, input_example=history),
+                    "forecaster",
+                    history,
+                ),
+            }
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+        argv = []
+        for i, (name, (info, role, frame)) in enumerate(logged.items()):
+            # Registered as the training pipeline registers (a server wants the model id).
+            assert _register(client, info.model_uri, run.info.run_id, name, {"role": role}) == "1"
+            frame.to_parquet(tmp_path / f"{i}.parquet")
+            argv += [f"models:/{name}/1", role, str(tmp_path / f"{i}.parquet")]
+        requirements = mlflow.artifacts.download_artifacts(
+            "models:/portable-forecaster/1/requirements.txt", dst_path=str(tmp_path / "req")
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    venv = tmp_path / "venv"
+    uv = str(Path(sys.executable).with_name("uv"))
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", python, "-r", requirements],
+        check=True,
+        timeout=900,
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_TRACKING_URI": tracking_server}
+    done = subprocess.run(
+        [python, "-I", "-c", _FRESH_VENV, *argv],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not said["project_importable"], "the fresh venv must not see this project"
+    assert "/code/models/" in said["models_from"], "imported from the model's own code"
+    assert str(ROOT) not in said["models_from"] and "site-packages" not in said["models_from"]
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tracking / "0.parquet.out"),
-        mlflow.pyfunc.load_model(cases[0][0].model_uri).predict(rows),
+        pd.read_parquet(tmp_path / "0.parquet.out"),
+        pd.DataFrame(
+            {
+                "service": rows["service"].astype(str),
+                "anomaly_score": detector.score(rows),
+                "is_anomaly": detector.score(rows) >= 0.5,
+            }
+        ),
     )
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tracking / "1.parquet.out"), forecaster.predict(history, 5)
+        pd.read_parquet(tmp_path / "1.parquet.out"), forecaster.predict(history, 5)
     )
 
 
