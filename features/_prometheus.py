@@ -128,9 +128,12 @@ FAMILY_RECIPES: dict[MetricFamily, dict[str, str]] = {
     },
     MetricFamily.KAFKA: {
         "kafka_consumergroup_lag": "kafka_consumergroup_lag{{sel}}",
-        # kafka-exporter's log-end offset has no group: take each group's partitions.
-        "kafka_topic_partition_current_offset_rate": "rate(kafka_topic_partition_current_offset"
-        "{{sel}}[{w}]) + on (topic, partition) group_right 0 * kafka_consumergroup_lag{{sel}}",
+        # kafka-exporter's log-end offset has no group: take each group's partitions. One
+        # series per partition on the "one" side, whatever else differs (a restarted
+        # exporter's old series within the rate window, a second scrape job).
+        "kafka_topic_partition_current_offset_rate": "max by (topic, partition) (rate("
+        "kafka_topic_partition_current_offset{{sel}}[{w}])) + on (topic, partition) group_right"
+        " 0 * kafka_consumergroup_lag{{sel}}",
         "kafka_consumergroup_current_offset_rate": "rate(kafka_consumergroup_current_offset"
         "{{sel}}[{w}])",
     },

@@ -13,6 +13,9 @@ Forecasters (`Forecaster` protocol) forecast per-minute request-rate quantiles
 history: `LSTMForecaster` (darts, global over services) and `SeasonalNaiveForecaster`
 (baseline, "same minute yesterday").
 
+The shadow record (`append_shadow`, `read_shadow`) keeps what `@challenger` answered beside
+`@champion` on live requests, for judging it before promotion.
+
 `score_corpus` scores a detector on the Numenta Anomaly Benchmark exactly as NAB v1.1 does
 (`load_nab_corpus` reads NAB's layout), so it can be compared with NAB's published scoreboard.
 
@@ -76,13 +79,16 @@ from models._pyfunc import (
 )
 from models._seasonal_naive import SeasonalNaiveForecaster
 from models._series import FORECAST_COLUMNS, HISTORY_COLUMNS, sampling_interval
+from models._shadow import DETECTOR_SHADOW, FORECASTER_SHADOW, append_shadow, read_shadow
 from models._streaming import StreamingScorer, StreamingSettings
 
 __all__ = [
     "ANOMALY_THRESHOLD",
     "DEFAULT_DETECTOR_FEATURES",
     "DETECTOR_CLASSES",
+    "DETECTOR_SHADOW",
     "FORECASTER_CLASSES",
+    "FORECASTER_SHADOW",
     "FORECAST_COLUMNS",
     "HISTORY_COLUMNS",
     "Detector",
@@ -108,6 +114,7 @@ __all__ = [
     "SeasonalNaiveForecaster",
     "StreamingScorer",
     "StreamingSettings",
+    "append_shadow",
     "coverage",
     "detector_metrics",
     "forecast_metrics",
@@ -121,6 +128,7 @@ __all__ = [
     "mase",
     "probationary_rows",
     "pyfunc_history",
+    "read_shadow",
     "rolling_forecast",
     "sampling_interval",
     "scaled_sigmoid",

@@ -22,6 +22,8 @@ def silence(*loggers: str) -> None:
         return
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", FutureWarning)
+    # tqdm in a notebook without Jupyter's widgets: its plain bar works, the advice is noise.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     for noisy in (*NOISY, *loggers):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 

@@ -48,7 +48,8 @@ class TrainOutcome:
     """Per model trained (none when skipped for no drift)."""
 
 
-def _labels(paths: Sequence[Path]) -> list[training.Incident]:
+def incident_labels(paths: Sequence[Path]) -> list[training.Incident]:
+    """The incidents of the audit logs at ``paths``, as training labels."""
     out: list[training.Incident] = []
     for path in paths:
         audit = AuditLog(path)
@@ -122,7 +123,7 @@ def retrain(
         return TrainOutcome(drift, drifted, [])
 
     tuned = replace(settings.training, promote_to=training.CHALLENGER)
-    labels = _labels(audits)
+    labels = incident_labels(audits)
     results: list[training.TrainingResult] = []
     columns = (
         SpinnerColumn(),

@@ -19,6 +19,7 @@ from ooda._quiet import silence
 if TYPE_CHECKING:
     from ooda._audit import AuditStore
     from ooda._settings import OodaSettings
+    from training import ShadowVerdict
 
 #: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -530,12 +531,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace, settings: OodaSettings) -> int:
     from mlflow import MlflowClient
 
-    from training import UnknownModelError, list_models, promote, rollback
+    from training import UnknownModelError, list_models, promote, promote_challenger, rollback
 
     reg = settings.training.registry
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     actor = args.actor or getpass.getuser()
-    if args.action == "promote":
+    if args.action == "promote" and args.from_challenger:
+        verdict = _shadow_verdict(args, settings)
+        info = promote_challenger(client, args.name, verdict, actor=actor)
+        console.print(f"{args.name}: champion -> v{info.version} ({verdict.rule})")
+    elif args.action == "promote":
         promote(
             client, args.name, str(args.version), alias=args.alias, actor=actor, reason=args.reason
         )
@@ -563,6 +568,33 @@ def _models(args: argparse.Namespace, settings: OodaSettings) -> int:
         )
     console.print(table)
     return 0
+
+
+def _shadow_verdict(args: argparse.Namespace, settings: OodaSettings) -> ShadowVerdict:
+    """Judge ``@challenger`` of ``args.name`` on the shadow record serving wrote."""
+    from datetime import timedelta
+
+    import features
+    import training
+    from models import read_shadow
+    from ooda._train import incident_labels
+
+    path = args.shadow or settings.feature_dir / "shadow.db"
+    reg = settings.training.registry
+    if args.name == reg.forecaster_name:
+        record = read_shadow(path, "forecaster_shadow", model=args.name)
+        if record.empty:
+            raise training.ShadowGateError(f"the shadow record {path} holds no forecast")
+        store = features.open_store(features.FeatureRepoSettings(settings.feature_dir.resolve()))
+        start = record["timestamp"].min().to_pydatetime() - timedelta(days=1)
+        end = record["timestamp"].max().to_pydatetime() + timedelta(minutes=1)
+        actuals = training.request_rate_series(store, start, end, list(settings.services))
+        return training.judge_forecaster_shadow(record, actuals)
+    if args.name == reg.detector_name:
+        record = read_shadow(path, "detector_shadow", model=args.name)
+        audits = args.audit or sorted(settings.workdir.glob("audit*.db"))
+        return training.judge_detector_shadow(record, incident_labels(audits))
+    raise training.UnknownModelError(args.name)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -691,6 +723,20 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("version", nargs="?", help="version to promote")
     models.add_argument("--reason", default="manual", help="why (kept as a version tag)")
     models.add_argument("--actor", help="who (default: the current user)")
+    models.add_argument(
+        "--from-challenger",
+        action="store_true",
+        help="promote @challenger, gated on the shadow record serving wrote beside the champion",
+    )
+    models.add_argument(
+        "--shadow", type=Path, help="the shadow record (default: shadow.db in the Feast data dir)"
+    )
+    models.add_argument(
+        "--audit",
+        type=Path,
+        action="append",
+        help="audit log whose incidents judge a detector challenger (default: the workdir's)",
+    )
     models.add_argument(
         "--alias",
         choices=["champion", "challenger"],
@@ -868,8 +914,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "models" and args.action != "list" and not args.name:
         parser.error(f"'ooda models {args.action}' needs a model name")
-    if args.command == "models" and args.action == "promote" and not args.version:
-        parser.error("'ooda models promote' needs a version")
+    if (
+        args.command == "models"
+        and args.action == "promote"
+        and not args.version
+        and not args.from_challenger
+    ):
+        parser.error("'ooda models promote' needs a version (or --from-challenger)")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

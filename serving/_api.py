@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -40,7 +41,14 @@ from serving._errors import (
     RequestTooLargeError,
     ServingError,
 )
-from serving._scorers import Scored, detect, follow_champion, warm_up
+from serving._scorers import (
+    Scored,
+    detect,
+    follow_champion,
+    record_detector_shadow,
+    shadow_of,
+    warm_up,
+)
 from serving._settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -214,12 +222,23 @@ class _ScoringAPI:
         self._store: asyncio.Future[FeatureStore] | None = None
         self._detector = follow_champion(settings, settings.detector_name)
         warm_up(self._detector)
+        # @challenger scores the same rows off the request path, for the shadow record.
+        self._challenger = (
+            follow_champion(settings, settings.detector_name, settings.shadow_alias)
+            if settings.shadow_alias
+            else None
+        )
+        self._shadows: set[asyncio.Task[None]] = set()
         # What is loaded now lives as long as the replica: keep it out of the collector's
         # full passes, which would otherwise stall requests for milliseconds.
         gc.collect()
         gc.freeze()
         loop = asyncio.get_running_loop()
         self._follower = loop.create_task(self._detector.follow(settings.poll_interval_s))
+        if self._challenger is not None:
+            self._shadow_follower = loop.create_task(
+                self._challenger.follow(settings.poll_interval_s)
+            )
 
     async def _online(self, services: list[str], feature_service: str) -> pd.DataFrame:
         """Latest online features of ``services`` (``MissingFeaturesError`` -> 404)."""
@@ -260,6 +279,14 @@ class _ScoringAPI:
             scores, flags = detect(loaded, service, columns, name)
         else:  # long batches must not stall the small requests behind them
             scores, flags = await asyncio.to_thread(detect, loaded, service, columns, name)
+        challenger = shadow_of(self._detector, self._challenger)
+        if challenger is not None and service:
+            record = partial(
+                record_detector_shadow, settings, loaded, challenger, service, columns, scores
+            )
+            task = asyncio.create_task(asyncio.to_thread(record))
+            self._shadows.add(task)  # kept until done, so it is not collected mid-run
+            task.add_done_callback(self._shadows.discard)
         body = anomaly_body(name, loaded.version, service, scores, flags, parsed.columnar)
         return Response(body, media_type="application/json")
 
@@ -283,8 +310,15 @@ class _ScoringAPI:
 
     @app.get("/v1/models")
     async def models(self) -> dict[str, ModelInfo]:
-        """The version each model role serves (``version`` null when none is loaded)."""
-        return {role: _model_info(status) for role, status in (await self._statuses()).items()}
+        """The version each model role serves (``version`` null when none is loaded), and
+        what each scores in shadow (``detector_shadow``, ``forecaster_shadow``)."""
+        statuses = await self._statuses()
+        if self._challenger is not None:
+            statuses["detector_shadow"] = self._challenger.status()
+            shadow: ModelStatus | None = await self._forecaster.shadow_status.remote()
+            if shadow is not None:
+                statuses["forecaster_shadow"] = shadow
+        return {role: _model_info(status) for role, status in statuses.items()}
 
     @app.get("/healthz")
     async def healthz(self) -> JSONResponse:

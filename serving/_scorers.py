@@ -15,6 +15,7 @@ version the response names.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,10 +28,12 @@ from mlflow.exceptions import MlflowException
 from ray import serve
 from ray.serve import Deployment
 
-from models import ANOMALY_THRESHOLD, FORECAST_COLUMNS, ModelError, pyfunc_history
+from models import ANOMALY_THRESHOLD, FORECAST_COLUMNS, ModelError, append_shadow, pyfunc_history
 from serving._champion import ChampionModel, LoadedModel, ModelStatus
 from serving._errors import InvalidInputError, ModelUnavailableError, ServingError
 from serving._settings import ServingSettings
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,50 @@ class _ForecastRequest:
     horizon: int
 
 
-def follow_champion(settings: ServingSettings, name: str) -> ChampionModel:
-    """Point this replica at the registry, load the champion and keep following it."""
+def follow_champion(settings: ServingSettings, name: str, alias: str = "") -> ChampionModel:
+    """Point this replica at the registry, load ``alias`` (the champion by default) and keep
+    following it."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    champion = ChampionModel(name, settings.alias, client, mlflow.pyfunc.load_model)
+    champion = ChampionModel(name, alias or settings.alias, client, mlflow.pyfunc.load_model)
     champion.refresh()
     return champion
+
+
+def shadow_of(champion: ChampionModel, shadow: ChampionModel | None) -> LoadedModel | None:
+    """The challenger to score in shadow now: loaded, and another version than the
+    champion's (None: no shadow scoring)."""
+    if shadow is None:
+        return None
+    try:
+        mine, theirs = champion.current(), shadow.current()
+    except ModelUnavailableError:
+        return None
+    return None if theirs.version == mine.version else theirs
+
+
+def record_detector_shadow(
+    settings: ServingSettings,
+    champion: LoadedModel,
+    challenger: LoadedModel,
+    service: list[str],
+    columns: dict[str, np.ndarray],
+    scores: np.ndarray,
+) -> None:
+    """Score the same rows with the challenger and append both answers (run off the request
+    path; a challenger that fails is logged, never raised)."""
+    name = settings.detector_name
+    try:
+        theirs, _ = detect(challenger, service, columns, name)
+        at = pd.Timestamp.now(tz="UTC").isoformat()
+        rows = [
+            (at, name, champion.version, challenger.version, s, float(a), float(b))
+            for s, a, b in zip(service, scores, theirs, strict=True)
+        ]
+        append_shadow(settings.shadow_file, "detector_shadow", rows)
+    except Exception as exc:  # a shadow's failure must never reach a caller, nor pass unsaid
+        _log.warning("shadow %s v%s not recorded: %s", name, challenger.version, exc)
 
 
 def warm_up(champion: ChampionModel) -> None:
@@ -171,12 +210,52 @@ class _LoadForecaster:
     """Forecasts per-minute request rate quantiles with the forecaster champion."""
 
     def __init__(self, settings: ServingSettings) -> None:
+        self._settings = settings
         self._name = settings.forecaster_name
         self._champion = follow_champion(settings, settings.forecaster_name)
-        self._follower = asyncio.get_running_loop().create_task(
-            self._champion.follow(settings.poll_interval_s)
-        )
+        loop = asyncio.get_running_loop()
+        self._follower = loop.create_task(self._champion.follow(settings.poll_interval_s))
+        self._shadow: ChampionModel | None = None
+        self._shadows: set[asyncio.Task[None]] = set()
+        if settings.shadow_alias:
+            self._shadow = follow_champion(settings, self._name, settings.shadow_alias)
+            self._shadow_follower = loop.create_task(self._shadow.follow(settings.poll_interval_s))
         _tune_batching(self._forecast_batch, settings)
+
+    def shadow_status(self) -> ModelStatus | None:
+        """What the shadow alias serves (None: shadow scoring is off)."""
+        return None if self._shadow is None else self._shadow.status()
+
+    def _record_shadow(
+        self,
+        loaded: LoadedModel,
+        challenger: LoadedModel,
+        history: pd.DataFrame,
+        horizon: int,
+        answered: pd.DataFrame,
+    ) -> None:
+        """The challenger's forecast from the same history, beside the champion's answer."""
+        try:
+            theirs = pd.DataFrame(
+                challenger.predict(pyfunc_history(history), params={"horizon": horizon})
+            )[list(FORECAST_COLUMNS)]
+        except Exception as exc:  # a challenger's failure must never reach a caller
+            _log.warning("shadow %s v%s failed: %s", self._name, challenger.version, exc)
+            return
+        keys = ["service", "timestamp"]
+        mine = answered.assign(timestamp=pd.to_datetime(answered["timestamp"], utc=True))
+        theirs = theirs.assign(timestamp=pd.to_datetime(theirs["timestamp"], utc=True))
+        both = mine.merge(theirs, on=keys, suffixes=("_a", "_b"))
+        at = pd.Timestamp.now(tz="UTC").isoformat()
+        rows = [
+            (at, self._name, loaded.version, challenger.version, str(r.service),
+             r.timestamp.isoformat(), r.q10_a, r.q50_a, r.q90_a, r.q10_b, r.q50_b, r.q90_b)
+            for r in both.itertuples(index=False)
+        ]  # fmt: skip
+        try:
+            append_shadow(self._settings.shadow_file, "forecaster_shadow", rows)
+        except Exception as exc:
+            _log.warning("shadow %s v%s not recorded: %s", self._name, challenger.version, exc)
 
     def status(self) -> ModelStatus:
         """Served version and readiness."""
@@ -219,11 +298,27 @@ class _LoadForecaster:
             ]
 
         results: dict[int, Scored | ServingError] = {}
+        challenger = shadow_of(self._champion, self._shadow)
         for group in _disjoint_groups(requests):
             outcomes = await _each_alone(
                 predict, [requests[i] for i in group], self._name, loaded.version
             )
             results.update(zip(group, outcomes, strict=True))
+            answered = [o.frame for o in outcomes if isinstance(o, Scored)]
+            if challenger is not None and answered:
+                history = pd.concat([requests[i].history for i in group], ignore_index=True)
+                task = asyncio.create_task(
+                    asyncio.to_thread(
+                        self._record_shadow,
+                        loaded,
+                        challenger,
+                        history,
+                        requests[group[0]].horizon,
+                        pd.concat(answered, ignore_index=True),
+                    )
+                )
+                self._shadows.add(task)  # kept until done, so it is not collected mid-run
+                task.add_done_callback(self._shadows.discard)
         return [results[index] for index in range(len(requests))]
 
 

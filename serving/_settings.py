@@ -76,12 +76,22 @@ class ServingSettings:
     forecaster_features: str = "forecaster_v1"
     #: Alias the endpoints serve.
     alias: str = "champion"
+    #: Alias scored in shadow beside it: the same inputs, off the request path, recorded and
+    #: never answered with ("" turns shadow scoring off).
+    shadow_alias: str = "challenger"
+    #: SQLite file of the shadow record ("": ``shadow.db`` in ``feature_data_dir``).
+    shadow_path: str = ""
     #: Forward replica logs to the driver's terminal (they are always under /tmp/ray).
     log_to_driver: bool = False
     #: CPUs given to Ray by :func:`serving.start` when it starts Ray itself.
     ray_num_cpus: int = 2
     #: Seconds :func:`serving.start` waits for ``/healthz`` to answer 200.
     start_timeout_s: float = 120.0
+
+    @property
+    def shadow_file(self) -> Path:
+        """Where the shadow record is written."""
+        return Path(self.shadow_path) if self.shadow_path else self.feature_data_dir / "shadow.db"
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {

@@ -10,6 +10,7 @@ Exception tree::
     ├── UnknownModelError        no registered model of that name
     ├── MissingAliasError        the model has no version under that alias
     ├── SignatureMismatchError   its signature differs from the champion's
+    ├── ShadowGateError          the challenger did not win on the shadow record
     └── NothingToRollBackError   champion has no previous version to return to
 """
 
@@ -20,6 +21,7 @@ from training._pipeline import (
     Incident,
     TrainingResult,
     label_incidents,
+    request_rate_series,
     train_detector,
     train_forecaster,
     training_window,
@@ -43,6 +45,13 @@ from training._settings import (
     RegistrySettings,
     TrainingSettings,
 )
+from training._shadow_gate import (
+    ShadowGateError,
+    ShadowVerdict,
+    judge_detector_shadow,
+    judge_forecaster_shadow,
+    promote_challenger,
+)
 
 __all__ = [
     "CHALLENGER",
@@ -56,14 +65,20 @@ __all__ = [
     "NothingToRollBackError",
     "RegistryError",
     "RegistrySettings",
+    "ShadowGateError",
+    "ShadowVerdict",
     "SignatureMismatchError",
     "TrainingResult",
     "TrainingSettings",
     "UnknownModelError",
     "feature_drift",
+    "judge_detector_shadow",
+    "judge_forecaster_shadow",
     "label_incidents",
     "list_models",
     "promote",
+    "promote_challenger",
+    "request_rate_series",
     "rollback",
     "train_detector",
     "train_forecaster",

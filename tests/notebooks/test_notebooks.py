@@ -8,6 +8,7 @@ by nbclient in a real Jupyter kernel; a cell that raises fails the test.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def test_compare_and_promote_moves_the_champion_and_serving_follows(workspace: W
     champion = client.get_model_version_by_alias("ooda-detector", "champion").version
     challenger = client.get_model_version_by_alias("ooda-detector", "challenger").version
     out = run(ORDER[2])
+    shadowed = re.search(r"(\d+) rows scored in shadow by v(\d+)", out)
+    assert shadowed is not None, out[-2000:]
+    assert shadowed.groups() == ("300", str(challenger)), shadowed.group(0)
     assert f"serving before: {champion}" in out
     assert f"serving after promotion: {challenger}" in out
     assert f"champion now v{champion} | serving: {champion}" in out

@@ -155,3 +155,18 @@ def test_train_without_history_in_feast_says_what_to_do(tmp_path: Path) -> None:
     settings = OodaSettings(feature_dir=tmp_path / "features", workdir=tmp_path / "ooda")
     with pytest.raises(TrainInputError, match=r"no history in the Feast store .* run `ooda demo`"):
         retrain(settings, Console(), models=["detector"])
+
+
+def test_promoting_the_challenger_without_a_shadow_record_exits_2(
+    uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--tracking-uri", uri, "models", "promote", NAME]
+    assert main([*base, "1"]) == 0
+    assert main([*base, "2", "--alias", "challenger"]) == 0
+    capsys.readouterr()
+    empty = tmp_path / "shadow.db"
+    assert main([*base, "--from-challenger", "--shadow", str(empty)]) == 2
+    assert f"the shadow record {empty} holds no forecast" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert champion(uri) == "1"

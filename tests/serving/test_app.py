@@ -19,6 +19,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from models import read_shadow
 from serving import RunningApp, ServingSettings, free_serve_port, start, stop
 from tests.serving._shared import (
     DETECTOR,
@@ -298,3 +299,61 @@ def test_missing_alias_answers_503_and_recovers(http: httpx.Client, registry: Re
     finally:
         registry.client.set_registered_model_alias(FORECASTER, "champion", "1")
     assert _wait_for_health(http, 200).status_code == 200
+
+
+def test_the_challenger_scores_in_shadow_and_never_answers(
+    http: httpx.Client, registry: Registry, feature_dir: Path
+) -> None:
+    """With ``@challenger`` set, every request is still answered by the champion; the
+    challenger's answers to the same inputs land in the shadow record beside it."""
+    client = registry.client
+    champion = str(client.get_model_version_by_alias(DETECTOR, "champion").version)
+    source = client.get_model_version(FORECASTER, "1")
+    extra = client.create_model_version(FORECASTER, source.source, run_id=source.run_id)
+    other = "2" if champion == "1" else "1"
+    promote(client, DETECTOR, other, alias="challenger", actor="test", reason="shadow")
+    promote(
+        client, FORECASTER, str(extra.version), alias="challenger", actor="test", reason="shadow"
+    )
+    try:
+        deadline = time.monotonic() + 10 * POLL_S + 20
+        models = http.get("/v1/models").json()
+        while time.monotonic() < deadline and not (
+            models.get("detector_shadow", {}).get("version") == other
+            and models.get("forecaster_shadow", {}).get("version") == str(extra.version)
+        ):
+            time.sleep(0.2)
+            models = http.get("/v1/models").json()
+        assert models["detector_shadow"]["version"] == other, models
+        answer = http.post("/v1/anomaly", json={"rows": ROWS})
+        assert answer.json()["model"]["version"] == champion, "the challenger never answers"
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        points = [
+            {
+                "service": r.service,
+                "timestamp": r.timestamp.isoformat(),
+                "request_rate": r.request_rate,
+            }
+            for r in _history(end, 3 * SEASON).itertuples()
+        ]
+        forecast = http.post("/v1/forecast", json={"history": points, "horizon": 5})
+        assert forecast.status_code == 200 and forecast.json()["model"]["version"] == "1"
+        shadow = feature_dir / "shadow.db"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            detected = read_shadow(shadow, "detector_shadow")
+            forecasted = read_shadow(shadow, "forecaster_shadow")
+            if len(detected) >= len(ROWS) and len(forecasted) >= 5 * len(SERVICES):
+                break
+            time.sleep(0.3)
+        mine = detected[detected.challenger == other]
+        assert list(mine.service[-len(ROWS) :]) == [r["service"] for r in ROWS]
+        assert set(mine.champion) == {champion}
+        # The same model under both aliases: the shadow answers what the champion answered.
+        assert mine.challenger_score.tolist() == pytest.approx(mine.champion_score.tolist())
+        assert set(forecasted.challenger) == {str(extra.version)}
+        assert set(forecasted.champion) == {"1"}
+        assert forecasted.challenger_q50.tolist() == pytest.approx(forecasted.champion_q50.tolist())
+    finally:
+        client.delete_registered_model_alias(DETECTOR, "challenger")
+        client.delete_registered_model_alias(FORECASTER, "challenger")
