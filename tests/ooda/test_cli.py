@@ -14,27 +14,14 @@ from lab.servers import free_port
 from ooda import OodaSettings, TrainInputError
 from ooda._train import retrain
 from ooda.cli import main
+from tests._registry import Echo, registry_with_versions
 
 NAME = "ooda-forecaster"
 
 
-class _Constant(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
-        return model_input
-
-
 @pytest.fixture
 def uri(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("cli", artifact_location=(tmp_path / "a").as_uri())
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        logged = mlflow.pyfunc.log_model(name="model", python_model=_Constant())
-    client.create_registered_model(NAME)
-    for _ in range(2):
-        client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id)
-    return uri
+    return registry_with_versions(tmp_path, NAME, 2)[0]
 
 
 def champion(uri: str) -> str:
@@ -69,11 +56,6 @@ def test_serve_without_champions_says_what_to_do_and_exits_2(
     empty = f"sqlite:///{tmp_path}/empty.db"
     assert main(["--tracking-uri", empty, "serve", "--port", "8999"]) == 2
     assert "no @champion detector and forecaster yet" in capsys.readouterr().out
-
-
-class _Wider(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
-        return model_input
 
 
 def _versions(uri: str) -> dict[str, tuple[str, ...]]:
@@ -120,9 +102,7 @@ def test_a_challenger_with_another_signature_is_refused(
     signed = []
     for frame in (example, example.assign(extra=2.0)):
         with mlflow.start_run() as run:
-            logged = mlflow.pyfunc.log_model(
-                name="model", python_model=_Wider(), input_example=frame
-            )
+            logged = mlflow.pyfunc.log_model(name="model", python_model=Echo(), input_example=frame)
         signed.append(client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id))
     first, second = (str(v.version) for v in signed)
     base = ["--tracking-uri", uri, "models", "promote", NAME]

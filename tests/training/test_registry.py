@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import mlflow
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests._registry import registry_with_versions
 from training._registry import (
     MissingAliasError,
     NothingToRollBackError,
@@ -22,27 +20,9 @@ from training._registry import (
 NAME = "ooda-detector"
 
 
-class _Constant(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"anomaly_score": [0.0] * len(model_input)})
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
-    root: Path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = mlflow_client.create_experiment(
-        "registry-test", artifact_location=(root / "artifacts").as_uri()
-    )
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        logged = mlflow.pyfunc.log_model(name="model", python_model=_Constant())
-    mlflow_client.create_registered_model(NAME)
-    for _ in range(3):
-        mlflow_client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id)
-    return mlflow_client
+    return registry_with_versions(tmp_path_factory.mktemp("mlflow"), NAME, 3)[1]
 
 
 def test_promote_then_rollback_moves_alias_and_tags(client: MlflowClient) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests._registry import registry_with_versions
 from training import (
     Incident,
     ShadowGateError,
@@ -25,22 +25,9 @@ T0 = datetime(2026, 11, 16, tzinfo=UTC)
 NAME = "ooda-forecaster"
 
 
-class _Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
-        return model_input
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("gate", artifact_location=(tmp_path / "a").as_uri())
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        logged = mlflow.pyfunc.log_model(name="model", python_model=_Echo())
-    client.create_registered_model(NAME)
-    for _ in range(2):
-        client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id)
+    client = registry_with_versions(tmp_path, NAME, 2)[1]
     promote(client, NAME, "1", actor="ci", reason="first")
     promote(client, NAME, "2", alias="challenger", actor="ci", reason="try it")
     return client
