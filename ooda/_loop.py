@@ -587,6 +587,9 @@ class ControlLoop:
     def _watch(self, now: datetime, views: dict[str, ServiceView]) -> None:
         """Feed the accuracy watch what came true; audit what it did (an escalation when it
         condemns a forecaster, a model entry when it moves the alias)."""
+        if not self.watch.seeded and self.settings.watch.enabled:
+            # A season of history once, so the baseline is seasonal naive from the start.
+            self.watch.seed(self._history_for_watch(now))
         self.watch.observe({s: v for s, v in views.items() if v.usable})
         name = self.settings.training.registry.forecaster_name
         for event in self.watch.tick(now):
@@ -600,6 +603,13 @@ class ControlLoop:
                 event.summary,
                 {"version": event.version, **event.evidence},
             )
+
+    def _history_for_watch(self, now: datetime) -> pd.DataFrame:
+        """The request rates of the last season (and an hour), cleaned as every tick's are."""
+        start = now - self.settings.watch.season - timedelta(hours=1)
+        raw = self.source.query_range(start, now, timedelta(minutes=1))
+        metrics, _ = clean_metrics(raw, now)
+        return metrics.loc[:, ["service", "timestamp", "request_rate"]]
 
     def _take_forecast(self, answer: _Forecasted) -> None:
         """Adopt an answer of :meth:`_ask_forecast` (a refused forecast is no forecast)."""

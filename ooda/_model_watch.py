@@ -128,19 +128,37 @@ class ForecastWatch:
         self.last: dict[str, Accuracy] = {}
         """The latest accuracy of each version judged."""
         self._judged_at: datetime | None = None
+        self._seeded = False
 
     # -- input ----------------------------------------------------------------------------
+    @property
+    def seeded(self) -> bool:
+        """Whether a season of history has been taken in (:meth:`seed`)."""
+        return self._seeded
+
+    def seed(self, history: pd.DataFrame) -> None:
+        """Take in older request rates (``service, timestamp, request_rate``): a season of
+        them makes the baseline seasonal naive from the first tick, not persistence."""
+        self._seeded = True
+        for service, rows in history.groupby("service"):
+            self._take(str(service), rows)
+
     def observe(self, views: Mapping[str, ServiceView]) -> None:
         """Take the request rates that came true from this tick's views."""
         for service, view in views.items():
-            history = view.history
-            if history.empty or "request_rate" not in history:
-                continue
-            seen = self._actual.setdefault(service, {})
-            stamps = pd.to_datetime(history["timestamp"], utc=True).dt.floor("min")
-            for at, value in zip(stamps, history["request_rate"], strict=True):
-                if value is not None and math.isfinite(float(value)):
-                    seen[at] = float(value)
+            self._take(service, view.history)
+        self._prune()
+
+    def _take(self, service: str, history: pd.DataFrame) -> None:
+        if history.empty or "request_rate" not in history:
+            return
+        seen = self._actual.setdefault(service, {})
+        stamps = pd.to_datetime(history["timestamp"], utc=True).dt.floor("min")
+        for at, value in zip(stamps, history["request_rate"], strict=True):
+            if value is not None and math.isfinite(float(value)):
+                seen[at] = float(value)
+
+    def _prune(self) -> None:
         horizon = max((k.horizon for k in self._kept), default=60)
         keep = self.settings.window + self.settings.season + timedelta(minutes=horizon)
         newest = max((max(s) for s in self._actual.values() if s), default=None)

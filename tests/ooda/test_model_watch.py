@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -251,3 +252,26 @@ def test_the_mlflow_registry_forecasts_with_an_old_version_and_rolls_back_with_t
     assert json.loads(tags["rollback_evidence"]) == {"mase": 9.1}
     with pytest.raises(training.RegistryError, match="no longer v2"):
         registry.rollback("2", "again", {})
+
+
+def test_seeded_with_a_day_the_baseline_is_the_same_minute_yesterday() -> None:
+    registry = Registry({"1": 1.0}, "1", None)
+    watch = ForecastWatch(SETTINGS, registry)
+    day = pd.date_range(
+        end=pd.Timestamp(T0) - pd.Timedelta(minutes=1), periods=1440 + 60, freq="1min"
+    )
+    watch.seed(
+        pd.DataFrame(
+            [(s, t, rate(s, t)) for s in SERVICES for t in day],
+            columns=["service", "timestamp", "request_rate"],
+        )
+    )
+    assert watch.seeded
+    play(watch, registry, 60)
+    acc = watch.accuracy("1", T0 + timedelta(minutes=59))
+    assert acc is not None
+    points = [
+        (s, pd.Timestamp(T0) + pd.Timedelta(minutes=m)) for s in SERVICES for m in range(1, 60)
+    ]
+    yesterday = np.mean([abs(rate(s, t) - rate(s, t - pd.Timedelta(days=1))) for s, t in points])
+    assert acc.baseline_mae == pytest.approx(yesterday, rel=0.05)
