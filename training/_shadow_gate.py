@@ -7,7 +7,8 @@ applied to that live window: for the forecaster, a mean absolute error strictly 
 seasonal naive forecast's (the same minute a day earlier, where the actuals reach back that
 far) and at most the champion's; for the detector, an F1 against the incidents at least the
 champion's (the baseline detector is not scored in shadow, so it is not part of the live
-rule, and the verdict says so). The rule and the numbers go into the challenger's tags.
+rule, and the verdict says so). The rule and the numbers go into the challenger's tags, and
+the numbers into its run as ``shadow_*`` metrics, beside the held-back tail's.
 """
 
 from __future__ import annotations
@@ -143,6 +144,10 @@ def promote_challenger(
     client.set_model_version_tag(
         name, current, "shadow_evaluation", json.dumps(verdict.numbers, sort_keys=True)
     )
+    run_id = client.get_model_version(name, current).run_id
+    if run_id:  # the live figures beside the held-back ones, in the version's own run
+        for key, value in verdict.numbers.items():
+            client.log_metric(run_id, f"shadow_{key}", float(value))
     if not verdict.passed:
         raise ShadowGateError(
             f"model {name!r}: v{current} lost on the shadow record: {verdict.rule}"
