@@ -382,11 +382,13 @@ def score_corpus(
     scores: Mapping[str, np.ndarray | pd.Series],
     corpus: NabCorpus,
     profile: NabProfile | str,
+    threshold: float | None = None,
 ) -> NabResult:
     """Score a detector's per-row anomaly scores (in [0, 1]) on every file of `corpus`.
 
     `scores` maps each file name of the corpus to one score per row; `profile` is a
-    `NabProfile` or the name of one of `corpus.profiles`.
+    `NabProfile` or the name of one of `corpus.profiles`. The threshold is NAB's sweep over
+    `corpus` unless one is given (a threshold chosen on other files: a held-out score).
     """
     if isinstance(profile, str):
         if profile not in corpus.profiles:
@@ -416,12 +418,16 @@ def score_corpus(
         parts_w.append(np.where(win >= 0, win + n_win, -1))
         n_win += len(nab_file.windows)
     scorable_windows = sum(len(f.scorable_windows()) for f in corpus.files.values())
-    threshold = _best_threshold(
-        np.concatenate(parts_s) if parts_s else np.empty(0),
-        np.concatenate(parts_v) if parts_v else np.empty(0),
-        np.concatenate(parts_w) if parts_w else np.empty(0, dtype=np.int64),
-        fn_w,
-        scorable_windows,
+    threshold = (
+        threshold
+        if threshold is not None
+        else _best_threshold(
+            np.concatenate(parts_s) if parts_s else np.empty(0),
+            np.concatenate(parts_v) if parts_v else np.empty(0),
+            np.concatenate(parts_w) if parts_w else np.empty(0, dtype=np.int64),
+            fn_w,
+            scorable_windows,
+        )
     )
 
     per_file: dict[str, float] = {}

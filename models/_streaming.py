@@ -150,11 +150,21 @@ class StreamingScorer:
         missing = ~np.isfinite(x)
         if missing.all():
             raise InvalidInputError("every value is missing (NaN)")
-        x = pd.Series(x).ffill().bfill().to_numpy()
-        features = window_features(x, self.season_rows, s)
+        filled = pd.Series(x).ffill().bfill().to_numpy()
+        features = window_features(filled, self.season_rows, s)
         forest = self._forest_scores(features)
         self.forest_scores = forest
-        surprise = np.maximum(self._surprise(forest), self._spatial(x))
+        return self.post_process(x, forest)
+
+    def post_process(self, values: np.ndarray, forest: np.ndarray) -> np.ndarray:
+        """The scores from the forest's scores of the same rows (:attr:`forest_scores`): the
+        surprise transform, the range alarm and the silencing, with this scorer's settings.
+        Cheap, so settings of these stages can be compared without refitting any forest."""
+        s = self.settings
+        x = np.asarray(values, dtype=float)
+        missing = ~np.isfinite(x)
+        filled = pd.Series(x).ffill().bfill().to_numpy()
+        surprise = np.maximum(self._surprise(forest), self._spatial(filled))
         scores = self._damp(surprise)
         scores[missing] = 0.0
         scores[: s.warmup] = 0.0

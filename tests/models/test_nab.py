@@ -151,6 +151,9 @@ def test_threshold_optimisation_excludes_a_costly_false_positive() -> None:
     assert result.threshold == 0.9
     assert result.raw == pytest.approx(1.0)
     assert result.fp == 0
+    # A threshold chosen elsewhere is used as given (a held-out score), not re-optimised.
+    given = score_corpus({"cat/a.csv": scores}, _one_window(), STANDARD, threshold=0.6)
+    assert given.threshold == 0.6 and given.fp == 5 and given.raw < result.raw
 
 
 def test_threshold_optimisation_takes_a_false_positive_to_reach_a_window() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,3 +87,18 @@ def test_a_value_beyond_everything_seen_alarms_at_once() -> None:
     just_inside = values.copy()
     just_inside[600] = values[:600].max()  # a tie with the past maximum is no record
     assert StreamingScorer(SETTINGS)._spatial(just_inside)[600] == 0.0
+
+
+def test_post_processing_alone_reproduces_the_scores_and_follows_its_settings() -> None:
+    """The forest's scores and the values give the scores back; other post-processing
+    settings change only what they govern (here: how long an alarm silences)."""
+    stamps, values = _series(jump_at=700)
+    scorer = StreamingScorer(SETTINGS)
+    scores = scorer.score(stamps, values)
+    assert scorer.forest_scores is not None
+    np.testing.assert_array_equal(scorer.post_process(values, scorer.forest_scores), scores)
+    longer = StreamingScorer(replace(SETTINGS, quiet_rows=150))
+    again = longer.post_process(values, scorer.forest_scores)
+    first = int(np.argmax(again >= SETTINGS.alarm))
+    assert first == int(np.argmax(scores >= SETTINGS.alarm))
+    assert (again[first + 1 : first + 151] == 0).all()
