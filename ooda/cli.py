@@ -371,6 +371,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "awaiting verification: "
         + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
     )
+    watched = [e for e in entries if e.action.startswith("model_")]
+    console.print(
+        "forecaster accuracy watch: "
+        + (
+            "; ".join(
+                f"{e.at:%Y-%m-%d %H:%M} {e.action.removeprefix('model_')}"
+                f" v{e.evidence.get('version', '?')}: {e.outcome}"
+                for e in watched[-5:]
+            )
+            or "nothing condemned"
+        )
+    )
     from ooda._run import STATE_FILE, RunState
 
     state_file = Path(args.state) if args.state else _audit_path(args).parent / STATE_FILE

@@ -305,10 +305,16 @@ def test_ooda_status_shows_a_propose_only_kind_and_an_open_breaker(
     times = [now - timedelta(days=3), now - timedelta(days=2)]
     times += [now - timedelta(minutes=m) for m in (50, 30, 10)]
     seed_failed_heals(audit, RestartPod("shop", "checkout", pod="checkout-1"), times)
+    audit.write(
+        AuditEntry(now, "escalation", "ooda-forecaster", "model_fallback",
+                   "model/ooda-forecaster@champion", False, "live MASE 9.10", {"version": "4"})
+    )  # fmt: skip
     audit.close()
     assert main(["status", "--audit", str(path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
+    watch = next(line for line in lines if line.startswith("forecaster accuracy watch:"))
+    assert "fallback v4: live MASE 9.10" in watch
     restart = next(line for line in lines if "restart_pod" in line)
     assert "propose-only" in restart and " 5 " in restart
     surge = next(line for line in lines if "set_hpa_min" in line)
