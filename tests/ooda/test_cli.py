@@ -98,10 +98,11 @@ def test_a_challenger_with_another_signature_is_refused(
 ) -> None:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mlflow.set_tracking_uri(uri)
+    experiment = client.create_experiment("signed", artifact_location=(tmp_path / "a").as_uri())
     example = pd.DataFrame({"service": ["checkout"], "request_rate": [1.0]})
     signed = []
     for frame in (example, example.assign(extra=2.0)):
-        with mlflow.start_run() as run:
+        with mlflow.start_run(experiment_id=experiment) as run:
             logged = mlflow.pyfunc.log_model(name="model", python_model=Echo(), input_example=frame)
         signed.append(client.create_model_version(NAME, logged.model_uri, run_id=run.info.run_id))
     first, second = (str(v.version) for v in signed)
