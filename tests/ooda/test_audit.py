@@ -90,6 +90,7 @@ def test_every_kind_is_accepted_in_the_documented_order() -> None:
         "refusal",
         "reset",
         "context",
+        "model",
     )
     log = AuditLog(":memory:")
     for kind in ENTRY_KINDS:
