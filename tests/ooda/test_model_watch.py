@@ -275,3 +275,21 @@ def test_seeded_with_a_day_the_baseline_is_the_same_minute_yesterday() -> None:
     ]
     yesterday = np.mean([abs(rate(s, t) - rate(s, t - pd.Timedelta(days=1))) for s, t in points])
     assert acc.baseline_mae == pytest.approx(yesterday, rel=0.05)
+
+
+def test_a_condemned_champion_that_stays_champion_drives_nothing_more() -> None:
+    """No better predecessor: ``@champion`` stays on v2 and keeps answering, and from the
+    fallback on no decision rests on its forecasts (the HPA reacts alone)."""
+    lab = make_lab(seed=5)
+    registry = LabRegistry({"1": 5.0, "2": 3.0}, "2", "1")
+    audit = AuditLog(":memory:")
+    settings = OodaSettings(predictive=PredictiveSettings(enabled=True))
+    loop = make_loop(lab, settings, scorer=Following(registry), audit=audit, models=registry)
+    run(lab, loop, 90)
+    entries = audit.entries()
+    fallback = next(e for e in entries if e.action == "model_fallback")
+    assert registry.current == "2" and not any(e.action == "model_rollback" for e in entries)
+    decided = [e for e in entries if e.kind == "decision"]
+    assert any(e.evidence.get("forecast_version") == "2" for e in decided if e.at < fallback.at)
+    after = [e.evidence.get("forecast_version") for e in decided if e.at > fallback.at]
+    assert "2" not in after, after
