@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-forecast-cv bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ bench-k8s: install k8s-bins
 
 bench-forecast: install
 	.venv/bin/python benchmarks/bench_forecast.py
+
+# The forecaster's combination and interval rules chosen leave-one-NAB-category-out.
+bench-forecast-cv: install
+	.venv/bin/python benchmarks/bench_forecast_cv.py
 
 # The detector with and without the metric families, forward-chained CV over lab histories.
 bench-detector: install

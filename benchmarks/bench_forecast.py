@@ -1,6 +1,7 @@
-"""Rolling-origin forecast accuracy of the LSTM against seasonal naive and Holt-Winters (ETS).
+"""Rolling-origin forecast accuracy of the LSTM, seasonal naive, Holt-Winters (ETS), naive and
+``auto`` (what ``ooda forecast-series`` gives: the four combined by their recent errors).
 
-Run: ``.venv/bin/python benchmarks/bench_forecast.py [--models lstm,seasonal_naive,ets]
+Run: ``.venv/bin/python benchmarks/bench_forecast.py [--models lstm,seasonal_naive,ets,naive,auto]
 [--series GLOB] [--data ../shared/data/nab/data] [--horizon 12] [--out .ooda/forecast]``
 (or ``make bench-forecast``).
 
@@ -14,6 +15,8 @@ model forecast from:
 
 * MASE (M4): MAE over the warm-up's in-sample MAE of "same time yesterday" (season = one
   day), so 1.0 is as good as seasonal naive was in-sample, and the mean over series is fair;
+* MAE over seasonal naive's MAE on the same origins, summarised by the geometric mean over
+  series (below 1: better than "same time yesterday" out of sample);
 * sMAPE (M4, percent, 0..200);
 * coverage of the 80 % interval (q10..q90): 0.80 is right, less is over-confident;
 * time: wall seconds to fit and forecast the whole series (one process, this machine).
@@ -49,7 +52,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from models import ModelError, coverage, holt_winters_rolling, mase, smape
+from models import (
+    ModelError,
+    combine_candidates,
+    coverage,
+    holt_winters_rolling,
+    mase,
+    naive_rolling,
+    smape,
+)
 from models._backtest import (
     RollingForecast,
     default_warmup,
@@ -64,7 +75,9 @@ DEFAULT_SERIES = (
     "realTweets/Twitter_volume_*.csv",
     "realAWSCloudwatch/elb_request_count_8c0756.csv",
 )
-MODELS = ("lstm", "seasonal_naive", "ets")
+MODELS = ("lstm", "seasonal_naive", "ets", "naive", "auto")
+#: What ``auto`` combines (``models.rolling_forecast``'s candidates).
+CANDIDATES = ("lstm", "ets", "seasonal_naive", "naive")
 NOMINAL_COVERAGE = 0.8
 
 
@@ -86,6 +99,7 @@ class Outcome:
     seconds: float = math.nan
     origins: int = 0
     mase: float = math.nan
+    mae_ratio: float = math.nan
     smape: float = math.nan
     coverage: float = math.nan
     error: str | None = None
@@ -95,6 +109,7 @@ class Outcome:
 METRICS: dict[str, tuple[str, Callable[[list[float]], float], int]] = {
     # key: (title, choose-the-best over a row, digits)
     "mase": ("MASE (lower is better; 1 = seasonal naive in-sample)", min, 3),
+    "mae_ratio": ("MAE / seasonal naive's MAE (geometric mean over series)", min, 3),
     "smape": ("sMAPE % (lower is better)", min, 2),
     "coverage": (
         "80 % interval coverage (best: nearest 0.80)",
@@ -156,7 +171,26 @@ def _forecast(model: str, series: Series, horizon: int) -> RollingForecast:
         return seasonal_naive_rolling(series.values, series.season, series.warmup, horizon)
     if model == "ets":
         return holt_winters_rolling(series.values, series.season, series.warmup, horizon)
+    if model == "naive":
+        return naive_rolling(series.values, series.warmup, horizon)
     raise ValueError(model)
+
+
+def _auto(series: Series, horizon: int, outcomes: dict[str, Outcome]) -> Outcome:
+    """``auto`` from the candidates' forecasts (run here if not asked for on their own); its
+    time is theirs plus the combination's."""
+    began = time.perf_counter()
+    spent = 0.0
+    forecasts = {}
+    for model in CANDIDATES:
+        outcome = outcomes.get(model) or _run(model, series, horizon)
+        spent += outcome.seconds if model in outcomes else 0.0
+        if outcome.forecast is not None:
+            forecasts[model] = outcome.forecast
+    if not forecasts:
+        return Outcome(seconds=time.perf_counter() - began, error="no candidate could forecast")
+    result, _ = combine_candidates(forecasts, series.values, series.season, horizon)
+    return Outcome(seconds=time.perf_counter() - began + spent, forecast=result)
 
 
 def _run(model: str, series: Series, horizon: int) -> Outcome:
@@ -182,6 +216,7 @@ def _score(series: Series, outcomes: dict[str, Outcome], console: Console) -> No
     if any(len(o.forecast.origins) != len(common) for o in done.values() if o.forecast):
         console.print(f"[yellow]{series.name}: models differ in origins; scored on the shared ones")
     insample = series.values[: series.warmup]
+    reference: float | None = None
     for outcome in done.values():
         forecast = outcome.forecast
         assert forecast is not None
@@ -198,15 +233,23 @@ def _score(series: Series, outcomes: dict[str, Outcome], console: Console) -> No
         except ModelError as exc:
             outcome.error = f"scoring: {exc}"
         outcome.origins = int(keep.sum())
+        outcome.mae_ratio = float(np.nanmean(np.abs(actual - point)))
+        if forecast.model == "seasonal_naive":
+            reference = outcome.mae_ratio
+    for outcome in done.values():
+        known = reference is not None and reference > 0
+        outcome.mae_ratio = outcome.mae_ratio / reference if reference and known else math.nan
 
 
 def _fmt(value: float, digits: int) -> str:
     return "—" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
+def _mean(values: list[float], geometric: bool = False) -> float:
+    finite = [v for v in values if not math.isnan(v) and (v > 0 or not geometric)]
+    if not finite:
+        return math.nan
+    return float(np.exp(np.mean(np.log(finite)))) if geometric else float(np.mean(finite))
 
 
 def _table(
@@ -232,7 +275,7 @@ def _table(
         for model, value in zip(models, values, strict=True):
             columns[model].append(value)
         row(name, values)
-    means = {m: _mean(columns[m]) for m in models}
+    means = {m: _mean(columns[m], geometric=metric == "mae_ratio") for m in models}
     table.add_section()
     counts = {m: sum(not math.isnan(v) for v in columns[m]) for m in models}
     label = f"mean of {len(results)}"
@@ -304,7 +347,11 @@ def main() -> None:
             outcomes: dict[str, Outcome] = {}
             for model in models:
                 progress.update(task, description=f"{series.name}: {model}")
-                outcomes[model] = _run(model, series, args.horizon)
+                outcomes[model] = (
+                    _auto(series, args.horizon, outcomes)
+                    if model == "auto"
+                    else _run(model, series, args.horizon)
+                )
                 error = outcomes[model].error
                 if error:
                     progress.console.print(f"[red]{series.name} {model}[/red]: {error}")
@@ -349,6 +396,7 @@ def main() -> None:
                     m: {
                         "origins": o.origins,
                         "mase": jsonable(o.mase),
+                        "mae_ratio": jsonable(o.mae_ratio),
                         "smape": jsonable(o.smape),
                         "coverage": jsonable(o.coverage),
                         "wall_s": jsonable(o.seconds),

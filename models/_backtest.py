@@ -37,6 +37,10 @@ class RollingForecast:
     def horizon(self) -> int:
         return int(self.point.shape[1])
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``point, lower, upper``."""
+        return self.point, self.lower, self.upper
+
     def rows(self) -> np.ndarray:
         """Row index of every forecast value, flattened like ``point.ravel()``."""
         return (self.origins[:, None] + np.arange(self.horizon)[None, :]).ravel()
@@ -197,57 +201,3 @@ def lstm_rolling(
         lower = median - factors * (median - lower)
         upper = median + factors * (upper - median)
     return RollingForecast("lstm", origins, median, lower, upper)
-
-
-MODELS = ("lstm", "ets", "seasonal_naive")
-
-
-def _run(
-    model: str,
-    timestamps: pd.Series,
-    values: np.ndarray,
-    season: int,
-    warmup: int,
-    horizon: int,
-    lstm: LstmSettings | None,
-) -> RollingForecast:
-    if model == "lstm":
-        return lstm_rolling(timestamps, values, warmup, horizon, lstm)
-    if model == "ets":
-        from models._holt_winters import holt_winters_rolling
-
-        return holt_winters_rolling(values, season, warmup, horizon)
-    if model == "seasonal_naive":
-        return seasonal_naive_rolling(values, season, warmup, horizon)
-    raise InvalidInputError(f"unknown model {model!r}; choose one of {MODELS} or 'auto'")
-
-
-def rolling_forecast(
-    timestamps: pd.Series,
-    values: np.ndarray,
-    horizon: int,
-    model: str = "auto",
-    warmup: int | None = None,
-    lstm: LstmSettings | None = None,
-) -> tuple[RollingForecast, dict[str, float]]:
-    """Rolling-origin forecasts of a series with ``model``, or the best of :data:`MODELS`.
-
-    ``auto`` judges every model on the last fifth of the warm-up (each fitted on the rows
-    before it, forecasting the same way), picks the lowest mean absolute error and reruns it
-    on the whole warm-up: the choice uses past data only. Returns the forecasts and the
-    validation errors (empty unless ``auto``).
-    """
-    _, season = season_rows(timestamps)
-    y = np.asarray(values, dtype=float)
-    warmup = default_warmup(len(y), season) if warmup is None else warmup
-    if model != "auto":
-        return _run(model, timestamps, y, season, warmup, horizon, lstm), {}
-    split = int(0.8 * warmup)
-    errors: dict[str, float] = {}
-    for candidate in MODELS:
-        if candidate == "seasonal_naive" and (season < 1 or split <= season):
-            continue
-        past = _run(candidate, timestamps[:warmup], y[:warmup], season, split, horizon, lstm)
-        errors[candidate] = float(np.nanmean(np.abs(y[past.rows()] - past.point.ravel())))
-    best = min(errors, key=lambda name: errors[name])
-    return _run(best, timestamps, y, season, warmup, horizon, lstm), errors

@@ -79,7 +79,9 @@ def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
     labels = _labels(entry, namespace, region)
     if entry.kind == "escalation":
         if entry.action == "model_fallback":
-            name, severity = "OodaForecasterFallback", "warning"
+            detector = entry.evidence.get("model") == "detector"
+            name = "OodaDetectorFallback" if detector else "OodaForecasterFallback"
+            severity = "warning"
         elif entry.outcome == "circuit breaker open":
             name, severity = "OodaBreakerOpen", "critical"
         elif entry.outcome == "heal failed":

@@ -36,11 +36,12 @@ from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._changes import change_events
 from ooda._cluster_state import read_nodes, read_workloads
+from ooda._detector_watch import DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._incidents import IncidentRecorder, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
-from ooda._model_watch import ForecasterRegistry, ForecastWatch
+from ooda._model_watch import ForecasterRegistry, ForecastWatch, WatchEvent
 from ooda._observe import (
     check_forecast,
     clean_family,
@@ -111,6 +112,7 @@ class ControlLoop:
     ) -> None:
         self.settings = settings
         self.watch = ForecastWatch(settings.watch, models)
+        self.detector_watch = DetectorWatch(settings.detector_watch)
         self._may_act = may_act
         self.clock = clock
         self.source = source
@@ -282,7 +284,7 @@ class ControlLoop:
             ask = partial(self._ask_forecast, now, metrics, views, usable)
             self._forecast_job = self._pool.submit(ask)
         families = self._read_families(now)
-        scores = self._scores(now, metrics, usable, families)
+        scores = self._scores(now, metrics, usable, families, views)
         if due and not background:
             self._forecast_asked_at = now
             self._take_forecast(self._ask_forecast(now, metrics, views, usable))
@@ -509,6 +511,7 @@ class ControlLoop:
         metrics: pd.DataFrame,
         services: list[str],
         families: dict[MetricFamily, pd.DataFrame],
+        views: dict[str, ServiceView],
     ) -> AnomalyScores | None:
         if not services:
             return None
@@ -519,16 +522,23 @@ class ControlLoop:
         )
         if key == self._scored_key and fresh:
             return self._scored
+        rows = detector_rows(metrics, services, families)
         try:
             with self.stats.timed("anomaly"):
-                scores, notes = clean_scores(
-                    self.scorer.anomaly_rows(detector_rows(metrics, services, families))
-                )
+                scores, notes = clean_scores(self.scorer.anomaly_rows(rows))
         except ScoringUnavailableError as exc:
             self.journal.problem("*", now, f"anomaly scores unavailable: {exc}")
             return None
         for note in notes:
             self.journal.problem("*", now, note)
+        if self.settings.detector_watch.enabled:
+            with self.stats.timed("anomaly"):
+                scores = self.detector_watch.observe(
+                    now, scores, rows, views, self.settings.slo_for
+                )
+            name = self.settings.training.registry.detector_name
+            for event in self.detector_watch.tick(now):
+                self._audit_watch(now, name, event, "detector")
         for service, anomalous in scores.anomalous.items():
             if anomalous and not self.journal.recently(service, "anomaly", now):
                 self.journal.event(now, "anomaly", service, f"score {scores.scores[service]:.2f}")
@@ -593,16 +603,22 @@ class ControlLoop:
         self.watch.observe({s: v for s, v in views.items() if v.usable})
         name = self.settings.training.registry.forecaster_name
         for event in self.watch.tick(now):
-            kind = {"fallback": "escalation", "rollback": "model"}.get(event.kind, "observation")
-            self.journal.write(
-                now,
-                kind,
-                name,
-                f"model_{event.kind}",
-                f"model/{name}@champion",
-                event.summary,
-                {"version": event.version, **event.evidence},
-            )
+            self._audit_watch(now, name, event, "forecaster")
+        for service, start, end in self.verifier.drain_verified():
+            self.detector_watch.verified(service, start, end)
+
+    def _audit_watch(self, now: datetime, name: str, event: WatchEvent, model: str) -> None:
+        """An escalation when a watch condemns a model, a model entry when it moves an alias."""
+        kind = {"fallback": "escalation", "rollback": "model"}.get(event.kind, "observation")
+        self.journal.write(
+            now,
+            kind,
+            name,
+            f"model_{event.kind}",
+            f"model/{name}@champion",
+            event.summary,
+            {"version": event.version, "model": model, **event.evidence},
+        )
 
     def _history_for_watch(self, now: datetime) -> pd.DataFrame:
         """The request rates of the last season (and an hour), cleaned as every tick's are."""

@@ -12,11 +12,15 @@ forward, still refuses them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ooda._errors import SeriesInputError
+
+if TYPE_CHECKING:
+    from models import Candidate
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -119,9 +123,9 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
 
 def forecast_series(
     input_path: Path, horizon: int, output_path: Path, model: str = "auto"
-) -> tuple[pd.DataFrame, str, dict[str, float]]:
+) -> tuple[pd.DataFrame, str, dict[str, Candidate]]:
     """Rolling-origin forecasts; write ``timestamp,value,forecast,lower,upper`` (80 %) for the
-    forecast rows. Returns them, the model used and the validation errors behind the choice."""
+    forecast rows. Returns them, the model used and, for ``auto``, its candidates."""
     from models import InsufficientHistoryError, InvalidInputError, rolling_forecast
 
     if horizon < 1:
@@ -131,7 +135,7 @@ def forecast_series(
     if not np.isfinite(values).all():
         raise SeriesInputError(f"{input_path}: every value is missing")
     try:
-        result, errors = rolling_forecast(series["timestamp"], values, horizon, model)
+        result, candidates = rolling_forecast(series["timestamp"], values, horizon, model)
     except (InsufficientHistoryError, InvalidInputError) as exc:
         raise SeriesInputError(f"{input_path}: {exc}") from exc
     rows = result.rows()
@@ -146,4 +150,4 @@ def forecast_series(
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
-    return out, result.model, errors
+    return out, result.model, candidates

@@ -286,6 +286,33 @@ class ModelWatchSettings:
 
 
 @dataclass(frozen=True)
+class DetectorWatchSettings:
+    """The live precision and recall of the detector champion (``ooda._detector_watch``)."""
+
+    enabled: bool = True
+    """Watch at all."""
+    window: timedelta = timedelta(hours=6)
+    """The rolling window precision and recall are measured over."""
+    lead: timedelta = timedelta(minutes=15)
+    """A minute called anomalous this close to an incident (before or after) is a true one."""
+    min_breach: timedelta = timedelta(minutes=3)
+    """An SLO breach this long is an incident (a verified heal is one however short)."""
+    gap: timedelta = timedelta(minutes=15)
+    """Incident minutes closer than this are one incident."""
+    min_incidents: int = 2
+    """Incidents in the window before the champion is judged."""
+    margin: float = 0.1
+    """The champion is condemned when its F1 is below the baseline's by more than this."""
+    refit_every: timedelta = timedelta(hours=1)
+    """How often the robust z-score baseline is refitted on the rows seen."""
+    judge_every: timedelta = timedelta(minutes=1)
+    """How often precision and recall are recomputed and the champion judged."""
+    min_baseline_minutes: int = 60
+    """Calm minutes of feature rows seen before the baseline is first fitted (until then
+    nothing is judged)."""
+
+
+@dataclass(frozen=True)
 class LeaderSettings:
     """Leader election of ``ooda run`` replicas (client-go's defaults)."""
 
@@ -421,6 +448,8 @@ class OodaSettings:
     """Floors that follow the load forecast (off by default)."""
     watch: ModelWatchSettings = field(default_factory=ModelWatchSettings)
     """The forecaster's live accuracy: fall back and roll back when it goes bad."""
+    detector_watch: DetectorWatchSettings = field(default_factory=DetectorWatchSettings)
+    """The detector's live precision and recall: fall back to a robust z-score when worse."""
     leader: LeaderSettings = field(default_factory=LeaderSettings)
     """Leader election of ``ooda run`` replicas (off: a single replica)."""
     escalation: EscalationSettings = field(default_factory=EscalationSettings)

@@ -40,6 +40,12 @@ class Verifier:
         self.budget = budget
         self.journal = journal
         self.context = context
+        self._verified: list[tuple[str, datetime, datetime]] = []
+
+    def drain_verified(self) -> list[tuple[str, datetime, datetime]]:
+        """The heals verified since the last call: (service, applied at, verified at)."""
+        out, self._verified = self._verified, []
+        return out
 
     def window(self, pending: PendingAction, snapshot: Snapshot) -> VerifyWindow | None:
         """What ``pending`` is judged on this tick (None while its service is not observed)."""
@@ -126,6 +132,7 @@ class Verifier:
         )
         opened = self.guard.record_outcome(key, healed, now)
         if healed:
+            self._verified.append((action.service, pending.applied_at, now))
             return
         self.budget.record_failure(str(action.kind), now)
         if action.undo_when_failed(pending.result):

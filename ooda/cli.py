@@ -373,10 +373,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     )
     watched = [e for e in entries if e.action.startswith("model_")]
     console.print(
-        "forecaster accuracy watch: "
+        "model watches: "
         + (
             "; ".join(
-                f"{e.at:%Y-%m-%d %H:%M} {e.action.removeprefix('model_')}"
+                f"{e.at:%Y-%m-%d %H:%M} {e.evidence.get('model', 'forecaster')}"
+                f" {e.action.removeprefix('model_')}"
                 f" v{e.evidence.get('version', '?')}: {e.outcome}"
                 for e in watched[-5:]
             )
@@ -698,16 +699,19 @@ def _cmd_forecast_series(args: argparse.Namespace) -> int:
     from ooda._series import forecast_series
 
     try:
-        out, model, errors = forecast_series(args.input, args.horizon, args.output, args.model)
+        out, model, candidates = forecast_series(args.input, args.horizon, args.output, args.model)
     except SeriesInputError as exc:
         console.print(f"[red]forecast-series: {exc}[/]")
         return 2
-    if errors:
-        table = Table(title="validation on the last fifth of the warm-up (past data only)")
+    if candidates:
+        table = Table(
+            title="auto: candidates weighed by their recent completed forecasts (past data only)"
+        )
         table.add_column("model")
-        table.add_column("MAE", justify="right")
-        for name, mae in sorted(errors.items(), key=lambda kv: kv[1]):
-            table.add_row(name + (" (chosen)" if name == model else ""), f"{mae:.3f}")
+        table.add_column("weight at the last origin", justify="right")
+        table.add_column("MAE over the forecast rows", justify="right")
+        for name, c in sorted(candidates.items(), key=lambda kv: -kv[1].weight):
+            table.add_row(name, f"{c.weight:.2f}", f"{c.mae:.3f}")
         console.print(table)
     inside = ((out.value >= out.lower) & (out.value <= out.upper)).mean()
     console.print(
@@ -913,8 +917,8 @@ def _parser() -> argparse.ArgumentParser:
     forecast.add_argument(
         "--model",
         default="auto",
-        choices=["auto", "lstm", "ets", "seasonal_naive"],
-        help="auto: the best on the end of the warm-up (default)",
+        choices=["auto", "lstm", "ets", "seasonal_naive", "naive"],
+        help="auto (default): every model, weighed per origin by its recent completed forecasts",
     )
     forecast.set_defaults(func=_cmd_forecast_series)
     return parser

@@ -70,12 +70,18 @@ def test_lstm_rolling_uses_only_the_past_and_tracks_the_season() -> None:
     np.testing.assert_allclose(again.point[:3], f.point[:3])
 
 
-def test_auto_picks_by_validation_on_the_warm_up() -> None:
+def test_auto_weighs_the_candidates_by_their_recent_forecasts() -> None:
     stamps, y = _series(noise=0.0)  # a perfect daily cycle: seasonal naive is exact
-    f, errors = rolling_forecast(stamps, y, 12, "auto", warmup=150, lstm=TINY)
-    assert set(errors) == {"lstm", "ets", "seasonal_naive"}
-    assert errors["seasonal_naive"] == pytest.approx(0.0, abs=1e-9)
-    assert f.model == "seasonal_naive"
+    f, candidates = rolling_forecast(stamps, y, 12, "auto", warmup=150, lstm=TINY)
+    assert set(candidates) == {"lstm", "ets", "seasonal_naive", "naive"}
+    assert candidates["seasonal_naive"].mae == pytest.approx(0.0, abs=1e-9)
+    # ETS is exact on a noiseless cycle too; the others are not and weigh nothing.
+    assert candidates["seasonal_naive"].weight + candidates["ets"].weight > 0.99
+    assert candidates["naive"].weight < 0.01 and candidates["lstm"].weight < 0.01
+    assert sum(c.weight for c in candidates.values()) == pytest.approx(1.0)
+    assert f.model == "combined"
+    tail = f.rows() >= f.origins[len(f.origins) // 2]
+    assert np.abs(y[f.rows()][tail] - f.point.ravel()[tail]).max() < 0.1
 
 
 def test_interval_factors_stretch_to_the_held_out_coverage() -> None:

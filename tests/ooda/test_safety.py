@@ -313,8 +313,8 @@ def test_ooda_status_shows_a_propose_only_kind_and_an_open_breaker(
     assert main(["status", "--audit", str(path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    watch = next(line for line in lines if line.startswith("forecaster accuracy watch:"))
-    assert "fallback v4: live MASE 9.10" in watch
+    watch = next(line for line in lines if line.startswith("model watches:"))
+    assert "forecaster fallback v4: live MASE 9.10" in watch
     restart = next(line for line in lines if "restart_pod" in line)
     assert "propose-only" in restart and " 5 " in restart
     surge = next(line for line in lines if "set_hpa_min" in line)

@@ -235,3 +235,27 @@ def test_a_repeated_timestamp_stays_its_own_row(tmp_path: Path) -> None:
     )
     out = pd.read_csv(tmp_path / "out.csv", dtype={"timestamp": str})
     assert len(out) == 301 and out["timestamp"].iloc[199] == out["timestamp"].iloc[200]
+
+
+def test_forecast_series_auto_weighs_every_model_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 5 * 288
+    rng = np.random.default_rng(5)
+    walk = 100 + np.cumsum(rng.normal(0, 1, n))  # a random walk: the last value wins
+    stamps = pd.date_range("2015-02-26 21:40:00", periods=n, freq="5min")
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": walk}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    args = ["forecast-series", "--input", str(tmp_path / "in.csv"), "--horizon", "12"]
+    assert main([*args, "--output", str(tmp_path / "out.csv")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert all(m in printed for m in ("lstm", "ets", "seasonal_naive", "naive"))
+    assert "by combined" in printed
+    out = pd.read_csv(tmp_path / "out.csv")
+    inside = ((out["value"] >= out["lower"]) & (out["value"] <= out["upper"])).mean()
+    assert 0.6 < inside < 0.97
+    seasonal = tmp_path / "snaive.csv"
+    assert main([*args, "--output", str(seasonal), "--model", "seasonal_naive"]) == 0
+    error = (out["value"] - out["forecast"]).abs().mean()
+    assert error < (pd.read_csv(seasonal).eval("value - forecast").abs().mean()) * 0.8

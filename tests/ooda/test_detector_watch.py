@@ -1,0 +1,152 @@
+"""The detector's live precision and recall: a champion that cries wolf, or that is silent
+through real incidents, loses to the robust z-score baseline and the loop takes the
+baseline's verdicts; a good champion is left alone; a verified heal counts as an incident."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contracts import ScenarioId
+from lab import ScenarioInstance
+from ooda import AuditLog, OodaSettings, RuleScorer, ServiceView
+from ooda._detector_watch import BASELINE, DetectorWatch
+from ooda._escalate import alert_of
+from ooda._records import AnomalyScores
+from ooda._settings import DetectorWatchSettings, SloSettings
+from tests.ooda._harness import make_lab, make_loop, run
+
+T0 = datetime(2026, 11, 16, 6, 0, tzinfo=UTC)
+SERVICES = ("frontend", "checkout", "payments")
+SETTINGS = DetectorWatchSettings(min_incidents=2, min_baseline_minutes=20)
+
+
+def _slo(service: str) -> SloSettings:
+    return SloSettings()
+
+
+def _incident(minute: int) -> str | None:
+    """Checkout breaches 40-49, payments 100-109, frontend 160-169 (minutes from T0)."""
+    for start, service in ((40, "checkout"), (100, "payments"), (160, "frontend")):
+        if start <= minute < start + 10:
+            return service
+    return None
+
+
+def _tick(minute: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, ServiceView]]:
+    at = pd.Timestamp(T0) + pd.Timedelta(minutes=minute)
+    sick = _incident(minute)
+    rows, views = [], {}
+    for service in SERVICES:
+        bad = service == sick
+        rows.append({"service": service, "x": rng.normal(0, 1) + (12 if bad else 0)})
+        history = pd.DataFrame(
+            {"timestamp": [at], "p95_latency_ms": [220.0 if bad else 90.0], "error_rate": [0.0]}
+        )
+        views[service] = ServiceView(service, history)
+    return pd.DataFrame(rows), views
+
+
+def play(watch: DetectorWatch, verdict: Any, minutes: int, version: str = "2") -> list[Any]:
+    """``verdict(minute, service, row)`` is the champion's call; returns the watch's events
+    and the scores the loop would act on, per minute."""
+    rng = np.random.default_rng(4)
+    events, acted = [], []
+    for minute in range(minutes):
+        rows, views = _tick(minute, rng)
+        flags = {s: bool(verdict(minute, s, r)) for s, r in zip(rows.service, rows.x, strict=True)}
+        scores = AnomalyScores(version, {s: float(f) for s, f in flags.items()}, flags)
+        now = T0 + timedelta(minutes=minute)
+        acted.append(watch.observe(now, scores, rows, views, _slo))
+        events += watch.tick(now)
+    return [events, acted]
+
+
+def test_a_champion_that_cries_wolf_is_condemned_and_the_baseline_decides() -> None:
+    watch = DetectorWatch(SETTINGS)
+    events, acted = play(watch, lambda m, s, x: True, 180)
+    assert [e.kind for e in events] == ["fallback"]
+    event = events[0]
+    assert event.version == "2" and "robust" in event.summary
+    assert event.evidence["precision"] < 0.3 and event.evidence["baseline_f1"] > 0.8
+    assert watch.condemned == {"2"}
+    after = [a for a in acted if a.model_version.startswith(BASELINE)]
+    assert after, "the loop takes the baseline's verdicts after the fallback"
+    # After the fallback a quiet minute is quiet again: the baseline's verdicts, not v2's.
+    assert acted[130].model_version.startswith(BASELINE)
+    assert not any(acted[130].anomalous.values()) and max(acted[130].scores.values()) < 0.5
+    flagged_in_incident = acted[160].anomalous  # frontend breaches from minute 160
+    assert flagged_in_incident["frontend"] and not flagged_in_incident["checkout"]
+
+
+def test_a_silent_champion_is_condemned_for_its_recall() -> None:
+    watch = DetectorWatch(SETTINGS)
+    events, _ = play(watch, lambda m, s, x: False, 180)
+    assert [e.kind for e in events] == ["fallback"]
+    assert events[0].evidence["recall"] == 0.0 and events[0].evidence["baseline_recall"] == 1.0
+
+
+def test_a_champion_as_good_as_the_baseline_is_left_alone() -> None:
+    watch = DetectorWatch(SETTINGS)
+    events, acted = play(watch, lambda m, s, x: x > 6, 180)
+    assert events == [] and watch.condemned == set()
+    assert watch.last["2"].recall == 1.0 and watch.last["2"].precision == 1.0
+    assert all(a.model_version == "2" for a in acted)
+
+
+def test_nothing_is_judged_before_enough_incidents() -> None:
+    watch = DetectorWatch(replace(SETTINGS, min_incidents=5))
+    events, _ = play(watch, lambda m, s, x: True, 180)
+    assert events == [] and watch.condemned == set()
+
+
+def test_a_verified_heal_is_an_incident_even_when_the_slo_held() -> None:
+    watch = DetectorWatch(SETTINGS)
+    play(watch, lambda m, s, x: x > 6, 80)
+    now = T0 + timedelta(minutes=79)
+    before = watch.quality("2", now)
+    assert before.incidents == 1  # checkout's breach
+    watch.verified("payments", T0 + timedelta(minutes=60), T0 + timedelta(minutes=64))
+    after = watch.quality("2", now)
+    assert after.incidents == 2 and after.caught == before.caught
+
+
+class _Crying:
+    """A detector endpoint whose v2 calls every service anomalous; forecasts by the rules."""
+
+    def __init__(self) -> None:
+        self.rules = RuleScorer()
+
+    def anomaly_rows(self, rows: pd.DataFrame) -> AnomalyScores:
+        services = [str(s) for s in rows["service"]]
+        return AnomalyScores("2", dict.fromkeys(services, 0.99), dict.fromkeys(services, True))
+
+    def forecast_history(self, history: pd.DataFrame, horizon: int) -> Any:
+        return self.rules.forecast_history(history, horizon)
+
+
+def test_the_loop_falls_back_from_a_detector_that_cries_wolf_and_alerts() -> None:
+    """Two real 5xx incidents healed by the loop: v2, anomalous every minute, is condemned,
+    a human is alerted, and the loop's anomaly verdicts come from the baseline after it."""
+    lab = make_lab(seed=6)
+    audit = AuditLog(":memory:")
+    watch = replace(SETTINGS, lead=timedelta(minutes=5))
+    loop = make_loop(lab, OodaSettings(detector_watch=watch), scorer=_Crying(), audit=audit)
+    run(lab, loop, 30)
+    lab.inject(ScenarioInstance(ScenarioId.HTTP_5XX_SPIKE, "checkout"))
+    run(lab, loop, 30)
+    lab.inject(ScenarioInstance(ScenarioId.HTTP_5XX_SPIKE, "payments"))
+    run(lab, loop, 20)
+    entries = audit.entries()
+    fallback = next(e for e in entries if e.action == "model_fallback")
+    assert fallback.kind == "escalation" and fallback.service == "ooda-detector"
+    assert fallback.evidence["version"] == "2" and fallback.evidence["incidents"] >= 2
+    alert = alert_of(fallback, "shop", "eu-west-1")
+    assert alert is not None and alert.name == "OodaDetectorFallback"
+    assert loop.detector_watch.condemned == {"2"}
+    scored = loop._scored
+    assert scored is not None and scored.model_version.startswith(BASELINE)
