@@ -21,10 +21,11 @@ a robust z-score detector (:class:`models.RobustZScoreDetector`) fitted on the s
 rows (older than ``lead``, away from incidents, refitted every hour), on the minutes both
 gave a verdict for. When, with at least ``min_incidents`` incidents in the window, the
 champion's F1 is below the baseline's by more than ``margin``, its version is condemned: the
-loop takes the baseline's verdicts instead of its own, and an escalation says so. The alias
-is not moved: nothing here replays the previous champion on the same rows to show it would
-do better (the forecaster's watch does that); a human rolls it back from the MLflow UI or
-with ``ooda models rollback``.
+loop takes the baseline's verdicts instead of its own, and an escalation says so. Where the
+registry knows the champion it replaced, that version scores the rows the condemned one
+judged; if its F1 on the same minutes is higher, ``@champion`` moves back to it, tagged with
+who (ooda), why and the numbers. Serving follows the alias, and the loop takes the scores of
+a version not condemned again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -46,6 +48,28 @@ from ooda._settings import DetectorWatchSettings, SloSettings
 BASELINE = "robust_z"
 #: Most feature rows the baseline is fitted on (a sample of the window's calm ones).
 MAX_BASELINE_ROWS = 20_000
+
+
+class DetectorRegistry(Protocol):
+    """What the watch needs of the registry (``MlflowDetectorRegistry`` on MLflow)."""
+
+    name: str
+
+    def champion(self) -> str | None:
+        """The version under ``@champion`` now (None: none)."""
+
+    def previous(self, version: str) -> str | None:
+        """The champion ``version`` replaced (None: none recorded)."""
+
+    def anomalous(self, version: str, rows: pd.DataFrame) -> list[bool]:
+        """``version``'s verdict on each feature row (``service`` + features)."""
+
+    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
+        """Move ``@champion`` from ``version`` to its predecessor; the new champion."""
+
+
+#: A verdict of one service-minute (None: no verdict to judge).
+Flag = Callable[[str, pd.Timestamp, "_Minute"], bool | None]
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,8 @@ class DetectorWatch:
     """Live precision and recall of the detector the loop is answered by; see the module."""
 
     settings: DetectorWatchSettings
+    registry: DetectorRegistry | None = None
+    """Where the previous champion is replayed and the alias rolled back (None: fall back only)."""
     _minutes: dict[str, dict[pd.Timestamp, _Minute]] = field(default_factory=dict)
     _rows: deque[tuple[pd.Timestamp, pd.DataFrame]] = field(default_factory=deque)
     """Each scoring's feature rows, oldest first."""
@@ -251,30 +277,34 @@ class DetectorWatch:
     def quality(self, detector: str, now: datetime) -> Quality:
         """``detector``'s record over the window (a version, or :data:`BASELINE`), on the
         minutes both it and the baseline gave a verdict for."""
+        if detector == BASELINE:
+            return self._quality(detector, now, lambda s, at, m: m.baseline)
+        return self._quality(
+            detector, now, lambda s, at, m: m.champion if m.version == detector else None
+        )
+
+    def _quality(self, name: str, now: datetime, flag: Flag) -> Quality:
         s = self.settings
         since = pd.Timestamp(now) - s.window
         flagged_total = flagged_true = incidents = caught = 0
-        for kept in self._minutes.values():
+        for service, kept in self._minutes.items():
             judged = {at: m for at, m in kept.items() if at >= since}
-            compared = {
-                at: m
+            verdicts = {
+                at: v
                 for at, m in judged.items()
-                if m.baseline is not None and (detector == BASELINE or m.version == detector)
+                if m.baseline is not None and (v := flag(service, at, m)) is not None
             }
-            if not compared:
+            if not verdicts:
                 continue
-            if detector == BASELINE:
-                flagged = [at for at, m in compared.items() if m.baseline]
-            else:
-                flagged = [at for at, m in compared.items() if m.champion]
+            flagged = [at for at, v in verdicts.items() if v]
             real = _stretches(self._incident_minutes(judged), s.gap)
-            real = [(a, b) for a, b in real if any(a <= t <= b for t in compared)]
+            real = [(a, b) for a, b in real if any(a <= t <= b for t in verdicts)]
             near = [(a - s.lead, b + s.lead) for a, b in real]
             flagged_total += len(flagged)
             flagged_true += sum(any(a <= t <= b for a, b in near) for t in flagged)
             incidents += len(real)
             caught += sum(any(a - s.lead <= t <= b for t in flagged) for a, b in real)
-        return Quality(detector, flagged_total, flagged_true, incidents, caught)
+        return Quality(name, flagged_total, flagged_true, incidents, caught)
 
     def _incident_minutes(self, judged: Mapping[pd.Timestamp, _Minute]) -> list[pd.Timestamp]:
         breach = [at for at, m in judged.items() if m.breach]
@@ -322,4 +352,67 @@ class DetectorWatch:
                     },
                 )
             )
+            if self.registry is not None:
+                events.append(self._roll_back(self.registry, version, mine, now))
         return events
+
+    def _roll_back(
+        self, registry: DetectorRegistry, version: str, mine: Quality, now: datetime
+    ) -> WatchEvent:
+        """Replay the previous champion on the rows ``version`` judged; roll back if better."""
+        try:
+            current, previous = registry.champion(), registry.previous(version)
+        except Exception as exc:  # the registry is down: fall back only, and say so
+            return WatchEvent(now, "no_rollback", version, f"registry unreachable: {exc}")
+        if current != version:
+            why = f"@champion is v{current}, not v{version}: left alone"
+            return WatchEvent(now, "no_rollback", version, why)
+        if previous is None:
+            why = f"v{version} has no previous champion to roll back to"
+            return WatchEvent(now, "no_rollback", version, why)
+        parts = []
+        for at, frame in self._rows:
+            mine_here = [
+                (m := self._minutes.get(str(x), {}).get(at)) is not None and m.version == version
+                for x in frame["service"]
+            ]
+            parts.append(frame[mine_here].assign(_at=at))
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if rows.empty:
+            why = f"no rows of v{version} kept to replay v{previous} on"
+            return WatchEvent(now, "no_rollback", version, why)
+        try:
+            flags = registry.anomalous(previous, rows.drop(columns=["_at"]))
+        except Exception as exc:
+            why = f"v{previous} could not score the same rows: {exc}"
+            return WatchEvent(now, "no_rollback", version, why)
+        replayed = {
+            (str(x), at): bool(f)
+            for x, at, f in zip(rows["service"], rows["_at"], flags, strict=True)
+        }
+        theirs = self._quality(
+            previous,
+            now,
+            lambda s, at, m: replayed.get((s, at)) if m.version == version else None,
+        )
+        numbers = {
+            **{f"v{version}_{k}": v for k, v in mine.numbers().items()},
+            **{f"v{previous}_{k}": v for k, v in theirs.numbers().items()},
+        }
+        if theirs.f1 <= mine.f1:
+            why = (
+                f"v{previous} does no better on the same rows (F1 {theirs.f1:.2f} against"
+                f" {mine.f1:.2f}): @champion stays, the fallback holds"
+            )
+            return WatchEvent(now, "no_rollback", version, why, numbers)
+        reason = (
+            f"live detector watch: v{version} F1 {mine.f1:.2f} over {mine.incidents} incidents;"
+            f" v{previous} F1 {theirs.f1:.2f} on the same rows"
+        )
+        try:
+            back = registry.rollback(version, reason, numbers)
+        except Exception as exc:
+            return WatchEvent(now, "no_rollback", version, f"rollback failed: {exc}", numbers)
+        return WatchEvent(
+            now, "rollback", version, f"@champion rolled back from v{version} to v{back}", numbers
+        )

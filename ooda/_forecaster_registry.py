@@ -1,9 +1,10 @@
-"""The forecaster's registry as the accuracy watch sees it, on MLflow.
+"""The models' registry as the live watches see it, on MLflow.
 
-The watch asks four things: which version is champion, which champion it replaced (the
+A watch asks four things: which version is champion, which champion it replaced (the
 ``previous_champion`` tag the registry functions keep), what an older version would have
-forecast from a given history (loaded once per version, as serving loads it), and to move
-``@champion`` back through ``training.rollback`` with the numbers in the tags.
+answered on the same input (loaded once per version, as serving loads it: a forecast from a
+history, or anomaly verdicts on feature rows), and to move ``@champion`` back through
+``training.rollback`` with the numbers in the tags.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from models import FORECAST_COLUMNS, pyfunc_history
 ACTOR = "ooda"
 
 
-class MlflowForecasterRegistry:
-    """``ooda._model_watch.ForecasterRegistry`` over an MLflow registry."""
+class _MlflowRegistry:
+    """What both watches need of one registered model."""
 
     def __init__(self, client: MlflowClient, name: str) -> None:
         self.client = client
@@ -42,14 +43,12 @@ class MlflowForecasterRegistry:
         tags = self.client.get_model_version(self.name, version).tags
         return tags.get(f"previous_{training.CHAMPION}") or None
 
-    def forecast(self, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _model(self, version: str) -> Any:
         model = self._loaded.get(version)
         if model is None:
             uri = self.client.get_model_version_download_uri(self.name, version)
             model = self._loaded[version] = mlflow.pyfunc.load_model(uri)
-        out = pd.DataFrame(model.predict(pyfunc_history(history), params={"horizon": horizon}))
-        out = out[list(FORECAST_COLUMNS)]
-        return out.assign(timestamp=pd.to_datetime(out["timestamp"], utc=True))
+        return model
 
     def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
         if self.champion() != version:
@@ -59,3 +58,21 @@ class MlflowForecasterRegistry:
             self.name, version, "rollback_evidence", json.dumps(dict(evidence), sort_keys=True)
         )
         return back.version
+
+
+class MlflowForecasterRegistry(_MlflowRegistry):
+    """``ooda._model_watch.ForecasterRegistry`` over an MLflow registry."""
+
+    def forecast(self, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        model = self._model(version)
+        out = pd.DataFrame(model.predict(pyfunc_history(history), params={"horizon": horizon}))
+        out = out[list(FORECAST_COLUMNS)]
+        return out.assign(timestamp=pd.to_datetime(out["timestamp"], utc=True))
+
+
+class MlflowDetectorRegistry(_MlflowRegistry):
+    """``ooda._detector_watch.DetectorRegistry`` over an MLflow registry."""
+
+    def anomalous(self, version: str, rows: pd.DataFrame) -> list[bool]:
+        answer = pd.DataFrame(self._model(version).predict(rows))
+        return [bool(v) for v in answer["is_anomaly"]]

@@ -36,7 +36,7 @@ from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._changes import change_events
 from ooda._cluster_state import read_nodes, read_workloads
-from ooda._detector_watch import DetectorWatch
+from ooda._detector_watch import DetectorRegistry, DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._incidents import IncidentRecorder, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
@@ -109,10 +109,11 @@ class ControlLoop:
         cloud: CloudClients | None = None,
         may_act: Callable[[], bool] | None = None,
         models: ForecasterRegistry | None = None,
+        detectors: DetectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.watch = ForecastWatch(settings.watch, models)
-        self.detector_watch = DetectorWatch(settings.detector_watch)
+        self.detector_watch = DetectorWatch(settings.detector_watch, detectors)
         self._may_act = may_act
         self.clock = clock
         self.source = source

@@ -38,6 +38,7 @@ from contracts import CloudClients, KubeClients, WallClock
 from features import PrometheusSource
 from ooda._audit import AuditError, open_audit
 from ooda._config import OodaConfig, RegionConfig
+from ooda._detector_watch import DetectorRegistry
 from ooda._errors import ConfigError
 from ooda._escalate import Escalator
 from ooda._leader import LeaderElector
@@ -310,9 +311,11 @@ def build_loop(
     cloud: CloudClients | None = None,
     may_act: Callable[[], bool] | None = None,
     models: ForecasterRegistry | None = None,
+    detectors: DetectorRegistry | None = None,
 ) -> ControlLoop:
     """The control loop of ``region`` wired to the real parts the configuration names;
-    ``models``: the forecaster's registry, which the accuracy watch may roll back."""
+    ``models`` and ``detectors``: the forecaster's and the detector's registries, which the
+    live watches may roll back."""
     chosen = config.region(region)
     source = PrometheusSource(config.prometheus(chosen.name))
     audit_path = config.audit.path
@@ -327,4 +330,5 @@ def build_loop(
         cloud=cloud,
         may_act=may_act,
         models=models,
+        detectors=detectors,
     )

@@ -125,17 +125,23 @@ def forecast_series(
     input_path: Path, horizon: int, output_path: Path, model: str = "auto"
 ) -> tuple[pd.DataFrame, str, dict[str, Candidate]]:
     """Rolling-origin forecasts; write ``timestamp,value,forecast,lower,upper`` (80 %) for the
-    forecast rows. Returns them, the model used and, for ``auto``, its candidates."""
+    forecast rows. Returns them, the model used and, for ``auto``, its candidates.
+
+    Rows are read leniently, as by :func:`score_series`: a glitch row (a timestamp that is
+    not a date or steps back, a value that is not a number) keeps its place, a missing value
+    is interpolated, and ``attrs["glitches"]`` names them."""
     from models import InsufficientHistoryError, InvalidInputError, rolling_forecast
 
     if horizon < 1:
         raise SeriesInputError(f"--horizon must be a positive number of rows, got {horizon}")
-    series = read_series(input_path)
+    series = read_series(input_path, lenient=True)
     values = series["value"].interpolate(limit_direction="both").to_numpy()
     if not np.isfinite(values).all():
         raise SeriesInputError(f"{input_path}: every value is missing")
+    # A row whose timestamp is not a date keeps its place, stamped like the row before it.
+    stamps = series["timestamp"].ffill().bfill()
     try:
-        result, candidates = rolling_forecast(series["timestamp"], values, horizon, model)
+        result, candidates = rolling_forecast(stamps, values, horizon, model)
     except (InsufficientHistoryError, InvalidInputError) as exc:
         raise SeriesInputError(f"{input_path}: {exc}") from exc
     rows = result.rows()
@@ -150,4 +156,5 @@ def forecast_series(
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output_path, index=False)
+    out.attrs["glitches"] = series.attrs["glitches"]
     return out, result.model, candidates

@@ -17,6 +17,8 @@ from rich.table import Table
 from ooda._quiet import silence
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ooda._audit import AuditStore
     from ooda._settings import OodaSettings
     from training import ShadowVerdict
@@ -121,17 +123,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kube.coordination_v1, settings.leader.namespace or settings.namespace, settings.leader
         )
 
-    models = None
-    if args.scorer != "rules":  # the served forecaster's registry, for the accuracy watch
+    models = detectors = None
+    if args.scorer != "rules":  # the served models' registries, for the live watches
         from mlflow import MlflowClient
 
-        from ooda._forecaster_registry import MlflowForecasterRegistry
+        from ooda._forecaster_registry import MlflowDetectorRegistry, MlflowForecasterRegistry
 
         uri = settings.training.registry.tracking_uri
-        models = MlflowForecasterRegistry(
-            MlflowClient(tracking_uri=uri, registry_uri=uri),
-            settings.training.registry.forecaster_name,
-        )
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        models = MlflowForecasterRegistry(client, settings.training.registry.forecaster_name)
+        detectors = MlflowDetectorRegistry(client, settings.training.registry.detector_name)
 
     def make_loop() -> ControlLoop:
         may_act = None if elector is None else elector.is_leader
@@ -143,6 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             kube=kube,
             may_act=may_act,
             models=models,
+            detectors=detectors,
         )
 
     runner = Runner(
@@ -658,12 +660,16 @@ def _cmd_score_series(args: argparse.Namespace) -> int:
     console.print(
         f"{args.output}: {len(out)} rows, max anomaly_score {out.anomaly_score.max():.3f}"
     )
+    _print_glitches(out, "scored")
+    return 0
+
+
+def _print_glitches(out: pd.DataFrame, done: str) -> None:
     for kind, rows in out.attrs.get("glitches", {}).items():
         shown = ", ".join(map(str, rows[:5])) + (
             f" and {len(rows) - 5} more" if len(rows) > 5 else ""
         )
-        console.print(f"[yellow]scored despite a glitch ({kind}): row {shown}[/]")
-    return 0
+        console.print(f"[yellow]{done} despite a glitch ({kind}): row {shown}[/]")
 
 
 def _cmd_rca(args: argparse.Namespace) -> int:
@@ -713,6 +719,7 @@ def _cmd_forecast_series(args: argparse.Namespace) -> int:
         for name, c in sorted(candidates.items(), key=lambda kv: -kv[1].weight):
             table.add_row(name, f"{c.weight:.2f}", f"{c.mae:.3f}")
         console.print(table)
+    _print_glitches(out, "forecast")
     inside = ((out.value >= out.lower) & (out.value <= out.upper)).mean()
     console.print(
         f"{args.output}: {len(out)} forecast rows by {model}, horizon {args.horizon};"

@@ -4,18 +4,25 @@ baseline's verdicts; a good champion is left alone; a verified heal counts as an
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
+import training
 from contracts import ScenarioId
 from lab import ScenarioInstance
 from ooda import AuditLog, OodaSettings, RuleScorer, ServiceView
 from ooda._detector_watch import BASELINE, DetectorWatch
 from ooda._escalate import alert_of
+from ooda._forecaster_registry import MlflowDetectorRegistry
 from ooda._records import AnomalyScores
 from ooda._settings import DetectorWatchSettings, SloSettings
 from tests.ooda._harness import make_lab, make_loop, run
@@ -150,3 +157,92 @@ def test_the_loop_falls_back_from_a_detector_that_cries_wolf_and_alerts() -> Non
     assert loop.detector_watch.condemned == {"2"}
     scored = loop._scored
     assert scored is not None and scored.model_version.startswith(BASELINE)
+
+
+class Registry:
+    """Detector versions as rules on the feature ``x``; ``@champion`` and its history."""
+
+    name = "ooda-detector"
+
+    def __init__(self, rules: dict[str, Any], champion: str, previous: str | None) -> None:
+        self.rules = rules
+        self.current = champion
+        self.before = {champion: previous}
+        self.rollbacks: list[tuple[str, str, dict[str, Any]]] = []
+
+    def champion(self) -> str | None:
+        return self.current
+
+    def previous(self, version: str) -> str | None:
+        return self.before.get(version)
+
+    def anomalous(self, version: str, rows: pd.DataFrame) -> list[bool]:
+        return [bool(self.rules[version](x)) for x in rows["x"]]
+
+    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
+        self.rollbacks.append((version, reason, dict(evidence)))
+        self.current = self.before[version] or version
+        return self.current
+
+
+def test_the_previous_champion_replayed_on_the_same_rows_takes_the_alias_back() -> None:
+    registry = Registry({"1": lambda x: x > 6, "2": lambda x: True}, "2", "1")
+    watch = DetectorWatch(SETTINGS, registry)
+    events, _ = play(watch, lambda m, s, x: True, 180)
+    assert [e.kind for e in events] == ["fallback", "rollback"]
+    assert registry.current == "1"
+    version, reason, evidence = registry.rollbacks[0]
+    assert version == "2" and "live detector watch" in reason
+    assert evidence["v1_f1"] > evidence["v2_f1"] + 0.3
+    # v1's own verdicts are taken again: it is not condemned.
+    later = AnomalyScores("1", {"checkout": 0.9}, {"checkout": True})
+    assert watch.verdicts(later, {}) is later
+
+
+def test_a_previous_champion_no_better_leaves_the_alias_and_the_fallback_holds() -> None:
+    registry = Registry({"1": lambda x: True, "2": lambda x: True}, "2", "1")
+    watch = DetectorWatch(SETTINGS, registry)
+    events, _ = play(watch, lambda m, s, x: True, 180)
+    assert [e.kind for e in events] == ["fallback", "no_rollback"]
+    assert "no better" in events[1].summary and registry.current == "2"
+    assert watch.condemned == {"2"}
+
+
+class _Threshold(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A detector pyfunc: anomalous where ``x`` exceeds ``limit``."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        x = model_input["x"].astype(float)
+        return pd.DataFrame(
+            {"service": model_input["service"], "anomaly_score": x, "is_anomaly": x > self.limit}
+        )
+
+
+def test_the_mlflow_registry_scores_with_an_old_version_and_rolls_back_with_tags(
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("watch", artifact_location=(tmp_path / "a").as_uri())
+    mlflow.set_tracking_uri(uri)
+    client.create_registered_model("ooda-detector")
+    rows = pd.DataFrame({"service": ["checkout", "payments"], "x": [1.0, 9.0]})
+    for limit in (6.0, -1.0):
+        with mlflow.start_run(experiment_id=experiment) as run:
+            logged = mlflow.pyfunc.log_model(name="model", python_model=_Threshold(limit))
+        client.create_model_version("ooda-detector", logged.model_uri, run_id=run.info.run_id)
+    for version in ("1", "2"):
+        training.promote(client, "ooda-detector", version, actor="ci", reason="test")
+    registry = MlflowDetectorRegistry(client, "ooda-detector")
+    assert (registry.champion(), registry.previous("2")) == ("2", "1")
+    assert registry.anomalous("1", rows) == [False, True]
+    assert registry.anomalous("2", rows) == [True, True]
+    assert registry.rollback("2", "live detector watch: v2 F1 0.31", {"v2_f1": 0.31}) == "1"
+    tags = client.get_model_version("ooda-detector", "2").tags
+    assert tags["rolled_back_by"] == "ooda" and "F1 0.31" in tags["rolled_back_reason"]
+    assert json.loads(tags["rollback_evidence"]) == {"v2_f1": 0.31}

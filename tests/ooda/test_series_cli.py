@@ -259,3 +259,31 @@ def test_forecast_series_auto_weighs_every_model_and_says_so(
     assert main([*args, "--output", str(seasonal), "--model", "seasonal_naive"]) == 0
     error = (out["value"] - out["forecast"]).abs().mean()
     assert error < (pd.read_csv(seasonal).eval("value - forecast").abs().mean()) * 0.8
+
+
+def test_forecast_series_keeps_going_through_glitch_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 5 * 288
+    t = np.arange(n)
+    values = 100 + 20 * np.sin(2 * np.pi * t / 288)
+    stamps = pd.date_range("2015-02-26 21:40:00", periods=n, freq="5min")
+    frame = pd.DataFrame(
+        {"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": values.round(3).astype(str)}
+    )
+    frame.loc[1200, "timestamp"] = "not a date"
+    frame.loc[1300, "timestamp"] = frame.loc[1290, "timestamp"]  # steps back once
+    frame.loc[1350, "value"] = "oops"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    args = ["forecast-series", "--input", str(tmp_path / "in.csv"), "--horizon", "12"]
+    out_path = tmp_path / "out.csv"
+    assert main([*args, "--output", str(out_path), "--model", "seasonal_naive"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "forecast despite a glitch (timestamp not a date): row 1202" in printed
+    assert "(timestamp before an earlier row): row 1302" in printed
+    assert "(value not a number): row 1352" in printed
+    out = pd.read_csv(out_path, keep_default_na=False)
+    warmup = 3 * 288
+    assert len(out) == (n - warmup) // 12 * 12  # every forecast row, the glitches among them
+    assert "not a date" in set(out["timestamp"])
+    assert np.isfinite(out["forecast"].astype(float)).all()
