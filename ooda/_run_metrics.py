@@ -8,6 +8,7 @@ Action outcomes are the first word of the audit outcome (``applied``, ``refused`
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -97,6 +98,20 @@ class RunMetrics:
         self.last_tick = Gauge(
             "ooda_last_tick_timestamp_seconds", "When the last tick ended.", registry=r
         )
+        self.live_quality = Gauge(
+            "ooda_model_live_quality",
+            "The live watches' figures over their window: the detector's precision, recall and"
+            " F1 (a version, or robust_z for the baseline), the forecaster's MASE against"
+            " seasonal naive and 80 % coverage.",
+            ["model", "version", "measure"],
+            registry=r,
+        )
+        self.condemned = Gauge(
+            "ooda_model_condemned",
+            "1 for a model version a live watch condemned (the loop no longer uses it).",
+            ["model", "version"],
+            registry=r,
+        )
         self._seconds: dict[str, float] = {}
         self._untrusted: set[str] = set()
         # Every series a dashboard panel reads exists from the start, at 0.
@@ -154,7 +169,29 @@ class RunMetrics:
         for service in untrusted:
             self.untrusted.labels(service).set(1)
         self._untrusted = untrusted
+        self._watches(loop)
         self.last_tick.set(now.timestamp())
+
+    def _watches(self, loop: ControlLoop) -> None:
+        figures: list[tuple[str, str, str, float]] = []
+        for version, q in loop.detector_watch.last.items():
+            figures += [("detector", version, "precision", q.precision)]
+            figures += [
+                ("detector", version, "recall", q.recall),
+                ("detector", version, "f1", q.f1),
+            ]
+        for version, a in loop.watch.last.items():
+            figures += [("forecaster", version, "mase", a.ratio)]
+            figures += [("forecaster", version, "coverage_80", a.coverage)]
+        for model, version, measure, value in figures:
+            if math.isfinite(value):
+                self.live_quality.labels(model, version, measure).set(value)
+        for model, condemned in (
+            ("detector", loop.detector_watch.condemned),
+            ("forecaster", loop.watch.condemned),
+        ):
+            for version in condemned:
+                self.condemned.labels(model, version).set(1)
 
     def mark_untrusted(self, service: str) -> None:
         """``service`` (``*``: everything) is not acted on now; the next tick that trusts it

@@ -14,7 +14,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 import training
 from contracts import ScenarioId
@@ -24,6 +27,7 @@ from ooda._detector_watch import BASELINE, DetectorWatch
 from ooda._escalate import alert_of
 from ooda._forecaster_registry import MlflowDetectorRegistry
 from ooda._records import AnomalyScores
+from ooda._run_metrics import RunMetrics
 from ooda._settings import DetectorWatchSettings, SloSettings
 from tests.ooda._harness import make_lab, make_loop, run
 
@@ -246,3 +250,27 @@ def test_the_mlflow_registry_scores_with_an_old_version_and_rolls_back_with_tags
     tags = client.get_model_version("ooda-detector", "2").tags
     assert tags["rolled_back_by"] == "ooda" and "F1 0.31" in tags["rolled_back_reason"]
     assert json.loads(tags["rollback_evidence"]) == {"v2_f1": 0.31}
+
+
+def test_the_live_figures_and_the_condemned_versions_reach_metrics() -> None:
+    lab = make_lab(seed=2, hours=0.5)
+    loop = make_loop(lab, OodaSettings())
+    watch = loop.detector_watch
+    play(watch, lambda m, s, x: True, 180)  # v2 cries wolf and is condemned
+    metrics = RunMetrics()
+    metrics.observe_tick(loop, 0.1, [], T0 + timedelta(minutes=180))
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+    }
+    quality = {
+        (s.labels["model"], s.labels["version"], s.labels["measure"]): s.value
+        for s in families["ooda_model_live_quality"].samples
+    }
+    assert quality[("detector", "2", "precision")] == pytest.approx(watch.last["2"].precision)
+    assert quality[("detector", BASELINE, "f1")] > quality[("detector", "2", "f1")]
+    condemned = {
+        (s.labels["model"], s.labels["version"]): s.value
+        for s in families["ooda_model_condemned"].samples
+    }
+    assert condemned == {("detector", "2"): 1.0}
