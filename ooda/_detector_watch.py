@@ -35,12 +35,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
 from models import ANOMALY_THRESHOLD, ModelError, RobustZScoreDetector
-from ooda._model_watch import WatchEvent
+from ooda._model_watch import AliasRegistry, WatchEvent, replay_target, roll_back
 from ooda._records import AnomalyScores, ServiceView
 from ooda._settings import DetectorWatchSettings, SloSettings
 
@@ -50,22 +50,11 @@ BASELINE = "robust_z"
 MAX_BASELINE_ROWS = 20_000
 
 
-class DetectorRegistry(Protocol):
-    """What the watch needs of the registry (``MlflowDetectorRegistry`` on MLflow)."""
-
-    name: str
-
-    def champion(self) -> str | None:
-        """The version under ``@champion`` now (None: none)."""
-
-    def previous(self, version: str) -> str | None:
-        """The champion ``version`` replaced (None: none recorded)."""
+class DetectorRegistry(AliasRegistry, Protocol):
+    """The detector's registry (``MlflowDetectorRegistry`` on MLflow)."""
 
     def anomalous(self, version: str, rows: pd.DataFrame) -> list[bool]:
         """``version``'s verdict on each feature row (``service`` + features)."""
-
-    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
-        """Move ``@champion`` from ``version`` to its predecessor; the new champion."""
 
 
 #: A verdict of one service-minute (None: no verdict to judge).
@@ -360,16 +349,9 @@ class DetectorWatch:
         self, registry: DetectorRegistry, version: str, mine: Quality, now: datetime
     ) -> WatchEvent:
         """Replay the previous champion on the rows ``version`` judged; roll back if better."""
-        try:
-            current, previous = registry.champion(), registry.previous(version)
-        except Exception as exc:  # the registry is down: fall back only, and say so
-            return WatchEvent(now, "no_rollback", version, f"registry unreachable: {exc}")
-        if current != version:
-            why = f"@champion is v{current}, not v{version}: left alone"
-            return WatchEvent(now, "no_rollback", version, why)
-        if previous is None:
-            why = f"v{version} has no previous champion to roll back to"
-            return WatchEvent(now, "no_rollback", version, why)
+        previous = replay_target(registry, version, now)
+        if isinstance(previous, WatchEvent):
+            return previous
         parts = []
         for at, frame in self._rows:
             mine_here = [
@@ -409,10 +391,4 @@ class DetectorWatch:
             f"live detector watch: v{version} F1 {mine.f1:.2f} over {mine.incidents} incidents;"
             f" v{previous} F1 {theirs.f1:.2f} on the same rows"
         )
-        try:
-            back = registry.rollback(version, reason, numbers)
-        except Exception as exc:
-            return WatchEvent(now, "no_rollback", version, f"rollback failed: {exc}", numbers)
-        return WatchEvent(
-            now, "rollback", version, f"@champion rolled back from v{version} to v{back}", numbers
-        )
+        return roll_back(registry, version, now, reason, numbers)

@@ -42,8 +42,8 @@ from ooda._settings import ModelWatchSettings
 MAX_REPLAYS = 12
 
 
-class ForecasterRegistry(Protocol):
-    """What the watch needs of the model registry (``MlflowForecasterRegistry`` on MLflow)."""
+class AliasRegistry(Protocol):
+    """What a live watch needs of a model's registry to move ``@champion`` back."""
 
     name: str
 
@@ -53,12 +53,16 @@ class ForecasterRegistry(Protocol):
     def previous(self, version: str) -> str | None:
         """The champion ``version`` replaced (None: none recorded)."""
 
+    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
+        """Move ``@champion`` from ``version`` to its predecessor; the new champion."""
+
+
+class ForecasterRegistry(AliasRegistry, Protocol):
+    """The forecaster's registry (``MlflowForecasterRegistry`` on MLflow)."""
+
     def forecast(self, version: str, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         """``version``'s forecast (service, timestamp, q10, q50, q90) after ``history``
         (service, timestamp, request_rate)."""
-
-    def rollback(self, version: str, reason: str, evidence: Mapping[str, Any]) -> str:
-        """Move ``@champion`` from ``version`` to its predecessor; the new champion."""
 
 
 @dataclass(frozen=True)
@@ -281,17 +285,9 @@ class ForecastWatch:
     def _roll_back(self, version: str, acc: Accuracy, now: datetime) -> WatchEvent:
         registry = self.registry
         assert registry is not None
-        try:
-            current = registry.champion()
-            previous = registry.previous(version)
-        except Exception as exc:  # the registry is down: fall back only, and say so
-            return WatchEvent(now, "no_rollback", version, f"registry unreachable: {exc}")
-        if current != version:
-            why = f"@champion is v{current}, not v{version}: left alone"
-            return WatchEvent(now, "no_rollback", version, why)
-        if previous is None:
-            why = f"v{version} has no previous champion to roll back to"
-            return WatchEvent(now, "no_rollback", version, why)
+        previous = replay_target(registry, version, now)
+        if isinstance(previous, WatchEvent):
+            return previous
         replays = [k for k in self._kept if k.forecast.model_version == version][-MAX_REPLAYS:]
         mine, theirs = [], []
         try:
@@ -329,13 +325,7 @@ class ForecastWatch:
             f"live accuracy watch: v{version} MASE {acc.ratio:.2f} over {acc.points} points;"
             f" v{previous} MAE {mae_before:.1f} against {mae_now:.1f} on the same window"
         )
-        try:
-            back = registry.rollback(version, reason, numbers)
-        except Exception as exc:
-            return WatchEvent(now, "no_rollback", version, f"rollback failed: {exc}", numbers)
-        return WatchEvent(
-            now, "rollback", version, f"@champion rolled back from v{version} to v{back}", numbers
-        )
+        return roll_back(registry, version, now, reason, numbers)
 
     def _history_before(self, origin: datetime) -> pd.DataFrame:
         """The request rates seen up to ``origin`` (what the forecast was made from)."""
@@ -348,6 +338,40 @@ class ForecastWatch:
         ]
         frame = pd.DataFrame(rows, columns=["service", "timestamp", "request_rate"])
         return frame.sort_values(["service", "timestamp"], ignore_index=True)
+
+
+def replay_target(registry: AliasRegistry, version: str, now: datetime) -> str | WatchEvent:
+    """The champion ``version`` replaced, to replay on the same input; or why there is none
+    (the registry is down, ``version`` is no longer champion, or it replaced nothing)."""
+    try:
+        current, previous = registry.champion(), registry.previous(version)
+    except Exception as exc:  # the registry is down: fall back only, and say so
+        return WatchEvent(now, "no_rollback", version, f"registry unreachable: {exc}")
+    if current != version:
+        why = f"@champion is v{current}, not v{version}: left alone"
+        return WatchEvent(now, "no_rollback", version, why)
+    if previous is None:
+        why = f"v{version} has no previous champion to roll back to"
+        return WatchEvent(now, "no_rollback", version, why)
+    return previous
+
+
+def roll_back(
+    registry: AliasRegistry,
+    version: str,
+    now: datetime,
+    reason: str,
+    numbers: Mapping[str, Any],
+) -> WatchEvent:
+    """Move ``@champion`` back from ``version``, the replay having shown its predecessor
+    better; the event says what happened."""
+    try:
+        back = registry.rollback(version, reason, numbers)
+    except Exception as exc:
+        return WatchEvent(now, "no_rollback", version, f"rollback failed: {exc}", dict(numbers))
+    return WatchEvent(
+        now, "rollback", version, f"@champion rolled back from v{version} to v{back}", dict(numbers)
+    )
 
 
 def _aligned_q50(frame: pd.DataFrame, answer: pd.DataFrame) -> pd.Series:
