@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-forecast bench-forecast-cv bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -70,6 +70,10 @@ bench-rca: install
 # Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
 bench-nab: install
 	.venv/bin/python benchmarks/bench_nab.py
+
+# The loop's own detector (the Isolation Forest on feature rows) on the same NAB files.
+bench-nab-loop: install
+	.venv/bin/python benchmarks/bench_nab_loop.py
 
 # A tick's reads from a real Prometheus against the lab's own source; the servers' start-up.
 bench-real-parts: install prometheus-bins kafka-bins

@@ -34,9 +34,10 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from models import ANOMALY_THRESHOLD, ModelError, RobustZScoreDetector
@@ -48,6 +49,7 @@ from ooda._settings import DetectorWatchSettings, SloSettings
 BASELINE = "robust_z"
 #: Most feature rows the baseline is fitted on (a sample of the window's calm ones).
 MAX_BASELINE_ROWS = 20_000
+_MINUTE = pd.Timedelta(minutes=1)
 
 
 class DetectorRegistry(AliasRegistry, Protocol):
@@ -55,10 +57,6 @@ class DetectorRegistry(AliasRegistry, Protocol):
 
     def anomalous(self, version: str, rows: pd.DataFrame) -> list[bool]:
         """``version``'s verdict on each feature row (``service`` + features)."""
-
-
-#: A verdict of one service-minute (None: no verdict to judge).
-Flag = Callable[[str, pd.Timestamp, "_Minute"], bool | None]
 
 
 @dataclass(frozen=True)
@@ -112,24 +110,82 @@ class Quality:
         }
 
 
-@dataclass
-class _Minute:
+@dataclass(frozen=True)
+class _Scoring:
+    """One scoring's verdicts: a row per service of ``services`` (indices into the watch's
+    service list)."""
+
+    minute: pd.Timestamp
     version: str
-    champion: bool
-    baseline: bool | None
-    breach: bool
-    verified: bool = False
+    services: np.ndarray
+    champion: np.ndarray
+    baseline: np.ndarray
+    """1 anomalous, 0 not, -1 no baseline verdict."""
+    breach: np.ndarray
 
 
-def _stretches(minutes: list[pd.Timestamp], gap: timedelta) -> list[tuple[datetime, datetime]]:
-    """Sorted minutes joined into (start, end) stretches, closer than ``gap`` being one."""
-    out: list[tuple[datetime, datetime]] = []
-    for at in sorted(minutes):
-        if out and at - out[-1][1] < gap:
-            out[-1] = (out[-1][0], at)
-        else:
-            out.append((at, at))
-    return out
+@dataclass(frozen=True)
+class _Grid:
+    """The kept minutes as services x minutes arrays, each row padded on both sides so that
+    stretches, leads and gaps never reach into the next service's row."""
+
+    start: pd.Timestamp
+    """The minute of the first unpadded column."""
+    pad: int
+    width: int
+    present: np.ndarray
+    champion: np.ndarray
+    known: np.ndarray
+    """The baseline gave a verdict."""
+    baseline: np.ndarray
+    breach: np.ndarray
+    verified: np.ndarray
+    version: np.ndarray
+    """The version that answered, per column ("" where nothing did)."""
+
+    def column(self, minute: pd.Timestamp) -> int:
+        return self.pad + int((minute - self.start) // _MINUTE)
+
+    def incidents(self, min_breach: int, since: int = 0) -> np.ndarray:
+        """Incident minutes (flat): breaches of at least ``min_breach`` minutes in a row, and
+        verified heals; nothing before column ``since``."""
+        breach = self.breach.copy()
+        breach[:, :since] = False
+        flat = breach.ravel()
+        starts = flat & ~np.concatenate([[False], flat[:-1]])
+        run = np.cumsum(starts) * flat
+        length = np.bincount(run)
+        long_enough = flat & (length[run] >= min_breach)
+        verified = self.verified.copy()
+        verified[:, :since] = False
+        return np.asarray(long_enough | verified.ravel())
+
+
+def _stretches(flat: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last flat index of each stretch of marked minutes, closer than ``gap`` being
+    one."""
+    idx = np.flatnonzero(flat)
+    if not len(idx):
+        return idx, idx
+    breaks = np.diff(idx) >= gap
+    return idx[np.concatenate([[True], breaks])], idx[np.concatenate([breaks, [True]])]
+
+
+def _between(prefix: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Marked cells in ``[first, last]`` of each pair, from a prefix sum with a leading 0."""
+    return np.asarray(prefix[last + 1] - prefix[first])
+
+
+def _cumulative(flat: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(flat, dtype=np.int64)])
+
+
+def _near(size: int, first: np.ndarray, last: np.ndarray, lead: int) -> np.ndarray:
+    """Cells within ``lead`` of a stretch (before or after it)."""
+    edges = np.zeros(size + 1, dtype=np.int64)
+    np.add.at(edges, first - lead, 1)
+    np.add.at(edges, last + lead + 1, -1)
+    return np.asarray(np.cumsum(edges)[:size] > 0)
 
 
 @dataclass
@@ -139,13 +195,17 @@ class DetectorWatch:
     settings: DetectorWatchSettings
     registry: DetectorRegistry | None = None
     """Where the previous champion is replayed and the alias rolled back (None: fall back only)."""
-    _minutes: dict[str, dict[pd.Timestamp, _Minute]] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict)
+    """Each service seen, and its row in the grid."""
+    _scorings: deque[_Scoring] = field(default_factory=deque)
+    """Each scoring's verdicts, oldest first (one per minute)."""
+    _verified: list[tuple[int, pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    """Verified heals: service row, first and last minute."""
     _rows: deque[tuple[pd.Timestamp, pd.DataFrame]] = field(default_factory=deque)
     """Each scoring's feature rows, oldest first."""
     _baseline: RobustZScoreDetector | None = None
     _fitted_at: datetime | None = None
     _judged_at: datetime | None = None
-    _pruned_at: datetime | None = None
     condemned: set[str] = field(default_factory=set)
     """Versions whose verdicts the loop no longer takes."""
     last: dict[str, Quality] = field(default_factory=dict)
@@ -166,25 +226,33 @@ class DetectorWatch:
         minute = pd.Timestamp(now).floor("min")
         self._fit_baseline(now)
         baseline = self._baseline_scores(rows)
+        services, champion, base, breach = [], [], [], []
         for service, anomalous in scores.anomalous.items():
             view = views.get(service)
             if view is None or view.history.empty:
                 continue
             slo = slo_for(service)
             latest = view.latest
-            breach = bool(
+            breach.append(
                 float(latest["p95_latency_ms"]) > slo.p95_ms
                 or float(latest["error_rate"]) > slo.max_error_rate
             )
-            kept = self._minutes.setdefault(service, {})
-            before = kept.get(minute)
-            kept[minute] = _Minute(
+            services.append(self._index.setdefault(service, len(self._index)))
+            champion.append(bool(anomalous))
+            given = baseline.get(service)
+            base.append(-1 if given is None else int(given >= ANOMALY_THRESHOLD))
+        if self._scorings and self._scorings[-1].minute == minute:
+            self._scorings.pop()
+        self._scorings.append(
+            _Scoring(
+                minute,
                 scores.model_version,
-                bool(anomalous),
-                None if service not in baseline else baseline[service] >= ANOMALY_THRESHOLD,
-                breach,
-                verified=before.verified if before else False,
+                np.array(services, dtype=np.int64),
+                np.array(champion, dtype=bool),
+                np.array(base, dtype=np.int8),
+                np.array(breach, dtype=bool),
             )
+        )
         if self._rows and self._rows[-1][0] == minute:
             self._rows.pop()
         self._rows.append((minute, rows))
@@ -193,13 +261,9 @@ class DetectorWatch:
 
     def verified(self, service: str, start: datetime, end: datetime) -> None:
         """A heal of ``service`` applied at ``start`` was verified at ``end``: a real incident."""
-        first = pd.Timestamp(start).floor("min")
-        kept = self._minutes.setdefault(service, {})
-        for minute in pd.date_range(first, pd.Timestamp(end).floor("min"), freq="min"):
-            if minute in kept:
-                kept[minute].verified = True
-            else:
-                kept[minute] = _Minute("", False, None, False, verified=True)
+        row = self._index.setdefault(service, len(self._index))
+        first, last = pd.Timestamp(start).floor("min"), pd.Timestamp(end).floor("min")
+        self._verified.append((row, first, last))
 
     def verdicts(self, scores: AnomalyScores, baseline: Mapping[str, float]) -> AnomalyScores:
         """``scores`` as the loop should act on them: the baseline's ``baseline`` scores when
@@ -213,21 +277,58 @@ class DetectorWatch:
             {s: v >= ANOMALY_THRESHOLD for s, v in mine.items()},
         )
 
+    # -- the kept minutes as a grid ---------------------------------------------------------
+    def _grid(self, now: datetime) -> _Grid:
+        s = self.settings
+        last = pd.Timestamp(now).floor("min")
+        oldest = [last - s.window - s.lead]  # and whatever is still kept from before
+        oldest += [self._scorings[0].minute] if self._scorings else []
+        oldest += [self._rows[0][0]] if self._rows else []
+        start = min(oldest)
+        pad = 1 + max(s.lead, s.gap) // _MINUTE
+        width = pad + int((last - start) // _MINUTE) + 1 + pad
+        shape = (max(1, len(self._index)), width)
+        present, champion, known, baseline, breach, verified = (
+            np.zeros(shape, dtype=bool) for _ in range(6)
+        )
+        version = np.full(width, "", dtype=object)
+        grid = _Grid(
+            start, pad, width, present, champion, known, baseline, breach, verified, version
+        )
+        for scoring in self._scorings:
+            if not start <= scoring.minute <= last:
+                continue
+            col, rows = grid.column(scoring.minute), scoring.services
+            present[rows, col] = True
+            champion[rows, col] = scoring.champion
+            known[rows, col] = scoring.baseline >= 0
+            baseline[rows, col] = scoring.baseline == 1
+            breach[rows, col] = scoring.breach
+            version[col] = scoring.version
+        for row, first, end in self._verified:
+            a, b = max(first, start), min(end, last)
+            if a <= b:
+                verified[row, grid.column(a) : grid.column(b) + 1] = True
+        return grid
+
     # -- the baseline ---------------------------------------------------------------------
     def _fit_baseline(self, now: datetime) -> None:
         s = self.settings
         if self._fitted_at is not None and now - self._fitted_at < s.refit_every:
             return
         cut = pd.Timestamp(now) - s.lead
-        near: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
-        for service, minutes in self._minutes.items():
-            bad = _stretches(self._incident_minutes(minutes), s.gap)
-            near[service] = [(a - s.lead, b + s.lead) for a, b in bad]
+        grid = self._grid(now)
+        first, last = _stretches(grid.incidents(s.min_breach // _MINUTE), s.gap // _MINUTE)
+        near = _near(grid.present.size, first, last, s.lead // _MINUTE).reshape(grid.present.shape)
         parts = []
         for at, frame in self._rows:
             if at >= cut:
                 break
-            calm = [not any(a <= at <= b for a, b in near.get(str(x), ())) for x in frame.service]
+            if at < grid.start:
+                continue
+            rows = np.array([self._index.get(str(x), -1) for x in frame["service"]], dtype=np.int64)
+            calm = rows < 0
+            calm[~calm] = ~near[rows[~calm], grid.column(at)]
             parts.append(frame[calm])
         if sum(1 for p in parts if len(p)) < s.min_baseline_minutes:
             return
@@ -255,56 +356,43 @@ class DetectorWatch:
         oldest = pd.Timestamp(now) - self.settings.window - self.settings.lead
         while self._rows and self._rows[0][0] < oldest:
             self._rows.popleft()
-        if self._pruned_at is not None and now - self._pruned_at < timedelta(minutes=10):
-            return
-        self._pruned_at = now
-        for kept in self._minutes.values():
-            for at in [t for t in kept if t < oldest]:
-                del kept[at]
+        while self._scorings and self._scorings[0].minute < oldest:
+            self._scorings.popleft()
+        self._verified = [v for v in self._verified if v[2] >= oldest]
 
     # -- judgement ------------------------------------------------------------------------
     def quality(self, detector: str, now: datetime) -> Quality:
         """``detector``'s record over the window (a version, or :data:`BASELINE`), on the
         minutes both it and the baseline gave a verdict for."""
+        grid = self._grid(now)
+        judged = grid.present & grid.known
         if detector == BASELINE:
-            return self._quality(detector, now, lambda s, at, m: m.baseline)
+            return self._quality(detector, now, grid, judged, grid.baseline)
         return self._quality(
-            detector, now, lambda s, at, m: m.champion if m.version == detector else None
+            detector, now, grid, judged & (grid.version == detector)[None, :], grid.champion
         )
 
-    def _quality(self, name: str, now: datetime, flag: Flag) -> Quality:
+    def _quality(
+        self, name: str, now: datetime, grid: _Grid, judged: np.ndarray, flags: np.ndarray
+    ) -> Quality:
+        """``flags`` judged where ``judged`` (both services x minutes) within the window."""
         s = self.settings
-        since = pd.Timestamp(now) - s.window
-        flagged_total = flagged_true = incidents = caught = 0
-        for service, kept in self._minutes.items():
-            judged = {at: m for at, m in kept.items() if at >= since}
-            verdicts = {
-                at: v
-                for at, m in judged.items()
-                if m.baseline is not None and (v := flag(service, at, m)) is not None
-            }
-            if not verdicts:
-                continue
-            flagged = [at for at, v in verdicts.items() if v]
-            real = _stretches(self._incident_minutes(judged), s.gap)
-            real = [(a, b) for a, b in real if any(a <= t <= b for t in verdicts)]
-            near = [(a - s.lead, b + s.lead) for a, b in real]
-            flagged_total += len(flagged)
-            flagged_true += sum(any(a <= t <= b for a, b in near) for t in flagged)
-            incidents += len(real)
-            caught += sum(any(a - s.lead <= t <= b for t in flagged) for a, b in real)
-        return Quality(name, flagged_total, flagged_true, incidents, caught)
-
-    def _incident_minutes(self, judged: Mapping[pd.Timestamp, _Minute]) -> list[pd.Timestamp]:
-        breach = [at for at, m in judged.items() if m.breach]
-        long_enough = [
-            minute
-            for start, end in _stretches(breach, timedelta(minutes=2))
-            if end - start >= self.settings.min_breach - timedelta(minutes=1)
-            for minute in breach
-            if start <= minute <= end
-        ]
-        return sorted({*long_enough, *(at for at, m in judged.items() if m.verified)})
+        since = grid.column(pd.Timestamp(now).floor("min") - s.window)
+        if pd.Timestamp(now) - s.window > pd.Timestamp(now).floor("min") - s.window:
+            since += 1  # the window starts after a minute's beginning: that minute is out
+        judged = judged.copy()
+        judged[:, :since] = False
+        verdicts = judged.ravel()
+        flagged = verdicts & flags.ravel()
+        lead = s.lead // _MINUTE
+        first, last = _stretches(grid.incidents(s.min_breach // _MINUTE, since), s.gap // _MINUTE)
+        real = _between(_cumulative(verdicts), first, last) > 0
+        first, last = first[real], last[real]
+        near = _near(len(flagged), first, last, lead)
+        caught = _between(_cumulative(flagged), first - lead, last) > 0
+        return Quality(
+            name, int(flagged.sum()), int((flagged & near).sum()), len(first), int(caught.sum())
+        )
 
     def tick(self, now: datetime) -> list[WatchEvent]:
         """Judge every version seen in the window against the baseline; condemn the worse."""
@@ -314,11 +402,14 @@ class DetectorWatch:
         self._judged_at = now
         if self._baseline is None:
             return []
-        baseline = self.last[BASELINE] = self.quality(BASELINE, now)
+        grid = self._grid(now)
+        judged = grid.present & grid.known
+        baseline = self.last[BASELINE] = self._quality(BASELINE, now, grid, judged, grid.baseline)
         events = []
-        versions = {m.version for kept in self._minutes.values() for m in kept.values()}
-        for version in sorted(versions - self.condemned - {""}):
-            mine = self.last[version] = self.quality(version, now)
+        for version in sorted(set(grid.version) - self.condemned - {""}):
+            mine = self.last[version] = self._quality(
+                version, now, grid, judged & (grid.version == version)[None, :], grid.champion
+            )
             worse = mine.f1 < baseline.f1 - s.margin
             if mine.incidents < s.min_incidents or not worse:
                 continue
@@ -342,23 +433,24 @@ class DetectorWatch:
                 )
             )
             if self.registry is not None:
-                events.append(self._roll_back(self.registry, version, mine, now))
+                events.append(self._roll_back(self.registry, version, mine, now, grid))
         return events
 
     def _roll_back(
-        self, registry: DetectorRegistry, version: str, mine: Quality, now: datetime
+        self, registry: DetectorRegistry, version: str, mine: Quality, now: datetime, grid: _Grid
     ) -> WatchEvent:
         """Replay the previous champion on the rows ``version`` judged; roll back if better."""
         previous = replay_target(registry, version, now)
         if isinstance(previous, WatchEvent):
             return previous
+        answered = {c.minute: c for c in self._scorings if c.version == version}
         parts = []
         for at, frame in self._rows:
-            mine_here = [
-                (m := self._minutes.get(str(x), {}).get(at)) is not None and m.version == version
-                for x in frame["service"]
-            ]
-            parts.append(frame[mine_here].assign(_at=at))
+            scoring = answered.get(at)
+            if scoring is None or at < grid.start:
+                continue
+            rows = np.array([self._index.get(str(x), -1) for x in frame["service"]], dtype=np.int64)
+            parts.append(frame[np.isin(rows, scoring.services)].assign(_at=at))
         rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if rows.empty:
             why = f"no rows of v{version} kept to replay v{previous} on"
@@ -368,15 +460,16 @@ class DetectorWatch:
         except Exception as exc:
             why = f"v{previous} could not score the same rows: {exc}"
             return WatchEvent(now, "no_rollback", version, why)
-        replayed = {
-            (str(x), at): bool(f)
-            for x, at, f in zip(rows["service"], rows["_at"], flags, strict=True)
-        }
-        theirs = self._quality(
-            previous,
-            now,
-            lambda s, at, m: replayed.get((s, at)) if m.version == version else None,
+        replayed = np.zeros_like(grid.present)
+        flagged = np.zeros_like(grid.present)
+        cells = (
+            np.array([self._index[str(x)] for x in rows["service"]]),
+            np.array([grid.column(at) for at in rows["_at"]]),
         )
+        replayed[cells] = True
+        flagged[cells] = np.asarray(flags, dtype=bool)
+        judged = grid.present & grid.known & replayed & (grid.version == version)[None, :]
+        theirs = self._quality(previous, now, grid, judged, flagged)
         numbers = {
             **{f"v{version}_{k}": v for k, v in mine.numbers().items()},
             **{f"v{previous}_{k}": v for k, v in theirs.numbers().items()},

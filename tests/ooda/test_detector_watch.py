@@ -274,3 +274,96 @@ def test_the_live_figures_and_the_condemned_versions_reach_metrics() -> None:
         for s in families["ooda_model_condemned"].samples
     }
     assert condemned == {("detector", "2"): 1.0}
+
+
+def _reference(
+    record: dict[tuple[str, int], tuple[str, bool, bool | None, bool]],
+    now: int,
+    window: int,
+    lead: int,
+    gap: int,
+    min_breach: int,
+    version: str,
+) -> tuple[int, ...]:
+    """The watch's figures for ``version``, minute by minute: ``record`` maps (service,
+    minute) to (version, champion, baseline, breach)."""
+    flagged = flagged_true = incidents = caught = 0
+    for service in {s for s, _ in record}:
+        mine = {m: v for (s, m), v in record.items() if s == service and m > now - window - 1}
+        verdict = {m: v[1] for m, v in mine.items() if v[2] is not None and v[0] == version}
+        breach = sorted(m for m, v in mine.items() if v[3])
+        runs: list[list[int]] = []
+        for m in breach:
+            if runs and m == runs[-1][-1] + 1:
+                runs[-1].append(m)
+            else:
+                runs.append([m])
+        bad = sorted(m for run in runs if len(run) >= min_breach for m in run)
+        stretches: list[list[int]] = []
+        for m in bad:
+            if stretches and m - stretches[-1][1] < gap:
+                stretches[-1][1] = m
+            else:
+                stretches.append([m, m])
+        real = [(a, b) for a, b in stretches if any(a <= m <= b for m in verdict)]
+        hits = [m for m, f in verdict.items() if f]
+        flagged += len(hits)
+        flagged_true += sum(any(a - lead <= m <= b + lead for a, b in real) for m in hits)
+        incidents += len(real)
+        caught += sum(any(a - lead <= m <= b for m in hits) for a, b in real)
+    return flagged, flagged_true, incidents, caught
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_figures_match_a_minute_by_minute_count(seed: int) -> None:
+    """The watch counts on arrays; a plain count over the same minutes must agree, with
+    missed scorings, services that come and go and a change of version."""
+    rng = np.random.default_rng(seed)
+    settings = replace(SETTINGS, window=timedelta(minutes=int(rng.integers(30, 90))))
+    watch = DetectorWatch(settings)
+    record: dict[tuple[str, int], tuple[str, bool, bool | None, bool]] = {}
+    services = [f"s{i}" for i in range(int(rng.integers(2, 7)))]
+    checked = 0
+    for minute in range(180):
+        if rng.random() < 0.1:
+            continue
+        now = T0 + timedelta(minutes=minute)
+        here = [s for s in services if rng.random() < 0.9]
+        rows = pd.DataFrame({"service": here, "x": rng.normal(0, 1, len(here))})
+        breach = dict(zip(here, (rng.random(len(here)) < 0.35).tolist(), strict=True))
+        views = {
+            s: ServiceView(
+                s,
+                pd.DataFrame(
+                    {
+                        "timestamp": [now],
+                        "p95_latency_ms": [200.0 if breach[s] else 90.0],
+                        "error_rate": [0.0],
+                    }
+                ),
+            )
+            for s in here
+        }
+        flags = dict(zip(here, (rng.random(len(here)) < 0.15).tolist(), strict=True))
+        version = "1" if minute < 80 else "2"
+        watch.observe(
+            now, AnomalyScores(version, dict.fromkeys(here, 0.0), flags), rows, views, _slo
+        )
+        baseline = watch._baseline_scores(rows)  # the one observe used (refits come first)
+        for s in here:
+            given = baseline.get(s)
+            record[(s, minute)] = (
+                version,
+                flags[s],
+                None if given is None else given >= 0.5,
+                breach[s],
+            )
+        if minute % 10 == 9:
+            for v in ("1", "2"):
+                got = watch.quality(v, now)
+                want = _reference(
+                    record, minute, settings.window // timedelta(minutes=1), 15, 15, 3, v
+                )
+                assert (got.flagged, got.flagged_true, got.incidents, got.caught) == want
+                checked += want[2]
+    assert checked > 0, "some incidents were counted"
