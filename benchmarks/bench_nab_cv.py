@@ -1,16 +1,17 @@
-"""NAB with the post-processing chosen by leave-one-category-out validation, beside in-sample.
+"""NAB with every setting chosen by leave-one-category-out validation, beside in-sample.
 
-``score-series``' post-processing (the moving average of forest scores, the range-alarm
-margin, the rows silenced after an alarm) was chosen while looking at the whole NAB subset;
+``score-series``' settings (the forest's: rows it is fitted on, the short and long windows of
+its features; the post-processing: the moving average of forest scores, the range-alarm
+margin, the rows silenced after an alarm) were chosen while looking at the whole NAB subset;
 its score there (``make bench-nab``) is an in-sample figure. This script estimates how the
 choice does on data it was not made on: for each NAB category, the settings are chosen on the
 other categories (the best NAB standard score, NAB's threshold sweep over those files), and
 the held-out category is scored with those settings *and that threshold*. The held-out
-results are pooled into one normalised score (raw, null and perfect summed over files).
+results are pooled into one normalised score (raw, null and perfect summed over files), twice:
+with the post-processing chosen alone (the forest as shipped) and with both chosen.
 
-The forests are fitted once per file (the expensive part; they do not depend on these
-settings) and every setting of the grid is applied to their scores
-(``StreamingScorer.post_process``).
+The forests are fitted once per file and forest setting (the expensive part) and every
+post-processing setting is applied to their scores (``StreamingScorer.post_process``).
 
 Run: ``.venv/bin/python benchmarks/bench_nab_cv.py [--data ../shared/data/nab] [--jobs 2]``.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -33,18 +35,21 @@ from models import NabCorpus, NabResult, StreamingScorer, StreamingSettings, loa
 from models import score_corpus as nab_score
 from ooda._series import read_series
 
+#: The forest settings compared (the shipped ones among them): rows fitted on, and the
+#: (short, long) windows of the features.
+HISTORIES = (1000, 2500)
+WINDOWS = ((6, 60), (12, 120))
 #: The post-processing settings compared (the shipped ones among them).
-GRID = {
-    "average": (16, 32, 64),
-    "quiet_rows": (25, 50, 100),
-    "spatial_margin": (0.02, 0.05, 0.10),
-}
+AVERAGES = (16, 32, 64)
+QUIET_ROWS = (25, 50, 100)
+MARGINS = (0.02, 0.05, 0.10)
 
 
-def _forest(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
-    """(file, values, forest scores) with the shipped settings."""
+def _forest(job: tuple[Path, StreamingSettings]) -> tuple[str, np.ndarray, np.ndarray]:
+    """(file, values, forest scores) with these forest settings."""
+    path, settings = job
     series = read_series(path, lenient=True)
-    scorer = StreamingScorer()
+    scorer = StreamingScorer(settings)
     scorer.score(series["timestamp"], series["value"])
     forest = scorer.forest_scores
     values = series["value"].to_numpy(dtype=float)
@@ -67,36 +72,73 @@ def main() -> None:
     corpus: NabCorpus = load_nab_corpus(args.data)
     names = sorted(corpus.files)
     paths = {name: args.data / "data" / name for name in names}
-    forests: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    base = StreamingSettings()
+    forest_grid = [
+        replace(base, history=h, short=w[0], long=w[1])
+        for h, w in itertools.product(HISTORIES, WINDOWS)
+    ]
+    forests: dict[tuple[StreamingSettings, str], tuple[np.ndarray, np.ndarray]] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    jobs = [(paths[n], f) for f in forest_grid for n in names]
     with (
         Progress(*columns, TimeElapsedColumn(), console=console) as progress,
         ProcessPoolExecutor(args.jobs) as pool,
     ):
-        task = progress.add_task("fitting the forests, file by file", total=len(names))
+        task = progress.add_task("fitting the forests, file by file", total=len(jobs))
         by_path = {str(p): n for n, p in paths.items()}
-        for path, values, forest in pool.map(_forest, [paths[n] for n in names]):
-            forests[by_path[path]] = (values, forest)
+        for (_, f), (path, values, forest) in zip(jobs, pool.map(_forest, jobs), strict=True):
+            forests[(f, by_path[path])] = (values, forest)
             progress.advance(task)
-    base = StreamingSettings()
     grid = [
-        replace(base, average=a, quiet_rows=q, spatial_margin=m)
-        for a, q, m in itertools.product(*GRID.values())
+        replace(f, average=a, quiet_rows=q, spatial_margin=m)
+        for f in forest_grid
+        for a, q, m in itertools.product(AVERAGES, QUIET_ROWS, MARGINS)
     ]
+    forest_of = {g: replace(base, history=g.history, short=g.short, long=g.long) for g in grid}
     scored = {
-        g: {
-            n: StreamingScorer(g).post_process(values, forest)
-            for n, (values, forest) in forests.items()
-        }
+        g: {n: StreamingScorer(g).post_process(*forests[(forest_of[g], n)]) for n in names}
         for g in grid
     }
 
     def label(g: StreamingSettings) -> str:
-        return f"avg {g.average}, quiet {g.quiet_rows}, margin {g.spatial_margin:g}"
+        return (
+            f"history {g.history}, windows {g.short}/{g.long}, avg {g.average},"
+            f" quiet {g.quiet_rows}, margin {g.spatial_margin:g}"
+        )
 
+    standard = {g: nab_score(scored[g], corpus, "standard").normalised for g in grid}
     shipped = nab_score(scored[base], corpus, "standard")
-    best_in_sample = max(grid, key=lambda g: nab_score(scored[g], corpus, "standard").normalised)
-    folds = Table(title="leave one category out (standard profile)")
+    best_in_sample = max(grid, key=lambda g: standard[g])
+    pooled: dict[str, float] = {}
+    for name, choices in (
+        ("post-processing only", [g for g in grid if forest_of[g] == base]),
+        ("forest and post-processing", grid),
+    ):
+        folds, held = _folds(corpus, names, scored, choices, base, label)
+        folds.title = f"leave one category out, {name} chosen (standard profile)"
+        console.print(folds)
+        pooled[name] = _pooled(held)
+    console.print(
+        f"in-sample, shipped settings ({label(base)}): {shipped.normalised:.1f}\n"
+        f"in-sample, best of the grid ({label(best_in_sample)}):"
+        f" {standard[best_in_sample]:.1f}\n"
+        + "\n".join(
+            f"cross-validated, {name} chosen (held-out categories pooled): {value:.1f}"
+            for name, value in pooled.items()
+        )
+    )
+
+
+def _folds(
+    corpus: NabCorpus,
+    names: list[str],
+    scored: dict[StreamingSettings, dict[str, np.ndarray]],
+    grid: list[StreamingSettings],
+    base: StreamingSettings,
+    label: Callable[[StreamingSettings], str],
+) -> tuple[Table, list[NabResult]]:
+    """Each category scored with the settings and threshold chosen on the others."""
+    folds = Table()
     for col in ("held-out category", "files", "chosen on the others", "threshold", "held-out"):
         folds.add_column(col, justify="left" if col != "threshold" else "right")
     held: list[NabResult] = []
@@ -118,13 +160,7 @@ def main() -> None:
         score = f"{result.normalised:.1f}" if math.isfinite(result.normalised) else "no windows"
         score += f" ({result.tp} of {result.tp + result.fn} windows, {result.fp} FP rows)"
         folds.add_row(category, str(len(files)), label(chosen), f"{fitted.threshold:.3f}", score)
-    console.print(folds)
-    console.print(
-        f"in-sample, shipped settings ({label(base)}): {shipped.normalised:.1f}\n"
-        f"in-sample, best of the grid ({label(best_in_sample)}):"
-        f" {nab_score(scored[best_in_sample], corpus, 'standard').normalised:.1f}\n"
-        f"cross-validated (held-out categories pooled): {_pooled(held):.1f}"
-    )
+    return folds, held
 
 
 if __name__ == "__main__":

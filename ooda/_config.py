@@ -139,6 +139,44 @@ class ModelsConfig(_Strict):
     feast_repo: Path = Path("features/repo/data")
 
 
+class ForecastWatchConfig(_Strict):
+    """The forecaster's live accuracy watch (unset keys: ``ModelWatchSettings``' defaults)."""
+
+    enabled: bool | None = None
+    window: Duration | None = None
+    judge_after: Duration | None = None
+    min_points: int | None = Field(default=None, ge=1)
+    max_ratio: float | None = Field(default=None, gt=0)
+    rollback: bool | None = None
+
+
+class DetectorWatchConfig(_Strict):
+    """The detector's live precision and recall (unset keys: ``DetectorWatchSettings``')."""
+
+    enabled: bool | None = None
+    window: Duration | None = None
+    lead: Duration | None = None
+    min_breach: Duration | None = None
+    gap: Duration | None = None
+    min_incidents: int | None = Field(default=None, ge=1)
+    margin: float | None = Field(default=None, ge=0, le=1)
+    refit_every: Duration | None = None
+    judge_every: Duration | None = None
+    min_baseline_minutes: int | None = Field(default=None, ge=1)
+
+
+class WatchesConfig(_Strict):
+    """The models' live watches: when ooda stops trusting a champion by itself."""
+
+    forecaster: ForecastWatchConfig = ForecastWatchConfig()
+    detector: DetectorWatchConfig = DetectorWatchConfig()
+
+
+def _given(section: BaseModel) -> dict[str, Any]:
+    """The keys a file section sets (the rest keep the settings' defaults)."""
+    return {k: v for k, v in section.model_dump().items() if v is not None}
+
+
 class LeaderConfig(_Strict):
     """Leader election of replicas on a Lease (client-go's defaults)."""
 
@@ -189,6 +227,7 @@ class OodaConfig(_Strict):
     audit: AuditConfig = AuditConfig()
     leader: LeaderConfig = LeaderConfig()
     escalation: EscalationConfig = EscalationConfig()
+    watches: WatchesConfig = WatchesConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> OodaConfig:
@@ -251,6 +290,8 @@ class OodaConfig(_Strict):
             serving=replace(base.serving, base_url=self.models.serving_url),
             leader=LeaderSettings(**self.leader.model_dump()),
             escalation=replace(base.escalation, **self.escalation.model_dump()),
+            watch=replace(base.watch, **_given(self.watches.forecaster)),
+            detector_watch=replace(base.detector_watch, **_given(self.watches.detector)),
             training=TrainingSettings(registry=registry)
             if registry is not base.training.registry
             else base.training,

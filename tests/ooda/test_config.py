@@ -116,6 +116,29 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
         load_config(listed, environ={})
 
 
+def test_the_watches_are_set_from_the_file_and_the_rest_keep_their_defaults() -> None:
+    raw = _raw()
+    raw["watches"] = {
+        "forecaster": {"judge_after": "1h", "rollback": False},
+        "detector": {"judge_every": "10m", "enabled": False},
+    }
+    settings = validate(raw).settings()
+    demo = OodaSettings()
+    assert settings.watch.judge_after == timedelta(hours=1) and not settings.watch.rollback
+    assert settings.watch.window == demo.watch.window
+    assert settings.detector_watch.judge_every == timedelta(minutes=10)
+    assert not settings.detector_watch.enabled
+    assert settings.detector_watch.margin == demo.detector_watch.margin
+    example = load_config(EXAMPLE, environ={}).settings()
+    assert (example.watch, example.detector_watch) == (demo.watch, demo.detector_watch)
+    raw["watches"]["detector"] = {"margin": 2, "lead": "soon"}
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "lab.yaml")
+    text = str(caught.value)
+    assert "watches.detector.margin: Input should be less than or equal to 1" in text, text
+    assert "watches.detector.lead: not a duration: 'soon'" in text, text
+
+
 def test_a_services_own_objectives_override_the_estates() -> None:
     raw = _raw()
     raw["services"][1]["slo"] = {"p95_ms": 90}
