@@ -72,6 +72,17 @@ def _labels(entry: AuditEntry, namespace: str, region: str) -> dict[str, str]:
     }
 
 
+#: Every alert ooda raises (``alert_of``'s names).
+ALERT_NAMES = (
+    "OodaHealFailed",
+    "OodaBreakerOpen",
+    "OodaNeedsHuman",
+    "OodaActionProposed",
+    "OodaForecasterFallback",
+    "OodaDetectorFallback",
+)
+
+
 def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
     """The alert an audit entry calls for (None: it needs no human)."""
     if entry.id is None or entry.dry_run:

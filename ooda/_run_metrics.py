@@ -24,6 +24,7 @@ from prometheus_client import (
 
 from actuators import registered_actions
 from ooda._audit import AuditEntry
+from ooda._escalate import ALERT_NAMES
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -121,7 +122,7 @@ class RunMetrics:
             for verdict in ("approved", "proposed"):
                 self.decisions.labels(str(kind), verdict)
             self.refusals.labels(str(kind))
-        for name in ("OodaHealFailed", "OodaBreakerOpen", "OodaNeedsHuman", "OodaActionProposed"):
+        for name in ALERT_NAMES:
             self.escalations.labels(name)
         self.untrusted.labels("*").set(0)
 

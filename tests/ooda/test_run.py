@@ -239,6 +239,19 @@ def test_sigterm_finishes_the_tick_and_metrics_count_the_ticks(
             s.labels["action"]: s.value for s in families["ooda_error_budget_remaining"].samples
         }
         assert left["restart_pod"] == 5
+        prometheus.scrape("ooda-run", [f"127.0.0.1:{port}"], timedelta(seconds=1))
+        empty: list[str] = []
+
+        def answered() -> bool:
+            empty[:] = _dashboard_answers(prometheus)
+            return not empty
+
+        try:
+            _until(answered, "every panel to answer", 60)
+        except AssertionError as exc:
+            raise AssertionError(f"dashboard panels without data: {empty}") from exc
+        finally:
+            prometheus.scrape("ooda-run", [])
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
