@@ -66,6 +66,8 @@ bench-detector: install
 # PetShop's root-cause benchmark of `ooda rca` (recall@1/@3 and specificity, the harness's way).
 bench-rca: install
 	.venv/bin/python benchmarks/bench_rca.py --data ../shared/data/petshop --cv
+	.venv/bin/python benchmarks/bench_rca.py --data ../shared/data/petshop --cv \
+		--objective balanced --persistence 2 --threshold 3
 
 # Numenta Anomaly Benchmark of `ooda score-series` on ../shared/data/nab (see the script).
 bench-nab: install

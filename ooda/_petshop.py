@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ooda._errors import RcaInputError
-from ooda._rca import HARMFUL, RcaSettings, rank_causes
+from ooda._rca import ASKED_RCA, HARMFUL, RcaSettings, rank_causes
 
 
 def read_graph(path: Path) -> dict[str, list[str]]:
@@ -74,7 +74,8 @@ def rca_files(
     normal: Path | None = None,
     settings: RcaSettings | None = None,
 ) -> pd.DataFrame:
-    """``ooda rca``: the ranking (``node, score``, best first; empty: no root cause found)."""
+    """``ooda rca``: the ranking (``node, score``, best first; empty: no root cause found),
+    with :data:`ASKED_RCA` unless ``settings`` are given."""
     if target_metric not in HARMFUL:
         raise RcaInputError(
             f"unknown target metric {target_metric!r}; expected one of {sorted(HARMFUL)}"
@@ -87,7 +88,12 @@ def rca_files(
         good = read_metrics(normal, target_metric, target_statistic)
         check_match(calls, good, normal)
     causes = rank_causes(
-        calls, bad, target_node, direction=HARMFUL[target_metric], normal=good, settings=settings
+        calls,
+        bad,
+        target_node,
+        direction=HARMFUL[target_metric],
+        normal=good,
+        settings=settings or ASKED_RCA,
     )
     return pd.DataFrame(
         {"node": [c.node for c in causes], "score": [round(c.score, 6) for c in causes]}

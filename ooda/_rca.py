@@ -65,6 +65,13 @@ class RcaSettings:
     alias_weight: float = 0.5
 
 
+#: ``ooda rca``'s settings. A person asks about a symptom they have seen, so one step of it
+#: beyond 2.5 robust standard deviations is enough to rank causes: the issue's goal is recall,
+#: and leave-one-group-out validation on PetShop for recall chose this (``bench_rca.py
+#: --cv``). The loop keeps :class:`RcaSettings`' two steps: it orients without being asked.
+ASKED_RCA = RcaSettings(threshold=2.5, persistence=1)
+
+
 @dataclass(frozen=True)
 class Cause:
     """One ranked candidate root cause."""

@@ -672,10 +672,36 @@ def _print_glitches(out: pd.DataFrame, done: str) -> None:
         console.print(f"[yellow]{done} despite a glitch ({kind}): row {shown}[/]")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _cmd_rca(args: argparse.Namespace) -> int:
     from ooda._errors import RcaInputError
     from ooda._petshop import rca_files
+    from ooda._rca import ASKED_RCA
 
+    settings = replace(
+        ASKED_RCA,
+        threshold=args.threshold or ASKED_RCA.threshold,
+        persistence=args.persistence or ASKED_RCA.persistence,
+    )
     try:
         ranking = rca_files(
             args.graph,
@@ -684,6 +710,7 @@ def _cmd_rca(args: argparse.Namespace) -> int:
             args.target_metric,
             args.target_statistic,
             args.normal,
+            settings,
         )
         ranking.to_csv(args.output, index=False)
     except RcaInputError as exc:
@@ -906,6 +933,17 @@ def _parser() -> argparse.ArgumentParser:
     rca.add_argument("--target-statistic", default="Average", help="statistic (default Average)")
     rca.add_argument("--normal", type=Path, help="metrics.csv of normal operation (optional)")
     rca.add_argument("--output", type=Path, required=True, help="ranking.csv: node,score")
+    rca.add_argument(
+        "--threshold",
+        type=_positive_float,
+        help="robust z-score from which a component is anomalous (default 2.5)",
+    )
+    rca.add_argument(
+        "--persistence",
+        type=_positive_int,
+        help="steps the symptom must hold before causes are ranked (default 1: you saw it;"
+        " 2 answers less often on normal windows and misses more short incidents)",
+    )
     rca.set_defaults(func=_cmd_rca)
     score = sub.add_parser(
         "score-series",

@@ -171,6 +171,29 @@ def test_ooda_rca_writes_the_ranking_best_first(tmp_path: Path) -> None:
     assert run.returncode == 0 and pd.read_csv(out).empty  # no root cause found
 
 
+def test_ooda_rca_answers_a_symptom_of_one_step_unless_asked_for_two(tmp_path: Path) -> None:
+    """A person runs ``ooda rca`` about a symptom they saw: one step of it is enough by
+    default; ``--persistence 2`` answers only for a symptom that held two steps."""
+    normal, abnormal = _windows({})
+    abnormal.loc[3, ["frontend", "checkout"]] += 50
+    graph = _write_graph(tmp_path / "graph.csv", CALLS)
+    bad = _write_petshop(tmp_path / "issue", abnormal)
+    good = _write_petshop(tmp_path / "noissue", normal)
+    out = tmp_path / "ranking.csv"
+    common = ["--graph", str(graph), "--abnormal", str(bad), "--normal", str(good),
+              "--target-node", "frontend", "--target-metric", "latency",
+              "--output", str(out)]  # fmt: skip
+    run = _rca(*common)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert pd.read_csv(out).node.iloc[0] == "checkout"
+    run = _rca(*common, "--persistence", "2")
+    assert run.returncode == 0 and pd.read_csv(out).empty, run.stdout
+    for bad_value in (["--persistence", "0"], ["--threshold", "-1"], ["--threshold", "x"]):
+        run = _rca(*common, *bad_value)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert bad_value[0] in run.stderr
+
+
 def test_ooda_rca_exits_2_naming_what_is_wrong(tmp_path: Path) -> None:
     graph = _write_graph(tmp_path / "graph.csv", CALLS)
     bad = _write_petshop(tmp_path / "issue", _windows({"frontend": 50})[1])
