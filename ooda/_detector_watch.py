@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -359,6 +359,23 @@ class DetectorWatch:
         while self._scorings and self._scorings[0].minute < oldest:
             self._scorings.popleft()
         self._verified = [v for v in self._verified if v[2] >= oldest]
+        self._compact()
+
+    def _compact(self) -> None:
+        """Forget services no kept scoring or heal names, once they are most of the grid's
+        rows (services come and go on a real estate)."""
+        live = np.zeros(len(self._index), dtype=bool)
+        for scoring in self._scorings:
+            live[scoring.services] = True
+        for row, _, _ in self._verified:
+            live[row] = True
+        if live.sum() * 2 + 100 >= len(self._index):
+            return
+        remap = np.full(len(self._index), -1, dtype=np.int64)
+        remap[live] = np.arange(int(live.sum()))
+        self._index = {s: int(remap[i]) for s, i in self._index.items() if live[i]}
+        self._scorings = deque(replace(c, services=remap[c.services]) for c in self._scorings)
+        self._verified = [(int(remap[r]), a, b) for r, a, b in self._verified]
 
     # -- judgement ------------------------------------------------------------------------
     def quality(self, detector: str, now: datetime) -> Quality:

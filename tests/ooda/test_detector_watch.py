@@ -367,3 +367,33 @@ def test_the_figures_match_a_minute_by_minute_count(seed: int) -> None:
                 assert (got.flagged, got.flagged_true, got.incidents, got.caught) == want
                 checked += want[2]
     assert checked > 0, "some incidents were counted"
+
+
+def test_services_that_left_the_window_are_forgotten() -> None:
+    """An estate whose services come and go keeps the watch's grid to the services it still
+    judges, and their records intact."""
+    watch = DetectorWatch(replace(SETTINGS, window=timedelta(minutes=30)))
+    rng = np.random.default_rng(0)
+    for minute in range(300):
+        now = T0 + timedelta(minutes=minute)
+        here = ["steady", f"passing-{minute}"]
+        rows = pd.DataFrame({"service": here, "x": rng.normal(0, 1, 2)})
+        views = {
+            s: ServiceView(
+                s,
+                pd.DataFrame(
+                    {
+                        "timestamp": [now],
+                        "p95_latency_ms": [220.0 if minute % 40 < 5 else 90.0],
+                        "error_rate": [0.0],
+                    }
+                ),
+            )
+            for s in here
+        }
+        flags = {"steady": minute % 40 < 5, f"passing-{minute}": False}
+        watch.observe(now, AnomalyScores("2", dict.fromkeys(here, 0.0), flags), rows, views, _slo)
+    assert len(watch._index) < 200, "the grid keeps only services still in the window"
+    assert "steady" in watch._index and "passing-299" in watch._index
+    got = watch.quality("2", T0 + timedelta(minutes=299))
+    assert got.flagged == got.flagged_true and got.caught == got.incidents > 0
