@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from models import (
     naive_rolling,
     window_origins,
 )
+from ooda._settings import ModelWatchSettings
 
 BASE = ("lstm", "ets", "seasonal_naive", "naive")
 WINDOWS = (1.0, 2.0, 4.0, 7.0)
@@ -118,11 +119,48 @@ def _cached(out: Path, series: Series, model: str, horizon: int) -> RollingForec
 
 @dataclass
 class Scored:
-    """Per series, the relative MAE of every point rule and the coverage of every pairing."""
+    """Per series, the relative MAE of every point rule and the coverage of every pairing;
+    and those of what the loop plans on (:func:`watched`)."""
 
     category: str
     rel_mae: dict[PointRule, float]
     coverage: dict[tuple[PointRule, IntervalRule], float]
+    loop_rel_mae: float = math.nan
+    loop_coverage: float = math.nan
+    loop_on_naive: float = math.nan
+    """Share of origins the watch planned on seasonal naive."""
+
+
+def watched(
+    base: dict[str, RollingForecast], values: np.ndarray, rows_per_day: float
+) -> tuple[RollingForecast, float]:
+    """What the loop's predictive scaling plans on: the LSTM champion with its own band while
+    the forecast watch trusts it (``ooda._model_watch``: its MAE over the points that came
+    true in the last ``judge_after``, at least ``min_points`` of them, at most seasonal
+    naive's times ``max_ratio``), seasonal naive while it does not. Returns the forecast and
+    the share of origins planned on seasonal naive."""
+    settings = ModelWatchSettings()
+    judged_rows = max(
+        settings.min_points, round(settings.judge_after / timedelta(days=1) * rows_per_day)
+    )
+    lstm, naive = base["lstm"], base["seasonal_naive"]
+    horizon = lstm.point.shape[1]
+    rows = lstm.origins[:, None] + np.arange(horizon)[None, :]
+    actual = values[rows]
+    mine = np.abs(actual - lstm.point).ravel()
+    theirs = np.abs(actual - naive.point).ravel()
+    judged = np.isfinite(mine) & np.isfinite(theirs)
+    condemned = np.zeros(len(lstm.origins), dtype=bool)
+    for i in range(1, len(lstm.origins)):
+        done = np.flatnonzero(judged[: i * horizon])
+        done = done[done >= i * horizon - judged_rows]
+        if len(done) < settings.min_points:
+            condemned[i] = condemned[i - 1]
+            continue
+        condemned[i] = mine[done].mean() > settings.max_ratio * theirs[done].mean()
+    keep = ~condemned[:, None]
+    arrays = (np.where(keep, a, b) for a, b in zip(lstm.arrays(), naive.arrays(), strict=True))
+    return RollingForecast("watched", lstm.origins, *arrays), float(condemned.mean())
 
 
 def _evaluate(series: Series, base: dict[str, RollingForecast], horizon: int) -> Scored | None:
@@ -143,6 +181,10 @@ def _evaluate(series: Series, base: dict[str, RollingForecast], horizon: int) ->
     if not naive_mae > 0:
         return None
     scored = Scored(series.path.parent.name, {}, {})
+    plan, scored.loop_on_naive = watched(base, y, series.season)
+    scored.loop_rel_mae = float(np.nanmean(np.abs(actual - plan.point))) / naive_mae
+    inside = (actual >= plan.lower) & (actual <= plan.upper)
+    scored.loop_coverage = float(inside[np.isfinite(actual)].mean())
     for point_rule in POINT_RULES:
         if point_rule.model is not None:
             f = base[point_rule.model]
@@ -300,6 +342,13 @@ def main() -> None:
             f" snaive {_geo(s.rel_mae[ship_point] for s in everything):.3f}, coverage"
             f" {np.mean([s.coverage[(ship_point, ship_interval)] for s in everything]):.3f}"
         )
+    console.print(
+        f"what the loop plans on (the LSTM champion, seasonal naive while the watch does not"
+        f" trust it; nothing chosen, so no held-out split) on all {len(everything)}: MAE /"
+        f" snaive {_geo(s.loop_rel_mae for s in everything):.3f}, coverage"
+        f" {np.mean([s.loop_coverage for s in everything]):.3f}; on seasonal naive"
+        f" {np.mean([s.loop_on_naive for s in everything]):.0%} of origins"
+    )
     within = sum(0.75 <= c <= 0.85 for c in held_cov)
     console.print(
         f"held-out series with coverage in 75-85 %: {within} of {len(held_cov)}\n"

@@ -15,12 +15,15 @@ the live MASE, and the share of actuals inside the 80 % band the live coverage.
 
 A version whose ratio over the points that came true in the last ``judge_after`` (at least
 ``min_points`` of them, each judged by the freshest forecast for it, the one planning rested
-on) is above ``max_ratio`` is *condemned*: its forecasts are not planned on again (the HPA is left
+on) is above ``max_ratio`` is *condemned*: its forecasts are not planned on (the HPA is left
 to react alone), an escalation goes to a human, and, where the registry knows the champion it
 replaced, that version is made to forecast the same origins from the same history; if it does
 better, ``@champion`` moves back to it, tagged with who (ooda), why and the numbers. Serving
 follows the alias within its poll interval, and the loop plans on forecasts again once they
-come from a version that is not condemned.
+come from a version that is not condemned -- or once the condemned one, still answering, is
+back at or below the baseline over ``judge_after`` (*reinstated*: a forecaster worse than
+seasonal naive for one bad stretch is not worse for good; on NAB's series, condemning for
+good after 30 bad minutes left the loop on seasonal naive everywhere, ``bench_forecast_cv``).
 """
 
 from __future__ import annotations
@@ -101,8 +104,8 @@ class WatchEvent:
 
     at: datetime
     kind: str
-    """``fallback`` (a version condemned), ``rollback`` (the alias moved back) or
-    ``no_rollback`` (why it stayed)."""
+    """``fallback`` (a version condemned), ``rollback`` (the alias moved back),
+    ``no_rollback`` (why it stayed) or ``reinstated`` (a condemned version planned on again)."""
     version: str
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -259,12 +262,28 @@ class ForecastWatch:
         ):
             return events  # points come true a minute at a time
         self._judged_at = now
-        for version in sorted({k.forecast.model_version for k in self._kept} - self.condemned):
+        for version in sorted({k.forecast.model_version for k in self._kept}):
             overall = self.accuracy(version, now)
             if overall is not None:
                 self.last[version] = overall
             acc = self.accuracy(version, now, since=now - s.judge_after)
-            if acc is None or acc.points < s.min_points or acc.ratio <= s.max_ratio:
+            if acc is None or acc.points < s.min_points:
+                continue
+            if version in self.condemned:
+                if acc.ratio <= s.max_ratio:  # better than the baseline again, over the window
+                    self.condemned.discard(version)
+                    events.append(
+                        WatchEvent(
+                            now,
+                            "reinstated",
+                            version,
+                            f"forecaster v{version}: live MASE {acc.ratio:.2f} over the"
+                            f" {acc.points} points of the last {s.judge_after}: planned on again",
+                            acc.numbers(),
+                        )
+                    )
+                continue
+            if acc.ratio <= s.max_ratio:
                 continue
             self.condemned.add(version)
             events.append(

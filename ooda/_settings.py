@@ -268,9 +268,12 @@ class ModelWatchSettings:
     window: timedelta = timedelta(days=1)
     """The rolling window the live error is measured over (MASE's denominator is the
     seasonal naive forecast's error on the same points)."""
-    judge_after: timedelta = timedelta(minutes=30)
+    judge_after: timedelta = timedelta(days=1)
     """The window the champion is judged on: worse than the baseline over the points that
-    came true in the last ``judge_after``, and the loop stops using it."""
+    came true in the last ``judge_after`` (at least ``min_points`` of them: a broken model is
+    caught within the first half hour), and the loop stops using it; back at or below the
+    baseline over it, and the loop uses it again. A day: over 30 minutes a good forecaster
+    loses to seasonal naive often by chance (``benchmarks/bench_forecast_cv.py``)."""
     min_points: int = 30
     """Forecast points (service-minutes) that must have come true in that window before
     anything is judged."""

@@ -149,6 +149,32 @@ def test_no_rollback_to_a_previous_champion_that_forecasts_no_better() -> None:
     assert not watch.usable(LoadForecast("2", pd.DataFrame())), "the fallback holds"
 
 
+def test_a_condemned_champion_back_below_the_baseline_is_planned_on_again() -> None:
+    """Worse than seasonal naive for a stretch is not worse for good: once its forecasts are
+    back below the baseline over the judged window, they are used again (and said so)."""
+    registry = Registry({"2": 3.0}, "2", None)
+    watch = ForecastWatch(SETTINGS)  # no registry: fall back only
+    events = play(watch, registry, 90)
+    assert [e.kind for _, e in events] == ["fallback"]
+    assert not watch.usable(LoadForecast("2", pd.DataFrame()))
+    registry.factors["2"] = 1.0  # the traffic came back to what v2 learnt
+    later = play(watch, registry, 0)
+    for minute in range(90, 240):
+        now = T0 + timedelta(minutes=minute)
+        seen = views(now)
+        watch.observe(seen)
+        later += [(now, e) for e in watch.tick(now)]
+        if minute % 5 == 0:
+            history = pd.concat(
+                [v.history.assign(service=s) for s, v in seen.items()], ignore_index=True
+            )
+            watch.record(now, LoadForecast("2", registry.forecast("2", history, 30)))
+    assert [e.kind for _, e in later] == ["reinstated"], later
+    at, event = later[0]
+    assert at >= T0 + timedelta(minutes=120), "not before its bad stretch has left the window"
+    assert event.evidence["mase"] <= 1.0 and watch.usable(LoadForecast("2", pd.DataFrame()))
+
+
 def test_nothing_is_judged_before_enough_points_have_come_true() -> None:
     registry = Registry({"2": 10.0}, "2", None)
     watch = ForecastWatch(replace(SETTINGS, min_points=10_000), registry)
