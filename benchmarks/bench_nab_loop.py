@@ -36,7 +36,7 @@ import pandas as pd
 from _machine import machine_description
 from bench_nab import PROFILES, _categories, _scoreboard
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import track
 
 from models import (
     ANOMALY_THRESHOLD,
@@ -96,17 +96,8 @@ def _run(
 ) -> tuple[dict[str, np.ndarray], float]:
     scores: dict[str, np.ndarray] = {}
     began = time.perf_counter()
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("loop detector", total=len(corpus.files))
-        for name, nab_file in corpus.files.items():
-            scores[name] = loop_scores(nab_file, settings, history_days)
-            progress.update(task, advance=1, description=name)
+    for name, nab_file in track(corpus.files.items(), description="loop detector", console=console):
+        scores[name] = loop_scores(nab_file, settings, history_days)
     return scores, time.perf_counter() - began
 
 

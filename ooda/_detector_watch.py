@@ -330,7 +330,7 @@ class DetectorWatch:
                 break
             if at < grid.start:
                 continue
-            rows = np.array([self._index.get(str(x), -1) for x in frame["service"]], dtype=np.int64)
+            rows = self._rows_of(frame)
             calm = rows < 0
             calm[~calm] = ~near[rows[~calm], grid.column(at)]
             parts.append(frame[calm])
@@ -365,9 +365,16 @@ class DetectorWatch:
         self._verified = [v for v in self._verified if v[2] >= oldest]
         self._compact()
 
+    def _rows_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """The grid row of each feature row's service (-1: a service never scored)."""
+        return np.array([self._index.get(str(x), -1) for x in frame["service"]], dtype=np.int64)
+
     def _compact(self) -> None:
         """Forget services no kept scoring or heal names, once they are most of the grid's
         rows (services come and go on a real estate)."""
+        newest = len(self._scorings[-1].services) if self._scorings else 0
+        if newest * 2 + 100 >= len(self._index):
+            return  # at least the newest scoring's services live: nothing to forget yet
         live = np.zeros(len(self._index), dtype=bool)
         for scoring in self._scorings:
             live[scoring.services] = True
@@ -470,8 +477,7 @@ class DetectorWatch:
             scoring = answered.get(at)
             if scoring is None or at < grid.start:
                 continue
-            rows = np.array([self._index.get(str(x), -1) for x in frame["service"]], dtype=np.int64)
-            parts.append(frame[np.isin(rows, scoring.services)].assign(_at=at))
+            parts.append(frame[np.isin(self._rows_of(frame), scoring.services)].assign(_at=at))
         rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if rows.empty:
             why = f"no rows of v{version} kept to replay v{previous} on"

@@ -234,24 +234,17 @@ class ForecastWatch:
     ) -> Accuracy | None:
         """``version``'s live accuracy over the points that came true after ``since`` (by
         default: over the window); None when none has."""
+        return _accuracy(version, self._version_points(version, now), since)
+
+    def _version_points(self, version: str, now: datetime) -> pd.DataFrame:
+        """Every point of ``version``'s kept forecasts that came true, each judged by the
+        freshest forecast for it."""
         parts = [self._points(k, now) for k in self._kept if k.forecast.model_version == version]
-        points = pd.concat([p for p in parts if not p.empty], ignore_index=True) if parts else None
-        if points is None or points.empty:
-            return None
-        points = points.drop_duplicates(["service", "timestamp"], keep="last")
-        if since is not None:
-            points = points[points["timestamp"] > pd.Timestamp(since)]
-            if points.empty:
-                return None
-        actual = points["actual"].to_numpy()
-        inside = (actual >= points["q10"].to_numpy()) & (actual <= points["q90"].to_numpy())
-        return Accuracy(
-            version,
-            len(points),
-            float(np.abs(points["q50"].to_numpy() - actual).mean()),
-            float(np.abs(points["baseline"].to_numpy() - actual).mean()),
-            float(inside.mean()),
-        )
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            return pd.DataFrame()
+        points = pd.concat(parts, ignore_index=True)
+        return points.drop_duplicates(["service", "timestamp"], keep="last")
 
     def tick(self, now: datetime) -> list[WatchEvent]:
         """Judge every version seen in the window; condemn (and roll back) the bad ones."""
@@ -263,10 +256,11 @@ class ForecastWatch:
             return events  # points come true a minute at a time
         self._judged_at = now
         for version in sorted({k.forecast.model_version for k in self._kept}):
-            overall = self.accuracy(version, now)
+            points = self._version_points(version, now)  # once: both figures read them
+            overall = _accuracy(version, points)
             if overall is not None:
                 self.last[version] = overall
-            acc = self.accuracy(version, now, since=now - s.judge_after)
+            acc = _accuracy(version, points, since=now - s.judge_after)
             if acc is None or acc.points < s.min_points:
                 continue
             if version in self.condemned:
@@ -357,6 +351,26 @@ class ForecastWatch:
         ]
         frame = pd.DataFrame(rows, columns=["service", "timestamp", "request_rate"])
         return frame.sort_values(["service", "timestamp"], ignore_index=True)
+
+
+def _accuracy(version: str, points: pd.DataFrame, since: datetime | None = None) -> Accuracy | None:
+    """The accuracy over ``points`` (:meth:`ForecastWatch._version_points`) that came true
+    after ``since``; None when there are none."""
+    if points.empty:
+        return None
+    if since is not None:
+        points = points[points["timestamp"] > pd.Timestamp(since)]
+        if points.empty:
+            return None
+    actual = points["actual"].to_numpy()
+    inside = (actual >= points["q10"].to_numpy()) & (actual <= points["q90"].to_numpy())
+    return Accuracy(
+        version,
+        len(points),
+        float(np.abs(points["q50"].to_numpy() - actual).mean()),
+        float(np.abs(points["baseline"].to_numpy() - actual).mean()),
+        float(inside.mean()),
+    )
 
 
 def replay_target(registry: AliasRegistry, version: str, now: datetime) -> str | WatchEvent:
