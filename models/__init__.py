@@ -40,6 +40,7 @@ from models._backtest import (
 )
 from models._catalog import DETECTOR_CLASSES, FORECASTER_CLASSES, load_detector, load_forecaster
 from models._combine import (
+    MIN_CALIBRATION,
     Candidate,
     CombineRule,
     CombineSettings,
@@ -103,6 +104,7 @@ __all__ = [
     "FORECASTER_SHADOW",
     "FORECAST_COLUMNS",
     "HISTORY_COLUMNS",
+    "MIN_CALIBRATION",
     "Candidate",
     "CombineRule",
     "CombineSettings",

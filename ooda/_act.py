@@ -162,7 +162,7 @@ class Actor:
             service,
             snapshot.workloads[service].workload,
             1.0,
-            {"forecast_version": snapshot.forecast.model_version if snapshot.forecast else ""},
+            {"forecast_version": snapshot.forecast.source(service) if snapshot.forecast else ""},
             PREDICTIVE,
         )
         return self._plan(diagnosis, action, timedelta(0), snapshot.at)

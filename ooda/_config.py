@@ -148,6 +148,8 @@ class ForecastWatchConfig(_Strict):
     min_points: int | None = Field(default=None, ge=1)
     max_ratio: float | None = Field(default=None, gt=0)
     rollback: bool | None = None
+    plan_on_best: bool | None = None
+    min_completed: int | None = Field(default=None, ge=1)
 
 
 class DetectorWatchConfig(_Strict):

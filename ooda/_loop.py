@@ -38,6 +38,7 @@ from ooda._changes import change_events
 from ooda._cluster_state import read_nodes, read_workloads
 from ooda._detector_watch import DetectorRegistry, DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
+from ooda._forecast_plan import ForecastPlanner
 from ooda._incidents import IncidentRecorder, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
@@ -113,6 +114,7 @@ class ControlLoop:
     ) -> None:
         self.settings = settings
         self.watch = ForecastWatch(settings.watch, models)
+        self.planner = ForecastPlanner(settings.watch, self.watch)
         self.detector_watch = DetectorWatch(settings.detector_watch, detectors)
         self._may_act = may_act
         self.clock = clock
@@ -545,16 +547,15 @@ class ControlLoop:
         return scores
 
     def _current_forecast(self, now: datetime) -> LoadForecast | None:
-        """The newest forecast that has arrived, unless too old to plan capacity on."""
+        """The plan made of the newest forecast that has arrived (``ooda._forecast_plan``:
+        never the answer of a condemned version), unless too old to plan capacity on."""
         if self._forecast_job is not None and self._forecast_job.done():
             self._take_forecast(self._forecast_job.result())
             self._forecast_job = None
-        if self._forecast is not None and not self.watch.usable(self._forecast):
-            return None  # its version is condemned by the accuracy watch
         every = self.settings.loop.forecast_every
-        if self._forecast_at is not None and now - self._forecast_at > 5 * every:
+        if self._forecast_at is None or now - self._forecast_at > 5 * every:
             return None
-        return self._forecast
+        return self.planner.plan(self._forecast, self._forecast_at)
 
     def _forecast_due(
         self, now: datetime, views: dict[str, ServiceView], services: list[str]

@@ -15,8 +15,9 @@ the live MASE, and the share of actuals inside the 80 % band the live coverage.
 
 A version whose ratio over the points that came true in the last ``judge_after`` (at least
 ``min_points`` of them, each judged by the freshest forecast for it, the one planning rested
-on) is above ``max_ratio`` is *condemned*: its forecasts are not planned on (the HPA is left
-to react alone), an escalation goes to a human, and, where the registry knows the champion it
+on) is above ``max_ratio`` is *condemned*: its forecasts are not planned on (``ooda._forecast_plan``
+plans on the better baseline instead; with ``plan_on_best`` off the HPA is left to react
+alone), an escalation goes to a human, and, where the registry knows the champion it
 replaced, that version is made to forecast the same origins from the same history; if it does
 better, ``@champion`` moves back to it, tagged with who (ooda), why and the numbers. Serving
 follows the alias within its poll interval, and the loop plans on forecasts again once they
@@ -184,6 +185,14 @@ class ForecastWatch:
         self._kept.append(_Kept(origin, forecast, horizon))
         while self._kept and origin - self._kept[0].origin > self.settings.window:
             self._kept.popleft()
+
+    def kept(self) -> list[tuple[datetime, LoadForecast]]:
+        """The forecasts kept over the window (origin, answer as it came), oldest first."""
+        return [(k.origin, k.forecast) for k in self._kept]
+
+    def actuals(self, service: str) -> Mapping[pd.Timestamp, float]:
+        """The request rates of ``service`` that came true, by minute (UTC)."""
+        return self._actual.get(service, {})
 
     def usable(self, forecast: LoadForecast | None) -> bool:
         """Whether ``forecast`` may be planned on (its version is not condemned)."""

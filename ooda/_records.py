@@ -34,9 +34,16 @@ class LoadForecast:
 
     model_version: str
     frame: pd.DataFrame
+    sources: dict[str, str] = field(default_factory=dict)
+    """Per service, what its rows came from when the forecast is a plan (a version, or a
+    baseline of ``ooda._forecast_plan``); empty: ``model_version`` for every service."""
     _peaks: dict[tuple[Any, ...], dict[str, float]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+
+    def source(self, service: str) -> str:
+        """What ``service``'s rows came from."""
+        return self.sources.get(service, self.model_version)
 
     def peak(self, service: str, after: datetime, until: datetime, quantile: str) -> float | None:
         """The highest ``quantile`` forecast for ``service`` in (after, until], or None.

@@ -286,6 +286,15 @@ class ModelWatchSettings:
     season: timedelta = timedelta(days=1)
     """The season of the seasonal naive baseline (the same minute yesterday; the value at
     the forecast's origin until a season of history has been seen)."""
+    plan_on_best: bool = True
+    """Plan capacity, per service, on whichever of the champion, seasonal naive and the last
+    value forecast it best over ``window``, the band recalibrated from their errors
+    (``ooda._forecast_plan``; a condemned champion is no candidate). Off: on the champion's
+    answer while it is trusted, on nothing (the HPA reacts alone) when it is not."""
+    min_completed: int = 10
+    """Forecasts of the current version that must have come true, at every step, before the
+    plan departs from the champion's answer (fewer give nothing to judge or calibrate by; at
+    least ``models.MIN_CALIBRATION`` are needed whatever this says)."""
 
 
 @dataclass(frozen=True)

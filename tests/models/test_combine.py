@@ -95,6 +95,26 @@ def test_conformal_intervals_reach_the_nominal_coverage(method: IntervalMethod) 
     assert conformalize(narrow, y, IntervalMethod.MODEL, 60) is narrow
 
 
+def test_a_band_that_collapses_at_some_origins_does_not_stretch_the_others() -> None:
+    """A model whose band is zero-width at every other origin (seasonal naive over a flat
+    stretch) must not have its other bands stretched by the errors over those origins."""
+    y = _walk(6000)
+    f = naive_rolling(y, 500, 12)
+    collapsed = np.arange(len(f.origins)) % 2 == 0
+    lower = np.where(collapsed[:, None], f.point, f.point - 1.0)
+    upper = np.where(collapsed[:, None], f.point, f.point + 1.0)
+    g = conformalize(
+        RollingForecast("flat", f.origins, f.point, lower, upper), y, IntervalMethod.RATIO, 60
+    )
+    residual = conformalize(f, y, IntervalMethod.RESIDUAL, 60)
+    later = slice(20, None)
+    width = (g.upper - g.lower)[later]
+    assert np.nanmax(width) < 10 * np.nanmax((residual.upper - residual.lower)[later])
+    actual = y[g.rows()].reshape(g.point.shape)
+    covered = ((actual >= g.lower) & (actual <= g.upper))[later].mean()
+    assert 0.72 < covered < 0.9, covered
+
+
 def test_conformal_intervals_use_only_completed_forecasts() -> None:
     y = _walk(3000)
     f = naive_rolling(y, 500, 12)

@@ -305,7 +305,7 @@ def test_seeded_with_a_day_the_baseline_is_the_same_minute_yesterday() -> None:
 
 def test_a_condemned_champion_that_stays_champion_drives_nothing_more() -> None:
     """No better predecessor: ``@champion`` stays on v2 and keeps answering, and from the
-    fallback on no decision rests on its forecasts (the HPA reacts alone)."""
+    fallback on no decision rests on its forecasts (they rest on the baselines)."""
     lab = make_lab(seed=5)
     registry = LabRegistry({"1": 5.0, "2": 3.0}, "2", "1")
     audit = AuditLog(":memory:")
