@@ -14,7 +14,6 @@ on the series being scored.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -125,9 +124,11 @@ def _completed(origins: np.ndarray, horizon: int) -> np.ndarray:
 
 def _recent_mae(forecast: RollingForecast, actual: np.ndarray, window: int) -> np.ndarray:
     """Per origin, the MAE of the last ``window`` completed forecasts (NaN: none yet)."""
-    with warnings.catch_warnings():  # an origin none of whose rows came true yet: NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        per_origin = np.nanmean(np.abs(actual - forecast.point), axis=1)
+    error = np.abs(actual - forecast.point)
+    seen = np.isfinite(error)
+    count = seen.sum(axis=1)  # 0 for an origin none of whose rows came true yet: NaN
+    total = np.where(seen, error, 0.0).sum(axis=1)
+    per_origin = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     known = np.isfinite(per_origin)
     sums = np.concatenate([[0.0], np.cumsum(np.where(known, per_origin, 0.0))])
     counts = np.concatenate([[0], np.cumsum(known)])

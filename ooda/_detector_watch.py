@@ -25,7 +25,10 @@ loop takes the baseline's verdicts instead of its own, and an escalation says so
 registry knows the champion it replaced, that version scores the rows the condemned one
 judged; if its F1 on the same minutes is higher, ``@champion`` moves back to it, tagged with
 who (ooda), why and the numbers. Serving follows the alias, and the loop takes the scores of
-a version not condemned again.
+a version not condemned again -- or of the condemned one, still scoring, once its own
+verdicts over the window (kept all along) are at least as good as the baseline's again
+(*reinstated*: the bad stretch has left the window; the bar is the baseline itself, not
+``margin`` below it, so a version does not flap at the edge).
 
 Each scoring is kept as arrays and the figures are counted on a services x minutes grid
 (runs, stretches and leads by prefix sums), so a judgement over six hours of a thousand
@@ -434,12 +437,18 @@ class DetectorWatch:
         judged = grid.present & grid.known
         baseline = self.last[BASELINE] = self._quality(BASELINE, now, grid, judged, grid.baseline)
         events = []
-        for version in sorted(set(grid.version) - self.condemned - {""}):
+        for version in sorted(set(grid.version) - {""}):
             mine = self.last[version] = self._quality(
                 version, now, grid, judged & (grid.version == version)[None, :], grid.champion
             )
-            worse = mine.f1 < baseline.f1 - s.margin
-            if mine.incidents < s.min_incidents or not worse:
+            if mine.incidents < s.min_incidents:
+                continue
+            if version in self.condemned:
+                if mine.f1 >= baseline.f1:  # as good as the baseline again, over the window
+                    self.condemned.discard(version)
+                    events.append(self._reinstated(version, mine, baseline, now))
+                continue
+            if mine.f1 >= baseline.f1 - s.margin:
                 continue
             self.condemned.add(version)
             summary = (
@@ -463,6 +472,17 @@ class DetectorWatch:
             if self.registry is not None:
                 events.append(self._roll_back(self.registry, version, mine, now, grid))
         return events
+
+    def _reinstated(
+        self, version: str, mine: Quality, baseline: Quality, now: datetime
+    ) -> WatchEvent:
+        summary = (
+            f"detector v{version}: live F1 {mine.f1:.2f} against the robust z-score's"
+            f" {baseline.f1:.2f} over the last {self.settings.window}: its verdicts are"
+            " taken again"
+        )
+        numbers = {**mine.numbers(), **{f"baseline_{k}": v for k, v in baseline.numbers().items()}}
+        return WatchEvent(now, "reinstated", version, summary, numbers)
 
     def _roll_back(
         self, registry: DetectorRegistry, version: str, mine: Quality, now: datetime, grid: _Grid

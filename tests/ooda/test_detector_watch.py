@@ -109,6 +109,23 @@ def test_a_champion_as_good_as_the_baseline_is_left_alone() -> None:
     assert all(a.model_version == "2" for a in acted)
 
 
+def test_a_condemned_champion_as_good_as_the_baseline_again_is_reinstated() -> None:
+    """v2 cries wolf for its first hour, then calls only what is wrong: once the bad hour
+    has left the window its verdicts are taken again, and the watch says so."""
+    watch = DetectorWatch(replace(SETTINGS, min_incidents=1, window=timedelta(minutes=90)))
+    events, acted = play(watch, lambda m, s, x: m < 60 or x > 6, 240)
+    assert [e.kind for e in events] == ["fallback", "reinstated"], events
+    fallback, back = events
+    assert fallback.at < T0 + timedelta(minutes=60)
+    # Not while most of the bad hour is still in the 90-minute window.
+    assert back.at >= T0 + timedelta(minutes=140)
+    assert back.evidence["f1"] >= back.evidence["baseline_f1"]
+    assert watch.condemned == set()
+    minute = int((back.at - T0) / timedelta(minutes=1))
+    assert acted[minute - 1].model_version.startswith(BASELINE)
+    assert all(a.model_version == "2" for a in acted[minute + 1 :])
+
+
 def test_nothing_is_judged_before_enough_incidents() -> None:
     watch = DetectorWatch(replace(SETTINGS, min_incidents=5))
     events, _ = play(watch, lambda m, s, x: True, 180)
