@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -76,6 +76,10 @@ bench-nab: install
 # The loop's own detector (the Isolation Forest on feature rows) on the same NAB files.
 bench-nab-loop: install
 	.venv/bin/python benchmarks/bench_nab_loop.py
+
+# What predictive scaling plans on, and the forecast watch it reads, by estate size.
+bench-forecast-plan: install
+	.venv/bin/python benchmarks/bench_forecast_plan.py
 
 # A tick's reads from a real Prometheus against the lab's own source; the servers' start-up.
 bench-real-parts: install prometheus-bins kafka-bins

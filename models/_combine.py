@@ -260,19 +260,25 @@ def conformalize(
     method: IntervalMethod,
     window: int,
     coverage: float = 1.0 - 2 * INTERVAL[0],
+    last: int | None = None,
 ) -> RollingForecast:
     """The forecast with its interval recalibrated at each origin from the last ``window``
     completed forecasts (:class:`IntervalMethod`). A step with fewer than
-    :data:`MIN_CALIBRATION` completed forecasts behind it keeps the model's own interval."""
+    :data:`MIN_CALIBRATION` completed forecasts behind it keeps the model's own interval.
+    ``last``: recalibrate only the last this many origins (the rest keep their own interval),
+    for a live forecast that needs its newest origin only."""
     if method is IntervalMethod.MODEL:
         return forecast
     point = forecast.point
+    rows = slice(None) if last is None else slice(max(len(point) - last, 0), None)
     error = _actuals(forecast, values) - point
-    pool_error = _windows(error, _completed(forecast.origins, forecast.horizon), window)
+    done = _completed(forecast.origins, forecast.horizon)
+    pool_error = _windows(error, done[rows], window)
     n = np.isfinite(pool_error).sum(axis=1)
     enough = n >= MIN_CALIBRATION
+    lower, upper = forecast.lower.copy(), forecast.upper.copy()
+    own_lower, own_upper = forecast.lower[rows], forecast.upper[rows]
     if method is IntervalMethod.RATIO:
-        done = _completed(forecast.origins, forecast.horizon)
         below = np.maximum(point - forecast.lower, 0.0)
         above = np.maximum(forecast.upper - point, 0.0)
         floor = _half_width_floor(np.concatenate([below, above], axis=1), error, done, window)
@@ -284,20 +290,21 @@ def conformalize(
         with np.errstate(invalid="ignore"):
             ratio = np.where(error >= 0, error / above, -error / below)
         ratio[~np.isfinite(error)] = np.nan
-        pool = _windows(ratio, done, window)
+        pool = _windows(ratio, done[rows], window)
         # Split conformal's finite-sample level, ceil((n + 1) c) / n.
         level = np.minimum(1.0, np.ceil((n + 1) * coverage) / np.maximum(n, 1))
         factor = _row_quantile(pool, level)
-        lower = np.where(enough, point - factor * below, forecast.lower)
-        upper = np.where(enough, point + factor * above, forecast.upper)
-        lower = np.where(np.isfinite(lower), lower, forecast.lower)
-        upper = np.where(np.isfinite(upper), upper, forecast.upper)
+        new_lower = np.where(enough, point[rows] - factor * below[rows], own_lower)
+        new_upper = np.where(enough, point[rows] + factor * above[rows], own_upper)
+        lower[rows] = np.where(np.isfinite(new_lower), new_lower, own_lower)
+        upper[rows] = np.where(np.isfinite(new_upper), new_upper, own_upper)
     else:
         tail = (1.0 - coverage) / 2
-        lo = _row_quantile(pool_error, np.full(point.shape, tail))
-        hi = _row_quantile(pool_error, np.full(point.shape, 1.0 - tail))
-        lower = np.where(enough, point + lo, forecast.lower)
-        upper = np.where(enough, point + hi, forecast.upper)
+        shape = point[rows].shape
+        lo = _row_quantile(pool_error, np.full(shape, tail))
+        hi = _row_quantile(pool_error, np.full(shape, 1.0 - tail))
+        lower[rows] = np.where(enough, point[rows] + lo, own_lower)
+        upper[rows] = np.where(enough, point[rows] + hi, own_upper)
     return RollingForecast(forecast.model, forecast.origins, point, lower, upper)
 
 

@@ -152,7 +152,7 @@ class ForecastPlanner:
         window = len(index)
         names, weights = combine_weights(usable, values, CombineRule.BEST, window)
         combined = combine(usable, values, CombineRule.BEST, window)
-        banded = recalibrate(combined, values, IntervalMethod.RATIO, window, _COVERAGE)
+        banded = recalibrate(combined, values, IntervalMethod.RATIO, window, _COVERAGE, last=1)
         source = names[int(np.argmax(weights[-1]))]
         steps = np.arange(1, horizon + 1)
         planned = _Quantiles(
@@ -165,9 +165,9 @@ class ForecastPlanner:
 
     def _actuals(self, service: str, start: pd.Timestamp, length: int) -> np.ndarray:
         """The request rates minute by minute from ``start`` (NaN: not seen, or future)."""
-        seen = self.watch.actuals(service)
-        minute = pd.Timedelta(minutes=1)
-        return np.array([seen.get(start + i * minute, np.nan) for i in range(length)])
+        seen = pd.Series(self.watch.actuals(service), dtype=float)
+        minutes = pd.date_range(start, periods=length, freq="1min")
+        return seen.reindex(minutes).to_numpy(dtype=float)
 
     def _quantiles(self, forecast: LoadForecast, origin: pd.Timestamp) -> dict[str, _Quantiles]:
         cached = self._cache.get(id(forecast))

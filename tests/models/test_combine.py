@@ -115,6 +115,17 @@ def test_a_band_that_collapses_at_some_origins_does_not_stretch_the_others() -> 
     assert 0.72 < covered < 0.9, covered
 
 
+@pytest.mark.parametrize("method", [IntervalMethod.RATIO, IntervalMethod.RESIDUAL])
+def test_recalibrating_the_last_origins_alone_gives_the_same_bands(method: IntervalMethod) -> None:
+    y = _walk(3000)
+    f = naive_rolling(y, 500, 12)
+    full = conformalize(f, y, method, window=30)
+    tail = conformalize(f, y, method, window=30, last=3)
+    np.testing.assert_allclose(tail.lower[-3:], full.lower[-3:])
+    np.testing.assert_allclose(tail.upper[-3:], full.upper[-3:])
+    np.testing.assert_array_equal(tail.lower[:-3], f.lower[:-3])
+
+
 def test_conformal_intervals_use_only_completed_forecasts() -> None:
     y = _walk(3000)
     f = naive_rolling(y, 500, 12)
