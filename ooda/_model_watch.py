@@ -289,6 +289,11 @@ class ForecastWatch:
             if acc.ratio <= s.max_ratio:
                 continue
             self.condemned.add(version)
+            instead = (
+                "capacity is planned on the better of seasonal naive and the last value"
+                if s.plan_on_best
+                else "predictive scaling off, the HPA reacts alone"
+            )
             events.append(
                 WatchEvent(
                     now,
@@ -296,7 +301,7 @@ class ForecastWatch:
                     version,
                     f"forecaster v{version}: live MASE {acc.ratio:.2f} over the {acc.points}"
                     f" points of the last {s.judge_after} (seasonal naive is better):"
-                    " predictive scaling off, the HPA reacts alone",
+                    f" {instead}",
                     acc.numbers(),
                 )
             )

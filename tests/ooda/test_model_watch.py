@@ -131,6 +131,7 @@ def test_a_broken_champion_is_condemned_rolled_back_and_reported() -> None:
     # them are in the judged window.
     assert T0 + timedelta(minutes=10) <= at <= T0 + timedelta(minutes=35)
     assert fallback.version == "2" and fallback.evidence["mase"] > 5
+    assert "planned on the better of seasonal naive and the last value" in fallback.summary
     assert not watch.usable(LoadForecast("2", pd.DataFrame()))
     assert watch.usable(LoadForecast("1", pd.DataFrame()))
     assert registry.current == "1"
