@@ -165,9 +165,7 @@ class ForecastPlanner:
 
     def _actuals(self, service: str, start: pd.Timestamp, length: int) -> np.ndarray:
         """The request rates minute by minute from ``start`` (NaN: not seen, or future)."""
-        seen = pd.Series(self.watch.actuals(service), dtype=float)
-        minutes = pd.date_range(start, periods=length, freq="1min")
-        return seen.reindex(minutes).to_numpy(dtype=float)
+        return self.watch.rates(service, start, length)
 
     def _quantiles(self, forecast: LoadForecast, origin: pd.Timestamp) -> dict[str, _Quantiles]:
         cached = self._cache.get(id(forecast))

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ooda._minute_series import MinuteSeries, minute_number, minute_numbers, stamp_of
 from ooda._records import LoadForecast, ServiceView
 from ooda._settings import ModelWatchSettings
 
@@ -129,7 +130,7 @@ class ForecastWatch:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self._actual: dict[str, dict[pd.Timestamp, float]] = {}
+        self._actual: dict[str, MinuteSeries] = {}
         self._kept: deque[_Kept] = deque()
         self.condemned: set[str] = set()
         """Versions whose forecasts are no longer planned on."""
@@ -137,6 +138,7 @@ class ForecastWatch:
         """The latest accuracy of each version judged."""
         self._judged_at: datetime | None = None
         self._seeded = False
+        self._pruned_at: int | None = None
 
     # -- input ----------------------------------------------------------------------------
     @property
@@ -160,20 +162,23 @@ class ForecastWatch:
     def _take(self, service: str, history: pd.DataFrame) -> None:
         if history.empty or "request_rate" not in history:
             return
-        seen = self._actual.setdefault(service, {})
-        stamps = pd.to_datetime(history["timestamp"], utc=True).dt.floor("min")
-        for at, value in zip(stamps, history["request_rate"], strict=True):
-            if value is not None and math.isfinite(float(value)):
-                seen[at] = float(value)
+        minutes = minute_numbers(pd.to_datetime(history["timestamp"], utc=True, errors="coerce"))
+        values = pd.to_numeric(history["request_rate"], errors="coerce").to_numpy(dtype=float)
+        good = (minutes >= 0) & np.isfinite(values)
+        self._actual.setdefault(service, MinuteSeries()).put(minutes[good], values[good])
 
     def _prune(self) -> None:
+        """Forget actuals no judgement or baseline can need (checked hourly, not each tick)."""
+        newest = max(
+            (m for m in (s.newest() for s in self._actual.values()) if m is not None), default=None
+        )
+        if newest is None or (self._pruned_at is not None and newest - self._pruned_at < 60):
+            return
+        self._pruned_at = newest
         horizon = max((k.horizon for k in self._kept), default=60)
         keep = self.settings.window + self.settings.season + timedelta(minutes=horizon)
-        newest = max((max(s) for s in self._actual.values() if s), default=None)
-        if newest is not None:
-            for seen in self._actual.values():
-                for at in [t for t in seen if newest - t > keep]:
-                    del seen[at]
+        for seen in self._actual.values():
+            seen.forget_before(newest - int(keep / timedelta(minutes=1)))
 
     def record(self, origin: datetime, forecast: LoadForecast) -> None:
         """Keep a forecast (as answered, before any check) and the version that made it."""
@@ -190,9 +195,12 @@ class ForecastWatch:
         """The forecasts kept over the window (origin, answer as it came), oldest first."""
         return [(k.origin, k.forecast) for k in self._kept]
 
-    def actuals(self, service: str) -> Mapping[pd.Timestamp, float]:
-        """The request rates of ``service`` that came true, by minute (UTC)."""
-        return self._actual.get(service, {})
+    def rates(self, service: str, start: pd.Timestamp, length: int) -> np.ndarray:
+        """``service``'s request rates that came true in the ``length`` minutes from
+        ``start`` (NaN: not seen, or not yet)."""
+        seen = self._actual.get(service)
+        minutes = minute_number(start) + np.arange(length)
+        return np.full(length, np.nan) if seen is None else seen.get(minutes)
 
     def usable(self, forecast: LoadForecast | None) -> bool:
         """Whether ``forecast`` may be planned on (its version is not condemned)."""
@@ -205,34 +213,44 @@ class ForecastWatch:
             return kept.done
         frame = kept.forecast.frame
         stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
-        origin = pd.Timestamp(kept.origin).floor("min")
-        season = pd.Timedelta(self.settings.season)
-        at_origin: dict[str, float | None] = {}
-        rows = []
-        for i, (service, at) in enumerate(zip(frame["service"], stamps, strict=True)):
-            seen = self._actual.get(str(service), {})
-            if pd.isna(at) or at > pd.Timestamp(now) or at not in seen:
+        minutes = minute_numbers(stamps)
+        services = frame["service"].astype(str).to_numpy()
+        origin = minute_number(pd.Timestamp(kept.origin))
+        season = int(pd.Timedelta(self.settings.season) // pd.Timedelta(minutes=1))
+        actual = np.full(len(frame), np.nan)
+        baseline = np.full(len(frame), np.nan)
+        for service in np.unique(services):
+            rows = np.flatnonzero(services == service)
+            seen = self._actual.get(str(service))
+            if seen is None:
                 continue
-            baseline = seen.get(at - season)
-            if baseline is None:
-                if service not in at_origin:
-                    before = [t for t in seen if t <= origin]
-                    at_origin[service] = seen[max(before)] if before else None
-                baseline = at_origin[service]
-            if baseline is None:
-                continue
-            rows.append(
-                {
-                    "service": service,
-                    "timestamp": at,
-                    "actual": seen[at],
-                    "q10": float(frame["q10"].iloc[i]),
-                    "q50": float(frame["q50"].iloc[i] if q50 is None else q50.iloc[i]),
-                    "q90": float(frame["q90"].iloc[i]),
-                    "baseline": baseline,
-                }
-            )
-        points = pd.DataFrame(rows)
+            at = minutes[rows]
+            actual[rows] = np.where(at >= 0, seen.get(at), np.nan)
+            before = seen.get(at - season)
+            if np.isnan(before).any():  # until a season is seen: the value at the origin
+                last = seen.last_at_or_before(origin)
+                before = np.where(np.isnan(before), np.nan if last is None else last, before)
+            baseline[rows] = before
+        keep = (
+            (minutes >= 0)
+            & (minutes <= minute_number(pd.Timestamp(now)))
+            & np.isfinite(actual)
+            & np.isfinite(baseline)
+        )
+        points = pd.DataFrame(
+            {
+                "service": services[keep],
+                "timestamp": stamps[keep].to_numpy(),
+                "actual": actual[keep],
+                "q10": pd.to_numeric(frame["q10"], errors="coerce").to_numpy(dtype=float)[keep],
+                "q50": pd.to_numeric(
+                    frame["q50"] if q50 is None else q50, errors="coerce"
+                ).to_numpy(dtype=float)[keep],
+                "q90": pd.to_numeric(frame["q90"], errors="coerce").to_numpy(dtype=float)[keep],
+                "baseline": baseline[keep],
+            }
+        )
+        points["timestamp"] = pd.to_datetime(points["timestamp"], utc=True)
         settled = pd.Timestamp(now) - pd.Timedelta(minutes=5)  # the last actuals are in
         if q50 is None and not stamps.isna().all() and stamps.max() < settled:
             kept.done = points
@@ -356,14 +374,18 @@ class ForecastWatch:
 
     def _history_before(self, origin: datetime) -> pd.DataFrame:
         """The request rates seen up to ``origin`` (what the forecast was made from)."""
-        cut = pd.Timestamp(origin)
-        rows = [
-            (service, at, value)
-            for service, seen in self._actual.items()
-            for at, value in seen.items()
-            if at <= cut
-        ]
-        frame = pd.DataFrame(rows, columns=["service", "timestamp", "request_rate"])
+        cut = minute_number(pd.Timestamp(origin))
+        parts = []
+        for service, seen in self._actual.items():
+            minutes, values = seen.seen(until=cut)
+            parts.append(
+                pd.DataFrame(
+                    {"service": service, "timestamp": stamp_of(minutes), "request_rate": values}
+                )
+            )
+        if not parts:
+            return pd.DataFrame(columns=["service", "timestamp", "request_rate"])
+        frame = pd.concat(parts, ignore_index=True)
         return frame.sort_values(["service", "timestamp"], ignore_index=True)
 
 
