@@ -118,6 +118,8 @@ class _Kept:
     origin: datetime
     forecast: LoadForecast
     horizon: int
+    seq: int
+    """Its place in the order forecasts were kept (a later one judges a point: freshest)."""
     done: pd.DataFrame | None = None
     """Its points, once every one of them lies in the past (they no longer change)."""
 
@@ -139,6 +141,10 @@ class ForecastWatch:
         self._judged_at: datetime | None = None
         self._seeded = False
         self._pruned_at: int | None = None
+        self._seq = 0
+        self._settled: dict[str, tuple[pd.DataFrame, int]] = {}
+        """Per version, the points of its settled forecasts merged (freshest wins) and the
+        ``seq`` of the last one merged: a minute's judgement adds only what settled since."""
 
     # -- input ----------------------------------------------------------------------------
     @property
@@ -187,7 +193,8 @@ class ForecastWatch:
             return
         stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
         horizon = int(max(1, (stamps.max() - pd.Timestamp(origin)) / pd.Timedelta(minutes=1)))
-        self._kept.append(_Kept(origin, forecast, horizon))
+        self._seq += 1
+        self._kept.append(_Kept(origin, forecast, horizon, self._seq))
         while self._kept and origin - self._kept[0].origin > self.settings.window:
             self._kept.popleft()
 
@@ -265,9 +272,30 @@ class ForecastWatch:
 
     def _version_points(self, version: str, now: datetime) -> pd.DataFrame:
         """Every point of ``version``'s kept forecasts that came true, each judged by the
-        freshest forecast for it."""
-        parts = [self._points(k, now) for k in self._kept if k.forecast.model_version == version]
-        parts = [p for p in parts if not p.empty]
+        freshest forecast for it. Settled forecasts are merged once, in the order kept, up to
+        the first one still open; the open ones are added each time."""
+        mine = [k for k in self._kept if k.forecast.model_version == version]
+        merged, upto = self._settled.get(version, (pd.DataFrame(), 0))
+        new: list[pd.DataFrame] = []
+        open_: list[pd.DataFrame] = []
+        for kept in mine:
+            if kept.seq <= upto:
+                continue
+            points = self._points(kept, now)
+            if not open_ and kept.done is not None:
+                new.append(points.assign(seq=kept.seq))
+                upto = kept.seq
+            else:
+                open_.append(points)
+        if new:
+            parts = [p for p in [merged, *new] if not p.empty]
+            if parts:
+                merged = pd.concat(parts, ignore_index=True)
+                merged = merged.drop_duplicates(["service", "timestamp"], keep="last")
+        if not merged.empty and mine:  # a forecast no longer kept no longer judges
+            merged = merged[merged["seq"] >= mine[0].seq]
+        self._settled[version] = (merged, upto)
+        parts = [p for p in [merged, *open_] if not p.empty]
         if not parts:
             return pd.DataFrame()
         points = pd.concat(parts, ignore_index=True)
@@ -282,7 +310,10 @@ class ForecastWatch:
         ):
             return events  # points come true a minute at a time
         self._judged_at = now
-        for version in sorted({k.forecast.model_version for k in self._kept}):
+        versions = {k.forecast.model_version for k in self._kept}
+        for gone in set(self._settled) - versions:
+            del self._settled[gone]
+        for version in sorted(versions):
             points = self._version_points(version, now)  # once: both figures read them
             overall = _accuracy(version, points)
             if overall is not None:

@@ -320,3 +320,37 @@ def test_a_condemned_champion_that_stays_champion_drives_nothing_more() -> None:
     assert any(e.evidence.get("forecast_version") == "2" for e in decided if e.at < fallback.at)
     after = [e.evidence.get("forecast_version") for e in decided if e.at > fallback.at]
     assert "2" not in after, after
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_merging_settled_forecasts_once_judges_the_same_points_as_all_at_once(seed: int) -> None:
+    """The watch merges a forecast's points once it has settled; the points it judges must be
+    those of every kept forecast concatenated, each point by the freshest forecast for it,
+    whatever the horizons, and after forecasts leave the window."""
+    rng = np.random.default_rng(seed)
+    watch = ForecastWatch(replace(SETTINGS, window=timedelta(minutes=90)))
+    for minute in range(240):
+        now = T0 + timedelta(minutes=minute)
+        watch.observe(views(now))
+        if rng.random() < 0.3:
+            horizon = int(rng.integers(5, 40))
+            history = views(now)["frontend"].history.assign(service="frontend")
+            frame = Registry({"1": float(rng.uniform(0.5, 2))}, "1", None).forecast(
+                "1", history, horizon
+            )
+            watch.record(now, LoadForecast("1", frame))
+        got = watch._version_points("1", now)
+        parts = [watch._points(k, now) for k in watch._kept]
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            assert got.empty
+            continue
+        expected = pd.concat(parts, ignore_index=True).drop_duplicates(
+            ["service", "timestamp"], keep="last"
+        )
+        columns = ["service", "timestamp", "actual", "q50", "baseline"]
+        key = ["service", "timestamp"]
+        pd.testing.assert_frame_equal(
+            got[columns].sort_values(key, ignore_index=True),
+            expected[columns].sort_values(key, ignore_index=True),
+        )
