@@ -194,10 +194,23 @@ def combine(
     """One forecast (model ``"combined"``) from several of the same series, weighted per origin
     by :func:`combine_weights`; the bounds are weighted the same way."""
     aligned = _aligned(forecasts)
-    names, weights = combine_weights(aligned, values, rule, window)
-    stacked = [np.stack([getattr(aligned[n], a) for n in names], axis=-1) for a in _ARRAYS]
+    return blend(aligned, *combine_weights(aligned, values, rule, window))
+
+
+def blend(
+    forecasts: Mapping[str, RollingForecast], names: list[str], weights: np.ndarray
+) -> RollingForecast:
+    """One forecast (model ``"combined"``) from candidates that share their origins, weighted
+    per origin by ``weights`` (origins, candidates) in the order of ``names``, as
+    :func:`combine_weights` gives them."""
+    origins = forecasts[names[0]].origins
+    if weights.shape != (len(origins), len(names)):
+        raise InvalidInputError(
+            f"weights of shape {weights.shape} for {len(origins)} origins and {len(names)}"
+            " candidates"
+        )
+    stacked = [np.stack([getattr(forecasts[n], a) for n in names], axis=-1) for a in _ARRAYS]
     point, lower, upper = (np.einsum("ohc,oc->oh", s, weights) for s in stacked)
-    origins = aligned[names[0]].origins
     return RollingForecast("combined", origins, point, lower, upper)
 
 

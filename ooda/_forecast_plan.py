@@ -32,7 +32,7 @@ from models import (
     CombineRule,
     IntervalMethod,
     RollingForecast,
-    combine,
+    blend,
     combine_weights,
 )
 from models import conformalize as recalibrate
@@ -140,7 +140,9 @@ class ForecastPlanner:
         minute = pd.Timedelta(minutes=1)
         index = np.array([(o - start) // minute for o in origins])
         season = int(pd.Timedelta(self.settings.season) // minute)
-        extended = self._actuals(service, start - season * minute, index[-1] + horizon + 1 + season)
+        extended = self.watch.rates(
+            service, start - season * minute, index[-1] + horizon + 1 + season
+        )
         values = extended[season:]
         candidates = _baselines(index, horizon, values, extended)
         if trusted:
@@ -151,7 +153,7 @@ class ForecastPlanner:
             return answered
         window = len(index)
         names, weights = combine_weights(usable, values, CombineRule.BEST, window)
-        combined = combine(usable, values, CombineRule.BEST, window)
+        combined = blend(usable, names, weights)
         banded = recalibrate(combined, values, IntervalMethod.RATIO, window, _COVERAGE, last=1)
         source = names[int(np.argmax(weights[-1]))]
         steps = np.arange(1, horizon + 1)
@@ -162,10 +164,6 @@ class ForecastPlanner:
             np.maximum(banded.upper[-1], 0.0),
         )
         return _frame(service, at, planned), source
-
-    def _actuals(self, service: str, start: pd.Timestamp, length: int) -> np.ndarray:
-        """The request rates minute by minute from ``start`` (NaN: not seen, or future)."""
-        return self.watch.rates(service, start, length)
 
     def _quantiles(self, forecast: LoadForecast, origin: pd.Timestamp) -> dict[str, _Quantiles]:
         cached = self._cache.get(id(forecast))

@@ -77,11 +77,6 @@ class MinuteSeries:
         where = np.flatnonzero(np.isfinite(values))
         return where + self.start, values[where]
 
-    def newest(self) -> int | None:
-        """The newest minute seen."""
-        where = np.flatnonzero(np.isfinite(self.values))
-        return int(where[-1]) + self.start if where.size else None
-
     def forget_before(self, minute: int) -> None:
         """Drop the values older than ``minute``."""
         cut = minute - self.start

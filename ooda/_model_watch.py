@@ -141,6 +141,8 @@ class ForecastWatch:
         self._judged_at: datetime | None = None
         self._seeded = False
         self._pruned_at: int | None = None
+        self._newest: int | None = None
+        """The newest minute taken in, over every service."""
         self._seq = 0
         self._settled: dict[str, tuple[pd.DataFrame, int]] = {}
         """Per version, the points of its settled forecasts merged (freshest wins) and the
@@ -171,13 +173,15 @@ class ForecastWatch:
         minutes = minute_numbers(pd.to_datetime(history["timestamp"], utc=True, errors="coerce"))
         values = pd.to_numeric(history["request_rate"], errors="coerce").to_numpy(dtype=float)
         good = (minutes >= 0) & np.isfinite(values)
+        if not good.any():
+            return
         self._actual.setdefault(service, MinuteSeries()).put(minutes[good], values[good])
+        newest = int(minutes[good].max())
+        self._newest = newest if self._newest is None else max(self._newest, newest)
 
     def _prune(self) -> None:
         """Forget actuals no judgement or baseline can need (checked hourly, not each tick)."""
-        newest = max(
-            (m for m in (s.newest() for s in self._actual.values()) if m is not None), default=None
-        )
+        newest = self._newest
         if newest is None or (self._pruned_at is not None and newest - self._pruned_at < 60):
             return
         self._pruned_at = newest

@@ -12,6 +12,7 @@ from models import (
     IntervalMethod,
     InvalidInputError,
     RollingForecast,
+    blend,
     combine,
     combine_weights,
     conformalize,
@@ -77,6 +78,20 @@ def test_combine_of_one_candidate_is_that_candidate() -> None:
     np.testing.assert_allclose(g.lower, f.lower)
     with pytest.raises(InvalidInputError):
         combine({}, y, CombineRule.INVERSE, 8)
+
+
+def test_blend_takes_each_origin_from_its_weights() -> None:
+    y = _walk()
+    good = naive_rolling(y, 500, 12)
+    bad = _constant(y, 500, 12, 0.0)
+    names, weights = combine_weights({"good": good, "bad": bad}, y, CombineRule.BEST, 8)
+    mixed = blend({"good": good, "bad": bad}, names, weights)
+    np.testing.assert_allclose(
+        mixed.point, combine({"good": good, "bad": bad}, y, CombineRule.BEST, 8).point
+    )
+    np.testing.assert_allclose(mixed.point[-1], good.point[-1])  # the constant is never best
+    with pytest.raises(InvalidInputError, match="weights of shape"):
+        blend({"good": good, "bad": bad}, names, weights[1:])
 
 
 @pytest.mark.parametrize("method", [IntervalMethod.RATIO, IntervalMethod.RESIDUAL])

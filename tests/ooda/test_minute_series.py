@@ -35,7 +35,6 @@ def test_the_series_answers_as_a_dict_would(
     np.testing.assert_array_equal(series.get(wanted), expected)
     before = [m for m in reference if m <= probe]
     assert series.last_at_or_before(probe) == (reference[max(before)] if before else None)
-    assert series.newest() == (max(reference) if reference else None)
     minutes, values = series.seen(until=probe)
     assert list(minutes) == sorted(before)
     assert list(values) == [reference[m] for m in sorted(before)]
