@@ -49,25 +49,32 @@ QS = ("q10", "q50", "q90")
 
 
 @dataclass(frozen=True)
-class _Quantiles:
-    """One service's rows of one forecast, by step (minutes after its origin, from 1)."""
+class _Dense:
+    """One forecast as arrays: (quantile, service, step) values in the order of :data:`QS`,
+    step ``k`` at column ``k - 1``, NaN where it gave none; ``given`` marks the rows it had."""
 
-    steps: np.ndarray
-    q10: np.ndarray
-    q50: np.ndarray
-    q90: np.ndarray
+    services: dict[str, int]
+    values: np.ndarray
+    given: np.ndarray
+
+    @property
+    def horizon(self) -> int:
+        return int(self.values.shape[2])
 
 
-def _by_service(frame: pd.DataFrame, origin: pd.Timestamp) -> dict[str, _Quantiles]:
+def _dense(frame: pd.DataFrame, origin: pd.Timestamp) -> _Dense:
     stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
     steps = ((stamps - origin) / pd.Timedelta(minutes=1)).to_numpy(dtype=float)
-    values = {q: pd.to_numeric(frame[q], errors="coerce").to_numpy(dtype=float) for q in QS}
-    services = frame["service"].astype(str).to_numpy()
-    out = {}
-    for service in np.unique(services):
-        mine = (services == service) & np.isfinite(steps) & (steps >= 1)
-        out[str(service)] = _Quantiles(steps[mine].astype(int), *(values[q][mine] for q in QS))
-    return out
+    good = np.isfinite(steps) & (steps >= 1)
+    names, rows = np.unique(frame["service"].astype(str).to_numpy()[good], return_inverse=True)
+    cols = steps[good].astype(int) - 1
+    horizon = int(cols.max()) + 1 if cols.size else 0
+    values = np.full((len(QS), len(names), horizon), np.nan)
+    for k, q in enumerate(QS):
+        values[k, rows, cols] = pd.to_numeric(frame[q], errors="coerce").to_numpy(float)[good]
+    given = np.zeros((len(names), horizon), dtype=bool)
+    given[rows, cols] = True
+    return _Dense({str(n): i for i, n in enumerate(names)}, values, given)
 
 
 class ForecastPlanner:
@@ -76,7 +83,7 @@ class ForecastPlanner:
     def __init__(self, settings: ModelWatchSettings, watch: ForecastWatch) -> None:
         self.settings = settings
         self.watch = watch
-        self._cache: dict[int, tuple[LoadForecast, dict[str, _Quantiles]]] = {}
+        self._cache: dict[int, tuple[LoadForecast, _Dense]] = {}
         self._planned: tuple[LoadForecast, bool, LoadForecast | None] | None = None
 
     def plan(self, forecast: LoadForecast | None, origin: datetime) -> LoadForecast | None:
@@ -104,50 +111,79 @@ class ForecastPlanner:
             if pd.Timestamp(o).floor("min") < at and (not trusted or f.model_version == version)
         ]
         self._forget(f for _, f in past)
-        current = _by_service(forecast.frame, at)
-        rows, sources = [], {}
-        for service, answer in current.items():
-            planned = self._service(service, answer, past, at, trusted)
+        current = _dense(forecast.frame, at)
+        minute = pd.Timedelta(minutes=1)
+        offsets = np.array([(o - at) // minute for o, _ in past], dtype=int)
+        stack, present = self._stack(current, past)
+        parts: list[tuple[str, np.ndarray, np.ndarray]] = []
+        sources = {}
+        for service, s in current.services.items():
+            planned = self._service(
+                service, current, s, stack[:, :, s], present[:, s], offsets, at, trusted
+            )
             if planned is None:
                 continue
-            frame, source = planned
-            rows.append(frame)
+            steps, values, source = planned
+            parts.append((service, steps, values))
             sources[service] = version if source == _CHAMPION else source
-        if not rows:
+        if not parts:
             return None
         name = version if trusted else "baselines"
-        return LoadForecast(name, pd.concat(rows, ignore_index=True), sources=sources)
+        return LoadForecast(name, _frame(at, parts), sources=sources)
+
+    def _stack(
+        self, current: _Dense, past: list[tuple[pd.Timestamp, LoadForecast]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The past forecasts of the current answer's services, (quantile, origin, service,
+        step) cut at its horizon, and which (origin, service) a forecast had at all."""
+        n = len(current.services)
+        stack = np.full((len(QS), len(past), n, current.horizon), np.nan)
+        present = np.zeros((len(past), n), dtype=bool)
+        for o, (origin, f) in enumerate(past):
+            d = self._quantiles(f, origin)
+            pairs = [
+                (current.services[k], i) for k, i in d.services.items() if k in current.services
+            ]
+            if not pairs:
+                continue
+            mine, theirs = (np.array(c) for c in zip(*pairs, strict=True))
+            h = min(current.horizon, d.horizon)
+            stack[:, o, mine, :h] = d.values[:, theirs, :h]
+            present[o, mine] = True
+        return stack, present
 
     def _service(
         self,
         service: str,
-        answer: _Quantiles,
-        past: list[tuple[pd.Timestamp, LoadForecast]],
+        current: _Dense,
+        s: int,
+        past: np.ndarray,
+        present: np.ndarray,
+        offsets: np.ndarray,
         at: pd.Timestamp,
         trusted: bool,
-    ) -> tuple[pd.DataFrame, str] | None:
-        horizon = int(answer.steps.max()) if answer.steps.size else 0
-        history = []
-        for origin, f in past:
-            mine = self._quantiles(f, origin).get(service)
-            if mine is not None and mine.steps.size:
-                history.append((origin, mine))
-        answered = (_frame(service, at, answer), _CHAMPION) if trusted else None
-        if horizon == 0 or len(history) < self.settings.min_completed:
+    ) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """One service's plan: its steps, its (quantile, step) values, and its source."""
+        given = np.flatnonzero(current.given[s])
+        answer = current.values[:, s, :]
+        answered = (given + 1, answer[:, given], _CHAMPION) if trusted else None
+        if not given.size or present.sum() < self.settings.min_completed:
             return answered
-        origins = [o for o, _ in history] + [at]
-        start = origins[0]
+        horizon = int(given[-1]) + 1
+        minutes = np.r_[offsets[present], 0]  # the origins, in minutes after ``at``
+        index = minutes - minutes[0]
         minute = pd.Timedelta(minutes=1)
-        index = np.array([(o - start) // minute for o in origins])
+        start = at + int(minutes[0]) * minute
         season = int(pd.Timedelta(self.settings.season) // minute)
         extended = self.watch.rates(
-            service, start - season * minute, index[-1] + horizon + 1 + season
+            service, start - season * minute, int(index[-1]) + horizon + 1 + season
         )
         values = extended[season:]
         candidates = _baselines(index, horizon, values, extended)
         if trusted:
-            own = [q for _, q in history] + [answer]
-            candidates[_CHAMPION] = _rolling(_CHAMPION, index, horizon, own)
+            own = np.concatenate([past[:, present, :horizon], answer[:, None, :horizon]], axis=1)
+            lower, point, upper = own
+            candidates[_CHAMPION] = RollingForecast(_CHAMPION, index + 1, point, lower, upper)
         usable = {n: f for n, f in candidates.items() if np.isfinite(f.point[-1]).all()}
         if not usable or not _calibrated(usable, values, self.settings.min_completed):
             return answered
@@ -156,19 +192,13 @@ class ForecastPlanner:
         combined = blend(usable, names, weights)
         banded = recalibrate(combined, values, IntervalMethod.RATIO, window, _COVERAGE, last=1)
         source = names[int(np.argmax(weights[-1]))]
-        steps = np.arange(1, horizon + 1)
-        planned = _Quantiles(
-            steps,
-            np.maximum(banded.lower[-1], 0.0),
-            np.maximum(banded.point[-1], 0.0),
-            np.maximum(banded.upper[-1], 0.0),
-        )
-        return _frame(service, at, planned), source
+        planned = np.stack([banded.lower[-1], banded.point[-1], banded.upper[-1]])
+        return np.arange(1, horizon + 1), np.maximum(planned, 0.0), source
 
-    def _quantiles(self, forecast: LoadForecast, origin: pd.Timestamp) -> dict[str, _Quantiles]:
+    def _quantiles(self, forecast: LoadForecast, origin: pd.Timestamp) -> _Dense:
         cached = self._cache.get(id(forecast))
         if cached is None or cached[0] is not forecast:  # held, so its id is not reused
-            cached = (forecast, _by_service(forecast.frame, origin))
+            cached = (forecast, _dense(forecast.frame, origin))
             self._cache[id(forecast)] = cached
         return cached[1]
 
@@ -212,24 +242,14 @@ def _calibrated(candidates: dict[str, RollingForecast], values: np.ndarray, leas
     return True
 
 
-def _rolling(name: str, index: np.ndarray, horizon: int, rows: list[_Quantiles]) -> RollingForecast:
-    """Forecasts at ``index`` (their origins' minutes) as (origins, steps) arrays."""
-    arrays = [np.full((len(index), horizon), np.nan) for _ in QS]
-    for i, q in enumerate(rows):
-        inside = q.steps <= horizon
-        for array, value in zip(arrays, (q.q50, q.q10, q.q90), strict=True):
-            array[i, q.steps[inside] - 1] = value[inside]
-    point, lower, upper = arrays
-    return RollingForecast(name, index + 1, point, lower, upper)
-
-
-def _frame(service: str, origin: pd.Timestamp, q: _Quantiles) -> pd.DataFrame:
+def _frame(at: pd.Timestamp, parts: list[tuple[str, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """The plan's rows: per service, its steps after ``at`` and their quantiles."""
+    steps = np.concatenate([p[1] for p in parts])
+    values = np.concatenate([p[2] for p in parts], axis=1)
     return pd.DataFrame(
         {
-            "service": service,
-            "timestamp": origin + pd.to_timedelta(q.steps, unit="min"),
-            "q10": q.q10,
-            "q50": q.q50,
-            "q90": q.q90,
+            "service": np.repeat([p[0] for p in parts], [len(p[1]) for p in parts]),
+            "timestamp": at + pd.to_timedelta(steps, unit="min"),
+            **{q: values[k] for k, q in enumerate(QS)},
         }
     )

@@ -157,3 +157,33 @@ def test_without_planning_on_the_best_a_condemned_champion_leaves_nothing() -> N
     plans = play(watch, planner, range(0, 120), {"frontend": 3.0, "checkout": 3.0}, "2")
     assert plans[0][1] is not None and plans[0][1].sources == {}
     assert plans[-1][1] is None
+
+
+def test_a_service_the_champion_answers_only_lately_waits_for_its_own_forecasts() -> None:
+    """checkout is missing from the champion's answers for two hours: when it joins, it is
+    planned on the answer as it came until ten of its own forecasts have come true, while
+    frontend, answered all along, is already planned on its best over the same forecasts."""
+    settings = replace(SETTINGS, max_ratio=50.0)
+    watch = seeded(settings)
+    planner = ForecastPlanner(settings, watch)
+    factors = {"frontend": 1.3, "checkout": 1.3}  # both too high: a baseline is better
+    plans = []
+    for minute in range(0, 150):
+        now = pd.Timestamp(T0 + timedelta(minutes=minute))
+        watch.observe(views(now))
+        watch.tick(now.to_pydatetime())
+        if minute % 5 == 0:
+            frame = answer(now, factors)
+            if minute < 120:
+                frame = frame[frame["service"] != "checkout"]
+            forecast = LoadForecast("1", frame)
+            watch.record(now.to_pydatetime(), forecast)
+            plans.append((now, forecast, planner.plan(forecast, now.to_pydatetime())))
+    now, asked, plan = plans[-1]
+    assert plan is not None
+    assert plan.sources["frontend"] in (SEASONAL_NAIVE, NAIVE)
+    assert plan.sources["checkout"] == "1"
+    mine = plan.frame[plan.frame["service"] == "checkout"].reset_index(drop=True)
+    theirs = asked.frame[asked.frame["service"] == "checkout"].reset_index(drop=True)
+    np.testing.assert_allclose(mine[["q10", "q50", "q90"]], theirs[["q10", "q50", "q90"]])
+    assert list(mine["timestamp"]) == list(pd.to_datetime(theirs["timestamp"], utc=True))
