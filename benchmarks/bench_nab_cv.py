@@ -1,14 +1,15 @@
 """NAB with every setting chosen by leave-one-category-out validation, beside in-sample.
 
 ``score-series``' settings (the forest's: rows it is fitted on, the short and long windows of
-its features; the post-processing: the moving average of forest scores, the range-alarm
-margin, the rows silenced after an alarm) were chosen while looking at the whole NAB subset;
-its score there (``make bench-nab``) is an in-sample figure. This script estimates how the
-choice does on data it was not made on: for each NAB category, the settings are chosen on the
-other categories (the best NAB standard score, NAB's threshold sweep over those files), and
-the held-out category is scored with those settings *and that threshold*. The held-out
-results are pooled into one normalised score (raw, null and perfect summed over files), twice:
-with the post-processing chosen alone (the forest as shipped) and with both chosen.
+its features; the post-processing: the moving average of forest scores, the range-alarm margin,
+the rows silenced after an alarm, the level that re-arms it) were chosen while looking at the
+whole NAB subset; its score there (``make bench-nab``) is an in-sample figure. This script
+estimates how the choice does on data it was not made on: for each NAB category, the settings
+are chosen on the other categories (the best NAB standard score, NAB's threshold sweep over
+those files), and the held-out category is scored with those settings *and that threshold*. The
+held-out results are pooled into one normalised score (raw, null and perfect summed over
+files), twice: with the post-processing chosen alone (the forest as shipped) and with both
+chosen.
 
 The forests are fitted once per file and forest setting (the expensive part) and every
 post-processing setting is applied to their scores (``StreamingScorer.post_process``).
@@ -43,6 +44,7 @@ WINDOWS = ((6, 60), (12, 120))
 AVERAGES = (16, 32, 64)
 QUIET_ROWS = (25, 50, 100)
 MARGINS = (0.02, 0.05, 0.10)
+REARMS = (1.0, 0.8, 0.6)
 
 
 def _forest(job: tuple[Path, StreamingSettings]) -> tuple[str, np.ndarray, np.ndarray]:
@@ -90,9 +92,9 @@ def main() -> None:
             forests[(f, by_path[path])] = (values, forest)
             progress.advance(task)
     grid = [
-        replace(f, average=a, quiet_rows=q, spatial_margin=m)
+        replace(f, average=a, quiet_rows=q, spatial_margin=m, rearm=r)
         for f in forest_grid
-        for a, q, m in itertools.product(AVERAGES, QUIET_ROWS, MARGINS)
+        for a, q, m, r in itertools.product(AVERAGES, QUIET_ROWS, MARGINS, REARMS)
     ]
     forest_of = {g: replace(base, history=g.history, short=g.short, long=g.long) for g in grid}
     scored = {
@@ -103,7 +105,7 @@ def main() -> None:
     def label(g: StreamingSettings) -> str:
         return (
             f"history {g.history}, windows {g.short}/{g.long}, avg {g.average},"
-            f" quiet {g.quiet_rows}, margin {g.spatial_margin:g}"
+            f" quiet {g.quiet_rows}, margin {g.spatial_margin:g}, re-arm {g.rearm:g}"
         )
 
     standard = {g: nab_score(scored[g], corpus, "standard").normalised for g in grid}

@@ -15,7 +15,9 @@ the window features of the rows seen so far, then turned into a surprise score:
    stands out; ``z / (z + 3)`` maps it into [0, 1) without saturating (0.5 at z = 3);
 4. a value beyond the range of every earlier value (by more than ``spatial_margin`` of that
    range) is an alarm on its own: the forest's averaged surprise is slow for a lone spike;
-5. after an alarm, the following rows are silenced for a while: one alert per incident.
+5. after an alarm, the following rows are silenced for a while, and the next alarm waits until
+   the score has fallen back below a re-arm level (hysteresis, as alerting rules keep): one
+   alert per incident, not one every few rows while a changed state stays surprising.
 
 The defaults were chosen on the NAB subset under ``../shared/data/nab`` (see
 ``benchmarks/RESULTS.md``), so its score there is an optimistic estimate for new series.
@@ -71,6 +73,8 @@ class StreamingSettings:
     """Rows after an alarm that are silenced (score 0)."""
     alarm: float = 0.5
     """Score from which a row counts as an alarm and silences the next ``quiet_rows``."""
+    rearm: float = 0.8
+    """After the quiet rows, the next alarm waits for a score below ``rearm * alarm``."""
     seed: int = 0
     """Random seed of the forests (each refit derives its own from it)."""
     interval_rows: int = 20
@@ -109,6 +113,8 @@ class StreamingScorer:
                 f"need warmup >= max(interval_rows, 10), refit_every >= 1, history >= warmup;"
                 f" got {s}"
             )
+        if not 0 < s.rearm <= 1:
+            raise InvalidInputError(f"rearm must be in (0, 1], got {s.rearm}")
         if s.spatial_score < s.alarm:
             raise InvalidInputError(
                 f"spatial_score ({s.spatial_score}) must be at least alarm ({s.alarm})"
@@ -209,13 +215,16 @@ class StreamingScorer:
         return np.where(beyond.fillna(False).to_numpy(), s.spatial_score, 0.0)
 
     def _damp(self, scores: np.ndarray) -> np.ndarray:
-        """Silence the ``quiet_rows`` after each alarm."""
+        """Silence the ``quiet_rows`` after each alarm, and every row after them until a score
+        falls below the re-arm level."""
         s = self.settings
         out = scores.copy()
-        quiet_until = -1
+        quiet_until, armed = -1, True
         for i, value in enumerate(scores):
-            if i <= quiet_until:
+            if not armed and i > quiet_until and value < s.rearm * s.alarm:
+                armed = True
+            if i <= quiet_until or not armed:
                 out[i] = 0.0
             elif value >= s.alarm:
-                quiet_until = i + s.quiet_rows
+                quiet_until, armed = i + s.quiet_rows, False
         return out

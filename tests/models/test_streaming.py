@@ -102,3 +102,15 @@ def test_post_processing_alone_reproduces_the_scores_and_follows_its_settings() 
     first = int(np.argmax(again >= SETTINGS.alarm))
     assert first == int(np.argmax(scores >= SETTINGS.alarm))
     assert (again[first + 1 : first + 151] == 0).all()
+
+
+def test_a_state_that_stays_surprising_alarms_once_until_the_score_falls_back() -> None:
+    """Hysteresis: past the quiet rows, no new alarm while the score stays high; one comes once
+    it has fallen below the re-arm level and risen again."""
+    s = StreamingSettings(quiet_rows=10)
+    raw = np.r_[np.zeros(5), np.full(60, 0.9), np.full(5, 0.45), np.full(5, 0.3), np.full(5, 0.9)]
+    damped = StreamingScorer(s)._damp(raw)
+    alarms = np.flatnonzero(damped >= s.alarm)
+    assert list(alarms) == [5, 75]  # 0.45 is below the alarm but not below 0.8 of it
+    with pytest.raises(InvalidInputError, match="rearm"):
+        StreamingScorer(StreamingSettings(rearm=0.0))
