@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from ooda._minute_series import MinuteSeries, minute_number, minute_numbers, stamp_of
+from ooda._minute_series import MinuteGrid, minute_number, minute_numbers, stamp_of
 from ooda._records import LoadForecast, ServiceView
 from ooda._settings import ModelWatchSettings
 
@@ -122,6 +122,30 @@ class _Kept:
     """Its place in the order forecasts were kept (a later one judges a point: freshest)."""
     done: pd.DataFrame | None = None
     """Its points, once every one of them lies in the past (they no longer change)."""
+    parsed: _Parsed | None = None
+    """Its rows as arrays, read once."""
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A forecast's rows as arrays: minute numbers (-1: no time), services, quantiles."""
+
+    stamps: pd.Series
+    minutes: np.ndarray
+    services: np.ndarray
+    q10: np.ndarray
+    q50: np.ndarray
+    q90: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Parsed:
+        stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
+        q = {
+            c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
+            for c in ("q10", "q50", "q90")
+        }
+        services = frame["service"].astype(str).to_numpy()
+        return cls(stamps, minute_numbers(stamps), services, q["q10"], q["q50"], q["q90"])
 
 
 class ForecastWatch:
@@ -132,7 +156,7 @@ class ForecastWatch:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self._actual: dict[str, MinuteSeries] = {}
+        self._actual = MinuteGrid()
         self._kept: deque[_Kept] = deque()
         self.condemned: set[str] = set()
         """Versions whose forecasts are no longer planned on."""
@@ -175,7 +199,7 @@ class ForecastWatch:
         good = (minutes >= 0) & np.isfinite(values)
         if not good.any():
             return
-        self._actual.setdefault(service, MinuteSeries()).put(minutes[good], values[good])
+        self._actual.put(service, minutes[good], values[good])
         newest = int(minutes[good].max())
         self._newest = newest if self._newest is None else max(self._newest, newest)
 
@@ -187,8 +211,7 @@ class ForecastWatch:
         self._pruned_at = newest
         horizon = max((k.horizon for k in self._kept), default=60)
         keep = self.settings.window + self.settings.season + timedelta(minutes=horizon)
-        for seen in self._actual.values():
-            seen.forget_before(newest - int(keep / timedelta(minutes=1)))
+        self._actual.forget_before(newest - int(keep / timedelta(minutes=1)))
 
     def record(self, origin: datetime, forecast: LoadForecast) -> None:
         """Keep a forecast (as answered, before any check) and the version that made it."""
@@ -209,9 +232,8 @@ class ForecastWatch:
     def rates(self, service: str, start: pd.Timestamp, length: int) -> np.ndarray:
         """``service``'s request rates that came true in the ``length`` minutes from
         ``start`` (NaN: not seen, or not yet)."""
-        seen = self._actual.get(service)
         minutes = minute_number(start) + np.arange(length)
-        return np.full(length, np.nan) if seen is None else seen.get(minutes)
+        return self._actual.get(np.full(length, self._actual.row(service)), minutes)
 
     def usable(self, forecast: LoadForecast | None) -> bool:
         """Whether ``forecast`` may be planned on (its version is not condemned)."""
@@ -222,49 +244,40 @@ class ForecastWatch:
         """The points of one forecast that have come true: actual, forecast and baseline."""
         if kept.done is not None and q50 is None:
             return kept.done
-        frame = kept.forecast.frame
-        stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
-        minutes = minute_numbers(stamps)
-        services = frame["service"].astype(str).to_numpy()
-        origin = minute_number(pd.Timestamp(kept.origin))
+        if kept.parsed is None:
+            kept.parsed = _Parsed.of(kept.forecast.frame)
+        f = kept.parsed
+        grid = self._actual
+        rows = grid.rows_of(f.services)
         season = int(pd.Timedelta(self.settings.season) // pd.Timedelta(minutes=1))
-        actual = np.full(len(frame), np.nan)
-        baseline = np.full(len(frame), np.nan)
-        for service in np.unique(services):
-            rows = np.flatnonzero(services == service)
-            seen = self._actual.get(str(service))
-            if seen is None:
-                continue
-            at = minutes[rows]
-            actual[rows] = np.where(at >= 0, seen.get(at), np.nan)
-            before = seen.get(at - season)
-            if np.isnan(before).any():  # until a season is seen: the value at the origin
-                last = seen.last_at_or_before(origin)
-                before = np.where(np.isnan(before), np.nan if last is None else last, before)
-            baseline[rows] = before
+        actual = np.where(f.minutes >= 0, grid.get(rows, f.minutes), np.nan)
+        baseline = grid.get(rows, f.minutes - season)
+        missing = np.isnan(baseline)
+        if missing.any():  # until a season is seen: the value at the origin
+            origin = minute_number(pd.Timestamp(kept.origin))
+            baseline[missing] = grid.last_at_or_before(rows[missing], origin)
         keep = (
-            (minutes >= 0)
-            & (minutes <= minute_number(pd.Timestamp(now)))
+            (f.minutes >= 0)
+            & (f.minutes <= minute_number(pd.Timestamp(now)))
             & np.isfinite(actual)
             & np.isfinite(baseline)
         )
+        point = f.q50 if q50 is None else pd.to_numeric(q50, errors="coerce").to_numpy(float)
         points = pd.DataFrame(
             {
-                "service": services[keep],
-                "timestamp": stamps[keep].to_numpy(),
+                "service": f.services[keep],
+                "timestamp": f.stamps[keep].array,
                 "actual": actual[keep],
-                "q10": pd.to_numeric(frame["q10"], errors="coerce").to_numpy(dtype=float)[keep],
-                "q50": pd.to_numeric(
-                    frame["q50"] if q50 is None else q50, errors="coerce"
-                ).to_numpy(dtype=float)[keep],
-                "q90": pd.to_numeric(frame["q90"], errors="coerce").to_numpy(dtype=float)[keep],
+                "q10": f.q10[keep],
+                "q50": point[keep],
+                "q90": f.q90[keep],
                 "baseline": baseline[keep],
             }
         )
-        points["timestamp"] = pd.to_datetime(points["timestamp"], utc=True)
         settled = pd.Timestamp(now) - pd.Timedelta(minutes=5)  # the last actuals are in
-        if q50 is None and not stamps.isna().all() and stamps.max() < settled:
+        if q50 is None and not f.stamps.isna().all() and f.stamps.max() < settled:
             kept.done = points
+            kept.parsed = None  # its points no longer change
         return points
 
     def accuracy(
@@ -292,18 +305,31 @@ class ForecastWatch:
             else:
                 open_.append(points)
         if new:
-            parts = [p for p in [merged, *new] if not p.empty]
-            if parts:
-                merged = pd.concat(parts, ignore_index=True)
-                merged = merged.drop_duplicates(["service", "timestamp"], keep="last")
+            merged = self._fresher(merged, new)
         if not merged.empty and mine:  # a forecast no longer kept no longer judges
-            merged = merged[merged["seq"] >= mine[0].seq]
+            merged = merged.iloc[int(np.searchsorted(merged["seq"].to_numpy(), mine[0].seq)) :]
         self._settled[version] = (merged, upto)
-        parts = [p for p in [merged, *open_] if not p.empty]
-        if not parts:
-            return pd.DataFrame()
-        points = pd.concat(parts, ignore_index=True)
-        return points.drop_duplicates(["service", "timestamp"], keep="last")
+        if not open_:
+            return merged
+        return self._fresher(merged, open_)
+
+    def _fresher(self, older: pd.DataFrame, newer: list[pd.DataFrame]) -> pd.DataFrame:
+        """``older`` (one point per service and minute, in the order kept) and then ``newer``,
+        a later forecast's point replacing an earlier one for the same service and minute."""
+        fresh = pd.concat([p for p in newer if not p.empty] or [pd.DataFrame()], ignore_index=True)
+        if fresh.empty:
+            return older
+        fresh = fresh.assign(key=self._keys(fresh))
+        fresh = fresh.drop_duplicates("key", keep="last")
+        if older.empty:
+            return fresh.reset_index(drop=True)
+        stale = np.isin(older["key"].to_numpy(), fresh["key"].to_numpy())
+        return pd.concat([older[~stale], fresh], ignore_index=True)
+
+    def _keys(self, points: pd.DataFrame) -> np.ndarray:
+        """One integer per (service, minute): the service's row, then the minute number."""
+        rows = self._actual.rows_of(points["service"].to_numpy())
+        return (rows << 32) | minute_numbers(points["timestamp"])
 
     def tick(self, now: datetime) -> list[WatchEvent]:
         """Judge every version seen in the window; condemn (and roll back) the bad ones."""
@@ -411,8 +437,8 @@ class ForecastWatch:
         """The request rates seen up to ``origin`` (what the forecast was made from)."""
         cut = minute_number(pd.Timestamp(origin))
         parts = []
-        for service, seen in self._actual.items():
-            minutes, values = seen.seen(until=cut)
+        for service in self._actual.rows:
+            minutes, values = self._actual.seen(service, until=cut)
             parts.append(
                 pd.DataFrame(
                     {"service": service, "timestamp": stamp_of(minutes), "request_rate": values}

@@ -1,4 +1,4 @@
-"""The forecast watch's store of request rates by minute behaves as a dict of minutes would."""
+"""The forecast watch's store of request rates by service and minute behaves as a dict would."""
 
 from __future__ import annotations
 
@@ -7,42 +7,48 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ooda._minute_series import MinuteSeries, minute_number, minute_numbers, stamp_of
+from ooda._minute_series import MinuteGrid, minute_number, minute_numbers, stamp_of
 
 puts = st.lists(
-    st.lists(
-        st.tuples(st.integers(1000, 1200), st.floats(0, 1e6, allow_nan=False)),
-        min_size=0,
-        max_size=30,
+    st.tuples(
+        st.sampled_from(["frontend", "checkout", "payments"]),
+        st.lists(
+            st.tuples(st.integers(1000, 1200), st.floats(0, 1e6, allow_nan=False)),
+            min_size=0,
+            max_size=30,
+        ),
     ),
-    max_size=6,
+    max_size=8,
 )
+SERVICES = np.array(["frontend", "checkout", "payments", "never-seen"])
 
 
 @settings(max_examples=200, deadline=None)
 @given(puts, st.integers(950, 1250), st.integers(950, 1250))
-def test_the_series_answers_as_a_dict_would(
-    batches: list[list[tuple[int, float]]], probe: int, cut: int
+def test_the_grid_answers_as_a_dict_would(
+    batches: list[tuple[str, list[tuple[int, float]]]], probe: int, cut: int
 ) -> None:
-    series, reference = MinuteSeries(), {}
-    for batch in batches:
+    grid, reference = MinuteGrid(), {}
+    for service, batch in batches:
         minutes = np.array([m for m, _ in batch], dtype=np.int64)
         values = np.array([v for _, v in batch], dtype=float)
-        series.put(minutes, values)
-        reference.update(dict(batch))
+        grid.put(service, minutes, values)
+        reference.update({(service, m): v for m, v in batch})
     wanted = np.arange(950, 1251)
-    expected = np.array([reference.get(int(m), np.nan) for m in wanted])
-    np.testing.assert_array_equal(series.get(wanted), expected)
-    before = [m for m in reference if m <= probe]
-    assert series.last_at_or_before(probe) == (reference[max(before)] if before else None)
-    minutes, values = series.seen(until=probe)
-    assert list(minutes) == sorted(before)
-    assert list(values) == [reference[m] for m in sorted(before)]
-    series.forget_before(cut)
-    kept = {m: v for m, v in reference.items() if m >= cut}
-    np.testing.assert_array_equal(
-        series.get(wanted), np.array([kept.get(int(m), np.nan) for m in wanted])
-    )
+    rows = grid.rows_of(SERVICES)
+    for service, row in zip(SERVICES, rows, strict=True):
+        expected = np.array([reference.get((service, int(m)), np.nan) for m in wanted])
+        np.testing.assert_array_equal(grid.get(np.full(len(wanted), row), wanted), expected)
+        before = sorted(m for s, m in reference if s == service and m <= probe)
+        last = grid.last_at_or_before(np.array([row]), probe)[0]
+        assert (np.isnan(last) and not before) or last == reference[(service, before[-1])]
+        minutes, values = grid.seen(str(service), until=probe)
+        assert list(minutes) == before
+        assert list(values) == [reference[(service, m)] for m in before]
+    grid.forget_before(cut)
+    for service, row in zip(SERVICES, rows, strict=True):
+        kept = [reference.get((service, int(m)), np.nan) if m >= cut else np.nan for m in wanted]
+        np.testing.assert_array_equal(grid.get(np.full(len(wanted), row), wanted), kept)
 
 
 def test_minute_numbers_round_trip_and_mark_missing_stamps() -> None:
