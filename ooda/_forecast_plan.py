@@ -13,7 +13,9 @@ played on the forecasts the loop was actually answered with, so the number descr
 runs.
 
 A condemned champion (``ooda._model_watch``) is no candidate: the loop plans on the better
-of the two baselines, never on the version it stopped trusting. Until ``min_completed``
+of the two baselines, never on the version it stopped trusting; so it does while no answer is
+fresh enough (the forecaster failing or unreachable), for the services and steps of the last
+answer. Until ``min_completed``
 forecasts of the current version have come true there is nothing to judge by, and the plan
 is the champion's answer as it came (or none, when it is condemned).
 """
@@ -85,6 +87,7 @@ class ForecastPlanner:
         self.watch = watch
         self._cache: dict[int, tuple[LoadForecast, _Dense]] = {}
         self._planned: tuple[LoadForecast, bool, LoadForecast | None] | None = None
+        self._baselined: tuple[pd.Timestamp, LoadForecast | None] | None = None
 
     def plan(self, forecast: LoadForecast | None, origin: datetime) -> LoadForecast | None:
         """The forecast to plan capacity on, made at ``origin`` from ``forecast`` (the
@@ -100,7 +103,28 @@ class ForecastPlanner:
         self._planned = (forecast, trusted, planned)
         return planned
 
-    def _plan(self, forecast: LoadForecast, origin: datetime, trusted: bool) -> LoadForecast | None:
+    def plan_on_baselines(
+        self, last: LoadForecast | None, asked_at: datetime, origin: datetime
+    ) -> LoadForecast | None:
+        """The plan at ``origin`` when no answer is fresh enough to plan on (the forecaster
+        failing, refused or unreachable): the better baseline per service, for the services
+        and steps of the ``last`` answer (asked at ``asked_at``), judged and recalibrated on
+        the forecasts kept before. None while too few of those have come true."""
+        if last is None or not self.settings.plan_on_best:
+            return None
+        at = pd.Timestamp(origin).floor("min")
+        if self._baselined is not None and self._baselined[0] == at:
+            return self._baselined[1]
+        shape = _dense(last.frame, pd.Timestamp(asked_at).floor("min"))
+        planned = self._plan(last, origin, trusted=False, shape=shape)
+        self._baselined = (at, planned)
+        return planned
+
+    def _plan(
+        self, forecast: LoadForecast, origin: datetime, trusted: bool, shape: _Dense | None = None
+    ) -> LoadForecast | None:
+        """``shape``: the services and steps to plan, when not ``forecast``'s own at
+        ``origin``."""
         if not self.settings.plan_on_best:
             return forecast if trusted else None
         version = forecast.model_version
@@ -111,7 +135,7 @@ class ForecastPlanner:
             if pd.Timestamp(o).floor("min") < at and (not trusted or f.model_version == version)
         ]
         self._forget(f for _, f in past)
-        current = _dense(forecast.frame, at)
+        current = _dense(forecast.frame, at) if shape is None else shape
         minute = pd.Timedelta(minutes=1)
         offsets = np.array([(o - at) // minute for o, _ in past], dtype=int)
         stack, present = self._stack(current, past)

@@ -548,13 +548,16 @@ class ControlLoop:
 
     def _current_forecast(self, now: datetime) -> LoadForecast | None:
         """The plan made of the newest forecast that has arrived (``ooda._forecast_plan``:
-        never the answer of a condemned version), unless too old to plan capacity on."""
+        never the answer of a condemned version); once that is too old to plan capacity on,
+        the baselines' plan, while they have a record to be judged by."""
         if self._forecast_job is not None and self._forecast_job.done():
             self._take_forecast(self._forecast_job.result())
             self._forecast_job = None
         every = self.settings.loop.forecast_every
-        if self._forecast_at is None or now - self._forecast_at > 5 * every:
+        if self._forecast_at is None:
             return None
+        if now - self._forecast_at > 5 * every:
+            return self.planner.plan_on_baselines(self._forecast, self._forecast_at, now)
         return self.planner.plan(self._forecast, self._forecast_at)
 
     def _forecast_due(

@@ -81,3 +81,28 @@ def test_in_the_background_a_slow_forecast_does_not_hold_up_the_tick() -> None:
     later = loop.observe(lab.clock.now())
     assert later is not None and later.forecast is not None
     assert set(later.forecast.frame["service"]) == set(loop.settings.services)
+
+
+def test_while_the_forecaster_is_down_capacity_is_planned_on_the_baselines() -> None:
+    """Forecasts come for 100 minutes, then the forecaster fails: once its last answer is too
+    old to plan on, the plan is the baselines' (judged on the forecasts kept before), for the
+    same services and steps, made at the tick's minute, not the stale answer and not nothing."""
+    lab = make_lab()
+    scorer = _Forecaster()
+    loop = make_loop(lab, _settings(False), scorer=scorer)
+    for _ in range(400):  # 100 minutes of 15 s ticks
+        lab.step(timedelta(seconds=15))
+        loop.tick()
+    working = loop.observe(lab.clock.now()).forecast
+    assert working is not None and working.model_version != "baselines"
+    scorer.failing = True
+    for _ in range(4 * 26):  # past five forecast intervals without an answer
+        lab.step(timedelta(seconds=15))
+        loop.tick()
+    now = pd.Timestamp(lab.clock.now()).floor("min")
+    plan = loop.observe(lab.clock.now()).forecast
+    assert plan is not None and plan.model_version == "baselines"
+    assert set(plan.sources) == set(working.sources)
+    assert set(plan.sources.values()) <= {"seasonal_naive", "naive"}
+    first = pd.to_datetime(plan.frame["timestamp"], utc=True).min()
+    assert first == now + pd.Timedelta(minutes=1)
