@@ -38,7 +38,7 @@ from models import (
     combine_weights,
 )
 from models import conformalize as recalibrate
-from ooda._model_watch import ForecastWatch
+from ooda._model_watch import MAX_HORIZON, ForecastWatch
 from ooda._records import LoadForecast
 from ooda._settings import ModelWatchSettings
 
@@ -67,7 +67,7 @@ class _Dense:
 def _dense(frame: pd.DataFrame, origin: pd.Timestamp) -> _Dense:
     stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").dt.floor("min")
     steps = ((stamps - origin) / pd.Timedelta(minutes=1)).to_numpy(dtype=float)
-    good = np.isfinite(steps) & (steps >= 1)
+    good = np.isfinite(steps) & (steps >= 1) & (steps <= MAX_HORIZON)
     names, rows = np.unique(frame["service"].astype(str).to_numpy()[good], return_inverse=True)
     cols = steps[good].astype(int) - 1
     horizon = int(cols.max()) + 1 if cols.size else 0

@@ -100,6 +100,11 @@ class Accuracy:
         }
 
 
+#: The furthest step of a forecast that is judged or planned on, in minutes: a point further
+#: out comes from a broken clock, and sizing arrays or replays by it would exhaust memory.
+MAX_HORIZON = 24 * 60
+
+
 @dataclass(frozen=True)
 class WatchEvent:
     """Something the watch did, for the audit log."""
@@ -219,7 +224,8 @@ class ForecastWatch:
         if not isinstance(frame, pd.DataFrame) or frame.empty or "timestamp" not in frame:
             return
         stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
-        horizon = int(max(1, (stamps.max() - pd.Timestamp(origin)) / pd.Timedelta(minutes=1)))
+        ahead = (stamps.max() - pd.Timestamp(origin)) / pd.Timedelta(minutes=1)
+        horizon = int(min(MAX_HORIZON, max(1, ahead)))
         self._seq += 1
         self._kept.append(_Kept(origin, forecast, horizon, self._seq))
         while self._kept and origin - self._kept[0].origin > self.settings.window:

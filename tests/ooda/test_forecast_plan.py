@@ -12,7 +12,7 @@ import pandas as pd
 
 from ooda import LoadForecast, ServiceView
 from ooda._forecast_plan import NAIVE, SEASONAL_NAIVE, ForecastPlanner
-from ooda._model_watch import ForecastWatch
+from ooda._model_watch import MAX_HORIZON, ForecastWatch
 from ooda._settings import ModelWatchSettings
 from tests.ooda.test_model_watch import SERVICES, T0
 
@@ -187,3 +187,22 @@ def test_a_service_the_champion_answers_only_lately_waits_for_its_own_forecasts(
     theirs = asked.frame[asked.frame["service"] == "checkout"].reset_index(drop=True)
     np.testing.assert_allclose(mine[["q10", "q50", "q90"]], theirs[["q10", "q50", "q90"]])
     assert list(mine["timestamp"]) == list(pd.to_datetime(theirs["timestamp"], utc=True))
+
+
+def test_a_point_a_year_ahead_is_neither_planned_on_nor_sized_by() -> None:
+    """A forecaster whose clock is broken adds a row a year out: the plan and the watch
+    ignore that row (no array is sized by it) and plan the rest as usual."""
+    settings = replace(SETTINGS, max_ratio=50.0)
+    watch = seeded(settings)
+    planner = ForecastPlanner(settings, watch)
+    plans = play(watch, planner, range(0, 120), {"frontend": 1.0, "checkout": 1.4})
+    now = plans[-1][0] + pd.Timedelta(minutes=5)
+    frame = answer(now, {"frontend": 1.0, "checkout": 1.4})
+    far = frame.iloc[[0]].assign(timestamp=now + pd.DateOffset(years=1))
+    broken = LoadForecast("1", pd.concat([frame, far], ignore_index=True))
+    watch.record(now.to_pydatetime(), broken)
+    assert watch.kept()[-1][1] is broken
+    assert watch._kept[-1].horizon == MAX_HORIZON  # what a replay would ask the model for
+    plan = planner.plan(broken, now.to_pydatetime())
+    assert plan is not None and set(plan.sources) == {"frontend", "checkout"}
+    assert pd.to_datetime(plan.frame["timestamp"]).max() == now + pd.Timedelta(minutes=HORIZON)
