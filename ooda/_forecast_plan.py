@@ -159,9 +159,10 @@ class ForecastPlanner:
         self, current: _Dense, past: list[tuple[pd.Timestamp, LoadForecast]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """The past forecasts of the current answer's services, (quantile, origin, service,
-        step) cut at its horizon, and which (origin, service) a forecast had at all."""
+        step) cut at its horizon, and which (origin, service) a forecast had at all. Single
+        precision: a day of forecasts of 1,000 services is 100 MB so, 200 MB in double."""
         n = len(current.services)
-        stack = np.full((len(QS), len(past), n, current.horizon), np.nan)
+        stack = np.full((len(QS), len(past), n, current.horizon), np.nan, dtype=np.float32)
         present = np.zeros((len(past), n), dtype=bool)
         for o, (origin, f) in enumerate(past):
             d = self._quantiles(f, origin)
