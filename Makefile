@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-lstm-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ bench-forecast: install
 # The forecaster's combination and interval rules chosen leave-one-NAB-category-out.
 bench-forecast-cv: install
 	.venv/bin/python benchmarks/bench_forecast_cv.py
+
+# The LSTM's own settings chosen leave-one-NAB-category-out (shares bench-forecast-cv's cache).
+bench-lstm-cv: install
+	.venv/bin/python benchmarks/bench_lstm_cv.py
 
 # The detector with and without the metric families, forward-chained CV over lab histories.
 bench-detector: install
