@@ -268,15 +268,20 @@ def _choose(train: list[Scored]) -> tuple[PointRule, IntervalRule]:
     return point, interval
 
 
-def main() -> None:
+def cv_arguments(doc: str | None) -> argparse.Namespace:
+    """The command line of the leave-one-category-out forecast benchmarks (one cache)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NAB's data/ folder")
     parser.add_argument("--horizon", type=int, default=12)
-    parser.add_argument("--jobs", type=int, default=2, help="processes for the base forecasts")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the forecasts")
     parser.add_argument("--out", type=Path, default=REPO / ".ooda" / "forecast-cv")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = cv_arguments(__doc__)
     # ETS says when it falls back to a heuristic start; the table is what matters here.
     logging.getLogger("models._holt_winters").setLevel(logging.ERROR)
     console = Console() if Console().is_terminal else Console(width=130)

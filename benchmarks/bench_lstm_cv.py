@@ -16,7 +16,6 @@ Run: ``.venv/bin/python benchmarks/bench_lstm_cv.py [--data ../shared/data/nab/d
 
 from __future__ import annotations
 
-import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from _machine import machine_description
-from bench_forecast import DEFAULT_DATA, REPO, Series, _load
-from bench_forecast_cv import _base, _cache_path, _cached, _geo, watched
+from bench_forecast import Series, _load
+from bench_forecast_cv import _base, _cache_path, _cached, _geo, cv_arguments, watched
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -95,14 +94,7 @@ def _score(series: Series, forecasts: dict[str, RollingForecast]) -> _Scored | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NAB's data/ folder")
-    parser.add_argument("--horizon", type=int, default=12)
-    parser.add_argument("--jobs", type=int, default=2, help="processes for the forecasts")
-    parser.add_argument("--out", type=Path, default=REPO / ".ooda" / "forecast-cv")
-    args = parser.parse_args()
+    args = cv_arguments(__doc__)
     console = Console() if Console().is_terminal else Console(width=130)
     began = time.perf_counter()
     series = [s for s in (_load(p) for p in sorted(args.data.glob("*/*.csv"))) if s.season >= 1]
