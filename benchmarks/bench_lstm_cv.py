@@ -32,7 +32,8 @@ from rich.table import Table
 
 from models import LstmSettings, ModelError, RollingForecast, lstm_rolling
 
-#: (steps read, units): the shipped (72, 24) among them.
+#: (steps read, units): the shipped (72, 24) among them. A training sequence is at least the
+#: steps read and 24 more (the shipped 96 otherwise).
 GRID = ((72, 24), (144, 24), (72, 48), (36, 24))
 SHIPPED = (LstmSettings().input_chunk_length, LstmSettings().hidden_dim)
 
@@ -49,7 +50,14 @@ def _variant(args: tuple[Path, tuple[int, int], int, Path]) -> str | None:
     target = _cache_path(out, series, _name(setting), horizon)
     if target.exists():
         return None
-    settings = replace(LstmSettings(), input_chunk_length=setting[0], hidden_dim=setting[1])
+    shipped = LstmSettings()
+    settings = replace(
+        shipped,
+        input_chunk_length=setting[0],
+        hidden_dim=setting[1],
+        # each training sequence reads the input and then the steps it learns to forecast
+        training_length=max(shipped.training_length, setting[0] + 24),
+    )
     try:
         f = lstm_rolling(series.timestamps, series.values, series.warmup, horizon, settings)
     except ModelError as exc:
