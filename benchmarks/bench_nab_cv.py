@@ -9,7 +9,8 @@ are chosen on the other categories (the best NAB standard score, NAB's threshold
 those files), and the held-out category is scored with those settings *and that threshold*. The
 held-out results are pooled into one normalised score (raw, null and perfect summed over
 files), twice: with the post-processing chosen alone (the forest as shipped) and with both
-chosen.
+chosen. It also says whether the shipped settings are, setting by setting, what most folds
+choose: they should be.
 
 The forests are fitted once per file and forest setting (the expensive part) and every
 post-processing setting is applied to their scores (``StreamingScorer.post_process``).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -116,10 +118,14 @@ def main() -> None:
         ("post-processing only", [g for g in grid if forest_of[g] == base]),
         ("forest and post-processing", grid),
     ):
-        folds, held = _folds(corpus, names, scored, choices, base, label)
+        folds, held, chosen = _folds(corpus, names, scored, choices, base, label)
         folds.title = f"leave one category out, {name} chosen (standard profile)"
         console.print(folds)
         pooled[name] = _pooled(held)
+        if choices is grid:
+            majority = _majority(chosen, base)
+            same = "yes" if majority == base else f"no: the folds choose {label(majority)}"
+            console.print(f"what most folds choose, setting by setting, is what ships: {same}")
     console.print(
         f"in-sample, shipped settings ({label(base)}): {shipped.normalised:.1f}\n"
         f"in-sample, best of the grid ({label(best_in_sample)}):"
@@ -138,12 +144,14 @@ def _folds(
     grid: list[StreamingSettings],
     base: StreamingSettings,
     label: Callable[[StreamingSettings], str],
-) -> tuple[Table, list[NabResult]]:
-    """Each category scored with the settings and threshold chosen on the others."""
+) -> tuple[Table, list[NabResult], list[StreamingSettings]]:
+    """Each category scored with the settings and threshold chosen on the others; the folds'
+    choices (categories with windows only: one without cannot tell settings apart)."""
     folds = Table()
     for col in ("held-out category", "files", "chosen on the others", "threshold", "held-out"):
         folds.add_column(col, justify="left" if col != "threshold" else "right")
     held: list[NabResult] = []
+    chosen_by: list[StreamingSettings] = []
     for category, files in sorted(corpus.categories.items()):
         train = corpus.subset([n for n in names if n not in files])
         test = corpus.subset(files)
@@ -159,10 +167,24 @@ def _folds(
             {n: scored[chosen][n] for n in files}, test, "standard", threshold=fitted.threshold
         )
         held.append(result)
+        if result.tp + result.fn:
+            chosen_by.append(chosen)
         score = f"{result.normalised:.1f}" if math.isfinite(result.normalised) else "no windows"
         score += f" ({result.tp} of {result.tp + result.fn} windows, {result.fp} FP rows)"
         folds.add_row(category, str(len(files)), label(chosen), f"{fitted.threshold:.3f}", score)
-    return folds, held
+    return folds, held, chosen_by
+
+
+def _majority(chosen: list[StreamingSettings], base: StreamingSettings) -> StreamingSettings:
+    """Setting by setting, the value most folds chose (a tie keeps ``base``'s value when it is
+    among the most chosen, else the first of them in grid order)."""
+    picked = {}
+    for name in ("history", "short", "long", "average", "quiet_rows", "spatial_margin", "rearm"):
+        counts = Counter(getattr(c, name) for c in chosen)
+        top = max(counts.values())
+        tied = [v for v, n in counts.items() if n == top]
+        picked[name] = getattr(base, name) if getattr(base, name) in tied else tied[0]
+    return replace(base, **picked)
 
 
 if __name__ == "__main__":

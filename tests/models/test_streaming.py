@@ -107,7 +107,7 @@ def test_post_processing_alone_reproduces_the_scores_and_follows_its_settings() 
 def test_a_state_that_stays_surprising_alarms_once_until_the_score_falls_back() -> None:
     """Hysteresis: past the quiet rows, no new alarm while the score stays high; one comes once
     it has fallen below the re-arm level and risen again."""
-    s = StreamingSettings(quiet_rows=10)
+    s = StreamingSettings(quiet_rows=10, rearm=0.8)
     raw = np.r_[np.zeros(5), np.full(60, 0.9), np.full(5, 0.45), np.full(5, 0.3), np.full(5, 0.9)]
     damped = StreamingScorer(s)._damp(raw)
     alarms = np.flatnonzero(damped >= s.alarm)
