@@ -26,7 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,9 +177,10 @@ def _folds(
 
 def _majority(chosen: list[StreamingSettings], base: StreamingSettings) -> StreamingSettings:
     """Setting by setting, the value most folds chose (a tie keeps ``base``'s value when it is
-    among the most chosen, else the first of them in grid order)."""
+    among the most chosen, else the first of them in grid order); a setting outside the grid
+    is the same in every choice."""
     picked = {}
-    for name in ("history", "short", "long", "average", "quiet_rows", "spatial_margin", "rearm"):
+    for name in (f.name for f in fields(base)):
         counts = Counter(getattr(c, name) for c in chosen)
         top = max(counts.values())
         tied = [v for v, n in counts.items() if n == top]
