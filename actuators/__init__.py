@@ -72,7 +72,13 @@ from actuators._nodes import POOL_LABELS, node_pool
 from actuators._patch_hpa import PatchHpa
 from actuators._rate_limit import LIMIT_RPS, RPS_SET, RateLimit
 from actuators._recreate_pod import RecreatePodElsewhere
-from actuators._redrive_queue import MAX_MOVED, RedriveQueue, cloud_error
+from actuators._redrive_queue import (
+    MAX_MOVED,
+    MIN_POLICY_RECEIVES,
+    ORIGINAL_RECEIVES,
+    RedriveQueue,
+    cloud_error,
+)
 from actuators._reroute import (
     GATEWAY_GROUP,
     GATEWAY_VERSION,
@@ -121,9 +127,11 @@ __all__ = [
     "MAX_WEIGHT",
     "MERGE_PATCH",
     "MIN_ORIGINAL",
+    "MIN_POLICY_RECEIVES",
     "MIN_SET",
     "MUTATING_PREFIXES",
     "ORIGINAL_ENDPOINT",
+    "ORIGINAL_RECEIVES",
     "PDB_RETRY",
     "POOL_LABELS",
     "RESTORED_KEY",

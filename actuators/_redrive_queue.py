@@ -18,10 +18,19 @@ times out, then it hides for the visibility timeout), so one pass finds only tho
 that moment. Redrives of one queue in a row are one heal (``continues``): each step moves what
 has shown itself since the last, and the verdict is judged on the last.
 
+The messages a pass cannot see are reached through the queue's own policy: with
+``dead_letter_after`` the action also lowers the ``RedrivePolicy``'s ``maxReceiveCount``, so
+that SQS moves every message received that often to the dead-letter queue at its next
+receive, whoever receives it -- the poison in flight included, and the poison a bad release
+goes on sending. Never below :data:`MIN_POLICY_RECEIVES`: one failure in a worker's crash or
+a deploy makes no message poison. The count ooda found is kept in the queue's tag
+(:data:`ORIGINAL_RECEIVES`, beside who changed it and when); a later action that asks for that
+count again (``max_messages=0``: the policy alone) releases it and removes the tags.
+
 Undo moves back exactly the messages this action moved, by their ids in the dead-letter queue,
-in the same safe order. SQS's ``StartMessageMoveTask`` is not used: it moves the whole
-dead-letter queue back, including what SQS dead-lettered by itself, which would undo more than
-ooda did.
+in the same safe order, and sets the count back where this action found it, unless someone
+changed it since. SQS's ``StartMessageMoveTask`` is not used: it moves the whole dead-letter
+queue back, including what SQS dead-lettered by itself, which would undo more than ooda did.
 """
 
 from __future__ import annotations
@@ -46,6 +55,10 @@ from contracts import ActionKind, VerifyWindow
 T = TypeVar("T")
 #: The most messages one action may move (ten receives of ten make a hundred; this is ten times).
 MAX_MOVED = 1000
+#: The lowest ``maxReceiveCount`` the action sets on a queue's redrive policy.
+MIN_POLICY_RECEIVES = 3
+#: The queue tag that keeps the ``maxReceiveCount`` ooda found, while ooda's count stands.
+ORIGINAL_RECEIVES = "ooda.dev/original-max-receive-count"
 #: AWS error codes worth another try (boto3 has retried them already by then).
 _TEMPORARY_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError"}
@@ -60,6 +73,27 @@ def cloud_error(exc: Exception, what: str) -> ActuatorError:
     if code in _TEMPORARY_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return TemporaryActuatorError(message)
     return PermanentActuatorError(message)
+
+
+@dataclass(frozen=True)
+class _Queue:
+    """A queue as read before acting on it."""
+
+    url: str
+    dlq_url: str
+    depth: int
+    policy: dict[str, Any]
+    receives: int
+    """Its policy's ``maxReceiveCount`` now."""
+    tags: dict[str, str]
+
+    @property
+    def found_receives(self) -> int:
+        """The ``maxReceiveCount`` before ooda lowered it (now's, where ooda did not)."""
+        try:
+            return int(self.tags[ORIGINAL_RECEIVES])
+        except (KeyError, ValueError):
+            return self.receives
 
 
 @dataclass
@@ -89,6 +123,9 @@ class RedriveQueue(Action):
     """The most messages looked at by one action."""
     visibility_timeout_s: int = 60
     """How long a message being looked at stays hidden from the workers (at most)."""
+    dead_letter_after: int = 0
+    """Above 0: set the queue's RedrivePolicy ``maxReceiveCount`` to this too, at least
+    :data:`MIN_POLICY_RECEIVES` and at most the count ooda found (which releases it)."""
 
     kind = ActionKind.REDRIVE_QUEUE
     continues = True
@@ -109,8 +146,8 @@ class RedriveQueue(Action):
         except Exception as exc:  # classified right here
             raise cloud_error(exc, what) from exc
 
-    def _urls(self, ctx: ActionContext) -> tuple[str, str, int]:
-        """The queue's URL, its dead-letter queue's URL and its depth; refused without DLQ."""
+    def _read(self, ctx: ActionContext) -> _Queue:
+        """The queue, its dead-letter queue and its policy; refused without a dead-letter queue."""
         sqs = self._sqs(ctx)
         url = self._call(
             lambda: sqs.get_queue_url(QueueName=self.queue)["QueueUrl"], f"find {self.queue}"
@@ -128,18 +165,46 @@ class RedriveQueue(Action):
                 " its poison messages in",
             )
         try:
-            arn = str(json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"])
+            policy = dict(json.loads(attrs["RedrivePolicy"]))
+            arn = str(policy["deadLetterTargetArn"])
             _, _, _, _, account, dlq = arn.split(":")
+            receives = int(policy["maxReceiveCount"])
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentActuatorError(
                 f"queue {self.queue}: RedrivePolicy {attrs['RedrivePolicy']!r} names no"
-                " dead-letter queue ARN"
+                " dead-letter queue ARN and maxReceiveCount"
             ) from exc
         dlq_url = self._call(
             lambda: sqs.get_queue_url(QueueName=dlq, QueueOwnerAWSAccountId=account)["QueueUrl"],
             f"find dead-letter queue {arn}",
         )
-        return url, dlq_url, int(attrs.get("ApproximateNumberOfMessages", 0))
+        tags = self._call(
+            lambda: sqs.list_queue_tags(QueueUrl=url), f"read tags of {self.queue}"
+        ).get("Tags", {})
+        depth = int(attrs.get("ApproximateNumberOfMessages", 0))
+        return _Queue(url, dlq_url, depth, policy, receives, dict(tags))
+
+    def _set_policy(self, ctx: ActionContext, queue: _Queue, receives: int) -> None:
+        """Set the policy's ``maxReceiveCount``; tagged while it is not the one ooda found."""
+        sqs, found = self._sqs(ctx), queue.found_receives
+        if receives == found:
+            self._call(
+                lambda: sqs.untag_queue(
+                    QueueUrl=queue.url, TagKeys=[ORIGINAL_RECEIVES, *ctx.annotations(self.kind)]
+                ),
+                f"untag {self.queue}",
+            )
+        else:  # the count ooda found is written down before it is changed
+            tags = ctx.annotations(self.kind) | {ORIGINAL_RECEIVES: str(found)}
+            self._call(lambda: sqs.tag_queue(QueueUrl=queue.url, Tags=tags), f"tag {self.queue}")
+        if receives != queue.receives:
+            policy = json.dumps(queue.policy | {"maxReceiveCount": receives})
+            self._call(
+                lambda: sqs.set_queue_attributes(
+                    QueueUrl=queue.url, Attributes={"RedrivePolicy": policy}
+                ),
+                f"set the RedrivePolicy of {self.queue}",
+            )
 
     def _move(
         self,
@@ -230,50 +295,88 @@ class RedriveQueue(Action):
             raise PermanentActuatorError(
                 f"max_receive_count must be >= 0, got {self.max_receive_count}"
             )
-        if not 1 <= self.max_messages <= MAX_MOVED:
+        lowest = 0 if self.dead_letter_after else 1
+        if not lowest <= self.max_messages <= MAX_MOVED:
             raise PermanentActuatorError(
-                f"max_messages must be within 1..{MAX_MOVED}, got {self.max_messages}"
+                f"max_messages must be within {lowest}..{MAX_MOVED}, got {self.max_messages}"
             )
-        url, dlq_url, depth = self._urls(ctx)
+        queue = self._read(ctx)
+        floor = min(MIN_POLICY_RECEIVES, queue.found_receives)  # setting it back is no lowering
+        if self.dead_letter_after and self.dead_letter_after < floor:
+            raise GuardRejectedError(
+                self.kind,
+                self.target,
+                f"maxReceiveCount {self.dead_letter_after} is below the floor of"
+                f" {MIN_POLICY_RECEIVES}: a message failed that few times is not poison",
+            )
+        if self.dead_letter_after > queue.found_receives:
+            raise PermanentActuatorError(
+                f"maxReceiveCount {self.dead_letter_after} is above the"
+                f" {queue.found_receives} the queue had: ooda only lowers it, or sets it back"
+            )
         before = {
-            "queue_url": url,
-            "dead_letter_queue_url": dlq_url,
-            "depth": depth,
+            "queue_url": queue.url,
+            "dead_letter_queue_url": queue.dlq_url,
+            "depth": queue.depth,
             "receives_above": self.max_receive_count,
+            "policy_max_receive_count": queue.receives,
+            "found_max_receive_count": queue.found_receives,
         }
         if ctx.dry_run:
             plan = {"would_move_at_most": self.max_messages, "would_scan_at_most": self.max_scanned}
+            if self.dead_letter_after:
+                plan["would_set_max_receive_count"] = self.dead_letter_after
             return ActionResult(self.kind, self.target, True, before, plan, undoable=False)
-        moves = self._move(
-            ctx, url, dlq_url, lambda _m, n: n > self.max_receive_count, self.max_messages
-        )
+        moves = _Moves()
+        if self.max_messages:
+            moves = self._move(
+                ctx,
+                queue.url,
+                queue.dlq_url,
+                lambda _m, n: n > self.max_receive_count,
+                self.max_messages,
+            )
+        receives = queue.receives
+        if self.dead_letter_after:
+            self._set_policy(ctx, queue, self.dead_letter_after)
+            receives = self.dead_letter_after
         after = {
             "moved": moves.moved,
             "copied_not_deleted": moves.copied_not_deleted,
             "errors": moves.errors,
+            "policy_max_receive_count": receives,
         }
-        return ActionResult(self.kind, self.target, False, before, after, bool(moves.moved))
+        lowered = receives < queue.receives
+        return ActionResult(
+            self.kind, self.target, False, before, after, bool(moves.moved) or lowered
+        )
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
         errors = result.after.get("errors") or []
         return f"{len(errors)} message(s) not moved cleanly: {errors[0]}" if errors else None
 
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
-        """Move the messages this action moved back from the dead-letter queue.
+        """Move the messages this action moved back from the dead-letter queue, and set the
+        policy's count back to the one this action found.
 
-        Raises :class:`ConflictError` when none of them is there any more (someone redrove or
-        consumed them since); the ones that are gone are listed as ``missing`` otherwise. A
-        message whose delete failed (``copied_not_deleted``) is still in the source queue:
-        its copy stays in the dead-letter queue rather than becoming a second one there.
+        Raises :class:`ConflictError` when none of the messages is there any more (someone
+        redrove or consumed them since) and there is no policy to set back; the ones that are
+        gone are listed as ``missing`` otherwise. A message whose delete failed
+        (``copied_not_deleted``) is still in the source queue: its copy stays in the
+        dead-letter queue rather than becoming a second one there. A count that changed since
+        (someone's, or a later step's) stays.
         """
         if result.dry_run or not result.undoable:
             return None
         ours = {m["new_message_id"]: m for m in result.after["moved"]}
         url, dlq_url = str(result.before["queue_url"]), str(result.before["dead_letter_queue_url"])
-        moves = self._move(ctx, dlq_url, url, lambda m, _n: m["MessageId"] in ours, len(ours))
+        moves = _Moves()
+        if ours:
+            moves = self._move(ctx, dlq_url, url, lambda m, _n: m["MessageId"] in ours, len(ours))
         back = {m["message_id"] for m in [*moves.moved, *moves.copied_not_deleted]}
         missing = sorted(set(ours) - back)
-        if not back and not moves.errors:
+        policy = self._restore(ctx, result)
+        if ours and not back and not moves.errors and policy is None:
             raise ConflictError(
                 f"none of the {len(ours)} messages ooda moved to {dlq_url} is there any more;"
                 " someone else redrove or consumed them"
@@ -283,5 +386,18 @@ class RedriveQueue(Action):
             "copied_not_deleted": moves.copied_not_deleted,
             "missing": missing,
             "errors": moves.errors,
+            "policy_max_receive_count": policy,
         }
         return self.undone(result, after)
+
+    def _restore(self, ctx: ActionContext, result: ActionResult) -> int | None:
+        """The count set back where this action lowered it, unless it changed since."""
+        was = int(result.before["policy_max_receive_count"])
+        set_to = int(result.after["policy_max_receive_count"])
+        if set_to >= was:
+            return None
+        queue = self._read(ctx)
+        if queue.receives != set_to:
+            return None
+        self._set_policy(ctx, queue, was)
+        return was

@@ -86,6 +86,7 @@ class SqsQueue:
         self.visibility_s = visibility_s
         self.redrive = redrive
         """(dead-letter queue name, maxReceiveCount), None: no RedrivePolicy."""
+        self.tags: dict[str, str] = {}
         self.cohorts: deque[list[float]] = deque()
         """Ordinary messages nobody received yet: ``[sent, count]``, oldest first."""
         self.records: dict[str, Message] = {}
@@ -355,6 +356,54 @@ class FakeSqs:
         if "All" not in wanted:
             attributes = {k: v for k, v in attributes.items() if k in wanted}
         return {"Attributes": attributes}
+
+    def set_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        """Only the ``RedrivePolicy`` can be set here (its dead-letter queue and count)."""
+        queue = self._by_url(str(kwargs["QueueUrl"]), "SetQueueAttributes")
+        attributes = dict(kwargs.get("Attributes") or {})
+        unknown = sorted(set(attributes) - {"RedrivePolicy"})
+        if unknown:
+            raise _error(
+                "InvalidAttributeName",
+                f"the lab's queues take only RedrivePolicy, got {unknown}",
+                "SetQueueAttributes",
+            )
+        if "RedrivePolicy" in attributes:
+            queue.redrive = self._policy(str(attributes["RedrivePolicy"]))
+        return {}
+
+    def _policy(self, text: str) -> tuple[str, int]:
+        try:
+            policy = json.loads(text)
+            name = str(policy["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+            count = int(policy["maxReceiveCount"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _error(
+                "InvalidParameterValue", f"RedrivePolicy {text!r}: {exc}", "SetQueueAttributes"
+            ) from exc
+        if name not in self._queues or not 1 <= count <= 1000:
+            raise _error(
+                "InvalidParameterValue",
+                f"RedrivePolicy {text!r}: no such dead-letter queue, or maxReceiveCount"
+                " outside 1..1000",
+                "SetQueueAttributes",
+            )
+        return name, count
+
+    def tag_queue(self, **kwargs: Any) -> dict[str, Any]:
+        queue = self._by_url(str(kwargs["QueueUrl"]), "TagQueue")
+        queue.tags.update({str(k): str(v) for k, v in dict(kwargs["Tags"]).items()})
+        return {}
+
+    def untag_queue(self, **kwargs: Any) -> dict[str, Any]:
+        queue = self._by_url(str(kwargs["QueueUrl"]), "UntagQueue")
+        for key in kwargs["TagKeys"]:
+            queue.tags.pop(str(key), None)
+        return {}
+
+    def list_queue_tags(self, **kwargs: Any) -> dict[str, Any]:
+        queue = self._by_url(str(kwargs["QueueUrl"]), "ListQueueTags")
+        return {"Tags": dict(queue.tags)} if queue.tags else {}
 
     def receive_message(self, **kwargs: Any) -> dict[str, Any]:
         """Up to ``MaxNumberOfMessages`` (1..10) visible messages, roughly oldest first."""

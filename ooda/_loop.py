@@ -54,11 +54,13 @@ from ooda._observe import (
 )
 from ooda._orient import component_kinds, estate_graph, orientations
 from ooda._predictive import PREDICTIVE
+from ooda._queue_policies import QueuePolicyReader
 from ooda._records import (
     AnomalyScores,
     LoadForecast,
     Orientation,
     PendingAction,
+    QueuePolicy,
     RootCause,
     ServiceView,
     Snapshot,
@@ -139,6 +141,8 @@ class ControlLoop:
             else [cls(settings) for cls in registered_runbooks().values()]
         )
         self.actor = Actor(settings, books, self.guard, self.budget, self.journal, context)
+        sqs = context.cloud.sqs
+        self._queue_reader = None if sqs is None else QueuePolicyReader(sqs)
         # Every family: the runbooks read theirs, the detector all (``features.service_rollup``).
         self._families = list(MetricFamily)
         self.verifier = Verifier(settings, self.guard, self.budget, self.journal, context)
@@ -287,6 +291,7 @@ class ControlLoop:
             ask = partial(self._ask_forecast, now, metrics, views, usable)
             self._forecast_job = self._pool.submit(ask)
         families = self._read_families(now)
+        queues = self._queue_policies(now, families)
         scores = self._scores(now, metrics, usable, families, views)
         if due and not background:
             self._forecast_asked_at = now
@@ -312,6 +317,7 @@ class ControlLoop:
             crash_looped=looped,
             pod_logs=pod_logs,
             orientation=oriented or {},
+            queues=queues,
         )
 
     def _crash_logs(
@@ -361,6 +367,21 @@ class ControlLoop:
                 self.journal.clear("*", channel)
             out[family] = frame
         return out
+
+    def _queue_policies(
+        self, now: datetime, families: dict[MetricFamily, pd.DataFrame]
+    ) -> dict[str, QueuePolicy]:
+        """The redrive policies of the queues in this tick's metrics (none without SQS)."""
+        frame = families.get(MetricFamily.QUEUE)
+        if self._queue_reader is None or frame is None or frame.empty:
+            return {}
+        with self.stats.timed("cluster"):
+            found, problems = self._queue_reader.read(frame["queue_name"].astype(str))
+        for problem in problems:
+            self.journal.problem("*", now, f"reading {problem}", "queues")
+        if not problems:
+            self.journal.clear("*", "queues")
+        return found
 
     def _symptom(self, service: str, view: ServiceView, scores: AnomalyScores | None) -> str:
         """What ``service`` shows in its newest minute ("" when nothing)."""

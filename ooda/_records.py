@@ -147,6 +147,19 @@ class Orientation:
 
 
 @dataclass(frozen=True)
+class QueuePolicy:
+    """An SQS queue's redrive policy as read this tick, and whether ooda lowered it."""
+
+    name: str
+    max_receive_count: int
+    """The ``maxReceiveCount`` of its RedrivePolicy now."""
+    found_max_receive_count: int | None
+    """The count before ooda lowered it (its tag); None: the policy is not ooda's."""
+    changed_at: datetime | None
+    """When ooda last set it (its tag); None: unknown or not ooda's."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything observed in one tick: metrics, cluster state (read once), scores, forecast."""
 
@@ -174,6 +187,9 @@ class Snapshot:
     orientation: dict[str, Orientation] = field(default_factory=dict)
     """Per service showing a symptom: its ranked root causes (absent: no symptom, or the
     ranking could not be made this tick)."""
+    queues: dict[str, QueuePolicy] = field(default_factory=dict)
+    """The redrive policy of each SQS queue in the metrics, by name (absent: no SQS client,
+    no policy, or it could not be read)."""
 
     def crashlooping(self, service: str) -> tuple[PodState, ...]:
         """The pods of ``service`` in a crash loop: waiting in CrashLoopBackOff now, or

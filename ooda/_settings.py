@@ -223,6 +223,11 @@ class PolicySettings:
     queue_poison_receives: int = 3
     """A message received more often than this without being deleted is poison (CloudWatch
     takes the same three receives out of the age of the oldest message)."""
+    queue_dead_letter_after: int = 5
+    """While receives keep failing, the queue's RedrivePolicy ``maxReceiveCount`` is lowered to
+    this (AWS suggests at least 5), so that SQS dead-letters the poison a redrive pass cannot
+    see (in flight) or that is still being sent; it goes back to the count ooda found once
+    the queue has stayed fresh for ``queue_scale_in_after`` (0: the policy is left alone)."""
     queue_redrive_max: int = 500
     """The most messages one redrive moves (it looks at twice as many at most)."""
     queue_min_age_s: float = 30.0

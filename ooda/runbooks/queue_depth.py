@@ -6,8 +6,12 @@ deletes by ``queue_poison_rps`` for ``queue_poison_minutes`` in a row (on a heal
 every receive is followed by its delete). Each holds a worker until it times out, so more
 workers would only feed them; :class:`~actuators.RedriveQueue` moves the messages received
 more than ``queue_poison_receives`` times to the queue's dead-letter queue, bounded, never
-purging, never losing one; while the receives keep failing it redrives again (every two
-minutes, the guard's cooldown for the kind), and the steps are judged as one heal.
+purging, never losing one, and lowers the queue's own ``maxReceiveCount`` to
+``queue_dead_letter_after``, so that SQS dead-letters the poison in flight, which no pass can
+see, and what a bad release is still sending. While the receives keep failing it redrives
+again (every two minutes, the guard's cooldown for the kind), and the steps are judged as one
+heal. The count goes back to the one ooda found (the queue's tag says which) once
+``queue_scale_in_after`` has passed and the queue has stayed fresh over the metric window.
 Otherwise, when the workers delete fewer messages than are sent and the age of the oldest
 message (``trend_window``) is projected to pass the freshness objective within
 ``projection_lead``, the workers cannot keep up: the worker service's HPA floor is raised to
@@ -76,7 +80,8 @@ class QueueDepth(Runbook):
                 return self.diagnose(snapshot, service, confidence, evidence)
             healthy &= self._fresh(rows)
         if healthy and len(mine):
-            release = self._release(snapshot, service)
+            release = self._release_policy(snapshot, set(mine["queue_name"]))
+            release = release or self._release(snapshot, service)
             if release is not None:
                 return self.diagnose(snapshot, service, 0.9, release)
         return None
@@ -149,6 +154,24 @@ class QueueDepth(Runbook):
         ages = rows[AGE].to_numpy(dtype=float)
         return bool(len(ages)) and bool(np.all(ages < self.settings.policy.queue_min_age_s))
 
+    def _release_policy(self, snapshot: Snapshot, queues: set[str]) -> dict[str, object] | None:
+        """Back to the ``maxReceiveCount`` ooda found, for a queue whose count ooda lowered
+        long enough ago (the metric window has shown it fresh since)."""
+        wait = self.settings.policy.queue_scale_in_after
+        for name in sorted(queues):
+            policy = snapshot.queues.get(name)
+            if policy is None or policy.found_max_receive_count is None:
+                continue
+            if policy.changed_at is None or snapshot.at - policy.changed_at < wait:
+                continue
+            return {
+                "direction": "policy",
+                "queue": name,
+                "max_receive_count": policy.max_receive_count,
+                "set_max_receive_count": policy.found_max_receive_count,
+            }
+        return None
+
     def _release(self, snapshot: Snapshot, service: str) -> dict[str, object] | None:
         """Back to the floor ooda found, for a floor this runbook raised long enough ago."""
         hpa = snapshot.workloads[service].hpa
@@ -173,6 +196,10 @@ class QueueDepth(Runbook):
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         ev, cfg = diagnosis.evidence, self.settings.policy
         if ev["direction"] == "poison":
+            policy = snapshot.queues.get(str(ev["queue"]))
+            lower = cfg.queue_dead_letter_after
+            if policy is None or not 0 < lower < policy.max_receive_count:
+                lower = 0  # unknown, or already as low: the policy is left as it is
             return RedriveQueue(
                 snapshot.namespace,
                 diagnosis.service,
@@ -181,6 +208,19 @@ class QueueDepth(Runbook):
                 max_receive_count=cfg.queue_poison_receives,
                 max_messages=cfg.queue_redrive_max,
                 max_scanned=2 * cfg.queue_redrive_max,
+                dead_letter_after=lower,
+            )
+        if ev["direction"] == "policy":
+            return RedriveQueue(
+                snapshot.namespace,
+                diagnosis.service,
+                reason=(
+                    f"queue {ev['queue']} stayed fresh: maxReceiveCount back from"
+                    f" {ev['max_receive_count']} to {ev['set_max_receive_count']}"
+                ),
+                queue=str(ev["queue"]),
+                max_messages=0,
+                dead_letter_after=int(str(ev["set_max_receive_count"])),
             )
         if ev["direction"] == "out":
             why = (

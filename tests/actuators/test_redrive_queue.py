@@ -1,7 +1,9 @@
 """RedriveQueue against SQS -- moto in-process, and moto's server over HTTP as any
 SQS-compatible endpoint: poison messages go to the dead-letter queue and only there, none is
 ever lost (a failed delete leaves a copy in both, a failed send leaves the message where it
-was), the number moved is bounded, and undo brings back exactly ours."""
+was), the number moved is bounded, and undo brings back exactly ours; the queue's own
+``maxReceiveCount`` is lowered (never below the floor, never above the count found), SQS then
+dead-letters what no pass saw, and it goes back by undo or by a release."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from actuators import (
+    ORIGINAL_RECEIVES,
     ActionContext,
     CloudClients,
     ConflictError,
@@ -211,7 +214,12 @@ def test_a_dry_run_does_not_even_receive(sqs: Any) -> None:
     ctx = ActionContext(KubeClients(None, None, None), dry_run=True, cloud=cloud)
     result = RedriveQueue(NS, "worker", queue="orders", max_receive_count=0).apply(ctx)
     assert result.after == {"would_move_at_most": 100, "would_scan_at_most": 1000}
-    assert spies[0].calls == ["get_queue_url", "get_queue_attributes", "get_queue_url"]
+    assert spies[0].calls == [
+        "get_queue_url",
+        "get_queue_attributes",
+        "get_queue_url",
+        "list_queue_tags",
+    ]
 
 
 def test_fifo_messages_keep_their_group(sqs: Any) -> None:
@@ -243,3 +251,82 @@ def test_without_an_sqs_client_it_says_so() -> None:
     ctx = ActionContext(KubeClients(None, None, None))
     with pytest.raises(PermanentActuatorError, match="needs an SQS client"):
         RedriveQueue(NS, "worker", queue="orders").apply(ctx)
+
+
+def _policy_count(sqs: Any, url: str) -> int:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    return int(json.loads(attrs["Attributes"]["RedrivePolicy"])["maxReceiveCount"])
+
+
+def _tags(sqs: Any, url: str) -> dict[str, str]:
+    return dict(sqs.list_queue_tags(QueueUrl=url).get("Tags", {}))
+
+
+def test_a_lowered_policy_dead_letters_what_no_pass_saw_and_the_release_restores_it(
+    sqs: Any,
+) -> None:
+    """The poison a worker holds is invisible to a pass; with the count lowered, SQS moves it
+    at its next receive. The count found is kept in a tag until a release sets it back."""
+    url, dlq = _queues(sqs)
+    _send(sqs, url, "poison", receives=6)
+    held = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]  # a worker
+    assert [m["Body"] for m in held] == ["poison"]
+    action = RedriveQueue(NS, "worker", queue="orders", max_receive_count=3, dead_letter_after=5)
+    result = action.apply(_ctx(sqs))
+    assert result.after["moved"] == [] and result.undoable  # the poison was in flight
+    assert result.before["policy_max_receive_count"] == POLICY_RECEIVES
+    assert _policy_count(sqs, url) == 5
+    assert _tags(sqs, url)[ORIGINAL_RECEIVES] == str(POLICY_RECEIVES)
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=held[0]["ReceiptHandle"], VisibilityTimeout=0
+    )
+    assert _bodies(sqs, url) == [] and _bodies(sqs, dlq) == ["poison"]  # SQS moved it
+    again = RedriveQueue(NS, "worker", queue="orders", dead_letter_after=4).apply(_ctx(sqs))
+    assert again.after["policy_max_receive_count"] == 4
+    assert _tags(sqs, url)[ORIGINAL_RECEIVES] == str(POLICY_RECEIVES)  # the first count found
+    release = RedriveQueue(
+        NS, "worker", queue="orders", max_messages=0, dead_letter_after=POLICY_RECEIVES
+    ).apply(_ctx(sqs))
+    assert release.after["moved"] == [] and not release.undoable
+    assert _policy_count(sqs, url) == POLICY_RECEIVES
+    assert ORIGINAL_RECEIVES not in _tags(sqs, url) and "ooda.dev/changed-by" not in _tags(sqs, url)
+
+
+def test_undo_sets_the_count_back_unless_it_changed_since(sqs: Any) -> None:
+    url, _ = _queues(sqs)
+    action = RedriveQueue(NS, "worker", queue="orders", dead_letter_after=5)
+    result = action.apply(_ctx(sqs))
+    undone = action.undo(_ctx(sqs), result)
+    assert undone is not None and undone.after["policy_max_receive_count"] == POLICY_RECEIVES
+    assert _policy_count(sqs, url) == POLICY_RECEIVES and _tags(sqs, url) == {}
+    result = action.apply(_ctx(sqs))
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
+            "RedrivePolicy"
+        ]
+    )
+    policy["maxReceiveCount"] = 8  # someone's own count since
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(policy)})
+    undone = action.undo(_ctx(sqs), result)
+    assert undone is not None and undone.after["policy_max_receive_count"] is None
+    assert _policy_count(sqs, url) == 8
+
+
+@pytest.mark.parametrize(
+    ("count", "error", "match"),
+    [
+        (2, GuardRejectedError, "below the floor of 3"),
+        (60, PermanentActuatorError, "above the 50 the queue had"),
+    ],
+    ids=["below-the-floor", "above-the-count-found"],
+)
+def test_a_count_it_cannot_bound_is_refused_untouched(
+    sqs: Any, count: int, error: type[Exception], match: str
+) -> None:
+    url, _ = _queues(sqs)
+    cloud, spies = spy_on_cloud(CloudClients(sqs=sqs))
+    action = RedriveQueue(NS, "worker", queue="orders", dead_letter_after=count)
+    with pytest.raises(error, match=match):
+        action.apply(ActionContext(KubeClients(None, None, None), cloud=cloud))
+    assert [m for spy in spies for m in spy.mutations] == []
+    assert _policy_count(sqs, url) == POLICY_RECEIVES and _tags(sqs, url) == {}

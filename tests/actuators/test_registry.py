@@ -169,7 +169,7 @@ TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
     ),
     ActionKind.KILL_CONTAINER: lambda e: KillContainer(NS, "checkout", pod=e.pod),
     ActionKind.REDRIVE_QUEUE: lambda e: RedriveQueue(
-        NS, "checkout", queue="orders", max_receive_count=1
+        NS, "checkout", queue="orders", max_receive_count=1, dead_letter_after=5
     ),
     ActionKind.RESTORE_CONFIG_KEY: lambda e: RestoreConfigKey(
         NS,

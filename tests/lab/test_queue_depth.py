@@ -1,6 +1,7 @@
 """The lab's SQS queue: messages are conserved (through SQS's own dead-lettering, a redrive and
 its undo), poison holds the workers up, the fake SQS answers as boto3 does and RedriveQueue
-runs on it unchanged; and the ``queue_depth`` scenario keeps the scenario contract."""
+runs on it unchanged, a lowered redrive policy dead-letters the poison in flight; and the
+``queue_depth`` scenario keeps the scenario contract."""
 
 from __future__ import annotations
 
@@ -138,6 +139,32 @@ def test_the_fake_sqs_answers_like_boto3() -> None:
     with pytest.raises(ClientError) as stale:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=mine[0]["ReceiptHandle"])
     assert stale.value.response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+
+
+def test_a_lowered_policy_dead_letters_the_poison_in_flight_and_goes_back() -> None:
+    """A pass sees only the poison visible at that moment; SQS's own policy reaches the rest
+    at their next receive, none lost, and the count found comes back with the release."""
+    lab, queue = warm_lab()
+    _poison(lab, 300)
+    lab.step(timedelta(minutes=3))
+    ctx = ActionContext(KubeClients(None, None, None), cloud=lab.cloud, now=lab.clock.now)
+    result = RedriveQueue(
+        "shop", "checkout", queue="receipts", max_messages=1, dead_letter_after=5
+    ).apply(ctx)
+    assert len(result.after["moved"]) == 1 and queue.main.redrive == ("receipts-dlq", 5)
+    lab.step(timedelta(minutes=2))
+    assert queue.poison_in_queue() == 0 and queue.dead_lettered == 299
+    conserved(queue)
+    sqs = lab.cloud.sqs
+    url = sqs.get_queue_url(QueueName="receipts")["QueueUrl"]
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"]["ooda.dev/original-max-receive-count"] == "50"
+    RedriveQueue("shop", "checkout", queue="receipts", max_messages=0, dead_letter_after=50).apply(
+        ctx
+    )
+    assert queue.main.redrive == ("receipts-dlq", 50) and sqs.list_queue_tags(QueueUrl=url) == {}
+    with pytest.raises(ClientError) as bad:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": "{}"})
+    assert bad.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
 @pytest.mark.parametrize("seed", [1, 2], ids=["poison", "backlog"])

@@ -1,7 +1,7 @@
-"""The SQS queue-depth runbook: poison is redriven (bounded, never more workers), a backlog
-gets enough workers to drain, a floor it raised goes back only when it is its own and the
-queue stayed fresh; a healthy or briefly busy queue is left alone; and its chaos
-certification over both kinds of cause."""
+"""The SQS queue-depth runbook: poison is redriven (bounded, never more workers) and the
+queue's own maxReceiveCount lowered, a backlog gets enough workers to drain, a floor or a count
+it changed goes back only when it is its own and the queue stayed fresh; a healthy or briefly
+busy queue is left alone; and its chaos certification over both kinds of cause."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from actuators import CHANGED_AT, Guard, RedriveQueue, SetHpaMinReplicas
+from actuators import CHANGED_AT, ORIGINAL_RECEIVES, Guard, RedriveQueue, SetHpaMinReplicas
 from actuators._set_hpa_min import FLOOR_FOR, MIN_ORIGINAL, MIN_SET
 from contracts import HpaState, MetricFamily, ScenarioId, WorkloadState
 from lab import ScenarioInstance
@@ -19,7 +19,8 @@ from ooda import AutonomySettings, OodaSettings, RuleScorer
 from ooda._autonomy import ErrorBudget
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
-from ooda._records import Snapshot
+from ooda._queue_policies import QueuePolicyReader
+from ooda._records import QueuePolicy, Snapshot
 from ooda._recover import recover
 from ooda._runs import Mode
 from ooda.runbooks import check_runbook
@@ -61,6 +62,7 @@ def snapshot(
     min_replicas: int = 3,
     max_replicas: int = 30,
     annotations: dict[str, str] | None = None,
+    queues: dict[str, QueuePolicy] | None = None,
 ) -> Snapshot:
     hpa = HpaState("checkout", min_replicas, max_replicas, ready, ready, 0.6, annotations or {})
     workload = WorkloadState("shop", "checkout", "checkout", ready, ready, 1, None, (), hpa)
@@ -73,6 +75,7 @@ def snapshot(
         scores=None,
         forecast=None,
         families={MetricFamily.QUEUE: frame},
+        queues=queues or {},
     )
 
 
@@ -92,6 +95,19 @@ def test_failing_receives_redrive_the_poison_bounded(runbook: QueueDepth) -> Non
     assert action.queue == "receipts" and action.service == "checkout"
     assert action.max_receive_count == policy.queue_poison_receives
     assert action.max_messages == policy.queue_redrive_max <= 1000
+    assert action.dead_letter_after == 0  # the queue's policy was not read: left alone
+
+
+@pytest.mark.parametrize(("count", "lowered"), [(50, 5), (5, 0), (3, 0)], ids=str)
+def test_the_policy_is_lowered_only_where_it_stands_higher(
+    runbook: QueueDepth, count: int, lowered: int
+) -> None:
+    frame = queue_frame([5.0] * 6, received=70.0, deleted=60.0)
+    state = snapshot(frame, queues={"receipts": QueuePolicy("receipts", count, None, None)})
+    diagnosis = runbook.matches(state, "checkout")
+    assert diagnosis is not None
+    action = runbook.propose(diagnosis, state)
+    assert isinstance(action, RedriveQueue) and action.dead_letter_after == lowered
 
 
 def test_poison_is_redriven_not_fed_more_workers(runbook: QueueDepth) -> None:
@@ -164,6 +180,25 @@ def test_its_own_floor_goes_back_once_the_queue_stayed_fresh(runbook: QueueDepth
     assert runbook.matches(surge, "checkout") is None  # another runbook's floor
 
 
+def test_its_own_count_goes_back_once_the_queue_stayed_fresh(runbook: QueueDepth) -> None:
+    fresh = queue_frame([3.0] * 15)
+
+    def policy(found: int | None, minutes_ago: float) -> dict[str, QueuePolicy]:
+        at = NOW - timedelta(minutes=minutes_ago)
+        return {"receipts": QueuePolicy("receipts", 5, found, at if found else None)}
+
+    late = snapshot(fresh, queues=policy(50, 31))
+    diagnosis = runbook.matches(late, "checkout")
+    assert diagnosis is not None and diagnosis.evidence["direction"] == "policy"
+    action = runbook.propose(diagnosis, late)
+    assert isinstance(action, RedriveQueue)
+    assert action.max_messages == 0 and action.dead_letter_after == 50
+    assert runbook.matches(snapshot(fresh, queues=policy(50, 20)), "checkout") is None
+    assert runbook.matches(snapshot(fresh, queues=policy(None, 31)), "checkout") is None
+    stale = queue_frame([3.0] * 14 + [45.0])
+    assert runbook.matches(snapshot(stale, queues=policy(50, 31)), "checkout") is None
+
+
 def test_a_service_without_a_queue_is_not_its_business(runbook: QueueDepth) -> None:
     assert runbook.matches(snapshot(queue_frame([500.0] * 5)), "payments") is None
 
@@ -188,9 +223,10 @@ def test_chaos_certifies_it_on_poison_and_on_a_backlog() -> None:
 
 def test_a_redrive_in_steps_is_one_heal_judged_on_its_last_step() -> None:
     """A batch of poison larger than the workers cycle through shows itself in turns: each
-    redrive moves the messages received often enough by then. The steps are one heal: each
-    but the last is closed as "continued", the last carries the verdict, and nothing counts
-    as a failed heal; a restarted loop finds only the last step pending."""
+    redrive moves the messages received often enough by then, and the lowered count lets SQS
+    move the rest. The steps are one heal: each but the last is closed as "continued", the
+    last carries the verdict, and nothing counts as a failed heal; a restarted loop finds only
+    the last step pending. The count goes back once the queue stayed fresh."""
     lab = make_lab()
     loop = make_loop(lab)
     run(lab, loop, 3)
@@ -203,11 +239,16 @@ def test_a_redrive_in_steps_is_one_heal_judged_on_its_last_step() -> None:
             {"queue": "receipts", "kind": "poison_batch"},
         )
     )
-    run(lab, loop, 8)
-    redrives = [e for e in loop.audit.entries("action") if e.action == "redrive_queue"]
+    for _ in range(8 * 4):  # until the second step
+        run(lab, loop, 0.25)
+        redrives = [e for e in loop.audit.entries("action") if e.action == "redrive_queue"]
+        if len(redrives) >= 2:
+            break
     assert len(redrives) >= 2, "the poison showed itself in one go"
     verdicts = {e.ref: e.outcome for e in loop.audit.entries("verification")}
     assert [verdicts.get(e.id) for e in redrives[:-1]] == ["continued"] * (len(redrives) - 1)
+    queue = lab.dependencies(Queue)[0]
+    assert queue.main.redrive == ("receipts-dlq", OodaSettings().policy.queue_dead_letter_after)
     guard, budget = Guard(), ErrorBudget(AutonomySettings())
     pending = recover(loop.audit, guard, budget).pending
     assert [p.audit_id for p in pending] == [redrives[-1].id]
@@ -215,4 +256,21 @@ def test_a_redrive_in_steps_is_one_heal_judged_on_its_last_step() -> None:
     verdicts = {e.ref: e.outcome for e in loop.audit.entries("verification")}
     assert "failed" not in verdicts.values()
     assert loop.stats.failed["redrive_queue"] == 0
-    assert lab.dependencies(Queue)[0].poison_in_queue() == 0
+    assert queue.poison_in_queue() == 0
+    # Fresh for queue_scale_in_after since the last step: the count found came back.
+    assert queue.main.redrive == ("receipts-dlq", 50) and queue.main.tags == {}
+
+
+def test_the_loop_reads_each_queues_policy_and_says_what_it_could_not() -> None:
+    lab = make_lab()
+    reader = QueuePolicyReader(lab.cloud.sqs)
+    found, problems = reader.read(["receipts", "nope"])
+    assert found == {"receipts": QueuePolicy("receipts", 50, None, None)}
+    assert len(problems) == 1 and "nope" in problems[0] and "NonExistentQueue" in problems[0]
+    sqs = lab.cloud.sqs
+    url = sqs.get_queue_url(QueueName="receipts")["QueueUrl"]
+    sqs.tag_queue(QueueUrl=url, Tags={ORIGINAL_RECEIVES: "50", CHANGED_AT: NOW.isoformat()})
+    found, _ = reader.read(["receipts"])
+    assert found["receipts"] == QueuePolicy("receipts", 50, 50, NOW)
+    sqs.tag_queue(QueueUrl=url, Tags={CHANGED_AT: "yesterday"})  # unreadable: never released
+    assert reader.read(["receipts"])[0]["receipts"].changed_at is None
