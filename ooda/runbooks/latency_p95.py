@@ -92,8 +92,9 @@ class LatencyP95(Runbook):
 
     def capacity_lost(self, snapshot: Snapshot, service: str) -> bool:
         """Whether ``service`` lost capacity in the last ``LOSS_WINDOW``: a pod not Ready (a
-        crash loop, a leak, the HPA's new pods), one restarted, or Ready pods falling while
-        the desired count did not (a node, an eviction). That is not saturation."""
+        crash loop, a leak, the HPA's new pods), one restarted, or Ready pods falling below
+        the desired count (a node, an eviction; not the HPA scaling in, which a slow path
+        whose waiting lowers the CPU invites). That is not saturation."""
         workload = snapshot.workloads.get(service)
         view = snapshot.views.get(service)
         if workload is None or view is None:
@@ -102,7 +103,8 @@ class LatencyP95(Runbook):
             return True
         history = view.history
         recent = history[history["timestamp"] > pd.Timestamp(snapshot.at - LOSS_WINDOW)]
-        lost = (recent["ready_pods"].diff() < 0) & (recent["desired_pods"].diff() >= 0)
+        # Ready pods falling below the desired count; an HPA's scale-in lowers both.
+        lost = (recent["ready_pods"].diff() < 0) & (recent["ready_pods"] < recent["desired_pods"])
         return bool((recent["restarts"] > 0).any() or lost.any())
 
     def signature(self, snapshot: Snapshot, service: str) -> dict[str, object] | None:

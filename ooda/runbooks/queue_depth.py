@@ -8,10 +8,12 @@ workers would only feed them; :class:`~actuators.RedriveQueue` moves the message
 more than ``queue_poison_receives`` times to the queue's dead-letter queue, bounded, never
 purging, never losing one, and lowers the queue's own ``maxReceiveCount`` to
 ``queue_dead_letter_after``, so that SQS dead-letters the poison in flight, which no pass can
-see, and what a bad release is still sending. While the receives keep failing it redrives
-again (every two minutes, the guard's cooldown for the kind), and the steps are judged as one
-heal. The count goes back to the one ooda found (the queue's tag says which) once
-``queue_scale_in_after`` has passed and the queue has stayed fresh over the metric window.
+see, and what a bad release is still sending. While the receives keep failing and the queue
+is not fresh it redrives again (every two minutes, the guard's cooldown for the kind), and
+the steps are judged as one heal; receives that fail while the lowered count keeps the queue
+fresh are in hand. The count goes back to the one ooda found (the queue's tag says which)
+once ``queue_scale_in_after`` has passed and the metric window has shown the queue fresh with
+no receive failing.
 Otherwise, when the workers delete fewer messages than are sent and the age of the oldest
 message (``trend_window``) is projected to pass the freshness objective within
 ``projection_lead``, the workers cannot keep up: the worker service's HPA floor is raised to
@@ -42,7 +44,7 @@ from actuators import (
     ooda_floor,
 )
 from contracts import MetricFamily, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, QueuePolicy, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks._trend import project_crossing
 
@@ -73,27 +75,42 @@ class QueueDepth(Runbook):
         healthy = True
         for queue in sorted(set(mine["queue_name"])):
             rows = mine[mine["queue_name"] == queue].sort_values("timestamp")
-            found = self._poison(rows) or self._backlog(snapshot, service, rows)
+            policy = snapshot.queues.get(queue)
+            objective = self.settings.slo_for(service).freshness_s
+            found = self._poison(rows, policy, objective)
+            found = found or self._backlog(snapshot, service, rows)
             if found is not None:
                 evidence = {"queue": queue, **found}
                 confidence = 0.9 if found["direction"] == "poison" else 0.8
                 return self.diagnose(snapshot, service, confidence, evidence)
             healthy &= self._fresh(rows)
         if healthy and len(mine):
-            release = self._release_policy(snapshot, set(mine["queue_name"]))
+            release = self._release_policy(snapshot, mine)
             release = release or self._release(snapshot, service)
             if release is not None:
                 return self.diagnose(snapshot, service, 0.9, release)
         return None
 
-    def _poison(self, rows: pd.DataFrame) -> dict[str, object] | None:
-        """Receives outrunning deletes for ``queue_poison_minutes`` in a row."""
+    def _poison(
+        self, rows: pd.DataFrame, policy: QueuePolicy | None, objective: float
+    ) -> dict[str, object] | None:
+        """Receives outrunning deletes for ``queue_poison_minutes`` in a row, unless the count
+        ooda lowered has them in hand: the oldest message stays inside the freshness
+        ``objective`` while SQS dead-letters each poison message after a few receives (a bad
+        release still sending is no reason to redrive every two minutes)."""
         cfg = self.settings.policy
         recent = rows.tail(cfg.queue_poison_minutes)
         if len(recent) < cfg.queue_poison_minutes:
             return None
         failing = (recent[RECEIVED] - recent[DELETED]).to_numpy(dtype=float)
         if not (failing >= cfg.queue_poison_rps).all():
+            return None
+        lowered = (
+            policy is not None
+            and policy.found_max_receive_count is not None
+            and policy.max_receive_count <= cfg.queue_dead_letter_after
+        )
+        if lowered and float(recent[AGE].max()) < objective:
             return None
         return {
             "direction": "poison",
@@ -154,16 +171,24 @@ class QueueDepth(Runbook):
         ages = rows[AGE].to_numpy(dtype=float)
         return bool(len(ages)) and bool(np.all(ages < self.settings.policy.queue_min_age_s))
 
-    def _release_policy(self, snapshot: Snapshot, queues: set[str]) -> dict[str, object] | None:
+    def _release_policy(self, snapshot: Snapshot, mine: pd.DataFrame) -> dict[str, object] | None:
         """Back to the ``maxReceiveCount`` ooda found, for a queue whose count ooda lowered
-        long enough ago (the metric window has shown it fresh since)."""
-        wait = self.settings.policy.queue_scale_in_after
-        for name in sorted(queues):
+        long enough ago, once the metric window has shown it fresh and no receive failing."""
+        cfg = self.settings.policy
+        for name in sorted(set(mine["queue_name"])):
             policy = snapshot.queues.get(name)
             if policy is None or policy.found_max_receive_count is None:
                 continue
-            if policy.changed_at is None or snapshot.at - policy.changed_at < wait:
+            if (
+                policy.changed_at is None
+                or snapshot.at - policy.changed_at < cfg.queue_scale_in_after
+            ):
                 continue
+            rows = mine[mine["queue_name"] == name]
+            if (
+                (rows[RECEIVED] - rows[DELETED]).to_numpy(dtype=float) >= cfg.queue_poison_rps
+            ).any():
+                continue  # poison still comes: the lowered count is still at work
             return {
                 "direction": "policy",
                 "queue": name,

@@ -156,3 +156,25 @@ def test_a_p95_that_rose_no_more_than_the_load_is_left_to_the_hpa() -> None:
     assert runbook.signature(_evening(1.3), "checkout") is None
     flat = runbook.signature(_evening(1.0), "checkout")
     assert flat is not None and flat["inflation"] == pytest.approx(1.12, abs=0.01)
+
+
+def _pods(snapshot: Snapshot, ready: list[float], desired: list[float]) -> Snapshot:
+    """``snapshot`` with the newest rows of its pod counts replaced."""
+    history = snapshot.views["checkout"].history.copy()
+    history.loc[history.index[-len(ready) :], "ready_pods"] = ready
+    history.loc[history.index[-len(desired) :], "desired_pods"] = desired
+    return replace(snapshot, views={"checkout": ServiceView("checkout", history)})
+
+
+def test_an_hpa_scaling_in_is_no_capacity_lost_but_pods_lost_are() -> None:
+    """A slow path lowers the CPU, and the CPU HPA scales in (desired and Ready pods fall
+    together, Ready a minute behind): still saturation, the runbook's. Ready pods falling
+    below the desired count (a node, an eviction) are lost capacity, not its."""
+    runbook = LatencyP95(OodaSettings())
+    flat = _evening(1.0)
+    scaled_in = _pods(flat, [10.0, 10.0, 8.0, 7.0, 7.0], [10.0, 8.0, 7.0, 7.0, 7.0])
+    assert not runbook.capacity_lost(scaled_in, "checkout")
+    assert runbook.signature(scaled_in, "checkout") is not None
+    lost = _pods(flat, [10.0, 7.0, 7.0, 10.0, 10.0], [10.0] * 5)
+    assert runbook.capacity_lost(lost, "checkout")
+    assert runbook.signature(lost, "checkout") is None

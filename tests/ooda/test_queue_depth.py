@@ -180,6 +180,19 @@ def test_its_own_floor_goes_back_once_the_queue_stayed_fresh(runbook: QueueDepth
     assert runbook.matches(surge, "checkout") is None  # another runbook's floor
 
 
+def test_failing_receives_the_lowered_count_keeps_fresh_are_in_hand(runbook: QueueDepth) -> None:
+    """A bad release still sending poison: SQS dead-letters each after five receives and the
+    oldest message stays inside the objective, so no more redrives; a stale queue gets one."""
+    ours = {"receipts": QueuePolicy("receipts", 5, 50, NOW - timedelta(minutes=4))}
+    fresh = queue_frame([60.0] * 6, received=70.0, deleted=60.0)  # young poison counts
+    assert runbook.matches(snapshot(fresh, queues=ours), "checkout") is None
+    theirs = {"receipts": QueuePolicy("receipts", 5, None, None)}
+    assert runbook.matches(snapshot(fresh, queues=theirs), "checkout") is not None
+    stale = queue_frame([60.0] * 5 + [130.0], received=70.0, deleted=60.0)
+    diagnosis = runbook.matches(snapshot(stale, queues=ours), "checkout")
+    assert diagnosis is not None and diagnosis.evidence["direction"] == "poison"
+
+
 def test_its_own_count_goes_back_once_the_queue_stayed_fresh(runbook: QueueDepth) -> None:
     fresh = queue_frame([3.0] * 15)
 
@@ -197,6 +210,9 @@ def test_its_own_count_goes_back_once_the_queue_stayed_fresh(runbook: QueueDepth
     assert runbook.matches(snapshot(fresh, queues=policy(None, 31)), "checkout") is None
     stale = queue_frame([3.0] * 14 + [45.0])
     assert runbook.matches(snapshot(stale, queues=policy(50, 31)), "checkout") is None
+    failing = queue_frame([3.0] * 15, received=60.0, deleted=60.0)
+    failing.loc[3, "aws_sqs_number_of_messages_received_rate"] = 60.5  # poison still comes
+    assert runbook.matches(snapshot(failing, queues=policy(50, 31)), "checkout") is None
 
 
 def test_a_service_without_a_queue_is_not_its_business(runbook: QueueDepth) -> None:
