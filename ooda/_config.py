@@ -75,14 +75,29 @@ class PrometheusConfig(_Strict):
     family_recipes: dict[MetricFamily, dict[str, str]] = {}
 
 
+class SqsConfig(_Strict):
+    """One region's SQS (or an SQS-compatible endpoint), for the queue actions. Credentials
+    come from the AWS SDK's own chain (environment, profile, the pod's web identity), never
+    from this file."""
+
+    region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    endpoint_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    """An SQS-compatible server (ElasticMQ, moto); unset: AWS's own endpoint."""
+    timeout: Duration = timedelta(seconds=10)
+    """Connect and read timeout of each call."""
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of a call the SDK retries by itself (throttling, 5xx), with its backoff."""
+
+
 class RegionConfig(_Strict):
-    """One region: how to reach its cluster and its Prometheus."""
+    """One region: how to reach its cluster, its Prometheus and, where it has queues, SQS."""
 
     name: Name
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
     prometheus: PrometheusConfig
+    sqs: SqsConfig | None = None
 
     @model_validator(mode="after")
     def _one_identity(self) -> RegionConfig:

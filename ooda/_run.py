@@ -85,6 +85,26 @@ def connect_kube(region: RegionConfig) -> KubeClients:
     )
 
 
+def connect_cloud(region: RegionConfig) -> CloudClients:
+    """The boto3 clients of ``region``'s cloud (none where the configuration names none)."""
+    if region.sqs is None:
+        return CloudClients()
+    import boto3
+    from botocore.config import Config
+
+    sqs = region.sqs
+    timeout = sqs.timeout.total_seconds()
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"max_attempts": sqs.max_attempts, "mode": "standard"},
+    )
+    client = boto3.client(
+        "sqs", region_name=sqs.region_name, endpoint_url=sqs.endpoint_url, config=config
+    )
+    return CloudClients(sqs=client)
+
+
 @dataclass
 class RunState:
     """What ``ooda status`` shows of a running loop (written after every tick)."""
@@ -327,7 +347,7 @@ def build_loop(
         scorer=scorer,
         kube=kube if kube is not None else connect_kube(chosen),
         audit=open_audit(config.audit.url or audit_path),
-        cloud=cloud,
+        cloud=cloud if cloud is not None else connect_cloud(chosen),
         may_act=may_act,
         models=models,
         detectors=detectors,

@@ -107,6 +107,16 @@ def test_the_configmap_is_a_valid_leader_elected_in_cluster_config(
     assert config.audit.path.is_relative_to("/var/lib/ooda")
 
 
+def test_the_service_account_carries_its_cloud_identity() -> None:
+    """IRSA: the role the AWS SDK assumes for the queue actions is the ServiceAccount's."""
+    role = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/ooda"}
+    values = {**SHARED, "serviceAccount": {"annotations": role}}
+    (account,) = _kinds(render_chart("ooda", "ooda", values))["ServiceAccount"]
+    assert account["metadata"]["annotations"] == role
+    (plain,) = _kinds(render_chart("ooda", "ooda", SHARED))["ServiceAccount"]
+    assert "annotations" not in plain["metadata"]
+
+
 def test_a_new_config_rolls_the_pods() -> None:
     def checksum(values: dict[str, Any]) -> str:
         (d,) = _kinds(render_chart("ooda", "ooda", {**SHARED, **values}))["Deployment"]

@@ -1,16 +1,23 @@
-"""The configuration file: the checked-in example, every mistake named, env overrides."""
+"""The configuration file: the checked-in example, every mistake named, env overrides, and
+the SQS client a region's ``sqs`` key gives ``ooda run``."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from actuators import ActionContext, KubeClients, RedriveQueue
 from contracts import MetricFamily
 from ooda import ConfigError, OodaSettings, SloSettings, load_config
 from ooda._config import validate
+from ooda._queue_policies import QueuePolicyReader
+from ooda._records import QueuePolicy
+from ooda._run import connect_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "lab.yaml"
@@ -160,3 +167,32 @@ def test_recipe_overrides_reach_the_prometheus_source() -> None:
     raw["regions"][0]["prometheus"]["family_recipes"] = {"kafkaa": {}}
     with pytest.raises(ConfigError, match=r"regions\[0\]\.prometheus\.family_recipes\.kafkaa"):
         validate(raw)
+
+
+def test_a_regions_sqs_reaches_the_queue_actions(
+    sqs_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``regions[].sqs`` gives ``ooda run`` a boto3 client for an SQS-compatible endpoint
+    (moto's server over HTTP here): the loop reads a queue's redrive policy through it and
+    the redrive lowers it. Without the key there is no client, and no queue action."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the SDK's own chain, not the file
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sqs_server.reset()
+    raw = _raw()
+    assert connect_cloud(validate(raw, "lab.yaml").regions[0]).sqs is None
+    raw["regions"][0]["sqs"] = {"region_name": "eu-west-1", "endpoint_url": sqs_server.url}
+    cloud = connect_cloud(validate(raw, "lab.yaml").regions[0])
+    sqs = cloud.sqs
+    dlq = sqs.create_queue(QueueName="receipts-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 50})
+    sqs.create_queue(QueueName="receipts", Attributes={"RedrivePolicy": policy})
+    reader = QueuePolicyReader(sqs)
+    assert reader.read(["receipts"]) == ({"receipts": QueuePolicy("receipts", 50, None, None)}, [])
+    ctx = ActionContext(KubeClients(None, None, None), cloud=cloud)
+    RedriveQueue("shop", "checkout", queue="receipts", dead_letter_after=5).apply(ctx)
+    lowered = reader.read(["receipts"])[0]["receipts"]
+    assert (lowered.max_receive_count, lowered.found_max_receive_count) == (5, 50)
+    raw["regions"][0]["sqs"]["region_name"] = "Ireland"
+    with pytest.raises(ConfigError, match=r"regions\[0\]\.sqs\.region_name"):
+        validate(raw, "lab.yaml")
