@@ -64,6 +64,7 @@ from actuators._errors import (
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
+    cloud_error,
 )
 from actuators._guard import Guard, GuardKey, GuardSettings
 from actuators._kill_container import COMMAND, KWOK_NODE, KillContainer
@@ -77,7 +78,6 @@ from actuators._redrive_queue import (
     MIN_POLICY_RECEIVES,
     ORIGINAL_RECEIVES,
     RedriveQueue,
-    cloud_error,
 )
 from actuators._reroute import (
     GATEWAY_GROUP,

@@ -38,6 +38,11 @@ CLOUD_MUTATING_PREFIXES = (
     "untag_",
     "add_",
     "remove_",
+    "failover_",
+    "promote_",
+    "reboot_",
+    "modify_",
+    "stop_",
 )
 
 
@@ -76,10 +81,12 @@ def spy_on(kube: KubeClients) -> tuple[KubeClients, list[CallSpy]]:
 
 def spy_on_cloud(cloud: CloudClients) -> tuple[CloudClients, list[CallSpy]]:
     """``cloud`` with a :class:`CallSpy` around each client it has, and the spies."""
-    if cloud.sqs is None:
-        return cloud, []
-    spy = CallSpy(cloud.sqs, prefixes=CLOUD_MUTATING_PREFIXES)
-    return CloudClients(sqs=spy), [spy]
+    spies: dict[str, CallSpy] = {
+        name: CallSpy(client, prefixes=CLOUD_MUTATING_PREFIXES)
+        for name, client in (("sqs", cloud.sqs), ("rds", cloud.rds))
+        if client is not None
+    }
+    return replace(cloud, **spies), list(spies.values())
 
 
 def check_action(action: Action, ctx: ActionContext) -> None:

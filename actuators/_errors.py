@@ -1,7 +1,7 @@
-"""The actuator exception tree and the mapping from Kubernetes API errors onto it.
+"""The actuator exception tree and the mapping from Kubernetes and AWS API errors onto it.
 
-Whether an error is worth retrying is decided once, here, from the HTTP status the API answered
-with, so every action retries the same way.
+Whether an error is worth retrying is decided once, here, from the HTTP status the Kubernetes
+API answered with or the error code AWS did, so every action retries the same way.
 """
 
 from __future__ import annotations
@@ -59,3 +59,19 @@ def classify_api_error(exc: Exception, what: str) -> ActuatorError:
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return TemporaryActuatorError(f"{what}: {type(exc).__name__}: {exc}")
     return PermanentActuatorError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+#: AWS error codes worth another try (boto3 has retried them already by then).
+_TEMPORARY_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError"}
+)
+
+
+def cloud_error(exc: Exception, what: str) -> ActuatorError:
+    """A boto3 (botocore) exception as a temporary or permanent actuator error."""
+    response = getattr(exc, "response", None) or {}
+    code = str((response.get("Error") or {}).get("Code", ""))
+    message = f"{what}: {type(exc).__name__}: {exc}"
+    if code in _TEMPORARY_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return TemporaryActuatorError(message)
+    return PermanentActuatorError(message)

@@ -48,7 +48,7 @@ from actuators._errors import (
     ConflictError,
     GuardRejectedError,
     PermanentActuatorError,
-    TemporaryActuatorError,
+    cloud_error,
 )
 from contracts import ActionKind, VerifyWindow
 
@@ -59,20 +59,6 @@ MAX_MOVED = 1000
 MIN_POLICY_RECEIVES = 3
 #: The queue tag that keeps the ``maxReceiveCount`` ooda found, while ooda's count stands.
 ORIGINAL_RECEIVES = "ooda.dev/original-max-receive-count"
-#: AWS error codes worth another try (boto3 has retried them already by then).
-_TEMPORARY_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError"}
-)
-
-
-def cloud_error(exc: Exception, what: str) -> ActuatorError:
-    """A boto3 (botocore) exception as a temporary or permanent actuator error."""
-    response = getattr(exc, "response", None) or {}
-    code = str((response.get("Error") or {}).get("Code", ""))
-    message = f"{what}: {type(exc).__name__}: {exc}"
-    if code in _TEMPORARY_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return TemporaryActuatorError(message)
-    return PermanentActuatorError(message)
 
 
 @dataclass(frozen=True)

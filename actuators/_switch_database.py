@@ -11,6 +11,12 @@ it has not replayed. The action refuses unless the runbook observed the secondar
 its replica lag within the bound. ``traffic`` says which traffic the named Service carries
 (a database with separate read and write endpoints has one Service each), and is recorded on
 the Service. Undo points the Service back at the endpoint it found, unless it changed since.
+
+A read replica takes no writes. Where the database is an Aurora cluster (``cluster``), moving
+the writes first fails the cluster over to the secondary (RDS ``FailoverDBCluster`` through
+boto3), which promotes it to writer and makes the old writer a reader: reversible, unlike
+promoting a plain read replica, which ends its replication for good and which ooda never
+does. Undo fails the cluster back to the writer it found, unless someone failed it over since.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from typing import Any
 
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
-from actuators._errors import ConflictError, GuardRejectedError, PermanentActuatorError
+from actuators._errors import (
+    ConflictError,
+    GuardRejectedError,
+    PermanentActuatorError,
+    TemporaryActuatorError,
+    cloud_error,
+)
 from actuators._kube import MERGE_PATCH
 from contracts import ActionKind
 
@@ -49,6 +61,11 @@ class SwitchDatabase(Action):
     """Whether the runbook observed the secondary healthy (status, connections, latency)."""
     traffic: str = "reads"
     """``reads`` or ``reads_and_writes``: the traffic the Service carries, and so switches."""
+    cluster: str = ""
+    """The Aurora DB cluster failed over to ``secondary_instance`` when writes move ("": the
+    secondary takes writes as it is, a DynamoDB global table's other region, say)."""
+    secondary_instance: str = ""
+    """The ``DBInstanceIdentifier`` of the secondary, the cluster member failed over to."""
 
     kind = ActionKind.SWITCH_DATABASE
 
@@ -100,13 +117,62 @@ class SwitchDatabase(Action):
                 " ExternalName; there is no endpoint name to switch"
             )
         current = svc.spec.external_name
-        before = {"external_name": current, "traffic": self.traffic}
-        after = {"external_name": self.secondary, "traffic": self.traffic}
+        before: dict[str, Any] = {"external_name": current, "traffic": self.traffic}
+        after: dict[str, Any] = {"external_name": self.secondary, "traffic": self.traffic}
+        failed_over = False
+        if self.cluster and self.traffic == "reads_and_writes":
+            writer = self._writer(ctx)
+            before |= {"cluster": self.cluster, "cluster_writer": writer}
+            after |= {"cluster": self.cluster, "cluster_writer": self.secondary_instance}
+            failed_over = writer != self.secondary_instance
+            if failed_over and not ctx.dry_run:
+                self._failover(ctx, self.secondary_instance)
         changed = current != self.secondary
         if changed and not ctx.dry_run:
             notes = {ORIGINAL_ENDPOINT: current, SWITCHED_TRAFFIC: self.traffic}
             self._patch(ctx, self.secondary, notes)
-        return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable=changed)
+        undoable = changed or failed_over
+        return ActionResult(self.kind, self.target, ctx.dry_run, before, after, undoable)
+
+    def _rds(self, ctx: ActionContext) -> Any:
+        if ctx.cloud.rds is None:
+            raise PermanentActuatorError(
+                f"failing cluster {self.cluster} over needs an RDS client, got None"
+            )
+        return ctx.cloud.rds
+
+    def _writer(self, ctx: ActionContext) -> str:
+        """The cluster's writer now; refused unless ``secondary_instance`` is a member."""
+        rds = self._rds(ctx)
+        try:
+            found = rds.describe_db_clusters(DBClusterIdentifier=self.cluster)["DBClusters"]
+        except Exception as exc:  # classified right here
+            raise cloud_error(exc, f"describe cluster {self.cluster}") from exc
+        members = {
+            str(m["DBInstanceIdentifier"]): bool(m.get("IsClusterWriter"))
+            for cluster in found
+            for m in cluster.get("DBClusterMembers", [])
+        }
+        if self.secondary_instance not in members:
+            raise self._refuse(
+                f"{self.secondary_instance!r} is no member of cluster {self.cluster}"
+                f" ({sorted(members)}): nothing to fail over to"
+            )
+        writers = [name for name, writer in members.items() if writer]
+        if len(writers) != 1:
+            raise TemporaryActuatorError(
+                f"cluster {self.cluster} has {len(writers)} writers now (failing over?)"
+            )
+        return writers[0]
+
+    def _failover(self, ctx: ActionContext, instance: str) -> None:
+        rds = self._rds(ctx)
+        try:
+            rds.failover_db_cluster(
+                DBClusterIdentifier=self.cluster, TargetDBInstanceIdentifier=instance
+            )
+        except Exception as exc:  # classified right here
+            raise cloud_error(exc, f"fail cluster {self.cluster} over to {instance}") from exc
 
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         """Point the Service back at the endpoint it had, unless it was repointed since."""
@@ -119,6 +185,18 @@ class SwitchDatabase(Action):
                 f"service {self.namespace}/{self.db_service} points at {now!r} since ooda"
                 f" switched it to {ours!r}; someone else changed it, so it is left alone"
             )
+        undone: dict[str, Any] = {}
+        found = result.before.get("cluster_writer")
+        if found is not None and found != result.after.get("cluster_writer"):
+            writer = self._writer(ctx)
+            if writer != result.after["cluster_writer"]:
+                raise ConflictError(
+                    f"cluster {self.cluster}'s writer is {writer!r} since ooda failed it over"
+                    f" to {result.after['cluster_writer']!r}; someone else did, so it is left"
+                )
+            self._failover(ctx, str(found))
+            undone["cluster_writer"] = found
         previous = str(result.before["external_name"])
-        self._patch(ctx, previous, {ORIGINAL_ENDPOINT: None, SWITCHED_TRAFFIC: None})
-        return self.undone(result, {"external_name": previous})
+        if now != previous:
+            self._patch(ctx, previous, {ORIGINAL_ENDPOINT: None, SWITCHED_TRAFFIC: None})
+        return self.undone(result, {"external_name": previous, **undone})

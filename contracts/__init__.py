@@ -15,7 +15,7 @@ Exception tree::
 from __future__ import annotations
 
 from contracts._clock import Clock, SimClock, WallClock
-from contracts._cloud import CloudClients, Sqs
+from contracts._cloud import CloudClients, Rds, Sqs
 from contracts._errors import ContractError, InvalidTimeError, UnknownIdError
 from contracts._families import FAMILIES, FamilySchema, MetricFamily
 from contracts._ids import ActionKind, ScenarioId
@@ -67,6 +67,7 @@ __all__ = [
     "Outcome",
     "PodState",
     "PolicyV1",
+    "Rds",
     "ScenarioId",
     "SimClock",
     "Sqs",

@@ -1,6 +1,7 @@
 """The cloud ports: the AWS calls ooda makes, as Protocols over boto3's client method names.
 
-A healing action that touches a cloud service (an SQS queue's poison messages) takes its client
+A healing action that touches a cloud service (an SQS queue's poison messages, an Aurora
+cluster's failover) takes its client
 from :class:`CloudClients`, injected the way :class:`~contracts.KubeClients` is: a boto3 client
 on a real account, an in-process one (``moto``) in the tests, so there is one code path. boto3
 clients carry their own timeouts and retries (``botocore.config.Config``'s
@@ -25,9 +26,18 @@ class Sqs(Protocol):
     def change_message_visibility(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
+class Rds(Protocol):
+    """The boto3 ``rds`` client calls ooda makes."""
+
+    def describe_db_clusters(self, **kwargs: Any) -> dict[str, Any]: ...
+    def failover_db_cluster(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class CloudClients:
     """The cloud API clients of one account and region (boto3 clients or objects alike)."""
 
     sqs: Any = None
     """:class:`Sqs`: ``boto3.client("sqs")`` or an object with the same methods."""
+    rds: Any = None
+    """:class:`Rds`: ``boto3.client("rds")`` or an object with the same methods."""

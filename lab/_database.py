@@ -12,9 +12,12 @@ Each sub-step the database resolves both Services from the API's store (a read o
 own state, no counted call), so a switch takes effect at the next sub-step, and adds the
 extra time its reads and writes take now over a healthy instance's to its service's own
 latency. An instance that is down, or a name that resolves to no instance, fails every
-request that needs it. The replica takes writes only when the writer Service points at it
-(a promoted replica); reads from it are fine while its lag is small, which the exporter
-reports and the runbook checks before it switches.
+request that needs it. The two instances are one Aurora-like cluster named as the database:
+only its writer takes writes (the other is read-only), so moving the writes takes a failover
+(``FailoverDBCluster``, through the fake RDS API below) as well as the writer Service; the
+instance failed over to answers nothing for ``failover_s`` while it is promoted, and the old
+writer becomes a reader. Reads from the replica are fine while its lag is small, which the
+exporter reports and the runbook checks before it switches.
 
 Its exporter is CloudWatch's: per instance ``aws_rds_read_latency_average`` and
 ``aws_rds_write_latency_average`` in seconds (CloudWatch's unit) and, for the replica,
@@ -27,10 +30,11 @@ runbook relies on: the primary's identifier is the database's name, the replica'
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from contracts import MetricFamily
 from lab._dependencies import Dependency, Sample
@@ -98,6 +102,14 @@ class DbInstance:
     """Latency of one write now."""
     up: bool = True
     """False: it answers no connection (every request that needs it fails)."""
+    writer: bool = False
+    """Whether it is its cluster's writer (the only instance that takes writes)."""
+    restarting_until: float = 0.0
+    """Epoch second until which it answers nothing (promoted by a failover)."""
+
+    def available(self, t: float) -> bool:
+        """Whether it answers at ``t``."""
+        return self.up and t >= self.restarting_until
 
 
 class Database(Dependency):
@@ -116,6 +128,7 @@ class Database(Dependency):
             endpoint(settings.name, region),
             settings.read_latency_ms,
             settings.write_latency_ms,
+            writer=True,
         )
         replica = replica_identifier(settings.name)
         self.replica = DbInstance(
@@ -168,7 +181,10 @@ class Database(Dependency):
         ):
             if per_request <= 0:
                 continue
-            if instance is None or not instance.up:
+            read_only = (
+                latency == "write_latency_ms" and instance is not None and not instance.writer
+            )
+            if instance is None or not instance.available(t0) or read_only:
                 ok *= 1.0 - min(1.0, per_request)
             else:
                 extra_ms += per_request * (getattr(instance, latency) - healthy)
@@ -182,7 +198,7 @@ class Database(Dependency):
         out: list[Sample] = []
         for instance, noise in zip(self.instances, noises, strict=True):
             keys = (service, instance.identifier, instance.role)
-            if not instance.up:
+            if not instance.available(t):
                 out.append((keys, (np.nan,) * 5))
                 continue
             lag = self.replica_lag_s * noise[2] if instance is self.replica else np.nan
@@ -195,3 +211,80 @@ class Database(Dependency):
             )
             out.append((keys, values))
         return out
+
+
+def _rds_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+class FakeRds:
+    """The boto3 ``rds`` client calls ooda makes, over the lab's databases: each is an
+    Aurora-like cluster named as the database, its primary and replica the members (keyword
+    arguments, response shapes and error codes as boto3's)."""
+
+    def __init__(self, lab: Lab, databases: list[Database]) -> None:
+        self._lab = lab
+        self._databases = {d.name: d for d in databases}
+
+    def _cluster(self, identifier: str, operation: str) -> Database:
+        found = self._databases.get(identifier)
+        if found is None:
+            raise _rds_error(
+                "DBClusterNotFoundFault", f"DBCluster {identifier} not found.", operation
+            )
+        return found
+
+    def _describe(self, database: Database) -> dict[str, Any]:
+        now = self._lab.clock.now().timestamp()
+        busy = any(not i.available(now) for i in database.instances if i.up)
+        return {
+            "DBClusterIdentifier": database.name,
+            "Engine": "aurora-postgresql",
+            "Status": "failing-over" if busy else "available",
+            "DBClusterMembers": [
+                {"DBInstanceIdentifier": i.identifier, "IsClusterWriter": i.writer}
+                for i in database.instances
+            ],
+        }
+
+    def describe_db_clusters(self, **kwargs: Any) -> dict[str, Any]:
+        name = kwargs.get("DBClusterIdentifier")
+        if name is None:
+            return {"DBClusters": [self._describe(d) for d in self._databases.values()]}
+        return {"DBClusters": [self._describe(self._cluster(str(name), "DescribeDBClusters"))]}
+
+    def failover_db_cluster(self, **kwargs: Any) -> dict[str, Any]:
+        """Promote ``TargetDBInstanceIdentifier`` (default: the other member) to writer."""
+        operation = "FailoverDBCluster"
+        database = self._cluster(str(kwargs["DBClusterIdentifier"]), operation)
+        now = self._lab.clock.now().timestamp()
+        name = kwargs.get("TargetDBInstanceIdentifier")
+        readers = [i for i in database.instances if not i.writer]
+        target = readers[0] if name is None else None
+        for instance in database.instances:
+            if instance.identifier == name:
+                target = instance
+        if target is None or target.writer:
+            raise _rds_error(
+                "InvalidParameterValue",
+                f"Cannot find a reader {name!r} of DBCluster {database.name} to fail over to",
+                operation,
+            )
+        if not target.available(now):
+            raise _rds_error(
+                "InvalidDBInstanceState",
+                f"Instance {target.identifier} should be in valid state for failover.",
+                operation,
+            )
+        for instance in database.instances:
+            instance.writer = instance is target
+        target.restarting_until = now + database.settings.failover_s
+        return {"DBCluster": self._describe(database)}
+
+
+def build_databases(lab: Lab) -> list[Database]:
+    """The topology's databases; the lab's cloud clients get an RDS client over them."""
+    databases = [Database(lab, settings) for settings in lab.settings.topology.databases]
+    if databases:
+        lab.cloud = replace(lab.cloud, rds=FakeRds(lab, databases))
+    return databases

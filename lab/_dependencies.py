@@ -54,9 +54,9 @@ class Dependency(ABC):
 def build_dependencies(lab: Lab) -> list[Dependency]:
     """One :class:`Dependency` per database, topic, queue and upstream of the topology."""
     deps: list[Dependency] = []
-    from lab._database import Database  # the kinds import this module
+    from lab._database import build_databases  # the kinds import this module; it sets lab.cloud
 
-    deps += [Database(lab, database) for database in lab.settings.topology.databases]
+    deps += build_databases(lab)
     from lab._kafka import Topic  # the kinds import this module
 
     deps += [Topic(lab, topic) for topic in lab.settings.topology.topics]

@@ -92,6 +92,9 @@ class DatabaseSettings:
     """Write latency of a healthy primary."""
     replica_lag_s: float = 0.4
     """Replica lag of a healthy replica, seconds."""
+    failover_s: float = 30.0
+    """Seconds the instance a cluster fails over to answers nothing while it is promoted
+    (Aurora: typically under 30 s)."""
 
 
 @dataclass(frozen=True)

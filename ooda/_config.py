@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -75,14 +75,16 @@ class PrometheusConfig(_Strict):
     family_recipes: dict[MetricFamily, dict[str, str]] = {}
 
 
-class SqsConfig(_Strict):
-    """One region's SQS (or an SQS-compatible endpoint), for the queue actions. Credentials
-    come from the AWS SDK's own chain (environment, profile, the pod's web identity), never
-    from this file."""
+class AwsConfig(_Strict):
+    """One region's AWS account (or an AWS-compatible endpoint), for the queue and database
+    actions (SQS, RDS). Credentials come from the AWS SDK's own chain (environment, profile,
+    the pod's web identity), never from this file."""
 
     region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     endpoint_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
-    """An SQS-compatible server (ElasticMQ, moto); unset: AWS's own endpoint."""
+    """An AWS-compatible server for every service (LocalStack, moto); unset: AWS's own."""
+    endpoints: dict[Literal["sqs", "rds"], Annotated[str, Field(pattern=r"^https?://\S+$")]] = {}
+    """Per service, an endpoint other than ``endpoint_url`` (ElasticMQ for SQS, say)."""
     timeout: Duration = timedelta(seconds=10)
     """Connect and read timeout of each call."""
     max_attempts: int = Field(default=3, ge=1, le=10)
@@ -90,14 +92,15 @@ class SqsConfig(_Strict):
 
 
 class RegionConfig(_Strict):
-    """One region: how to reach its cluster, its Prometheus and, where it has queues, SQS."""
+    """One region: how to reach its cluster, its Prometheus and, for the queue and database
+    actions, its AWS account."""
 
     name: Name
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
     prometheus: PrometheusConfig
-    sqs: SqsConfig | None = None
+    aws: AwsConfig | None = None
 
     @model_validator(mode="after")
     def _one_identity(self) -> RegionConfig:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from contracts import CloudClients, KubeClients, WallClock
 from features import PrometheusSource
@@ -86,23 +86,25 @@ def connect_kube(region: RegionConfig) -> KubeClients:
 
 
 def connect_cloud(region: RegionConfig) -> CloudClients:
-    """The boto3 clients of ``region``'s cloud (none where the configuration names none)."""
-    if region.sqs is None:
+    """The boto3 clients of ``region``'s AWS account (none where the configuration names none)."""
+    if region.aws is None:
         return CloudClients()
     import boto3
     from botocore.config import Config
 
-    sqs = region.sqs
-    timeout = sqs.timeout.total_seconds()
+    aws = region.aws
+    timeout = aws.timeout.total_seconds()
     config = Config(
         connect_timeout=timeout,
         read_timeout=timeout,
-        retries={"max_attempts": sqs.max_attempts, "mode": "standard"},
+        retries={"max_attempts": aws.max_attempts, "mode": "standard"},
     )
-    client = boto3.client(
-        "sqs", region_name=sqs.region_name, endpoint_url=sqs.endpoint_url, config=config
-    )
-    return CloudClients(sqs=client)
+
+    def client(service: Literal["sqs", "rds"]) -> Any:
+        url = aws.endpoints.get(service, aws.endpoint_url)
+        return boto3.client(service, region_name=aws.region_name, endpoint_url=url, config=config)
+
+    return CloudClients(sqs=client("sqs"), rds=client("rds"))
 
 
 @dataclass

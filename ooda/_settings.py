@@ -184,6 +184,9 @@ class PolicySettings:
     db_reader_service: str = "{database}-reader"
     """The ExternalName Service a database's reads resolve; its writes resolve the Service
     named as the database (the primary's identifier)."""
+    db_cluster: str = "{database}"
+    """The Aurora DB cluster of a database, failed over to the replica when the writes move
+    ("": none, the replica takes writes as it is)."""
 
     consumer_min_deficit: float = 0.05
     """Kafka consumer lag: the group consumes at least this share less than is produced ..."""

@@ -81,8 +81,8 @@ class DbReadLatency(Scenario):
         database = _database(lab, fault.instance)
         reads, writes = database.serving
         sick = database.primary
-        if float(fault.instance.params.get("writes", 0.0)):
-            return reads is not sick and writes is not sick
+        if float(fault.instance.params.get("writes", 0.0)):  # to a writer that takes them
+            return reads is not sick and writes is not sick and writes is not None and writes.writer
         return reads is not sick
 
     def clear(self, lab: Lab, fault: ActiveFault, t: float) -> None:

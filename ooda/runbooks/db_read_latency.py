@@ -13,7 +13,9 @@ before the generic latency runbook (priority 30 < 60): the slowness has a named 
 The heal repoints an ExternalName Service at the replica's endpoint (``SwitchDatabase``):
 the reader Service (``db_reader_service``) when only reads are slow, the writer Service
 (named as the database) when the primary's writes are slow too (``db_write_latency_ms``), which
-moves the reads with them; also when the writes turn slow after the reads were moved. Only
+moves the reads with them; also when the writes turn slow after the reads were moved. A
+replica takes no writes until it is promoted: moving the writes fails the database's Aurora
+cluster (``db_cluster``) over to the replica first. Only
 to a replica that reports (a healthy one does), reads quickly and lags at most
 ``db_max_replica_lag_s``; otherwise the diagnosis stands and the
 runbook proposes nothing (escalated): a stale replica is no heal. The action checks the
@@ -164,6 +166,9 @@ class DbReadLatency(Runbook):
         if not (evidence["replica_healthy"] and lag_s <= self.settings.policy.db_max_replica_lag_s):
             return None  # no replica fit to serve: a human decides
         what = "primary sick, reads and writes" if evidence["primary_sick"] else "reads"
+        cluster = ""
+        if evidence["traffic"] == "reads_and_writes":
+            cluster = self.settings.policy.db_cluster.format(database=evidence["database"])
         return SwitchDatabase(
             snapshot.namespace,
             diagnosis.service,
@@ -176,4 +181,6 @@ class DbReadLatency(Runbook):
             max_replica_lag_s=self.settings.policy.db_max_replica_lag_s,
             secondary_healthy=bool(evidence["replica_healthy"]),
             traffic=str(evidence["traffic"]),
+            cluster=cluster,
+            secondary_instance=str(evidence["replica"]) if cluster else "",
         )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 
 from actuators import MERGE_PATCH
 from contracts import FAMILIES, MetricFamily, ScenarioId, SimClock
@@ -123,11 +124,37 @@ def test_a_sick_primary_needs_the_writes_moved_too(lab: Lab) -> None:
 
     _point(lab, "payments-db-reader", "payments-db.shop.svc.cluster.local")
     _point(lab, "payments-db", REPLICA)  # the writer: the reads follow it through the CNAME
-    lab.step(timedelta(minutes=3))
+    lab.step(timedelta(minutes=2))
     db = _db(lab)
     assert db.serving == (db.replica, db.replica)
-    assert _p95(lab) < 1.2 * healthy
+    assert _errors(lab) > 0.1  # a read replica takes no writes
+    assert lab.ground_truth[-1].ends_at is None
+
+    rds = lab.cloud.rds
+    cluster = rds.failover_db_cluster(
+        DBClusterIdentifier="payments-db", TargetDBInstanceIdentifier="payments-db-replica"
+    )["DBCluster"]
+    assert cluster["Status"] == "failing-over"
+    assert {
+        m["DBInstanceIdentifier"]: m["IsClusterWriter"] for m in cluster["DBClusterMembers"]
+    } == {
+        "payments-db": False,
+        "payments-db-replica": True,
+    }
+    lab.step(timedelta(minutes=3))
+    assert db.replica.writer and not db.primary.writer
+    assert _p95(lab) < 1.2 * healthy and _errors(lab) < 0.01
     assert lab.ground_truth[-1].ends_at is not None
+    (described,) = rds.describe_db_clusters(DBClusterIdentifier="payments-db")["DBClusters"]
+    assert described["Status"] == "available"
+    with pytest.raises(ClientError) as missing:
+        rds.describe_db_clusters(DBClusterIdentifier="orders-db")
+    assert missing.value.response["Error"]["Code"] == "DBClusterNotFoundFault"
+    with pytest.raises(ClientError) as writer:  # the writer is no target
+        rds.failover_db_cluster(
+            DBClusterIdentifier="payments-db", TargetDBInstanceIdentifier="payments-db-replica"
+        )
+    assert writer.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
 def test_clearing_heals_the_primary(lab: Lab) -> None:

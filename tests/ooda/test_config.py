@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from actuators import ActionContext, KubeClients, RedriveQueue
+from actuators import ActionContext, CloudClients, KubeClients, RedriveQueue
 from contracts import MetricFamily
 from ooda import ConfigError, OodaSettings, SloSettings, load_config
 from ooda._config import validate
@@ -169,18 +169,19 @@ def test_recipe_overrides_reach_the_prometheus_source() -> None:
         validate(raw)
 
 
-def test_a_regions_sqs_reaches_the_queue_actions(
+def test_a_regions_aws_reaches_the_queue_and_database_actions(
     sqs_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``regions[].sqs`` gives ``ooda run`` a boto3 client for an SQS-compatible endpoint
-    (moto's server over HTTP here): the loop reads a queue's redrive policy through it and
-    the redrive lowers it. Without the key there is no client, and no queue action."""
+    """``regions[].aws`` gives ``ooda run`` boto3 clients for an AWS-compatible endpoint
+    (moto's server over HTTP here): the loop reads a queue's redrive policy through SQS and
+    the redrive lowers it; RDS answers for the database actions. Without the key there is no
+    client, and no cloud action."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the SDK's own chain, not the file
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     sqs_server.reset()
     raw = _raw()
-    assert connect_cloud(validate(raw, "lab.yaml").regions[0]).sqs is None
-    raw["regions"][0]["sqs"] = {"region_name": "eu-west-1", "endpoint_url": sqs_server.url}
+    assert connect_cloud(validate(raw, "lab.yaml").regions[0]) == CloudClients()
+    raw["regions"][0]["aws"] = {"region_name": "eu-west-1", "endpoint_url": sqs_server.url}
     cloud = connect_cloud(validate(raw, "lab.yaml").regions[0])
     sqs = cloud.sqs
     dlq = sqs.create_queue(QueueName="receipts-dlq")["QueueUrl"]
@@ -193,6 +194,10 @@ def test_a_regions_sqs_reaches_the_queue_actions(
     RedriveQueue("shop", "checkout", queue="receipts", dead_letter_after=5).apply(ctx)
     lowered = reader.read(["receipts"])[0]["receipts"]
     assert (lowered.max_receive_count, lowered.found_max_receive_count) == (5, 50)
-    raw["regions"][0]["sqs"]["region_name"] = "Ireland"
-    with pytest.raises(ConfigError, match=r"regions\[0\]\.sqs\.region_name"):
+    assert cloud.rds.describe_db_clusters()["DBClusters"] == []
+    raw["regions"][0]["aws"]["region_name"] = "Ireland"
+    raw["regions"][0]["aws"]["endpoints"] = {"dynamodb": sqs_server.url}
+    with pytest.raises(ConfigError) as bad:
         validate(raw, "lab.yaml")
+    assert "regions[0].aws.region_name" in str(bad.value)
+    assert "regions[0].aws.endpoints.dynamodb" in str(bad.value)

@@ -112,6 +112,7 @@ def test_a_sick_primary_moves_reads_and_writes_through_the_writer_service(
     action = runbook.propose(diagnosis, snap)
     assert isinstance(action, SwitchDatabase)
     assert action.db_service == "payments-db" and action.traffic == "reads_and_writes"
+    assert (action.cluster, action.secondary_instance) == ("payments-db", "payments-db-replica")
 
 
 def test_writes_turning_slow_after_the_reads_moved_follow_them(runbook: DbReadLatency) -> None:
@@ -198,6 +199,24 @@ def test_the_switch_and_its_undo_and_the_loop_switching_by_itself() -> None:
 
     run(lab, loop, minutes=2)
     assert _reader(lab) == REPLICA
+    assert lab.ground_truth[-1].ends_at is not None
+
+
+def test_the_loop_fails_a_sick_primarys_cluster_over_and_moves_the_writes() -> None:
+    """Reads and writes slow: the replica is promoted (the lab's fake RDS API, as boto3's)
+    and the writer Service repointed; the writes fail while it is promoted, then the
+    service is healed. Without the failover the replica would refuse every write."""
+    lab = make_lab(seed=3, hours=1.4)
+    loop = make_loop(lab)
+    db = lab.dependency("payments-db")
+    assert isinstance(db, Database)
+    params: dict[str, float | str] = {"database": "payments-db", "ramp_s": 60.0, "writes": 1.0}
+    lab.inject(ScenarioInstance(ScenarioId.DB_READ_LATENCY, "payments", 20.0, params=params))
+    run(lab, loop, minutes=8)
+    actions = [e.detail for e in loop.events if e.kind == "action"]
+    assert actions and all(a.startswith("switch_database") for a in actions), actions
+    assert db.replica.writer and not db.primary.writer
+    assert db.serving == (db.replica, db.replica)
     assert lab.ground_truth[-1].ends_at is not None
 
 
