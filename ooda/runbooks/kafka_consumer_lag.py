@@ -25,7 +25,9 @@ blind would spend the freshness objective to find out. The floor carries ooda's 
 runbook, which releases floors by request load, leaves one that ``scale_consumers`` set
 alone, and a human lowers it when the incident is closed. A consumer service whose own
 request rate surges is left to its HPA and the traffic-surge runbook: its pods, and so its
-consumers, follow the requests it serves.
+consumers, follow the requests it serves. So is a group whose consumers crash-loop (seen in
+CrashLoopBackOff within the crash-loop gap): more of them would crash too, whichever runbook
+the root-cause ranking (which names the lagging topic) has the loop try first.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class KafkaConsumerLag(Runbook):
         view = snapshot.views.get(service)
         if view is not None and surging(view.history, policy):
             return None
+        if service in snapshot.workloads and snapshot.crashlooping(service):
+            return None  # consumers that crash consume nothing: the crash loop's to heal
         behind = [
             state
             for state in group_states(frame, service)
