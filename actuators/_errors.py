@@ -6,6 +6,9 @@ API answered with or the error code AWS did, so every action retries the same wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from kubernetes.client.exceptions import ApiException
 
 #: Statuses where the same request may succeed later (conflict, throttled, server trouble).
@@ -75,3 +78,14 @@ def cloud_error(exc: Exception, what: str) -> ActuatorError:
     if code in _TEMPORARY_CODES or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return TemporaryActuatorError(message)
     return PermanentActuatorError(message)
+
+
+T = TypeVar("T")
+
+
+def call_cloud(fn: Callable[[], T], what: str) -> T:
+    """``fn()`` (one boto3 call), its exception raised as :func:`cloud_error`'s."""
+    try:
+        return fn()
+    except Exception as exc:  # classified right here
+        raise cloud_error(exc, what) from exc

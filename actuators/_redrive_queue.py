@@ -39,7 +39,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
@@ -48,11 +48,11 @@ from actuators._errors import (
     ConflictError,
     GuardRejectedError,
     PermanentActuatorError,
+    call_cloud,
     cloud_error,
 )
 from contracts import ActionKind, VerifyWindow
 
-T = TypeVar("T")
 #: The most messages one action may move (ten receives of ten make a hundred; this is ten times).
 MAX_MOVED = 1000
 #: The lowest ``maxReceiveCount`` the action sets on a queue's redrive policy.
@@ -125,21 +125,14 @@ class RedriveQueue(Action):
             raise PermanentActuatorError("redrive_queue needs an SQS client, got None")
         return ctx.cloud.sqs
 
-    @staticmethod
-    def _call(fn: Callable[[], T], what: str) -> T:
-        try:
-            return fn()
-        except Exception as exc:  # classified right here
-            raise cloud_error(exc, what) from exc
-
     def _read(self, ctx: ActionContext) -> _Queue:
         """The queue, its dead-letter queue and its policy; refused without a dead-letter queue."""
         sqs = self._sqs(ctx)
-        url = self._call(
+        url = call_cloud(
             lambda: sqs.get_queue_url(QueueName=self.queue)["QueueUrl"], f"find {self.queue}"
         )
         names = ["RedrivePolicy", "ApproximateNumberOfMessages"]
-        attrs = self._call(
+        attrs = call_cloud(
             lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names),
             f"read attributes of {self.queue}",
         ).get("Attributes", {})
@@ -160,11 +153,11 @@ class RedriveQueue(Action):
                 f"queue {self.queue}: RedrivePolicy {attrs['RedrivePolicy']!r} names no"
                 " dead-letter queue ARN and maxReceiveCount"
             ) from exc
-        dlq_url = self._call(
+        dlq_url = call_cloud(
             lambda: sqs.get_queue_url(QueueName=dlq, QueueOwnerAWSAccountId=account)["QueueUrl"],
             f"find dead-letter queue {arn}",
         )
-        tags = self._call(
+        tags = call_cloud(
             lambda: sqs.list_queue_tags(QueueUrl=url), f"read tags of {self.queue}"
         ).get("Tags", {})
         depth = int(attrs.get("ApproximateNumberOfMessages", 0))
@@ -174,7 +167,7 @@ class RedriveQueue(Action):
         """Set the policy's ``maxReceiveCount``; tagged while it is not the one ooda found."""
         sqs, found = self._sqs(ctx), queue.found_receives
         if receives == found:
-            self._call(
+            call_cloud(
                 lambda: sqs.untag_queue(
                     QueueUrl=queue.url, TagKeys=[ORIGINAL_RECEIVES, *ctx.annotations(self.kind)]
                 ),
@@ -182,10 +175,10 @@ class RedriveQueue(Action):
             )
         else:  # the count ooda found is written down before it is changed
             tags = ctx.annotations(self.kind) | {ORIGINAL_RECEIVES: str(found)}
-            self._call(lambda: sqs.tag_queue(QueueUrl=queue.url, Tags=tags), f"tag {self.queue}")
+            call_cloud(lambda: sqs.tag_queue(QueueUrl=queue.url, Tags=tags), f"tag {self.queue}")
         if receives != queue.receives:
             policy = json.dumps(queue.policy | {"maxReceiveCount": receives})
-            self._call(
+            call_cloud(
                 lambda: sqs.set_queue_attributes(
                     QueueUrl=queue.url, Attributes={"RedrivePolicy": policy}
                 ),
@@ -209,7 +202,7 @@ class RedriveQueue(Action):
                 if scanned >= self.max_scanned or moves.errors:
                     break
                 try:
-                    batch = self._call(
+                    batch = call_cloud(
                         lambda: sqs.receive_message(
                             QueueUrl=source,
                             MaxNumberOfMessages=10,

@@ -32,7 +32,7 @@ from actuators._errors import (
     GuardRejectedError,
     PermanentActuatorError,
     TemporaryActuatorError,
-    cloud_error,
+    call_cloud,
 )
 from actuators._kube import MERGE_PATCH
 from contracts import ActionKind
@@ -144,10 +144,10 @@ class SwitchDatabase(Action):
     def _writer(self, ctx: ActionContext) -> str:
         """The cluster's writer now; refused unless ``secondary_instance`` is a member."""
         rds = self._rds(ctx)
-        try:
-            found = rds.describe_db_clusters(DBClusterIdentifier=self.cluster)["DBClusters"]
-        except Exception as exc:  # classified right here
-            raise cloud_error(exc, f"describe cluster {self.cluster}") from exc
+        found = call_cloud(
+            lambda: rds.describe_db_clusters(DBClusterIdentifier=self.cluster)["DBClusters"],
+            f"describe cluster {self.cluster}",
+        )
         members = {
             str(m["DBInstanceIdentifier"]): bool(m.get("IsClusterWriter"))
             for cluster in found
@@ -167,12 +167,12 @@ class SwitchDatabase(Action):
 
     def _failover(self, ctx: ActionContext, instance: str) -> None:
         rds = self._rds(ctx)
-        try:
-            rds.failover_db_cluster(
+        call_cloud(
+            lambda: rds.failover_db_cluster(
                 DBClusterIdentifier=self.cluster, TargetDBInstanceIdentifier=instance
-            )
-        except Exception as exc:  # classified right here
-            raise cloud_error(exc, f"fail cluster {self.cluster} over to {instance}") from exc
+            ),
+            f"fail cluster {self.cluster} over to {instance}",
+        )
 
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         """Point the Service back at the endpoint it had, unless it was repointed since."""
