@@ -63,6 +63,12 @@ class Action(ABC):
         """``kind/namespace/name`` of the object acted on."""
 
     @property
+    def disrupts(self) -> bool:
+        """Whether this action, with its arguments, is disruptive: the class's ``disruptive``
+        unless an action's arguments decide (a database switch that fails a cluster over)."""
+        return self.disruptive
+
+    @property
     def workload(self) -> str:
         """``namespace/service``: a crash that survives restarts still hits the same key."""
         return f"{self.namespace}/{self.service}"

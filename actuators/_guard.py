@@ -78,7 +78,7 @@ class GuardKey:
             action.target,
             action.workload,
             action.breaker_key,
-            action.disruptive,
+            action.disrupts,
             action.node_scoped,
             action.repeatable,
         )

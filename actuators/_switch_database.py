@@ -73,6 +73,13 @@ class SwitchDatabase(Action):
     def target(self) -> str:
         return f"service/{self.namespace}/{self.db_service}"
 
+    @property
+    def disrupts(self) -> bool:
+        """A cluster failover pauses every write while the writer changes (about half a
+        minute on Aurora): disruptive. Repointing a Service moves connections as clients
+        reconnect, and is not."""
+        return bool(self.cluster)
+
     def _read(self, ctx: ActionContext) -> Any:
         return self.call(
             ctx,

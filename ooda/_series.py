@@ -11,6 +11,7 @@ forward, still refuses them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,29 @@ def _first(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
 
 
+def _names_zone(frame: pd.DataFrame) -> bool:
+    try:
+        return pd.Timestamp(frame["timestamp"].iloc[0]).tzinfo is not None
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _reparse(stamps: pd.Series, text: pd.Series, odd: pd.Series) -> pd.Series:
+    """``stamps`` with the ``odd`` rows parsed one by one; a row that names a zone where the
+    first row names none, or the other way round, stays NaT (not a date of this series)."""
+    zone = getattr(stamps.dt, "tz", None)
+    out = stamps.copy()
+    for i in np.flatnonzero(odd.to_numpy()):
+        try:
+            stamp = pd.Timestamp(text.iloc[i])
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if stamp is pd.NaT or (stamp.tzinfo is None) != (zone is None):
+            continue
+        out.iloc[i] = stamp if zone is None else stamp.tz_convert(zone)
+    return out
+
+
 def read_series(path: Path, *, lenient: bool = False) -> pd.DataFrame:
     """``timestamp`` (datetime), ``value`` (float, NaN for blanks) and ``text``, the timestamp
     exactly as written, to echo it unchanged.
@@ -55,10 +79,16 @@ def read_series(path: Path, *, lenient: bool = False) -> pd.DataFrame:
     Repeated timestamps are kept either way (NAB's files have some).
     """
     frame = _read_frame(path)
-    stamps = pd.to_datetime(frame["timestamp"], errors="coerce")
+    with warnings.catch_warnings():
+        # pandas says it falls back to dateutil when the first row's format is not one it
+        # knows; the rows that still fail are named below, which is what the user needs.
+        warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+        # A series whose first row names a zone is read in UTC, so rows at other offsets
+        # compare; one whose first row names none stays naive.
+        stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=_names_zone(frame))
     odd = stamps.isna() & frame["timestamp"].notna()
     if odd.any():  # written in another format than the first row's
-        stamps[odd] = pd.to_datetime(frame["timestamp"][odd], errors="coerce", format="mixed")
+        stamps = _reparse(stamps, frame["timestamp"], odd)
     values = pd.to_numeric(frame["value"], errors="coerce")
     bad_stamp = stamps.isna()
     back = stamps < stamps.cummax().shift(1)

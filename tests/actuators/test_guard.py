@@ -12,6 +12,7 @@ from actuators import (
     GuardSettings,
     RestartPod,
     SetHpaMinReplicas,
+    SwitchDatabase,
 )
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
@@ -71,6 +72,21 @@ def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
     guard.check(hpa, T0 + timedelta(minutes=1))  # scaling takes nothing away: not held back
     guard.record_outcome(restart("a"), True, T0 + timedelta(minutes=21))
     guard.check(restart("b"), T0 + timedelta(minutes=21))
+
+
+def test_a_cluster_failover_is_disruptive_a_reads_switch_is_not() -> None:
+    guard = Guard(GuardSettings(cooldown=timedelta(0), max_disruptions_per_workload=9))
+    reads = SwitchDatabase("shop", "checkout", db_service="orders-db-ro", secondary="replica")
+    writes = SwitchDatabase(
+        "shop", "checkout", db_service="orders-db", secondary="replica", cluster="orders"
+    )
+    guard.record_applied(reads, T0)
+    guard.check(restart("a"), T0 + timedelta(minutes=1))  # repointing reads takes nothing away
+    guard.record_applied(writes, T0 + timedelta(minutes=2))
+    with pytest.raises(GuardRejectedError, match=r"switch_database .* awaits its verdict"):
+        guard.check(restart("a"), T0 + timedelta(minutes=3))
+    guard.record_outcome(writes, True, T0 + timedelta(minutes=4))
+    guard.check(restart("a"), T0 + timedelta(minutes=4))
 
 
 def test_breaker_opens_after_repeated_failures_and_closes_later() -> None:

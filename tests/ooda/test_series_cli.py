@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ooda._series import read_series
 from ooda.cli import main
 
 
@@ -235,6 +237,30 @@ def test_a_repeated_timestamp_stays_its_own_row(tmp_path: Path) -> None:
     )
     out = pd.read_csv(tmp_path / "out.csv", dtype={"timestamp": str})
     assert len(out) == 301 and out["timestamp"].iloc[199] == out["timestamp"].iloc[200]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "read"),
+    [
+        ("Dec 5 2026 10:00am", "2026-12-05 10:01", ["2026-12-05 10:00", "2026-12-05 10:01"]),
+        ("2026-12-05T10:00Z", "2026-12-05T11:01+01:00", ["2026-12-05 10:00Z", "2026-12-05 10:01Z"]),
+        ("2026-12-05T10:00Z", "2026-12-05 10:01", ["2026-12-05 10:00Z", None]),
+        ("2026-12-05 10:00", "2026-12-05T10:01Z", ["2026-12-05 10:00", None]),
+    ],
+)
+def test_dates_in_other_formats_and_zones_are_read_or_named_without_a_library_warning(
+    tmp_path: Path, first: str, second: str, read: list[str | None]
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(f"timestamp,value\n{first},1\n{second},2\nnot a date,3\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = read_series(path, lenient=True)
+    want = [pd.NaT if r is None else pd.Timestamp(r) for r in read] + [pd.NaT]
+    assert frame["timestamp"].tolist() == want
+    assert frame.attrs["glitches"]["timestamp not a date"] == [
+        i + 2 for i, t in enumerate(want) if t is pd.NaT
+    ]
 
 
 def test_forecast_series_auto_weighs_every_model_and_says_so(
