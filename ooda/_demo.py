@@ -11,7 +11,9 @@ import copy
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -189,6 +191,7 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         client_settings = serving_ready()
         told: Queue[str] = manager.Queue()
         on_runs: dict[ScenarioId, Future[Run]] = {}
+        replays: dict[ScenarioId, Callable[[], Run]] = {}
         off_runs: dict[ScenarioId, Run] = {}
         tasks: dict[str, TaskID] = {}
         audits: list[Path] = []
@@ -208,6 +211,7 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
             job = LoopOnRun(estate, instance, inject_at, end, settings, client_settings, path)
             tasks[str(scenario_id)] = progress.add_task(f"{scenario_id} (loop on)", total=ticks)
             on_runs[scenario_id] = pool.submit(play_on, job, told)
+            replays[scenario_id] = partial(play_on, job, told)
             task = progress.add_task(f"{scenario_id} (loop off)", total=ticks)
             off_runs[scenario_id] = run_mode(
                 lab,
@@ -224,7 +228,8 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         for scenario_id, future in on_runs.items():
             while not future.done():
                 _advance(progress, tasks, told, timeout=0.2)
-            runs += [future.result(), off_runs[scenario_id]]
+            run = loop_on_result(future, replays[scenario_id], console.print)
+            runs += [run, off_runs[scenario_id]]
             progress.update(tasks[str(scenario_id)], completed=ticks)
     console.print(scorecard(runs))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
@@ -234,6 +239,19 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         pages.append(write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)[0])
         audit.close()
     return DemoResult(runs, results, report, audits, pages)
+
+
+def loop_on_result(
+    future: Future[Run], replay: Callable[[], Run], say: Callable[[str], None]
+) -> Run:
+    """A worker's loop-on run, or the same job played here when its worker died (the kernel
+    kills a process under memory pressure; every job of the pool then fails alike). The job
+    sent was a copy of the estate, untouched here, so the replay starts from the same state."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        say(f"[yellow]a demo worker died ({exc}); playing its run in this process[/yellow]")
+        return replay()
 
 
 def _advance(
