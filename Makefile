@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca bytecode install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-lstm-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca bytecode image install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-lstm-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ demo: install bytecode
 
 test: install bytecode k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins
 	.venv/bin/pytest
+
+# The image (Dockerfile): Docker where an engine answers, else podman (Debian's package)
+# building in a chroot; IMAGE_ARGS adds build options (a registry out of reach, say:
+# `--pull=never --network host --build-arg TORCH_INDEX=`).
+IMAGE := ooda:0.1.0
+image:
+	@if docker info >/dev/null 2>&1; then docker build $(IMAGE_ARGS) -t $(IMAGE) .; \
+	else podman build --isolation chroot $(IMAGE_ARGS) -t $(IMAGE) .; fi
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK, built from the Go
 # module proxy into ~/.cache/ooda/k8s/ (about 7 min the first time, a no-op after).
