@@ -48,14 +48,18 @@ def _settings(args: argparse.Namespace) -> OodaSettings:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import serving  # noqa: F401  (its imports reset warning filters and log levels)
+    import serving  # its imports reset warning filters and log levels, hence first
     import training  # noqa: F401
 
     silence()
     from ooda._demo import run_demo
 
     settings = _settings(args)
-    result = run_demo(settings, console)
+    try:
+        result = run_demo(settings, console)
+    except serving.ServingError as exc:
+        console.print(f"[red]demo: Ray Serve did not come up: {exc}[/]")
+        return 2
     logs = ", ".join(str(p) for p in result.audits)
     console.print(f"report: {result.report}   audit logs: {logs}")
     console.print("incident pages: " + ", ".join(str(p) for p in result.incident_pages))

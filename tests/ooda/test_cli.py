@@ -151,3 +151,18 @@ def test_promoting_the_challenger_without_a_shadow_record_exits_2(
         capsys.readouterr().out.split()
     )
     assert champion(uri) == "1"
+
+
+def test_a_demo_whose_serve_never_comes_up_exits_2_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import ooda._demo
+    from serving import ServeStartError
+
+    def serve_never_healthy(*_args: object) -> None:
+        raise ServeStartError("http://127.0.0.1:8000/healthz not healthy after 120 s")
+
+    monkeypatch.setattr(ooda._demo, "run_demo", serve_never_healthy)
+    assert main(["--workdir", str(tmp_path), "demo"]) == 2
+    said = " ".join(capsys.readouterr().out.split())
+    assert "Ray Serve did not come up" in said and "not healthy after 120 s" in said

@@ -30,6 +30,7 @@ from lab.k8s import KubeCluster
 from lab.servers import AlertmanagerServer, PostgresServer, PrometheusServer, free_port
 from ooda import AuditLog, OodaSettings
 from ooda._audit import open_audit
+from ooda._settings import LoopSettings
 from tests.conftest import Receiver
 from tests.k8s._backends import create_deployment, create_hpa
 from tests.k8s._chart import ChartRelease
@@ -246,8 +247,11 @@ def test_sigterm_finishes_the_tick_and_metrics_count_the_ticks(
             empty[:] = _dashboard_answers(prometheus)
             return not empty
 
+        # The loop scores once a ``score_every`` (a minute): a rate over the scoring latency
+        # has data only once a scoring falls between two scrapes, up to a minute from now.
+        wait = 2 * LoopSettings().score_every + timedelta(seconds=30)
         try:
-            _until(answered, "every panel to answer", 60)
+            _until(answered, "every panel to answer", wait.total_seconds())
         except AssertionError as exc:
             raise AssertionError(f"dashboard panels without data: {empty}") from exc
         finally:
