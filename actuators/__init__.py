@@ -9,7 +9,7 @@ object it changes carries annotations naming ooda, the time and the audit entry.
 An action is one module that registers itself under its :class:`contracts.ActionKind`
 (:func:`register_action`); :func:`check_action` is the contract each must pass. Actions run
 in one :class:`ActionContext`: the Kubernetes API objects (official client objects or the
-lab's twins), the cloud clients (boto3's, for the SQS queue action), a real sleep unless a
+lab's twins), the cloud clients (boto3's: SQS, RDS, Route 53), a real sleep unless a
 simulated one is injected, retries, a timeout on every call, dry-run.
 
 Exception tree::
@@ -101,6 +101,7 @@ from actuators._set_hpa_min import (
     floor_purpose,
     ooda_floor,
 )
+from actuators._shift_region import MAX_ROUTE53_WEIGHT, ShiftRegionTraffic
 from actuators._switch_database import (
     ORIGINAL_ENDPOINT,
     SWITCHED_TRAFFIC,
@@ -124,6 +125,7 @@ __all__ = [
     "KWOK_NODE",
     "LIMIT_RPS",
     "MAX_MOVED",
+    "MAX_ROUTE53_WEIGHT",
     "MAX_WEIGHT",
     "MERGE_PATCH",
     "MIN_ORIGINAL",
@@ -172,6 +174,7 @@ __all__ = [
     "ScaleConsumers",
     "ScaleDeployment",
     "SetHpaMinReplicas",
+    "ShiftRegionTraffic",
     "SwitchDatabase",
     "TemporaryActuatorError",
     "action_class",

@@ -83,7 +83,7 @@ def spy_on_cloud(cloud: CloudClients) -> tuple[CloudClients, list[CallSpy]]:
     """``cloud`` with a :class:`CallSpy` around each client it has, and the spies."""
     spies: dict[str, CallSpy] = {
         name: CallSpy(client, prefixes=CLOUD_MUTATING_PREFIXES)
-        for name, client in (("sqs", cloud.sqs), ("rds", cloud.rds))
+        for name, client in (("sqs", cloud.sqs), ("rds", cloud.rds), ("route53", cloud.route53))
         if client is not None
     }
     return replace(cloud, **spies), list(spies.values())

@@ -15,7 +15,7 @@ Exception tree::
 from __future__ import annotations
 
 from contracts._clock import Clock, SimClock, WallClock
-from contracts._cloud import CloudClients, Rds, Sqs
+from contracts._cloud import CloudClients, Rds, Route53, Sqs
 from contracts._errors import ContractError, InvalidTimeError, UnknownIdError
 from contracts._families import FAMILIES, FamilySchema, MetricFamily
 from contracts._ids import ActionKind, ScenarioId
@@ -68,6 +68,7 @@ __all__ = [
     "PodState",
     "PolicyV1",
     "Rds",
+    "Route53",
     "ScenarioId",
     "SimClock",
     "Sqs",

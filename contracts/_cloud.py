@@ -1,7 +1,7 @@
 """The cloud ports: the AWS calls ooda makes, as Protocols over boto3's client method names.
 
 A healing action that touches a cloud service (an SQS queue's poison messages, an Aurora
-cluster's failover) takes its client
+cluster's failover, Route 53's weighted records of a regional failover) takes its client
 from :class:`CloudClients`, injected the way :class:`~contracts.KubeClients` is: a boto3 client
 on a real account, an in-process one (``moto``) in the tests, so there is one code path. boto3
 clients carry their own timeouts and retries (``botocore.config.Config``'s
@@ -33,6 +33,13 @@ class Rds(Protocol):
     def failover_db_cluster(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
+class Route53(Protocol):
+    """The boto3 ``route53`` client calls ooda makes."""
+
+    def list_resource_record_sets(self, **kwargs: Any) -> dict[str, Any]: ...
+    def change_resource_record_sets(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class CloudClients:
     """The cloud API clients of one account and region (boto3 clients or objects alike)."""
@@ -41,3 +48,6 @@ class CloudClients:
     """:class:`Sqs`: ``boto3.client("sqs")`` or an object with the same methods."""
     rds: Any = None
     """:class:`Rds`: ``boto3.client("rds")`` or an object with the same methods."""
+    route53: Any = None
+    """:class:`Route53`: ``boto3.client("route53")`` or an object with the same methods (the
+    DNS in front of every region: global, so one client serves them all)."""

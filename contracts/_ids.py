@@ -46,3 +46,4 @@ class ActionKind(StrEnum):
     KILL_CONTAINER = "kill_container"
     REDRIVE_QUEUE = "redrive_queue"
     RESTORE_CONFIG_KEY = "restore_config_key"
+    SHIFT_REGION_TRAFFIC = "shift_region_traffic"

@@ -13,13 +13,15 @@ Each failure scenario is one module of ``lab.scenarios`` that registers itself
 (``register_scenario``); ``Lab.inject`` takes one of its ``ScenarioInstance`` (``draw`` makes
 random ones), ``Lab.clear`` fixes it by hand, ``Lab.ground_truth`` keeps a ``FaultRecord`` of
 each and ``check_scenario`` is the contract every scenario passes. ``Lab.background`` adds the
-benign events a loop must leave alone.
+benign events a loop must leave alone. ``Fleet`` puts two or more regions behind one
+weighted Route 53 name (``FakeRoute53``) and fails a whole region, for regional failover.
 
 Exceptions::
 
     LabError                    base of every lab error
     +-- SettingsError           inconsistent settings (also a ValueError)
     +-- UnknownServiceError     a fault names a service the estate does not run (also KeyError)
+    +-- UnknownRegionError      a fleet has no such region, or no such outage (also KeyError)
     +-- InvalidTimeError        naive datetime, non-positive step, bad range (also ValueError)
     +-- NoTargetError           a fault found nothing to break
     +-- ScenarioError           a scenario id registered twice or not at all (also KeyError)
@@ -37,6 +39,7 @@ from lab._errors import (
     LabError,
     NoTargetError,
     SettingsError,
+    UnknownRegionError,
     UnknownServiceError,
 )
 from lab._estate import Lab
@@ -48,6 +51,7 @@ from lab._faults import (
     ScenarioInstance,
     TrafficSurgeFault,
 )
+from lab._fleet import Fleet, FleetSettings, RegionOutage
 from lab._kube import FakeCoreV1Api
 from lab._kube_apps import FakeAppsV1Api
 from lab._kube_autoscaling import FakeAutoscalingV2Api
@@ -59,6 +63,7 @@ from lab._kube_extra import (
 )
 from lab._live import LiveLab
 from lab._metrics import LabMetricSource, histogram_quantile
+from lab._route53 import FakeRoute53
 from lab._settings import (
     BackgroundSettings,
     HpaSettings,
@@ -94,8 +99,11 @@ __all__ = [
     "FakeCustomObjectsApi",
     "FakeKubernetes",
     "FakePolicyV1Api",
+    "FakeRoute53",
     "Fault",
     "FaultRecord",
+    "Fleet",
+    "FleetSettings",
     "HpaSettings",
     "IncidentSettings",
     "InvalidTimeError",
@@ -105,6 +113,7 @@ __all__ = [
     "LabSettings",
     "LiveLab",
     "NoTargetError",
+    "RegionOutage",
     "Scenario",
     "ScenarioError",
     "ScenarioInstance",
@@ -116,6 +125,7 @@ __all__ = [
     "TopologySettings",
     "TrafficSettings",
     "TrafficSurgeFault",
+    "UnknownRegionError",
     "UnknownServiceError",
     "WallClock",
     "call_forest",

@@ -20,6 +20,13 @@ class UnknownServiceError(LabError, KeyError):
         return str(self.args[0])
 
 
+class UnknownRegionError(LabError, KeyError):
+    """A fleet was asked about a region it does not run, or an outage it does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class InvalidTimeError(LabError, contracts.InvalidTimeError):
     """A time, duration or range is invalid (naive datetime, non-positive step, end < start)."""
 

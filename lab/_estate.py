@@ -107,6 +107,12 @@ class Lab:
         self.kube = FakeKubernetes(self._cluster, clock, settings)
         self.cloud = CloudClients()
         """The cloud APIs of the lab's account (its SQS queues), as actions take them."""
+        self.traffic_share = 1.0
+        """Share of the users' traffic that reaches this region (``lab.Fleet`` sets it from
+        the DNS weights; a lone region takes it all)."""
+        self.region_down = False
+        """The region fails every request (``Fleet.fail_region``: a regional dependency, its
+        network or its load balancers gone); its pods and API stay up."""
         self._records: list[FaultRecord] = []
         # The live list, not a closure: a deep copy or a pickle of the lab keeps its own.
         self.kube.core_v1.logs = PodLogSource(settings.seed, self._records)
@@ -487,8 +493,12 @@ class Lab:
         if node_errors.any() or killed.any():
             errors_in = 1.0 - (1.0 - fx.errors) * (1.0 - node_errors) * (1.0 - killed)
 
+        if self.region_down:
+            errors_in = np.ones(n)
+
         # The services, down the call graph and back up.
-        external = self._traffic.rate(t0 + h / 2) * fx.traffic * self._graph.share
+        rate = self._traffic.rate(t0 + h / 2) * self.traffic_share
+        external = rate * fx.traffic * self._graph.share
         limited = self._ingress_limits(external)
         jitter = self._rng.standard_normal(n) * m.latency_jitter
         out = self._model.serve(

@@ -37,7 +37,13 @@ _EXPORTS: dict[str, str] = {
     "DemoSettings": "ooda._settings",
     "Diagnosis": "ooda._records",
     "ErrorBudget": "ooda._autonomy",
+    "FailoverController": "ooda._failover",
+    "FailoverSettings": "ooda._settings",
+    "FailoverState": "ooda._failover",
+    "FailoverStatus": "ooda._failover",
     "Incident": "ooda._incidents",
+    "RegionHealth": "ooda._failover",
+    "RegionPorts": "ooda._failover",
     "LoadForecast": "ooda._records",
     "LogTemplates": "ooda._logs",
     "LoopEvent": "ooda._journal",
@@ -100,6 +106,10 @@ __all__ = [
     "DemoSettings",
     "Diagnosis",
     "ErrorBudget",
+    "FailoverController",
+    "FailoverSettings",
+    "FailoverState",
+    "FailoverStatus",
     "Incident",
     "LoadForecast",
     "LogTemplates",
@@ -116,6 +126,8 @@ __all__ = [
     "PredictiveSettings",
     "RcaInputError",
     "RcaSettings",
+    "RegionHealth",
+    "RegionPorts",
     "RootCause",
     "RuleScorer",
     "Runbook",
@@ -172,6 +184,13 @@ if TYPE_CHECKING:
         SeriesInputError,
         TrainInputError,
     )
+    from ooda._failover import (
+        FailoverController,
+        FailoverState,
+        FailoverStatus,
+        RegionHealth,
+        RegionPorts,
+    )
     from ooda._fakes import RuleScorer
     from ooda._incident_page import write_pages
     from ooda._incidents import Incident, incidents
@@ -199,6 +218,7 @@ if TYPE_CHECKING:
     from ooda._settings import (
         AutonomySettings,
         DemoSettings,
+        FailoverSettings,
         LoopSettings,
         OodaSettings,
         PolicySettings,

@@ -194,7 +194,9 @@ class Actor:
         }
         if plan.autonomy is Autonomy.PROPOSE:
             if self._fresh(key, "propose", now):
-                self._write(now, "decision", action, f"proposed: {plan.why}", evidence)
+                self.journal.write_action(
+                    now, "decision", action, f"proposed: {plan.why}", evidence
+                )
                 self.journal.stats.proposed[action.kind] += 1
                 self.journal.event(now, "proposed", action.service, f"{action.kind}: {plan.why}")
             return None
@@ -210,14 +212,16 @@ class Actor:
         blocked = self._blocked.get((key.kind, key.breaker))
         if blocked is not None and now - blocked < self._cooldown(key):
             return None  # its precondition refused it lately; the state has not had time to change
-        self._write(now, "decision", action, "approved", evidence)
-        intent = self._write(now, "intent", action, "applying", evidence)
+        self.journal.write_action(now, "decision", action, "approved", evidence)
+        intent = self.journal.write_action(now, "intent", action, "applying", evidence)
         try:
             result = action.apply(replace(self.context, audit_ref=str(intent)))
         except GuardRejectedError as exc:
             # Nothing of this action is in the guard yet; releasing its key would free the slot
             # of an earlier action on the same node or workload that still awaits its verdict.
-            self._write(now, "action", action, f"refused: {exc.reason}", evidence, ref=intent)
+            self.journal.write_action(
+                now, "action", action, f"refused: {exc.reason}", evidence, ref=intent
+            )
             self._refused(now, action, key, exc.reason, evidence, audit=False)
             self._blocked[(key.kind, key.breaker)] = now
             return None
@@ -226,21 +230,21 @@ class Actor:
             self.guard.record_outcome(key, False, now)
             self.budget.record_failure(str(action.kind), now)
             self.journal.stats.failed[action.kind] += 1
-            self._write(now, "action", action, f"error: {exc}", evidence, ref=intent)
+            self.journal.write_action(now, "action", action, f"error: {exc}", evidence, ref=intent)
             self.journal.event(now, "action-error", action.service, str(exc))
             return None
         self.guard.record_applied(key, now)
         self.journal.stats.actions[action.kind] += 1
         record = {**evidence, "result": result_record(result)}
-        entry = self._write(now, "action", action, "applied", record, ref=intent)
+        entry = self.journal.write_action(now, "action", action, "applied", record, ref=intent)
         self.journal.event(now, "action", action.service, f"{action.kind} {action.target}")
         return PendingAction(action, result, now, now + plan.deadline, entry, diagnosis.scenario)
 
     def _preview(self, now: datetime, action: Action, evidence: dict[str, Any]) -> None:
         result = action.apply(replace(self.context, dry_run=True))
-        self._write(now, "decision", action, "approved", evidence, dry_run=True)
+        self.journal.write_action(now, "decision", action, "approved", evidence, dry_run=True)
         record = {**evidence, "result": result_record(result)}
-        self._write(now, "action", action, "dry-run", record, dry_run=True)
+        self.journal.write_action(now, "action", action, "dry-run", record, dry_run=True)
         self.journal.stats.actions[action.kind] += 1
         self.journal.event(now, "action", action.service, f"{action.kind} (dry-run)")
 
@@ -259,7 +263,7 @@ class Actor:
         self._quiet[(key.kind, key.breaker)] = (reason, now)
         self.journal.stats.refused[action.kind] += 1
         if audit:
-            self._write(now, "refusal", action, f"refused: {reason}", evidence)
+            self.journal.write_action(now, "refusal", action, f"refused: {reason}", evidence)
         self.journal.event(now, "refused", action.service, f"{action.kind}: {reason}")
 
     def _cooldown(self, key: GuardKey) -> timedelta:
@@ -295,26 +299,3 @@ class Actor:
         )
         self.journal.stats.escalations[diagnosis.service] += 1
         self.journal.event(now, "escalation", diagnosis.service, outcome)
-
-    def _write(
-        self,
-        now: datetime,
-        kind: str,
-        action: Action,
-        outcome: str,
-        evidence: dict[str, Any],
-        *,
-        dry_run: bool = False,
-        ref: int | None = None,
-    ) -> int:
-        return self.journal.write(
-            now,
-            kind,
-            action.service,
-            str(action.kind),
-            action.target,
-            outcome,
-            evidence,
-            dry_run=dry_run,
-            ref=ref,
-        )

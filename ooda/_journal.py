@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from actuators import Action
 from ooda._audit import AuditEntry, AuditStore
 
 log = logging.getLogger("ooda.loop")
@@ -84,6 +85,30 @@ class Journal:
         written = self.audit.write(entry)
         self._written.append(replace(entry, id=written))
         return written
+
+    def write_action(
+        self,
+        at: datetime,
+        kind: str,
+        action: Action,
+        outcome: str,
+        evidence: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        ref: int | None = None,
+    ) -> int:
+        """Append one entry about ``action`` (its workload, kind and target) and return its id."""
+        return self.write(
+            at,
+            kind,
+            action.service,
+            str(action.kind),
+            action.target,
+            outcome,
+            evidence,
+            dry_run=dry_run,
+            ref=ref,
+        )
 
     def drain(self) -> list[AuditEntry]:
         """The entries written since the last call, with their ids."""

@@ -430,6 +430,48 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class FailoverSettings:
+    """Regional failover and failback of one public name (weighted Route 53 records)."""
+
+    regions: tuple[str, ...] = ("eu-west-1", "eu-central-1")
+    """The regions behind the name, home first: the others are standbys, tried in order."""
+    hosted_zone_id: str = ""
+    """The Route 53 hosted zone of the name (the lab's fleet fills it in)."""
+    record: str = "shop.example.com."
+    """The public name users resolve: one weighted record per region."""
+    entries: tuple[str, ...] = ("frontend",)
+    """The services users call: a region's availability and latency are theirs."""
+    down_error_rate: float = 0.5
+    """A region is down when at least this share of its users' requests fail ..."""
+    down_minutes: int = 2
+    """... for this many minutes in a row, or its probes fail that long: longer than the
+    regional loop takes to heal one service (a restart, a rollback)."""
+    hard_down_error_rate: float = 0.9
+    """Above this share of failed requests the standby takes the users at once, without
+    waiting for its capacity: an overloaded standby beats a dead home."""
+    probe_floor: float = 0.9
+    """Share of synthetic probes that must succeed for a region to count as serving."""
+    max_replica_lag_s: float = 30.0
+    """No failover to a standby whose database replicas lag more than this (writes lost)."""
+    capacity_share: float = 0.8
+    """Before users move, the standby runs at least this share of the pods the home ran in its
+    last healthy minute (its HPA floors are raised to get there)."""
+    prepare_timeout: timedelta = timedelta(minutes=3)
+    """How long users wait for the standby's capacity before they move anyway."""
+    failback_after: timedelta = timedelta(minutes=15)
+    """The home serves (probes and SLIs) this long before users start moving back."""
+    failback_steps: tuple[int, ...] = (10, 50, 100)
+    """The home's share of the weight, in per cent, at each step of the failback."""
+    step_minutes: int = 3
+    """Minutes the home meets its SLO at one failback step before the next."""
+    weight: int = 100
+    """The total weight of the records (Route 53 allows 0..255 per record)."""
+    settle: timedelta = timedelta(minutes=1)
+    """How long resolvers take to follow new weights (the records' TTL): minutes before it
+    do not count for the step's verdict."""
+
+
+@dataclass(frozen=True)
 class OodaSettings:
     """Everything one ooda process needs; pass it down explicitly."""
 
@@ -480,6 +522,8 @@ class OodaSettings:
     """Training pipelines and registry."""
     demo: DemoSettings = field(default_factory=DemoSettings)
     """The embedded demo."""
+    failover: FailoverSettings = field(default_factory=FailoverSettings)
+    """Regional failover and failback (``ooda failover-drill``)."""
 
     def slo_for(self, service: str) -> SloSettings:
         """The objectives of ``service``."""

@@ -260,6 +260,73 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_failover_drill(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ooda._failover_drill import DrillSettings, run_drill
+
+    if args.runs < 1 or args.clean_runs < 0:
+        console.print(
+            f"[red]failover-drill: --runs must be >= 1 and --clean-runs >= 0, got"
+            f" {args.runs} and {args.clean_runs}[/]"
+        )
+        return 2
+    from ooda._settings import OodaSettings
+
+    settings = OodaSettings(dry_run=args.dry_run)
+    if args.workdir is not None:
+        settings = replace(settings, workdir=args.workdir)
+    drill = DrillSettings(runs=args.runs, seed=args.seed, clean_runs=args.clean_runs)
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("failover drill", total=2 * args.runs + args.clean_runs)
+        report = run_drill(
+            settings,
+            drill,
+            settings.workdir / "failover-drill",
+            lambda what: progress.update(task, advance=1, description=what),
+        )
+    table = Table(title=f"Region-wide outages, {args.runs} runs, seed {args.seed}")
+    headings = (
+        "mode",
+        "runs",
+        "breach min (mean)",
+        "failed over",
+        "failover s (median)",
+        "failed back",
+        "failback s (median)",
+        "pod-min (mean)",
+        "actions (mean)",
+        "failed heals",
+        "wrong way",
+    )
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading == "mode" else "right")
+    rows = report.summary()
+    for row in rows:
+        table.add_row(
+            row["mode"],
+            str(row["runs"]),
+            f"{row['breach_minutes']:.1f}",
+            str(row["failed_over"]),
+            "—" if row["failover_s"] != row["failover_s"] else f"{row['failover_s']:.0f}",
+            str(row["failed_back"]),
+            "—" if row["failback_s"] != row["failback_s"] else f"{row['failback_s']:.0f}",
+            f"{row['pod_minutes']:.0f}",
+            f"{row['actions']:.1f}",
+            str(row["failed_heals"]),
+            str(row["wrong_way"]),
+        )
+    console.print(table)
+    if args.json:
+        runs = [{**r.__dict__, "start": r.start.isoformat()} for r in report.runs]
+        args.json.write_text(json.dumps({"summary": rows, "runs": runs}, indent=1, default=str))
+        console.print(f"json: {args.json}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """Serve the registry's champions in the foreground until Ctrl-C or SIGTERM."""
     import signal
@@ -851,6 +918,21 @@ def _parser() -> argparse.ArgumentParser:
         "--serve-url", help="score with an already running ooda Serve application at this URL"
     )
     chaos.set_defaults(func=_cmd_chaos)
+    drill = sub.add_parser(
+        "failover-drill",
+        help="region-wide outages on a two-region fleet: failover and failback against none",
+    )
+    drill.add_argument("--runs", type=int, default=10, help="outages to draw (10)")
+    drill.add_argument("--seed", type=int, default=7, help="seed of the draws (7)")
+    drill.add_argument(
+        "--clean-runs", type=int, default=2, help="runs with no outage, where nothing may move (2)"
+    )
+    drill.add_argument("--json", type=Path, help="write every run and the summary here")
+    drill.add_argument(
+        "--dry-run", action="store_true", help="decide and audit, move nobody (the preview)"
+    )
+    drill.set_defaults(func=_cmd_failover_drill)
+
     serve_cmd = sub.add_parser(
         "serve", help="serve the registry's champions (Ray Serve) until Ctrl-C or SIGTERM"
     )

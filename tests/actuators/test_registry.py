@@ -42,6 +42,7 @@ from actuators import (
     ScaleConsumers,
     ScaleDeployment,
     SetHpaMinReplicas,
+    ShiftRegionTraffic,
     SwitchDatabase,
     action_class,
     check_action,
@@ -52,6 +53,7 @@ from actuators import (
 )
 from contracts import ActionKind, UnknownIdError
 from lab import Lab, LabSettings, SimClock
+from tests.actuators._route53 import weighted_name
 from tests.k8s._backends import ARGO_CRD, HTTPROUTE_CRD, external_name_service, http_route
 
 NS = "shop"
@@ -82,7 +84,9 @@ class Estate:
     pod: str
     node: str
     cloud: CloudClients = field(default_factory=CloudClients)
-    """An in-process SQS (moto) with a queue, its dead-letter queue and a poison message."""
+    """An in-process SQS (moto) with a queue, its dead-letter queue and a poison message, and
+    Route 53 with a name weighted over two regions."""
+    zone: str = ""
 
     def sleep(self, seconds: float) -> None:
         self.lab.step(timedelta(seconds=max(1.0, seconds)))
@@ -101,6 +105,15 @@ def _sqs_with_poison() -> CloudClients:
     for _ in range(2):
         sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
     return CloudClients(sqs=sqs)
+
+
+def _weighted_name(cloud: CloudClients) -> tuple[CloudClients, str]:
+    """``cloud`` with Route 53: ``shop.example.com`` weighted 100 eu-west-1, 0 eu-central-1."""
+    route53 = boto3.client("route53", region_name="us-east-1")
+    zone = route53.create_hosted_zone(Name="example.com.", CallerReference="ooda-registry")
+    zone_id = str(zone["HostedZone"]["Id"])
+    weighted_name(route53, zone_id)
+    return replace(cloud, route53=route53), zone_id
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +144,8 @@ def estate() -> Iterator[Estate]:
     )
     pod = kube.core_v1.list_namespaced_pod(NS, label_selector="app=checkout").items[0]
     with mock_aws():
-        yield Estate(lab, pod.metadata.name, pod.spec.node_name, _sqs_with_poison())
+        cloud, zone = _weighted_name(_sqs_with_poison())
+        yield Estate(lab, pod.metadata.name, pod.spec.node_name, cloud, zone)
 
 
 TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
@@ -177,6 +191,12 @@ TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
         config_map="checkout-config",
         key="PAYMENTS_API_URL",
         value="https://payments.internal",
+    ),
+    ActionKind.SHIFT_REGION_TRAFFIC: lambda e: ShiftRegionTraffic(
+        "example.com.",
+        "shop.example.com.",
+        hosted_zone_id=e.zone,
+        weights=(("eu-west-1", 0), ("eu-central-1", 100)),
     ),
 }
 

@@ -1,0 +1,234 @@
+"""Regional failover on a two-region fleet: a dead home sends its users to the standby after
+the standby's floors are raised, the move is verified, and users come home in steps once home
+has served for a while. Each gate has a test that fails without it: a blip shorter than
+``down_minutes``, a standby whose replicas lag, a standby that does not serve, an unreadable
+home whose probes pass, dry-run, and a home that breaches during the failback."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab import Fleet
+from ooda._audit import AuditLog, AuditStore
+from ooda._failover import FailoverController, FailoverState, RegionPorts
+from ooda._failover_drill import DrillSettings, controller_for, drill_fleet, run_once
+from ooda._journal import Journal
+from ooda._settings import OodaSettings
+from ooda.cli import main
+
+HOME, STANDBY = "eu-west-1", "eu-central-1"
+OUTAGE = datetime(2026, 3, 3, 12, tzinfo=UTC)
+Event = Callable[[Fleet], object]
+
+
+@dataclass
+class Drive:
+    fleet: Fleet
+    controller: FailoverController
+    audit: AuditStore
+    moved_at: datetime | None = None
+
+    def run(self, until: datetime, events: dict[datetime, Event] | None = None) -> None:
+        """Tick the controller and step the fleet to ``until``, firing ``events`` on time."""
+        todo = dict(events or {})
+        tick = self.controller.settings.loop.tick
+        while self.fleet.clock.now() < until:
+            now = self.fleet.clock.now()
+            for at in sorted(t for t in todo if t <= now):
+                todo.pop(at)(self.fleet)
+            self.controller.tick(now)
+            self.fleet.step(tick)
+            if self.moved_at is None and self.fleet.shares[STANDBY] >= 0.5:
+                self.moved_at = self.fleet.clock.now()
+
+    def floors(self, region: str) -> dict[str, int]:
+        kube: Any = self.fleet.region(region).kube
+        hpas = kube.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler("shop").items
+        return {h.metadata.name: h.spec.min_replicas for h in hpas}
+
+    def entries(self, kind: str | None = None) -> list[Any]:
+        return [e for e in self.audit.entries() if kind is None or e.kind == kind]
+
+
+def _drive(tmp_path: Path, settings: OodaSettings | None = None, seed: int = 11) -> Drive:
+    fleet, wired = drill_fleet(settings or OodaSettings(), seed, OUTAGE - timedelta(minutes=40))
+    audit = AuditLog(tmp_path / "failover.db")
+    return Drive(fleet, controller_for(fleet, wired, Journal(audit)), audit)
+
+
+def _fail(region: str) -> Event:
+    return lambda fleet: fleet.fail_region(region)
+
+
+def _restore(region: str) -> Event:
+    return lambda fleet: fleet.restore_region(region)
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One whole outage: 25 minutes down, failover, failback; snapshots along the way."""
+    drive = _drive(tmp_path_factory.mktemp("failover"))
+    seen: dict[str, Any] = {"floors_before": None}
+    drive.run(OUTAGE)
+    seen["floors_before"] = {r: drive.floors(r) for r in (HOME, STANDBY)}
+    drive.run(OUTAGE + timedelta(minutes=10), {OUTAGE: _fail(HOME)})
+    seen["status_during"] = drive.controller.status
+    seen["floors_during"] = drive.floors(STANDBY)
+    seen["weights_during"] = drive.fleet.weights()
+    drive.run(OUTAGE + timedelta(minutes=75), {OUTAGE + timedelta(minutes=25): _restore(HOME)})
+    seen["drive"] = drive
+    return seen
+
+
+def test_a_dead_home_fails_over_to_the_standby_with_its_floors_raised(
+    outage: dict[str, Any],
+) -> None:
+    drive: Drive = outage["drive"]
+    assert outage["weights_during"] == {HOME: 0, STANDBY: 100}
+    assert outage["status_during"].state is FailoverState.FAILED_OVER
+    # Detected after two whole minutes of failing requests, users moved within a TTL more.
+    assert drive.moved_at is not None
+    assert drive.moved_at - OUTAGE <= timedelta(minutes=3, seconds=30)
+    before, during = outage["floors_before"][STANDBY], outage["floors_during"]
+    assert all(during[s] >= before[s] for s in before) and during != before
+    # Intent before the act, the act, and a verdict that points at it.
+    shifts = [e for e in drive.entries() if e.action == "shift_region_traffic"]
+    assert [e.kind for e in shifts[:3]] == ["intent", "action", "verification"]
+    assert shifts[1].ref == shifts[0].id and shifts[2].ref == shifts[1].id
+    assert shifts[2].outcome.startswith("healed")
+
+
+def test_users_come_home_in_steps_and_every_floor_is_set_back(outage: dict[str, Any]) -> None:
+    drive: Drive = outage["drive"]
+    history = drive.fleet.route53.history
+    comments = [c.comment for c in history[1:]]
+    assert len(comments) == 4, comments
+    assert "is down" in comments[0]
+    assert [c.split("failback step ")[1][:3] for c in comments[1:]] == ["1/3", "2/3", "3/3"]
+    # Home served for ``failback_after`` before the first step; each step held its minutes.
+    cfg = drive.controller.cfg
+    restored = OUTAGE + timedelta(minutes=25)
+    assert history[2].at - restored >= cfg.failback_after
+    for a, b in itertools.pairwise(history[2:]):
+        assert b.at - a.at >= timedelta(minutes=cfg.step_minutes)
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert drive.controller.status.state is FailoverState.HOME
+    assert {r: drive.floors(r) for r in (HOME, STANDBY)} == outage["floors_before"]
+
+
+def test_the_users_see_a_fraction_of_the_outage(tmp_path: Path) -> None:
+    """Users' breach minutes with the controller against without, on the same draw."""
+    cfg = replace(DrillSettings(), after=timedelta(minutes=5))
+    runs = {
+        mode: run_once(OodaSettings(), 11, OUTAGE, timedelta(minutes=20), mode, cfg, tmp_path)
+        for mode in ("off", "on")
+    }
+    assert runs["off"].breach_minutes >= 20
+    assert runs["on"].breach_minutes <= 0.25 * runs["off"].breach_minutes
+    assert runs["on"].wrong_way == 0 and runs["on"].failed_heals == 0
+
+
+def test_a_blip_shorter_than_down_minutes_moves_nobody(tmp_path: Path) -> None:
+    drive = _drive(tmp_path)
+    blip = {OUTAGE: _fail(HOME), OUTAGE + timedelta(seconds=75): _restore(HOME)}
+    drive.run(OUTAGE + timedelta(minutes=10), blip)
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert not drive.entries("action")
+
+
+def test_no_failover_to_a_standby_whose_replicas_lag(tmp_path: Path) -> None:
+    drive = _drive(tmp_path)
+    standby_db: Any = drive.fleet.region(STANDBY).dependency("payments-db")
+    standby_db.replica_lag_s = 120.0
+    drive.run(OUTAGE + timedelta(minutes=8), {OUTAGE: _fail(HOME)})
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    (escalation,) = drive.entries("escalation")
+    assert "lag" in escalation.outcome and "writes would be lost" in escalation.outcome
+
+
+def test_no_failover_when_no_standby_serves(tmp_path: Path) -> None:
+    drive = _drive(tmp_path)
+    drive.run(OUTAGE + timedelta(minutes=8), {OUTAGE: _fail(HOME), OUTAGE + MINUTE: _fail(STANDBY)})
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    (escalation,) = drive.entries("escalation")
+    assert f"{STANDBY} does not serve" in escalation.outcome
+
+
+MINUTE = timedelta(minutes=1)
+
+
+class _Unreachable:
+    def query_range(self, *args: Any) -> Any:
+        raise ConnectionError("prometheus.eu-west-1:9090 refused the connection")
+
+    def query_family(self, *args: Any) -> Any:
+        raise ConnectionError("prometheus.eu-west-1:9090 refused the connection")
+
+
+def test_an_unreadable_home_whose_probes_pass_is_not_failed_over(tmp_path: Path) -> None:
+    """Not being able to read a region is no evidence that it is down: its probes decide."""
+    drive = _drive(tmp_path)
+    home = drive.controller.regions[HOME]
+    drive.controller.regions[HOME] = RegionPorts(HOME, _Unreachable(), home.kube, home.namespace)
+    drive.run(OUTAGE + timedelta(minutes=8))
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert not drive.entries("action")
+
+
+def test_dry_run_moves_nobody_and_audits_what_it_would_do(tmp_path: Path) -> None:
+    drive = _drive(tmp_path, OodaSettings(dry_run=True))
+    floors = drive.floors(STANDBY)
+    drive.run(OUTAGE + timedelta(minutes=6), {OUTAGE: _fail(HOME)})
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert drive.floors(STANDBY) == floors
+    previews = [e for e in drive.entries("action") if e.action == "shift_region_traffic"]
+    assert len(previews) == 1  # once per cooldown (5 minutes), not every tick
+    assert previews[0].dry_run and previews[0].outcome == "dry-run"
+    assert len(drive.fleet.route53.history) == 1  # the fleet's own records at start
+
+
+def test_a_home_that_breaches_during_failback_sends_users_back(tmp_path: Path) -> None:
+    drive = _drive(tmp_path)
+    restored = OUTAGE + timedelta(minutes=10)
+    drive.run(restored, {OUTAGE: _fail(HOME)})
+    cfg = drive.controller.cfg
+    first_step = restored + cfg.failback_after + 3 * MINUTE
+    drive.run(first_step, {restored: _restore(HOME)})
+    assert drive.controller.status.state is FailoverState.FAILING_BACK
+    assert drive.fleet.weights()[HOME] == 10
+    drive.run(first_step + 6 * MINUTE, {first_step: _fail(HOME)})
+    assert drive.fleet.weights() == {HOME: 0, STANDBY: 100}
+    assert drive.controller.status.state is FailoverState.FAILED_OVER
+    aborts = [e for e in drive.controller.journal.events if e.kind == "failback-abort"]
+    assert aborts and "breached at failback step 1" in aborts[0].detail
+
+
+def test_the_drill_prints_its_scorecard_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "drill.json"
+    args = ["--workdir", str(tmp_path), "failover-drill", "--runs", "1", "--clean-runs", "0"]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Region-wide outages" in printed and "failover s" in printed
+    data = json.loads(out.read_text())
+    modes = {row["mode"]: row for row in data["summary"]}
+    assert modes["on"]["failed_over"] == 1 and modes["off"]["failed_over"] == 0
+    assert modes["on"]["breach_minutes"] < modes["off"]["breach_minutes"]
+    assert {run["mode"] for run in data["runs"]} == {"on", "off"}
+
+
+@pytest.mark.parametrize("bad", [["--runs", "0"], ["--clean-runs", "-1"]])
+def test_drill_arguments_out_of_range_exit_2(
+    bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--workdir", str(tmp_path), "failover-drill", *bad]) == 2
+    assert "--runs must be >= 1" in capsys.readouterr().out
