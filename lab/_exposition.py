@@ -20,9 +20,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -30,6 +31,7 @@ from prometheus_client.core import (
     Metric,
     UnknownMetricFamily,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
@@ -412,11 +414,29 @@ def serve_metrics(
     port: int = 0,
     addr: str = "127.0.0.1",
     lock: threading.Lock | None = None,
+    healthy: Callable[[], bool] | None = None,
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` of the newest scrape on ``addr:port`` (0: a free port, read it from
     ``server.server_port``); ``server.shutdown()`` stops it. ``lock``: held while a scrape is
-    read, for a lab that steps in another thread."""
-    server, thread = start_http_server(
-        port, addr=addr, registry=registry_of(LabCollector(store, families, lock=lock))
-    )
+    read, for a lab that steps in another thread. ``healthy``: the region's public endpoint,
+    ``/healthz``, answers 200 while it says so and 503 otherwise (what a synthetic probe or a
+    Route 53 health check requests)."""
+    metrics = make_wsgi_app(registry_of(LabCollector(store, families, lock=lock)))
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz" and healthy is not None:
+            ok = healthy()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"region down\n"]
+        return metrics(environ, start_response)
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="lab-metrics", daemon=True)
+    thread.start()
     return server, thread
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on the terminal."""

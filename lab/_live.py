@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 class LiveLab:
     """Runs ``lab`` level with the wall clock and serves its ``/metrics``; a context manager.
 
+    ``/healthz`` is the region's public endpoint as a synthetic probe sees it: 503 while the
+    lab's region is down (``Lab.region_down``), 200 otherwise.
+
     ``lab``'s clock must be a ``SimClock`` at or before now (a history may be generated
     first): the thread catches it up and then follows real time.
     """
@@ -49,7 +52,9 @@ class LiveLab:
     def start(self) -> LiveLab:
         """Catch up with the wall clock, then serve and follow it."""
         self._catch_up()
-        self._server, _ = self.lab.source.serve(self._port, self._addr, self.lock)
+        self._server, _ = self.lab.source.serve(
+            self._port, self._addr, self.lock, healthy=lambda: not self.lab.region_down
+        )
         self._thread = threading.Thread(target=self._follow, name="live-lab", daemon=True)
         self._thread.start()
         return self

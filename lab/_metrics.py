@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -264,9 +265,13 @@ class LabMetricSource:
         return history_openmetrics(self._store, self._families)
 
     def serve(
-        self, port: int = 0, addr: str = "127.0.0.1", lock: threading.Lock | None = None
+        self,
+        port: int = 0,
+        addr: str = "127.0.0.1",
+        lock: threading.Lock | None = None,
+        healthy: Callable[[], bool] | None = None,
     ) -> tuple[WSGIServer, threading.Thread]:
         """Serve the exporters' ``/metrics`` (the newest scrape) for a Prometheus server to
         scrape; ``server.server_port`` is the port, ``server.shutdown()`` stops it. Pass the
-        ``lock`` a thread stepping the lab holds."""
-        return serve_metrics(self._store, self._families, port, addr, lock)
+        ``lock`` a thread stepping the lab holds; ``healthy`` answers ``/healthz``."""
+        return serve_metrics(self._store, self._families, port, addr, lock, healthy)

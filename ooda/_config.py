@@ -83,7 +83,9 @@ class AwsConfig(_Strict):
     region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     endpoint_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     """An AWS-compatible server for every service (LocalStack, moto); unset: AWS's own."""
-    endpoints: dict[Literal["sqs", "rds"], Annotated[str, Field(pattern=r"^https?://\S+$")]] = {}
+    endpoints: dict[
+        Literal["sqs", "rds", "route53"], Annotated[str, Field(pattern=r"^https?://\S+$")]
+    ] = {}
     """Per service, an endpoint other than ``endpoint_url`` (ElasticMQ for SQS, say)."""
     timeout: Duration = timedelta(seconds=10)
     """Connect and read timeout of each call."""
@@ -96,6 +98,8 @@ class RegionConfig(_Strict):
     actions, its AWS account."""
 
     name: Name
+    namespace: Name | None = None
+    """The services' namespace in this region's cluster, where it is not the estate's."""
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
@@ -233,6 +237,26 @@ class AuditConfig(_Strict):
     url: Annotated[str, Field(pattern=r"^postgres(ql)?://\S+$")] | None = None
 
 
+class FailoverConfig(_Strict):
+    """Regional failover of the public name users resolve (``ooda failover``): its weighted
+    Route 53 records (one per region, ``SetIdentifier`` the region's name, home first in
+    ``regions``), each region's public health endpoint, and the rules' numbers (unset: the
+    defaults of ``FailoverSettings``)."""
+
+    record: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?\.?$")]
+    hosted_zone_id: Annotated[str, Field(pattern=r"^(/hostedzone/)?[A-Z0-9]+$")]
+    probes: dict[Name, Annotated[str, Field(pattern=r"^https?://\S+$")]]
+    """Region -> the URL a synthetic probe requests (2xx: the region serves)."""
+    probe_timeout: Duration = timedelta(seconds=5)
+    entries: list[Name] = []
+    """The services users call (unset: the first service)."""
+    aws: AwsConfig = AwsConfig(region_name="us-east-1")
+    """The account of the hosted zone (Route 53 is global; its API lives in us-east-1)."""
+    down_minutes: int | None = Field(default=None, ge=1)
+    failback_after: Duration | None = None
+    max_replica_lag_s: float | None = Field(default=None, gt=0)
+
+
 class OodaConfig(_Strict):
     """The whole file."""
 
@@ -248,6 +272,7 @@ class OodaConfig(_Strict):
     leader: LeaderConfig = LeaderConfig()
     escalation: EscalationConfig = EscalationConfig()
     watches: WatchesConfig = WatchesConfig()
+    failover: FailoverConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OodaConfig:
@@ -265,6 +290,19 @@ class OodaConfig(_Strict):
                 raise ValueError(
                     f"services[{i}].calls: {', '.join(unknown)} not among the services"
                 )
+        if self.failover is not None:
+            regions = [r.name for r in self.regions]
+            if len(regions) < 2:
+                raise ValueError("failover: needs two or more regions")
+            missing = [r for r in regions if r not in self.failover.probes]
+            extra = [r for r in self.failover.probes if r not in regions]
+            if missing or extra:
+                raise ValueError(
+                    f"failover.probes: one per region; missing {missing}, not regions {extra}"
+                )
+            unknown = [e for e in self.failover.entries if e not in known]
+            if unknown:
+                raise ValueError(f"failover.entries: {', '.join(unknown)} not among the services")
         return self
 
     # -- into settings -------------------------------------------------------------------------
@@ -316,6 +354,27 @@ class OodaConfig(_Strict):
             if registry is not base.training.registry
             else base.training,
         )
+
+    def failover_settings(self, base: OodaSettings | None = None) -> OodaSettings:
+        """The settings of ``ooda failover``: the estate's, with what ``failover`` says."""
+        settings = self.settings(base=base)
+        given = self.failover
+        if given is None:
+            raise ConfigError("the configuration has no failover section")
+        overrides = {
+            key: getattr(given, key)
+            for key in ("down_minutes", "failback_after", "max_replica_lag_s")
+            if getattr(given, key) is not None
+        }
+        failover = replace(
+            settings.failover,
+            regions=tuple(r.name for r in self.regions),
+            hosted_zone_id=given.hosted_zone_id,
+            record=given.record if given.record.endswith(".") else given.record + ".",
+            entries=tuple(given.entries) or (self.services[0].name,),
+            **overrides,
+        )
+        return replace(settings, failover=failover)
 
     def region(self, name: str | None = None) -> RegionConfig:
         """The region called ``name`` (default: the first)."""

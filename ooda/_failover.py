@@ -187,6 +187,7 @@ class FailoverController:
         self._step_healthy = 0
         self._last_minute: dict[str, datetime] = {}
         self._said: dict[str, tuple[str, datetime]] = {}
+        self._resumed = False
 
     # -- observe ------------------------------------------------------------------------------
 
@@ -274,6 +275,8 @@ class FailoverController:
 
     def tick(self, now: datetime) -> FailoverStatus:
         """Observe every region and take at most one step; returns where users are."""
+        if not self._resumed:
+            self._resume(now)
         health = {r: self.observe(r, now) for r in self.cfg.regions}
         state = self.status.state
         if state is FailoverState.HOME:
@@ -285,6 +288,32 @@ class FailoverController:
         else:
             self._failing_back(health, now)
         return self.status
+
+    def _resume(self, now: datetime) -> None:
+        """Where the users are, from the records: a controller that restarts mid-failover
+        carries on from there (the floors an earlier process raised stay, annotated)."""
+        try:
+            records = self._shift_action((), "read the records").records(self._dns)
+        except ActuatorError as exc:
+            self._say(now, "problem", f"cannot read the records of {self.cfg.record}: {exc}")
+            return
+        self._resumed = True
+        weights = {r: int(rec["Weight"]) for r, rec in records.items()}
+        total = sum(weights.values())
+        home = weights.get(self.home, 0)
+        if total <= 0 or home == total:
+            return
+        away = [r for r in self.cfg.regions[1:] if weights.get(r, 0) > 0]
+        if not away:
+            return
+        active = max(away, key=lambda r: weights[r])
+        share = 100 * home / total
+        steps = [i for i, s in enumerate(self.cfg.failback_steps) if s <= share]
+        if home == 0 or not steps:
+            self.status = FailoverStatus(FailoverState.FAILED_OVER, active, now)
+        else:
+            self.status = FailoverStatus(FailoverState.FAILING_BACK, active, now, steps[-1])
+        self._event(now, "resumed", active, f"users found where the records send them: {weights}")
 
     def _at_home(self, health: dict[str, RegionHealth], now: datetime) -> None:
         home = health[self.home]

@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 from contracts import CloudClients, KubeClients, WallClock
 from features import PrometheusSource
-from ooda._audit import AuditError, open_audit
-from ooda._config import OodaConfig, RegionConfig
+from ooda._audit import AuditEntry, AuditError, open_audit
+from ooda._config import AwsConfig, OodaConfig, RegionConfig
 from ooda._detector_watch import DetectorRegistry
 from ooda._errors import ConfigError
 from ooda._escalate import Escalator
@@ -89,22 +89,40 @@ def connect_cloud(region: RegionConfig) -> CloudClients:
     """The boto3 clients of ``region``'s AWS account (none where the configuration names none)."""
     if region.aws is None:
         return CloudClients()
+    return CloudClients(sqs=aws_client(region.aws, "sqs"), rds=aws_client(region.aws, "rds"))
+
+
+def aws_client(aws: AwsConfig, service: Literal["sqs", "rds", "route53"]) -> Any:
+    """A boto3 client of ``service`` in ``aws``'s account, with its timeouts and retries."""
     import boto3
     from botocore.config import Config
 
-    aws = region.aws
     timeout = aws.timeout.total_seconds()
     config = Config(
         connect_timeout=timeout,
         read_timeout=timeout,
         retries={"max_attempts": aws.max_attempts, "mode": "standard"},
     )
+    url = aws.endpoints.get(service, aws.endpoint_url)
+    return boto3.client(service, region_name=aws.region_name, endpoint_url=url, config=config)
 
-    def client(service: Literal["sqs", "rds"]) -> Any:
-        url = aws.endpoints.get(service, aws.endpoint_url)
-        return boto3.client(service, region_name=aws.region_name, endpoint_url=url, config=config)
 
-    return CloudClients(sqs=client("sqs"), rds=client("rds"))
+def audit_line(entry: AuditEntry) -> str:
+    """One audit entry as the JSON line ``ooda run`` prints for it."""
+    return json.dumps(
+        {
+            "at": entry.at.isoformat(),
+            "audit_id": entry.id,
+            "kind": entry.kind,
+            "service": entry.service,
+            "action": entry.action,
+            "target": entry.target,
+            "outcome": entry.outcome,
+            "dry_run": entry.dry_run,
+            "ref": entry.ref,
+        },
+        sort_keys=True,
+    )
 
 
 @dataclass
@@ -268,22 +286,7 @@ class Runner:
         now = loop.clock.now()
         new = loop.audit.entries(after_id=self._seen)
         for entry in new:
-            decisions.info(
-                json.dumps(
-                    {
-                        "at": entry.at.isoformat(),
-                        "audit_id": entry.id,
-                        "kind": entry.kind,
-                        "service": entry.service,
-                        "action": entry.action,
-                        "target": entry.target,
-                        "outcome": entry.outcome,
-                        "dry_run": entry.dry_run,
-                        "ref": entry.ref,
-                    },
-                    sort_keys=True,
-                )
-            )
+            decisions.info(audit_line(entry))
         if new:
             self._seen = new[-1].id or self._seen
         alerts = self.escalator.escalate(new)

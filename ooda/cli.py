@@ -6,7 +6,9 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +51,7 @@ def _settings(args: argparse.Namespace) -> OodaSettings:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import serving  # its imports reset warning filters and log levels, hence first
-    import training  # noqa: F401
+    from training import train_detector  # noqa: F401  (likewise Feast, darts, PyTorch)
 
     silence()
     from ooda._demo import run_demo
@@ -72,8 +74,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_audit_lines() -> None:
+    """Every audit entry written becomes one JSON line on stdout (``ooda.audit``'s records)."""
+    audit_lines = logging.getLogger("ooda.audit")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_lines.addHandler(handler)
+    audit_lines.setLevel(logging.INFO)
+    audit_lines.propagate = False
+
+
+def _stop_on_signals(stop: threading.Event, logger: str) -> None:
+    """SIGTERM and SIGINT set ``stop``: the tick in progress finishes, then the command ends."""
+
+    def handle(signum: int, _frame: object) -> None:
+        logging.getLogger(logger).warning(
+            "%s: finishing the tick in progress, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    import signal
     from dataclasses import replace as dc_replace
 
     from contracts import ActionKind
@@ -107,12 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[red]run: {exc}[/]")
         return EXIT_CONFIG
-    audit_lines = logging.getLogger("ooda.audit")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    audit_lines.addHandler(handler)
-    audit_lines.setLevel(logging.INFO)
-    audit_lines.propagate = False
+    _print_audit_lines()
     metrics = RunMetrics()
     server = None
     if args.metrics_port is not None:
@@ -159,14 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         state_path=config.audit.path.parent / STATE_FILE,
     )
 
-    def stop(signum: int, _frame: object) -> None:
-        logging.getLogger("ooda.run").warning(
-            "%s: finishing the tick in progress, then stopping", signal.Signals(signum).name
-        )
-        runner.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    _stop_on_signals(runner.stop, "ooda.run")
     try:
         return runner.run(once=args.once)
     finally:
@@ -176,7 +188,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
     import serving  # noqa: F401  (its imports reset warning filters and log levels)
-    import training  # noqa: F401
+    from training import train_detector  # noqa: F401  (likewise Feast, darts, PyTorch)
 
     # A chaos run's loops report through their audit logs and the scorecard, not the terminal.
     silence("ooda.loop")
@@ -327,11 +339,43 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_failover(args: argparse.Namespace) -> int:
+    from dataclasses import replace as dc_replace
+
+    from ooda._audit import AuditError
+    from ooda._config import load_config
+    from ooda._errors import ConfigError
+    from ooda._escalate import Escalator
+    from ooda._failover_run import FailoverRunner, HttpProbe, build_failover
+    from ooda._run import EXIT_CONFIG
+
+    try:
+        config = load_config(args.config)
+        settings = config.failover_settings()
+        if args.dry_run:
+            settings = dc_replace(
+                settings, dry_run=True, guard=dc_replace(settings.guard, dry_run=True)
+            )
+        assert config.failover is not None  # failover_settings says so otherwise
+        probe = HttpProbe(config.failover.probes, config.failover.probe_timeout.total_seconds())
+        controller = build_failover(config, settings, probe)
+    except (ConfigError, AuditError) as exc:
+        console.print(f"[red]failover: {exc}[/]")
+        return EXIT_CONFIG
+    _print_audit_lines()
+    escalator = Escalator(settings.escalation, settings.namespace, settings.failover.record)
+    runner = FailoverRunner(controller, escalator)
+
+    _stop_on_signals(runner.stop, "ooda.failover")
+    try:
+        return runner.run(once=args.once)
+    finally:
+        probe.close()
+        controller.journal.audit.close()
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """Serve the registry's champions in the foreground until Ctrl-C or SIGTERM."""
-    import signal
-    import threading
-
     import serving
 
     silence()  # MLflow's and Ray's imports reset the warning filters
@@ -918,6 +962,17 @@ def _parser() -> argparse.ArgumentParser:
         "--serve-url", help="score with an already running ooda Serve application at this URL"
     )
     chaos.set_defaults(func=_cmd_chaos)
+    failover = sub.add_parser(
+        "failover",
+        help="fail a public name's users over between the configured regions, and back",
+    )
+    failover.add_argument("--config", type=Path, required=True, help="ooda YAML configuration")
+    failover.add_argument("--once", action="store_true", help="one tick, then exit")
+    failover.add_argument(
+        "--dry-run", action="store_true", help="decide and audit, move nobody (the preview)"
+    )
+    failover.set_defaults(func=_cmd_failover)
+
     drill = sub.add_parser(
         "failover-drill",
         help="region-wide outages on a two-region fleet: failover and failback against none",

@@ -201,3 +201,47 @@ def test_a_regions_aws_reaches_the_queue_and_database_actions(
         validate(raw, "lab.yaml")
     assert "regions[0].aws.region_name" in str(bad.value)
     assert "regions[0].aws.endpoints.dynamodb" in str(bad.value)
+
+
+def _failover(**extra: Any) -> dict[str, Any]:
+    raw = _raw()
+    raw["failover"] = {
+        "record": "shop.example.com",
+        "hosted_zone_id": "Z0123456789ABC",
+        "probes": {
+            "eu-west-1": "https://eu-west-1.shop.example.com/healthz",
+            "eu-central-1": "https://eu-central-1.shop.example.com/healthz",
+        },
+        **extra,
+    }
+    return raw
+
+
+def test_the_failover_section_becomes_the_controllers_settings() -> None:
+    config = validate(_failover(down_minutes=3, failback_after="30m"))
+    cfg = config.failover_settings().failover
+    assert cfg.regions == ("eu-west-1", "eu-central-1")
+    assert cfg.record == "shop.example.com." and cfg.hosted_zone_id == "Z0123456789ABC"
+    assert cfg.entries == ("frontend",)  # the first service, unless named
+    assert cfg.down_minutes == 3 and cfg.failback_after == timedelta(minutes=30)
+    assert cfg.max_replica_lag_s == OodaSettings().failover.max_replica_lag_s
+    with pytest.raises(ConfigError, match="no failover section"):
+        validate(_raw()).failover_settings()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["failover"]["probes"].pop("eu-west-1"), "missing ['eu-west-1']"),
+        (lambda r: r["failover"]["probes"].update({"us-east-1": "http://x"}), "['us-east-1']"),
+        (lambda r: r["failover"].update(entries=["basket"]), "failover.entries: basket not"),
+        (lambda r: r.update(regions=r["regions"][:1]), "failover: needs two or more regions"),
+        (lambda r: r["failover"].update(down_minutes=0), "failover.down_minutes: Input should"),
+    ],
+)
+def test_a_bad_failover_section_is_refused_by_name(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    raw = _failover()
+    change(raw)
+    with pytest.raises(ConfigError) as caught:
+        validate(raw)
+    assert message in str(caught.value)

@@ -232,3 +232,35 @@ def test_drill_arguments_out_of_range_exit_2(
 ) -> None:
     assert main(["--workdir", str(tmp_path), "failover-drill", *bad]) == 2
     assert "--runs must be >= 1" in capsys.readouterr().out
+
+
+def test_a_restarted_controller_finds_the_users_on_the_standby_and_brings_them_home(
+    tmp_path: Path,
+) -> None:
+    """Its memory is the records: users on the standby at start mean a failover is on."""
+    drive = _drive(tmp_path)
+    drive.fleet.route53.change_resource_record_sets(
+        HostedZoneId=drive.fleet.zone_id,
+        ChangeBatch={
+            "Changes": [
+                {"Action": "UPSERT", "ResourceRecordSet": {**record, "Weight": weight}}
+                for record, weight in zip(_records(drive.fleet), (0, 100), strict=True)
+            ]
+        },
+    )
+    start = drive.fleet.clock.now()
+    drive.run(start + timedelta(seconds=30))
+    assert drive.controller.status.state is FailoverState.FAILED_OVER
+    assert drive.controller.status.active == STANDBY
+    resumed = [e for e in drive.controller.journal.events if e.kind == "resumed"]
+    assert resumed and "'eu-central-1': 100" in resumed[0].detail
+    drive.run(start + drive.controller.cfg.failback_after + 15 * MINUTE)
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert drive.controller.status.state is FailoverState.HOME
+
+
+def _records(fleet: Fleet) -> list[dict[str, Any]]:
+    """The home's and the standby's weighted records, in that order."""
+    answer = fleet.route53.list_resource_record_sets(HostedZoneId=fleet.zone_id)
+    by_region = {r["SetIdentifier"]: r for r in answer["ResourceRecordSets"]}
+    return [by_region[HOME], by_region[STANDBY]]
