@@ -3,9 +3,10 @@
 A multi-region estate answers its public name with one weighted record per region (same name
 and type, ``SetIdentifier`` the region). Failing over is moving the weight from the sick
 region to the standby; failing back is moving it home, in steps. The change goes through
-boto3's ``change_resource_record_sets`` as one atomic batch of ``UPSERT``s that rewrite each
-record as read, only its ``Weight`` changed, with ooda's audit entry in the batch's comment
-(a record carries no annotation). Resolvers move over the records' TTL.
+boto3's ``change_resource_record_sets`` (with boto3's own retries and timeouts) as one atomic
+batch of ``UPSERT``s that rewrite each record as read, only its ``Weight`` changed, with
+ooda's audit entry in the batch's comment (a record carries no annotation). Resolvers move
+over the records' TTL.
 
 The action refuses to give more weight to a region the decision found unhealthy and a split
 whose weights sum to nothing (Route 53 would then answer every record alike, the sick region
@@ -21,7 +22,12 @@ from typing import Any
 
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
-from actuators._errors import ConflictError, GuardRejectedError, PermanentActuatorError
+from actuators._errors import (
+    ConflictError,
+    GuardRejectedError,
+    PermanentActuatorError,
+    call_cloud,
+)
 from contracts import ActionKind
 
 #: Route 53's largest ``Weight``.
@@ -62,8 +68,7 @@ class ShiftRegionTraffic(Action):
     def records(self, ctx: ActionContext) -> dict[str, dict[str, Any]]:
         """Region -> the weighted record of the public name, as Route 53 answers it."""
         client, name = self._client(ctx), _absolute(self.service)
-        answer = self.call(
-            ctx,
+        answer = call_cloud(
             lambda: client.list_resource_record_sets(
                 HostedZoneId=self.hosted_zone_id,
                 StartRecordName=name,
@@ -110,8 +115,7 @@ class ShiftRegionTraffic(Action):
             return
         client = self._client(ctx)
         comment = f"ooda {self.kind}, audit entry {ctx.audit_ref or 'none'}: {self.reason}"
-        self.call(
-            ctx,
+        call_cloud(
             lambda: client.change_resource_record_sets(
                 HostedZoneId=self.hosted_zone_id,
                 ChangeBatch={"Comment": comment[:256], "Changes": changes},

@@ -277,6 +277,8 @@ class FailoverController:
         """Observe every region and take at most one step; returns where users are."""
         if not self._resumed:
             self._resume(now)
+            if not self._resumed:
+                return self.status  # where users are is unknown: nothing is done
         health = {r: self.observe(r, now) for r in self.cfg.regions}
         state = self.status.state
         if state is FailoverState.HOME:

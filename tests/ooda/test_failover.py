@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from lab import Fleet
 from ooda._audit import AuditLog, AuditStore
@@ -264,3 +265,27 @@ def _records(fleet: Fleet) -> list[dict[str, Any]]:
     answer = fleet.route53.list_resource_record_sets(HostedZoneId=fleet.zone_id)
     by_region = {r["SetIdentifier"]: r for r in answer["ResourceRecordSets"]}
     return [by_region[HOME], by_region[STANDBY]]
+
+
+class _Route53Down:
+    def list_resource_record_sets(self, **kwargs: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="https://route53.amazonaws.com/")
+
+    def change_resource_record_sets(self, **kwargs: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="https://route53.amazonaws.com/")
+
+
+def test_an_unreachable_route53_is_said_and_nothing_is_done(tmp_path: Path) -> None:
+    """Where users are cannot be read: the controller neither acts nor crashes, and says so
+    once every five minutes, not every tick."""
+    drive = _drive(tmp_path)
+    drive.controller._dns = replace(
+        drive.controller._dns, cloud=replace(drive.controller._dns.cloud, route53=_Route53Down())
+    )
+    drive.run(OUTAGE + timedelta(minutes=5), {OUTAGE: _fail(HOME)})
+    assert drive.controller.status.state is FailoverState.HOME
+    assert not drive.entries("intent")
+    said = [e for e in drive.controller.journal.events if e.kind == "problem"]
+    assert said and "EndpointConnectionError" in said[0].detail
+    minutes = (drive.fleet.clock.now() - said[0].at) / MINUTE
+    assert len(said) <= minutes / 5 + 1
