@@ -42,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     "FailoverState": "ooda._failover",
     "FailoverStatus": "ooda._failover",
     "Incident": "ooda._incidents",
-    "RegionHealth": "ooda._failover",
-    "RegionPorts": "ooda._failover",
+    "RegionHealth": "ooda._region_health",
+    "RegionPorts": "ooda._region_health",
     "LoadForecast": "ooda._records",
     "LogTemplates": "ooda._logs",
     "LoopEvent": "ooda._journal",
@@ -184,13 +184,7 @@ if TYPE_CHECKING:
         SeriesInputError,
         TrainInputError,
     )
-    from ooda._failover import (
-        FailoverController,
-        FailoverState,
-        FailoverStatus,
-        RegionHealth,
-        RegionPorts,
-    )
+    from ooda._failover import FailoverController, FailoverState, FailoverStatus
     from ooda._fakes import RuleScorer
     from ooda._incident_page import write_pages
     from ooda._incidents import Incident, incidents
@@ -214,6 +208,7 @@ if TYPE_CHECKING:
         Snapshot,
     )
     from ooda._recover import recover, reset_breaker
+    from ooda._region_health import RegionHealth, RegionPorts
     from ooda._scoring import Scorer, ScoringClient
     from ooda._settings import (
         AutonomySettings,

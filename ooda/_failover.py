@@ -28,15 +28,11 @@ floors are set back. Every decision, refusal, action and verdict is in the audit
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from actuators import (
     Action,
@@ -48,22 +44,14 @@ from actuators import (
     SetHpaMinReplicas,
     ShiftRegionTraffic,
 )
-from contracts import KubeClients, MetricFamily, MetricSource, WorkloadState
+from contracts import KubeClients
 from ooda._autonomy import ErrorBudget
-from ooda._cluster_state import read_workloads
 from ooda._journal import Journal
-from ooda._observe import clean_metrics
+from ooda._region_health import MINUTE, Probe, RegionHealth, RegionObserver, RegionPorts
 from ooda._settings import OodaSettings
 
-MINUTE = timedelta(minutes=1)
-#: Minutes of metrics read per region and tick.
-WINDOW_MINUTES = 6
 #: What the controller writes in ``ooda.dev/floor-for`` of the floors it raises.
 PURPOSE = "region_failover"
-
-Probe = Callable[[str], float | None]
-"""Share of synthetic requests to a region's public endpoint that succeed now (None: no probe
-answer), as the blackbox exporter's ``probe_success`` averages it."""
 
 
 class FailoverState(StrEnum):
@@ -77,42 +65,6 @@ class FailoverState(StrEnum):
     """All on the standby."""
     FAILING_BACK = "failing_back"
     """Moving home, one step at a time."""
-
-
-@dataclass(frozen=True)
-class RegionPorts:
-    """How one region is read and acted on."""
-
-    name: str
-    source: MetricSource
-    kube: KubeClients
-    namespace: str = "shop"
-
-
-@dataclass(frozen=True)
-class RegionHealth:
-    """One region as observed in one tick."""
-
-    region: str
-    at: datetime
-    error_rates: tuple[float, ...] = ()
-    """Share of the entry services' requests that failed, per minute, oldest first (NaN: a
-    minute without requests)."""
-    p95_ms: tuple[float, ...] = ()
-    """The entry services' worst p95 per minute (NaN: no requests)."""
-    probe: float | None = None
-    workloads: Mapping[str, WorkloadState] = field(default_factory=dict)
-    replica_lag_s: float | None = None
-    """The largest lag of the region's database replicas (None: none reported)."""
-    newest_minute: datetime | None = None
-    """The newest minute of the entry services' metrics (None: none)."""
-    problem: str | None = None
-    """Why the region could not be observed (None: it was)."""
-
-    @property
-    def ready(self) -> dict[str, int]:
-        """Ready pods per service."""
-        return {s: w.ready_replicas for s, w in self.workloads.items()}
 
 
 @dataclass(frozen=True)
@@ -158,7 +110,7 @@ class FailoverController:
         self.settings = settings
         self.cfg = cfg
         self.regions = dict(regions)
-        self.probe = probe
+        self.observer = RegionObserver(settings, regions, probe)
         self.journal = journal
         self.home = cfg.regions[0]
         guard_settings = replace(settings.guard, dry_run=settings.dry_run)
@@ -179,9 +131,6 @@ class FailoverController:
         self._baseline: dict[str, int] = {}
         self._floors: dict[str, list[_Applied]] = {r: [] for r in cfg.regions}
         self._verifying: _Applied | None = None
-        self._probes: dict[str, deque[tuple[datetime, float | None]]] = {
-            r: deque(maxlen=64) for r in cfg.regions
-        }
         self._serving_since: datetime | None = None
         self._preview_every = settings.guard.cooldown
         self._step_healthy = 0
@@ -191,86 +140,6 @@ class FailoverController:
 
     # -- observe ------------------------------------------------------------------------------
 
-    def observe(self, region: str, now: datetime) -> RegionHealth:
-        """``region``'s users' minutes, its probe, workloads and replica lag; never raises."""
-        ports = self.regions[region]
-        probe = self._probe(region)
-        self._probes[region].append((now, probe))
-        # Whole minutes, so that a minute is one row however often the controller ticks.
-        end = pd.Timestamp(now).floor("min").to_pydatetime()
-        start = end - WINDOW_MINUTES * MINUTE
-        try:
-            raw = ports.source.query_range(start, end, MINUTE)
-            metrics, _ = clean_metrics(raw, now)
-            workloads = read_workloads(ports.kube, ports.namespace, self.settings.services)
-        except Exception as exc:  # an unreachable region is evidence, not a crash
-            return RegionHealth(region, now, probe=probe, problem=f"{type(exc).__name__}: {exc}")
-        entries = metrics[metrics["service"].isin(self.cfg.entries)]
-        rates, p95, newest = _per_minute(entries)
-        return RegionHealth(
-            region,
-            now,
-            error_rates=rates,
-            p95_ms=p95,
-            newest_minute=newest,
-            probe=probe,
-            workloads=workloads,
-            replica_lag_s=self._replica_lag(ports, start, end),
-        )
-
-    def _probe(self, region: str) -> float | None:
-        try:
-            value = self.probe(region)
-        except Exception:  # a probe that cannot answer says nothing
-            return None
-        if value is None or not math.isfinite(value):
-            return None
-        return float(value)
-
-    @staticmethod
-    def _replica_lag(ports: RegionPorts, start: datetime, now: datetime) -> float | None:
-        try:
-            frame = ports.source.query_family(MetricFamily.DATABASE, start, now, MINUTE)
-        except Exception:
-            return None
-        if frame is None or frame.empty or "aws_rds_replica_lag_average" not in frame:
-            return None
-        newest = frame[frame["timestamp"] == frame["timestamp"].max()]
-        lags = pd.to_numeric(newest["aws_rds_replica_lag_average"], errors="coerce").dropna()
-        return float(lags.max()) if len(lags) else None
-
-    def _probes_failing(self, region: str, now: datetime) -> bool:
-        """Every probe answer of the last ``down_minutes`` is below the floor."""
-        span = self.cfg.down_minutes * MINUTE
-        seen = [(at, p) for at, p in self._probes[region] if now - at <= span]
-        if not seen or now - seen[0][0] < span - timedelta(seconds=1):
-            return False
-        return all(p is not None and p < self.cfg.probe_floor for _, p in seen)
-
-    def down(self, health: RegionHealth) -> bool:
-        """Most of the region's users' requests fail, or its probes do, for ``down_minutes``."""
-        n = self.cfg.down_minutes
-        rates = health.error_rates[-n:]
-        failing = len(rates) == n and all(r >= self.cfg.down_error_rate for r in rates)
-        return failing or self._probes_failing(health.region, health.at)
-
-    def serves(self, health: RegionHealth) -> bool:
-        """The region answers: its probe passes and its newest minute is not mostly failing."""
-        if health.problem is not None or health.probe is None:
-            return False
-        if health.probe < self.cfg.probe_floor:
-            return False
-        newest = health.error_rates[-1] if health.error_rates else math.nan
-        return not newest >= self.cfg.down_error_rate
-
-    def _within_slo(self, health: RegionHealth) -> bool | None:
-        """Whether the newest minute met the SLO (None: no requests in it)."""
-        if not health.error_rates or math.isnan(health.error_rates[-1]):
-            return None
-        slo = self.settings.slo
-        p95 = health.p95_ms[-1]
-        return bool(health.error_rates[-1] <= slo.max_error_rate and p95 <= slo.p95_ms)
-
     # -- decide and act -----------------------------------------------------------------------
 
     def tick(self, now: datetime) -> FailoverStatus:
@@ -279,7 +148,7 @@ class FailoverController:
             self._resume(now)
             if not self._resumed:
                 return self.status  # where users are is unknown: nothing is done
-        health = {r: self.observe(r, now) for r in self.cfg.regions}
+        health = {r: self.observer.observe(r, now) for r in self.cfg.regions}
         state = self.status.state
         if state is FailoverState.HOME:
             self._at_home(health, now)
@@ -319,8 +188,8 @@ class FailoverController:
 
     def _at_home(self, health: dict[str, RegionHealth], now: datetime) -> None:
         home = health[self.home]
-        if not self.down(home):
-            if home.workloads and self._within_slo(home) is not False:
+        if not self.observer.down(home):
+            if home.workloads and self.observer.within_slo(home) is not False:
                 self._baseline = home.ready
             return
         standby = self._standby(health, now)
@@ -344,7 +213,7 @@ class FailoverController:
         reasons = []
         for region in self.cfg.regions[1:]:
             h = health[region]
-            if not self.serves(h):
+            if not self.observer.serves(h):
                 why = h.problem or f"probe {h.probe}"
                 reasons.append(f"{region} does not serve ({why})")
                 continue
@@ -364,18 +233,20 @@ class FailoverController:
     def _preparing(self, health: dict[str, RegionHealth], now: datetime) -> None:
         standby = self.status.active
         home = health[self.home]
-        if not self.down(home):
+        if not self.observer.down(home):
             self._event(now, "region-back", self.home, "home serves again before users moved")
             self._release_floors(standby, now)
             self.status = FailoverStatus(FailoverState.HOME, self.home, None)
             return
-        if not self.serves(health[standby]):
+        if not self.observer.serves(health[standby]):
             why = f"standby {standby} stopped serving while it was prepared"
             self._escalate(now, why, "standby-lost")
             return
         short = _short(health[standby].ready, self._baseline, self.cfg.capacity_share)
         newest = home.error_rates[-1] if home.error_rates else math.nan
-        hard = newest >= self.cfg.hard_down_error_rate or self._probes_failing(self.home, now)
+        hard = newest >= self.cfg.hard_down_error_rate or self.observer.probes_failing(
+            self.home, now
+        )
         waited = (
             self.status.since is not None and now - self.status.since >= self.cfg.prepare_timeout
         )
@@ -413,7 +284,7 @@ class FailoverController:
         standby = self.status.active
         self._verify(health[standby], now)
         home = health[self.home]
-        if not self.serves(home) or self._verifying is not None:
+        if not self.observer.serves(home) or self._verifying is not None:
             self._serving_since = None
             return
         if self._serving_since is None:
@@ -449,7 +320,11 @@ class FailoverController:
     def _failing_back(self, health: dict[str, RegionHealth], now: datetime) -> None:
         home = health[self.home]
         minute = home.newest_minute
-        if self.down(home) or not self.serves(home) or self._within_slo(home) is False:
+        if (
+            self.observer.down(home)
+            or not self.observer.serves(home)
+            or self.observer.within_slo(home) is False
+        ):
             why = f"home {self.home} breached at failback step {self.status.step + 1}"
             self._event(now, "failback-abort", self.home, why)
             self._shift(self.status.active, now, why)
@@ -457,7 +332,7 @@ class FailoverController:
         if minute is None or self._last_minute.get(self.home) == minute:
             return
         self._last_minute[self.home] = minute
-        if self._within_slo(home) is not True:
+        if self.observer.within_slo(home) is not True:
             return
         # A minute counts once the resolvers have had the TTL to follow the step's weights.
         if self.status.since is None or minute < self.status.since + self.cfg.settle:
@@ -622,32 +497,6 @@ def _zone_name(record: str) -> str:
     """The zone a public name sits in (its parent domain)."""
     parts = record.rstrip(".").split(".")
     return ".".join(parts[1:]) + "." if len(parts) > 2 else record
-
-
-def _per_minute(
-    entries: pd.DataFrame,
-) -> tuple[tuple[float, ...], tuple[float, ...], datetime | None]:
-    """Per minute of the entry services: the share of failed requests and the worst p95;
-    and the newest minute."""
-    if entries.empty:
-        return (), (), None
-    rate = entries["request_rate"].to_numpy(dtype=float)
-    errors = rate * entries["error_rate"].to_numpy(dtype=float)
-    frame = pd.DataFrame(
-        {
-            "timestamp": entries["timestamp"].to_numpy(),
-            "requests": rate,
-            "errors": np.nan_to_num(errors),
-            "p95": np.where(rate > 0, entries["p95_latency_ms"].to_numpy(dtype=float), np.nan),
-        }
-    )
-    minutes = frame.groupby("timestamp", sort=True).agg(
-        requests=("requests", "sum"), errors=("errors", "sum"), p95=("p95", "max")
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(minutes["requests"] > 0, minutes["errors"] / minutes["requests"], np.nan)
-    newest = pd.Timestamp(minutes.index[-1]).to_pydatetime()
-    return tuple(float(v) for v in share), tuple(float(v) for v in minutes["p95"]), newest
 
 
 def _short(have: Mapping[str, int], baseline: Mapping[str, int], share: float) -> dict[str, int]:

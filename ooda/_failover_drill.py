@@ -24,9 +24,10 @@ import pandas as pd
 
 from lab import Fleet, FleetSettings, LabSettings
 from ooda._audit import AuditLog
-from ooda._failover import FailoverController, RegionPorts
+from ooda._failover import FailoverController
 from ooda._journal import Journal
 from ooda._observe import clean_metrics
+from ooda._region_health import RegionPorts
 from ooda._settings import OodaSettings
 
 #: The share of users a region must carry for its p95 to count in the users' minute.

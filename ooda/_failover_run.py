@@ -25,8 +25,9 @@ from ooda._audit import AuditError, AuditStore, open_audit
 from ooda._config import OodaConfig
 from ooda._errors import ConfigError
 from ooda._escalate import Escalator
-from ooda._failover import FailoverController, RegionPorts
+from ooda._failover import FailoverController
 from ooda._journal import Journal
+from ooda._region_health import RegionPorts
 from ooda._run import EXIT_OK, EXIT_UNTRUSTED, audit_line, aws_client, connect_kube
 from ooda._settings import OodaSettings
 

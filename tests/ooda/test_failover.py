@@ -19,9 +19,10 @@ from botocore.exceptions import EndpointConnectionError
 
 from lab import Fleet
 from ooda._audit import AuditLog, AuditStore
-from ooda._failover import FailoverController, FailoverState, RegionPorts
+from ooda._failover import FailoverController, FailoverState
 from ooda._failover_drill import DrillSettings, controller_for, drill_fleet, run_once
 from ooda._journal import Journal
+from ooda._region_health import RegionPorts
 from ooda._settings import OodaSettings
 from ooda.cli import main
 
@@ -177,8 +178,9 @@ class _Unreachable:
 def test_an_unreadable_home_whose_probes_pass_is_not_failed_over(tmp_path: Path) -> None:
     """Not being able to read a region is no evidence that it is down: its probes decide."""
     drive = _drive(tmp_path)
-    home = drive.controller.regions[HOME]
-    drive.controller.regions[HOME] = RegionPorts(HOME, _Unreachable(), home.kube, home.namespace)
+    observer = drive.controller.observer
+    home = observer.regions[HOME]
+    observer.regions[HOME] = RegionPorts(HOME, _Unreachable(), home.kube, home.namespace)
     drive.run(OUTAGE + timedelta(minutes=8))
     assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
     assert not drive.entries("action")
