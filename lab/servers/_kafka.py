@@ -101,9 +101,16 @@ class KafkaBroker(Server):
         jvm = [java, f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-cp", classpath]
         if not (data / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # One id in 64 starts with "-": attached with "=", it is not read as an option.
             fmt = ManagedProcess(
                 "kafka-storage",
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster}",
+                    f"--config={config}",
+                ],
                 self.workdir / "kafka-storage.log",
                 self.workdir,
             )

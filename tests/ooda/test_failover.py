@@ -20,7 +20,7 @@ from botocore.exceptions import EndpointConnectionError
 from lab import Fleet
 from ooda._audit import AuditLog, AuditStore
 from ooda._failover import FailoverController, FailoverState
-from ooda._failover_drill import DrillSettings, controller_for, drill_fleet, run_once
+from ooda._failover_drill import controller_for, drill_fleet
 from ooda._journal import Journal
 from ooda._region_health import RegionPorts
 from ooda._settings import OodaSettings
@@ -126,18 +126,6 @@ def test_users_come_home_in_steps_and_every_floor_is_set_back(outage: dict[str, 
     assert {r: drive.floors(r) for r in (HOME, STANDBY)} == outage["floors_before"]
 
 
-def test_the_users_see_a_fraction_of_the_outage(tmp_path: Path) -> None:
-    """Users' breach minutes with the controller against without, on the same draw."""
-    cfg = replace(DrillSettings(), after=timedelta(minutes=5))
-    runs = {
-        mode: run_once(OodaSettings(), 11, OUTAGE, timedelta(minutes=20), mode, cfg, tmp_path)
-        for mode in ("off", "on")
-    }
-    assert runs["off"].breach_minutes >= 20
-    assert runs["on"].breach_minutes <= 0.25 * runs["off"].breach_minutes
-    assert runs["on"].wrong_way == 0 and runs["on"].failed_heals == 0
-
-
 def test_a_blip_shorter_than_down_minutes_moves_nobody(tmp_path: Path) -> None:
     drive = _drive(tmp_path)
     blip = {OUTAGE: _fail(HOME), OUTAGE + timedelta(seconds=75): _restore(HOME)}
@@ -225,8 +213,12 @@ def test_the_drill_prints_its_scorecard_and_writes_json(
     data = json.loads(out.read_text())
     modes = {row["mode"]: row for row in data["summary"]}
     assert modes["on"]["failed_over"] == 1 and modes["off"]["failed_over"] == 0
-    assert modes["on"]["breach_minutes"] < modes["off"]["breach_minutes"]
     assert {run["mode"] for run in data["runs"]} == {"on", "off"}
+    # The users, over both regions, see a fraction of what an unattended outage costs them.
+    on, off = (next(r for r in data["runs"] if r["mode"] == m) for m in ("on", "off"))
+    assert off["breach_minutes"] >= 0.9 * off["outage_minutes"]
+    assert on["breach_minutes"] <= 0.25 * off["breach_minutes"]
+    assert on["wrong_way"] == 0 and on["failed_heals"] == 0 and on["failback_s"] is not None
 
 
 @pytest.mark.parametrize("bad", [["--runs", "0"], ["--clean-runs", "-1"]])
