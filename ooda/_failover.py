@@ -44,7 +44,7 @@ from actuators import (
     SetHpaMinReplicas,
     ShiftRegionTraffic,
 )
-from contracts import KubeClients
+from contracts import CloudClients, KubeClients
 from ooda._autonomy import ErrorBudget
 from ooda._journal import Journal
 from ooda._region_health import MINUTE, Probe, RegionHealth, RegionObserver, RegionPorts
@@ -109,7 +109,6 @@ class FailoverController:
             )
         self.settings = settings
         self.cfg = cfg
-        self.regions = dict(regions)
         self.observer = RegionObserver(settings, regions, probe)
         self.journal = journal
         self.home = cfg.regions[0]
@@ -119,14 +118,14 @@ class FailoverController:
         self.budget = ErrorBudget(settings.autonomy)
         self._context = {
             r: ActionContext(ports.kube, dry_run=settings.dry_run, sleep=sleep)
-            for r, ports in self.regions.items()
+            for r, ports in regions.items()
         }
         self._dns = ActionContext(
             KubeClients(None, None, None),
             dry_run=settings.dry_run,
             sleep=sleep,
+            cloud=CloudClients(route53=route53),
         )
-        self._dns = replace(self._dns, cloud=replace(self._dns.cloud, route53=route53))
         self.status = FailoverStatus(FailoverState.HOME, self.home, None)
         self._baseline: dict[str, int] = {}
         self._floors: dict[str, list[_Applied]] = {r: [] for r in cfg.regions}
@@ -217,7 +216,7 @@ class FailoverController:
                 why = h.problem or f"probe {h.probe}"
                 reasons.append(f"{region} does not serve ({why})")
                 continue
-            lag = h.replica_lag_s
+            lag = self.observer.replica_lag(region, now)
             if lag is not None and lag > self.cfg.max_replica_lag_s:
                 reasons.append(
                     f"{region}'s database replicas lag {lag:.0f} s, more than"
@@ -395,7 +394,7 @@ class FailoverController:
                 continue
             why = f"{region} takes the users of {self.cfg.record}: {service} to {floor} pods"
             action = SetHpaMinReplicas(
-                self.regions[region].namespace,
+                self.observer.regions[region].namespace,
                 service,
                 reason=why,
                 hpa=hpa.name,

@@ -54,8 +54,6 @@ class RegionHealth:
     """The entry services' worst p95 per minute (NaN: no requests)."""
     probe: float | None = None
     workloads: Mapping[str, WorkloadState] = field(default_factory=dict)
-    replica_lag_s: float | None = None
-    """The largest lag of the region's database replicas (None: none reported)."""
     newest_minute: datetime | None = None
     """The newest minute of the entry services' metrics (None: none)."""
     problem: str | None = None
@@ -105,7 +103,6 @@ class RegionObserver:
             newest_minute=newest,
             probe=probe,
             workloads=workloads,
-            replica_lag_s=self._replica_lag(ports, start, end),
         )
 
     def _probe(self, region: str) -> float | None:
@@ -117,10 +114,14 @@ class RegionObserver:
             return None
         return float(value)
 
-    @staticmethod
-    def _replica_lag(ports: RegionPorts, start: datetime, now: datetime) -> float | None:
+    def replica_lag(self, region: str, now: datetime) -> float | None:
+        """The largest lag of ``region``'s database replicas in its newest minute (None: none
+        reported); read only when a standby is judged, not every tick."""
+        end = pd.Timestamp(now).floor("min").to_pydatetime()
         try:
-            frame = ports.source.query_family(MetricFamily.DATABASE, start, now, MINUTE)
+            frame = self.regions[region].source.query_family(
+                MetricFamily.DATABASE, end - WINDOW_MINUTES * MINUTE, end, MINUTE
+            )
         except Exception:
             return None
         if frame is None or frame.empty or "aws_rds_replica_lag_average" not in frame:

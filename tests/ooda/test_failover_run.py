@@ -29,12 +29,13 @@ from lab.k8s import KubeCluster
 from lab.servers import PrometheusServer, SqsServer
 from ooda import OodaSettings
 from ooda.cli import main
+from tests.actuators._route53 import NAME as RECORD
+from tests.actuators._route53 import weighted_name
 from tests.k8s._backends import create_deployment, create_hpa
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = OodaSettings().services
 HOME, STANDBY = "eu-west-1", "eu-central-1"
-RECORD = "shop.example.com."
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,7 @@ def regions(
         aws_secret_access_key="testing",
     )
     zone = route53.create_hosted_zone(Name="example.com.", CallerReference=tag)["HostedZone"]["Id"]
-    changes = [
-        {
-            "Action": "CREATE",
-            "ResourceRecordSet": {
-                "Name": RECORD,
-                "Type": "A",
-                "SetIdentifier": region,
-                "Weight": 100 if region == HOME else 0,
-                "TTL": 60,
-                "ResourceRecords": [{"Value": f"198.51.100.{i + 10}"}],
-            },
-        }
-        for i, region in enumerate((HOME, STANDBY))
-    ]
-    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+    weighted_name(route53, zone)
     workdir = tmp_path_factory.mktemp("failover-run")
     raw = yaml.safe_load((REPO / "deploy" / "lab.yaml").read_text())
     for i, region in enumerate((HOME, STANDBY)):
