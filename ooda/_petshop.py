@@ -58,11 +58,33 @@ def read_metrics(path: Path, metric: str, statistic: str) -> pd.DataFrame:
     return out.sort_index()
 
 
-def check_match(graph: dict[str, list[str]], metrics: pd.DataFrame, path: Path) -> None:
-    """RcaInputError unless the metrics' components are the graph's."""
-    unknown = [c for c in metrics.columns if c not in graph]
+def check_match(
+    graph: dict[str, list[str]], metrics: pd.DataFrame, path: Path, target: str | None
+) -> list[str]:
+    """The metrics' components that are not in the graph (left out of the ranking: a note,
+    not an error). RcaInputError when none is in the graph, or the ``target`` (when given:
+    the abnormal window's) is not in the graph or not in the metrics."""
+    unknown = [str(c) for c in metrics.columns if c not in graph]
     if len(unknown) == len(metrics.columns):
         raise RcaInputError(f"{path}: none of its components is in the graph (e.g. {unknown[:3]})")
+    if target is None:
+        return unknown
+    if target not in graph:
+        raise RcaInputError(f"target {target!r} is not a node of the graph")
+    if target not in metrics.columns:
+        raise RcaInputError(f"{path}: no column for the target {target!r}")
+    return unknown
+
+
+def check_window(metrics: pd.DataFrame, path: Path, target: str | None, what: str) -> None:
+    """RcaInputError unless the window has rows, a value, and (when given) the ``target`` a
+    value in it."""
+    if metrics.empty:
+        raise RcaInputError(f"{path}: no rows of {what}")
+    if metrics.isna().all().all():
+        raise RcaInputError(f"{path}: every {what} value is NaN")
+    if target is not None and metrics[target].isna().all():
+        raise RcaInputError(f"{path}: the target's column {target!r} ({what}) is all NaN")
 
 
 def rca_files(
@@ -73,20 +95,31 @@ def rca_files(
     target_statistic: str = "Average",
     normal: Path | None = None,
     settings: RcaSettings | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[str]]:
     """``ooda rca``: the ranking (``node, score``, best first; empty: no root cause found),
-    with :data:`ASKED_RCA` unless ``settings`` are given."""
+    with :data:`ASKED_RCA` unless ``settings`` are given, and notes on what was left out."""
     if target_metric not in HARMFUL:
         raise RcaInputError(
             f"unknown target metric {target_metric!r}; expected one of {sorted(HARMFUL)}"
         )
     calls = read_graph(graph)
-    bad = read_metrics(abnormal, target_metric, target_statistic)
-    check_match(calls, bad, abnormal)
-    good = None
-    if normal is not None:
-        good = read_metrics(normal, target_metric, target_statistic)
-        check_match(calls, good, normal)
+    what = f"{target_metric}/{target_statistic}"
+    notes: list[str] = []
+    windows: list[pd.DataFrame] = []
+    for path in (abnormal, normal):
+        if path is None:
+            continue
+        window = read_metrics(path, target_metric, target_statistic)
+        target = target_node if path is abnormal else None  # a normal window needs no symptom
+        outside = check_match(calls, window, path, target)
+        check_window(window, path, target, what)
+        if outside:
+            notes.append(
+                f"{path}: {len(outside)} component(s) not in the graph, left out of the"
+                f" ranking: {', '.join(outside[:5])}{' ...' if len(outside) > 5 else ''}"
+            )
+        windows.append(window)
+    bad, good = windows[0], windows[1] if len(windows) > 1 else None
     causes = rank_causes(
         calls,
         bad,
@@ -95,6 +128,7 @@ def rca_files(
         normal=good,
         settings=settings or ASKED_RCA,
     )
-    return pd.DataFrame(
+    ranking = pd.DataFrame(
         {"node": [c.node for c in causes], "score": [round(c.score, 6) for c in causes]}
     )
+    return ranking, notes

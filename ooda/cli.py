@@ -818,7 +818,7 @@ def _cmd_rca(args: argparse.Namespace) -> int:
         persistence=args.persistence or ASKED_RCA.persistence,
     )
     try:
-        ranking = rca_files(
+        ranking, notes = rca_files(
             args.graph,
             args.abnormal,
             args.target_node,
@@ -834,6 +834,8 @@ def _cmd_rca(args: argparse.Namespace) -> int:
     except OSError as exc:
         console.print(f"[red]rca: cannot write {args.output}: {exc}[/]")
         return 2
+    for note in notes:
+        console.print(f"[yellow]rca: {note}[/]")
     if ranking.empty:
         console.print(f"{args.output}: no root cause found ({args.target_node} is not anomalous)")
     else:

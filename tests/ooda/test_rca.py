@@ -213,6 +213,75 @@ def test_ooda_rca_exits_2_naming_what_is_wrong(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
 
 
+def _windows_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
+    """Arguments of ``ooda rca`` for one bad window, and what its message must say."""
+    normal, abnormal = _windows({"frontend": 50})
+    if case == "empty abnormal":
+        abnormal = abnormal.iloc[:0]
+    elif case == "all-NaN abnormal":
+        abnormal.loc[:, :] = np.nan
+    elif case == "all-NaN target":
+        abnormal["frontend"] = np.nan
+    elif case == "no target column":
+        abnormal = abnormal.drop(columns="frontend")
+    elif case == "all-NaN normal":
+        normal.loc[:, :] = np.nan
+    elif case == "empty normal":
+        normal = normal.iloc[:0]
+    bad = _write_petshop(tmp_path / "issue", abnormal)
+    good = _write_petshop(tmp_path / "noissue", normal)
+    named = str(good) if case.split()[-1] == "normal" else str(bad)
+    args = ["rca", "--graph", str(_write_graph(tmp_path / "graph.csv", CALLS)),
+            "--abnormal", str(bad), "--normal", str(good), "--target-node", "frontend",
+            "--target-metric", "latency", "--output", str(tmp_path / "r.csv")]  # fmt: skip
+    return args, named
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("empty abnormal", "no rows of latency/Average"),
+        ("all-NaN abnormal", "every latency/Average value is NaN"),
+        ("all-NaN target", "the target's column 'frontend'"),
+        ("no target column", "no column for the target 'frontend'"),
+        ("all-NaN normal", "every latency/Average value is NaN"),
+        ("empty normal", "no rows of latency/Average"),
+    ],
+)
+def test_ooda_rca_names_the_file_of_an_empty_or_blank_window(
+    case: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ooda.cli import main
+
+    args, named = _windows_case(case, tmp_path)
+    assert main(args) == 2
+    said = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert message in said and named in said.replace(" ", ""), said
+
+
+def test_ooda_rca_names_the_components_it_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A component the graph does not have is named and left out; the rest is ranked."""
+    from ooda.cli import main
+
+    normal, abnormal = _windows(
+        {"payments-db": 40, "payments": 120, "checkout": 90, "frontend": 60}
+    )
+    abnormal["billing"] = normal["billing"] = 100.0
+    bad = _write_petshop(tmp_path / "issue", abnormal)
+    good = _write_petshop(tmp_path / "noissue", normal)
+    out = tmp_path / "r.csv"
+    args = ["rca", "--graph", str(_write_graph(tmp_path / "graph.csv", CALLS)),
+            "--abnormal", str(bad), "--normal", str(good), "--target-node", "frontend",
+            "--target-metric", "latency", "--output", str(out)]  # fmt: skip
+    assert main(args) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "not in the graph, left out of the ranking: billing" in said, said
+    ranking = pd.read_csv(out)
+    assert ranking.node.iloc[0] == "payments-db" and "billing" not in set(ranking.node)
+
+
 @pytest.mark.skipif(not PETSHOP.is_dir(), reason="no PetShop data beside this checkout")
 def test_ooda_rca_reads_petshops_own_files(tmp_path: Path) -> None:
     issue = PETSHOP / "train" / "issue_0"
