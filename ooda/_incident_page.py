@@ -66,10 +66,19 @@ def timeline(incident: Incident) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     if c.get("normal_until"):
         symptom = c.get("symptom") or "metrics left their normal"
-        out.append((c["normal_until"], "symptom", f"{symptom} (judged against before this)"))
+        out.append(
+            (c["normal_until"], "symptom", f"{symptom} (the metrics before this are the normal)")
+        )
     detected = next((at for at, score in c.get("scores", []) if score >= 0.5), None)
     if detected is not None:
         out.append((detected, "detection", "anomaly score crossed 0.5"))
+    else:  # a runbook's own signal (a trend, a lag, a replica's latency) saw it first
+        first = next((e for e in incident.entries if e.kind in ("decision", "refusal")), None)
+        if first is not None and first.evidence.get("runbook"):
+            why = first.evidence.get("reason", "")
+            out.append(
+                (first.at.isoformat(), "detection", f"{first.evidence['runbook']} runbook: {why}")
+            )
     causes = c.get("causes") or []
     if causes:
         ranked = ", ".join(f"{x['component']} ({x['kind']})" for x in causes[:3])
@@ -211,6 +220,10 @@ def sli_plot(incident: Incident) -> str:
     return f'<img id="sli-plot" alt="SLIs around the incident" src="data:image/png;base64,{data}">'
 
 
+def _log_line(surge: dict[str, Any]) -> str:
+    return f"<code>{_e(surge['template'])}</code> ({surge['baseline']} → {surge['recent']})"
+
+
 def incident_html(incident: Incident) -> str:
     """The page of one incident."""
     c = incident.context
@@ -224,7 +237,8 @@ def incident_html(incident: Incident) -> str:
         f"<tr><td>{i + 1}</td><td>{_e(x['component'])}</td><td>{_e(x['kind'])}</td>"
         f"<td>{x['score']:.2f}</td><td>{x['anomaly']:.1f}</td>"
         f"<td>{_e(' > '.join(x['path']))}</td>"
-        f"<td>{'<br>'.join(_e(c) for c in x.get('changes', []))}</td></tr>"
+        f"<td>{'<br>'.join(_e(c) for c in x.get('changes', []))}</td>"
+        f"<td>{'<br>'.join(_log_line(s) for s in x.get('logs', []))}</td></tr>"
         for i, x in enumerate(c.get("causes") or [])
     )
     logs = "".join(
@@ -246,7 +260,8 @@ def incident_html(incident: Incident) -> str:
         f'<h2>Timeline</h2><ol id="timeline">{rows}</ol>'
         f"<h2>Root causes</h2>{graph_svg(incident)}"
         '<table id="causes"><tr><th>#</th><th>component</th><th>kind</th><th>score</th>'
-        f"<th>peak z</th><th>path</th><th>changes before</th></tr>{causes}</table>"
+        f"<th>peak z</th><th>path</th><th>changes before</th><th>its log surges</th></tr>"
+        f"{causes}</table>"
         f"<h2>SLIs, forecast and anomaly score</h2>{sli_plot(incident)}"
         '<h2>Log templates that surged</h2><table id="log-surges"><tr><th>template</th>'
         f"<th>before (30 min)</th><th>since</th><th>log2 ratio</th></tr>{logs}</table>"

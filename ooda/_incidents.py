@@ -12,6 +12,7 @@ them back, each with its entries, for the incident pages.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +167,28 @@ def log_surges(
         }
         for s in surges[:8]
     ]
+
+
+def cause_logs(
+    causes: list[dict[str, Any]], surges_of: Callable[[str], list[dict[str, Any]]], most: int = 3
+) -> None:
+    """Each ranked cause's log evidence, in place (``logs``): the templates that surged in its
+    own pods' logs (a service), or those in its owners' logs that name it (a database, topic,
+    queue, upstream or node has no pods; its users' logs say "timeout on payments-db"). A
+    template names one cause at most, the best ranked it names, so a line that mentions a
+    table called like a topic is not evidence against the topic too."""
+    claimed: set[str] = set()
+    for cause in causes:
+        if cause["kind"] == "service":
+            found = surges_of(cause["component"])
+        else:
+            word = re.compile(rf"(?<![\w.-]){re.escape(str(cause['component']))}(?![\w-])", re.I)
+            found = [s for o in cause["owners"] for s in surges_of(o) if word.search(s["template"])]
+        fresh = [
+            s for s in sorted(found, key=lambda s: -s["score"]) if s["template"] not in claimed
+        ]
+        cause["logs"] = fresh[:most]
+        claimed |= {s["template"] for s in fresh}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ooda._cluster_state import read_nodes, read_workloads
 from ooda._detector_watch import DetectorRegistry, DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._forecast_plan import ForecastPlanner
-from ooda._incidents import IncidentRecorder, causes_record, log_surges
+from ooda._incidents import IncidentRecorder, cause_logs, causes_record, log_surges
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
 from ooda._model_watch import ForecasterRegistry, ForecastWatch, WatchEvent
@@ -494,36 +494,48 @@ class ControlLoop:
         orientation = snapshot.orientation.get(service)
         normal_until = (now - self.settings.loop.orient_recent).replace(second=0, microsecond=0)
         if orientation is None or orientation.top is None:
-            why = orientation.why if orientation is not None else "acted on before a symptom"
+            why = orientation.why if orientation is not None else "no symptom at the SLIs yet"
             found = orientations(calls, self._metrics, families, {service: why}, normal_until)
             found = self._with_changes(now, found, snapshot.workloads, snapshot.nodes)
             orientation = found.get(service, orientation)
-        workload = snapshot.workloads.get(service)
-        pods = [p.name for p in workload.pods] if workload is not None else []
-        namespace = workload.namespace if workload is not None else self.settings.namespace
+        read: dict[str, list[dict[str, Any]]] = {}
 
-        def read_log(pod: str) -> str:
-            try:
-                return str(
-                    self.kube.core_v1.read_namespaced_pod_log(
-                        pod, namespace, since_seconds=3600, timestamps=True
-                    )
-                )
-            except Exception:  # no log is no evidence
-                return ""
+        def surges_of(name: str) -> list[dict[str, Any]]:
+            """The log templates that surged in ``name``'s pods (read once per service)."""
+            if name not in read:
+                workload = snapshot.workloads.get(name)
+                pods = [p.name for p in workload.pods] if workload is not None else []
+                namespace = workload.namespace if workload is not None else self.settings.namespace
+                read_log = partial(self._read_log, namespace)
+                read[name] = log_surges(read_log, pods, normal_until, now)
+            return read[name]
 
+        causes = causes_record(orientation)
+        cause_logs(causes[:3], surges_of)
         return {
             "symptom": orientation.why if orientation is not None else "",
             "normal_until": normal_until.isoformat(),
             "graph": {n: [d for d in graph.get(n, []) if d in below] for n in sorted(below)},
             "kinds": {n: str(kinds.get(n, "service")) for n in sorted(below)},
-            "causes": causes_record(orientation),
-            "log_surges": log_surges(read_log, pods, normal_until, now),
+            "causes": causes,
+            "log_surges": surges_of(service),
             "slo": {
                 "p95_ms": self.settings.slo_for(service).p95_ms,
                 "max_error_rate": self.settings.slo_for(service).max_error_rate,
             },
         }
+
+    def _read_log(self, namespace: str, pod: str) -> str:
+        """The last hour of ``pod``'s log with timestamps ("" when it cannot be read: no log
+        is no evidence)."""
+        try:
+            return str(
+                self.kube.core_v1.read_namespaced_pod_log(
+                    pod, namespace, since_seconds=3600, timestamps=True
+                )
+            )
+        except Exception:
+            return ""
 
     def _push(self, metrics: pd.DataFrame, usable: list[str]) -> None:
         assert self.push_features is not None

@@ -18,6 +18,7 @@ from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
 from ooda._records import ServiceView, Snapshot
+from ooda._runs import Mode
 from ooda.runbooks import check_runbook
 from ooda.runbooks.db_read_latency import DbReadLatency
 from tests.ooda._harness import make_lab, make_loop, run
@@ -245,4 +246,11 @@ def test_chaos_certifies_the_database_switch() -> None:
         RuleScorer(),
     )
     assert certified(result) == {ScenarioId.DB_READ_LATENCY: []}
-    assert to_json(result)["confusion"] == {"db_read_latency": {"db_read_latency": 1}}
+    report = to_json(result)
+    assert report["confusion"] == {"db_read_latency": {"db_read_latency": 1}}
+    # The RCA column, on a symptom three calls above its cause (frontend > checkout >
+    # payments > payments-db): the database is ranked first.
+    unattended = result.instances[0].runs[Mode.OFF]
+    assert unattended.felt_by[0] == "frontend" and unattended.root_cause == "payments-db"
+    assert unattended.rca[:1] == ("payments-db",)
+    assert [r["rca_top1"] for r in report["scenarios"]] == [1]

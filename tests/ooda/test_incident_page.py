@@ -75,6 +75,9 @@ def test_the_incident_is_read_back_with_its_context(healed: Healed) -> None:
     assert incident.context["causes"][0]["component"] == healed.root_cause
     assert incident.context["sli_after"]["timestamp"], "the verdict's SLIs"
     assert any("payments-db" in s["template"] for s in incident.context["log_surges"])
+    # the database has no pods: its evidence is its users' log lines that name it
+    cause = incident.context["causes"][0]
+    assert cause["logs"] and all("payments-db" in s["template"] for s in cause["logs"])
 
 
 def test_report_writes_the_pages_and_refuses_an_unknown_incident(
@@ -106,13 +109,17 @@ def test_the_page_in_a_browser_shows_the_ground_truth_root_cause(
         stages = page.locator("#timeline li").evaluate_all(
             "items => items.map(i => i.dataset.stage)"
         )
-        assert {"symptom", "diagnosis", "decision", "action", "verification"} <= set(stages)
+        assert {"symptom", "detection", "diagnosis", "decision", "action", "verification"} <= set(
+            stages
+        )
         highlighted = page.locator("#graph .root-cause")
         assert highlighted.count() == 1
         assert highlighted.get_attribute("data-node") == healed.root_cause
         assert page.locator("#graph g.node").count() >= 5
         assert page.locator("#sli-plot").evaluate("img => img.complete && img.naturalWidth") > 0
         assert "payments-db" in page.locator("#log-surges").inner_text()
+        first = page.locator("#causes tr").nth(1).locator("td")
+        assert "payments-db" in first.last.inner_text()  # the top cause's own log evidence
         assert page.locator("#outcome").inner_text() == "healed"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "incident-page.png"), full_page=True)

@@ -10,6 +10,7 @@ import pytest
 from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.scenarios import scenario
+from ooda._incidents import cause_logs
 from ooda._logs import LogTemplates, template_surges
 
 NS = "shop"
@@ -65,3 +66,20 @@ def test_numbers_addresses_and_ids_are_masked_into_one_template() -> None:
     assert a == b and c == d and a != c
     with pytest.raises(ValueError, match="positive length"):
         template_surges([], [], baseline_minutes=0, recent_minutes=5)
+
+
+def test_each_surging_template_is_evidence_for_the_best_ranked_cause_it_names() -> None:
+    """A database has no pods: its users' lines naming it are its evidence. A line counts
+    once, for the best-ranked cause it names, and a word inside another name is no mention."""
+    timeout = {"template": "query timeout on payments-db (SELECT orders)", "score": 6.0}
+    pool = {"template": "connection pool to payments-db exhausted", "score": 5.0}
+    crash = {"template": "panic: nil map in handler", "score": 4.0}
+    surges = {"payments": [timeout, pool], "checkout": [crash]}
+    causes: list[dict[str, object]] = [
+        {"component": "payments-db", "kind": "database", "owners": ["payments"]},
+        {"component": "orders", "kind": "topic", "owners": ["payments"]},
+        {"component": "checkout", "kind": "service", "owners": ["checkout"]},
+        {"component": "payments", "kind": "database", "owners": ["payments"]},
+    ]
+    cause_logs(causes, lambda service: surges.get(service, []))
+    assert [c["logs"] for c in causes] == [[timeout, pool], [], [crash], []]
