@@ -94,6 +94,7 @@ from actuators._rollback_deployment import REVISION, RollbackDeployment
 from actuators._scale_consumers import ScaleConsumers
 from actuators._scale_deployment import ScaleDeployment
 from actuators._set_hpa_min import (
+    FLOOR_BELOW,
     FLOOR_FOR,
     MIN_ORIGINAL,
     MIN_SET,
@@ -118,6 +119,7 @@ __all__ = [
     "CLOUD_MUTATING_PREFIXES",
     "COMMAND",
     "FIELD_MANAGER",
+    "FLOOR_BELOW",
     "FLOOR_FOR",
     "GATEWAY_GROUP",
     "GATEWAY_VERSION",

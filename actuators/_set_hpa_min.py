@@ -3,11 +3,18 @@
 The HPA keeps scaling reactively above the new floor. The value ooda set and the floor it
 found are written into the HPA's annotations, so ooda (even after a restart) can tell its own
 raised floor from one a human set, and never lowers a human's.
+
+Floors raised for different purposes stack: a surge's floor raised over the floor a regional
+failover set keeps the failover's layer in ``ooda.dev/floor-below``, and its release goes back
+to the failover's floor (with the failover's annotations), not to the floor before either. A
+lower layer released while another stands on it leaves ``minReplicas`` alone and drops out of
+the stack, so the layer above then releases to what was there before both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from actuators._base import Action, ActionResult, register_action, slo_minutes, slo_outcome
@@ -22,6 +29,38 @@ MIN_ORIGINAL = "ooda.dev/original-min-replicas"
 #: What ooda raised the floor for (a traffic surge, a saturated service, a consumer group), so
 #: that only the policy that raised it lowers it.
 FLOOR_FOR = "ooda.dev/floor-for"
+#: The floors raised for other purposes under the current one, nearest first (JSON: a list of
+#: ``{"for": purpose, "min": floor set, "original": floor found}``).
+FLOOR_BELOW = "ooda.dev/floor-below"
+
+
+@dataclass(frozen=True)
+class FloorLayer:
+    """ooda's raised floor as the annotations keep it: what it found, what for, and the
+    floors raised for other purposes beneath it."""
+
+    original: int
+    purpose: str = ""
+    below: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+def floors_below(
+    annotations: dict[str, str] | None, hpa: str = "hpa"
+) -> tuple[dict[str, Any], ...]:
+    """The layers under ooda's current floor (nearest first); MalformedAnnotationError when
+    the annotation is there but is not such a list."""
+    value = (annotations or {}).get(FLOOR_BELOW)
+    if not value:
+        return ()
+    try:
+        layers = json.loads(value)
+        out = tuple(
+            {"for": str(x["for"]), "min": int(x["min"]), "original": int(x["original"])}
+            for x in layers
+        )
+    except (ValueError, TypeError, KeyError):
+        raise MalformedAnnotationError(hpa, FLOOR_BELOW, value, "a list of floors") from None
+    return out
 
 
 def floor_purpose(annotations: dict[str, str] | None) -> str:
@@ -67,11 +106,12 @@ class SetHpaMinReplicas(Action):
     def target(self) -> str:
         return f"hpa/{self.namespace}/{self.hpa}"
 
-    def _patch(self, ctx: ActionContext, value: int, original: int | None) -> None:
+    def _patch(self, ctx: ActionContext, value: int, layer: FloorLayer | None) -> None:
         notes: dict[str, str | None] = dict(ctx.annotations(self.kind))
-        notes[MIN_SET] = None if original is None else str(value)
-        notes[MIN_ORIGINAL] = None if original is None else str(original)
-        notes[FLOOR_FOR] = None if original is None or not self.purpose else self.purpose
+        notes[MIN_SET] = None if layer is None else str(value)
+        notes[MIN_ORIGINAL] = None if layer is None else str(layer.original)
+        notes[FLOOR_FOR] = None if layer is None or not layer.purpose else layer.purpose
+        notes[FLOOR_BELOW] = json.dumps(list(layer.below)) if layer and layer.below else None
         body = {"metadata": {"annotations": notes}, "spec": {"minReplicas": value}}
         self.call(
             ctx,
@@ -81,6 +121,26 @@ class SetHpaMinReplicas(Action):
             f"patch hpa {self.namespace}/{self.hpa} minReplicas={value}",
         )
 
+    def _layer_after(
+        self,
+        wanted: int,
+        previous: int,
+        floor: int | None,
+        holder: str,
+        below: tuple[dict[str, Any], ...],
+    ) -> FloorLayer | None:
+        """The floor's layer once ``wanted`` is set (None: no floor of ooda's is left)."""
+        if floor is None:
+            return None if wanted == previous else FloorLayer(previous, self.purpose)
+        if wanted == floor:  # this layer released: the one beneath, if any, is back in force
+            if below and below[0]["min"] == wanted:
+                return FloorLayer(below[0]["original"], below[0]["for"], below[1:])
+            return None
+        if wanted > previous and holder and self.purpose and holder != self.purpose:
+            mine = {"for": holder, "min": previous, "original": floor}
+            return FloorLayer(previous, self.purpose, (mine, *below))
+        return FloorLayer(floor, self.purpose or holder, below)
+
     def apply(self, ctx: ActionContext) -> ActionResult:
         if self.min_replicas < 1:
             raise PermanentActuatorError(f"minReplicas must be >= 1, got {self.min_replicas}")
@@ -88,21 +148,25 @@ class SetHpaMinReplicas(Action):
         previous = int(hpa.spec.min_replicas or 1)
         maximum = int(hpa.spec.max_replicas)
         wanted = min(self.min_replicas, maximum)
+        notes = hpa.metadata.annotations
         try:
-            floor = ooda_floor(hpa.metadata.annotations, previous, self.target)
+            floor = ooda_floor(notes, previous, self.target)
+            below = floors_below(notes, self.target) if floor is not None else ()
             broken = None
         except MalformedAnnotationError as exc:  # rewritten below, from the floor found now
-            floor, broken = None, str(exc)
-        original = previous if floor is None else floor
+            floor, below, broken = None, (), str(exc)
+        holder = floor_purpose(notes) if floor is not None else ""
         before: dict[str, Any] = {
             "min_replicas": previous,
             "max_replicas": maximum,
             "original": floor,
+            "floor_for": holder,
+            "below": list(below),
         }
         if broken:
             before["malformed_annotations"] = broken
         if not ctx.dry_run and wanted != previous:
-            self._patch(ctx, wanted, None if wanted == original else original)
+            self._patch(ctx, wanted, self._layer_after(wanted, previous, floor, holder, below))
         after = {"min_replicas": wanted, "capped_at_max": wanted < self.min_replicas}
         return ActionResult(
             self.kind, self.target, ctx.dry_run, before, after, undoable=wanted != previous
@@ -111,16 +175,54 @@ class SetHpaMinReplicas(Action):
     def undo(self, ctx: ActionContext, result: ActionResult) -> ActionResult | None:
         if result.dry_run or not result.undoable:
             return None
-        current = int(read_hpa(ctx, self.hpa, self.namespace).spec.min_replicas or 1)
+        hpa = read_hpa(ctx, self.hpa, self.namespace)
+        current = int(hpa.spec.min_replicas or 1)
         ours = int(result.after["min_replicas"])
-        if current != ours:
-            raise ConflictError(
-                f"hpa {self.namespace}/{self.hpa}: minReplicas is {current} since ooda set"
-                f" {ours}; someone else changed it, so it is left alone"
-            )
         previous = int(result.before["min_replicas"])
-        self._patch(ctx, previous, result.before.get("original"))
+        if current != ours:
+            return self._leave_stack(ctx, result, hpa.metadata.annotations, current)
+        original = result.before.get("original")
+        layer = None
+        if original is not None:
+            layer = FloorLayer(
+                int(original),
+                str(result.before.get("floor_for", self.purpose)),
+                tuple(result.before.get("below", ())),
+            )
+        self._patch(ctx, previous, layer)
         return self.undone(result, {"min_replicas": previous})
+
+    def _leave_stack(
+        self, ctx: ActionContext, result: ActionResult, notes: dict[str, str] | None, current: int
+    ) -> ActionResult:
+        """Undo a floor that another purpose's floor now stands on: drop this layer from the
+        stack, so the one above releases to what was there before this one; ``minReplicas``
+        stays. ConflictError when this floor is not in the stack (a human changed it)."""
+        ours = int(result.after["min_replicas"])
+        conflict = ConflictError(
+            f"hpa {self.namespace}/{self.hpa}: minReplicas is {current} since ooda set"
+            f" {ours}; someone else changed it, so it is left alone"
+        )
+        try:
+            top = ooda_floor(notes, current, self.target)
+            below = list(floors_below(notes, self.target))
+        except MalformedAnnotationError:
+            raise conflict from None
+        mine = next(
+            (i for i, x in enumerate(below) if x["for"] == self.purpose and x["min"] == ours),
+            None,
+        )
+        if top is None or mine is None:
+            raise conflict
+        restored = below[mine]["original"]
+        if mine == 0:
+            top = restored
+        else:
+            below[mine - 1] = {**below[mine - 1], "original": restored}
+        del below[mine]
+        holder = floor_purpose(notes)
+        self._patch(ctx, current, FloorLayer(top, holder, tuple(below)))
+        return self.undone(result, {"min_replicas": current, "left_stack": True})
 
     @staticmethod
     def is_scale_in(result: ActionResult) -> bool:

@@ -414,8 +414,13 @@ class FailoverController:
                 self.journal.write_action(now, "undo", applied.action, f"not undone: {exc}", {})
                 continue
             if undone is not None:
+                what = (
+                    "floor left to the one raised over it"
+                    if undone.after.get("left_stack")
+                    else "floor set back"
+                )
                 self.journal.write_action(
-                    now, "undo", applied.action, "floor set back", {"result": undone.after}
+                    now, "undo", applied.action, what, {"result": undone.after}
                 )
         self._floors[region] = []
 

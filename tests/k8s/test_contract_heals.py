@@ -12,6 +12,8 @@ import pytest
 
 from actuators import (
     ACTION,
+    FLOOR_BELOW,
+    FLOOR_FOR,
     GATEWAY_GROUP,
     GATEWAY_VERSION,
     HTTPROUTES,
@@ -28,6 +30,7 @@ from actuators import (
     Reroute,
     RestoreConfigKey,
     ScaleConsumers,
+    SetHpaMinReplicas,
     SwitchDatabase,
 )
 from tests.k8s._backends import (
@@ -214,6 +217,32 @@ def test_scale_consumers_through_the_hpa_then_the_deployment(backend: Backend) -
     b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == now + 1, "one more consumer", 120)
     action.undo(_ctx(b), result)
     assert _scale(b) == now
+
+
+def test_floors_for_two_purposes_stack_and_unstack(backend: Backend) -> None:
+    """A surge's floor over a regional failover's keeps the failover's in the HPA's
+    annotations, releases back to it, and the failover's undo then sets back the first floor
+    (merge-patch nulls remove the annotations on the real API server too)."""
+    b = backend
+    failover = SetHpaMinReplicas(
+        b.namespace, SERVICE, hpa=SERVICE, min_replicas=5, purpose="region_failover"
+    )
+    held = failover.apply(_ctx(b))
+    SetHpaMinReplicas(
+        b.namespace, SERVICE, hpa=SERVICE, min_replicas=8, purpose="traffic_surge"
+    ).apply(_ctx(b))
+    hpa = b.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    assert hpa.spec.min_replicas == 8 and FLOOR_BELOW in _annotations(hpa)
+    SetHpaMinReplicas(
+        b.namespace, SERVICE, hpa=SERVICE, min_replicas=5, purpose="traffic_surge"
+    ).apply(_ctx(b))
+    hpa = b.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    notes = _annotations(hpa)
+    assert hpa.spec.min_replicas == 5 and notes[FLOOR_FOR] == "region_failover"
+    assert FLOOR_BELOW not in notes
+    failover.undo(_ctx(b), held)
+    hpa = b.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(SERVICE, b.namespace)
+    assert hpa.spec.min_replicas == 3 and MIN_SET not in _annotations(hpa)
 
 
 class _NoExec:

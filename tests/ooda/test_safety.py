@@ -19,6 +19,8 @@ from actuators import (
     AUDIT_ID,
     CHANGED_AT,
     CHANGED_BY,
+    FLOOR_BELOW,
+    FLOOR_FOR,
     MERGE_PATCH,
     MIN_ORIGINAL,
     MIN_SET,
@@ -539,6 +541,75 @@ def test_undo_of_a_floor_refuses_when_a_human_changed_it_since() -> None:
     hpa = hpas.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
     assert hpa.spec.min_replicas == done.before["min_replicas"]
     assert MIN_SET not in (hpa.metadata.annotations or {})
+
+
+def _floor(lab: Lab) -> tuple[int, dict[str, str]]:
+    hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("checkout", "shop")
+    return hpa.spec.min_replicas, dict(hpa.metadata.annotations or {})
+
+
+def _floor_for(purpose: str, replicas: int) -> SetHpaMinReplicas:
+    return SetHpaMinReplicas(
+        "shop", "checkout", hpa="checkout", min_replicas=replicas, purpose=purpose
+    )
+
+
+def test_a_floor_raised_over_another_purposes_floor_releases_back_to_it() -> None:
+    """A surge's floor raised over the floor a regional failover set (the standby taking the
+    users) goes back to the failover's floor when the surge is over, with the failover's
+    annotations, so the failover's own undo still finds its floor and sets back the first."""
+    lab = make_lab()
+    found, _ = _floor(lab)
+    failover = _floor_for("region_failover", found + 2)
+    held = failover.apply(_hpa_ctx(lab, "1"))
+    _floor_for("traffic_surge", found + 5).apply(_hpa_ctx(lab, "2"))
+    value, notes = _floor(lab)
+    assert (value, notes[FLOOR_FOR], ooda_floor(notes, value)) == (
+        found + 5,
+        "traffic_surge",
+        found + 2,
+    ), "the surge's floor releases to the failover's"
+    # The surge runbook releases to the floor ooda_floor names.
+    _floor_for("traffic_surge", found + 2).apply(_hpa_ctx(lab, "3"))
+    value, notes = _floor(lab)
+    assert (value, notes[FLOOR_FOR], notes[MIN_ORIGINAL]) == (
+        found + 2,
+        "region_failover",
+        str(found),
+    )
+    assert FLOOR_BELOW not in notes
+    assert failover.undo(_hpa_ctx(lab, "4"), held) is not None
+    value, notes = _floor(lab)
+    assert value == found and MIN_SET not in notes
+
+
+def test_a_lower_floor_undone_under_another_leaves_the_stack_not_the_pods() -> None:
+    """The failover sets its floors back while a surge's floor stands on them: minReplicas
+    stays the surge's, and the surge's release then goes to what was there before both.
+    Undoing the surge's raise itself restores the failover's layer as it was."""
+    lab = make_lab()
+    found, _ = _floor(lab)
+    failover = _floor_for("region_failover", found + 2)
+    held = failover.apply(_hpa_ctx(lab, "1"))
+    surge = _floor_for("traffic_surge", found + 5)
+    raised = surge.apply(_hpa_ctx(lab, "2"))
+    assert surge.undo(_hpa_ctx(lab, "3"), raised) is not None
+    value, notes = _floor(lab)
+    assert (value, notes[FLOOR_FOR], notes[MIN_ORIGINAL]) == (
+        found + 2,
+        "region_failover",
+        str(found),
+    )
+    surge.apply(_hpa_ctx(lab, "4"))
+    left = failover.undo(_hpa_ctx(lab, "5"), held)
+    assert left is not None and left.after["left_stack"]
+    value, notes = _floor(lab)
+    assert (value, notes[FLOOR_FOR], ooda_floor(notes, value)) == (
+        found + 5,
+        "traffic_surge",
+        found,
+    )
+    assert FLOOR_BELOW not in notes
 
 
 def test_ooda_floor_is_only_the_floor_ooda_itself_set() -> None:
