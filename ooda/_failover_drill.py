@@ -7,7 +7,9 @@ runs :class:`~ooda._failover.FailoverController` every loop tick. A clean run wi
 checks that nothing moves. The users' minute is a breach when their failed share over both
 regions is above the availability objective, or when a region carrying at least 5 % of them
 has a p95 above the latency objective (the p95 of a mix is not derived from the regions' own).
-Regional loops do not run here: this measures the failover alone.
+With ``regional_loops`` each region's own loop (the rules scorer) runs beside it in both
+modes, as in production: what they do in a dead region or a standby taking its users is
+counted apart from the controller's actions.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import pandas as pd
 
 from lab import Fleet, FleetSettings, LabSettings
 from ooda._audit import AuditLog
+from ooda._chaos import make_loop
 from ooda._failover import FailoverController
+from ooda._fakes import RuleScorer
 from ooda._journal import Journal
 from ooda._observe import clean_metrics
 from ooda._region_health import RegionPorts
@@ -51,6 +55,8 @@ class DrillSettings:
     """The outage starts between these hours of the day (the busy part)."""
     clean_runs: int = 2
     """Runs with no outage: the controller must move nobody."""
+    regional_loops: bool = False
+    """Run each region's loop every tick too (``off``: the loops alone)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class DrillRun:
     escalations: int
     wrong_way: int
     """Shifts that gave users to a region that was down at the time."""
+    loop_actions: int = 0
+    """Actions of the regional loops (with ``regional_loops``)."""
+    loop_failed_heals: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class DrillReport:
                     "actions": float(np.mean([r.actions for r in runs])),
                     "failed_heals": sum(r.failed_heals for r in runs),
                     "wrong_way": sum(r.wrong_way for r in runs),
+                    "loop_actions": float(np.mean([r.loop_actions for r in runs])),
+                    "loop_failed_heals": sum(r.loop_failed_heals for r in runs),
                 }
             )
         return rows
@@ -163,6 +174,11 @@ def run_once(
         stale.unlink(missing_ok=True)  # the drill's own scratch log of an earlier drill
     journal = Journal(AuditLog(log))
     controller = controller_for(fleet, settings, journal) if mode == "on" else None
+    loops = (
+        [make_loop(lab, settings, RuleScorer()) for lab in fleet.regions.values()]
+        if cfg.regional_loops
+        else []
+    )
     end = start + outage + cfg.after
     moved_at: datetime | None = None
     back_at: datetime | None = None
@@ -182,6 +198,8 @@ def run_once(
                 wrong_way += sum(fleet.region(r).region_down for r in gained)
                 seen_weights = weights
         fleet.step(tick)
+        for loop in loops:
+            loop.tick()
         shares = fleet.shares
         if moved_at is None and fleet.outages and shares[home] < 0.5:
             moved_at = fleet.clock.now()
@@ -206,6 +224,8 @@ def run_once(
         failed_heals=sum(1 for e in journal.events if e.kind == "failed"),
         escalations=sum(stats.escalations.values()),
         wrong_way=wrong_way,
+        loop_actions=sum(1 for loop in loops for e in loop.events if e.kind == "action"),
+        loop_failed_heals=sum(1 for loop in loops for e in loop.events if e.kind == "failed"),
     )
 
 

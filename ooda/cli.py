@@ -290,7 +290,12 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
     settings = OodaSettings(dry_run=args.dry_run)
     if args.workdir is not None:
         settings = replace(settings, workdir=args.workdir)
-    drill = DrillSettings(runs=args.runs, seed=args.seed, clean_runs=args.clean_runs)
+    drill = DrillSettings(
+        runs=args.runs,
+        seed=args.seed,
+        clean_runs=args.clean_runs,
+        regional_loops=args.regional_loops,
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("failover drill", total=2 * args.runs + args.clean_runs)
@@ -313,6 +318,7 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
         "actions (mean)",
         "failed heals",
         "wrong way",
+        *(("regional loops' actions (mean)", "their failed heals") if args.regional_loops else ()),
     )
     for heading in headings:
         table.add_column(heading, justify="left" if heading == "mode" else "right")
@@ -330,6 +336,11 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
             f"{row['actions']:.1f}",
             str(row["failed_heals"]),
             str(row["wrong_way"]),
+            *(
+                (f"{row['loop_actions']:.1f}", str(row["loop_failed_heals"]))
+                if args.regional_loops
+                else ()
+            ),
         )
     console.print(table)
     if args.json:
@@ -983,6 +994,11 @@ def _parser() -> argparse.ArgumentParser:
     drill.add_argument("--seed", type=int, default=7, help="seed of the draws (7)")
     drill.add_argument(
         "--clean-runs", type=int, default=2, help="runs with no outage, where nothing may move (2)"
+    )
+    drill.add_argument(
+        "--regional-loops",
+        action="store_true",
+        help="run each region's own loop beside the controller (rules scorer), as in production",
     )
     drill.add_argument("--json", type=Path, help="write every run and the summary here")
     drill.add_argument(

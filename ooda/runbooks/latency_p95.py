@@ -140,7 +140,8 @@ class LatencyP95(Runbook):
         normal = (stamps <= pd.Timestamp(snapshot.at - NORMAL_GAP)) & (
             stamps > pd.Timestamp(snapshot.at - NORMAL_GAP - NORMAL_WINDOW)
         )
-        load = float(rate.iloc[-3:].mean() / rate[normal].median())
+        usual = float(rate[normal].median())  # 0 at an idle standby: no usual load to compare
+        load = float(rate.iloc[-3:].mean()) / usual if usual > 0 else math.nan
         if math.isfinite(load) and inflation < policy.latency_inflation * max(1.0, load):
             return None  # the p95 rose no more than the load: an evening's peak, the HPA's
         projection = project_crossing(

@@ -43,12 +43,13 @@ from ooda.runbooks._base import Runbook, register_runbook
 
 
 def per_pod_capacity(history: pd.DataFrame) -> float | None:
-    """Requests per second one pod serves at 100 % CPU, from recent unsaturated minutes."""
+    """Requests per second one pod serves at 100 % CPU, from recent unsaturated minutes that
+    served requests (an idle minute, a warm standby's, says nothing of a pod's capacity)."""
     rate = history["request_rate"].to_numpy(dtype=float)
     ready = history["ready_pods"].to_numpy(dtype=float)
     cpu = history["cpu_utilisation"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
-        usable = (cpu > 0.05) & (cpu < 0.9) & (ready > 0) & np.isfinite(rate)
+        usable = (cpu > 0.05) & (cpu < 0.9) & (ready > 0) & (rate > 0)
     if usable.sum() < 5:
         return None
     value = float(np.median(rate[usable] / ready[usable] / cpu[usable]))
@@ -56,14 +57,17 @@ def per_pod_capacity(history: pd.DataFrame) -> float | None:
 
 
 def rate_ratio(history: pd.DataFrame) -> float:
-    """The newest request rate over its mean of the last hour (NaN when unknown).
+    """The newest request rate over its mean of the last hour's minutes that served requests
+    (NaN when unknown).
 
     Ordinary growth (a daily ramp, a mild wave) stays near 1; a surge of x2.5 and more passes
-    1.5 within its first minutes.
+    1.5 within its first minutes. Idle minutes are left out of the mean: users arriving at a
+    warm standby (a regional failover) are the failover's to size, not a surge of x100.
     """
     rate = history["request_rate"].to_numpy(dtype=float)
     recent = rate[-60:]
-    mean = float(np.nanmean(recent)) if np.isfinite(recent).any() else math.nan
+    served = recent[np.isfinite(recent) & (recent > 0)]
+    mean = float(served.mean()) if len(served) else math.nan
     newest = float(rate[-1]) if len(rate) else math.nan
     return newest / mean if mean > 0 and math.isfinite(newest) else math.nan
 

@@ -207,9 +207,10 @@ def test_the_drill_prints_its_scorecard_and_writes_json(
 ) -> None:
     out = tmp_path / "drill.json"
     args = ["--workdir", str(tmp_path), "failover-drill", "--runs", "1", "--clean-runs", "0"]
-    assert main([*args, "--json", str(out)]) == 0
+    assert main([*args, "--regional-loops", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Region-wide outages" in printed and "failover s" in printed
+    assert "regional loops" in printed
     data = json.loads(out.read_text())
     modes = {row["mode"]: row for row in data["summary"]}
     assert modes["on"]["failed_over"] == 1 and modes["off"]["failed_over"] == 0
@@ -219,6 +220,9 @@ def test_the_drill_prints_its_scorecard_and_writes_json(
     assert off["breach_minutes"] >= 0.9 * off["outage_minutes"]
     assert on["breach_minutes"] <= 0.25 * off["breach_minutes"]
     assert on["wrong_way"] == 0 and on["failed_heals"] == 0 and on["failback_s"] is not None
+    # Each region's own loop ran beside the controller and left the failover to it: users
+    # arriving at the idle standby are no surge, the dead home's symptoms no heal of theirs.
+    assert on["loop_actions"] == 0 and on["loop_failed_heals"] == 0
 
 
 @pytest.mark.parametrize("bad", [["--runs", "0"], ["--clean-runs", "-1"]])

@@ -3,12 +3,13 @@ averages in the flat minutes before the ramp."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from ooda.runbooks.traffic_surge import ramp_ahead, rate_ratio
+from ooda.runbooks.traffic_surge import per_pod_capacity, ramp_ahead, rate_ratio
 
 
 def _history(rates: list[float]) -> pd.DataFrame:
@@ -32,3 +33,15 @@ def test_a_projection_never_passes_the_cap_nor_goes_below_the_rate() -> None:
     )
     falling = _history([100.0] * 57 + [160.0, 150.0, 140.0, 130.0])
     assert ramp_ahead(falling, timedelta(minutes=3), 5.0) == pytest.approx(130.0)
+
+
+def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
+    """A standby idle for 50 minutes takes a failed-over region's users: its rate is steady
+    since they came, so it is no surge (the failover sized it); and a pod's capacity is
+    learnt from the minutes that served requests, not the idle ones."""
+    history = _history([0.0] * 50 + [300.0] * 10)
+    history["ready_pods"] = [3.0] * 50 + [6.0] * 10
+    history["cpu_utilisation"] = [0.06] * 50 + [0.5] * 10
+    assert rate_ratio(history) == pytest.approx(1.0)
+    assert per_pod_capacity(history) == pytest.approx(300.0 / 6 / 0.5)
+    assert math.isnan(rate_ratio(_history([0.0] * 60)))  # no minute served: unknown
