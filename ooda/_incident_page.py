@@ -246,6 +246,7 @@ def incident_html(incident: Incident) -> str:
         f"<td>{x['recent']}</td><td>{x['score']:.1f}</td></tr>"
         for x in c.get("log_surges") or []
     )
+    unranked = f'<p id="unranked">not ranked: {_e(c["unranked"])}</p>' if c.get("unranked") else ""
     evidence = "".join(
         f"<details><summary>#{e.id} {_e(_hm(e.at))} {_e(e.kind)} {_e(e.action)}: "
         f"{_e(e.outcome)}</summary><pre>{_e(json.dumps(e.evidence, indent=1, default=str))}"
@@ -258,7 +259,7 @@ def incident_html(incident: Incident) -> str:
         f'<p>opened {_e(_hm(incident.opened_at))}; outcome <span class="badge {_e(outcome)}" '
         f'id="outcome">{_e(outcome)}</span></p>'
         f'<h2>Timeline</h2><ol id="timeline">{rows}</ol>'
-        f"<h2>Root causes</h2>{graph_svg(incident)}"
+        f"<h2>Root causes</h2>{graph_svg(incident)}{unranked}"
         '<table id="causes"><tr><th>#</th><th>component</th><th>kind</th><th>score</th>'
         f"<th>peak z</th><th>path</th><th>changes before</th><th>its log surges</th></tr>"
         f"{causes}</table>"

@@ -425,6 +425,10 @@ class ControlLoop:
         for service, orientation in found.items():
             top = orientation.top
             before = self._oriented.get(service)
+            if orientation.unranked and (before is None or before.unranked != orientation.unranked):
+                self.journal.event(
+                    now, "root cause", service, f"not ranked: {orientation.unranked}"
+                )
             if top is not None and (
                 before is None or before.top is None or before.top.component != top.component
             ):
@@ -518,6 +522,7 @@ class ControlLoop:
             "graph": {n: [d for d in graph.get(n, []) if d in below] for n in sorted(below)},
             "kinds": {n: str(kinds.get(n, "service")) for n in sorted(below)},
             "causes": causes,
+            "unranked": orientation.unranked if orientation is not None else "",
             "log_surges": surges_of(service),
             "slo": {
                 "p95_ms": self.settings.slo_for(service).p95_ms,

@@ -233,5 +233,10 @@ def orientations(
         for c in causes:
             kind = kinds.get(c.node, ComponentKind.SERVICE)
             ranked.append(RootCause(c.node, kind, c.score, c.anomaly, c.path, owners(c.node, kind)))
-        out[target] = Orientation(target, why, normal_until, tuple(ranked))
+        unranked = ""
+        if z.empty:
+            unranked = f"no metrics both before and after {normal_until:%H:%M} to judge against"
+        elif target not in z.columns or z[target].isna().all():
+            unranked = f"no signal of {target} after {normal_until:%H:%M}"
+        out[target] = Orientation(target, why, normal_until, tuple(ranked), unranked)
     return out

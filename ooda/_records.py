@@ -123,6 +123,9 @@ class Orientation:
     """The causes are judged against the metrics before this."""
     causes: tuple[RootCause, ...]
     """Best first; empty: nothing explains it yet."""
+    unranked: str = ""
+    """Why nothing could be ranked, when the metrics did not allow it (no normal window
+    before ``normal_until``, no signal of the symptom's service after it); "" otherwise."""
 
     @property
     def top(self) -> RootCause | None:

@@ -11,7 +11,7 @@ from contracts import MetricFamily, ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.scenarios import scenario
 from ooda import OodaSettings
-from ooda._orient import estate_graph, orient
+from ooda._orient import estate_graph, orient, orientations
 
 START = datetime(2025, 1, 8, 8, tzinfo=UTC)
 
@@ -57,3 +57,23 @@ def test_a_quiet_estate_has_no_root_cause() -> None:
     services, families = _frames(lab, 100)
     at = lab.clock.now() - timedelta(minutes=10)
     assert orient(OodaSettings().calls, services, families, "frontend", at) == []
+
+
+def test_what_the_metrics_do_not_allow_ranking_is_said_not_left_blank() -> None:
+    """No history before the judged window (a loop just started), or none of the symptom's
+    service in it: nothing is ranked, and the orientation says why; with history on both
+    sides of the cut there is nothing to explain."""
+    lab = Lab(LabSettings(seed=4), SimClock(START))
+    lab.step(timedelta(minutes=30))
+    services, families = _frames(lab, 30)
+    calls = OodaSettings().calls
+    now = lab.clock.now()
+    young = orientations(calls, services, families, {"frontend": "p95"}, now - timedelta(hours=1))
+    assert young["frontend"].causes == ()
+    assert young["frontend"].unranked.startswith("no metrics both before and after")
+    blind = services[services["service"] != "frontend"]
+    cut = now - timedelta(minutes=5)
+    gone = orientations(calls, blind, {}, {"frontend": "p95"}, cut)["frontend"]
+    assert gone.unranked == f"no signal of frontend after {cut:%H:%M}"
+    quiet = orientations(calls, services, families, {"frontend": "p95"}, cut)["frontend"]
+    assert quiet.unranked == ""
