@@ -175,7 +175,10 @@ def service_views(
             if stamps[b - 1] < oldest_fresh:
                 view.problems.append(f"stale: no sample in the last {max_staleness}")
             nan_cols = [c for c, v in zip(KEY_COLUMNS, keys[b - 1], strict=True) if np.isnan(v)]
-            if nan_cols:
+            idle = keys[b - 1][0] == 0 and set(nan_cols) <= {"p95_latency_ms", "error_rate"}
+            if nan_cols and idle:  # an idle standby: nothing wrong, nothing to judge
+                view.problems.append("idle: no requests in the newest minute (no p95, no errors)")
+            elif nan_cols:
                 view.problems.append(f"newest sample has NaN in {nan_cols}")
         views[service] = view
     return views

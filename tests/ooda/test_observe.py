@@ -107,3 +107,25 @@ def test_naive_timestamps_refuse_the_whole_frame(metrics: tuple[pd.DataFrame, ob
         clean_metrics(naive, now)  # type: ignore[arg-type]
     with pytest.raises(BadMetricsError, match="no column"):
         clean_metrics(raw.drop(columns=["error_rate"]), now)  # type: ignore[arg-type]
+
+
+def test_an_idle_service_is_said_to_be_idle_not_broken(
+    metrics: tuple[pd.DataFrame, object],
+) -> None:
+    """A warm standby serves no requests: its p95 and error ratio are undefined, which is
+    idleness, not a broken exporter; a NaN where requests were served stays a NaN problem."""
+    raw, now = metrics
+    clean, _ = clean_metrics(raw, now)  # type: ignore[arg-type]
+    newest = clean["timestamp"] == clean["timestamp"].max()
+    idle = newest & (clean["service"] == "frontend")
+    broken = newest & (clean["service"] == "checkout")
+    clean.loc[idle, "request_rate"] = 0.0
+    clean.loc[idle | broken, ["p95_latency_ms", "error_rate"]] = np.nan
+    views = service_views(clean, SERVICES, now, timedelta(minutes=3))  # type: ignore[arg-type]
+    assert views["frontend"].problems == [
+        "idle: no requests in the newest minute (no p95, no errors)"
+    ]
+    assert views["checkout"].problems == [
+        "newest sample has NaN in ['p95_latency_ms', 'error_rate']"
+    ]
+    assert not views["frontend"].usable and views["payments"].problems == []
