@@ -43,6 +43,8 @@ from actuators import (
     GuardRejectedError,
     SetHpaMinReplicas,
     ShiftRegionTraffic,
+    floor_purpose,
+    ooda_floor,
 )
 from contracts import CloudClients, KubeClients
 from ooda._autonomy import ErrorBudget
@@ -234,7 +236,7 @@ class FailoverController:
         home = health[self.home]
         if not self.observer.down(home):
             self._event(now, "region-back", self.home, "home serves again before users moved")
-            self._release_floors(standby, now)
+            self._release_floors(standby, now, health[standby])
             self.status = FailoverStatus(FailoverState.HOME, self.home, None)
             return
         if not self.observer.serves(health[standby]):
@@ -343,7 +345,7 @@ class FailoverController:
             self._failback_step(self.status.step + 1, now)
             return
         for region in self.cfg.regions:
-            self._release_floors(region, now)
+            self._release_floors(region, now, health[region])
         self._event(now, "failed-back", self.home, "users are home; floors set back")
         self.status = FailoverStatus(FailoverState.HOME, self.home, None)
 
@@ -405,7 +407,13 @@ class FailoverController:
             if applied is not None and not applied.result.dry_run:
                 self._floors[region].append(applied)
 
-    def _release_floors(self, region: str, now: datetime) -> None:
+    def _release_floors(
+        self, region: str, now: datetime, health: RegionHealth | None = None
+    ) -> None:
+        """Set back the floors this process raised in ``region`` and, given its ``health``,
+        those an earlier process raised (still annotated as the failover's own: a controller
+        restarted mid-failover finds them there)."""
+        held = {a.action.target for a in self._floors[region]}
         for applied in self._floors[region]:
             applied.guard.record_outcome(applied.action, True, now)
             try:
@@ -423,6 +431,27 @@ class FailoverController:
                     now, "undo", applied.action, what, {"result": undone.after}
                 )
         self._floors[region] = []
+        if health is None:
+            return
+        for service, workload in sorted(health.workloads.items()):
+            hpa = workload.hpa
+            if hpa is None or floor_purpose(hpa.annotations) != PURPOSE:
+                continue
+            try:
+                original = ooda_floor(hpa.annotations, hpa.min_replicas, hpa.name)
+            except ActuatorError:
+                original = None  # unreadable: not provably ours, left to a human
+            action = SetHpaMinReplicas(
+                workload.namespace,
+                service,
+                reason=f"a failover's floor left by an earlier process: back to {original}",
+                hpa=hpa.name,
+                min_replicas=original or hpa.min_replicas,
+                purpose=PURPOSE,
+            )
+            if original is None or action.target in held:
+                continue
+            self._apply(action, self._context[region], self.guards[region], now, action.reason)
 
     # -- the guarded, audited call ------------------------------------------------------------
 

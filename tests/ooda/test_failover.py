@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from actuators import ActionContext, SetHpaMinReplicas
 from lab import Fleet
 from ooda._audit import AuditLog, AuditStore
 from ooda._failover import FailoverController, FailoverState
@@ -236,8 +237,17 @@ def test_drill_arguments_out_of_range_exit_2(
 def test_a_restarted_controller_finds_the_users_on_the_standby_and_brings_them_home(
     tmp_path: Path,
 ) -> None:
-    """Its memory is the records: users on the standby at start mean a failover is on."""
+    """Its memory is the records: users on the standby at start mean a failover is on. The
+    floors the earlier process raised on the standby (annotated as the failover's) are set
+    back with everything else once users are home."""
     drive = _drive(tmp_path)
+    before = drive.floors(STANDBY)
+    standby: Any = drive.fleet.region(STANDBY).kube
+    ctx = ActionContext(standby.clients(), sleep=lambda s: None, now=drive.fleet.clock.now)
+    for name, floor in before.items():
+        SetHpaMinReplicas(
+            "shop", name, hpa=name, min_replicas=floor + 2, purpose="region_failover"
+        ).apply(ctx)
     drive.fleet.route53.change_resource_record_sets(
         HostedZoneId=drive.fleet.zone_id,
         ChangeBatch={
@@ -256,6 +266,8 @@ def test_a_restarted_controller_finds_the_users_on_the_standby_and_brings_them_h
     drive.run(start + drive.controller.cfg.failback_after + 15 * MINUTE)
     assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
     assert drive.controller.status.state is FailoverState.HOME
+    assert drive.floors(STANDBY) == before
+    assert drive.floors(STANDBY) == before
 
 
 def _records(fleet: Fleet) -> list[dict[str, Any]]:
