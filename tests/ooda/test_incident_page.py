@@ -9,8 +9,12 @@ the log templates that surged. A screenshot is kept in ``.ooda/test-artifacts/``
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -89,6 +93,34 @@ def test_report_writes_the_pages_and_refuses_an_unknown_incident(
     assert main(["report", "--audit", str(healed.audit), "--incident", "999999"]) == 2
     assert "no incident 999999" in capsys.readouterr().out
     assert main(["report", "--audit", str(tmp_path / "missing.db")]) == 2
+
+
+def test_report_of_one_incident_and_serve_ui_from_the_command_line(
+    healed: Healed, tmp_path: Path
+) -> None:
+    """``ooda report --incident ID`` writes that incident's page beside the index;
+    ``ooda serve-ui`` answers the same pages over HTTP until it is stopped."""
+    (incident,) = incidents(AuditLog(healed.audit))
+    out = tmp_path / "one"
+    args = ["report", "--audit", str(healed.audit), "--out", str(out)]
+    assert main([*args, "--incident", str(incident.id)]) == 0
+    page = out / f"incident-{incident.id}.html"
+    assert page.is_file() and (out / "index.html").is_file()
+    assert healed.root_cause in page.read_text()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "ooda.cli", "serve-ui", "--audit", str(healed.audit),
+         "--port", "0"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        assert ui.stdout is not None
+        url = re.search(r"http://\S+/", ui.stdout.readline())
+        assert url is not None
+        with urllib.request.urlopen(url.group(0), timeout=30) as answer:
+            assert f"incident-{incident.id}.html" in answer.read().decode()
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
 
 
 def test_the_page_in_a_browser_shows_the_ground_truth_root_cause(
