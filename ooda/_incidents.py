@@ -137,11 +137,16 @@ class IncidentRecorder:
         return self.audit.write(entry)
 
 
+#: The window a log template's recent rate is compared with.
+LOG_BASELINE = timedelta(minutes=30)
+
+
 def log_surges(
     read_log: Callable[[str], str], pods: Sequence[str], since: datetime, now: datetime
 ) -> list[dict[str, Any]]:
     """The templates that surged in the service's pods' logs from ``since`` on, against the
-    half hour before (``read_log(pod)`` gives the last hour with RFC 3339 stamps)."""
+    :data:`LOG_BASELINE` before (``read_log(pod)`` gives at least that span, with RFC 3339
+    stamps)."""
     baseline: list[str] = []
     recent: list[str] = []
     for pod in pods[:5]:
@@ -153,10 +158,15 @@ def log_surges(
                 continue
             if at >= pd.Timestamp(since):
                 recent.append(text)
-            elif at >= pd.Timestamp(since - timedelta(minutes=30)):
+            elif at >= pd.Timestamp(since - LOG_BASELINE):
                 baseline.append(text)
     minutes = max(1.0, (now - since).total_seconds() / 60.0)
-    surges = template_surges(baseline, recent, baseline_minutes=30.0, recent_minutes=minutes)
+    surges = template_surges(
+        baseline,
+        recent,
+        baseline_minutes=LOG_BASELINE / timedelta(minutes=1),
+        recent_minutes=minutes,
+    )
     return [
         {
             "template": s.template,
@@ -173,17 +183,20 @@ def cause_logs(
     causes: list[dict[str, Any]], surges_of: Callable[[str], list[dict[str, Any]]], most: int = 3
 ) -> None:
     """Each ranked cause's log evidence, in place (``logs``): the templates that surged in its
-    own pods' logs (a service), or those in its owners' logs that name it (a database, topic,
-    queue, upstream or node has no pods; its users' logs say "timeout on payments-db"). A
+    own pods' logs (a service), or those in its user's logs that name it (a database, topic,
+    queue, upstream or node has no pods; the service calling it on the symptom's path says
+    "timeout on payments-db"). A
     template names one cause at most, the best ranked it names, so a line that mentions a
     table called like a topic is not evidence against the topic too."""
     claimed: set[str] = set()
     for cause in causes:
         if cause["kind"] == "service":
             found = surges_of(cause["component"])
-        else:
+        else:  # its user on the symptom's path (the service that calls it), else its owners
+            path = cause.get("path") or []
+            users = [path[-2]] if len(path) >= 2 else list(cause["owners"])[:1]
             word = re.compile(rf"(?<![\w.-]){re.escape(str(cause['component']))}(?![\w-])", re.I)
-            found = [s for o in cause["owners"] for s in surges_of(o) if word.search(s["template"])]
+            found = [s for o in users for s in surges_of(o) if word.search(s["template"])]
         fresh = [
             s for s in sorted(found, key=lambda s: -s["score"]) if s["template"] not in claimed
         ]

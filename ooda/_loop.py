@@ -39,7 +39,13 @@ from ooda._cluster_state import read_nodes, read_workloads
 from ooda._detector_watch import DetectorRegistry, DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._forecast_plan import ForecastPlanner
-from ooda._incidents import IncidentRecorder, cause_logs, causes_record, log_surges
+from ooda._incidents import (
+    LOG_BASELINE,
+    IncidentRecorder,
+    cause_logs,
+    causes_record,
+    log_surges,
+)
 from ooda._journal import Journal, LoopEvent, LoopStats
 from ooda._memory import ClusterMemory
 from ooda._model_watch import ForecasterRegistry, ForecastWatch, WatchEvent
@@ -164,6 +170,8 @@ class ControlLoop:
         self._oriented: dict[str, Orientation] = {}
         self._oriented_key: tuple[Any, ...] = ()
         self._oriented_at: datetime | None = None
+        self._surges_at: datetime | None = None
+        self._surges: dict[str, list[dict[str, Any]]] = {}
         self._last_reset = 0
         # Forecasts are asked for in this thread (LoopSettings.forecast_in_background).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ooda-forecast")
@@ -502,7 +510,10 @@ class ControlLoop:
             found = orientations(calls, self._metrics, families, {service: why}, normal_until)
             found = self._with_changes(now, found, snapshot.workloads, snapshot.nodes)
             orientation = found.get(service, orientation)
-        read: dict[str, list[dict[str, Any]]] = {}
+        if self._surges_at != now:  # contexts of one tick share their services' logs
+            self._surges_at, self._surges = now, {}
+        read = self._surges
+        span = round((now - normal_until + LOG_BASELINE).total_seconds())
 
         def surges_of(name: str) -> list[dict[str, Any]]:
             """The log templates that surged in ``name``'s pods (read once per service)."""
@@ -510,7 +521,7 @@ class ControlLoop:
                 workload = snapshot.workloads.get(name)
                 pods = [p.name for p in workload.pods] if workload is not None else []
                 namespace = workload.namespace if workload is not None else self.settings.namespace
-                read_log = partial(self._read_log, namespace)
+                read_log = partial(self._read_log, namespace, span)
                 read[name] = log_surges(read_log, pods, normal_until, now)
             return read[name]
 
@@ -530,13 +541,13 @@ class ControlLoop:
             },
         }
 
-    def _read_log(self, namespace: str, pod: str) -> str:
-        """The last hour of ``pod``'s log with timestamps ("" when it cannot be read: no log
-        is no evidence)."""
+    def _read_log(self, namespace: str, seconds: int, pod: str) -> str:
+        """The last ``seconds`` of ``pod``'s log with timestamps ("" when it cannot be read:
+        no log is no evidence)."""
         try:
             return str(
                 self.kube.core_v1.read_namespaced_pod_log(
-                    pod, namespace, since_seconds=3600, timestamps=True
+                    pod, namespace, since_seconds=seconds, timestamps=True
                 )
             )
         except Exception:
