@@ -441,17 +441,18 @@ class FailoverController:
                 original = ooda_floor(hpa.annotations, hpa.min_replicas, hpa.name)
             except ActuatorError:
                 original = None  # unreadable: not provably ours, left to a human
+            if original is None:
+                continue
             action = SetHpaMinReplicas(
                 workload.namespace,
                 service,
                 reason=f"a failover's floor left by an earlier process: back to {original}",
                 hpa=hpa.name,
-                min_replicas=original or hpa.min_replicas,
+                min_replicas=original,
                 purpose=PURPOSE,
             )
-            if original is None or action.target in held:
-                continue
-            self._apply(action, self._context[region], self.guards[region], now, action.reason)
+            if action.target not in held:
+                self._apply(action, self._context[region], self.guards[region], now, action.reason)
 
     # -- the guarded, audited call ------------------------------------------------------------
 

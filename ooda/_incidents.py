@@ -185,9 +185,8 @@ def cause_logs(
     """Each ranked cause's log evidence, in place (``logs``): the templates that surged in its
     own pods' logs (a service), or those in its user's logs that name it (a database, topic,
     queue, upstream or node has no pods; the service calling it on the symptom's path says
-    "timeout on payments-db"). A
-    template names one cause at most, the best ranked it names, so a line that mentions a
-    table called like a topic is not evidence against the topic too."""
+    "timeout on payments-db"). A template names one cause at most, the best ranked it names,
+    so a line that mentions a table called like a topic is not evidence against the topic."""
     claimed: set[str] = set()
     for cause in causes:
         if cause["kind"] == "service":

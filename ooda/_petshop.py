@@ -8,6 +8,7 @@ the file and what is wrong with it.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -87,6 +88,23 @@ def check_window(metrics: pd.DataFrame, path: Path, target: str | None, what: st
         raise RcaInputError(f"{path}: the target's column {target!r} ({what}) is all NaN")
 
 
+def _window(
+    calls: dict[str, list[str]], metric: str, statistic: str, path: Path, target: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """One checked window of ``path`` and the note on components the graph lacks."""
+    window = read_metrics(path, metric, statistic)
+    outside = check_match(calls, window, path, target)
+    check_window(window, path, target, f"{metric}/{statistic}")
+    if not outside:
+        return window, []
+    more = " ..." if len(outside) > 5 else ""
+    note = (
+        f"{path}: {len(outside)} component(s) not in the graph, left out of the ranking:"
+        f" {', '.join(outside[:5])}{more}"
+    )
+    return window, [note]
+
+
 def rca_files(
     graph: Path,
     abnormal: Path,
@@ -103,23 +121,12 @@ def rca_files(
             f"unknown target metric {target_metric!r}; expected one of {sorted(HARMFUL)}"
         )
     calls = read_graph(graph)
-    what = f"{target_metric}/{target_statistic}"
-    notes: list[str] = []
-    windows: list[pd.DataFrame] = []
-    for path in (abnormal, normal):
-        if path is None:
-            continue
-        window = read_metrics(path, target_metric, target_statistic)
-        target = target_node if path is abnormal else None  # a normal window needs no symptom
-        outside = check_match(calls, window, path, target)
-        check_window(window, path, target, what)
-        if outside:
-            notes.append(
-                f"{path}: {len(outside)} component(s) not in the graph, left out of the"
-                f" ranking: {', '.join(outside[:5])}{' ...' if len(outside) > 5 else ''}"
-            )
-        windows.append(window)
-    bad, good = windows[0], windows[1] if len(windows) > 1 else None
+    read = partial(_window, calls, target_metric, target_statistic)
+    bad, notes = read(abnormal, target_node)
+    good = None
+    if normal is not None:  # a normal window needs no symptom of the target
+        good, more = read(normal, None)
+        notes += more
     causes = rank_causes(
         calls,
         bad,
