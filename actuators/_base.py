@@ -56,6 +56,11 @@ class Action(ABC):
     """Whether a second action of this kind on the same target, applied while the first
     awaits its verdict, continues it: one heal in steps, judged once, after the last step
     (a redrive moves the poison messages that have shown themselves since the one before)."""
+    verifies_idle: ClassVar[bool] = False
+    """Whether ``healthy`` judges the action's goal on the workload alone (its pods back and
+    Ready), so that a minute with no requests counts as inside the SLO: the heal of a warm
+    standby that serves nobody can then be verified. An action judged on its users' SLIs
+    alone would pass on an idle service whatever it did, so it never is."""
 
     @property
     @abstractmethod
@@ -96,7 +101,7 @@ class Action(ABC):
 
     def check(self, result: ActionResult, window: VerifyWindow) -> Outcome:
         """Healed once the service has met its SLO for ``healthy_minutes`` after the action."""
-        return slo_outcome(window, self.healthy(result, window))
+        return slo_outcome(window, self.healthy(result, window), idle=self.verifies_idle)
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
         """Why the action's own goal is not met yet (None: met); the SLO is judged apart."""
@@ -115,15 +120,20 @@ class Action(ABC):
         )
 
 
-def slo_minutes(window: VerifyWindow) -> list[bool]:
+def slo_minutes(window: VerifyWindow, idle: bool = False) -> list[bool]:
     """Per minute after the action: inside the latency and error objectives and, for a service
-    with asynchronous work, the freshness objective (NaN counts as outside)."""
+    with asynchronous work, the freshness objective (NaN counts as outside). With ``idle``, a
+    minute that served no request (no p95, no error ratio) counts as inside: no user was
+    failed."""
     rows = window.metrics
     if rows.empty:
         return []
     p95 = pd.to_numeric(rows["p95_latency_ms"], errors="coerce")
     err = pd.to_numeric(rows["error_rate"], errors="coerce")
     ok = (p95 <= window.p95_ms) & (err <= window.max_error_rate)
+    if idle and "request_rate" in rows:
+        rate = pd.to_numeric(rows["request_rate"], errors="coerce")
+        ok |= (rate == 0) & p95.isna() & err.isna()
     if window.freshness is not None:
         stamps = pd.DatetimeIndex(rows["timestamp"])
         age = window.freshness.reindex(stamps).to_numpy(dtype=float)
@@ -131,10 +141,11 @@ def slo_minutes(window: VerifyWindow) -> list[bool]:
     return [bool(v) for v in ok.fillna(False)]
 
 
-def slo_outcome(window: VerifyWindow, not_yet: str | None) -> Outcome:
-    """The common verdict: SLO held for the last ``healthy_minutes`` and the goal met."""
+def slo_outcome(window: VerifyWindow, not_yet: str | None, idle: bool = False) -> Outcome:
+    """The common verdict: SLO held for the last ``healthy_minutes`` (idle minutes counting as
+    held with ``idle``, see :func:`slo_minutes`) and the goal met."""
     n = window.healthy_minutes
-    ok = slo_minutes(window)
+    ok = slo_minutes(window, idle)
     if len(ok) >= n and all(ok[-n:]) and not_yet is None:
         return Outcome(Verdict.HEALED, f"SLO met for the last {n} minutes")
     if window.now >= window.deadline:

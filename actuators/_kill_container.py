@@ -109,6 +109,7 @@ class KillContainer(Action):
     kind = ActionKind.KILL_CONTAINER
     disruptive = True
     repeatable = False
+    verifies_idle = True
 
     @property
     def target(self) -> str:

@@ -28,6 +28,7 @@ class RestartPod(Action):
     kind = ActionKind.RESTART_POD
     disruptive = True
     repeatable = False
+    verifies_idle = True
 
     @property
     def target(self) -> str:

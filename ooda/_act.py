@@ -77,10 +77,13 @@ class Actor:
         """The plan for ``service``: its root cause's runbook (or else the first matching
         one) proposes; a symptom whose root cause another service heals is left to it."""
         found = self.diagnose(snapshot, service)
+        idle = snapshot.views[service].idle
         if found is None:
-            return self._predict(snapshot, service)
+            return None if idle else self._predict(snapshot, service)
         runbook, diagnosis = found
-        healer = self._healer(snapshot, service) if runbook.follows_root_cause else None
+        healer = (
+            self._healer(snapshot, service) if runbook.follows_root_cause and not idle else None
+        )
         if healer is not None:
             cause, owner = healer
             if not self.journal.recently(service, "deferred", snapshot.at):
@@ -103,6 +106,10 @@ class Actor:
             why = diagnosis.evidence.get("escalate_because") or "no safe action"
             self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
             return None
+        if idle and not action.verifies_idle:
+            why = f"{action.kind} is verified on its users' SLIs and {service} serves none"
+            self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
+            return None
         return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
 
     def diagnose(self, snapshot: Snapshot, service: str) -> tuple[Runbook, Diagnosis] | None:
@@ -114,6 +121,8 @@ class Actor:
             return self._diagnosed[service]
         orientation = snapshot.orientation.get(service)
         books = self.runbooks
+        if snapshot.views[service].idle:
+            books = [rb for rb in books if rb.acts_when_idle]
         top = orientation.top if orientation is not None else None
         if self._follow and top is not None and top.kind is not ComponentKind.SERVICE:
             # The service uses the faulty component: its healer goes first.

@@ -128,15 +128,23 @@ class Journal:
                 return True
         return False
 
-    def problem(self, service: str, now: datetime, reason: str, stage: str = "input") -> None:
-        """Report why ``service`` (``*``: everything) is not acted on; once per new reason of
-        each channel (``input``: what was observed; else the stage that raised), so a stage
-        failing every tick is not re-reported because another went well."""
+    def problem(
+        self,
+        service: str,
+        now: datetime,
+        reason: str,
+        stage: str = "input",
+        limits: str = "no action on it this tick",
+    ) -> None:
+        """Report why ``service`` (``*``: everything) is not acted on (or, ``limits``, on what
+        only); once per new reason of each channel (``input``: what was observed; else the
+        stage that raised), so a stage failing every tick is not re-reported because another
+        went well."""
         self.stats.problems[service] += 1
         if self._last_problem.get((service, stage)) == reason:
             return
         self._last_problem[(service, stage)] = reason
-        log.warning("%s: %s (no action on it this tick)", service, reason)
+        log.warning("%s: %s (%s)", service, reason, limits)
         try:
             self.write(now, "observation", service, "none", service, f"skipped: {reason}", {})
         except Exception as exc:  # the audit log failing must not stop the loop

@@ -62,6 +62,7 @@ from ooda._orient import component_kinds, estate_graph, orientations
 from ooda._predictive import PREDICTIVE
 from ooda._queue_policies import QueuePolicyReader
 from ooda._records import (
+    IDLE,
     AnomalyScores,
     LoadForecast,
     Orientation,
@@ -210,7 +211,7 @@ class ControlLoop:
             if not self._stage(p.action.service, now, "verify", partial(self._judge, p, snapshot))
         ]
         acted: set[str] = set()  # one action per object a tick, however many services see it
-        for service in snapshot.usable():
+        for service in snapshot.usable() + snapshot.idle():
             plan = self._stage(
                 service, now, "decide", partial(self.actor.decide, snapshot, service)
             )
@@ -280,7 +281,10 @@ class ControlLoop:
         workloads, looping_since, looped = self.memory.update(now, workloads)
         pod_logs = self._crash_logs(workloads, looped)
         for service, view in views.items():
-            if not view.usable:
+            if view.idle:
+                limits = "only its pods' own faults are acted on"
+                self.journal.problem(service, now, IDLE, limits=limits)
+            elif not view.usable:
                 self.journal.problem(service, now, "; ".join(view.problems))
             elif service not in workloads and workloads:
                 self.journal.problem(service, now, f"no Deployment {service!r} found")

@@ -22,7 +22,7 @@ import pandas as pd
 import features
 from contracts import FAMILIES, METRIC_COLUMNS, METRIC_VALUE_COLUMNS, MetricFamily
 from ooda._errors import BadMetricsError, ScoringUnavailableError
-from ooda._records import AnomalyScores, LoadForecast, ServiceView
+from ooda._records import IDLE, AnomalyScores, LoadForecast, ServiceView
 
 #: Columns the loop's decisions read from the newest row; NaN in any of them blocks action.
 KEY_COLUMNS = ("request_rate", "p95_latency_ms", "error_rate", "ready_pods", "desired_pods")
@@ -177,7 +177,7 @@ def service_views(
             nan_cols = [c for c, v in zip(KEY_COLUMNS, keys[b - 1], strict=True) if np.isnan(v)]
             idle = keys[b - 1][0] == 0 and set(nan_cols) <= {"p95_latency_ms", "error_rate"}
             if nan_cols and idle:  # an idle standby: nothing wrong, nothing to judge
-                view.problems.append("idle: no requests in the newest minute (no p95, no errors)")
+                view.problems.append(IDLE)
             elif nan_cols:
                 view.problems.append(f"newest sample has NaN in {nan_cols}")
         views[service] = view

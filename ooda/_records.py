@@ -63,6 +63,10 @@ class LoadForecast:
         return self._peaks[key].get(service)
 
 
+#: Why an idle service's SLIs are not judged: it served no request in the newest minute.
+IDLE = "idle: no requests in the newest minute (no p95, no errors)"
+
+
 @dataclass
 class ServiceView:
     """What the loop knows about one service's metrics this tick."""
@@ -75,6 +79,12 @@ class ServiceView:
     def usable(self) -> bool:
         """Whether the loop may act on this service this tick."""
         return not self.problems
+
+    @property
+    def idle(self) -> bool:
+        """Whether the service's only problem is that it serves no one (a warm standby): its
+        SLIs say nothing, but its pods' own faults (a crash loop) can still be healed."""
+        return self.problems == [IDLE]
 
     @property
     def latest(self) -> pd.Series:
@@ -205,6 +215,10 @@ class Snapshot:
     def usable(self) -> list[str]:
         """Services whose metrics and cluster state can be trusted this tick."""
         return [s for s, v in self.views.items() if v.usable and s in self.workloads]
+
+    def idle(self) -> list[str]:
+        """Services that serve no request now but whose cluster state can be trusted."""
+        return [s for s, v in self.views.items() if v.idle and s in self.workloads]
 
     def score(self, service: str) -> float | None:
         """The anomaly score of ``service``, if one came back."""

@@ -41,6 +41,11 @@ class Runbook(ABC):
     root cause is another service's to heal and that service's runbook heals it, the loop
     leaves the symptom to it. A runbook of the service's own load, pods, memory or nodes
     never defers."""
+    acts_when_idle: ClassVar[bool] = False
+    """Whether it diagnoses a service that serves no request (a warm standby): only a runbook
+    whose evidence is the cluster's (a crash loop's restarts), not the SLIs, does; and the
+    loop takes its action only where the action verifies on the workload alone
+    (``Action.verifies_idle``)."""
     families: ClassVar[tuple[MetricFamily, ...]] = ()
     """Metric families beyond the service frame the runbook reads (the loop queries every
     family once per tick into ``Snapshot.families``; the detector reads them all)."""

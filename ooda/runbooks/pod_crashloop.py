@@ -57,6 +57,7 @@ class PodCrashLoop(Runbook):
     scenarios = (ScenarioId.POD_CRASHLOOP, ScenarioId.POD_CRASHLOOP_PERSISTENT)
     priority = 10
     deadline = timedelta(minutes=6)
+    acts_when_idle = True
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]
@@ -65,7 +66,7 @@ class PodCrashLoop(Runbook):
             return None
         view = snapshot.views[service]
         slo = self.settings.slo_for(service)
-        breached = not within_slo(view.latest, slo.p95_ms, slo.max_error_rate)
+        breached = not view.idle and not within_slo(view.latest, slo.p95_ms, slo.max_error_rate)
         score = snapshot.score(service)
         anomalous = score is not None and score >= self.settings.policy.anomaly_threshold
         # When the crash loop began: the loop's own memory, or what the restarts tell.
@@ -90,7 +91,7 @@ class PodCrashLoop(Runbook):
             "restarts": looping[0].restarts,
             "anomaly_score": None if score is None else round(score, 4),
             "slo_breached": breached,
-            "error_rate": float(view.latest["error_rate"]),
+            "error_rate": None if view.idle else float(view.latest["error_rate"]),
             "ready": f"{workload.ready_replicas}/{workload.replicas}",
             "revision": workload.revision,
             "recent_rollout": bool(fresh),

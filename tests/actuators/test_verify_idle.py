@@ -1,0 +1,84 @@
+"""A heal on a service that serves nobody (a warm standby) is verified on its workload alone,
+and only by an action whose own goal says so (``Action.verifies_idle``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actuators import Action, ActionResult, RestartPod, ScaleDeployment, slo_minutes
+from contracts import PodState, Verdict, VerifyWindow, WorkloadState
+
+NS = "shop"
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _window(
+    rate: list[float],
+    p95: list[float],
+    err: list[float],
+    *,
+    looping: bool = False,
+    minutes_after: int = 3,
+) -> VerifyWindow:
+    stamps = [T0 + timedelta(minutes=i + 1) for i in range(len(rate))]
+    pod = PodState(
+        "checkout-1", "n1", not looping, 4, "CrashLoopBackOff" if looping else None, True
+    )
+    workload = WorkloadState(
+        NS, "checkout", "checkout", 1, 0 if looping else 1, 1, None, (pod,), None
+    )
+    rows = pd.DataFrame(
+        {"timestamp": stamps, "request_rate": rate, "p95_latency_ms": p95, "error_rate": err}
+    )
+    return VerifyWindow(
+        rows,
+        workload,
+        T0,
+        T0 + timedelta(minutes=minutes_after),
+        T0 + timedelta(minutes=6),
+        150.0,
+        0.001,
+        2,
+    )
+
+
+IDLE = ([0.0, 0.0, 0.0], [np.nan] * 3, [np.nan] * 3)
+
+
+def _result(action: Action) -> ActionResult:
+    return ActionResult(action.kind, action.target, False, {}, {"replicas": 1}, False)
+
+
+def test_idle_minutes_count_as_inside_the_slo_only_when_asked() -> None:
+    window = _window(*IDLE)
+    assert slo_minutes(window) == [False, False, False]
+    assert slo_minutes(window, idle=True) == [True, True, True]
+
+
+def test_a_minute_with_requests_is_judged_on_them_even_when_idle_ones_count() -> None:
+    window = _window([0.0, 5.0, 5.0], [np.nan, 400.0, 90.0], [np.nan, 0.0, np.nan])
+    assert slo_minutes(window, idle=True) == [True, False, False]
+
+
+def test_a_restart_on_an_idle_service_heals_once_its_pods_are_back() -> None:
+    action = RestartPod(NS, "checkout", pod="checkout-1")
+    assert action.verifies_idle
+    assert action.check(_result(action), _window(*IDLE)).verdict is Verdict.HEALED
+    still = action.check(_result(action), _window(*IDLE, looping=True))
+    assert still.verdict is Verdict.PENDING
+    assert "CrashLoopBackOff" in still.reason
+    late = _window(*IDLE, looping=True, minutes_after=7)
+    assert action.check(_result(action), late).verdict is Verdict.FAILED
+
+
+@pytest.mark.parametrize("minutes_after", [3, 7])
+def test_an_action_judged_on_its_users_never_heals_an_idle_service(minutes_after: int) -> None:
+    """Scaling out an idle service would "heal" it whatever it did: it is never verified so."""
+    action = ScaleDeployment(NS, "checkout", replicas=3)
+    assert not action.verifies_idle
+    outcome = action.check(_result(action), _window(*IDLE, minutes_after=minutes_after))
+    assert outcome.verdict is (Verdict.PENDING if minutes_after < 6 else Verdict.FAILED)
