@@ -141,6 +141,14 @@ def slo_minutes(window: VerifyWindow, idle: bool = False) -> list[bool]:
     return [bool(v) for v in ok.fillna(False)]
 
 
+def serves_users(window: VerifyWindow) -> bool:
+    """Whether any minute after the action served a request (else its SLIs say nothing)."""
+    rows = window.metrics
+    if rows.empty or "request_rate" not in rows:
+        return False
+    return bool((pd.to_numeric(rows["request_rate"], errors="coerce") > 0).any())
+
+
 def slo_outcome(window: VerifyWindow, not_yet: str | None, idle: bool = False) -> Outcome:
     """The common verdict: SLO held for the last ``healthy_minutes`` (idle minutes counting as
     held with ``idle``, see :func:`slo_minutes`) and the goal met."""

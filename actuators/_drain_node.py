@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actuators._base import ActionResult, register_action
+from actuators._base import ActionResult, register_action, serves_users
 from actuators._context import ActionContext
 from actuators._errors import GuardRejectedError, TemporaryActuatorError
 from actuators._kube import evict_pod, is_daemonset_pod, is_mirror_pod, pods_on_node
@@ -53,6 +53,7 @@ class DrainNode(NodeAction):
 
     kind = ActionKind.DRAIN_NODE
     disruptive = True
+    verifies_idle = True
 
     def _refusals(self, pods: list[Any]) -> list[str]:
         bare = [_name(p) for p in pods if not p.metadata.owner_references]
@@ -97,8 +98,16 @@ class DrainNode(NodeAction):
         return ActionResult(self.kind, self.target, False, before, after, undoable=not was)
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
-        """The service's pods must have left the node, besides the SLO holding."""
-        if window.workload is None:
-            return None
-        left = [p.name for p in window.workload.pods if p.node == self.node]
-        return f"pods still on {self.node}: {left}" if left else None
+        """The service's pods must have left the node, besides the SLO holding; on a service
+        serving nobody (an idle standby) its replicas must also be Ready again, since no SLO
+        speaks for them."""
+        users = serves_users(window)
+        workload = window.workload
+        if workload is None:
+            return None if users else "workload state unknown"
+        left = [p.name for p in workload.pods if p.node == self.node]
+        if left:
+            return f"pods still on {self.node}: {left}"
+        if not users and workload.ready_replicas < workload.replicas:
+            return f"{workload.ready_replicas} of {workload.replicas} replicas Ready"
+        return None

@@ -30,6 +30,7 @@ class NodeDiskPressure(Runbook):
     priority = 6
     heals = ComponentKind.NODE
     deadline = timedelta(minutes=12)
+    acts_when_idle = True
     families = (MetricFamily.NODE,)
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:

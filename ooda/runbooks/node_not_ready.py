@@ -28,6 +28,7 @@ class NodeNotReady(Runbook):
     priority = 5
     heals = ComponentKind.NODE
     deadline = timedelta(minutes=12)
+    acts_when_idle = True
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]

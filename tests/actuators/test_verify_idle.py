@@ -3,13 +3,14 @@ and only by an action whose own goal says so (``Action.verifies_idle``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from actuators import Action, ActionResult, RestartPod, ScaleDeployment, slo_minutes
+from actuators import Action, ActionResult, DrainNode, RestartPod, ScaleDeployment, slo_minutes
 from contracts import PodState, Verdict, VerifyWindow, WorkloadState
 
 NS = "shop"
@@ -82,3 +83,17 @@ def test_an_action_judged_on_its_users_never_heals_an_idle_service(minutes_after
     assert not action.verifies_idle
     outcome = action.check(_result(action), _window(*IDLE, minutes_after=minutes_after))
     assert outcome.verdict is (Verdict.PENDING if minutes_after < 6 else Verdict.FAILED)
+
+
+def test_a_drain_under_an_idle_service_heals_once_its_replicas_are_ready_elsewhere() -> None:
+    """No SLO speaks for an idle service, so the drain's own goal includes the replicas."""
+    action = DrainNode(NS, "checkout", node="n9")
+    assert action.verifies_idle
+    assert action.check(_result(action), _window(*IDLE)).verdict is Verdict.HEALED
+    unready = action.check(_result(action), _window(*IDLE, looping=True))
+    assert unready.verdict is Verdict.PENDING
+    assert "0 of 1 replicas Ready" in unready.reason
+    unknown = replace(_window(*IDLE), workload=None)
+    assert action.check(_result(action), unknown).reason == "workload state unknown"
+    served = replace(_window([5.0] * 3, [90.0] * 3, [0.0] * 3), workload=None)
+    assert action.check(_result(action), served).verdict is Verdict.HEALED

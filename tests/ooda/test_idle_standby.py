@@ -60,3 +60,13 @@ def test_a_heal_that_needs_users_to_verify_is_escalated_on_an_idle_standby() -> 
     escalations = [e for e in loop.journal.events if e.kind == "escalation"]
     assert escalations, "the standby's broken config must reach a human"
     assert "serves none" in escalations[0].detail
+
+
+def test_a_notready_node_under_an_idle_standby_is_drained_and_verified() -> None:
+    fleet, lab, loop = _standby(5)
+    _run(fleet, loop, 3)
+    lab.inject(ScenarioInstance(ScenarioId.NODE_NOT_READY, "checkout"))
+    _run(fleet, loop, 8)
+    assert loop.stats.actions["drain_node"] >= 1
+    assert loop.stats.healed["drain_node"] == loop.stats.actions["drain_node"]
+    assert not loop.stats.failed
