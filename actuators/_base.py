@@ -162,6 +162,32 @@ def slo_outcome(window: VerifyWindow, not_yet: str | None, idle: bool = False) -
     return Outcome(Verdict.PENDING, not_yet or "waiting for the SLO")
 
 
+def no_room(window: VerifyWindow, wanted: int) -> str | None:
+    """Why ``wanted`` Ready replicas will not come however long verification waits: the
+    shortfall is pods no node has room for (None: there is no shortfall, or it is not that)."""
+    workload = window.workload
+    if workload is None or workload.ready_replicas >= wanted:
+        return None
+    pending = len(workload.unschedulable)
+    if pending and workload.ready_replicas + pending >= wanted:
+        return f"{pending} pod(s) unschedulable: no node has room for them"
+    return None
+
+
+def scaled_outcome(window: VerifyWindow, not_yet: str | None, wanted: int) -> Outcome:
+    """:func:`slo_outcome` for an action that asked for ``wanted`` Ready replicas. Where the
+    cluster has no room for some of them, the SLO alone judges the heal (the pods that did fit
+    may carry the load) and the verdict names the pods left Pending, for a human to add
+    nodes; waiting for them would fail a heal that worked."""
+    short = no_room(window, wanted)
+    if short is None:
+        return slo_outcome(window, not_yet)
+    outcome = slo_outcome(window, None)
+    if outcome.verdict is Verdict.PENDING:
+        return outcome
+    return Outcome(outcome.verdict, f"{outcome.reason}; {short}")
+
+
 _REGISTRY: dict[ActionKind, type[Action]] = {}
 A = TypeVar("A", bound=type[Action])
 

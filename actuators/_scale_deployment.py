@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actuators._base import Action, ActionResult, register_action
+from actuators._base import Action, ActionResult, register_action, scaled_outcome
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, PermanentActuatorError
 from actuators._kube import MERGE_PATCH
-from contracts import ActionKind, VerifyWindow
+from contracts import ActionKind, Outcome, VerifyWindow
 
 
 @register_action
@@ -112,6 +112,12 @@ class ScaleDeployment(Action):
         previous = int(result.before["replicas"])
         self._patch(ctx, previous)
         return self.undone(result, {"replicas": previous})
+
+    def check(self, result: ActionResult, window: VerifyWindow) -> Outcome:
+        """Healed once the SLO holds with the asked replicas Ready (those the cluster has
+        room for: see :func:`scaled_outcome`)."""
+        wanted = int(result.after["replicas"])
+        return scaled_outcome(window, self.healthy(result, window), wanted)
 
     def healthy(self, result: ActionResult, window: VerifyWindow) -> str | None:
         workload = window.workload

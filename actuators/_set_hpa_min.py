@@ -17,7 +17,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from actuators._base import Action, ActionResult, register_action, slo_minutes, slo_outcome
+from actuators._base import (
+    Action,
+    ActionResult,
+    no_room,
+    register_action,
+    scaled_outcome,
+    slo_minutes,
+)
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, MalformedAnnotationError, PermanentActuatorError
 from actuators._kube import MERGE_PATCH, read_hpa
@@ -246,15 +253,18 @@ class SetHpaMinReplicas(Action):
         """A raised floor heals when the SLO holds with its pods Ready; one capped at the
         HPA's maximum cannot carry the load by itself, so it is healed once its pods are Ready
         (what is left is for an ingress limit, or a human raising the maximum)."""
+        wanted = int(result.after["min_replicas"])
         if result.after.get("capped_at_max") and not self.is_scale_in(result):
             not_yet = self.healthy(result, window)
             if not_yet is None:
                 return Outcome(Verdict.HEALED, "floor at the HPA's maximum, its pods Ready")
+            if no_room(window, wanted) is not None:
+                return scaled_outcome(window, not_yet, wanted)
             if window.now >= window.deadline:
                 return Outcome(Verdict.FAILED, f"not healed by the deadline: {not_yet}")
             return Outcome(Verdict.PENDING, not_yet)
         if not self.is_scale_in(result):
-            return slo_outcome(window, self.healthy(result, window))
+            return scaled_outcome(window, self.healthy(result, window), wanted)
         ok = slo_minutes(window)
         if ok and not all(ok):
             return Outcome(Verdict.FAILED, "SLO breached after scaling in")

@@ -31,6 +31,9 @@ class PodState:
     """Whether a controller (ReplicaSet, StatefulSet ...) owns the pod and will replace it."""
     template_hash: str = ""
     """The ``pod-template-hash`` label: which revision of the Deployment the pod runs."""
+    unschedulable: bool = False
+    """Pending because no node has room for it (``PodScheduled`` False, reason
+    ``Unschedulable``): the cluster is full for its requests."""
 
     @property
     def crashlooping(self) -> bool:
@@ -127,6 +130,11 @@ class WorkloadState:
     def workload(self) -> str:
         """``namespace/deployment``: the key of breakers, cooldowns and the blast radius."""
         return f"{self.namespace}/{self.deployment}"
+
+    @property
+    def unschedulable(self) -> tuple[PodState, ...]:
+        """The pods no node has room for."""
+        return tuple(p for p in self.pods if p.unschedulable)
 
     @property
     def crashlooping(self) -> tuple[PodState, ...]:

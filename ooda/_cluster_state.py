@@ -56,6 +56,10 @@ def _pod_state(pod: Any) -> PodState:
         waiting_reason=waiting,
         controlled=any(r.controller for r in pod.metadata.owner_references or []),
         template_hash=(pod.metadata.labels or {}).get("pod-template-hash", ""),
+        unschedulable=any(
+            c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
+            for c in conditions
+        ),
     )
 
 

@@ -17,6 +17,10 @@ exhausted: the entry service's Ingress is rate-limited (ingress-nginx ``limit-rp
 those pods serve at ``limit_utilisation``, so the requests let in stay fast while the excess
 is turned away at the edge. The limit is lifted once it has been in place, and the offered load
 within that, for ``scale_in_after``.
+
+While pods of the estate wait Pending because no node has room for them, no floor is raised:
+more pods would only wait beside them (the floors already raised are verified on the SLO the
+pods that fit keep, and their verdicts name the pods left Pending).
 """
 
 from __future__ import annotations
@@ -145,7 +149,8 @@ class TrafficSurge(Runbook):
                 evidence |= {"direction": "limit", "limit_rps": limit}
                 return self.diagnose(snapshot, service, 0.8, evidence)
             ahead_of_pods = wanted_rps >= (1 + cfg.surge_margin) * running * per_pod
-            if ahead_of_pods and needed > running and hpa.min_replicas < hpa.max_replicas:
+            room = not any(w.unschedulable for w in snapshot.workloads.values())
+            if ahead_of_pods and room and needed > running and hpa.min_replicas < hpa.max_replicas:
                 # Asked uncapped: the action caps it at the maximum and says so.
                 evidence |= {"direction": "out", "set_min": needed}
                 return self.diagnose(snapshot, service, 0.8, evidence)

@@ -64,6 +64,38 @@ def test_crashloop_stage_raises_restarts_and_the_policy_sees_it(kube_cluster: Ku
             cleanup()
 
 
+def test_a_pod_no_node_has_room_for_is_read_as_unschedulable(kube_cluster: KubeCluster) -> None:
+    """The scheduler's own verdict (``PodScheduled`` False, ``Unschedulable``) reaches the
+    loop: what tells a floor that did not fill from one that is still filling."""
+    b = real_backend(kube_cluster)
+    try:
+        huge = {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": SERVICE, "resources": {"requests": {"cpu": "1000"}}}
+                        ]
+                    }
+                }
+            }
+        }
+        b.kube.apps_v1.patch_namespaced_deployment(SERVICE, b.namespace, huge)
+
+        def pending() -> tuple[str, ...]:
+            state = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE]
+            return tuple(p.name for p in state.unschedulable)
+
+        _until(lambda: bool(pending()), "the scheduler to find no room for the new pod", 30)
+        state = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE]
+        assert all(p.node is None for p in state.unschedulable)
+        assert state.ready_replicas >= 2, "the old pods still serve"
+        assert not any(p.unschedulable for p in state.pods if p.node is not None)
+    finally:
+        for cleanup in b.cleanups:
+            cleanup()
+
+
 def test_node_faults_set_conditions_and_the_controllers_taint(kube_cluster: KubeCluster) -> None:
     core = kube_cluster.clients().core_v1
     sick, full = (n.metadata.name for n in core.list_node().items[:2])

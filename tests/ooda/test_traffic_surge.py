@@ -1,5 +1,5 @@
 """The surge runbook's sizing at a ramp's onset: the newest rise, not a fit that still
-averages in the flat minutes before the ramp."""
+averages in the flat minutes before the ramp; and no floor while the cluster has no room."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from ooda.runbooks.traffic_surge import per_pod_capacity, ramp_ahead, rate_ratio
+from contracts import HpaState, PodState, WorkloadState
+from ooda import OodaSettings
+from ooda._records import ServiceView, Snapshot
+from ooda.runbooks.traffic_surge import TrafficSurge, per_pod_capacity, ramp_ahead, rate_ratio
 
 
 def _history(rates: list[float]) -> pd.DataFrame:
@@ -45,3 +48,42 @@ def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
     assert rate_ratio(history) == pytest.approx(1.0)
     assert per_pod_capacity(history) == pytest.approx(300.0 / 6 / 0.5)
     assert math.isnan(rate_ratio(_history([0.0] * 60)))  # no minute served: unknown
+
+
+def _surging(pending_elsewhere: int) -> Snapshot:
+    """Frontend at 100 rps on 3 pods for an hour, then 130, 190, 260 rps; the payments
+    Deployment beside it with ``pending_elsewhere`` pods no node has room for."""
+    history = _history([100.0] * 60 + [130.0, 190.0, 260.0])
+    history["service"] = "frontend"
+    history["ready_pods"] = 3.0
+    history["cpu_utilisation"] = history["request_rate"] / 300.0
+    history["p95_latency_ms"] = 90.0
+    history["error_rate"] = 0.0
+    at = history["timestamp"].iloc[-1].to_pydatetime()
+    hpa = HpaState("frontend", 3, 30, 3, 3, 0.6, {})
+    pods = tuple(PodState(f"frontend-{i}", "n1", True, 0, None, True) for i in range(3))
+    frontend = WorkloadState("shop", "frontend", "frontend", 3, 3, 1, None, pods, hpa)
+    waiting = tuple(
+        PodState(f"payments-{i}", None, False, 0, None, True, unschedulable=True)
+        for i in range(pending_elsewhere)
+    )
+    payments = WorkloadState(
+        "shop", "payments", "payments", 9, 9 - len(waiting), 1, None, waiting, None
+    )
+    return Snapshot(
+        at=at,
+        region="eu-west-1",
+        namespace="shop",
+        views={"frontend": ServiceView("frontend", history)},
+        workloads={"frontend": frontend, "payments": payments},
+        scores=None,
+        forecast=None,
+    )
+
+
+def test_no_floor_is_raised_while_the_cluster_has_no_room_for_pods_already_asked() -> None:
+    """More pods would only wait Pending beside the ones already waiting."""
+    runbook = TrafficSurge(OodaSettings())
+    diagnosis = runbook.matches(_surging(0), "frontend")
+    assert diagnosis is not None and diagnosis.evidence["direction"] == "out"
+    assert runbook.matches(_surging(2), "frontend") is None
