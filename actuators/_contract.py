@@ -4,11 +4,13 @@
 It runs the action in dry-run behind a spy over every Kubernetes API object and every cloud
 client and asserts what a user relies on: the preview makes no mutating call, says what it
 would do, cannot be undone, and the action can judge an empty verification window without
-crashing.
+crashing; an action that verifies on an idle service (``verifies_idle``) heals none whose
+workload it could not read.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ import pandas as pd
 
 from actuators._base import Action, registered_actions
 from actuators._context import ActionContext, api_objects
-from contracts import ActionKind, CloudClients, KubeClients, Outcome, VerifyWindow
+from contracts import ActionKind, CloudClients, KubeClients, Outcome, Verdict, VerifyWindow
 
 #: Kubernetes client methods that change the cluster; ``connect_`` ones run something in a pod
 #: (``connect_get_namespaced_pod_exec`` is a GET that upgrades to a websocket).
@@ -119,3 +121,20 @@ def check_action(action: Action, ctx: ActionContext) -> None:
         healthy_minutes=2,
     )
     assert isinstance(action.check(result, window), Outcome)
+    if action.verifies_idle:
+        minutes = [now + timedelta(minutes=i + 1) for i in range(3)]
+        idle = replace(
+            window,
+            metrics=pd.DataFrame(
+                {
+                    "timestamp": minutes,
+                    "request_rate": 0.0,
+                    "p95_latency_ms": math.nan,
+                    "error_rate": math.nan,
+                }
+            ),
+            now=minutes[-1],
+        )
+        assert action.check(result, idle).verdict is not Verdict.HEALED, (
+            f"{kind}: verifies_idle, yet healed an idle service whose workload it could not read"
+        )
