@@ -514,6 +514,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             or "nothing condemned"
         )
     )
+    from ooda._records import IDLE
     from ooda._run import STATE_FILE, RunState
 
     state_file = Path(args.state) if args.state else _audit_path(args).parent / STATE_FILE
@@ -528,6 +529,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f" {run['last_tick'] or 'none yet'}"
         )
         for problem in run["problems"]:
+            if problem["reason"] == IDLE:
+                console.print(
+                    f"  idle: {problem['service']} serves nobody now; only its pods' own"
+                    " faults are acted on"
+                )
+                continue
             console.print(
                 f"  not acted on: {problem['service']} ({problem['stage']}): {problem['reason']}"
             )

@@ -62,6 +62,8 @@ from ooda import (
 )
 from ooda._act import Actor, action_record
 from ooda._journal import Journal
+from ooda._records import IDLE
+from ooda._run import STATE_FILE, RunState
 from ooda.cli import main
 from ooda.runbooks import check_runbook, registered_runbooks
 from ooda.runbooks.traffic_surge import TrafficSurge
@@ -323,6 +325,25 @@ def test_ooda_status_shows_a_propose_only_kind_and_an_open_breaker(
     assert "propose-only" not in surge and " act " in surge
     breakers = next(line for line in lines if line.startswith("open circuit breakers:"))
     assert CHECKOUT in breakers
+
+
+def test_ooda_status_tells_an_idle_standby_from_a_service_it_cannot_trust(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An idle service is not "not acted on": its pods' own faults still are."""
+    AuditLog(tmp_path / "audit.db").close()
+    problems = [
+        {"service": "checkout", "stage": "input", "reason": IDLE},
+        {"service": "payments", "stage": "input", "reason": "newest sample has NaN in ['cpu']"},
+    ]
+    state = RunState("eu-central-1", 1, False, "2026-03-02T09:00:00+00:00", problems=problems)
+    state.save(tmp_path / STATE_FILE)
+    assert main(["status", "--audit", str(tmp_path / "audit.db")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    idle = next(line for line in lines if "checkout" in line)
+    assert idle.strip().startswith("idle: checkout") and "pods' own faults" in idle
+    bad = next(line for line in lines if "payments" in line)
+    assert bad.strip().startswith("not acted on: payments")
 
 
 def test_status_and_breaker_reset_refuse_a_missing_audit_log(
