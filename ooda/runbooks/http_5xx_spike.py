@@ -9,7 +9,9 @@ action refuses a Deployment without history). Errors that began
 before the rollout or long after it (a callee failing, a lossy node), or with no recent
 rollout at all, are not this runbook's; nor are errors while a callee (``OodaSettings.calls``)
 crash-loops or fails requests itself, even when a benign rollout of the caller happens to
-coincide with them.
+coincide with them. While the service's load surges (``traffic_surge.surging``), errors are
+the load's first: the surge runbook adds capacity, and a rollback (pods replaced at the peak)
+would add to them; once the surge is no longer new, errors that persist are judged as above.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from actuators import Action
 from contracts import ScenarioId
 from ooda._records import Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, rollback
+from ooda.runbooks.traffic_surge import surging
 
 
 @register_runbook
@@ -45,6 +48,8 @@ class Http5xxSpike(Runbook):
         ):
             return None
         history = snapshot.views[service].history
+        if surging(history, policy):
+            return None  # errors under a surge are the load's until capacity has caught up
         spike = max(
             policy.spike_error_rate,
             policy.spike_error_factor * self.settings.slo_for(service).max_error_rate,
