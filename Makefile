@@ -26,8 +26,11 @@ bytecode: install
 demo: install bytecode
 	.venv/bin/ooda demo
 
+# Two pytest-xdist workers, one per core: the modules with the session's servers on one,
+# every other module whole on either (tests/conftest.py); TEST_WORKERS=0 runs it serially.
+TEST_WORKERS ?= 2
 test: install bytecode k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins
-	.venv/bin/pytest
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # The image (Dockerfile): Docker where an engine answers, else podman (Debian's package)
 # building in a chroot; IMAGE_ARGS adds build options (a registry out of reach, say:

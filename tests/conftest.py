@@ -6,12 +6,19 @@ The control plane's binaries are built on first use. Prometheus loads a recorded
 (backfilled with promtool) and can scrape live targets. Where one cannot start, its tests
 are skipped with the reason -- unless CI (``OODA_REQUIRE_K8S=1``, ``OODA_REQUIRE_SERVERS=1``,
 set by ``.ci/run``), where that is a failure: CI can never pass without them.
+
+``make test`` runs the suite on two pytest-xdist workers (``--dist loadgroup``): every module
+that asks for one of these servers runs on one worker, so each starts once; any other module
+runs whole on either worker, so its module fixtures are built once. The long modules go first,
+so that neither worker is left with one at the end.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +60,61 @@ HISTORY_FAULTS = (
     ScenarioId.DB_READ_LATENCY,
     ScenarioId.HTTP_5XX_SPIKE,
 )
+
+
+#: The session's servers: a module asking for any of them runs on the servers' worker.
+SERVER_FIXTURES = frozenset(
+    {
+        "kube_cluster",
+        "ooda_chart",
+        "prometheus",
+        "alertmanager",
+        "alert_receiver",
+        "sqs_server",
+        "kafka_broker",
+        "postgres",
+    }
+)
+SERVERS_GROUP = "servers"
+#: Modules of several minutes each (the end-to-end demo and served chaos, the failover drill,
+#: the `ooda run` processes), started first; the rest keep their collection order.
+LONG_MODULES = ("tests/test_e2e.py", SERVERS_GROUP, "tests/notebooks/test_notebooks.py")
+_DYNAMIC_FIXTURE = re.compile(r"getfixturevalue\(\s*[\"'](\w+)[\"']")
+
+
+@functools.cache
+def _asks_dynamically(path: Path) -> bool:
+    """Whether ``path`` takes a server with ``request.getfixturevalue``."""
+    return bool(SERVER_FIXTURES & set(_DYNAMIC_FIXTURE.findall(path.read_text())))
+
+
+def _uses_servers(item: pytest.Item) -> bool:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("k8s"):
+        return True
+    return _asks_dynamically(Path(str(item.fspath)))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group each module (or every module with a server) for ``--dist loadgroup``, longest
+    first."""
+    root = Path(str(config.rootpath))
+    modules: dict[str, str] = {}
+    for item in items:
+        module = Path(str(item.fspath)).relative_to(root).as_posix()
+        if modules.get(module) != SERVERS_GROUP:
+            modules[module] = SERVERS_GROUP if _uses_servers(item) else module
+    group = {
+        id(item): modules[Path(str(item.fspath)).relative_to(root).as_posix()] for item in items
+    }
+
+    def rank(item: pytest.Item) -> int:
+        name = group[id(item)]
+        return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: collection order within each rank
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group[id(item)]))
 
 
 def require_server(reason: str) -> None:
