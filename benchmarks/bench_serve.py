@@ -45,8 +45,8 @@ from contracts import SimClock
 from features import DETECTOR_FEATURES
 from lab import Lab, LabSettings, call_forest
 from ooda import AuditLog, ControlLoop, OodaSettings, ScoringClient, ServingClientSettings
+from ooda._cli_common import has_champions as _has_champions
 from ooda._platform import history_lab, train_models
-from ooda.cli import _has_champions
 
 VEGETA = Path.home() / ".cache" / "ooda" / "bin" / "vegeta"
 RATES = (25, 100, 250, 500)

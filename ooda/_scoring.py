@@ -72,6 +72,21 @@ class ScoringClient:
             ) from exc
         return payload
 
+    def check(self) -> None:
+        """Raise :class:`ScoringUnavailableError` unless the application answers ``/healthz``
+        with 200 (its models loaded): a scorecard of served models needs them answering."""
+        url = f"{self._settings.base_url}/healthz"
+        try:
+            response = self._http.get("/healthz")
+        except httpx.HTTPError as exc:
+            raise ScoringUnavailableError(
+                f"{url} unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+        if response.status_code != 200:
+            raise ScoringUnavailableError(
+                f"{url} answered HTTP {response.status_code}: {response.text[:300]}"
+            )
+
     def anomaly(self, services: list[str]) -> AnomalyScores:
         """Anomaly scores of ``services`` from their latest online features."""
         return self._anomaly({"services": services})

@@ -35,17 +35,26 @@ from models import (
 from training._pipeline import _register
 
 
+def _point_mlflow_at(tracking: str, registry: str | None = None) -> tuple[str, str]:
+    """Point MLflow's global tracking and registry URIs (the registry's defaults to the
+    tracking one); the previous pair, to restore. Another test's training may have left a
+    registry URI behind, which ``models:/`` URIs would otherwise resolve against."""
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry or tracking)
+    return previous
+
+
 @pytest.fixture()
 def tracking(tmp_path: Path) -> Iterator[Path]:
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    previous = _point_mlflow_at(f"sqlite:///{tmp_path}/mlflow.db")
     mlflow.set_experiment(
         experiment_id=mlflow.create_experiment(
             "models-tests", artifact_location=(tmp_path / "artifacts").as_uri()
         )
     )
     yield tmp_path
-    mlflow.set_tracking_uri(previous)
+    _point_mlflow_at(*previous)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,8 +136,7 @@ def test_a_logged_model_loads_from_the_tracking_server_in_a_fresh_venv(
     """Log to a tracking server, then load by registry name in a new virtual environment
     holding only the model's pinned requirements (not this project): the models' code travels
     with them, the artifacts come over HTTP, and the answers match."""
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_server)
+    previous = _point_mlflow_at(tracking_server)
     try:
         client = mlflow.MlflowClient(tracking_server, tracking_server)
         detector = IsolationForestDetector(n_estimators=50).fit(feature_rows)
@@ -156,7 +164,7 @@ def test_a_logged_model_loads_from_the_tracking_server_in_a_fresh_venv(
             "models:/portable-forecaster/1/requirements.txt", dst_path=str(tmp_path / "req")
         )
     finally:
-        mlflow.set_tracking_uri(previous)
+        _point_mlflow_at(*previous)
     venv = tmp_path / "venv"
     uv = str(Path(sys.executable).with_name("uv"))
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)

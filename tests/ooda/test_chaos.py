@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contracts import ScenarioId
+from lab.servers import free_port
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, draw_instance, run_chaos
 from ooda._chaos_report import to_json
@@ -174,3 +175,13 @@ def test_the_new_runbooks_are_certified_with_the_rules_scorer(scenario: Scenario
         assert on.action == heal and on.healed
         assert on.fault_ended_at is not None
         assert off.fault_ended_at is None or on.fault_ended_at < off.fault_ended_at
+
+
+def test_a_serve_url_nobody_answers_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    args = ["--workdir", str(tmp_path), "chaos", "--scenarios", "pod_crashloop", "--runs", "1"]
+    assert main([*args, "--serve-url", url]) == 2
+    assert f"{url.removeprefix('http://')}" in capsys.readouterr().out
+    assert not (tmp_path / "chaos.html").exists(), "no scorecard from runs nobody scored"

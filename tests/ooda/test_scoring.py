@@ -111,3 +111,20 @@ def test_feature_rows_go_column_wise_and_columnar_answers_are_read() -> None:
     ]
     assert scores.model_version == "4"
     assert scores.anomalous == {"checkout": False, "payments": True}
+
+
+def test_check_passes_only_when_healthz_answers_200() -> None:
+    answers = iter(
+        [httpx.Response(200, json={"status": "ok"}), httpx.Response(503, text="loading")]
+    )
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return next(answers)
+
+    scoring = client(handler)
+    scoring.check()
+    with pytest.raises(ScoringUnavailableError, match=r"/healthz answered HTTP 503: loading"):
+        scoring.check()
+    assert paths == ["/healthz", "/healthz"]

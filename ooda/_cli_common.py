@@ -1,0 +1,122 @@
+"""What every ``ooda`` subcommand shares: the console, the settings a command line makes,
+signals, and argument types."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeAlias
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ooda._settings import OodaSettings
+
+__all__ = [
+    "Subcommands",
+    "console",
+    "has_champions",
+    "positive_float",
+    "positive_int",
+    "print_audit_lines",
+    "print_glitches",
+    "settings_from",
+    "stop_on_signals",
+]
+
+#: What a family module's ``add_commands`` adds its subcommands to.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+#: A terminal narrower than the scorecard wraps it; a log file gets room for all of it.
+console = Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def settings_from(args: argparse.Namespace) -> OodaSettings:
+    from ooda._settings import OodaSettings
+    from training import RegistrySettings, TrainingSettings
+
+    uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or RegistrySettings().tracking_uri
+    )
+    registry = replace(RegistrySettings(), tracking_uri=uri)
+    settings = OodaSettings(training=TrainingSettings(registry=registry))
+    if args.workdir is not None:
+        settings = replace(settings, workdir=args.workdir)
+    if getattr(args, "dry_run", False):
+        settings = replace(settings, dry_run=True)
+    if getattr(args, "days", None) is not None:
+        settings = replace(settings, demo=replace(settings.demo, history_days=args.days))
+    return settings
+
+
+def print_audit_lines() -> None:
+    """Every audit entry written becomes one JSON line on stdout (``ooda.audit``'s records)."""
+    audit_lines = logging.getLogger("ooda.audit")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_lines.addHandler(handler)
+    audit_lines.setLevel(logging.INFO)
+    audit_lines.propagate = False
+
+
+def stop_on_signals(stop: threading.Event, logger: str) -> None:
+    """SIGTERM and SIGINT set ``stop``: the tick in progress finishes, then the command ends."""
+
+    def handle(signum: int, _frame: object) -> None:
+        logging.getLogger(logger).warning(
+            "%s: finishing the tick in progress, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def has_champions(settings: OodaSettings) -> bool:
+    from mlflow import MlflowClient
+
+    reg = settings.training.registry
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    try:
+        for name in (reg.detector_name, reg.forecaster_name):
+            client.get_model_version_by_alias(name, "champion")
+    except Exception:
+        return False
+    return True
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def print_glitches(out: pd.DataFrame, done: str) -> None:
+    for kind, rows in out.attrs.get("glitches", {}).items():
+        shown = ", ".join(map(str, rows[:5])) + (
+            f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        )
+        console.print(f"[yellow]{done} despite a glitch ({kind}): row {shown}[/]")
