@@ -24,11 +24,30 @@ if TYPE_CHECKING:
     from models import Candidate
 
 
+def _writable(path: Path) -> None:
+    """Refuse an output path that cannot be written before any work is done for it."""
+    if path.is_dir():
+        raise SeriesInputError(f"{path}: is a folder; --output names the CSV file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeriesInputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from exc
+
+
+def _write(out: pd.DataFrame, path: Path) -> None:
+    try:
+        out.to_csv(path, index=False)
+    except OSError as exc:
+        raise SeriesInputError(f"{path}: cannot write it ({exc.strerror or exc})") from exc
+
+
 def _read_frame(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"timestamp": str, "value": str})
     except FileNotFoundError as exc:
         raise SeriesInputError(f"{path}: no such file") from exc
+    except OSError as exc:  # a folder, no permission
+        raise SeriesInputError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SeriesInputError(f"{path}: not a CSV file ({exc})") from exc
     missing = {"timestamp", "value"} - set(frame.columns)
@@ -132,6 +151,7 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
     from models import InvalidInputError, StreamingScorer
 
     series = read_series(input_path, lenient=True)
+    _writable(output_path)
     if series["value"].isna().all():
         raise SeriesInputError(f"{input_path}: every value is missing")
     try:
@@ -145,8 +165,7 @@ def score_series(input_path: Path, output_path: Path) -> pd.DataFrame:
             "anomaly_score": np.round(scores, 6),
         }
     )
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(output_path, index=False)
+    _write(out, output_path)
     out.attrs["glitches"] = series.attrs["glitches"]
     return out
 
@@ -165,6 +184,7 @@ def forecast_series(
     if horizon < 1:
         raise SeriesInputError(f"--horizon must be a positive number of rows, got {horizon}")
     series = read_series(input_path, lenient=True)
+    _writable(output_path)
     values = series["value"].interpolate(limit_direction="both").to_numpy()
     if not np.isfinite(values).all():
         raise SeriesInputError(f"{input_path}: every value is missing")
@@ -184,7 +204,6 @@ def forecast_series(
             "upper": np.round(result.upper.ravel(), 6),
         }
     )
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(output_path, index=False)
+    _write(out, output_path)
     out.attrs["glitches"] = series.attrs["glitches"]
     return out, result.model, candidates

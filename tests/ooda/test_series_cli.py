@@ -313,3 +313,26 @@ def test_forecast_series_keeps_going_through_glitch_rows(
     assert len(out) == (n - warmup) // 12 * 12  # every forecast row, the glitches among them
     assert "not a date" in set(out["timestamp"])
     assert np.isfinite(out["forecast"].astype(float)).all()
+
+
+@pytest.mark.parametrize(
+    "command", [["score-series"], ["forecast-series", "--horizon", "12", "--model", "naive"]]
+)
+def test_paths_that_cannot_be_read_or_written_exit_2_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    _write(tmp_path / "in.csv")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "gone" / "out.csv")
+    cases = {
+        ("folder", "out.csv"): "folder: cannot read it",
+        ("in.csv", "folder"): "folder: is a folder; --output names the CSV file to write",
+        ("in.csv", "file/out.csv"): "file/out.csv: cannot create its folder",
+        ("in.csv", "dangling.csv"): "dangling.csv: cannot write it",
+    }
+    for (source, target), message in cases.items():
+        args = ["--input", str(tmp_path / source), "--output", str(tmp_path / target)]
+        assert main([*command, *args]) == 2, (source, target)
+        assert message in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "gone").exists()
