@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from rich.console import Console
@@ -29,6 +30,7 @@ __all__ = [
     "print_glitches",
     "settings_from",
     "stop_on_signals",
+    "unwritable",
 ]
 
 #: What a family module's ``add_commands`` adds its subcommands to.
@@ -120,3 +122,18 @@ def print_glitches(out: pd.DataFrame, done: str) -> None:
             f" and {len(rows) - 5} more" if len(rows) > 5 else ""
         )
         console.print(f"[yellow]{done} despite a glitch ({kind}): row {shown}[/]")
+
+
+def unwritable(path: Path, *, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (a file; with ``folder``, a folder to write into), or
+    None; creates the folders it needs. Asked before the work, so none is lost to a bad path."""
+    target = path if folder else path.parent
+    if not folder and path.is_dir():
+        return f"{path} is a folder, not a file to write"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {target}: {exc.strerror or exc}"
+    if not os.access(target, os.W_OK):
+        return f"{target} is not writable"
+    return None

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ooda._cli_common import Subcommands, console, print_audit_lines, stop_on_signals
+from ooda._cli_common import (
+    Subcommands,
+    console,
+    print_audit_lines,
+    stop_on_signals,
+    unwritable,
+)
 from ooda._quiet import silence
 
 
@@ -68,6 +74,12 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
     settings = OodaSettings(dry_run=args.dry_run)
     if args.workdir is not None:
         settings = replace(settings, workdir=args.workdir)
+    problem = unwritable(settings.workdir / "failover-drill", folder=True) or (
+        args.json and unwritable(args.json)
+    )
+    if problem:
+        console.print(f"[red]failover-drill: {problem}[/]")
+        return 2
     drill = DrillSettings(
         runs=args.runs,
         seed=args.seed,

@@ -16,6 +16,7 @@ from ooda._cli_common import (
     print_audit_lines,
     settings_from,
     stop_on_signals,
+    unwritable,
 )
 from ooda._quiet import silence
 
@@ -28,6 +29,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ooda._demo import run_demo
 
     settings = settings_from(args)
+    if problem := unwritable(settings.workdir, folder=True):
+        console.print(f"[red]demo: {problem}[/]")
+        return 2
     try:
         result = run_demo(settings, console)
     except serving.ServingError as exc:
@@ -171,6 +175,10 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
             )
     except ChaosError as exc:
         console.print(f"[red]chaos: {exc}[/]")
+        return 2
+    problem = unwritable(settings.workdir, folder=True) or (args.json and unwritable(args.json))
+    if problem:
+        console.print(f"[red]chaos: {problem}[/]")
         return 2
     progress = progress_bar(console)
     with progress:

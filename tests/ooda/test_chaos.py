@@ -185,3 +185,26 @@ def test_a_serve_url_nobody_answers_exits_2_naming_it(
     assert main([*args, "--serve-url", url]) == 2
     assert f"{url.removeprefix('http://')}" in capsys.readouterr().out
     assert not (tmp_path / "chaos.html").exists(), "no scorecard from runs nobody scored"
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["chaos", "--scenarios", "pod_crashloop", "--runs", "1", "--scorer", "rules"], "chaos"),
+        (["failover-drill", "--runs", "1"], "failover-drill"),
+        (["demo"], "demo"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_exits_2_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], name: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["--workdir", str(tmp_path / "file" / "ooda"), *command]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{name}: cannot create {tmp_path / 'file'}" in out
+    if name != "demo":
+        (tmp_path / "folder").mkdir()
+        json_args = ["--json", str(tmp_path / "folder")]
+        assert main(["--workdir", str(tmp_path / "w"), *command, *json_args]) == 2
+        assert "folder is a folder, not a file to write" in capsys.readouterr().out
+        assert not list((tmp_path / "w").rglob("*.*")), "nothing ran"
