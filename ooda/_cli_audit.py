@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from ooda._cli_common import Subcommands, console, settings_from
+from ooda._cli_common import (
+    Subcommands,
+    console,
+    port_number,
+    settings_from,
+    text,
+    unwritable,
+    workload_key,
+)
 
 if TYPE_CHECKING:
     from ooda._audit import AuditStore
@@ -100,7 +108,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     state_file = Path(args.state) if args.state else _audit_path(args).parent / STATE_FILE
     run = None if _is_url(args.audit) and not args.state else RunState.load(state_file)
-    if run is None:
+    if run is None and state_file.is_file():
+        console.print(f"[yellow]ooda run: {state_file} is not a state `ooda run` wrote[/]")
+    elif run is None:
         console.print(f"ooda run: no state at {state_file} (no `ooda run` wrote one there)")
     else:
         console.print(
@@ -150,15 +160,28 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_breaker(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from ooda._recover import reset_breaker
+    from actuators import Guard
+    from ooda._autonomy import ErrorBudget
+    from ooda._recover import recover, reset_breaker
 
+    settings = settings_from(args)
     audit = _open_audit(args, "breaker")
     if audit is None:
         return 2
+    guard = Guard(settings.guard)
+    recover(audit, guard, ErrorBudget(settings.autonomy))
+    now = datetime.now(UTC)
+    # The audit's own clock may run ahead of the wall (a lab's week); read it as status does.
+    opened = guard.open_breakers(max([now, *(e.at for e in audit.entries())]))
     actor = args.actor or getpass.getuser()
-    entry = reset_breaker(audit, args.workload, actor, args.reason, datetime.now(UTC))
+    entry = reset_breaker(audit, args.workload, actor, args.reason, now)
     audit.close()
     console.print(f"breaker of {args.workload} reset by {actor} (audit entry {entry})")
+    if args.workload not in opened:
+        console.print(
+            f"[yellow]note: {args.workload} had no open breaker; open ones: "
+            f"{', '.join(opened) or 'none'}[/]"
+        )
     return 0
 
 
@@ -199,6 +222,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ooda._incident_page import write_pages
     from ooda._incidents import incidents
 
+    if problem := unwritable(args.out, folder=True):
+        console.print(f"[red]report: {problem}[/]")
+        return 2
     audit = _open_audit(args, "report")
     if audit is None:
         return 2
@@ -253,8 +279,8 @@ def add_commands(sub: Subcommands) -> None:
     audit.set_defaults(func=_cmd_audit)
     breaker = sub.add_parser("breaker", help="reset a workload's circuit breaker")
     breaker.add_argument("action", choices=["reset"])
-    breaker.add_argument("workload", help="namespace/deployment (or node/NAME)")
-    breaker.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    breaker.add_argument("workload", type=workload_key, help="namespace/deployment (or node/NAME)")
+    breaker.add_argument("--reason", type=text, required=True, help="why (kept in the audit log)")
     breaker.add_argument("--actor", help="who (default: the current user)")
     breaker.add_argument(
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
@@ -286,5 +312,5 @@ def add_commands(sub: Subcommands) -> None:
         "--audit", default=".ooda/audit.db", help="audit log (SQLite file or postgresql:// URL)"
     )
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    ui.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
     ui.set_defaults(func=_cmd_serve_ui)

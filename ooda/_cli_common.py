@@ -24,13 +24,16 @@ __all__ = [
     "Subcommands",
     "console",
     "has_champions",
+    "port_number",
     "positive_float",
     "positive_int",
     "print_audit_lines",
     "print_glitches",
     "settings_from",
     "stop_on_signals",
+    "text",
     "unwritable",
+    "workload_key",
 ]
 
 #: What a family module's ``add_commands`` adds its subcommands to.
@@ -130,6 +133,8 @@ def unwritable(path: Path, *, folder: bool = False) -> str | None:
     target = path if folder else path.parent
     if not folder and path.is_dir():
         return f"{path} is a folder, not a file to write"
+    if folder and path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder to write into"
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -137,3 +142,28 @@ def unwritable(path: Path, *, folder: bool = False) -> str | None:
     if not os.access(target, os.W_OK):
         return f"{target} is not writable"
     return None
+
+
+def port_number(value: str) -> int:
+    """A TCP port (0: any free one)."""
+    port = positive_int(value) if value != "0" else 0
+    if port > 65_535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {port}")
+    return port
+
+
+def text(value: str) -> str:
+    """Words a human gives (a reason): not blank."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    return value.strip()
+
+
+def workload_key(value: str) -> str:
+    """What a circuit breaker is keyed on: ``namespace/deployment`` or ``node/NAME``."""
+    parts = value.strip().split("/")
+    if len(parts) != 2 or not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected namespace/deployment or node/NAME, got {value!r}"
+        )
+    return value.strip()

@@ -13,6 +13,7 @@ from ooda._cli_common import (
     Subcommands,
     console,
     has_champions,
+    port_number,
     print_audit_lines,
     settings_from,
     stop_on_signals,
@@ -305,7 +306,7 @@ def add_commands(sub: Subcommands) -> None:
         "serve", help="serve the registry's champions (Ray Serve) until Ctrl-C or SIGTERM"
     )
     serve_cmd.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
-    serve_cmd.add_argument("--port", type=int, default=8000, help="HTTP port (8000)")
+    serve_cmd.add_argument("--port", type=port_number, default=8000, help="HTTP port (8000)")
     serve_cmd.set_defaults(func=_cmd_serve)
     run = sub.add_parser(
         "run", help="the loop on the wall clock against a configured region (Prometheus + cluster)"
@@ -323,6 +324,8 @@ def add_commands(sub: Subcommands) -> None:
         default="serve",
         help="serve: the Ray Serve endpoints of the configuration (default); rules: thresholds",
     )
-    run.add_argument("--metrics-port", type=int, help="serve ooda's own /metrics on this port")
+    run.add_argument(
+        "--metrics-port", type=port_number, help="serve ooda's own /metrics on this port"
+    )
     run.add_argument("--metrics-addr", default="127.0.0.1", help="interface of /metrics")
     run.set_defaults(func=_cmd_run)

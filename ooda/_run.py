@@ -125,6 +125,10 @@ def audit_line(entry: AuditEntry) -> str:
     )
 
 
+#: What ``ooda status`` reads of a state file; one without them is not a state.
+_STATE_KEYS = frozenset({"region", "pid", "dry_run", "last_tick", "ticks", "problems"})
+
+
 @dataclass
 class RunState:
     """What ``ooda status`` shows of a running loop (written after every tick)."""
@@ -152,9 +156,11 @@ class RunState:
     def load(path: Path) -> dict[str, Any] | None:
         """The state last written at ``path`` (None: no run wrote one)."""
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(data, dict) or not data.keys() >= _STATE_KEYS:
+            return None  # not a state this class wrote
         return data
 
 

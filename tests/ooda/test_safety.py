@@ -357,6 +357,42 @@ def test_status_and_breaker_reset_refuse_a_missing_audit_log(
     assert not missing.exists()
 
 
+def test_a_breaker_reset_names_a_workload_and_a_reason_and_says_when_none_was_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blank or malformed key, or a blank reason, never reaches the log; a reset of a key
+    whose breaker is not open (a typo) is recorded but says so."""
+    path = tmp_path / "audit.db"
+    audit = AuditLog(path)
+    now = datetime.now(UTC)
+    times = [now - timedelta(minutes=m) for m in (50, 30, 10)]
+    seed_failed_heals(audit, RestartPod("shop", "checkout", pod="checkout-1"), times)
+    audit.close()
+    base = ["breaker", "reset", "--audit", str(path)]
+    for workload, reason in (("", "fixed"), ("checkout", "fixed"), ("a/b/c", "x"), (CHECKOUT, " ")):
+        with pytest.raises(SystemExit) as refused:
+            main([*base, workload, "--reason", reason])
+        assert refused.value.code == 2, (workload, reason)
+    capsys.readouterr()
+    assert not AuditLog(path).entries("reset"), "nothing was recorded"
+    assert main([*base, "shop/chekout", "--reason", "typo"]) == 0
+    assert f"shop/chekout had no open breaker; open ones: {CHECKOUT}" in capsys.readouterr().out
+    assert main([*base, CHECKOUT, "--reason", "fixed the config"]) == 0
+    assert "no open breaker" not in capsys.readouterr().out
+    assert [e.target for e in AuditLog(path).entries("reset")] == ["shop/chekout", CHECKOUT]
+
+
+def test_status_names_a_state_file_no_run_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    AuditLog(tmp_path / "audit.db").close()
+    for content in ("[1]", '{"region": "eu"}', "not json"):
+        (tmp_path / "state.json").write_text(content)
+        args = ["status", "--audit", str(tmp_path / "audit.db"), "--state"]
+        assert main([*args, str(tmp_path / "state.json")]) == 0
+        assert "state.json is not a state `ooda run` wrote" in capsys.readouterr().out
+
+
 # -- 3. refusals are not failed heals -------------------------------------------------------
 
 
