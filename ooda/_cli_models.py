@@ -46,6 +46,7 @@ def _models(args: argparse.Namespace, settings: OodaSettings) -> int:
 
     from training import UnknownModelError, list_models, promote, promote_challenger, rollback
 
+    silence()  # the training package's imports turn deprecation warnings back on
     reg = settings.training.registry
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     actor = args.actor or getpass.getuser()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -166,3 +168,18 @@ def test_a_demo_whose_serve_never_comes_up_exits_2_with_the_reason(
     assert main(["--workdir", str(tmp_path), "demo"]) == 2
     said = " ".join(capsys.readouterr().out.split())
     assert "Ray Serve did not come up" in said and "not healthy after 120 s" in said
+
+
+def test_models_list_on_a_fresh_registry_is_quiet(tmp_path: Path) -> None:
+    """Nothing but the table and what to do: no library warning reaches the terminal."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "ooda.cli", "--tracking-uri", uri, "models", "list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "not registered yet" in done.stdout
+    assert "Warning" not in done.stdout + done.stderr, done.stderr[-2000:]
