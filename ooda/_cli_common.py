@@ -24,6 +24,7 @@ __all__ = [
     "Subcommands",
     "console",
     "has_champions",
+    "missing_registry",
     "port_number",
     "positive_float",
     "positive_int",
@@ -86,10 +87,21 @@ def stop_on_signals(stop: threading.Event, logger: str) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+def missing_registry(uri: str) -> Path | None:
+    """The SQLite file ``uri`` names when it does not exist (MLflow would create it empty:
+    most likely a wrong directory or URI), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///"))
+    return None if path.exists() else path
+
+
 def has_champions(settings: OodaSettings) -> bool:
     from mlflow import MlflowClient
 
     reg = settings.training.registry
+    if missing_registry(reg.tracking_uri) is not None:
+        return False
     client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     try:
         for name in (reg.detector_name, reg.forecaster_name):

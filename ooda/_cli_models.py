@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from ooda._cli_common import Subcommands, console, settings_from
+from ooda._cli_common import Subcommands, console, missing_registry, settings_from
 from ooda._quiet import silence
 
 if TYPE_CHECKING:
@@ -27,6 +27,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     silence()  # MLflow's import resets the warning filters
     settings = settings_from(args)
     uri = settings.training.registry.tracking_uri
+    if (missing := missing_registry(uri)) is not None:
+        console.print(
+            f"[red]models: no registry at {missing} (`ooda demo` or `ooda train` makes one;"
+            " --tracking-uri names another)[/]"
+        )
+        return 2
     # A tracking server that is down should say so in seconds, not after minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -170,16 +170,25 @@ def test_a_demo_whose_serve_never_comes_up_exits_2_with_the_reason(
     assert "Ray Serve did not come up" in said and "not healthy after 120 s" in said
 
 
-def test_models_list_on_a_fresh_registry_is_quiet(tmp_path: Path) -> None:
-    """Nothing but the table and what to do: no library warning reaches the terminal."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "ooda.cli", "--tracking-uri", uri, "models", "list"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def test_models_list_is_quiet_and_refuses_a_registry_that_is_not_there(tmp_path: Path) -> None:
+    """Nothing but the table and what to do: no library warning reaches the terminal; a
+    registry file that does not exist is named, not created empty."""
+
+    def models_list(uri: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ooda.cli", "--tracking-uri", uri, "models", "list"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    missing = tmp_path / "typo" / "mlflow.db"
+    refused = models_list(f"sqlite:///{missing}")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"no registry at {missing}" in " ".join(refused.stdout.split())
+    assert not missing.parent.exists()
+    done = models_list(registry_with_versions(tmp_path / "reg", NAME, 1)[0])
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "not registered yet" in done.stdout
+    assert NAME in done.stdout and "ooda-detector: not registered yet" in done.stdout
     assert "Warning" not in done.stdout + done.stderr, done.stderr[-2000:]
