@@ -22,6 +22,13 @@ import ray
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from serving._api import ScoringAPI
 from serving._errors import ServeStartError
@@ -118,16 +125,10 @@ def deploy(settings: ServingSettings) -> RunningApp:
     if not ray.is_initialized():
         # Set before Ray starts, so the controller and replicas it spawns inherit them.
         os.environ.update(_serve_environment(settings))
-        ray.init(
-            num_cpus=settings.ray_num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=settings.log_to_driver,
-            logging_level=logging.WARNING if settings.log_to_driver else logging.ERROR,
-            # Ray nices its workers to 15; the proxy and replicas are this machine's
-            # serving path, not background work, and must not starve behind the loop.
-            _system_config={"worker_niceness": 0},
-        )
+        try:
+            _init_ray(settings)
+        except Exception as exc:
+            raise ServeStartError(f"Ray did not start: {_root_cause(exc)}") from exc
     try:
         serve.start(
             http_options={"host": settings.host, "port": proxy_port(settings)},
@@ -146,6 +147,37 @@ def deploy(settings: ServingSettings) -> RunningApp:
     url = f"http://{settings.host}:{settings.port}"
     return RunningApp(
         url=url, handle=handle, proxy_url=f"http://{settings.host}:{proxy_port(settings)}"
+    )
+
+
+def _raylet_too_slow(exc: BaseException) -> bool:
+    """Ray gives its raylet a fixed 30 s to register; on a machine busy with other work it may
+    need longer, and a second start usually makes it (a temporary error, unlike a bad
+    argument)."""
+    return "timed out during startup" in str(exc)
+
+
+def _shut_down_half_started(_state: RetryCallState) -> None:
+    ray.shutdown()
+
+
+@retry(
+    retry=retry_if_exception(_raylet_too_slow),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=2, max=10),
+    before_sleep=_shut_down_half_started,
+    reraise=True,
+)
+def _init_ray(settings: ServingSettings) -> None:
+    ray.init(
+        num_cpus=settings.ray_num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=settings.log_to_driver,
+        logging_level=logging.WARNING if settings.log_to_driver else logging.ERROR,
+        # Ray nices its workers to 15; the proxy and replicas are this machine's
+        # serving path, not background work, and must not starve behind the loop.
+        _system_config={"worker_niceness": 0},
     )
 
 

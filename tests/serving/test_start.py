@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from serving import ServeStartError, ServingSettings, deploy, free_serve_port
+from serving import ServeStartError, ServingSettings, _app, deploy, free_serve_port
 from serving._app import proxy_port
 
 
@@ -39,3 +39,45 @@ def test_free_serve_port_finds_a_whole_free_block_below_the_ephemeral_range() ->
     for each in [*range(port, port + 16), port + 100]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", each))
+
+
+def _settings(tmp_path: Path) -> ServingSettings:
+    return ServingSettings(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        feature_data_dir=tmp_path / "features",
+        port=free_serve_port(),
+    )
+
+
+def test_a_raylet_too_slow_to_register_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray allows its raylet 30 s to register; on a busy machine a second start makes it."""
+    calls: list[str] = []
+
+    def init(**_kwargs: object) -> None:
+        calls.append("init")
+        if calls.count("init") < 3:
+            raise Exception("The current node timed out during startup. This could happen ...")
+
+    monkeypatch.setattr(_app.ray, "init", init)
+    monkeypatch.setattr(_app.ray, "shutdown", lambda: calls.append("shutdown"))
+    monkeypatch.setattr(_app._init_ray.retry, "sleep", lambda _s: None)  # type: ignore[attr-defined]
+    _app._init_ray(_settings(tmp_path))
+    assert calls == ["init", "shutdown", "init", "shutdown", "init"]
+
+
+def test_ray_that_cannot_start_is_a_serve_start_error_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def init(**_kwargs: object) -> None:
+        calls.append("init")
+        raise ValueError("num_cpus must be positive")
+
+    monkeypatch.setattr(_app.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(_app.ray, "init", init)
+    with pytest.raises(ServeStartError, match="Ray did not start: num_cpus must be positive"):
+        deploy(_settings(tmp_path))
+    assert calls == ["init"], "not a temporary error: no second start"
