@@ -76,8 +76,9 @@ SERVER_FIXTURES = frozenset(
     }
 )
 SERVERS_GROUP = "servers"
-#: Modules of several minutes each (the end-to-end demo and served chaos, the failover drill,
-#: the `ooda run` processes), started first; the rest keep their collection order.
+#: The groups of several minutes each (the end-to-end demo and served chaos; the servers'
+#: modules, the `ooda run` processes among them; the notebooks), started first so neither
+#: worker ends on one; the rest keep their collection order.
 LONG_MODULES = ("tests/test_e2e.py", SERVERS_GROUP, "tests/notebooks/test_notebooks.py")
 _DYNAMIC_FIXTURE = re.compile(r"getfixturevalue\(\s*[\"'](\w+)[\"']")
 
