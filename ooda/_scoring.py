@@ -53,9 +53,10 @@ class ScoringClient:
             base_url=settings.base_url, timeout=settings.timeout_s, transport=transport
         )
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The endpoint's 200 answer; :class:`ScoringUnavailableError` naming it otherwise."""
         try:
-            response = self._http.post(path, json=body)
+            response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ScoringUnavailableError(
                 f"{self._settings.base_url}{path} unreachable: {type(exc).__name__}: {exc}"
@@ -64,6 +65,10 @@ class ScoringClient:
             raise ScoringUnavailableError(
                 f"{path} answered HTTP {response.status_code}: {response.text[:300]}"
             )
+        return response
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._answer("POST", path, json=body)
         try:
             payload: dict[str, Any] = response.json()
         except ValueError as exc:
@@ -75,17 +80,7 @@ class ScoringClient:
     def check(self) -> None:
         """Raise :class:`ScoringUnavailableError` unless the application answers ``/healthz``
         with 200 (its models loaded): a scorecard of served models needs them answering."""
-        url = f"{self._settings.base_url}/healthz"
-        try:
-            response = self._http.get("/healthz")
-        except httpx.HTTPError as exc:
-            raise ScoringUnavailableError(
-                f"{url} unreachable: {type(exc).__name__}: {exc}"
-            ) from exc
-        if response.status_code != 200:
-            raise ScoringUnavailableError(
-                f"{url} answered HTTP {response.status_code}: {response.text[:300]}"
-            )
+        self._answer("GET", "/healthz")
 
     def anomaly(self, services: list[str]) -> AnomalyScores:
         """Anomaly scores of ``services`` from their latest online features."""
