@@ -254,6 +254,8 @@ class FailoverConfig(_Strict):
     """The account of the hosted zone (Route 53 is global; its API lives in us-east-1)."""
     down_minutes: int | None = Field(default=None, ge=1)
     failback_after: Duration | None = None
+    failback_backoff: float | None = Field(default=None, ge=1)
+    failback_after_max: Duration | None = None
     max_replica_lag_s: float | None = Field(default=None, gt=0)
 
 
@@ -363,7 +365,13 @@ class OodaConfig(_Strict):
             raise ConfigError("the configuration has no failover section")
         overrides = {
             key: getattr(given, key)
-            for key in ("down_minutes", "failback_after", "max_replica_lag_s")
+            for key in (
+                "down_minutes",
+                "failback_after",
+                "failback_backoff",
+                "failback_after_max",
+                "max_replica_lag_s",
+            )
             if getattr(given, key) is not None
         }
         failover = replace(

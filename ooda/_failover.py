@@ -21,8 +21,11 @@ failover that does not heal by the deadline is a failed heal and is escalated, n
 (undo would send users back to a dead region). Failback waits until the home has served for
 ``failback_after``, raises the home's floors to what the standby runs, then moves users home
 in ``failback_steps``, each held for ``step_minutes`` within the SLO; a home that breaches on
-the way sends everyone back to the standby and the wait starts again. At the end both regions'
-floors are set back. Every decision, refusal, action and verdict is in the audit log.
+the way sends everyone back to the standby and the wait starts again, ``failback_backoff``
+times longer for each failback aborted in a row (at most ``failback_after_max``; a human is
+told from the second). At the end both regions' floors are set back. Every decision,
+refusal, action and verdict is in the audit log. A restarted controller finds where users
+are from the records, not how many failbacks aborted: it waits ``failback_after`` again.
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ class FailoverController:
         self._floors: dict[str, list[_Applied]] = {r: [] for r in cfg.regions}
         self._verifying: _Applied | None = None
         self._serving_since: datetime | None = None
+        self._aborts = 0
         self._preview_every = settings.guard.cooldown
         self._step_healthy = 0
         self._last_minute: dict[str, datetime] = {}
@@ -258,16 +262,18 @@ class FailoverController:
             why += f"; {standby} still short of {short} pods, moving anyway"
         self._shift(standby, now, why)
 
-    def _shift(self, to: str, now: datetime, why: str) -> None:
+    def _shift(self, to: str, now: datetime, why: str) -> bool:
+        """Send every user to ``to``; whether they were sent (not refused, not a dry run)."""
         weights = tuple((r, self.cfg.weight if r == to else 0) for r in self.cfg.regions)
         action = self._shift_action(weights, why, tuple(r for r in self.cfg.regions if r != to))
         applied = self._apply(action, self._dns, self.dns_guard, now, why)
         if applied is None or applied.result.dry_run:
-            return
+            return False
         self._verifying = applied
         self.status = FailoverStatus(FailoverState.FAILED_OVER, to, now)
         self._serving_since = None
         self._event(now, "failover", to, why)
+        return True
 
     def _shift_action(
         self, weights: tuple[tuple[str, int], ...], why: str, unhealthy: tuple[str, ...] = ()
@@ -291,7 +297,7 @@ class FailoverController:
         if self._serving_since is None:
             self._serving_since = now
             return
-        if now - self._serving_since < self.cfg.failback_after:
+        if now - self._serving_since < self.failback_wait:
             return
         if not self._floors[self.home]:
             self._raise_floors(self.home, health[standby].ready, home, now)
@@ -302,6 +308,20 @@ class FailoverController:
         self.status = FailoverStatus(FailoverState.FAILING_BACK, standby, now, step=0)
         self._step_healthy = 0
         self._failback_step(0, now)
+
+    @property
+    def failback_wait(self) -> timedelta:
+        """How long the home must serve before the next failback: ``failback_after``, times
+        ``failback_backoff`` for each failback aborted in a row, at most
+        ``failback_after_max``."""
+        cfg = self.cfg
+        longest = max(cfg.failback_after, cfg.failback_after_max)
+        wait = cfg.failback_after
+        for _ in range(self._aborts):
+            wait *= max(1.0, cfg.failback_backoff)
+            if wait >= longest:
+                return longest
+        return wait
 
     def _failback_step(self, step: int, now: datetime) -> None:
         share = self.cfg.failback_steps[step]
@@ -326,9 +346,22 @@ class FailoverController:
             or not self.observer.serves(home)
             or self.observer.within_slo(home) is False
         ):
-            why = f"home {self.home} breached at failback step {self.status.step + 1}"
-            self._event(now, "failback-abort", self.home, why)
-            self._shift(self.status.active, now, why)
+            step = self.status.step + 1
+            why = f"home {self.home} breached at failback step {step}"
+            standby = self.status.active
+            if not self._shift(standby, now, why):
+                return  # refused (the last step's cooldown): tried again next tick
+            self._aborts += 1
+            wait = self.failback_wait
+            self._event(now, "failback-abort", self.home, f"{why}; next try after {wait}")
+            if self._aborts > 1:
+                self._escalate(
+                    now,
+                    f"home {self.home} breached at {self._aborts} failbacks in a row (the last"
+                    f" at step {step}); users stay on {standby}, the next try once the home"
+                    f" has served for {wait}",
+                    "failback-aborts",
+                )
             return
         if minute is None or self._last_minute.get(self.home) == minute:
             return
@@ -346,6 +379,7 @@ class FailoverController:
             return
         for region in self.cfg.regions:
             self._release_floors(region, now, health[region])
+        self._aborts = 0
         self._event(now, "failed-back", self.home, "users are home; floors set back")
         self.status = FailoverStatus(FailoverState.HOME, self.home, None)
 

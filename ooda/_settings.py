@@ -460,6 +460,12 @@ class FailoverSettings:
     """How long users wait for the standby's capacity before they move anyway."""
     failback_after: timedelta = timedelta(minutes=15)
     """The home serves (probes and SLIs) this long before users start moving back."""
+    failback_backoff: float = 2.0
+    """Each failback the home breaches in a row multiplies that wait by this, so a home that
+    fails whenever users arrive costs a few of them a minute every few hours, not every
+    quarter of an hour."""
+    failback_after_max: timedelta = timedelta(hours=4)
+    """The longest wait before a failback, however many aborted before it."""
     failback_steps: tuple[int, ...] = (10, 50, 100)
     """The home's share of the weight, in per cent, at each step of the failback."""
     step_minutes: int = 3

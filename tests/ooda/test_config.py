@@ -218,12 +218,15 @@ def _failover(**extra: Any) -> dict[str, Any]:
 
 
 def test_the_failover_section_becomes_the_controllers_settings() -> None:
-    config = validate(_failover(down_minutes=3, failback_after="30m"))
+    config = validate(
+        _failover(down_minutes=3, failback_after="30m", failback_backoff=3, failback_after_max="2h")
+    )
     cfg = config.failover_settings().failover
     assert cfg.regions == ("eu-west-1", "eu-central-1")
     assert cfg.record == "shop.example.com." and cfg.hosted_zone_id == "Z0123456789ABC"
     assert cfg.entries == ("frontend",)  # the first service, unless named
     assert cfg.down_minutes == 3 and cfg.failback_after == timedelta(minutes=30)
+    assert cfg.failback_backoff == 3 and cfg.failback_after_max == timedelta(hours=2)
     assert cfg.max_replica_lag_s == OodaSettings().failover.max_replica_lag_s
     with pytest.raises(ConfigError, match="no failover section"):
         validate(_raw()).failover_settings()
@@ -237,6 +240,7 @@ def test_the_failover_section_becomes_the_controllers_settings() -> None:
         (lambda r: r["failover"].update(entries=["basket"]), "failover.entries: basket not"),
         (lambda r: r.update(regions=r["regions"][:1]), "failover: needs two or more regions"),
         (lambda r: r["failover"].update(down_minutes=0), "failover.down_minutes: Input should"),
+        (lambda r: r["failover"].update(failback_backoff=0.5), "failover.failback_backoff: Inp"),
     ],
 )
 def test_a_bad_failover_section_is_refused_by_name(change, message: str) -> None:  # type: ignore[no-untyped-def]

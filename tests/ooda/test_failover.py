@@ -2,7 +2,8 @@
 the standby's floors are raised, the move is verified, and users come home in steps once home
 has served for a while. Each gate has a test that fails without it: a blip shorter than
 ``down_minutes``, a standby whose replicas lag, a standby that does not serve, an unreadable
-home whose probes pass, dry-run, and a home that breaches during the failback."""
+home whose probes pass, dry-run, a home that breaches during the failback, and one that
+breaches at every failback (each next try waits longer)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +203,46 @@ def test_a_home_that_breaches_during_failback_sends_users_back(tmp_path: Path) -
     assert drive.controller.status.state is FailoverState.FAILED_OVER
     aborts = [e for e in drive.controller.journal.events if e.kind == "failback-abort"]
     assert aborts and "breached at failback step 1" in aborts[0].detail
+
+
+def _until(drive: Drive, state: FailoverState, within: timedelta) -> datetime:
+    """Tick until the controller reaches ``state``; when it did."""
+    limit = drive.fleet.clock.now() + within
+    while drive.controller.status.state is not state:
+        now = drive.fleet.clock.now()
+        assert now < limit, f"not {state} by {limit}: {drive.controller.status}"
+        drive.run(now + drive.controller.settings.loop.tick)
+    return drive.fleet.clock.now()
+
+
+def test_a_home_that_breaches_at_every_failback_waits_longer_each_time(tmp_path: Path) -> None:
+    """Each failback the home breaches doubles the wait before the next (up to a cap), a
+    human is told from the second, and a failback that lands sets the wait back."""
+    minutes = partial(timedelta, minutes=1)
+    failover = replace(
+        OodaSettings().failover, failback_after=5 * minutes(), failback_after_max=12 * minutes()
+    )
+    drive = _drive(tmp_path, OodaSettings(failover=failover))
+    drive.run(OUTAGE + 8 * minutes(), {OUTAGE: _fail(HOME)})
+    assert drive.controller.status.state is FailoverState.FAILED_OVER
+    waits = []
+    for _ in range(3):
+        restored = drive.fleet.clock.now()
+        drive.fleet.restore_region(HOME)
+        waits.append(_until(drive, FailoverState.FAILING_BACK, 30 * minutes()) - restored)
+        drive.fleet.fail_region(HOME)
+        aborted = _until(drive, FailoverState.FAILED_OVER, 5 * minutes())
+        drive.run(aborted + 6 * minutes())  # the move back verified, as after the first
+    # From the restore: the wait, plus up to two minutes for the home to be seen serving.
+    for waited, wait in zip(waits, (5, 10, 12), strict=True):  # doubled, then the cap
+        assert wait * minutes() <= waited <= (wait + 2) * minutes(), waits
+    aborts = [e.detail for e in drive.controller.journal.events if e.kind == "failback-abort"]
+    assert [a.split("next try after ")[1] for a in aborts] == ["0:10:00", "0:12:00", "0:12:00"]
+    told = [e for e in drive.entries("escalation") if "failbacks in a row" in e.outcome]
+    assert len(told) == 1 and "2 failbacks in a row" in told[0].outcome
+    drive.fleet.restore_region(HOME)
+    _until(drive, FailoverState.HOME, 45 * minutes())
+    assert drive.controller.failback_wait == 5 * minutes()
 
 
 def test_the_drill_prints_its_scorecard_and_writes_json(
