@@ -7,7 +7,12 @@ and never answers on them (a CI run lost its end-to-end tests that way).
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +44,35 @@ def test_free_serve_port_finds_a_whole_free_block_below_the_ephemeral_range() ->
     for each in [*range(port, port + 16), port + 100]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", each))
+
+
+def test_a_block_chosen_by_a_live_process_is_not_chosen_again(tmp_path: Path) -> None:
+    """Two test workers (or notebooks) choosing at the same time get blocks that do not
+    overlap; a dead process's reservation frees its block."""
+    folder = tmp_path / "reservations"
+    first = free_serve_port(rng=random.Random(3), reservations=folder)
+    again = free_serve_port(rng=random.Random(3), reservations=folder)
+    code = (
+        "import random, sys; from pathlib import Path; from serving import free_serve_port;"
+        " print(free_serve_port(rng=random.Random(3), reservations=Path(sys.argv[1])))"
+    )
+    other = int(
+        subprocess.run(
+            [sys.executable, "-c", code, str(folder)], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    blocks = [set(_app_ports(base)) for base in (first, again, other)]
+    assert all(a.isdisjoint(b) for a, b in itertools.combinations(blocks, 2)), (first, again)
+    dead = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    dead.wait()
+    (folder / f"{first}-{os.getpid()}").unlink()
+    (folder / f"{first}-{dead.pid}").touch()
+    assert free_serve_port(rng=random.Random(3), reservations=folder) == first
+    assert not (folder / f"{first}-{dead.pid}").exists()
+
+
+def _app_ports(base: int) -> list[int]:
+    return [*range(base, base + 16), base + 100]
 
 
 def _settings(tmp_path: Path) -> ServingSettings:
