@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from rich.console import Console
 
+from ooda._paths import unwritable
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -137,23 +139,6 @@ def print_glitches(out: pd.DataFrame, done: str) -> None:
             f" and {len(rows) - 5} more" if len(rows) > 5 else ""
         )
         console.print(f"[yellow]{done} despite a glitch ({kind}): row {shown}[/]")
-
-
-def unwritable(path: Path, *, folder: bool = False) -> str | None:
-    """Why ``path`` cannot be written (a file; with ``folder``, a folder to write into), or
-    None; creates the folders it needs. Asked before the work, so none is lost to a bad path."""
-    target = path if folder else path.parent
-    if not folder and path.is_dir():
-        return f"{path} is a folder, not a file to write"
-    if folder and path.exists() and not path.is_dir():
-        return f"{path} is a file, not a folder to write into"
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return f"cannot create {target}: {exc.strerror or exc}"
-    if not os.access(target, os.W_OK):
-        return f"{target} is not writable"
-    return None
 
 
 def port_number(value: str) -> int:

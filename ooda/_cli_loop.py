@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +94,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             console.print(f"[red]run: cannot serve /metrics on port {args.metrics_port}: {exc}[/]")
             return EXIT_CONFIG
+        # On stderr: stdout carries the audit's JSON lines. Port 0 chose one; this says which.
+        where = f"http://{args.metrics_addr}:{server.server_port}/metrics"
+        print(f"run: serving {where}", file=sys.stderr, flush=True)
     elector = None
     if settings.leader.enabled:
         elector = LeaderElector(

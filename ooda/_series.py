@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ooda._errors import SeriesInputError
+from ooda._paths import unwritable
 
 if TYPE_CHECKING:
     from models import Candidate
@@ -26,12 +27,8 @@ if TYPE_CHECKING:
 
 def _writable(path: Path) -> None:
     """Refuse an output path that cannot be written before any work is done for it."""
-    if path.is_dir():
-        raise SeriesInputError(f"{path}: is a folder; --output names the CSV file to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SeriesInputError(f"{path}: cannot create its folder ({exc.strerror or exc})") from exc
+    if problem := unwritable(path):
+        raise SeriesInputError(f"--output: {problem}")
 
 
 def _write(out: pd.DataFrame, path: Path) -> None:

@@ -210,9 +210,8 @@ def test_sigterm_finishes_the_tick_and_metrics_count_the_ticks(
     raw["loop"]["tick"] = "1s"
     config = estate.workdir / "served.yaml"
     config.write_text(yaml.safe_dump(raw))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OODA__")}
-    args = ["run", "--config", str(config), "--scorer", "rules", "--metrics-port", str(port)]
+    args = ["run", "--config", str(config), "--scorer", "rules", "--metrics-port", "0"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "ooda.cli", *args],
         cwd=REPO,
@@ -223,6 +222,12 @@ def test_sigterm_finishes_the_tick_and_metrics_count_the_ticks(
     )
     state_file = estate.workdir / "served" / "run-state.json"
     try:
+        assert proc.stderr is not None
+        said = ""
+        while "run: serving" not in said and proc.poll() is None:
+            said = proc.stderr.readline()  # port 0: the run says which port it took
+        assert "run: serving http://127.0.0.1:" in said, proc.communicate()
+        port = int(said.split("127.0.0.1:")[1].split("/")[0])
 
         def ticks() -> int:
             try:

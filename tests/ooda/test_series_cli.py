@@ -327,8 +327,8 @@ def test_paths_that_cannot_be_read_or_written_exit_2_naming_them(
     (tmp_path / "dangling.csv").symlink_to(tmp_path / "gone" / "out.csv")
     cases = {
         ("folder", "out.csv"): "folder: cannot read it",
-        ("in.csv", "folder"): "folder: is a folder; --output names the CSV file to write",
-        ("in.csv", "file/out.csv"): "file/out.csv: cannot create its folder",
+        ("in.csv", "folder"): "--output: " + str(tmp_path / "folder is a folder, not a file"),
+        ("in.csv", "file/out.csv"): "--output: cannot create " + str(tmp_path / "file:"),
         ("in.csv", "dangling.csv"): "dangling.csv: cannot write it",
     }
     for (source, target), message in cases.items():
