@@ -113,6 +113,10 @@ class Lab:
         self.region_down = False
         """The region fails every request (``Fleet.fail_region``: a regional dependency, its
         network or its load balancers gone); its pods and API stay up."""
+        self.region_error_share = 0.0
+        """Share of its users' requests the region fails besides its services' own errors
+        (``Fleet.degrade_region``: a brownout, one zone's load balancer or a regional
+        dependency failing some calls); no pod of its own is at fault."""
         self._records: list[FaultRecord] = []
         # The live list, not a closure: a deep copy or a pickle of the lab keeps its own.
         self.kube.core_v1.logs = PodLogSource(settings.seed, self._records)
@@ -495,6 +499,10 @@ class Lab:
 
         if self.region_down:
             errors_in = np.ones(n)
+        elif self.region_error_share > 0:
+            entries = list(self._graph.entries)
+            errors_in = errors_in.copy()
+            errors_in[entries] = 1.0 - (1.0 - errors_in[entries]) * (1.0 - self.region_error_share)
 
         # The services, down the call graph and back up.
         rate = self._traffic.rate(t0 + h / 2) * self.traffic_share

@@ -61,6 +61,8 @@ class RegionOutage:
     region: str
     start: datetime
     end: datetime | None = None
+    share: float = 1.0
+    """Share of the users' requests the region failed (1: all, below 1: a brownout)."""
 
 
 class Fleet:
@@ -163,24 +165,40 @@ class Fleet:
     def fail_region(self, name: str) -> RegionOutage:
         """Every request ``name`` serves fails from now until ``restore_region``."""
         lab = self.region(name)
-        if lab.region_down:
-            raise UnknownRegionError(f"region {name!r} is already down")
+        if lab.region_down or lab.region_error_share > 0:
+            raise UnknownRegionError(f"region {name!r} is already down or browned out")
         lab.region_down = True
         outage = RegionOutage(name, self.clock.now())
         self.outages.append(outage)
         return outage
 
+    def degrade_region(self, name: str, share: float) -> RegionOutage:
+        """``name`` fails ``share`` of its users' requests (0 < share < 1) from now until
+        ``restore_region``: a brownout. Its health endpoint still answers, as a shallow
+        ``/healthz`` does when a dependency fails some calls."""
+        lab = self.region(name)
+        if not 0.0 < share < 1.0:
+            raise ValueError(f"a brownout fails a share in (0, 1) of requests, got {share}")
+        if lab.region_down or lab.region_error_share > 0:
+            raise UnknownRegionError(f"region {name!r} is already down or browned out")
+        lab.region_error_share = share
+        outage = RegionOutage(name, self.clock.now(), share=share)
+        self.outages.append(outage)
+        return outage
+
     def restore_region(self, name: str) -> RegionOutage:
-        """End ``name``'s outage."""
+        """End ``name``'s outage or brownout."""
         lab = self.region(name)
         for i, outage in enumerate(self.outages):
             if outage.region == name and outage.end is None:
                 lab.region_down = False
+                lab.region_error_share = 0.0
                 self.outages[i] = replace(outage, end=self.clock.now())
                 return self.outages[i]
         raise UnknownRegionError(f"region {name!r} has no outage to end")
 
     def probe(self, name: str) -> float:
-        """Share of synthetic requests to ``name``'s public endpoint that succeed now."""
+        """Share of synthetic requests to ``name``'s public endpoint that succeed now (a
+        brownout's region passes: its health endpoint is not what fails)."""
         lab = self.region(name)
         return 0.0 if lab.region_down else 1.0

@@ -18,6 +18,9 @@ from ooda._cli_common import (
 )
 from ooda._quiet import silence
 
+#: The share of the home's requests a drawn brownout fails (``failover-drill --brownout``).
+BROWNOUT = (0.03, 0.3)
+
 
 def _cmd_failover(args: argparse.Namespace) -> int:
     from dataclasses import replace as dc_replace
@@ -85,6 +88,7 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
         seed=args.seed,
         clean_runs=args.clean_runs,
         regional_loops=args.regional_loops,
+        brownout=BROWNOUT if args.brownout else None,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -95,7 +99,8 @@ def _cmd_failover_drill(args: argparse.Namespace) -> int:
             settings.workdir / "failover-drill",
             lambda what: progress.update(task, advance=1, description=what),
         )
-    table = Table(title=f"Region-wide outages, {args.runs} runs, seed {args.seed}")
+    what = "Regional brownouts" if args.brownout else "Region-wide outages"
+    table = Table(title=f"{what}, {args.runs} runs, seed {args.seed}")
     headings = (
         "mode",
         "runs",
@@ -166,6 +171,11 @@ def add_commands(sub: Subcommands) -> None:
         "--regional-loops",
         action="store_true",
         help="run each region's own loop beside the controller (rules scorer), as in production",
+    )
+    drill.add_argument(
+        "--brownout",
+        action="store_true",
+        help="draw brownouts instead: 3-30 %% of the home's requests fail, its probes pass",
     )
     drill.add_argument("--json", type=Path, help="write every run and the summary here")
     drill.add_argument(

@@ -253,6 +253,8 @@ class FailoverConfig(_Strict):
     aws: AwsConfig = AwsConfig(region_name="us-east-1")
     """The account of the hosted zone (Route 53 is global; its API lives in us-east-1)."""
     down_minutes: int | None = Field(default=None, ge=1)
+    brownout_error_rate: float | None = Field(default=None, gt=0, lt=1)
+    brownout_minutes: int | None = Field(default=None, ge=1)
     failback_after: Duration | None = None
     failback_backoff: float | None = Field(default=None, ge=1)
     failback_after_max: Duration | None = None
@@ -367,6 +369,8 @@ class OodaConfig(_Strict):
             key: getattr(given, key)
             for key in (
                 "down_minutes",
+                "brownout_error_rate",
+                "brownout_minutes",
                 "failback_after",
                 "failback_backoff",
                 "failback_after_max",

@@ -6,7 +6,11 @@ Kubernetes API) and a probe from outside it (the blackbox exporter's ``probe_suc
 users move by the weights of the name's Route 53 records (:class:`actuators.ShiftRegionTraffic`).
 A region is **down** when most of its users' requests fail, or its probes fail, for
 ``down_minutes`` in a row: longer than a regional heal takes, so one sick service is the
-regional loop's, a dead region is this controller's. The gates a failover passes, in order:
+regional loop's, a dead region is this controller's. A region **browns out** when a smaller
+share of its users' requests fail (``brownout_error_rate``) for ``brownout_minutes`` while its
+probes pass: long enough for its own loop to have healed and verified what it can, so what
+is left is the region's (a zone, a regional dependency). The gates a failover passes, in
+order:
 
 1. a standby that serves (its probes pass) and whose database replicas lag no more than
    ``max_replica_lag_s`` (else writes would be lost: refused, and a human is told);
@@ -191,16 +195,25 @@ class FailoverController:
             self.status = FailoverStatus(FailoverState.FAILING_BACK, active, now, steps[-1])
         self._event(now, "resumed", active, f"users found where the records send them: {weights}")
 
+    def _failing(self, home: RegionHealth) -> str | None:
+        """Why the home's users should leave it (down, or browned out), or None."""
+        if self.observer.down(home):
+            return f"{self.home} is down ({_why_down(home, self.cfg.down_minutes)})"
+        if self.observer.browned_out(home):
+            n = self.cfg.brownout_minutes
+            return f"{self.home} browns out ({_why_down(home, n)}, {n} minutes in a row)"
+        return None
+
     def _at_home(self, health: dict[str, RegionHealth], now: datetime) -> None:
         home = health[self.home]
-        if not self.observer.down(home):
+        why = self._failing(home)
+        if why is None:
             if home.workloads and self.observer.within_slo(home) is not False:
                 self._baseline = home.ready
             return
         standby = self._standby(health, now)
         if standby is None:
             return
-        why = f"{self.home} is down ({_why_down(home, self.cfg.down_minutes)})"
         if self.settings.dry_run:
             # A preview once per cooldown, not every tick of the outage.
             said = f"would fail over to {standby}"
@@ -231,14 +244,17 @@ class FailoverController:
                 continue
             return region
         self._escalate(
-            now, f"{self.home} is down and no standby may take its users: {reasons}", "no-standby"
+            now,
+            f"{self.home} is failing and no standby may take its users: {reasons}",
+            "no-standby",
         )
         return None
 
     def _preparing(self, health: dict[str, RegionHealth], now: datetime) -> None:
         standby = self.status.active
         home = health[self.home]
-        if not self.observer.down(home):
+        why = self._failing(home)
+        if why is None:
             self._event(now, "region-back", self.home, "home serves again before users moved")
             self._release_floors(standby, now, health[standby])
             self.status = FailoverStatus(FailoverState.HOME, self.home, None)
@@ -257,7 +273,6 @@ class FailoverController:
         )
         if short and not hard and not waited:
             return
-        why = f"{self.home} is down ({_why_down(home, self.cfg.down_minutes)})"
         if short:
             why += f"; {standby} still short of {short} pods, moving anyway"
         self._shift(standby, now, why)

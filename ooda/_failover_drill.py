@@ -2,7 +2,8 @@
 controller on against left alone, scored from the users' side.
 
 Each run draws a time of day, an outage length and a seed; the home region fails every
-request for the outage, then recovers. ``off`` leaves the users where DNS sends them; ``on``
+request for the outage (or, as a brownout, a drawn share of them while its probes pass),
+then recovers. ``off`` leaves the users where DNS sends them; ``on``
 runs :class:`~ooda._failover.FailoverController` every loop tick. A clean run with no outage
 checks that nothing moves. The users' minute is a breach when their failed share over both
 regions is above the availability objective, or when a region carrying at least 5 % of them
@@ -57,6 +58,9 @@ class DrillSettings:
     """Runs with no outage: the controller must move nobody."""
     regional_loops: bool = False
     """Run each region's loop every tick too (``off``: the loops alone)."""
+    brownout: tuple[float, float] | None = None
+    """Draw each outage as a brownout failing a share in this range of the home's requests,
+    its probes passing (None: the home fails every request)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,13 @@ class DrillRun:
     failed_heals: int
     escalations: int
     wrong_way: int
-    """Shifts that gave users to a region that was down at the time."""
+    """Shifts that gave users to a region that was down or browned out at the time (a
+    failback step is the only way to see a brownout in a region with no users)."""
     loop_actions: int = 0
     """Actions of the regional loops (with ``regional_loops``)."""
     loop_failed_heals: int = 0
+    share: float = 1.0
+    """Share of the home's requests the outage failed (below 1: a brownout)."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +171,10 @@ def run_once(
     mode: str,
     cfg: DrillSettings,
     workdir: Path,
+    share: float = 1.0,
 ) -> DrillRun:
-    """One run: warm up, fail the home region for ``outage`` (none: a clean run), go on."""
+    """One run: warm up, fail the home region for ``outage`` (none: a clean run; ``share``
+    below 1: a brownout failing that share of its requests), go on."""
     begin = start - cfg.warmup
     fleet, settings = drill_fleet(settings, seed, begin)
     home, tick = settings.failover.regions[0], settings.loop.tick
@@ -187,7 +196,10 @@ def run_once(
     while fleet.clock.now() < end:
         now = fleet.clock.now()
         if outage > timedelta(0) and now >= start and not fleet.outages:
-            fleet.fail_region(home)
+            if share < 1.0:
+                fleet.degrade_region(home, share)
+            else:
+                fleet.fail_region(home)
         if fleet.outages and fleet.outages[-1].end is None and now >= start + outage:
             fleet.restore_region(home)
         if controller is not None:
@@ -195,7 +207,7 @@ def run_once(
             weights = fleet.weights()
             if weights != seen_weights:
                 gained = [r for r in weights if weights[r] > seen_weights.get(r, 0)]
-                wrong_way += sum(fleet.region(r).region_down for r in gained)
+                wrong_way += sum(_failing(fleet, r) for r in gained)
                 seen_weights = weights
         fleet.step(tick)
         for loop in loops:
@@ -226,7 +238,13 @@ def run_once(
         wrong_way=wrong_way,
         loop_actions=sum(1 for loop in loops for e in loop.events if e.kind == "action"),
         loop_failed_heals=sum(1 for loop in loops for e in loop.events if e.kind == "failed"),
+        share=share if outage > timedelta(0) else 0.0,
     )
+
+
+def _failing(fleet: Fleet, region: str) -> bool:
+    lab = fleet.region(region)
+    return lab.region_down or lab.region_error_share > 0
 
 
 def _users_breach_minutes(
@@ -275,11 +293,16 @@ def run_drill(
         (int(rng.integers(1, 2**31 - 1)), _start(rng, cfg), rng.uniform(*cfg.outage_minutes))
         for _ in range(cfg.runs + cfg.clean_runs)
     ]
+    # Their own stream: the outages' seeds, times and lengths are the same either way.
+    shares = np.random.default_rng([cfg.seed, 59]).uniform(
+        *(cfg.brownout or (1.0, 1.0)), len(draws)
+    )
     for i, (seed, start, minutes) in enumerate(draws):
         clean = i >= cfg.runs
         outage = timedelta(0) if clean else timedelta(minutes=round(float(minutes), 1))
+        share = round(float(shares[i]), 3) if cfg.brownout else 1.0
         for mode in ("on",) if clean else ("off", "on"):
-            runs.append(run_once(settings, seed, start, outage, mode, cfg, workdir))
+            runs.append(run_once(settings, seed, start, outage, mode, cfg, workdir, share))
             if progress is not None:
                 progress(f"run {i + 1}/{len(draws)} {mode}{' (clean)' if clean else ''}")
     return DrillReport(cfg, tuple(runs))

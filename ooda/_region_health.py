@@ -23,8 +23,6 @@ from ooda._observe import clean_metrics
 from ooda._settings import OodaSettings
 
 MINUTE = timedelta(minutes=1)
-#: Minutes of metrics read per region and tick.
-WINDOW_MINUTES = 6
 
 Probe = Callable[[str], float | None]
 """Share of synthetic requests to a region's public endpoint that succeed now (None: no probe
@@ -75,6 +73,17 @@ class RegionObserver:
         self.cfg = settings.failover
         self.regions = dict(regions)
         self.probe = probe
+        # Minutes of metrics read per region and tick: what the longest rule looks back over
+        # (down, browned out, a verdict's healthy minutes), and the minute in progress.
+        self._window = MINUTE * (
+            1
+            + max(
+                self.cfg.down_minutes,
+                self.cfg.brownout_minutes,
+                settings.verify.healthy_minutes,
+                5,
+            )
+        )
         self._probes: dict[str, deque[tuple[datetime, float | None]]] = {
             r: deque(maxlen=64) for r in self.cfg.regions
         }
@@ -86,7 +95,7 @@ class RegionObserver:
         self._probes[region].append((now, probe))
         # Whole minutes, so that a minute is one row however often the controller ticks.
         end = pd.Timestamp(now).floor("min").to_pydatetime()
-        start = end - WINDOW_MINUTES * MINUTE
+        start = end - self._window
         try:
             raw = ports.source.query_range(start, end, MINUTE)
             metrics, _ = clean_metrics(raw, now)
@@ -120,7 +129,7 @@ class RegionObserver:
         end = pd.Timestamp(now).floor("min").to_pydatetime()
         try:
             frame = self.regions[region].source.query_family(
-                MetricFamily.DATABASE, end - WINDOW_MINUTES * MINUTE, end, MINUTE
+                MetricFamily.DATABASE, end - self._window, end, MINUTE
             )
         except Exception:
             return None
@@ -144,6 +153,13 @@ class RegionObserver:
         rates = health.error_rates[-n:]
         failing = len(rates) == n and all(r >= self.cfg.down_error_rate for r in rates)
         return failing or self.probes_failing(health.region, health.at)
+
+    def browned_out(self, health: RegionHealth) -> bool:
+        """At least ``brownout_error_rate`` of the region's users' requests failed in each of
+        the last ``brownout_minutes`` (a minute without requests breaks the run)."""
+        n = self.cfg.brownout_minutes
+        rates = health.error_rates[-n:]
+        return len(rates) == n and all(r >= self.cfg.brownout_error_rate for r in rates)
 
     def serves(self, health: RegionHealth) -> bool:
         """The region answers: its probe passes and its newest minute is not mostly failing."""

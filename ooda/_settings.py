@@ -446,6 +446,13 @@ class FailoverSettings:
     down_minutes: int = 2
     """... for this many minutes in a row, or its probes fail that long: longer than the
     regional loop takes to heal one service (a restart, a rollback)."""
+    brownout_error_rate: float = 0.02
+    """A region browns out when at least this share of its users' requests fail (20 times the
+    99.9 % objective's budget) ..."""
+    brownout_minutes: int = 10
+    """... for this many minutes in a row, though it serves (its probes pass): longer than its
+    own loop takes to heal a service and verify it, so users move only for what the region
+    does not heal itself."""
     hard_down_error_rate: float = 0.9
     """Above this share of failed requests the standby takes the users at once, without
     waiting for its capacity: an overloaded standby beats a dead home."""

@@ -96,6 +96,23 @@ def test_a_region_outage_fails_every_request_and_its_probe_until_restored() -> N
         fleet.restore_region(HOME)
 
 
+def test_a_brownout_fails_its_share_of_the_users_requests_and_passes_its_probe() -> None:
+    fleet = Fleet(FleetSettings(), START)
+    fleet.step(timedelta(minutes=3))
+    brownout = fleet.degrade_region(HOME, 0.2)
+    assert brownout.share == 0.2
+    fleet.step(timedelta(minutes=2))
+    assert _entry(fleet, HOME)[1] == pytest.approx(0.2, abs=0.02)
+    assert fleet.probe(HOME) == 1.0  # a shallow health check does not see it
+    with pytest.raises(UnknownRegionError, match="already down or browned out"):
+        fleet.fail_region(HOME)
+    with pytest.raises(ValueError, match=r"share in \(0, 1\)"):
+        fleet.degrade_region(STANDBY, 1.0)
+    fleet.restore_region(HOME)
+    fleet.step(timedelta(minutes=2))
+    assert _entry(fleet, HOME)[1] < 0.01
+
+
 def test_bad_settings_and_names_are_clear_errors() -> None:
     with pytest.raises(SettingsError, match="two or more distinct regions"):
         FleetSettings(regions=(HOME,))

@@ -219,7 +219,13 @@ def _failover(**extra: Any) -> dict[str, Any]:
 
 def test_the_failover_section_becomes_the_controllers_settings() -> None:
     config = validate(
-        _failover(down_minutes=3, failback_after="30m", failback_backoff=3, failback_after_max="2h")
+        _failover(
+            down_minutes=3,
+            failback_after="30m",
+            failback_backoff=3,
+            failback_after_max="2h",
+            brownout_minutes=15,
+        )
     )
     cfg = config.failover_settings().failover
     assert cfg.regions == ("eu-west-1", "eu-central-1")
@@ -227,6 +233,8 @@ def test_the_failover_section_becomes_the_controllers_settings() -> None:
     assert cfg.entries == ("frontend",)  # the first service, unless named
     assert cfg.down_minutes == 3 and cfg.failback_after == timedelta(minutes=30)
     assert cfg.failback_backoff == 3 and cfg.failback_after_max == timedelta(hours=2)
+    assert cfg.brownout_minutes == 15
+    assert cfg.brownout_error_rate == OodaSettings().failover.brownout_error_rate
     assert cfg.max_replica_lag_s == OodaSettings().failover.max_replica_lag_s
     with pytest.raises(ConfigError, match="no failover section"):
         validate(_raw()).failover_settings()

@@ -77,6 +77,10 @@ def _restore(region: str) -> Event:
     return lambda fleet: fleet.restore_region(region)
 
 
+def _degrade(region: str, share: float) -> Event:
+    return lambda fleet: fleet.degrade_region(region, share)
+
+
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One whole outage: 25 minutes down, failover, failback; snapshots along the way."""
@@ -205,6 +209,35 @@ def test_a_home_that_breaches_during_failback_sends_users_back(tmp_path: Path) -
     assert aborts and "breached at failback step 1" in aborts[0].detail
 
 
+def test_a_region_browned_out_for_brownout_minutes_sends_its_users_to_the_standby(
+    tmp_path: Path,
+) -> None:
+    """A tenth of the requests failing, probes passing: the regional loop has its
+    ``brownout_minutes`` to heal it; then the users move."""
+    drive = _drive(tmp_path)
+    n = drive.controller.cfg.brownout_minutes
+    drive.run(OUTAGE + (n - 1) * MINUTE, {OUTAGE: _degrade(HOME, 0.1)})
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}  # not before its minutes
+    drive.run(OUTAGE + (n + 6) * MINUTE)
+    assert drive.fleet.weights() == {HOME: 0, STANDBY: 100}
+    (moved,) = [e for e in drive.controller.journal.events if e.kind == "failover"]
+    assert f"{HOME} browns out" in moved.detail and f"{n} minutes in a row" in moved.detail
+
+
+@pytest.mark.parametrize(
+    ("share", "minutes"),
+    [(0.1, 7), (0.01, 20)],  # healed within its minutes; under the brownout rate
+)
+def test_a_short_or_slight_brownout_moves_nobody(
+    tmp_path: Path, share: float, minutes: int
+) -> None:
+    drive = _drive(tmp_path)
+    restored = OUTAGE + minutes * MINUTE
+    drive.run(restored + 5 * MINUTE, {OUTAGE: _degrade(HOME, share), restored: _restore(HOME)})
+    assert drive.fleet.weights() == {HOME: 100, STANDBY: 0}
+    assert not [e for e in drive.controller.journal.events if e.kind == "failover"]
+
+
 def _until(drive: Drive, state: FailoverState, within: timedelta) -> datetime:
     """Tick until the controller reaches ``state``; when it did."""
     limit = drive.fleet.clock.now() + within
@@ -245,16 +278,20 @@ def test_a_home_that_breaches_at_every_failback_waits_longer_each_time(tmp_path:
     assert drive.controller.failback_wait == 5 * minutes()
 
 
+def _one_drill(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[str, Any]:
+    """``ooda failover-drill`` with one outage and no clean run: what it printed and wrote."""
+    out = tmp_path / "drill.json"
+    args = ["--workdir", str(tmp_path), "failover-drill", "--runs", "1", "--clean-runs", "0"]
+    assert main([*args, *extra, "--json", str(out)]) == 0
+    return capsys.readouterr().out, json.loads(out.read_text())
+
+
 def test_the_drill_prints_its_scorecard_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "drill.json"
-    args = ["--workdir", str(tmp_path), "failover-drill", "--runs", "1", "--clean-runs", "0"]
-    assert main([*args, "--regional-loops", "--json", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed, data = _one_drill(tmp_path, capsys, "--regional-loops")
     assert "Region-wide outages" in printed and "failover s" in printed
     assert "regional loops" in printed
-    data = json.loads(out.read_text())
     modes = {row["mode"]: row for row in data["summary"]}
     assert modes["on"]["failed_over"] == 1 and modes["off"]["failed_over"] == 0
     assert {run["mode"] for run in data["runs"]} == {"on", "off"}
@@ -266,6 +303,19 @@ def test_the_drill_prints_its_scorecard_and_writes_json(
     # Each region's own loop ran beside the controller and left the failover to it: users
     # arriving at the idle standby are no surge, the dead home's symptoms no heal of theirs.
     assert on["loop_actions"] == 0 and on["loop_failed_heals"] == 0
+
+
+def test_the_brownout_drill_moves_the_users_of_a_region_failing_a_share_of_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed, data = _one_drill(tmp_path, capsys, "--brownout")
+    assert "Regional brownouts" in printed
+    runs = {r["mode"]: r for r in data["runs"]}
+    assert 0.03 <= runs["on"]["share"] <= 0.3 and runs["on"]["share"] == runs["off"]["share"]
+    assert runs["off"]["failover_s"] is None and runs["on"]["failover_s"] is not None
+    cfg = OodaSettings().failover
+    assert runs["on"]["failover_s"] >= cfg.brownout_minutes * 60  # its own loop's time first
+    assert runs["on"]["breach_minutes"] < runs["off"]["breach_minutes"]
 
 
 @pytest.mark.parametrize("bad", [["--runs", "0"], ["--clean-runs", "-1"]])
