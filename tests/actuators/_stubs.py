@@ -1,14 +1,18 @@
 """A stub cluster for actuator tests: V1 nodes and pods behind the CoreV1Api calls that node
 and pod actions make, with every call recorded (objects the lab cannot hold: bare pods, pods
-with emptyDir volumes, labelled node pools, NotReady nodes)."""
+with emptyDir volumes, labelled node pools, NotReady nodes); and the verification windows
+their checks judge."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from kubernetes import client
 
 from actuators import POOL_LABELS, ActionContext, CallSpy, KubeClients, spy_on
+from contracts import VerifyWindow, WorkloadState
 
 NS = "shop"
 
@@ -99,3 +103,30 @@ def context(core: StubCore) -> tuple[ActionContext, list[CallSpy]]:
 
 def mutations(spies: list[CallSpy]) -> list[str]:
     return [m for spy in spies for m in spy.mutations]
+
+
+def verify_window(
+    workload: WorkloadState,
+    minutes: dict[str, list[float]],
+    applied_at: datetime,
+    *,
+    judged_after: int = 3,
+    deadline_after: int = 10,
+) -> VerifyWindow:
+    """The window a check judges ``judged_after`` minutes after an action of ``applied_at``:
+    one row a minute after it per value in ``minutes``' columns, the SLO p95 150 ms and 0.1 %
+    errors, two healthy minutes to heal."""
+    n = len(next(iter(minutes.values())))
+    rows = pd.DataFrame(
+        {"timestamp": [applied_at + timedelta(minutes=i + 1) for i in range(n)], **minutes}
+    )
+    return VerifyWindow(
+        rows,
+        workload,
+        applied_at,
+        applied_at + timedelta(minutes=judged_after),
+        applied_at + timedelta(minutes=deadline_after),
+        150.0,
+        0.001,
+        2,
+    )

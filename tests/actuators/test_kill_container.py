@@ -4,10 +4,9 @@ that could not run), and the pods it must not touch."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -21,7 +20,15 @@ from actuators import (
 )
 from actuators._kill_container import _exec_status
 from contracts import PodState, Verdict, VerifyWindow, WorkloadState
-from tests.actuators._stubs import NS, StubCore, context, make_node, make_pod, mutations
+from tests.actuators._stubs import (
+    NS,
+    StubCore,
+    context,
+    make_node,
+    make_pod,
+    mutations,
+    verify_window,
+)
 
 
 class ExecCore(StubCore):
@@ -190,19 +197,8 @@ def _window(restarts: int, pod: str = "web-1", ready: int = 3) -> VerifyWindow:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     pods = (PodState(pod, "n1", True, restarts, None, True),)
     workload = WorkloadState(NS, "checkout", "checkout", 3, ready, 1, None, pods, None)
-    minutes = pd.DataFrame(
-        {"timestamp": [now, now], "p95_latency_ms": [80.0, 90.0], "error_rate": [0.0, 0.0]}
-    )
-    return VerifyWindow(
-        minutes,
-        workload,
-        now,
-        now + timedelta(minutes=2),
-        now + timedelta(minutes=10),
-        150.0,
-        0.001,
-        2,
-    )
+    minutes = {"p95_latency_ms": [80.0, 90.0], "error_rate": [0.0, 0.0]}
+    return verify_window(workload, minutes, now, judged_after=2)
 
 
 def test_a_kill_heals_only_once_the_container_restarted() -> None:

@@ -4,13 +4,13 @@ that worked (as the surge of seed-7 instance 1 did twice before this rule)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import pandas as pd
 import pytest
 
 from actuators import Action, ActionResult, ScaleDeployment, SetHpaMinReplicas
 from contracts import PodState, Verdict, VerifyWindow, WorkloadState
+from tests.actuators._stubs import verify_window
 
 NS = "shop"
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -22,24 +22,8 @@ def _window(ready: int, pending: int, p95: float, minutes_after: int = 3) -> Ver
         for i in range(pending)
     )
     workload = WorkloadState(NS, "web", "web", ready + pending, ready, 1, None, pods, None)
-    rows = pd.DataFrame(
-        {
-            "timestamp": [T0 + timedelta(minutes=i + 1) for i in range(3)],
-            "request_rate": [50.0] * 3,
-            "p95_latency_ms": [p95] * 3,
-            "error_rate": [0.0] * 3,
-        }
-    )
-    return VerifyWindow(
-        rows,
-        workload,
-        T0,
-        T0 + timedelta(minutes=minutes_after),
-        T0 + timedelta(minutes=10),
-        150.0,
-        0.001,
-        2,
-    )
+    minutes = {"request_rate": [50.0] * 3, "p95_latency_ms": [p95] * 3, "error_rate": [0.0] * 3}
+    return verify_window(workload, minutes, T0, judged_after=minutes_after)
 
 
 def _floor(capped: bool) -> tuple[Action, ActionResult]:

@@ -4,14 +4,14 @@ and only by an action whose own goal says so (``Action.verifies_idle``)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from actuators import Action, ActionResult, DrainNode, RestartPod, ScaleDeployment, slo_minutes
 from contracts import PodState, Verdict, VerifyWindow, WorkloadState
+from tests.actuators._stubs import verify_window
 
 NS = "shop"
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -25,26 +25,14 @@ def _window(
     looping: bool = False,
     minutes_after: int = 3,
 ) -> VerifyWindow:
-    stamps = [T0 + timedelta(minutes=i + 1) for i in range(len(rate))]
     pod = PodState(
         "checkout-1", "n1", not looping, 4, "CrashLoopBackOff" if looping else None, True
     )
     workload = WorkloadState(
         NS, "checkout", "checkout", 1, 0 if looping else 1, 1, None, (pod,), None
     )
-    rows = pd.DataFrame(
-        {"timestamp": stamps, "request_rate": rate, "p95_latency_ms": p95, "error_rate": err}
-    )
-    return VerifyWindow(
-        rows,
-        workload,
-        T0,
-        T0 + timedelta(minutes=minutes_after),
-        T0 + timedelta(minutes=6),
-        150.0,
-        0.001,
-        2,
-    )
+    minutes = {"request_rate": rate, "p95_latency_ms": p95, "error_rate": err}
+    return verify_window(workload, minutes, T0, judged_after=minutes_after, deadline_after=6)
 
 
 IDLE = ([0.0, 0.0, 0.0], [np.nan] * 3, [np.nan] * 3)
