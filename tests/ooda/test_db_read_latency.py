@@ -17,11 +17,12 @@ from lab._database import Database
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
-from ooda._records import ServiceView, Snapshot
+from ooda._records import Snapshot
 from ooda._runs import Mode
 from ooda.runbooks import check_runbook
 from ooda.runbooks.db_read_latency import DbReadLatency
 from tests.ooda._harness import make_lab, make_loop, run
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 REPLICA = "payments-db-replica.eu-west-1.rds.amazonaws.com"
@@ -68,15 +69,8 @@ def snapshot(frame: pd.DataFrame, p95_now: float = 180.0, normal_p95: float = 72
     history = pd.DataFrame({"timestamp": stamps, "p95_latency_ms": p95})
     hpa = HpaState("payments", 3, 30, 4, 4, 0.6)
     workload = WorkloadState("shop", "payments", "payments", 4, 4, 1, None, (), hpa)
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={"payments": ServiceView("payments", history)},
-        workloads={"payments": workload},
-        scores=None,
-        forecast=None,
-        families={MetricFamily.DATABASE: frame},
+    return region_snapshot(
+        NOW, {"payments": workload}, {"payments": history}, families={MetricFamily.DATABASE: frame}
     )
 
 

@@ -28,11 +28,11 @@ from ooda._records import (
     Diagnosis,
     Orientation,
     RootCause,
-    ServiceView,
     Snapshot,
 )
 from ooda.runbooks import Runbook
 from tests.ooda._harness import make_loop, run
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 SERVICES = ("checkout", "payments")
@@ -82,15 +82,8 @@ def _snapshot(orientation: dict[str, Orientation]) -> Snapshot:
         {"timestamp": pd.date_range(end=NOW, periods=5, freq="1min"), "p95_latency_ms": 170.0}
     )
     workloads = {s: WorkloadState("shop", s, s, 3, 3, 1, None, (), None) for s in SERVICES}
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={s: ServiceView(s, history) for s in SERVICES},
-        workloads=workloads,
-        scores=None,
-        forecast=None,
-        orientation=orientation,
+    return region_snapshot(
+        NOW, workloads, dict.fromkeys(SERVICES, history), orientation=orientation
     )
 
 

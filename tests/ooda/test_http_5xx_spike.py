@@ -11,9 +11,10 @@ import pandas as pd
 from contracts import PodState, ScenarioId, WorkloadState
 from ooda import OodaSettings
 from ooda._chaos import ChaosSettings, draw_instance
-from ooda._records import ServiceView, Snapshot
+from ooda._records import Snapshot
 from ooda.runbooks.http_5xx_spike import Http5xxSpike
 from tests.ooda._harness import play_on
+from tests.ooda._snapshots import region_snapshot
 
 
 def test_a_caller_s_benign_rollout_is_not_blamed_for_a_crash_looping_callee() -> None:
@@ -52,15 +53,7 @@ def _spiking(rates: list[float]) -> Snapshot:
     workload = WorkloadState(
         "shop", "frontend", "frontend", 3, 3, 2, at - timedelta(minutes=4), pods, None, "new"
     )
-    return Snapshot(
-        at=at,
-        region="eu-west-1",
-        namespace="shop",
-        views={"frontend": ServiceView("frontend", history)},
-        workloads={"frontend": workload},
-        scores=None,
-        forecast=None,
-    )
+    return region_snapshot(at, {"frontend": workload}, {"frontend": history})
 
 
 def test_errors_under_a_surge_do_not_roll_back_a_fresh_rollout() -> None:

@@ -24,6 +24,7 @@ from ooda._chaos_report import to_json
 from ooda._records import ServiceView, Snapshot
 from ooda.runbooks import check_runbook, registered_runbooks
 from ooda.runbooks.kafka_consumer_lag import KafkaConsumerLag
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 
@@ -55,16 +56,7 @@ def kafka_frame(
 def snapshot(frame: pd.DataFrame, ready: int = 5, max_replicas: int = 30) -> Snapshot:
     hpa = HpaState("payments", 3, max_replicas, ready, ready, 0.6)
     workload = WorkloadState("shop", "payments", "payments", ready, ready, 1, None, (), hpa)
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={},
-        workloads={"payments": workload},
-        scores=None,
-        forecast=None,
-        families={MetricFamily.KAFKA: frame},
-    )
+    return region_snapshot(NOW, {"payments": workload}, families={MetricFamily.KAFKA: frame})
 
 
 @pytest.fixture

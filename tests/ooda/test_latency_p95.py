@@ -19,6 +19,7 @@ from ooda._chaos_report import to_json
 from ooda._records import ServiceView, Snapshot
 from ooda._runs import Mode
 from ooda.runbooks.latency_p95 import LatencyP95
+from tests.ooda._snapshots import region_snapshot
 
 from ._harness import make_lab, make_loop, play_on, run
 
@@ -137,15 +138,7 @@ def _evening(rate_growth: float) -> Snapshot:
     )
     hpa = HpaState("checkout", 3, 30, 10, 10, 0.6)
     workload = WorkloadState("shop", "checkout", "checkout", 10, 10, 1, None, (), hpa)
-    return Snapshot(
-        at=now,
-        region="eu-west-1",
-        namespace="shop",
-        views={"checkout": ServiceView("checkout", history)},
-        workloads={"checkout": workload},
-        scores=None,
-        forecast=None,
-    )
+    return region_snapshot(now, {"checkout": workload}, {"checkout": history})
 
 
 def test_a_p95_that_rose_no_more_than_the_load_is_left_to_the_hpa() -> None:

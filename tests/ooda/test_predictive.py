@@ -18,9 +18,10 @@ from ooda._autonomy import ErrorBudget
 from ooda._chaos import ChaosSettings, run_chaos
 from ooda._chaos_report import to_json
 from ooda._predictive import PREDICTIVE, predictive_floor
-from ooda._records import LoadForecast, ServiceView, Snapshot
+from ooda._records import LoadForecast, Snapshot
 from ooda._recover import recover
 from tests.ooda._harness import make_lab, make_loop, run
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
 ON = OodaSettings(predictive=PredictiveSettings(enabled=True))
@@ -43,13 +44,10 @@ def snapshot(peak: float, min_replicas: int = 3, notes: dict[str, str] | None = 
     )
     hpa = HpaState("checkout", min_replicas, 20, 4, 4, 0.75, notes or {})
     workload = WorkloadState("shop", "checkout", "checkout", 4, 4, 1, None, (), hpa)
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={"checkout": ServiceView("checkout", history)},
-        workloads={"checkout": workload},
-        scores=None,
+    return region_snapshot(
+        NOW,
+        {"checkout": workload},
+        {"checkout": history},
         forecast=LoadForecast("lstm/3", forecast),
     )
 

@@ -26,6 +26,7 @@ from ooda._runs import Mode
 from ooda.runbooks import check_runbook
 from ooda.runbooks.queue_depth import QueueDepth
 from tests.ooda._harness import make_lab, make_loop, run
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 
@@ -66,16 +67,8 @@ def snapshot(
 ) -> Snapshot:
     hpa = HpaState("checkout", min_replicas, max_replicas, ready, ready, 0.6, annotations or {})
     workload = WorkloadState("shop", "checkout", "checkout", ready, ready, 1, None, (), hpa)
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={},
-        workloads={"checkout": workload},
-        scores=None,
-        forecast=None,
-        families={MetricFamily.QUEUE: frame},
-        queues=queues or {},
+    return region_snapshot(
+        NOW, {"checkout": workload}, families={MetricFamily.QUEUE: frame}, queues=queues or {}
     )
 
 

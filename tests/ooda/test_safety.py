@@ -55,7 +55,6 @@ from ooda import (
     Plan,
     RuleScorer,
     Runbook,
-    ServiceView,
     Snapshot,
     recover,
     reset_breaker,
@@ -69,6 +68,7 @@ from ooda.runbooks import check_runbook, registered_runbooks
 from ooda.runbooks.traffic_surge import TrafficSurge
 from tests.actuators._stubs import StubCore, make_node, make_pod
 from tests.ooda._harness import START, crashlooping, lab_kube, lab_sleep, make_lab, make_loop
+from tests.ooda._snapshots import region_snapshot
 
 CHECKOUT = "shop/checkout"
 TICK = timedelta(seconds=15)
@@ -699,15 +699,7 @@ def _quiet_snapshot(min_replicas: int, annotations: dict[str, str]) -> Snapshot:
     workload = WorkloadState(
         "shop", "frontend", "frontend", min_replicas, min_replicas, 1, None, (), hpa
     )
-    return Snapshot(
-        at=at,
-        region="eu-west-1",
-        namespace="shop",
-        views={"frontend": ServiceView("frontend", history)},
-        workloads={"frontend": workload},
-        scores=None,
-        forecast=None,
-    )
+    return region_snapshot(at, {"frontend": workload}, {"frontend": history})
 
 
 def test_the_traffic_runbook_lowers_its_own_floor_but_never_a_humans() -> None:

@@ -11,8 +11,9 @@ import pytest
 
 from contracts import HpaState, PodState, WorkloadState
 from ooda import OodaSettings
-from ooda._records import ServiceView, Snapshot
+from ooda._records import Snapshot
 from ooda.runbooks.traffic_surge import TrafficSurge, per_pod_capacity, ramp_ahead, rate_ratio
+from tests.ooda._snapshots import region_snapshot
 
 
 def _history(rates: list[float]) -> pd.DataFrame:
@@ -70,15 +71,7 @@ def _surging(pending_elsewhere: int) -> Snapshot:
     payments = WorkloadState(
         "shop", "payments", "payments", 9, 9 - len(waiting), 1, None, waiting, None
     )
-    return Snapshot(
-        at=at,
-        region="eu-west-1",
-        namespace="shop",
-        views={"frontend": ServiceView("frontend", history)},
-        workloads={"frontend": frontend, "payments": payments},
-        scores=None,
-        forecast=None,
-    )
+    return region_snapshot(at, {"frontend": frontend, "payments": payments}, {"frontend": history})
 
 
 def test_no_floor_is_raised_while_the_cluster_has_no_room_for_pods_already_asked() -> None:

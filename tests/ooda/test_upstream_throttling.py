@@ -17,9 +17,10 @@ from lab._upstream import GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES
 from ooda import OodaSettings, RuleScorer
 from ooda._chaos import ChaosSettings, certified, run_chaos
 from ooda._chaos_report import to_json
-from ooda._records import ServiceView, Snapshot
+from ooda._records import Snapshot
 from ooda.runbooks import check_runbook
 from ooda.runbooks.upstream_throttling import UpstreamThrottling
+from tests.ooda._snapshots import region_snapshot
 
 NOW = datetime(2025, 1, 8, 12, tzinfo=UTC)
 PRIMARY, SECONDARY = "card-gateway", "card-gateway-dr"
@@ -72,15 +73,8 @@ def history(p95: list[float], errors: list[float]) -> pd.DataFrame:
 def snapshot(frame: pd.DataFrame, suffering: bool = True) -> Snapshot:
     p95 = [70.0] * 13 + ([900.0, 950.0] if suffering else [72.0, 71.0])
     errors = [0.0] * 13 + ([0.3, 0.4] if suffering else [0.0, 0.0])
-    return Snapshot(
-        at=NOW,
-        region="eu-west-1",
-        namespace="shop",
-        views={"payments": ServiceView("payments", history(p95, errors))},
-        workloads={},
-        scores=None,
-        forecast=None,
-        families={MetricFamily.UPSTREAM: frame},
+    return region_snapshot(
+        NOW, {}, {"payments": history(p95, errors)}, families={MetricFamily.UPSTREAM: frame}
     )
 
 
