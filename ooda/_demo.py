@@ -2,7 +2,9 @@
 
 From an empty checkout: simulate a week of history, load it into Feast, train and register
 both models in MLflow, start Ray Serve, then run each of the twelve scenarios twice from the same
-state — once with the loop healing, once unattended — and print the scorecard.
+state — once with the loop healing, once unattended — and print the scorecard. Beside them, one
+region-wide outage of a two-region fleet, with the failover controller and without
+(``ooda failover-drill`` has the rest).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from queue import Empty, Queue
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 import training
 from contracts import ScenarioId
@@ -30,6 +33,7 @@ from lab import Lab, ScenarioInstance
 from lab import scenario as lab_scenario
 from ooda._audit import AuditLog
 from ooda._chaos import lab_context
+from ooda._failover_drill import DrillRun, DrillSettings, draw_outages, run_outage
 from ooda._incident_page import write_pages
 from ooda._incidents import incidents
 from ooda._loop import ControlLoop
@@ -74,13 +78,17 @@ class DemoResult:
     """One audit log per scenario (each scenario's loop starts with a clean memory)."""
     incident_pages: list[Path]
     """The index of each audit log's incident pages."""
+    failover: tuple[DrillRun, DrillRun]
+    """The regional outage with the failover controller, and without."""
 
     @property
     def all_healed(self) -> bool:
         """Whether the loop handled every incident: a verified heal (or none needed: the fault
         went by itself, or the SLO held throughout with no failed heal), or, for one only a
-        human can fix, an escalation."""
-        return all(handled(run) for run in self.runs if run.mode is Mode.ON)
+        human can fix, an escalation; and the users of the dead region moved and came back."""
+        on, _ = self.failover
+        moved = on.failover_s is not None and on.failback_s is not None and not on.failed_heals
+        return moved and all(handled(run) for run in self.runs if run.mode is Mode.ON)
 
 
 def handled(run: Run) -> bool:
@@ -195,6 +203,12 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
         off_runs: dict[ScenarioId, Run] = {}
         tasks: dict[str, TaskID] = {}
         audits: list[Path] = []
+        drill = DrillSettings(runs=1, seed=demo.seed, clean_runs=0)
+        (outage,) = draw_outages(drill)
+        drill_dir = settings.workdir / "failover"
+        drill_dir.mkdir(parents=True, exist_ok=True)
+        failover_task = progress.add_task("regional outage (failover on, off)", total=2)
+        failover_on = pool.submit(run_outage, settings, outage, "on", drill, drill_dir)
         for index, scenario_id in enumerate(demo.scenarios):
             if index:
                 # Scenarios follow each other in lab time, as one evening of incidents.
@@ -224,6 +238,8 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
                 tick,
                 on_tick=partial(progress.advance, task),
             )
+        failover_off = run_outage(settings, outage, "off", drill, drill_dir)
+        progress.advance(failover_task)
         runs: list[Run] = []
         for scenario_id, future in on_runs.items():
             while not future.done():
@@ -231,14 +247,41 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
             run = loop_on_result(future, replays[scenario_id], console.print)
             runs += [run, off_runs[scenario_id]]
             progress.update(tasks[str(scenario_id)], completed=ticks)
+        failover = (failover_on.result(), failover_off)
+        progress.advance(failover_task)
     console.print(scorecard(runs))
+    console.print(failover_table(*failover, settings.failover.regions))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
     pages = []
     for path in audits:
         audit = AuditLog(path)
         pages.append(write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)[0])
         audit.close()
-    return DemoResult(runs, results, report, audits, pages)
+    return DemoResult(runs, results, report, audits, pages, failover)
+
+
+def failover_table(on: DrillRun, off: DrillRun, regions: tuple[str, ...]) -> Table:
+    """The regional outage, with the failover controller and without."""
+    home, standby = regions[0], regions[1]
+    table = Table(
+        title=f"Regional failover: {home} fails every request for {on.outage_minutes:.0f}"
+        f" minutes; {standby} stands by (users' side, both regions)"
+    )
+    for column in ("failover", "breach min", "users moved after", "home again after", "actions"):
+        table.add_column(column, justify="left" if column == "failover" else "right")
+
+    def seconds(value: float | None, since: str) -> str:
+        return "—" if value is None else f"{value:.0f} s {since}"
+
+    for name, run in (("on", on), ("off (nobody acts)", off)):
+        table.add_row(
+            name,
+            str(run.breach_minutes),
+            seconds(run.failover_s, "from its start"),
+            seconds(run.failback_s, "from its end"),
+            str(run.actions),
+        )
+    return table
 
 
 def loop_on_result(

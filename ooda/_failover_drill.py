@@ -279,16 +279,20 @@ def _users_breach_minutes(
     return int(breach.sum())
 
 
-def run_drill(
-    settings: OodaSettings,
-    cfg: DrillSettings,
-    workdir: Path,
-    progress: Callable[[str], None] | None = None,
-) -> DrillReport:
-    """Every run of the drill in both modes, and the clean runs with the controller on."""
+@dataclass(frozen=True)
+class Outage:
+    """One drawn run: the fleet's seed, when the outage starts, how long, how much fails."""
+
+    seed: int
+    start: datetime
+    length: timedelta
+    """Zero: a clean run."""
+    share: float = 1.0
+
+
+def draw_outages(cfg: DrillSettings) -> list[Outage]:
+    """The drill's ``runs`` outages, then its ``clean_runs``, from ``cfg.seed``."""
     rng = np.random.default_rng([cfg.seed, 53])
-    workdir.mkdir(parents=True, exist_ok=True)
-    runs: list[DrillRun] = []
     draws = [
         (int(rng.integers(1, 2**31 - 1)), _start(rng, cfg), rng.uniform(*cfg.outage_minutes))
         for _ in range(cfg.runs + cfg.clean_runs)
@@ -297,12 +301,40 @@ def run_drill(
     shares = np.random.default_rng([cfg.seed, 59]).uniform(
         *(cfg.brownout or (1.0, 1.0)), len(draws)
     )
-    for i, (seed, start, minutes) in enumerate(draws):
-        clean = i >= cfg.runs
-        outage = timedelta(0) if clean else timedelta(minutes=round(float(minutes), 1))
-        share = round(float(shares[i]), 3) if cfg.brownout else 1.0
+    return [
+        Outage(
+            seed,
+            start,
+            timedelta(0) if i >= cfg.runs else timedelta(minutes=round(float(minutes), 1)),
+            round(float(shares[i]), 3) if cfg.brownout else 1.0,
+        )
+        for i, (seed, start, minutes) in enumerate(draws)
+    ]
+
+
+def run_outage(
+    settings: OodaSettings, outage: Outage, mode: str, cfg: DrillSettings, workdir: Path
+) -> DrillRun:
+    """:func:`run_once` of a drawn outage."""
+    return run_once(
+        settings, outage.seed, outage.start, outage.length, mode, cfg, workdir, outage.share
+    )
+
+
+def run_drill(
+    settings: OodaSettings,
+    cfg: DrillSettings,
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> DrillReport:
+    """Every run of the drill in both modes, and the clean runs with the controller on."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs: list[DrillRun] = []
+    draws = draw_outages(cfg)
+    for i, outage in enumerate(draws):
+        clean = outage.length == timedelta(0)
         for mode in ("on",) if clean else ("off", "on"):
-            runs.append(run_once(settings, seed, start, outage, mode, cfg, workdir, share))
+            runs.append(run_outage(settings, outage, mode, cfg, workdir))
             if progress is not None:
                 progress(f"run {i + 1}/{len(draws)} {mode}{' (clean)' if clean else ''}")
     return DrillReport(cfg, tuple(runs))

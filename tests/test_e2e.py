@@ -57,6 +57,17 @@ def test_every_scenario_is_healed_or_escalated(demo: tuple[OodaSettings, DemoRes
     assert result.all_healed
 
 
+def test_the_dead_regions_users_move_to_the_standby_and_back(
+    demo: tuple[OodaSettings, DemoResult],
+) -> None:
+    _, result = demo
+    on, off = result.failover
+    assert off.failover_s is None and off.breach_minutes >= 0.9 * off.outage_minutes
+    assert on.failover_s is not None and on.failback_s is not None
+    assert on.breach_minutes <= 0.25 * off.breach_minutes
+    assert on.failed_heals == 0 and on.wrong_way == 0
+
+
 def test_the_loop_beats_doing_nothing(demo: tuple[OodaSettings, DemoResult]) -> None:
     _, result = demo
     total = dict.fromkeys(Mode, 0)
