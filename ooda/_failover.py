@@ -221,7 +221,8 @@ class FailoverController:
                 self._raise_floors(standby, self._baseline, health[standby], now)
                 self._shift(standby, now, why)
             return
-        self._event(now, "region-down", self.home, why)
+        kind = "region-down" if self.observer.down(home) else "region-brownout"
+        self._event(now, kind, self.home, why)
         self._raise_floors(standby, self._baseline, health[standby], now)
         self.status = FailoverStatus(FailoverState.PREPARING, standby, now)
         self._preparing(health, now)

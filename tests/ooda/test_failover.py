@@ -222,6 +222,8 @@ def test_a_region_browned_out_for_brownout_minutes_sends_its_users_to_the_standb
     assert drive.fleet.weights() == {HOME: 0, STANDBY: 100}
     (moved,) = [e for e in drive.controller.journal.events if e.kind == "failover"]
     assert f"{HOME} browns out" in moved.detail and f"{n} minutes in a row" in moved.detail
+    kinds = {e.kind for e in drive.controller.journal.events}
+    assert "region-brownout" in kinds and "region-down" not in kinds
 
 
 @pytest.mark.parametrize(
