@@ -195,25 +195,28 @@ class FailoverController:
             self.status = FailoverStatus(FailoverState.FAILING_BACK, active, now, steps[-1])
         self._event(now, "resumed", active, f"users found where the records send them: {weights}")
 
-    def _failing(self, home: RegionHealth) -> str | None:
-        """Why the home's users should leave it (down, or browned out), or None."""
+    def _failing(self, home: RegionHealth) -> tuple[str, str] | None:
+        """The event kind (down, or browned out) and why the home's users should leave it;
+        None while it serves them."""
         if self.observer.down(home):
-            return f"{self.home} is down ({_why_down(home, self.cfg.down_minutes)})"
+            return "region-down", f"{self.home} is down ({_why_down(home, self.cfg.down_minutes)})"
         if self.observer.browned_out(home):
             n = self.cfg.brownout_minutes
-            return f"{self.home} browns out ({_why_down(home, n)}, {n} minutes in a row)"
+            why = f"{self.home} browns out ({_why_down(home, n)}, {n} minutes in a row)"
+            return "region-brownout", why
         return None
 
     def _at_home(self, health: dict[str, RegionHealth], now: datetime) -> None:
         home = health[self.home]
-        why = self._failing(home)
-        if why is None:
+        failing = self._failing(home)
+        if failing is None:
             if home.workloads and self.observer.within_slo(home) is not False:
                 self._baseline = home.ready
             return
         standby = self._standby(health, now)
         if standby is None:
             return
+        kind, why = failing
         if self.settings.dry_run:
             # A preview once per cooldown, not every tick of the outage.
             said = f"would fail over to {standby}"
@@ -221,7 +224,6 @@ class FailoverController:
                 self._raise_floors(standby, self._baseline, health[standby], now)
                 self._shift(standby, now, why)
             return
-        kind = "region-down" if self.observer.down(home) else "region-brownout"
         self._event(now, kind, self.home, why)
         self._raise_floors(standby, self._baseline, health[standby], now)
         self.status = FailoverStatus(FailoverState.PREPARING, standby, now)
@@ -254,15 +256,15 @@ class FailoverController:
     def _preparing(self, health: dict[str, RegionHealth], now: datetime) -> None:
         standby = self.status.active
         home = health[self.home]
-        why = self._failing(home)
-        if why is None:
+        failing = self._failing(home)
+        if failing is None:
             self._event(now, "region-back", self.home, "home serves again before users moved")
             self._release_floors(standby, now, health[standby])
             self.status = FailoverStatus(FailoverState.HOME, self.home, None)
             return
         if not self.observer.serves(health[standby]):
-            why = f"standby {standby} stopped serving while it was prepared"
-            self._escalate(now, why, "standby-lost")
+            lost = f"standby {standby} stopped serving while it was prepared"
+            self._escalate(now, lost, "standby-lost")
             return
         short = _short(health[standby].ready, self._baseline, self.cfg.capacity_share)
         newest = home.error_rates[-1] if home.error_rates else math.nan
@@ -274,6 +276,7 @@ class FailoverController:
         )
         if short and not hard and not waited:
             return
+        _, why = failing
         if short:
             why += f"; {standby} still short of {short} pods, moving anyway"
         self._shift(standby, now, why)
