@@ -83,6 +83,7 @@ def api_objects(kube: KubeClients) -> tuple[Any, ...]:
         kube.policy_v1,
         kube.custom_objects,
         kube.networking_v1,
+        kube.coordination_v1,
     )
 
 

@@ -1,7 +1,8 @@
 """Drain a node: cordon it and evict its pods, with ``kubectl drain``'s refusals.
 
 Pods leave only through the Eviction API, so every PodDisruptionBudget holds; a refusal is
-waited out with backoff, never forced. Like ``kubectl drain`` without ``--force``, it refuses
+waited out with backoff, never forced, while the pods no refusing budget covers go on
+(``kubectl drain`` evicts them in parallel). Like ``kubectl drain`` without ``--force``, it refuses
 a node with a pod no controller would recreate, and one with emptyDir data unless told that
 the data may go -- by the action, or by the pod itself through the cluster-autoscaler's
 annotations (``safe-to-evict: "true"``, or ``safe-to-evict-local-volumes`` naming each emptyDir
@@ -16,7 +17,7 @@ from typing import Any
 from actuators._base import ActionResult, register_action, serves_users
 from actuators._context import ActionContext
 from actuators._errors import GuardRejectedError, TemporaryActuatorError
-from actuators._kube import evict_pod, is_daemonset_pod, is_mirror_pod, pods_on_node
+from actuators._kube import evict_pods, is_daemonset_pod, is_mirror_pod, pods_on_node
 from actuators._nodes import NodeAction, cordon_first, set_unschedulable
 from contracts import ActionKind, VerifyWindow
 
@@ -77,18 +78,14 @@ class DrainNode(NodeAction):
             return ActionResult(self.kind, self.target, True, before, {"would_evict": names}, False)
         if not was:
             set_unschedulable(self, ctx, self.node, True)
-        evicted: list[str] = []
-        pdb_refusals = 0
-        for pod in movable:
-            try:
-                outcome = evict_pod(ctx, pod.metadata.name, pod.metadata.namespace)
-            except TemporaryActuatorError as exc:
-                raise TemporaryActuatorError(
-                    f"drain of {self.node} stopped after evicting {len(evicted)} of"
-                    f" {len(movable)} pods (node left cordoned): {exc}"
-                ) from exc
-            pdb_refusals += outcome.refusals
-            evicted.append(_name(pod))
+        try:
+            outcomes = evict_pods(ctx, [(p.metadata.name, p.metadata.namespace) for p in movable])
+        except TemporaryActuatorError as exc:
+            raise TemporaryActuatorError(
+                f"drain of {self.node} stopped with pods still on it (node left cordoned): {exc}"
+            ) from exc
+        evicted = names
+        pdb_refusals = sum(outcome.refusals for outcome in outcomes)
         after = {
             "cordoned": True,
             "evicted": evicted,

@@ -48,34 +48,58 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     raise at once. Raises :class:`TemporaryActuatorError` when the budget still refuses after
     ``pdb_retry.attempts`` tries; a pod that is already gone counts as evicted.
     """
+    return evict_pods(ctx, [(name, namespace)])[0]
+
+
+def evict_pods(ctx: ActionContext, pods: list[tuple[str, str]]) -> list[EvictionOutcome]:
+    """Evict ``(name, namespace)`` pods as ``kubectl drain`` does: each is asked in every
+    round, one a PodDisruptionBudget refuses waits for the next round (after a backoff) while
+    the others go on, so one budget's wait does not hold back pods it does not cover.
+
+    A round that evicts a pod starts the backoff over. Raises
+    :class:`TemporaryActuatorError` naming the pods left when ``pdb_retry.attempts`` rounds
+    in a row evicted none; a permanent error raises at once. Outcomes come in the order the
+    pods were given.
+    """
     pdb_retry = ctx.pdb_retry
-    body = client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
-    )
     backoff = pdb_retry.initial_backoff_s
-    refusals = 0
-    what = f"evict pod {namespace}/{name}"
-    for attempt in range(1, pdb_retry.attempts + 1):
-        try:
-            ctx.api.core_v1.create_namespaced_pod_eviction(name, namespace, body)
-            return EvictionOutcome(name, True, refusals)
-        except Exception as exc:  # classified right below
-            if isinstance(exc, ApiException) and exc.status == 404:
-                return EvictionOutcome(name, True, refusals)  # already gone
-            if isinstance(exc, ApiException) and exc.status == 429:
-                refusals += 1
-            else:
-                error = classify_api_error(exc, what)
-                if not isinstance(error, TemporaryActuatorError):
-                    raise error from exc
-            if attempt == pdb_retry.attempts:
-                raise TemporaryActuatorError(
-                    f"{what}: still refused after {attempt} tries"
-                    f" ({refusals} by a PodDisruptionBudget); the pod was left running"
-                ) from exc
+    refusals = dict.fromkeys(pods, 0)
+    left = list(pods)
+    last: Exception | None = None
+    stuck = 0
+    while True:
+        waiting = []
+        for name, namespace in left:
+            body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+            try:
+                ctx.api.core_v1.create_namespaced_pod_eviction(name, namespace, body)
+            except Exception as exc:  # classified right below
+                if isinstance(exc, ApiException) and exc.status == 404:
+                    continue  # already gone
+                if isinstance(exc, ApiException) and exc.status == 429:
+                    refusals[name, namespace] += 1
+                else:
+                    error = classify_api_error(exc, f"evict pod {namespace}/{name}")
+                    if not isinstance(error, TemporaryActuatorError):
+                        raise error from exc
+                waiting.append((name, namespace))
+                last = exc
+        if not waiting:
+            return [EvictionOutcome(name, True, refusals[name, ns]) for name, ns in pods]
+        if len(waiting) < len(left):
+            stuck, backoff = 0, pdb_retry.initial_backoff_s
+        left = waiting
+        stuck += 1
+        if stuck == pdb_retry.attempts:
+            break
         ctx.sleep(backoff)
         backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
-    raise AssertionError("unreachable")  # pragma: no cover
+    what = ", ".join(f"{ns}/{name}" for name, ns in left)
+    by_pdb = sum(refusals[pod] for pod in left)
+    raise TemporaryActuatorError(
+        f"evict pod {what}: still refused after {pdb_retry.attempts} tries"
+        f" ({by_pdb} by a PodDisruptionBudget); the pod was left running"
+    ) from last
 
 
 def read_service_pod(

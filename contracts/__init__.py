@@ -20,6 +20,7 @@ from contracts._errors import ContractError, InvalidTimeError, UnknownIdError
 from contracts._families import FAMILIES, FamilySchema, MetricFamily
 from contracts._ids import ActionKind, ScenarioId
 from contracts._ports import (
+    NODE_LEASE_NAMESPACE,
     AppsV1,
     AutoscalingV2,
     CoreV1,
@@ -46,6 +47,7 @@ __all__ = [
     "FAMILIES",
     "METRIC_COLUMNS",
     "METRIC_VALUE_COLUMNS",
+    "NODE_LEASE_NAMESPACE",
     "ActionKind",
     "AppsV1",
     "ArgoApp",

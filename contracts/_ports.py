@@ -118,6 +118,10 @@ class NetworkingV1(Protocol):
     ) -> Any: ...
 
 
+#: Where the kubelets keep their heartbeat Leases, one per node, named for it.
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
 @dataclass(frozen=True)
 class KubeClients:
     """The Kubernetes API objects of one cluster (official client objects or the lab's twins)."""
@@ -135,5 +139,5 @@ class KubeClients:
     networking_v1: Any = None
     """:class:`NetworkingV1` (Ingresses)."""
     coordination_v1: Any = None
-    """``CoordinationV1Api`` (the leader election's Lease). Last, so positional construction
-    keeps working."""
+    """``CoordinationV1Api`` (the leader election's Lease, the kubelets' heartbeat Leases in
+    :data:`NODE_LEASE_NAMESPACE`). Last, so positional construction keeps working."""

@@ -156,6 +156,10 @@ class NodeState:
     """Pressure conditions that are ``True`` (``DiskPressure``, ``MemoryPressure`` ...)."""
     taints: tuple[str, ...] = ()
     """``key:effect`` of each taint."""
+    heartbeat_lag_s: float | None = None
+    """Seconds by which the kubelet's heartbeat (its Lease in ``kube-node-lease``) trails the
+    freshest heartbeat of any node (None: not read). A kubelet renews every 10 s, so a lag of
+    several renewals says it went silent before the node controller's grace period ends."""
 
     @property
     def not_ready(self) -> bool:

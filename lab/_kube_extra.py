@@ -1,5 +1,6 @@
 """The lab's PolicyV1Api (PodDisruptionBudgets), ApiextensionsV1Api and CustomObjectsApi, and
-``FakeKubernetes``, which hands out every fake API (``NetworkingV1Api`` is ``lab._kube_net``'s).
+``FakeKubernetes``, which hands out every fake API (``NetworkingV1Api`` is ``lab._kube_net``'s,
+``CoordinationV1Api`` ``lab._kube_leases``').
 
 Budgets are evaluated live by the cluster's disruption controller (``Cluster.pdb_status``);
 custom objects (Argo CD Applications) are plain dicts kept per CRD, as the real client returns
@@ -37,6 +38,7 @@ from lab._kube import (
 )
 from lab._kube_apps import FakeAppsV1Api
 from lab._kube_autoscaling import FakeAutoscalingV2Api
+from lab._kube_leases import FakeCoordinationV1Api
 from lab._kube_net import (
     FakeNetworkingV1Api,
     NamespacedObjects,
@@ -536,6 +538,7 @@ class FakeKubernetes:
         self.apiextensions_v1 = FakeApiextensionsV1Api(store)
         self.custom_objects = FakeCustomObjectsApi(store)
         self.networking_v1 = FakeNetworkingV1Api(ingresses)
+        self.coordination_v1 = FakeCoordinationV1Api(cluster, clock)
 
     def clients(self) -> KubeClients:
         """The API objects as the ``KubeClients`` every actuator and the loop take."""
@@ -546,6 +549,7 @@ class FakeKubernetes:
             self.policy_v1,
             self.custom_objects,
             self.networking_v1,
+            self.coordination_v1,
         )
 
     def _pod_removed(self, pod: Pod, _t: float) -> None:
@@ -560,6 +564,7 @@ class FakeKubernetes:
             self.apiextensions_v1,
             self.custom_objects,
             self.networking_v1,
+            self.coordination_v1,
         )
 
     def calls(self) -> int:

@@ -73,7 +73,8 @@ def node_lifecycle(cluster: Cluster, t: float, h: float) -> np.ndarray:
 
     Returns, per service, the share of the sub-step's requests that failed because a kubelet
     killed one of its pods outright (no grace: in-flight requests and those sent before the
-    endpoints caught up).
+    endpoints caught up), or because a dead node's pods looked Ready for the part of the
+    sub-step before the grace period ended.
     """
     failed = np.zeros(len(cluster.services))
     for node in cluster.nodes:
@@ -96,9 +97,30 @@ def node_lifecycle(cluster: Cluster, t: float, h: float) -> np.ndarray:
             for name in _names(cluster, node):
                 cluster.remove_pod(name, t)
         elif down_for >= NODE_MONITOR_GRACE_S:
-            for row in pods_on(cluster, node):
+            rows = pods_on(cluster, node)
+            # The part of the sub-step before the grace period ended, the pods still took
+            # their share of the requests and failed it.
+            still = min(1.0, max(0.0, (node.down_since + NODE_MONITOR_GRACE_S - t) / h))
+            if still > 0 and rows:
+                share = _ready_share(cluster, rows, t) * still
+                failed = 1.0 - (1.0 - failed) * (1.0 - share)
+            for row in rows:
                 cluster.pod_table.pod(row).ready_at = math.inf
     return failed
+
+
+def _ready_share(cluster: Cluster, rows: list[int], t: float) -> np.ndarray:
+    """Per service, the share of its Ready pods (at ``t``) that ``rows`` hold."""
+    table = cluster.pod_table
+    n = table.compact()
+    services = len(cluster.services)
+    ready = table.ready_at[:n] <= t
+    total = np.bincount(table.service[:n][ready], minlength=services)
+    picked = np.zeros(n, dtype=bool)
+    picked[rows] = True
+    held = np.bincount(table.service[:n][ready & picked], minlength=services)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(held / total)
 
 
 def count_segments(cluster: Cluster, served_per_pod: np.ndarray, h: float) -> None:

@@ -79,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "load_config": "ooda._config",
     "open_audit": "ooda._audit",
     "rank_causes": "ooda._rca",
+    "read_heartbeat_lags": "ooda._cluster_state",
     "read_workloads": "ooda._cluster_state",
     "recover": "ooda._recover",
     "register_runbook": "ooda.runbooks",
@@ -148,6 +149,7 @@ __all__ = [
     "load_config",
     "open_audit",
     "rank_causes",
+    "read_heartbeat_lags",
     "read_workloads",
     "recover",
     "register_runbook",
@@ -173,7 +175,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from ooda._audit import AuditEntry, AuditLog, AuditStore, open_audit
     from ooda._autonomy import ErrorBudget
-    from ooda._cluster_state import read_workloads
+    from ooda._cluster_state import read_heartbeat_lags, read_workloads
     from ooda._config import OodaConfig, load_config
     from ooda._errors import (
         BadMetricsError,

@@ -14,6 +14,10 @@ workload, with its sync history: the changes the orient stage puts beside a root
 
 A Secret's data is never kept: only its metadata is read, and only where the role may list
 Secrets (the Helm chart's may not; a 403 reads as "no Secret changes known").
+
+Nodes come with their kubelets' heartbeats (the Leases in ``kube-node-lease``): a dead
+kubelet shows there after two missed renewals, 20 s, where its Ready condition waits out the
+node controller's 40 s grace period.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 from actuators import CHANGED_AT, LIMIT_RPS, REVISION, RPS_SET
 from contracts import (
+    NODE_LEASE_NAMESPACE,
     ArgoApp,
     ConfigChange,
     HpaState,
@@ -351,3 +356,24 @@ def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
             taints=taints,
         )
     return out
+
+
+def read_heartbeat_lags(kube: KubeClients) -> dict[str, float]:
+    """Per node, seconds its kubelet's last Lease renewal trails the freshest of any node's
+    (one list call; empty without a coordination API).
+
+    Renewals are compared with each other, not with the loop's clock: a skewed loop clock
+    changes nothing, and a control plane that stalls every renewal at once (an overloaded
+    API server) makes no node trail the others.
+    """
+    if kube.coordination_v1 is None:
+        return {}
+    renewed: dict[str, datetime] = {}
+    for lease in kube.coordination_v1.list_namespaced_lease(NODE_LEASE_NAMESPACE).items:
+        at = lease.spec.renew_time if lease.spec is not None else None
+        if isinstance(at, datetime) and at.tzinfo is not None:
+            renewed[lease.metadata.name] = at
+    if not renewed:
+        return {}
+    freshest = max(renewed.values())
+    return {name: (freshest - at).total_seconds() for name, at in renewed.items()}

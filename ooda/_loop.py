@@ -35,7 +35,7 @@ from ooda._act import Actor
 from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._changes import change_events
-from ooda._cluster_state import read_nodes, read_workloads
+from ooda._cluster_state import read_heartbeat_lags, read_nodes, read_workloads
 from ooda._detector_watch import DetectorRegistry, DetectorWatch
 from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._forecast_plan import ForecastPlanner
@@ -278,6 +278,12 @@ class ControlLoop:
         except Exception as exc:
             self.journal.problem("*", now, f"reading cluster state failed: {exc}")
             workloads, nodes = {}, {}
+        if nodes:
+            # Without them a dead kubelet is seen from its Ready condition alone, 20 s later.
+            lags = self._stage("*", now, "node heartbeats", partial(read_heartbeat_lags, self.kube))
+            for name, lag in (lags or {}).items():
+                if name in nodes:
+                    nodes[name] = replace(nodes[name], heartbeat_lag_s=lag)
         workloads, looping_since, looped = self.memory.update(now, workloads)
         pod_logs = self._crash_logs(workloads, looped)
         for service, view in views.items():

@@ -130,6 +130,14 @@ class PolicySettings:
     rollout_error_lag: timedelta = timedelta(minutes=5)
     """A 5xx spike is blamed on a rollout only when it began this soon after it (the new
     pods take traffic within a couple of minutes)."""
+    node_silent_after: timedelta = timedelta(seconds=20)
+    """A node whose kubelet heartbeat trails the freshest node's by this much (two of the
+    kubelet's 10 s Lease renewals missed, half the node controller's 40 s grace) while a
+    service's pods there fail requests is drained before its condition turns NotReady."""
+    node_silent_max_share: float = 0.5
+    """... unless at least this share of the nodes trail together: then the control plane,
+    not the nodes, is the likelier fault, and only the Ready condition is believed (the
+    node controller stops evicting in a zone that is mostly out, for the same reason)."""
     retransmit_share: float = 0.01
     """A lossy path: a node retransmitting more than this share of its TCP segments."""
     trend_window: timedelta = timedelta(minutes=5)

@@ -7,6 +7,14 @@ five-minute default toleration. Draining (cordon, then the Eviction API, so ever
 PodDisruptionBudget holds) lets the ReplicaSets recreate them elsewhere at once. The drain
 refuses what ``kubectl drain`` refuses and, through the guard, what would take too much of
 the node pool out; one node at a time per cluster.
+
+The condition waits out the node controller's 40 s grace period, during which the dead
+node's pods still look Ready, take their share of the requests and fail them. The kubelet's
+heartbeat Lease says it sooner: a node whose last renewal trails the other nodes' by
+``node_silent_after`` (two missed renewals) while the service's pods fail requests is drained
+then. Either signal alone could be something else -- a kubelet restarting, errors of the
+service's own -- so the early drain wants both, and none while most nodes trail together
+(the control plane stalling, not the nodes dying).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from actuators import Action, DrainNode
-from contracts import ScenarioId
+from contracts import NodeState, ScenarioId
 from ooda._records import ComponentKind, Diagnosis, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
@@ -35,7 +43,7 @@ class NodeNotReady(Runbook):
         stranded: dict[str, list[str]] = {}
         for pod in workload.pods:
             node = snapshot.nodes.get(pod.node or "")
-            if node is not None and node.not_ready:
+            if node is not None and self._silent(snapshot, service, node) is not None:
                 stranded.setdefault(node.name, []).append(pod.name)
         if not stranded:
             return None
@@ -45,10 +53,11 @@ class NodeNotReady(Runbook):
         return self.diagnose(
             snapshot,
             service,
-            0.95,
+            0.95 if node.not_ready else 0.85,
             {
                 "node": node_name,
                 "ready": node.ready,
+                "silent": self._silent(snapshot, service, node),
                 "cordoned": node.unschedulable,
                 "pods": stranded[node_name],
                 "ready_pods": f"{workload.ready_replicas}/{workload.replicas}",
@@ -56,12 +65,32 @@ class NodeNotReady(Runbook):
             target=f"node/{node_name}",
         )
 
+    def _silent(self, snapshot: Snapshot, service: str, node: NodeState) -> str | None:
+        """Why ``node`` has stopped serving ``service``'s pods (None: it has not)."""
+        if node.not_ready:
+            return f"Ready={node.ready}"
+        policy = self.settings.policy
+        after = policy.node_silent_after.total_seconds()
+        lag = node.heartbeat_lag_s
+        if lag is None or lag < after:
+            return None
+        trailing = sum(1 for n in snapshot.nodes.values() if (n.heartbeat_lag_s or 0.0) >= after)
+        if trailing >= policy.node_silent_max_share * len(snapshot.nodes):
+            return None
+        view = snapshot.views[service]
+        if view.idle or not view.usable:
+            return None
+        errors = float(view.latest["error_rate"])
+        if not errors > self.settings.slo_for(service).max_error_rate:
+            return None
+        return f"kubelet heartbeat {lag:.0f} s behind, {errors:.1%} of requests failing"
+
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         node = diagnosis.evidence["node"]
         return DrainNode(
             snapshot.namespace,
             diagnosis.service,
-            reason=f"node {node} is NotReady (Ready={diagnosis.evidence['ready']}) and holds"
+            reason=f"node {node} has stopped ({diagnosis.evidence['silent']}) and holds"
             f" {len(diagnosis.evidence['pods'])} pod(s) of {diagnosis.service}",
             node=node,
         )

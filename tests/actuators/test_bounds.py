@@ -7,10 +7,12 @@ action when 40 % of the node's pool is already out (cordoned counts), pool by po
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from actuators import (
     SAFE_TO_EVICT,
@@ -22,6 +24,7 @@ from actuators import (
     KubeClients,
     RecreatePodElsewhere,
     RestartPod,
+    TemporaryActuatorError,
 )
 from ooda import read_workloads
 from tests.actuators._stubs import NS, StubCore, context, make_node, make_pod, mutations
@@ -125,6 +128,47 @@ def test_drain_leaves_daemonset_pods_and_does_not_refuse_them() -> None:
     ctx, _ = context(core)
     result = DrainNode(NS, "checkout", node="n1").apply(ctx)
     assert core.evicted == ["web-1"] and result.before["skipped"] == 1
+
+
+class _Budgeted(StubCore):
+    """A PodDisruptionBudget that refuses the eviction of ``guarded`` ``refusals`` times."""
+
+    def __init__(self, nodes: list[Any], pods: list[Any], guarded: str, refusals: int) -> None:
+        super().__init__(nodes, pods)
+        self.guarded, self.refusals = guarded, refusals
+        self.asked: list[str] = []
+
+    def create_namespaced_pod_eviction(self, name: str, namespace: str, body: Any, **_: Any) -> Any:
+        self.asked.append(name)
+        if name == self.guarded and self.refusals > 0:
+            self.refusals -= 1
+            raise ApiException(status=429, reason="Too Many Requests")
+        return super().create_namespaced_pod_eviction(name, namespace, body)
+
+
+def test_drain_goes_on_with_the_pods_a_refusing_budget_does_not_cover() -> None:
+    """As ``kubectl drain``: a pod its PDB refuses is asked again after a backoff, while the
+    node's other pods are evicted at once, not after it."""
+    pods = [make_pod("web-1"), make_pod("pay-1", app="payments"), make_pod("pay-2", app="payments")]
+    core = _Budgeted([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=2)
+    slept: list[float] = []
+    ctx, _ = context(core)
+    ctx = replace(ctx, sleep=slept.append)
+    result = DrainNode(NS, "checkout", node="n1").apply(ctx)
+    assert core.asked == ["web-1", "pay-1", "pay-2", "web-1", "web-1"]
+    assert core.evicted == ["pay-1", "pay-2", "web-1"]
+    assert len(slept) == 2 and slept[1] > slept[0]
+    assert result.after["pdb_refusals"] == 2
+
+
+def test_drain_that_a_budget_never_allows_stops_and_names_the_pod_left() -> None:
+    pods = [make_pod("web-1"), make_pod("pay-1", app="payments")]
+    core = _Budgeted([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=99)
+    ctx, _ = context(core)
+    with pytest.raises(TemporaryActuatorError, match="web-1: still refused") as caught:
+        DrainNode(NS, "checkout", node="n1").apply(ctx)
+    assert "node left cordoned" in str(caught.value)
+    assert core.evicted == ["pay-1"] and "web-1" in core.pods
 
 
 # -- the HPA is found through its scaleTargetRef --------------------------------------------

@@ -269,6 +269,7 @@ def test_the_service_account_is_refused_what_the_role_does_not_grant(
     sa = ooda_chart.clients
     admin = kube_cluster.clients()
     pod = admin.core_v1.list_namespaced_pod(ooda_chart.namespace).items[0].metadata.name
+    node = admin.core_v1.list_node().items[0].metadata.name
     refused = {
         "read a Secret": lambda: sa.core_v1.list_namespaced_secret("shop"),
         "read its own audit Secret": lambda: sa.core_v1.read_namespaced_secret(
@@ -295,9 +296,13 @@ def test_the_service_account_is_refused_what_the_role_does_not_grant(
         "take another Lease": lambda: client.CoordinationV1Api(sa.api_client).read_namespaced_lease(
             "kube-scheduler", ooda_chart.namespace
         ),
+        "renew a kubelet's Lease": lambda: client.CoordinationV1Api(
+            sa.api_client
+        ).patch_namespaced_lease(
+            node, "kube-node-lease", {"spec": {"holderIdentity": "ooda"}}, dry_run="All"
+        ),
     }
     assert {what: _status(call) for what, call in refused.items()} == dict.fromkeys(refused, 403)
-    node = admin.core_v1.list_node().items[0].metadata.name
     allowed = {
         "list pods": lambda: sa.core_v1.list_namespaced_pod("shop"),
         "evict a pod (dry run)": lambda: sa.core_v1.create_namespaced_pod_eviction(
@@ -312,6 +317,9 @@ def test_the_service_account_is_refused_what_the_role_does_not_grant(
             node, {"spec": {"unschedulable": True}}, dry_run="All"
         ),
         "list Deployments": lambda: sa.apps_v1.list_namespaced_deployment("shop"),
+        "read the kubelets' heartbeats": lambda: client.CoordinationV1Api(
+            sa.api_client
+        ).list_namespaced_lease("kube-node-lease"),
         "renew its Lease": lambda: client.CoordinationV1Api(sa.api_client).create_namespaced_lease(
             ooda_chart.namespace,
             client.V1Lease(metadata=client.V1ObjectMeta(name="ooda-leader")),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from contracts import NODE_LEASE_NAMESPACE, KubeClients
 from lab.k8s import (
     KUBE_VERSION,
     ClusterSettings,
@@ -17,7 +20,7 @@ from lab.k8s import (
     NodeShape,
     node_ready,
 )
-from ooda import read_workloads
+from ooda import read_heartbeat_lags, read_workloads
 from tests.k8s._backends import SERVICE, ready_pods, real_backend
 
 pytestmark = pytest.mark.k8s
@@ -173,3 +176,52 @@ def test_kubeconfig_works_for_other_clients(kube_cluster: KubeCluster) -> None:
         assert client.VersionApi(api).get_code().git_version == KUBE_VERSION
     finally:
         api.close()
+
+
+def test_a_kubelet_that_stops_renewing_its_lease_trails_the_others(
+    kube_cluster: KubeCluster,
+) -> None:
+    """The heartbeat the loop reads before the node controller's grace period is over: the
+    real Leases in kube-node-lease, one per node. KWOK renews its nodes'; this test is the
+    kubelet of one more node, renews its Lease a while, then goes silent."""
+    clients = kube_cluster.clients()
+    core = clients.core_v1
+    leases = client.CoordinationV1Api(clients.api_client)
+    kube = KubeClients(core, None, None, coordination_v1=leases)
+    name = "lease-probe"
+    core.create_node(
+        client.V1Node(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1NodeSpec(unschedulable=True),  # no other test's pod lands here
+        )
+    )
+    try:
+        lease = leases.create_namespaced_lease(
+            NODE_LEASE_NAMESPACE,
+            client.V1Lease(
+                metadata=client.V1ObjectMeta(name=name),
+                spec=client.V1LeaseSpec(
+                    holder_identity=name, lease_duration_seconds=40, renew_time=_now()
+                ),
+            ),
+        )
+        for _ in range(3):
+            time.sleep(2)
+            lease.spec.renew_time = _now()
+            lease = leases.replace_namespaced_lease(name, NODE_LEASE_NAMESPACE, lease)
+        lags = read_heartbeat_lags(kube)
+        assert {n.metadata.name for n in core.list_node().items} <= set(lags)
+        assert max(lags.values()) < 20, lags
+        silent = time.monotonic()
+        _until(lambda: read_heartbeat_lags(kube)[name] >= 20, "its Lease to trail", 60)
+        assert time.monotonic() - silent >= 10  # the others' renewals, not the loop's clock
+        lags = read_heartbeat_lags(kube)
+        assert max(lag for node, lag in lags.items() if node != name) < 20, lags
+    finally:
+        core.delete_node(name)
+        with contextlib.suppress(client.ApiException):
+            leases.delete_namespaced_lease(name, NODE_LEASE_NAMESPACE)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from contracts import FAMILIES, MetricFamily, ScenarioId
+from contracts import FAMILIES, NODE_LEASE_NAMESPACE, MetricFamily, ScenarioId
 from lab import Lab, LabSettings, ScenarioInstance, SimClock
 from lab._kubelet import (
     NODE_MONITOR_GRACE_S,
@@ -142,3 +142,43 @@ def test_a_human_still_replaces_a_dead_node_after_its_pods_moved_away() -> None:
     lab.clear(record)
     lab.step(timedelta(seconds=15))
     assert _ready(lab, record.target) == "True"
+
+
+def test_a_dead_nodes_pods_fail_for_the_grace_period_whatever_the_step() -> None:
+    """The grace period ends inside a 15 s sub-step: the requests of that sub-step's first
+    part fail, as they do when the lab moves in 1 s steps."""
+    errors = []
+    for step in (timedelta(seconds=15), timedelta(seconds=1)):
+        lab = _lab()
+        kill_node(lab.cluster.nodes[1], lab.clock_s)
+        t0 = lab.clock.now()
+        while lab.clock.now() < t0 + timedelta(minutes=1):
+            lab.step(step)
+        minute = lab.source.query_range(t0, lab.clock.now(), timedelta(minutes=1))
+        errors.append(minute[minute["timestamp"] == lab.clock.now()]["error_rate"].to_numpy())
+    coarse, fine = errors
+    assert (fine > 0.05).any()
+    np.testing.assert_allclose(coarse, fine, rtol=0.1, atol=0.002)
+
+
+def test_each_node_has_a_heartbeat_lease_that_a_dead_kubelet_stops_renewing() -> None:
+    lab = _lab()
+    dead = lab.cluster.nodes[1]
+    kill_node(dead, lab.clock_s)
+    died = lab.clock.now()
+    seen: dict[str, set[datetime]] = {}
+    for _ in range(8):
+        lab.step(timedelta(seconds=5))
+        leases = lab.kube.coordination_v1.list_namespaced_lease(NODE_LEASE_NAMESPACE).items
+        assert {lease.metadata.name for lease in leases} == {n.name for n in lab.cluster.nodes}
+        for lease in leases:
+            assert lease.spec.renew_time <= lab.clock.now()
+            assert lease.spec.lease_duration_seconds == 40
+            seen.setdefault(lease.metadata.name, set()).add(lease.spec.renew_time)
+    assert len(seen.pop(dead.name)) == 1
+    lease = lab.kube.coordination_v1.read_namespaced_lease(dead.name, NODE_LEASE_NAMESPACE)
+    renewed = lease.spec.renew_time
+    assert died - timedelta(seconds=10) < renewed <= died
+    # 40 s of renewals every 10 s.
+    assert all(len(times) >= 4 for times in seen.values()), seen
+    assert lab.kube.coordination_v1.list_namespaced_lease("shop").items == []

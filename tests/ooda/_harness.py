@@ -21,7 +21,14 @@ def make_lab(seed: int = 3, hours: float = 2.0) -> Lab:
 
 def lab_kube(lab: Lab) -> KubeClients:
     k = lab.kube
-    return KubeClients(k.core_v1, k.apps_v1, k.autoscaling_v2, k.policy_v1, k.custom_objects)
+    return KubeClients(
+        k.core_v1,
+        k.apps_v1,
+        k.autoscaling_v2,
+        k.policy_v1,
+        k.custom_objects,
+        coordination_v1=k.coordination_v1,
+    )
 
 
 def lab_sleep(lab: Lab) -> Any:

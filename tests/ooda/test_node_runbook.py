@@ -3,14 +3,16 @@ reads the metric families it is given without trusting garbage."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from kubernetes.client.exceptions import ApiException
 
 from contracts import MetricFamily
-from lab._kubelet import kill_node, pods_on
+from lab._kubelet import NODE_MONITOR_GRACE_S, kill_node, pods_on
 from ooda.runbooks import node_not_ready
 
 from ._harness import lab_kube, make_lab, make_loop, run
@@ -109,3 +111,72 @@ def test_a_family_the_source_cannot_give_is_reported_and_the_loop_goes_on() -> N
     reports = [e for e in loop.audit.entries() if "node metrics failed" in e.outcome]
     assert len(reports) == 1
     assert loop.stats.ticks == 4
+
+
+def _silent_before_the_grace_period() -> tuple[Any, Any, str]:
+    """A loop's snapshot of a node whose kubelet died 30 s ago: its Lease trails, its Ready
+    condition is still True, and the services with pods there fail requests."""
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 2)
+    node = lab.cluster.nodes[0]
+    kill_node(node, lab.clock_s)
+    lab.step(timedelta(seconds=30))
+    snapshot = loop.observe(lab.clock.now())
+    assert snapshot is not None
+    return snapshot, loop, node.name
+
+
+def test_a_silent_kubelet_is_drained_before_its_node_turns_not_ready() -> None:
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 2)
+    node = lab.cluster.nodes[0]
+    kill_node(node, lab.clock_s)
+    died = lab.clock.now()
+    run(lab, loop, 1)
+    drains = [e for e in loop.audit.entries() if e.action == "drain_node" and e.kind == "action"]
+    assert len(drains) == 1
+    assert drains[0].target == f"node/{node.name}"
+    # The node controller turns Ready to Unknown 40 s after the kubelet's silence began.
+    assert drains[0].at - died < timedelta(seconds=NODE_MONITOR_GRACE_S)
+    assert "heartbeat" in str(drains[0].evidence), drains[0].params
+
+
+def test_a_trailing_heartbeat_alone_is_not_enough() -> None:
+    snapshot, loop, name = _silent_before_the_grace_period()
+    assert snapshot.nodes[name].ready == "True"
+    assert snapshot.nodes[name].heartbeat_lag_s >= 20
+    runbook = node_not_ready.NodeNotReady(loop.settings)
+    failing = [s for s in snapshot.usable() if runbook.matches(snapshot, s) is not None]
+    assert failing, "the services with pods on the silent node fail requests"
+    service = failing[0]
+    # Without failing requests a trailing Lease may be a kubelet restarting: wait.
+    view = snapshot.views[service]
+    quiet = view.history.assign(error_rate=0.0)
+    calm = replace(snapshot, views={**snapshot.views, service: replace(view, history=quiet)})
+    assert runbook.matches(calm, service) is None
+    # Most nodes trailing together is the control plane stalling, not the nodes dying.
+    lagging = {n: replace(s, heartbeat_lag_s=60.0) for n, s in snapshot.nodes.items()}
+    assert runbook.matches(replace(snapshot, nodes=lagging), service) is None
+    # Nothing read from the Leases: only the Ready condition counts.
+    unread = {n: replace(s, heartbeat_lag_s=None) for n, s in snapshot.nodes.items()}
+    assert runbook.matches(replace(snapshot, nodes=unread), service) is None
+
+
+def test_heartbeats_that_cannot_be_read_are_reported_and_the_condition_still_heals() -> None:
+    class _Forbidden:
+        def list_namespaced_lease(self, namespace: str, **_: Any) -> Any:
+            raise ApiException(status=403, reason="Forbidden")
+
+    lab = make_lab()
+    kube = replace(lab_kube(lab), coordination_v1=_Forbidden())
+    loop = make_loop(lab, kube=kube)
+    run(lab, loop, 1)
+    node = lab.cluster.nodes[0]
+    kill_node(node, lab.clock_s)
+    run(lab, loop, 2)
+    reports = [e for e in loop.audit.entries() if "node heartbeats failed" in e.outcome]
+    assert len(reports) == 1, [e.outcome for e in reports]
+    drains = [e for e in loop.audit.entries() if e.action == "drain_node" and e.kind == "action"]
+    assert len(drains) == 1 and "Ready=Unknown" in str(drains[0].evidence)
