@@ -197,8 +197,10 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
 
     assert "delete_namespaced_pod" not in spy.calls
     assert result.after["pdb_refusals"] >= 1 and relaxed
+    # Each eviction call either went through or was refused; a round asks every pod left.
     evictions = spy.calls.count("create_namespaced_pod_eviction")
-    assert evictions == len(result.after["evicted"]) + len(relaxed)
+    assert evictions == len(result.after["evicted"]) + result.after["pdb_refusals"]
+    assert len(relaxed) <= result.after["pdb_refusals"]
     assert len(result.after["evicted"]) >= count
     assert _node_unschedulable(b, node)
     b.wait_for(
