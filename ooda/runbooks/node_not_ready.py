@@ -40,10 +40,15 @@ class NodeNotReady(Runbook):
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]
+        silent: dict[str, str | None] = {}
         stranded: dict[str, list[str]] = {}
         for pod in workload.pods:
             node = snapshot.nodes.get(pod.node or "")
-            if node is not None and self._silent(snapshot, service, node) is not None:
+            if node is None:
+                continue
+            if node.name not in silent:
+                silent[node.name] = self._silent(snapshot, service, node)
+            if silent[node.name] is not None:
                 stranded.setdefault(node.name, []).append(pod.name)
         if not stranded:
             return None
@@ -57,7 +62,7 @@ class NodeNotReady(Runbook):
             {
                 "node": node_name,
                 "ready": node.ready,
-                "silent": self._silent(snapshot, service, node),
+                "silent": silent[node_name],
                 "cordoned": node.unschedulable,
                 "pods": stranded[node_name],
                 "ready_pods": f"{workload.ready_replicas}/{workload.replicas}",
