@@ -49,13 +49,16 @@ k8s-bins:
 kafka-bins:
 	bash lab/kafka/build.sh
 
-# Prometheus, promtool and Alertmanager from Debian's packages (root, or sudo; a no-op after).
+# Prometheus, promtool, Alertmanager and the blackbox exporter from Debian's packages (root,
+# or sudo; a no-op after).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 prometheus-bins:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null \
-	  && command -v prometheus-alertmanager >/dev/null || { \
+	  && command -v prometheus-alertmanager >/dev/null \
+	  && command -v prometheus-blackbox-exporter >/dev/null || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+	    --no-install-recommends prometheus prometheus-alertmanager \
+	    prometheus-blackbox-exporter >/dev/null; }
 
 # PostgreSQL from Debian's packages: the audit store replicas on several machines share.
 postgres-bins:

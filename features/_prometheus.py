@@ -262,6 +262,26 @@ class PrometheusSource:
         }
         return self._frame(schema.keys, columns, grid, list(schema.columns))
 
+    def query_vector(
+        self, query: str, at: datetime | None = None
+    ) -> list[tuple[dict[str, str], float]]:
+        """An instant query as it is written (no recipe, no placeholders): each series'
+        labels and value at ``at`` (default: the server's now); NaN for a non-number."""
+        params = {"query": query}
+        if at is not None:
+            if at.tzinfo is None:
+                raise QueryError(f"instant query needs an aware datetime, got {at!r}")
+            params["time"] = f"{at.timestamp():.3f}"
+        out = []
+        for result in self._get("/api/v1/query", params, query, "vector"):
+            _, value = result.get("value", (None, "NaN"))
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            out.append((dict(result.get("metric", {})), number))
+        return out
+
     # -- internals -----------------------------------------------------------------------------
 
     @staticmethod
@@ -294,7 +314,7 @@ class PrometheusSource:
                 "end": f"{chunk[-1]:.3f}",
                 "step": f"{step_s:g}",
             }
-            for result in self._get("/api/v1/query_range", params, query):
+            for result in self._get("/api/v1/query_range", params, query, "matrix"):
                 key = tuple(sorted(result.get("metric", {}).items()))
                 series.setdefault(key, []).extend(result.get("values", []))
         out = []
@@ -304,13 +324,17 @@ class PrometheusSource:
             out.append((dict(key), times, values))
         return out
 
-    def _get(self, path: str, params: dict[str, str], query: str) -> list[dict[str, Any]]:
+    def _get(
+        self, path: str, params: dict[str, str], query: str, result_type: str
+    ) -> list[dict[str, Any]]:
         for attempt in self._retrying:
             with attempt:
-                return self._once(path, params, query)
+                return self._once(path, params, query, result_type)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _once(self, path: str, params: dict[str, str], query: str) -> list[dict[str, Any]]:
+    def _once(
+        self, path: str, params: dict[str, str], query: str, result_type: str
+    ) -> list[dict[str, Any]]:
         url = self.settings.url
         try:
             response = self._client.get(path, params=params)
@@ -332,8 +356,8 @@ class PrometheusSource:
                 f" {body.get('error')}"
             )
         data = body.get("data", {})
-        if data.get("resultType") != "matrix":
-            raise QueryError(f"{query!r} gave a {data.get('resultType')!r}, not a matrix")
+        if data.get("resultType") != result_type:
+            raise QueryError(f"{query!r} gave a {data.get('resultType')!r}, not a {result_type}")
         return list(data.get("result", []))
 
     def _key(self, labels: dict[str, str], keys: tuple[str, ...]) -> tuple[str, ...] | None:

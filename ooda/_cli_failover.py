@@ -29,7 +29,7 @@ def _cmd_failover(args: argparse.Namespace) -> int:
     from ooda._config import load_config
     from ooda._errors import ConfigError
     from ooda._escalate import Escalator
-    from ooda._failover_run import FailoverRunner, HttpProbe, build_failover
+    from ooda._failover_run import FailoverRunner, build_failover, make_probe
     from ooda._run import EXIT_CONFIG
 
     try:
@@ -39,8 +39,7 @@ def _cmd_failover(args: argparse.Namespace) -> int:
             settings = dc_replace(
                 settings, dry_run=True, guard=dc_replace(settings.guard, dry_run=True)
             )
-        assert config.failover is not None  # failover_settings says so otherwise
-        probe = HttpProbe(config.failover.probes, config.failover.probe_timeout.total_seconds())
+        probe = make_probe(config)
         controller = build_failover(config, settings, probe)
     except (ConfigError, AuditError) as exc:
         console.print(f"[red]failover: {exc}[/]")

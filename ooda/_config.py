@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from contracts import ActionKind, MetricFamily
 from features import PrometheusSettings
@@ -237,6 +245,31 @@ class AuditConfig(_Strict):
     url: Annotated[str, Field(pattern=r"^postgres(ql)?://\S+$")] | None = None
 
 
+#: ``probe_prometheus.query``'s default: the share of the blackbox exporter's probes of a
+#: region (every prober, every URL labelled with the region) that passed over the last minute.
+PROBE_QUERY = 'avg(avg_over_time(probe_success{region="{region}"}[1m]))'
+
+
+class ProbePrometheusConfig(_Strict):
+    """Synthetic probes read from a Prometheus that scrapes the blackbox exporter, rather
+    than requested from where ooda runs: probers in several places, and a region judged on
+    what all of them saw. Run this Prometheus (and its probers) outside the regions it
+    judges, or it falls with the region it should call down."""
+
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    query: str = PROBE_QUERY
+    """PromQL whose answer is the share (0-1) of a region's probes that passed;
+    ``{region}`` stands for the region's name. No series: no probe answer."""
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("query")
+    @classmethod
+    def _names_the_region(cls, query: str) -> str:
+        if "{region}" not in query:
+            raise ValueError("must contain {region} to tell the regions apart")
+        return query
+
+
 class FailoverConfig(_Strict):
     """Regional failover of the public name users resolve (``ooda failover``): its weighted
     Route 53 records (one per region, ``SetIdentifier`` the region's name, home first in
@@ -245,9 +278,13 @@ class FailoverConfig(_Strict):
 
     record: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?\.?$")]
     hosted_zone_id: Annotated[str, Field(pattern=r"^(/hostedzone/)?[A-Z0-9]+$")]
-    probes: dict[Name, Annotated[str, Field(pattern=r"^https?://\S+$")]]
-    """Region -> the URL a synthetic probe requests (2xx: the region serves)."""
+    probes: dict[Name, Annotated[str, Field(pattern=r"^https?://\S+$")]] = {}
+    """Region -> the URL a synthetic probe requests from where ooda runs (2xx: the region
+    serves); or, instead, ``probe_prometheus``."""
     probe_timeout: Duration = timedelta(seconds=5)
+    probe_prometheus: ProbePrometheusConfig | None = None
+    """The blackbox exporter's ``probe_success`` read from Prometheus, instead of
+    ``probes``."""
     entries: list[Name] = []
     """The services users call (unset: the first service)."""
     aws: AwsConfig = AwsConfig(region_name="us-east-1")
@@ -298,9 +335,12 @@ class OodaConfig(_Strict):
             regions = [r.name for r in self.regions]
             if len(regions) < 2:
                 raise ValueError("failover: needs two or more regions")
-            missing = [r for r in regions if r not in self.failover.probes]
-            extra = [r for r in self.failover.probes if r not in regions]
-            if missing or extra:
+            given = self.failover.probes
+            if self.failover.probe_prometheus is not None and given:
+                raise ValueError("failover: give probes or probe_prometheus, not both")
+            missing = [r for r in regions if r not in given]
+            extra = [r for r in given if r not in regions]
+            if self.failover.probe_prometheus is None and (missing or extra):
                 raise ValueError(
                     f"failover.probes: one per region; missing {missing}, not regions {extra}"
                 )

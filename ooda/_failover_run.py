@@ -2,9 +2,11 @@
 
 Wiring: each region's Prometheus (``features.PrometheusSource``, the region's ``selector``)
 and cluster (its kubeconfig, the region's namespace), boto3's ``route53`` for the hosted zone,
-and an HTTP probe of each region's public health endpoint from where ooda runs (what a Route
-53 health check or the blackbox exporter requests). Every audit entry is printed as one JSON
-line, as ``ooda run`` prints its own, and escalations go to the configured Alertmanager.
+and a probe of each region from outside it: the blackbox exporter's ``probe_success`` read
+from a Prometheus that scrapes it (``failover.probe_prometheus``: probers in several places),
+or an HTTP request to each region's public health endpoint from where ooda runs. Every audit
+entry is printed as one JSON line, as ``ooda run`` prints its own, and escalations go to the
+configured Alertmanager.
 The controller's audit log is its own (``<audit>-failover.db`` beside the loop's, or the
 shared PostgreSQL log): one writer per SQLite file.
 """
@@ -12,6 +14,7 @@ shared PostgreSQL log): one writer per SQLite file.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from typing import Any
 import httpx
 
 from contracts import WallClock
-from features import PrometheusSource
+from features import FeatureError, PrometheusSettings, PrometheusSource
 from ooda._audit import AuditError, AuditStore, open_audit
 from ooda._config import OodaConfig
 from ooda._errors import ConfigError
@@ -55,6 +58,52 @@ class HttpProbe:
 
     def close(self) -> None:
         self._http.close()
+
+
+class PrometheusProbe:
+    """Each region's synthetic probes as a Prometheus that scrapes the blackbox exporter saw
+    them: ``query`` with ``{region}`` replaced, averaged over the series it answers (several
+    probers, several URLs). No series is no answer (None), and so is a Prometheus that cannot
+    answer: that says nothing of the region. A failing read is logged once, until it works
+    again."""
+
+    def __init__(self, source: PrometheusSource, query: str) -> None:
+        self.source = source
+        self.query = query
+        self._failing: set[str] = set()
+
+    def __call__(self, region: str) -> float | None:
+        query = self.query.replace("{region}", region)
+        try:
+            series = self.source.query_vector(query)
+        except FeatureError as exc:
+            if region not in self._failing:
+                log.warning("probes of %s unread (%s): no probe answer until they are", region, exc)
+            self._failing.add(region)
+            return None
+        if region in self._failing:
+            log.info("probes of %s read again", region)
+            self._failing.discard(region)
+        values = [v for _, v in series if math.isfinite(v)]
+        return min(1.0, max(0.0, sum(values) / len(values))) if values else None
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def make_probe(config: OodaConfig) -> HttpProbe | PrometheusProbe:
+    """The failover's probe as configured: the blackbox exporter's ``probe_success`` from
+    Prometheus (``failover.probe_prometheus``), or an HTTP request per region from here."""
+    given = config.failover
+    if given is None:
+        raise ConfigError("the configuration has no failover section")
+    if given.probe_prometheus is not None:
+        where = given.probe_prometheus
+        settings = PrometheusSettings(
+            url=where.url, region="probes", timeout=where.timeout, attempts=2
+        )
+        return PrometheusProbe(PrometheusSource(settings), where.query)
+    return HttpProbe(given.probes, given.probe_timeout.total_seconds())
 
 
 def failover_audit(config: OodaConfig) -> AuditStore:

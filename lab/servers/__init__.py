@@ -4,6 +4,8 @@ Each binds to 127.0.0.1 on a free port, keeps its state under a work directory a
 what it started. :class:`PrometheusServer` is Debian's ``prometheus`` (``make
 prometheus-bins``), with ``promtool``'s backfill for recorded histories;
 :class:`AlertmanagerServer` is Debian's ``prometheus-alertmanager``, routing to one webhook;
+:class:`BlackboxExporter` is Debian's ``prometheus-blackbox-exporter``, the synthetic prober
+whose ``probe_success`` Prometheus scrapes (:meth:`PrometheusServer.probe`);
 :class:`SqsServer` is an SQS-compatible endpoint (moto's server) for boto3, with an exporter
 of its queues' depth read through boto3 (``serve_sqs_exporter``);
 :class:`PostgresServer` is Debian's ``postgresql`` (``make postgres-bins``), the shared
@@ -23,6 +25,7 @@ Exceptions::
 from __future__ import annotations
 
 from lab.servers._alertmanager import AlertmanagerServer
+from lab.servers._blackbox import HTTP_MODULE, BlackboxExporter
 from lab.servers._errors import BackfillError, ServerError, ServerMissingError, ServerStartError
 from lab.servers._kafka import (
     KAFKA_VERSION,
@@ -38,11 +41,13 @@ from lab.servers._sqs import DEPTH_SERIES, QueueDepthCollector, SqsServer, serve
 
 __all__ = [
     "DEPTH_SERIES",
+    "HTTP_MODULE",
     "KAFKA_VERSION",
     "POSTGRES_PACKAGE",
     "PROMETHEUS_PACKAGE",
     "AlertmanagerServer",
     "BackfillError",
+    "BlackboxExporter",
     "ConsumerLagCollector",
     "KafkaBroker",
     "ManagedProcess",

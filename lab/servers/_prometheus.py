@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ def binary(name: str) -> str:
     if found is None:
         raise ServerMissingError(
             f"{name!r} is not installed: `make prometheus-bins` installs Debian's"
-            f" {PROMETHEUS_PACKAGE!r} package (and prometheus-alertmanager)"
+            f" {PROMETHEUS_PACKAGE!r} package (and prometheus-alertmanager,"
+            " prometheus-blackbox-exporter)"
         )
     return found
 
@@ -103,6 +104,46 @@ class PrometheusServer(Server):
             job_config["scrape_interval"] = _seconds(interval)
             job_config["scrape_timeout"] = _seconds(min(interval, timedelta(seconds=10)))
         self._jobs[job] = job_config
+        self._apply()
+
+    def probe(
+        self,
+        job: str,
+        exporter: str,
+        targets: Mapping[str, Mapping[str, str]],
+        module: str = "http_2xx",
+        interval: timedelta | None = None,
+    ) -> None:
+        """Probe each URL of ``targets`` (URL -> labels of its series, ``region`` say)
+        through the blackbox exporter at ``exporter`` (``host:port``) with ``module``, as
+        the exporter's documentation configures it: the URL becomes the ``target`` parameter
+        and the ``instance`` label, the exporter the address scraped. An empty ``targets``
+        removes the job."""
+        if not targets:
+            self._jobs.pop(job, None)
+            self._apply()
+            return
+        job_config: dict[str, Any] = {
+            "job_name": job,
+            "metrics_path": "/probe",
+            "params": {"module": [module]},
+            "static_configs": [
+                {"targets": [url], "labels": dict(labels)} for url, labels in targets.items()
+            ],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "__address__", "replacement": exporter},
+            ],
+        }
+        if interval is not None:
+            job_config["scrape_interval"] = _seconds(interval)
+            job_config["scrape_timeout"] = _seconds(min(interval, timedelta(seconds=10)))
+        self._jobs[job] = job_config
+        self._apply()
+
+    def _apply(self) -> None:
+        """Write the config; a running server reloads it."""
         self._write_config()
         if self._process is not None:
             response = httpx.post(f"{self.url}/-/reload", timeout=10.0)
