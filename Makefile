@@ -139,7 +139,7 @@ test-fast: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy contracts lab features models training serving actuators ooda
+	.venv/bin/mypy --explicit-package-bases contracts lab features models training serving actuators ooda tests
 	.venv/bin/lint-imports
 
 format: install

@@ -10,16 +10,20 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.pyfunc import PythonModel
 
 
-class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class Echo(PythonModel):
     """A pyfunc that answers with its input."""
 
-    def predict(self, context: object, model_input: pd.DataFrame) -> pd.DataFrame:
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         return model_input
 
 

@@ -24,6 +24,7 @@ from actuators import (
     spy_on_cloud,
 )
 from lab import Lab, LabSettings, SimClock
+from tests._narrow import some
 from tests.k8s._backends import external_name_service
 
 NS = "shop"
@@ -102,7 +103,7 @@ def _ctx(lab: Lab, rds: Any, dry_run: bool = False) -> ActionContext:
 
 
 def _endpoint(lab: Lab) -> str:
-    return str(lab.kube.core_v1.read_namespaced_service("orders-db", NS).spec.external_name)
+    return some(some(lab.kube.core_v1.read_namespaced_service("orders-db", NS).spec).external_name)
 
 
 def test_the_writes_move_with_a_failover_and_undo_fails_back(lab: Lab, rds: Any) -> None:

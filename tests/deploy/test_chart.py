@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from lab.k8s import CHART, ChartError, KubeCluster, helm_binary, rbac_violations, render_chart
 from ooda._config import validate
+from tests._narrow import name_of, some
 from tests.k8s._chart import ChartRelease
 
 ROOT = Path(__file__).parents[2]
@@ -229,29 +230,28 @@ def test_the_chart_runs_on_the_control_plane(
 
     def available() -> bool:
         d = admin.apps_v1.read_namespaced_deployment("ooda", ns)
-        return (d.status.available_replicas or 0) == 2
+        return d.status is not None and (d.status.available_replicas or 0) == 2
 
     _until(available, "both ooda replicas available", 90)
     pdb = admin.policy_v1.read_namespaced_pod_disruption_budget("ooda", ns)
-    _until(
-        lambda: (
-            admin.policy_v1.read_namespaced_pod_disruption_budget("ooda", ns).status.current_healthy
-            == 2
-        ),
-        "the PDB to count both replicas",
-        30,
-    )
-    assert pdb.spec.min_available == 1
+
+    def counted() -> bool:
+        status = admin.policy_v1.read_namespaced_pod_disruption_budget("ooda", ns).status
+        return status is not None and status.current_healthy == 2
+
+    _until(counted, "the PDB to count both replicas", 30)
+    assert some(pdb.spec).min_available == 1
     # The RayService passed KubeRay's own CRD schema.
     rayservice = admin.custom_objects.get_namespaced_custom_object(
         "ray.io", "v1", ns, "rayservices", "ooda-scoring"
     )
+    assert isinstance(rayservice, dict)
     assert yaml.safe_load(rayservice["spec"]["serveConfigV2"]) == yaml.safe_load(
         SERVE_CONFIG.read_text()
     )
     # What the pods mount is what `ooda run` validates.
     configmap = admin.core_v1.read_namespaced_config_map("ooda", ns)
-    assert validate(yaml.safe_load(configmap.data["config.yaml"])).leader.enabled
+    assert validate(yaml.safe_load(some(configmap.data)["config.yaml"])).leader.enabled
 
 
 def _status(call: Callable[[], Any]) -> int:
@@ -268,8 +268,8 @@ def test_the_service_account_is_refused_what_the_role_does_not_grant(
 ) -> None:
     sa = ooda_chart.clients
     admin = kube_cluster.clients()
-    pod = admin.core_v1.list_namespaced_pod(ooda_chart.namespace).items[0].metadata.name
-    node = admin.core_v1.list_node().items[0].metadata.name
+    pod = name_of(admin.core_v1.list_namespaced_pod(ooda_chart.namespace).items[0])
+    node = name_of(admin.core_v1.list_node().items[0])
     refused = {
         "read a Secret": lambda: sa.core_v1.list_namespaced_secret("shop"),
         "read its own audit Secret": lambda: sa.core_v1.read_namespaced_secret(

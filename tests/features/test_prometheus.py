@@ -11,6 +11,7 @@ limit), on at most 5 % of the rows; and the pod family may keep a deleted pod on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -155,7 +156,9 @@ def _matrix(series: list[tuple[dict[str, str], list[tuple[float, str]]]]) -> dic
 T0 = HISTORY_START.timestamp()
 
 
-def _mock(handler, **settings: object) -> tuple[PrometheusSource, list[float]]:  # type: ignore[no-untyped-def]
+def _mock(
+    handler: Callable[[httpx.Request], httpx.Response], **settings: object
+) -> tuple[PrometheusSource, list[float]]:
     slept: list[float] = []
     source = PrometheusSource(
         PrometheusSettings(url="http://prom.test:9090", region="r1", **settings),  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from contracts import MetricFamily
 from features import PrometheusSettings, PrometheusSource
@@ -27,7 +28,7 @@ def test_queue_depth_reaches_the_loop_through_boto3_and_prometheus(
     url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
     for i in range(SENT):
         sqs.send_message(QueueUrl=url, MessageBody=f"receipt-{i}")
-    taken = []
+    taken: list[dict[str, Any]] = []
     while len(taken) < TAKEN:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=TAKEN - len(taken))
         taken += got.get("Messages", [])

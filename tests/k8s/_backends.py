@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from actuators import KubeClients
 from lab import Lab, LabSettings, SimClock
 from lab.k8s import ClusterClients, KubeCluster
+from tests._narrow import name_of
 from tests.k8s._chart import ChartRelease
 
 SERVICE = "checkout"
@@ -171,13 +172,14 @@ class Backend:
     ensure_namespace: Callable[[str], None] = lambda _name: None
     """Create a namespace where the backend needs one (the lab takes any)."""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
-    actor: KubeClients | None = None
-    """The identity the actions run as (default ``kube``, the test's own admin identity): on
-    the real control plane, the chart's ServiceAccount and nothing more."""
+    run_as: KubeClients | None = None
+    """The identity the actions run as, if not ``kube`` (see ``actor``)."""
 
-    def __post_init__(self) -> None:
-        if self.actor is None:
-            self.actor = self.kube
+    @property
+    def actor(self) -> KubeClients:
+        """The identity the actions run as (default ``kube``, the test's own admin identity): on
+        the real control plane, the chart's ServiceAccount and nothing more."""
+        return self.kube if self.run_as is None else self.run_as
 
     def wait_for(self, predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
         """Let time pass until ``predicate`` holds; fail naming ``what`` if it never does."""
@@ -341,7 +343,7 @@ def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Bac
         time.sleep,
         _wall_advance_until,
         c.apiextensions_v1,
-        actor=actor,
+        run_as=actor,
     )
 
     def ensure_namespace(name: str) -> None:
@@ -355,9 +357,9 @@ def real_backend(cluster: KubeCluster, chart: ChartRelease | None = None) -> Bac
 
     def cleanup() -> None:
         for node in c.core_v1.list_node().items:
-            if node.spec.unschedulable:
+            if node.spec and node.spec.unschedulable:
                 c.core_v1.patch_node(
-                    node.metadata.name,
+                    name_of(node),
                     {"spec": {"unschedulable": None}},
                     _content_type="application/merge-patch+json",
                 )

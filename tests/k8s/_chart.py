@@ -24,7 +24,7 @@ from lab.k8s import (
 
 #: Where the session installs ooda's chart, and the values it installs it with.
 CHART_NAMESPACE = "ooda"
-CHART_VALUES = {
+CHART_VALUES: dict[str, Any] = {
     "config": {"namespace": "shop"},
     "rbac": {"argoCD": {"enabled": True}, "restoreConfig": True},
     "audit": {"urlSecret": {"name": "ooda-audit"}},
@@ -93,7 +93,8 @@ def _wait_established(admin: ClusterClients, name: str, timeout_s: float = 30.0)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = admin.apiextensions_v1.read_custom_resource_definition(name).status
-        if any(c.type == "Established" and c.status == "True" for c in status.conditions or []):
+        conditions = (status.conditions if status else None) or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
             return
         time.sleep(0.2)
     raise AssertionError(f"CRD {name} not Established after {timeout_s:.0f} s")

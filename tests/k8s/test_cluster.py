@@ -21,6 +21,7 @@ from lab.k8s import (
     node_ready,
 )
 from ooda import read_heartbeat_lags, read_workloads
+from tests._narrow import name_of, some
 from tests.k8s._backends import SERVICE, ready_pods, real_backend
 
 pytestmark = pytest.mark.k8s
@@ -35,14 +36,14 @@ def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) ->
 
 
 def _condition(node: client.V1Node, kind: str) -> str | None:
-    for c in node.status.conditions or []:
+    for c in some(node.status).conditions or []:
         if c.type == kind:
             return str(c.status)
     return None
 
 
 def _taints(node: client.V1Node) -> set[str]:
-    return {f"{t.key}:{t.effect}" for t in node.spec.taints or []}
+    return {f"{t.key}:{t.effect}" for t in some(node.spec).taints or []}
 
 
 def test_crashloop_stage_raises_restarts_and_the_policy_sees_it(kube_cluster: KubeCluster) -> None:
@@ -101,7 +102,7 @@ def test_a_pod_no_node_has_room_for_is_read_as_unschedulable(kube_cluster: KubeC
 
 def test_node_faults_set_conditions_and_the_controllers_taint(kube_cluster: KubeCluster) -> None:
     core = kube_cluster.clients().core_v1
-    sick, full = (n.metadata.name for n in core.list_node().items[:2])
+    sick, full = (name_of(n) for n in core.list_node().items[:2])
     kube_cluster.set_fault("node-not-ready", "node", sick)
     kube_cluster.set_fault("disk-pressure", "node", full)
     try:
@@ -139,18 +140,19 @@ def test_two_regions_run_side_by_side(kube_cluster: KubeCluster) -> None:
         assert second.kubeconfig != kube_cluster.kubeconfig
         assert second.server != kube_cluster.server
         regions = {
-            n.metadata.labels["topology.kubernetes.io/region"]
+            some(some(n.metadata).labels)["topology.kubernetes.io/region"]
             for n in second.clients().core_v1.list_node().items
         }
         assert regions == {"us-east-1"}
         first_nodes = kube_cluster.clients().core_v1.list_node().items
-        assert {n.metadata.labels["topology.kubernetes.io/region"] for n in first_nodes} == {
-            "eu-west-1"
+        first_regions = {
+            some(some(n.metadata).labels)["topology.kubernetes.io/region"] for n in first_nodes
         }
+        assert first_regions == {"eu-west-1"}
         second.clients().core_v1.create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name="only-in-us"))
         )
-        names = {n.metadata.name for n in kube_cluster.clients().core_v1.list_namespace().items}
+        names = {name_of(n) for n in kube_cluster.clients().core_v1.list_namespace().items}
         assert "only-in-us" not in names
         pids = [p.popen.pid for p in second._procs]
         workdir = second.workdir
@@ -207,10 +209,10 @@ def test_a_kubelet_that_stops_renewing_its_lease_trails_the_others(
         )
         for _ in range(3):
             time.sleep(2)
-            lease.spec.renew_time = _now()
+            some(lease.spec).renew_time = _now()
             lease = leases.replace_namespaced_lease(name, NODE_LEASE_NAMESPACE, lease)
         lags = read_heartbeat_lags(kube)
-        assert {n.metadata.name for n in core.list_node().items} <= set(lags)
+        assert {name_of(n) for n in core.list_node().items} <= set(lags)
         assert max(lags.values()) < 20, lags
         silent = time.monotonic()
         _until(lambda: read_heartbeat_lags(kube)[name] >= 20, "its Lease to trail", 60)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lab import CrashLoopFault, Lab, LabSettings, SimClock, TrafficSurgeFault
+from tests._narrow import name_of, some
 
 NS = "shop"
 NOON = datetime(2025, 1, 8, 12, tzinfo=UTC)
@@ -98,20 +99,26 @@ def test_pods_keep_their_state_through_churn_and_compaction() -> None:
     table = lab.cluster.pod_table
     for _ in range(80):  # every deletion creates a replacement: more rows than the table had
         pod = lab.kube.core_v1.list_namespaced_pod(NS, label_selector="app=frontend").items[0]
-        lab.kube.core_v1.delete_namespaced_pod(pod.metadata.name, NS)
+        lab.kube.core_v1.delete_namespaced_pod(name_of(pod), NS)
         lab.step(timedelta(seconds=15))
     lab.step(timedelta(minutes=3))
     rows = range(table.compact())
     assert [table.pod(row) for row in rows] == list(lab.cluster.pods.values())
     assert len(rows) < int(table.serial[: len(rows)].max())  # rows of removed pods dropped
     assert not table.alive[len(rows) :].any()
-    for row, pod in zip(rows, lab.cluster.pods.values(), strict=True):
-        assert pod.cpu_seconds == table.cpu_seconds[row] > 0 and pod.node is not None
+    for row, state in zip(rows, lab.cluster.pods.values(), strict=True):
+        assert state.cpu_seconds == table.cpu_seconds[row] > 0 and state.node is not None
     served = lab.kube.core_v1.list_namespaced_pod(NS).items
-    assert [p.metadata.name for p in served] == list(lab.cluster.pods)
+    assert [name_of(p) for p in served] == list(lab.cluster.pods)
     end = lab.clock.now()
-    started = [p for p in served if p.metadata.creation_timestamp <= end - timedelta(seconds=70)]
-    assert len(started) >= 9 and all(p.status.container_statuses[0].ready for p in started)
+    started = [
+        p
+        for p in served
+        if some(some(p.metadata).creation_timestamp) <= end - timedelta(seconds=70)
+    ]
+    assert len(started) >= 9 and all(
+        some(some(p.status).container_statuses)[0].ready for p in started
+    )
     window = lab.source.query_range(end - timedelta(minutes=2), end, timedelta(minutes=1))
     assert window.request_rate.notna().all() and window.cpu_utilisation.notna().all()
 
@@ -130,16 +137,16 @@ def test_unchanged_objects_are_served_as_the_same_model() -> None:
         first, again = read(), read()
         assert all(a is b for a, b in zip(first, again, strict=True))
     pod = served[0]
-    deleted = lab.kube.core_v1.delete_namespaced_pod(pod.metadata.name, NS)
-    assert deleted.metadata.deletion_timestamp is not None
-    assert pod.metadata.deletion_timestamp is None  # the served model was left alone
-    before = {p.metadata.name: p for p in lab.kube.core_v1.list_namespaced_pod(NS).items}
-    (replacement,) = set(before) - {p.metadata.name for p in served}
+    deleted = lab.kube.core_v1.delete_namespaced_pod(name_of(pod), NS)
+    assert some(deleted.metadata).deletion_timestamp is not None
+    assert some(pod.metadata).deletion_timestamp is None  # the served model was left alone
+    before = {name_of(p): p for p in lab.kube.core_v1.list_namespaced_pod(NS).items}
+    (replacement,) = set(before) - {name_of(p) for p in served}
     lab.step(timedelta(minutes=2))  # the replacement became Ready
-    after = {p.metadata.name: p for p in lab.kube.core_v1.list_namespaced_pod(NS).items}
+    after = {name_of(p): p for p in lab.kube.core_v1.list_namespaced_pod(NS).items}
     changed = {name for name in before if after[name] is not before[name]}
     assert changed == {replacement}
-    new, old = after[replacement].metadata, before[replacement].metadata
+    new, old = some(after[replacement].metadata), some(before[replacement].metadata)
     assert new.resource_version != old.resource_version
 
 
@@ -148,9 +155,9 @@ def test_a_deep_copy_serves_its_own_objects(step: timedelta) -> None:
     lab = Lab(LabSettings(), SimClock(NOON))
     lab.kube.core_v1.list_namespaced_pod(NS)
     twin = copy.deepcopy(lab)
-    name = lab.kube.core_v1.list_namespaced_pod(NS).items[0].metadata.name
+    name = name_of(lab.kube.core_v1.list_namespaced_pod(NS).items[0])
     lab.kube.core_v1.delete_namespaced_pod(name, NS)
     lab.step(step)
     twin.step(step)
-    assert name in {p.metadata.name for p in twin.kube.core_v1.list_namespaced_pod(NS).items}
-    assert name not in {p.metadata.name for p in lab.kube.core_v1.list_namespaced_pod(NS).items}
+    assert name in {name_of(p) for p in twin.kube.core_v1.list_namespaced_pod(NS).items}
+    assert name not in {name_of(p) for p in lab.kube.core_v1.list_namespaced_pod(NS).items}

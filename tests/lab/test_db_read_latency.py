@@ -62,6 +62,7 @@ def test_the_lab_creates_the_writer_and_reader_services(lab: Lab) -> None:
     core = lab.kube.core_v1
     writer = core.read_namespaced_service("payments-db", NS)
     reader = core.read_namespaced_service("payments-db-reader", NS)
+    assert writer.spec is not None and reader.spec is not None
     assert writer.spec.type == reader.spec.type == "ExternalName"
     assert writer.spec.external_name == PRIMARY
     assert reader.spec.external_name == "payments-db.shop.svc.cluster.local"

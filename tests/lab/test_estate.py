@@ -22,6 +22,7 @@ from lab import (
     TrafficSurgeFault,
     UnknownServiceError,
 )
+from tests._narrow import some
 
 NS = "shop"
 PEAK = datetime(2025, 1, 8, 19, tzinfo=UTC)  # a Wednesday at the daily peak
@@ -42,7 +43,8 @@ def test_raising_min_replicas_scales_out_and_lowers_utilisation_and_latency() ->
     lab = Lab(LabSettings(), SimClock(PEAK))
     lab.step(timedelta(minutes=15))
     before = window(lab, 5, "frontend")
-    replicas = lab.kube.apps_v1.read_namespaced_deployment_scale("frontend", NS).spec.replicas
+    scale = lab.kube.apps_v1.read_namespaced_deployment_scale("frontend", NS)
+    replicas = some(some(scale.spec).replicas)
     lab.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
         "frontend",
         NS,
@@ -68,11 +70,11 @@ def test_crash_loop_shows_in_metrics_and_deleting_the_pod_heals() -> None:
     waiting_seen = False
     for _ in range(40):  # 10 minutes
         lab.step(timedelta(seconds=15))
-        status = lab.kube.core_v1.read_namespaced_pod(record.target, NS).status
-        waiting = status.container_statuses[0].state.waiting
+        status = some(lab.kube.core_v1.read_namespaced_pod(record.target, NS).status)
+        waiting = some(some(status.container_statuses)[0].state).waiting
         waiting_seen |= waiting is not None and waiting.reason == "CrashLoopBackOff"
     assert waiting_seen
-    assert status.container_statuses[0].restart_count >= 4
+    assert some(status.container_statuses)[0].restart_count >= 4
     broken = window(lab, 10, "checkout")
     assert broken.restarts.max() >= 3
     assert broken.error_rate.max() > 0.01

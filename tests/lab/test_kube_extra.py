@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lab import Lab, LabSettings, SimClock
+from tests._narrow import name_of, some
 
 NS = "shop"
 MERGE = "application/merge-patch+json"
@@ -27,12 +28,12 @@ def lab() -> Lab:
 def still(lab: Lab) -> Lab:
     """The lab without its HPAs, so that replica counts stay where the tests put them."""
     for hpa in lab.kube.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler(NS).items:
-        lab.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(hpa.metadata.name, NS)
+        lab.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(name_of(hpa), NS)
     return lab
 
 
 def status_of(err: pytest.ExceptionInfo[ApiException]) -> tuple[int, str]:
-    return err.value.status, json.loads(err.value.body)["reason"]
+    return err.value.status, json.loads(some(err.value.body))["reason"]
 
 
 def pods(lab: Lab, app: str) -> list[Any]:
@@ -47,9 +48,9 @@ def test_a_dict_patch_is_a_strategic_merge_unless_a_merge_type_is_named(lab: Lab
     """Client v37.0.1 sends a non-list body given as a JSON patch (its default) as a strategic
     merge patch; a list is a JSON patch, which a merge patch type cannot carry."""
     kube = lab.kube
-    node = kube.core_v1.list_node().items[0].metadata.name
+    node = name_of(kube.core_v1.list_node().items[0])
     kube.core_v1.patch_node(node, {"spec": {"unschedulable": True}})
-    assert kube.core_v1.read_node(node).spec.unschedulable is True
+    assert some(kube.core_v1.read_node(node).spec).unschedulable is True
     kube.apps_v1.patch_namespaced_deployment("payments", NS, {"spec": {"replicas": 4}})
     assert kube.apps_v1.read_namespaced_deployment("payments", NS).spec.replicas == 4
     kube.apps_v1.patch_namespaced_deployment_scale(
@@ -76,22 +77,22 @@ def test_a_dict_patch_is_a_strategic_merge_unless_a_merge_type_is_named(lab: Lab
 
 def test_cordon_taints_the_node_and_the_scheduler_avoids_it(still: Lab) -> None:
     lab, core = still, still.kube.core_v1
-    node = core.list_node().items[0].metadata.name
+    node = name_of(core.list_node().items[0])
     patched = core.patch_node(
         node,
         {"spec": {"unschedulable": True}, "metadata": {"labels": {"ooda.io/drain": "yes"}}},
         _content_type=MERGE,
     )
-    assert patched.spec.unschedulable is True
-    assert [(t.key, t.effect) for t in patched.spec.taints] == [
+    assert patched.spec is not None and patched.spec.unschedulable is True
+    assert [(t.key, t.effect) for t in some(patched.spec.taints)] == [
         ("node.kubernetes.io/unschedulable", "NoSchedule")
     ]
-    assert core.read_node(node).metadata.labels["ooda.io/drain"] == "yes"
-    others = [n for n in core.list_node().items if n.metadata.name != node]
-    assert others and all(n.spec.unschedulable is None and not n.spec.taints for n in others)
-    assert [n.metadata.name for n in core.list_node(label_selector="ooda.io/drain=yes").items] == [
-        node
-    ]
+    assert some(some(core.read_node(node).metadata).labels)["ooda.io/drain"] == "yes"
+    others = [n for n in core.list_node().items if name_of(n) != node]
+    assert others and all(
+        some(n.spec).unschedulable is None and not some(n.spec).taints for n in others
+    )
+    assert [name_of(n) for n in core.list_node(label_selector="ooda.io/drain=yes").items] == [node]
 
     before = {p.metadata.name for p in pods(lab, "checkout")}
     lab.kube.apps_v1.patch_namespaced_deployment_scale(
@@ -105,8 +106,10 @@ def test_cordon_taints_the_node_and_the_scheduler_avoids_it(still: Lab) -> None:
         {"spec": {"unschedulable": None}, "metadata": {"labels": {"ooda.io/drain": None}}},
         _content_type=MERGE,
     )
+    assert uncordoned.spec is not None
     assert uncordoned.spec.unschedulable is None and uncordoned.spec.taints is None
-    assert "ooda.io/drain" not in uncordoned.metadata.labels
+    assert "ooda.io/drain" not in some(some(uncordoned.metadata).labels)
+    bad: dict[str, Any]
     for bad in ({"spec": {"taints": []}}, {"spec": {"unschedulable": "yes"}}):
         with pytest.raises(ApiException) as err:
             core.patch_node(node, bad, _content_type=MERGE)
@@ -123,7 +126,7 @@ def test_eviction_respects_the_budget_until_the_replacement_is_ready(still: Lab)
     )
     pdb = policy.create_namespaced_pod_disruption_budget(NS, body)
     assert isinstance(pdb, client.V1PodDisruptionBudget)
-    status = pdb.status
+    status = some(pdb.status)
     assert (status.current_healthy, status.desired_healthy, status.expected_pods) == (5, 4, 5)
     assert status.disruptions_allowed == 1
     with pytest.raises(ApiException) as err:
@@ -135,16 +138,18 @@ def test_eviction_respects_the_budget_until_the_replacement_is_ready(still: Lab)
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod_eviction(second, NS, client.V1Eviction())
     assert status_of(err) == (429, "TooManyRequests")
-    assert "disruption budget" in json.loads(err.value.body)["message"]
-    assert core.read_namespaced_pod(second, NS).metadata.name == second
-    status = policy.read_namespaced_pod_disruption_budget("payments", NS).status
+    assert "disruption budget" in json.loads(some(err.value.body))["message"]
+    assert name_of(core.read_namespaced_pod(second, NS)) == second
+    status = some(policy.read_namespaced_pod_disruption_budget("payments", NS).status)
     assert (status.current_healthy, status.disruptions_allowed) == (4, 0)
 
     # The replacement is not Ready yet: it may go (a pod that is not Ready always may).
     (replacement,) = [p for p in pods(lab, "payments") if not ready(p)]
     core.create_namespaced_pod_eviction(replacement.metadata.name, NS, client.V1Eviction())
     lab.step(timedelta(seconds=90))  # pending 10 s + start-up 60 s
-    assert policy.read_namespaced_pod_disruption_budget("payments", NS).status.disruptions_allowed
+    assert some(
+        policy.read_namespaced_pod_disruption_budget("payments", NS).status
+    ).disruptions_allowed
     core.create_namespaced_pod_eviction(second, NS, client.V1Eviction())
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod(second, NS)
@@ -163,10 +168,12 @@ def test_budget_percentages_round_up_and_need_exactly_one_bound(lab: Lab) -> Non
     created = policy.create_namespaced_pod_disruption_budget(
         NS, {"metadata": {"name": "half"}, "spec": {"minAvailable": "50%", "selector": selector}}
     )
+    assert created.status is not None
     assert (created.status.desired_healthy, created.status.disruptions_allowed) == (3, 2)
     created = policy.create_namespaced_pod_disruption_budget(
         NS, {"metadata": {"name": "some"}, "spec": {"maxUnavailable": "30%", "selector": selector}}
     )
+    assert created.status is not None
     assert (created.status.desired_healthy, created.status.disruptions_allowed) == (3, 2)
     for spec in ({"selector": selector}, {"minAvailable": 1, "maxUnavailable": 1}):
         with pytest.raises(ApiException) as err:
@@ -184,17 +191,19 @@ def test_a_new_image_rolls_out_revision_2_and_replaces_every_pod(still: Lab) -> 
     image = "registry.example.com/shop/payments:1.5.0"
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "payments", "image": image}]}}}}
     dep = apps.patch_namespaced_deployment("payments", NS, patch, _content_type=MERGE)
-    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    assert dep.metadata is not None and dep.status is not None
+    assert some(dep.metadata.annotations)["deployment.kubernetes.io/revision"] == "2"
     assert dep.metadata.generation == dep.status.observed_generation == 2
-    assert dep.spec.template.spec.containers[0].image == image
+    assert some(dep.spec.template.spec).containers[0].image == image
     assert dep.status.updated_replicas == 5 and dep.status.replicas == 10  # surge
 
     sets = apps.list_namespaced_replica_set(NS, label_selector="app=payments").items
-    (new_rs,) = [rs for rs in sets if rs.metadata.name != old_rs.metadata.name]
-    new_hash = new_rs.metadata.labels["pod-template-hash"]
-    assert new_rs.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
-    assert new_rs.metadata.owner_references[0].uid == dep.metadata.uid
-    assert new_rs.spec.template.spec.containers[0].image == image
+    (new_rs,) = [rs for rs in sets if name_of(rs) != name_of(old_rs)]
+    new_meta = some(new_rs.metadata)
+    new_hash = some(new_meta.labels)["pod-template-hash"]
+    assert some(new_meta.annotations)["deployment.kubernetes.io/revision"] == "2"
+    assert some(new_meta.owner_references)[0].uid == dep.metadata.uid
+    assert some(some(some(new_rs.spec).template).spec).containers[0].image == image
 
     lab.step(timedelta(seconds=30))
     assert old_pods <= {p.metadata.name for p in pods(lab, "payments")}  # not Ready yet
@@ -204,11 +213,12 @@ def test_a_new_image_rolls_out_revision_2_and_replaces_every_pod(still: Lab) -> 
     for pod in now:
         assert pod.metadata.name.startswith(f"payments-{new_hash}-")
         assert pod.metadata.labels["pod-template-hash"] == new_hash
-        assert pod.metadata.owner_references[0].name == new_rs.metadata.name
+        assert pod.metadata.owner_references[0].name == new_meta.name
         assert pod.spec.containers[0].image == image
-    old = apps.read_namespaced_replica_set(old_rs.metadata.name, NS)
-    assert (old.spec.replicas, old.status.replicas) == (0, 0)
+    old = apps.read_namespaced_replica_set(name_of(old_rs), NS)
+    assert (some(old.spec).replicas, some(old.status).replicas) == (0, 0)
     dep = apps.read_namespaced_deployment("payments", NS)
+    assert dep.status is not None
     assert (dep.status.updated_replicas, dep.status.ready_replicas) == (5, 5)
 
 
@@ -223,6 +233,7 @@ def test_replacing_the_template_with_an_old_one_reuses_its_replica_set(still: La
         _content_type=MERGE,
     )
     lab.step(timedelta(seconds=90))
+    assert first.spec is not None and first.spec.template is not None
     template = client.ApiClient().sanitize_for_serialization(first.spec.template)
     undo = [
         {"op": "replace", "path": "/spec/template", "value": template},
@@ -232,19 +243,23 @@ def test_replacing_the_template_with_an_old_one_reuses_its_replica_set(still: La
         apps.patch_namespaced_deployment("frontend", NS, undo, _content_type=MERGE)
     assert err.value.status == 400
     dep = apps.patch_namespaced_deployment("frontend", NS, undo)  # the client's default
-    assert dep.metadata.annotations == {"team": "web", "deployment.kubernetes.io/revision": "3"}
+    assert some(dep.metadata).annotations == {
+        "team": "web",
+        "deployment.kubernetes.io/revision": "3",
+    }
     assert (
-        dep.spec.template.spec.containers[0].image == first.spec.template.spec.containers[0].image
+        some(dep.spec.template.spec).containers[0].image
+        == some(first.spec.template.spec).containers[0].image
     )
 
     sets = apps.list_namespaced_replica_set(NS, label_selector="app=frontend").items
     revisions = {
-        rs.metadata.labels["pod-template-hash"]: rs.metadata.annotations[
+        some(some(rs.metadata).labels)["pod-template-hash"]: some(some(rs.metadata).annotations)[
             "deployment.kubernetes.io/revision"
         ]
         for rs in sets
     }
-    first_hash = first.metadata.labels["pod-template-hash"]
+    first_hash = some(some(first.metadata).labels)["pod-template-hash"]
     assert len(revisions) == 2 and revisions[first_hash] == "3"
     lab.step(timedelta(seconds=90))
     assert {p.metadata.labels["pod-template-hash"] for p in pods(lab, "frontend")} == {first_hash}
@@ -261,7 +276,8 @@ def test_deleting_the_hpa_leaves_the_replicas_alone(lab: Lab) -> None:
         "checkout", NS, {"spec": {"replicas": 1}}, _content_type=MERGE
     )
     lab.step(timedelta(seconds=30))
-    assert apps.read_namespaced_deployment_scale("checkout", NS).spec.replicas == 3  # minReplicas
+    scale = apps.read_namespaced_deployment_scale("checkout", NS)
+    assert some(scale.spec).replicas == 3  # minReplicas
     hpas.delete_namespaced_horizontal_pod_autoscaler("checkout", NS)
     with pytest.raises(ApiException) as err:
         hpas.read_namespaced_horizontal_pod_autoscaler("checkout", NS)
@@ -270,7 +286,7 @@ def test_deleting_the_hpa_leaves_the_replicas_alone(lab: Lab) -> None:
         "checkout", NS, {"spec": {"replicas": 1}}, _content_type=MERGE
     )
     lab.step(timedelta(minutes=2))
-    assert apps.read_namespaced_deployment_scale("checkout", NS).spec.replicas == 1
+    assert some(apps.read_namespaced_deployment_scale("checkout", NS).spec).replicas == 1
 
 
 CRD = {
@@ -313,13 +329,14 @@ def test_custom_objects_need_their_crd_and_take_json_merge_patches(lab: Lab) -> 
         objects.create_namespaced_custom_object(GROUP, VERSION, "argocd", PLURAL, app)
     assert status_of(err) == (404, "NotFound")
     assert (
-        json.loads(err.value.body)["message"] == "the server could not find the requested resource"
+        json.loads(some(err.value.body))["message"]
+        == "the server could not find the requested resource"
     )
 
     crd = crds.create_custom_resource_definition(CRD)
     assert crd.spec.names.kind == "Application"
-    conditions = crds.read_custom_resource_definition(f"{PLURAL}.{GROUP}").status.conditions
-    assert {c.type: c.status for c in conditions}["Established"] == "True"
+    crd_status = some(crds.read_custom_resource_definition(f"{PLURAL}.{GROUP}").status)
+    assert {c.type: c.status for c in some(crd_status.conditions)}["Established"] == "True"
     with pytest.raises(ApiException) as err:
         crds.create_custom_resource_definition(CRD)
     assert err.value.status == 409

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lab import Lab, LabSettings, SimClock
+from tests._narrow import name_of, some
 
 NS = "shop"
 MERGE = "application/merge-patch+json"
@@ -29,12 +31,12 @@ def lab() -> Lab:
 def still(lab: Lab) -> Lab:
     """The lab without its HPAs, so that only the tests change the Deployments."""
     for hpa in lab.kube.autoscaling_v2.list_namespaced_horizontal_pod_autoscaler(NS).items:
-        lab.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(hpa.metadata.name, NS)
+        lab.kube.autoscaling_v2.delete_namespaced_horizontal_pod_autoscaler(name_of(hpa), NS)
     return lab
 
 
 def node_name(lab: Lab) -> str:
-    return str(lab.kube.core_v1.list_node().items[0].metadata.name)
+    return name_of(lab.kube.core_v1.list_node().items[0])
 
 
 def rv(obj: Any) -> int:
@@ -93,12 +95,12 @@ def test_annotations_are_listed(lab: Lab) -> None:
     for read, patch in kinds(lab).values():
         patch({"metadata": {"annotations": {"team": "shop"}}})
         assert user_annotations(read()) == {"team": "shop"}
-    listed = [
+    listed: list[client.V1Node | client.V1Deployment | client.V2HorizontalPodAutoscaler] = [
         *core.list_node().items,
         *apps.list_namespaced_deployment(NS).items,
         *hpas.list_namespaced_horizontal_pod_autoscaler(NS).items,
     ]
-    tagged = {(o.kind, o.metadata.name) for o in listed if user_annotations(o) == {"team": "shop"}}
+    tagged = {(o.kind, name_of(o)) for o in listed if user_annotations(o) == {"team": "shop"}}
     assert tagged == {
         ("Node", node_name(lab)),
         ("Deployment", "checkout"),
@@ -129,7 +131,7 @@ def test_invalid_annotations_are_422_and_change_nothing(
     with pytest.raises(ApiException) as err:
         patch({"metadata": {"annotations": annotations}})
     assert err.value.status == 422
-    assert json.loads(err.value.body)["reason"] == "Invalid"
+    assert json.loads(some(err.value.body))["reason"] == "Invalid"
     after = read()
     assert user_annotations(after) == {} and rv(after) == rv(before)
 
@@ -154,14 +156,15 @@ def test_json_patch_adds_replaces_and_removes_single_annotations(still: Lab) -> 
         ],
     )
     assert user_annotations(dep) == {"ooda.example.com/owner": "loop", "team": "shop"}
-    assert dep.metadata.annotations[REVISION] == "1" and dep.metadata.generation == 1
+    assert dep.metadata is not None
+    assert some(dep.metadata.annotations)[REVISION] == "1" and dep.metadata.generation == 1
     apps.patch_namespaced_deployment("checkout", NS, [{"op": "replace", "path": key, "value": "x"}])
     apps.patch_namespaced_deployment(
         "checkout", NS, [{"op": "remove", "path": "/metadata/annotations/team"}]
     )
     dep = apps.read_namespaced_deployment("checkout", NS)
     assert user_annotations(dep) == {"ooda.example.com/owner": "x"}
-    assert dep.metadata.annotations[REVISION] == "1"  # the controller's, not removable
+    assert some(some(dep.metadata).annotations)[REVISION] == "1"  # the controller's, not removable
 
     for ops in (
         [{"op": "remove", "path": "/metadata/annotations/missing"}],
@@ -186,7 +189,7 @@ def test_json_patch_adds_replaces_and_removes_single_annotations(still: Lab) -> 
     dep = apps.patch_namespaced_deployment(
         "checkout", NS, [{"op": "remove", "path": "/metadata/annotations"}]
     )
-    assert dep.metadata.annotations == {REVISION: "1"}
+    assert some(dep.metadata).annotations == {REVISION: "1"}
 
 
 def test_a_patch_that_changes_an_object_moves_its_resource_version_on(lab: Lab) -> None:
@@ -212,20 +215,20 @@ def test_unchanged_objects_keep_their_resource_version(still: Lab) -> None:
     pod = core.list_namespaced_pod(NS, label_selector="app=checkout").items[0]
     lab.step(timedelta(seconds=45))
     assert rv(core.read_node(node)) == first
-    assert {n.metadata.name: rv(n) for n in core.list_node().items}[node] == first
+    assert {name_of(n): rv(n) for n in core.list_node().items}[node] == first
     assert rv(apps.read_namespaced_deployment("checkout", NS)) == dep
-    assert rv(core.read_namespaced_pod(pod.metadata.name, NS)) == rv(pod)
+    assert rv(core.read_namespaced_pod(name_of(pod), NS)) == rv(pod)
     # A patch that changes nothing writes nothing.
     assert rv(core.patch_node(node, {"spec": {"unschedulable": None}})) == first
     scale = apps.read_namespaced_deployment_scale("checkout", NS)
     same = apps.patch_namespaced_deployment_scale(
-        "checkout", NS, {"spec": {"replicas": scale.spec.replicas}}, _content_type=MERGE
+        "checkout", NS, {"spec": {"replicas": some(scale.spec).replicas}}, _content_type=MERGE
     )
     assert rv(same) == rv(scale) == dep
-    assert apps.read_namespaced_deployment("checkout", NS).metadata.generation == 1
+    assert some(apps.read_namespaced_deployment("checkout", NS).metadata).generation == 1
     # A list is read at the cluster's revision, at least that of each item.
     listed = core.list_node()
-    assert int(listed.metadata.resource_version) >= max(rv(n) for n in listed.items)
+    assert int(some(some(listed.metadata).resource_version)) >= max(rv(n) for n in listed.items)
 
 
 def test_the_hpa_controller_moves_the_hpa_and_deployment_resource_versions_on(lab: Lab) -> None:
@@ -235,40 +238,40 @@ def test_the_hpa_controller_moves_the_hpa_and_deployment_resource_versions_on(la
     )
     hpa = hpas.read_namespaced_horizontal_pod_autoscaler("checkout", NS)
     dep = apps.read_namespaced_deployment("checkout", NS)
-    assert dep.spec.replicas < 8 and hpa.status.desired_replicas < 8
+    assert some(dep.spec.replicas) < 8 and some(hpa.status).desired_replicas < 8
     lab.step(timedelta(seconds=15))  # one HPA sync
     hpa_after = hpas.read_namespaced_horizontal_pod_autoscaler("checkout", NS)
     dep_after = apps.read_namespaced_deployment("checkout", NS)
-    assert hpa_after.status.desired_replicas == dep_after.spec.replicas == 8
+    assert some(hpa_after.status).desired_replicas == dep_after.spec.replicas == 8
     assert rv(hpa_after) > rv(hpa)
     assert rv(dep_after) > rv(dep)
-    assert dep_after.metadata.generation == dep.metadata.generation + 1
-    assert apps.read_namespaced_deployment_scale("checkout", NS).metadata.resource_version == (
-        dep_after.metadata.resource_version
-    )
+    assert dep_after.metadata is not None and dep.metadata is not None
+    assert dep_after.metadata.generation == some(dep.metadata.generation) + 1
+    scale = apps.read_namespaced_deployment_scale("checkout", NS)
+    assert some(scale.metadata).resource_version == dep_after.metadata.resource_version
 
 
 def test_a_pod_gets_a_new_resource_version_as_it_starts(still: Lab) -> None:
     core = still.kube.core_v1
     victim = core.list_namespaced_pod(NS, label_selector="app=payments").items[0]
-    deleted = core.delete_namespaced_pod(victim.metadata.name, NS)
+    deleted = core.delete_namespaced_pod(name_of(victim), NS)
     assert rv(deleted) > rv(victim)
     (new,) = [
         p
         for p in core.list_namespaced_pod(NS, label_selector="app=payments").items
-        if p.status.phase == "Pending"
+        if some(p.status).phase == "Pending"
     ]
     assert rv(new) > rv(deleted)
     still.step(timedelta(seconds=30))
-    running = core.read_namespaced_pod(new.metadata.name, NS)
-    assert running.status.phase == "Running" and rv(running) > rv(new)
+    running = core.read_namespaced_pod(name_of(new), NS)
+    assert some(running.status).phase == "Running" and rv(running) > rv(new)
 
 
 def test_a_deep_copy_of_the_lab_keeps_its_own_revisions(still: Lab) -> None:
     pod = still.kube.core_v1.list_namespaced_pod(NS).items[0]
     twin = copy.deepcopy(still)
-    twin.kube.core_v1.delete_namespaced_pod(pod.metadata.name, NS)
-    assert rv(still.kube.core_v1.read_namespaced_pod(pod.metadata.name, NS)) == rv(pod)
+    twin.kube.core_v1.delete_namespaced_pod(name_of(pod), NS)
+    assert rv(still.kube.core_v1.read_namespaced_pod(name_of(pod), NS)) == rv(pod)
 
 
 @pytest.mark.parametrize("kind", ["node", "deployment", "hpa"])
@@ -279,7 +282,7 @@ def test_a_stale_resource_version_in_a_patch_is_a_conflict(lab: Lab, kind: str) 
     with pytest.raises(ApiException) as err:
         patch({"metadata": {"resourceVersion": seen, "annotations": {"lock": "b"}}})
     assert err.value.status == 409
-    assert json.loads(err.value.body)["reason"] == "Conflict"
+    assert json.loads(some(err.value.body))["reason"] == "Conflict"
     current = read().metadata.resource_version
     patched = patch({"metadata": {"resourceVersion": current, "annotations": {"lock": "b"}}})
     assert user_annotations(patched) == {"lock": "b"}
@@ -299,16 +302,23 @@ def test_every_call_takes_the_clients_options_and_is_counted(lab: Lab) -> None:
         "_request_auth": None,
         "_host_index": 0,
     }
+    # _Counted (lab/_kube.py) wraps every method to take these options at run time, but the
+    # methods' own signatures, which mypy reads, do not declare them: hence the call-arg ignores.
     core.read_node(node, **options)
     core.list_namespaced_pod(NS, label_selector="app=checkout", **options)
-    apps.read_namespaced_deployment("checkout", NS, _content_type="application/json", **options)
-    hpas.list_namespaced_horizontal_pod_autoscaler(NS, _request_timeout=5)
-    pod = core.list_namespaced_pod(NS, _request_timeout=5).items[0].metadata.name
+    apps.read_namespaced_deployment(
+        "checkout",
+        NS,
+        _content_type="application/json",  # type: ignore[call-arg]  # see _Counted
+        **options,
+    )
+    hpas.list_namespaced_horizontal_pod_autoscaler(NS, _request_timeout=5)  # type: ignore[call-arg]
+    pod = name_of(core.list_namespaced_pod(NS, _request_timeout=5).items[0])  # type: ignore[call-arg]
     # One call, although the eviction deletes the pod through the API's own method.
-    core.create_namespaced_pod_eviction(pod, NS, {}, _request_timeout=5)
+    core.create_namespaced_pod_eviction(pod, NS, {}, _request_timeout=5)  # type: ignore[call-arg]
     ops = [{"op": "replace", "path": "/spec/replicas", "value": 3}]
     with pytest.raises(ApiException) as err:  # _content_type still reaches the patch
-        apps.patch_namespaced_deployment_scale(
+        apps.patch_namespaced_deployment_scale(  # type: ignore[call-arg]  # see _Counted
             "checkout", NS, ops, _content_type=MERGE, _request_timeout=5
         )
     assert err.value.status == 400
@@ -319,23 +329,26 @@ def test_every_call_takes_the_clients_options_and_is_counted(lab: Lab) -> None:
     with pytest.raises(ApiException):  # a failed call is a call
         kube.custom_objects.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "x")
     kube.policy_v1.list_namespaced_pod_disruption_budget(NS)
-    kube.apiextensions_v1.create_custom_resource_definition(CRD, _request_timeout=10)
+    kube.apiextensions_v1.create_custom_resource_definition(
+        CRD,
+        _request_timeout=10,  # type: ignore[call-arg]  # see _Counted
+    )
     assert (kube.calls(), kube.calls_without_timeout()) == (11, 3)
 
     for timeout in (0, -1, "5", (1,), (1, 0), True):
         with pytest.raises(ValueError, match="_request_timeout"):
-            core.read_node(node, _request_timeout=timeout)
+            core.read_node(node, _request_timeout=timeout)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        core.read_node(node, _not_an_option=1)
+        core.read_node(node, _not_an_option=1)  # type: ignore[call-arg]  # deliberately unknown
 
 
 def test_custom_objects_share_the_clusters_revision_counter(lab: Lab) -> None:
     kube = lab.kube
     node = rv(kube.core_v1.read_node(node_name(lab)))
     crd = kube.apiextensions_v1.create_custom_resource_definition(CRD)
-    assert int(crd.metadata.resource_version) > node
+    assert int(some(some(crd.metadata).resource_version)) > node
     patched = kube.core_v1.patch_node(node_name(lab), {"metadata": {"annotations": {"a": "b"}}})
-    assert rv(patched) > int(crd.metadata.resource_version)
+    assert rv(patched) > int(some(some(crd.metadata).resource_version))
 
 
 CRD = {

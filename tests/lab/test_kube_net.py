@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lab import Lab, LabSettings, SimClock, TopologySettings, call_forest
 from lab._kube_net import LIMIT_RPS
+from tests._narrow import some
 from tests.k8s._backends import HTTPROUTE_CRD
 
 NS = "shop"
@@ -206,8 +207,8 @@ def test_each_service_reads_a_config_map_whose_writes_say_who_and_when(lab: Lab)
     names = {cm.metadata.name for cm in core.list_namespaced_config_map(NS).items}
     assert names == {f"{s}-config" for s in lab.services}
     dep = lab.kube.apps_v1.read_namespaced_deployment("checkout", NS)
-    [source] = dep.spec.template.spec.containers[0].env_from
-    assert source.config_map_ref.name == "checkout-config"
+    [source] = some(some(dep.spec.template.spec).containers[0].env_from)
+    assert some(source.config_map_ref).name == "checkout-config"
     cm = core.read_namespaced_config_map("checkout-config", NS)
     assert [m.manager for m in cm.metadata.managed_fields] == ["helm"]
     assert cm.metadata.managed_fields[0].time == cm.metadata.creation_timestamp

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.scenarios import scenario
+from tests._narrow import name_of
 
 NS = "shop"
 
@@ -27,7 +28,7 @@ def _lab() -> Lab:
 
 def _pods(lab: Lab, service: str) -> list[str]:
     items = lab.kube.core_v1.list_namespaced_pod(NS, label_selector=f"app={service}").items
-    return [p.metadata.name for p in items]
+    return [name_of(p) for p in items]
 
 
 def test_a_pods_log_reads_like_the_apis_and_the_same_every_time() -> None:

@@ -19,6 +19,7 @@ from lab import (
     SimClock,
     histogram_quantile,
 )
+from tests._narrow import name_of
 
 START = datetime(2025, 1, 8, 12, tzinfo=UTC)
 
@@ -116,7 +117,7 @@ def test_exposition_uses_exporter_names(lab: Lab) -> None:
         ("http_client_requests", "counter"),
     ):
         assert families[name].type == kind, name
-    pod = lab.kube.core_v1.list_namespaced_pod("shop").items[0].metadata.name
+    pod = name_of(lab.kube.core_v1.list_namespaced_pod("shop").items[0])
     cpu = [s for s in families["container_cpu_usage_seconds"].samples if s.labels["pod"] == pod]
     assert len(cpu) == 1 and cpu[0].value > 0 and cpu[0].labels["namespace"] == "shop"
     buckets = [
@@ -140,7 +141,7 @@ def test_exposition_uses_exporter_names(lab: Lab) -> None:
         for s in families["kube_node_status_condition"].samples
         if s.labels["condition"] == "Ready" and s.value == 1
     ]
-    assert sorted(ready) == sorted(n.metadata.name for n in lab.kube.core_v1.list_node().items)
+    assert sorted(ready) == sorted(name_of(n) for n in lab.kube.core_v1.list_node().items)
 
 
 def test_history_is_openmetrics_with_every_scrape_timestamped(lab: Lab) -> None:

@@ -16,6 +16,7 @@ from lab._kubelet import (
     pods_on,
     revive_node,
 )
+from tests._narrow import name_of, some
 
 START = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def _lab() -> Lab:
 
 def _ready(lab: Lab, name: str) -> str:
     node = lab.kube.core_v1.read_node(name)
-    return next(c.status for c in node.status.conditions if c.type == "Ready")
+    return next(c.status for c in some(some(node.status).conditions) if c.type == "Ready")
 
 
 def test_a_dead_node_turns_unknown_after_the_grace_period_and_loses_its_pods_after_300s() -> None:
@@ -41,21 +42,25 @@ def test_a_dead_node_turns_unknown_after_the_grace_period_and_loses_its_pods_aft
     assert _ready(lab, node.name) == "True"  # the API has not noticed yet
     lab.step(timedelta(seconds=15))
     assert _ready(lab, node.name) == "Unknown"
-    taints = {f"{t.key}:{t.effect}" for t in lab.kube.core_v1.read_node(node.name).spec.taints}
+    node_spec = some(lab.kube.core_v1.read_node(node.name).spec)
+    taints = {f"{t.key}:{t.effect}" for t in some(node_spec.taints)}
     assert "node.kubernetes.io/unreachable:NoExecute" in taints
     stranded = lab.kube.core_v1.list_pod_for_all_namespaces(
         field_selector=f"spec.nodeName={node.name}"
     ).items
     assert len(stranded) == held
     assert not any(
-        c.status == "True" for p in stranded for c in p.status.conditions if c.type == "Ready"
+        c.status == "True"
+        for p in stranded
+        for c in some(some(p.status).conditions)
+        if c.type == "Ready"
     )
     lab.step(timedelta(seconds=NOT_READY_TOLERATION_S))
     assert pods_on(lab.cluster, node) == []
     lab.step(timedelta(minutes=2))
     assert pods_on(lab.cluster, node) == [], "nothing is scheduled on a NotReady node"
     ready = {
-        d.metadata.name: d.status.ready_replicas
+        name_of(d): some(d.status).ready_replicas
         for d in lab.kube.apps_v1.list_namespaced_deployment("shop").items
     }
     assert all(n and n > 0 for n in ready.values())
@@ -106,9 +111,10 @@ def test_disk_pressure_taints_the_node_and_the_kubelet_evicts_one_pod_at_a_time(
     held = len(pods_on(lab.cluster, node))
     lab.step(timedelta(seconds=15))
     api = lab.kube.core_v1.read_node(node.name)
-    assert any(c.type == "DiskPressure" and c.status == "True" for c in api.status.conditions)
+    assert api.status is not None and api.spec is not None
+    assert any(c.type == "DiskPressure" and c.status == "True" for c in some(api.status.conditions))
     assert "node.kubernetes.io/disk-pressure:NoSchedule" in {
-        f"{t.key}:{t.effect}" for t in api.spec.taints
+        f"{t.key}:{t.effect}" for t in some(api.spec.taints)
     }
     assert len(pods_on(lab.cluster, node)) == held - 1
     lab.step(timedelta(seconds=30))
@@ -170,14 +176,15 @@ def test_each_node_has_a_heartbeat_lease_that_a_dead_kubelet_stops_renewing() ->
     for _ in range(8):
         lab.step(timedelta(seconds=5))
         leases = lab.kube.coordination_v1.list_namespaced_lease(NODE_LEASE_NAMESPACE).items
-        assert {lease.metadata.name for lease in leases} == {n.name for n in lab.cluster.nodes}
+        assert {name_of(lease) for lease in leases} == {n.name for n in lab.cluster.nodes}
         for lease in leases:
-            assert lease.spec.renew_time <= lab.clock.now()
-            assert lease.spec.lease_duration_seconds == 40
-            seen.setdefault(lease.metadata.name, set()).add(lease.spec.renew_time)
+            renew_time = some(some(lease.spec).renew_time)
+            assert renew_time <= lab.clock.now()
+            assert some(lease.spec).lease_duration_seconds == 40
+            seen.setdefault(name_of(lease), set()).add(renew_time)
     assert len(seen.pop(dead.name)) == 1
     lease = lab.kube.coordination_v1.read_namespaced_lease(dead.name, NODE_LEASE_NAMESPACE)
-    renewed = lease.spec.renew_time
+    renewed = some(some(lease.spec).renew_time)
     assert died - timedelta(seconds=10) < renewed <= died
     # 40 s of renewals every 10 s.
     assert all(len(times) >= 4 for times in seen.values()), seen

@@ -28,6 +28,7 @@ from lab import (
 )
 from lab._faults import ActiveFault, TickEffects
 from lab.scenarios import _registry
+from tests._narrow import name_of, some
 
 NS = "shop"
 MERGE = "application/merge-patch+json"
@@ -52,9 +53,9 @@ def pods_of(lab: Lab, service: str) -> dict[str, tuple[int, str | None]]:
     pods = lab.kube.core_v1.list_namespaced_pod(NS, label_selector=f"app={service}").items
     out = {}
     for pod in pods:
-        status = pod.status.container_statuses[0]
-        waiting = status.state.waiting
-        out[pod.metadata.name] = (status.restart_count, waiting.reason if waiting else None)
+        status = some(some(pod.status).container_statuses)[0]
+        waiting = some(status.state).waiting
+        out[name_of(pod)] = (status.restart_count, waiting.reason if waiting else None)
     return out
 
 
@@ -285,7 +286,7 @@ def test_persistent_crash_loop_survives_deleting_the_crashing_pod() -> None:
     assert lab.ground_truth[0].ends_at is None
 
     # Scale-ups crash-loop too: the bad key is read by every new pod.
-    replicas = lab.kube.apps_v1.read_namespaced_deployment("checkout", NS).spec.replicas
+    replicas = some(lab.kube.apps_v1.read_namespaced_deployment("checkout", NS).spec.replicas)
     lab.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
         "checkout", NS, {"spec": {"minReplicas": replicas + 2}}, _content_type=MERGE
     )
@@ -296,11 +297,11 @@ def test_persistent_crash_loop_survives_deleting_the_crashing_pod() -> None:
 
 def test_clearing_the_persistent_fault_lets_pods_run() -> None:
     lab = warm_lab()
-    broken = {"pick": 0.5, "configmap_key": "TLS_CA_BUNDLE"}
+    broken: dict[str, float | str] = {"pick": 0.5, "configmap_key": "TLS_CA_BUNDLE"}
     instance = ScenarioInstance(ScenarioId.POD_CRASHLOOP_PERSISTENT, "payments", params=broken)
     record = lab.inject(instance)
     config = lab.kube.core_v1.read_namespaced_config_map("payments-config", NS)
-    assert "TLS_CA_BUNDLE" not in config.data, "the story's edit is not in the ConfigMap"
+    assert "TLS_CA_BUNDLE" not in some(config.data), "the story's edit is not in the ConfigMap"
     lab.step(timedelta(minutes=3))
     lab.kube.core_v1.delete_namespaced_pod(record.target, NS)
     lab.step(timedelta(minutes=2))
@@ -309,7 +310,7 @@ def test_clearing_the_persistent_fault_lets_pods_run() -> None:
     cleared = lab.clear(record)
     assert cleared.ends_at == lab.clock.now() and lab.ground_truth == [cleared]
     config = lab.kube.core_v1.read_namespaced_config_map("payments-config", NS)
-    assert config.data["TLS_CA_BUNDLE"], "the fix did not put the key back"
+    assert some(config.data)["TLS_CA_BUNDLE"], "the fix did not put the key back"
     assert lab.clear(record) == cleared  # already over: left as it is
     lab.step(timedelta(minutes=4))
     settled = pods_of(lab, "payments")
@@ -360,15 +361,16 @@ def test_background_events_change_nothing_but_load_and_revision() -> None:
     assert lab.background_events == plan and lab.ground_truth == []
     for event in rollouts:
         dep = lab.kube.apps_v1.read_namespaced_deployment(event.service, NS)
-        assert int(dep.metadata.annotations["deployment.kubernetes.io/revision"]) >= 2
+        annotations = some(some(dep.metadata).annotations)
+        assert int(annotations["deployment.kubernetes.io/revision"]) >= 2
         pods = lab.kube.core_v1.list_namespaced_pod(NS, label_selector=f"app={event.service}")
-        assert {p.spec.containers[0].image for p in pods.items} <= {
+        assert {some(p.spec).containers[0].image for p in pods.items} <= {
             e.detail for e in rollouts if e.service == event.service
         }
     cm = lab.kube.core_v1.read_namespaced_config_map(f"{edit.service}-config", NS)
-    assert cm.data["FEATURE_FLAGS"] == edit.detail
-    edited = {m.manager: m.time for m in cm.metadata.managed_fields}
-    assert timedelta(0) <= edited["kubectl-edit"] - edit.at < timedelta(seconds=15)
+    assert some(cm.data)["FEATURE_FLAGS"] == edit.detail
+    edited = {m.manager: m.time for m in some(some(cm.metadata).managed_fields)}
+    assert timedelta(0) <= some(edited["kubectl-edit"]) - edit.at < timedelta(seconds=15)
     hour = lab.source.query_range(start, lab.clock.now(), timedelta(minutes=1))
     quiet = calm.source.query_range(start, calm.clock.now(), timedelta(minutes=1))
     assert hour.error_rate.max() < 0.001 and hour.p95_latency_ms.max() < 150
@@ -388,7 +390,7 @@ def test_background_events_change_nothing_but_load_and_revision() -> None:
 def test_pod_minutes_grow_with_replicas() -> None:
     lab = warm_lab()
     spent = lab.pod_minutes
-    replicas = lab.kube.apps_v1.read_namespaced_deployment("frontend", NS).spec.replicas
+    replicas = some(lab.kube.apps_v1.read_namespaced_deployment("frontend", NS).spec.replicas)
     assert spent["frontend"] == pytest.approx(replicas * 10, rel=0.05)
     bigger = copy.deepcopy(lab)
     bigger.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(

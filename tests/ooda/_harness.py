@@ -8,7 +8,8 @@ from typing import Any
 from actuators import Guard
 from contracts import KubeClients
 from lab import Lab, LabSettings, SimClock
-from ooda import AuditLog, ControlLoop, OodaSettings, RuleScorer
+from ooda import AuditLog, AuditStore, ControlLoop, OodaSettings, RuleScorer
+from tests._narrow import name_of, some
 
 START = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 
@@ -47,7 +48,7 @@ def make_loop(
     scorer: Any = None,
     source: Any = None,
     kube: KubeClients | None = None,
-    audit: AuditLog | None = None,
+    audit: AuditStore | None = None,
     guard: Guard | None = None,
     models: Any = None,
 ) -> ControlLoop:
@@ -75,10 +76,10 @@ def run(lab: Lab, loop: ControlLoop, minutes: float) -> None:
 def crashlooping(lab: Lab, service: str) -> list[str]:
     pods = lab.kube.core_v1.list_namespaced_pod("shop", label_selector=f"app={service}").items
     return [
-        p.metadata.name
+        name_of(p)
         for p in pods
-        for s in p.status.container_statuses or []
-        if s.state.waiting is not None and s.state.waiting.reason == "CrashLoopBackOff"
+        for s in some(p.status).container_statuses or []
+        if (waiting := some(s.state).waiting) is not None and waiting.reason == "CrashLoopBackOff"
     ]
 
 

@@ -4,6 +4,7 @@ the SQS client a region's ``sqs`` key gives ``ooda run``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "lab.yaml"
 
 
-def _raw() -> dict:  # type: ignore[type-arg]
+def _raw() -> dict[str, Any]:
     return yaml.safe_load(EXAMPLE.read_text())
 
 
@@ -83,7 +84,9 @@ def test_every_mistake_is_named_by_its_path_at_once() -> None:
         (lambda r: r["services"][0].update(name="Front_End"), "services[0].name: String should"),
     ],
 )
-def test_inconsistent_files_are_refused(change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_inconsistent_files_are_refused(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
     raw = _raw()
     change(raw)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -251,7 +254,9 @@ def test_the_failover_section_becomes_the_controllers_settings() -> None:
         (lambda r: r["failover"].update(failback_backoff=0.5), "failover.failback_backoff: Inp"),
     ],
 )
-def test_a_bad_failover_section_is_refused_by_name(change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_failover_section_is_refused_by_name(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
     raw = _failover()
     change(raw)
     with pytest.raises(ConfigError) as caught:

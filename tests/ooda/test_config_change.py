@@ -21,6 +21,7 @@ from ooda._approve import ApprovalError, approve
 from ooda._cluster_state import read_workloads
 from ooda._recover import reset_breaker
 from ooda.runbooks.pod_crashloop import crash_began
+from tests._narrow import some
 from tests.ooda._harness import crashlooping, lab_kube, make_lab, make_loop, run
 
 T = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -110,7 +111,7 @@ def test_a_restore_the_operator_allows_heals_the_crash_loop() -> None:
     run(lab, loop, 15)
     restores = [e for e in loop.audit.entries("action") if e.outcome == "applied"]
     assert [e.action for e in restores] == ["restore_config_key"]
-    data = lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop").data
+    data = some(lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop").data)
     assert data["TLS_CA_BUNDLE"] == "/etc/ssl/internal-ca.pem"
     assert crashlooping(lab, "checkout") == []
     verdicts = [e.outcome for e in loop.audit.entries("verification")]
@@ -163,7 +164,7 @@ def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
     _break_config(lab, "TLS_CA_BUNDLE")
     run(lab, loop, 10)
     image = lab.kube.apps_v1.read_namespaced_deployment("checkout", "shop")
-    container = image.spec.template.spec.containers[0]
+    container = some(image.spec.template.spec).containers[0]
     body = {
         "spec": {
             "template": {
@@ -174,7 +175,7 @@ def test_a_rollout_after_the_crash_loop_began_is_not_blamed_for_it() -> None:
     lab.kube.apps_v1.patch_namespaced_deployment("checkout", "shop", body)
     run(lab, loop, 25)
     dep = lab.kube.apps_v1.read_namespaced_deployment("checkout", "shop")
-    assert int(dep.metadata.annotations["deployment.kubernetes.io/revision"]) >= 2
+    assert int(some(some(dep.metadata).annotations)["deployment.kubernetes.io/revision"]) >= 2
     assert crashlooping(lab, "checkout")
     assert loop.audit.entries("action") == [], "acted on a crash the config change caused"
     proposals = _proposals(loop.audit.entries("decision"))
@@ -212,10 +213,8 @@ def test_an_approved_restore_is_applied_and_verified_by_the_running_loop() -> No
     assert proposal.id is not None
     done = approve(loop.audit, proposal.id, lab_kube(lab), OodaSettings(), "ana", lab.clock.now())
     assert done.outcome == "applied"
-    assert (
-        lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop").data["DB_POOL_SIZE"]
-        == "20"
-    )
+    config_map = lab.kube.core_v1.read_namespaced_config_map("checkout-config", "shop")
+    assert some(config_map.data)["DB_POOL_SIZE"] == "20"
     with pytest.raises(ApprovalError, match="was approved by ana"):
         approve(loop.audit, proposal.id, lab_kube(lab), OodaSettings(), "bo", lab.clock.now())
     run(lab, loop, 10)

@@ -21,6 +21,7 @@ from ooda._records import Snapshot
 from ooda._runs import Mode
 from ooda.runbooks import check_runbook
 from ooda.runbooks.db_read_latency import DbReadLatency
+from tests._narrow import some
 from tests.ooda._harness import make_lab, make_loop, run
 from tests.ooda._snapshots import region_snapshot
 
@@ -224,9 +225,8 @@ def test_the_loop_leaves_the_service_alone_when_the_replica_lags() -> None:
     lab.inject(_slow_reads())
     run(lab, loop, minutes=5)
     assert _reader(lab) == "payments-db.shop.svc.cluster.local"
-    assert lab.kube.core_v1.read_namespaced_service("payments-db", "shop").spec.external_name == (
-        PRIMARY
-    )
+    writer = lab.kube.core_v1.read_namespaced_service("payments-db", "shop")
+    assert some(writer.spec).external_name == PRIMARY
     assert lab.ground_truth[-1].ends_at is None
     diagnosed = [e for e in loop.events if e.kind == "diagnosis" and e.service == "payments"]
     assert diagnosed and "db_read_latency" in diagnosed[0].detail

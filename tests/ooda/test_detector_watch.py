@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.pyfunc import PythonModel
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -229,7 +230,7 @@ def test_a_previous_champion_no_better_leaves_the_alias_and_the_fallback_holds()
     assert watch.condemned == {"2"}
 
 
-class _Threshold(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class _Threshold(PythonModel):
     """A detector pyfunc: anomalous where ``x`` exceeds ``limit``."""
 
     def __init__(self, limit: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -121,7 +122,7 @@ def test_a_receiver_that_is_down_is_retried_then_logged_never_raised() -> None:
 
 
 def test_notices_of_what_ooda_did_go_to_the_webhook_only_and_only_when_asked() -> None:
-    posted: list[tuple[str, dict[str, object]]] = []
+    posted: list[tuple[str, dict[str, Any]]] = []  # JSON bodies
 
     def handler(request: httpx.Request) -> httpx.Response:
         posted.append((request.url.host, json.loads(request.content)))
@@ -146,5 +147,5 @@ def test_notices_of_what_ooda_did_go_to_the_webhook_only_and_only_when_asked() -
         ((host, body),) = posted
         assert host == "hook.test" and escalator.noticed == 2
         alerts = body["alerts"]
-        assert [a["labels"]["alertname"] for a in alerts] == ["OodaActionTaken", "OodaHealed"]  # type: ignore[index,union-attr]
-        assert {a["labels"]["severity"] for a in alerts} == {"info"}  # type: ignore[index,union-attr]
+        assert [a["labels"]["alertname"] for a in alerts] == ["OodaActionTaken", "OodaHealed"]
+        assert {a["labels"]["severity"] for a in alerts} == {"info"}

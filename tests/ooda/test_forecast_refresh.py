@@ -10,6 +10,7 @@ import pandas as pd
 
 from ooda import OodaSettings, RuleScorer, ScoringUnavailableError
 from ooda._records import AnomalyScores, LoadForecast
+from tests._narrow import some
 
 from ._harness import make_lab, make_loop
 
@@ -93,14 +94,14 @@ def test_while_the_forecaster_is_down_capacity_is_planned_on_the_baselines() -> 
     for _ in range(400):  # 100 minutes of 15 s ticks
         lab.step(timedelta(seconds=15))
         loop.tick()
-    working = loop.observe(lab.clock.now()).forecast
+    working = some(loop.observe(lab.clock.now())).forecast
     assert working is not None and working.model_version != "baselines"
     scorer.failing = True
     for _ in range(4 * 26):  # past five forecast intervals without an answer
         lab.step(timedelta(seconds=15))
         loop.tick()
     now = pd.Timestamp(lab.clock.now()).floor("min")
-    plan = loop.observe(lab.clock.now()).forecast
+    plan = some(loop.observe(lab.clock.now())).forecast
     assert plan is not None and plan.model_version == "baselines"
     assert set(plan.sources) == set(working.sources)
     assert set(plan.sources.values()) <= {"seasonal_naive", "naive"}

@@ -235,7 +235,8 @@ def score_answers(draw: st.DrawFn) -> Callable[[AnomalyScores], Any]:
     def answer(real: AnomalyScores) -> AnomalyScores:
         kept = {s: v for s, v in real.scores.items() if s not in drop}
         marks = {s: v for s, v in real.anomalous.items() if s not in drop}
-        return replace(real, scores=kept | scores, anomalous=marks | flags)
+        # Garbage on purpose: the values a broken model could answer with.
+        return replace(real, scores=kept | scores, anomalous=marks | flags)  # type: ignore[arg-type]
 
     return answer
 

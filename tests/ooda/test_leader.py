@@ -13,6 +13,7 @@ from kubernetes import client, config
 from lab.k8s import KubeCluster
 from ooda._leader import LeaderElector
 from ooda._settings import LeaderSettings
+from tests._narrow import some
 
 
 class Ticker:
@@ -58,6 +59,7 @@ def test_one_leader_and_a_takeover_only_after_a_lease_of_silence(
     tb.t += 2
     assert b.try_acquire_or_renew() and b.is_leader()
     lease = api.read_namespaced_lease(a.settings.lease, "default")
+    assert lease.spec is not None
     assert lease.spec.holder_identity == "replica-b" and lease.spec.lease_transitions == 1
     # a comes back: it sees b's lease and stays a standby
     assert not a.try_acquire_or_renew() and not a.is_leader()
@@ -80,6 +82,7 @@ def test_two_candidates_writing_at_once_make_one_leader(api: client.Coordination
     tb.t += 30
     # both saw the same expired record; both try to take it with the same resourceVersion
     stale = api.read_namespaced_lease(a.settings.lease, "default")
+    assert stale.spec is not None
     b._observed = (
         stale.spec.holder_identity,
         stale.spec.renew_time,
@@ -101,7 +104,7 @@ def test_two_candidates_writing_at_once_make_one_leader(api: client.Coordination
     b.api = Racing()
     assert not b.try_acquire_or_renew() and not b.is_leader()  # 409 on the stale version
     b.api = api
-    assert original_read(a.settings.lease, "default").spec.holder_identity == "replica-a"
+    assert some(original_read(a.settings.lease, "default").spec).holder_identity == "replica-a"
 
 
 def test_the_lease_settings_must_stop_the_leader_before_a_standby_may_take_over() -> None:

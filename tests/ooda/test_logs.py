@@ -12,6 +12,7 @@ from lab import Lab, LabSettings, SimClock
 from lab.scenarios import scenario
 from ooda._incidents import cause_logs
 from ooda._logs import LogTemplates, template_surges
+from tests._narrow import name_of
 
 NS = "shop"
 
@@ -20,7 +21,7 @@ def _service_log(lab: Lab, service: str, since_s: int) -> list[str]:
     core = lab.kube.core_v1
     pods = core.list_namespaced_pod(NS, label_selector=f"app={service}").items
     text = "".join(
-        core.read_namespaced_pod_log(p.metadata.name, NS, since_seconds=since_s) for p in pods
+        core.read_namespaced_pod_log(name_of(p), NS, since_seconds=since_s) for p in pods
     )
     return text.splitlines()
 

@@ -13,6 +13,7 @@ from actuators import spy_on
 from lab import CrashLoopFault, TrafficSurgeFault
 from ooda import OodaSettings, RuleScorer
 from ooda._settings import PolicySettings
+from tests._narrow import some
 from tests.ooda._harness import crashlooping, make_lab, make_loop, run
 
 
@@ -140,11 +141,13 @@ def test_a_surge_raises_the_hpa_floor_and_a_human_floor_is_never_lowered() -> No
     assert raised, "a x3 surge raises the floor ahead of the ramp"
     assert raised[0].evidence["rate_ratio_1h"] >= PolicySettings().surge_ratio
     hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("frontend", "shop")
-    assert hpa.metadata.annotations["ooda.dev/changed-by"] == "ooda"
+    assert hpa.spec is not None and hpa.metadata is not None
+    annotations = some(hpa.metadata.annotations)
+    assert annotations["ooda.dev/changed-by"] == "ooda"
     mine = [a for a in raised if a.service == "frontend"][-1]
-    assert hpa.metadata.annotations["ooda.dev/audit-id"] == str(mine.ref)
+    assert annotations["ooda.dev/audit-id"] == str(mine.ref)
     # A human raises the floor further; the surge ends and load stays normal long after.
-    human = hpa.spec.min_replicas + 2
+    human = some(hpa.spec.min_replicas) + 2
     lab.kube.autoscaling_v2.patch_namespaced_horizontal_pod_autoscaler(
         "frontend",
         "shop",

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 
 import training
 from models import pyfunc_history
@@ -232,7 +233,7 @@ def test_the_loop_stops_planning_on_a_broken_champion_and_rolls_it_back() -> Non
     assert all(e.evidence.get("forecast_version") != "2" for e in after), rested
 
 
-class _Scaled(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class _Scaled(PythonModel):
     """A forecaster pyfunc: the last rate of each service times ``factor``."""
 
     def __init__(self, factor: float) -> None:

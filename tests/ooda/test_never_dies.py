@@ -22,6 +22,7 @@ import pytest
 from actuators import CHANGED_AT, CHANGED_BY, MIN_ORIGINAL, MIN_SET, CallSpy, spy_on
 from lab import CrashLoopFault, Lab
 from ooda import AnomalyScores, AuditEntry, AuditLog, ControlLoop, LoadForecast, RuleScorer
+from tests._narrow import some
 from tests.ooda._harness import crashlooping, lab_kube, make_lab, make_loop, run
 
 CRASHING = ("checkout", "frontend")
@@ -172,7 +173,8 @@ def test_bad_metrics_of_one_service_leave_it_alone_and_the_others_go_on(case: st
 def raise_floor(lab: Lab, notes: dict[str, str | None]) -> int:
     """Raise payments' HPA floor to 6 with ``notes`` as ooda's annotations; the old floor."""
     api = lab.kube.autoscaling_v2
-    found = int(api.read_namespaced_horizontal_pod_autoscaler("payments", "shop").spec.min_replicas)
+    hpa = api.read_namespaced_horizontal_pod_autoscaler("payments", "shop")
+    found = some(hpa.spec.min_replicas)
     api.patch_namespaced_horizontal_pod_autoscaler(
         "payments",
         "shop",
@@ -195,7 +197,7 @@ def ooda_notes(lab: Lab, found: int, **override: str) -> dict[str, str | None]:
 
 def payments_floor(lab: Lab) -> int:
     api = lab.kube.autoscaling_v2
-    return int(api.read_namespaced_horizontal_pod_autoscaler("payments", "shop").spec.min_replicas)
+    return some(api.read_namespaced_horizontal_pod_autoscaler("payments", "shop").spec.min_replicas)
 
 
 def test_a_floor_ooda_raised_with_valid_annotations_is_lowered() -> None:

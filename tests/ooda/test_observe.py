@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -24,18 +24,18 @@ def lab() -> Lab:
 
 
 @pytest.fixture(scope="module")
-def metrics(lab: Lab) -> tuple[pd.DataFrame, object]:
+def metrics(lab: Lab) -> tuple[pd.DataFrame, datetime]:
     now = lab.clock.now()
     raw = lab.source.query_range(now - timedelta(minutes=75), now, timedelta(minutes=1))
     return raw, now
 
 
 def test_detector_rows_carry_each_service_s_newest_view_of_the_families(
-    lab: Lab, metrics: tuple[pd.DataFrame, object]
+    lab: Lab, metrics: tuple[pd.DataFrame, datetime]
 ) -> None:
     raw, now = metrics
-    clean, _ = clean_metrics(raw, now)  # type: ignore[arg-type]
-    start = now - timedelta(minutes=30)  # type: ignore[operator]
+    clean, _ = clean_metrics(raw, now)
+    start = now - timedelta(minutes=30)
     families = {
         f: lab.source.query_family(f, start, now, timedelta(minutes=1)) for f in MetricFamily
     }
@@ -50,12 +50,12 @@ def test_detector_rows_carry_each_service_s_newest_view_of_the_families(
 
 
 def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
-    metrics: tuple[pd.DataFrame, object],
+    metrics: tuple[pd.DataFrame, datetime],
 ) -> None:
     raw, now = metrics
-    clean, notes = clean_metrics(raw, now)  # type: ignore[arg-type]
+    clean, notes = clean_metrics(raw, now)
     assert notes == []
-    views = service_views(clean, SERVICES, now, timedelta(minutes=3))  # type: ignore[arg-type]
+    views = service_views(clean, SERVICES, now, timedelta(minutes=3))
     for service in SERVICES:  # one slice per service of the sorted frame
         expected = clean[clean["service"] == service].reset_index(drop=True)
         pd.testing.assert_frame_equal(views[service].history, expected)
@@ -74,13 +74,13 @@ def test_detector_rows_from_the_last_hour_equal_those_from_the_whole_history(
     assert set(history["timestamp"]) == set(pd.concat(tails)["timestamp"])
 
 
-def test_impossible_values_are_blanked_and_named(metrics: tuple[pd.DataFrame, object]) -> None:
+def test_impossible_values_are_blanked_and_named(metrics: tuple[pd.DataFrame, datetime]) -> None:
     raw, now = metrics
     bad = raw.copy()
     bad.loc[0, "error_rate"] = 3.0
     bad.loc[1, "request_rate"] = -5.0
     bad.loc[2, "p95_latency_ms"] = np.inf
-    clean, notes = clean_metrics(bad, now)  # type: ignore[arg-type]
+    clean, notes = clean_metrics(bad, now)
     assert "1 impossible value(s) in 'error_rate' blanked" in notes
     assert "1 impossible value(s) in 'request_rate' blanked" in notes
     assert "1 impossible value(s) in 'p95_latency_ms' blanked" in notes
@@ -88,40 +88,40 @@ def test_impossible_values_are_blanked_and_named(metrics: tuple[pd.DataFrame, ob
     assert np.isfinite(clean["p95_latency_ms"].dropna()).all()
 
 
-def test_future_rows_and_duplicates_are_dropped(metrics: tuple[pd.DataFrame, object]) -> None:
+def test_future_rows_and_duplicates_are_dropped(metrics: tuple[pd.DataFrame, datetime]) -> None:
     raw, now = metrics
     future = raw.tail(3).copy()
     future["timestamp"] = future["timestamp"] + pd.Timedelta(hours=2)
     frame = pd.concat([raw, raw.head(2), future], ignore_index=True)
-    clean, notes = clean_metrics(frame, now)  # type: ignore[arg-type]
+    clean, notes = clean_metrics(frame, now)
     assert "3 row(s) from the future dropped" in notes
     assert "2 duplicate row(s) dropped" in notes
     assert len(clean) == len(raw)
 
 
-def test_naive_timestamps_refuse_the_whole_frame(metrics: tuple[pd.DataFrame, object]) -> None:
+def test_naive_timestamps_refuse_the_whole_frame(metrics: tuple[pd.DataFrame, datetime]) -> None:
     raw, now = metrics
     naive = raw.copy()
     naive["timestamp"] = naive["timestamp"].dt.tz_localize(None)
     with pytest.raises(BadMetricsError, match="timezone-aware"):
-        clean_metrics(naive, now)  # type: ignore[arg-type]
+        clean_metrics(naive, now)
     with pytest.raises(BadMetricsError, match="no column"):
-        clean_metrics(raw.drop(columns=["error_rate"]), now)  # type: ignore[arg-type]
+        clean_metrics(raw.drop(columns=["error_rate"]), now)
 
 
 def test_an_idle_service_is_said_to_be_idle_not_broken(
-    metrics: tuple[pd.DataFrame, object],
+    metrics: tuple[pd.DataFrame, datetime],
 ) -> None:
     """A warm standby serves no requests: its p95 and error ratio are undefined, which is
     idleness, not a broken exporter; a NaN where requests were served stays a NaN problem."""
     raw, now = metrics
-    clean, _ = clean_metrics(raw, now)  # type: ignore[arg-type]
+    clean, _ = clean_metrics(raw, now)
     newest = clean["timestamp"] == clean["timestamp"].max()
     idle = newest & (clean["service"] == "frontend")
     broken = newest & (clean["service"] == "checkout")
     clean.loc[idle, "request_rate"] = 0.0
     clean.loc[idle | broken, ["p95_latency_ms", "error_rate"]] = np.nan
-    views = service_views(clean, SERVICES, now, timedelta(minutes=3))  # type: ignore[arg-type]
+    views = service_views(clean, SERVICES, now, timedelta(minutes=3))
     assert views["frontend"].problems == [
         "idle: no requests in the newest minute (no p95, no errors)"
     ]

@@ -20,6 +20,7 @@ from ooda._chaos_report import to_json
 from ooda._predictive import PREDICTIVE, predictive_floor
 from ooda._records import LoadForecast, Snapshot
 from ooda._recover import recover
+from tests._narrow import some
 from tests.ooda._harness import make_lab, make_loop, run
 from tests.ooda._snapshots import region_snapshot
 
@@ -115,4 +116,4 @@ def test_a_floor_that_follows_the_forecast_is_applied_but_never_judged_as_a_heal
     hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler(
         floors[-1].service, "shop"
     )
-    assert hpa.metadata.annotations[FLOOR_FOR] == PREDICTIVE
+    assert some(some(hpa.metadata).annotations)[FLOOR_FOR] == PREDICTIVE

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab import Lab
-from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings
+from ooda import AuditEntry, AuditLog, AuditStore, ControlLoop, OodaSettings
 from tests.ooda._crash_worker import BREAKER
 from tests.ooda._harness import crashlooping, make_loop, run
 
@@ -55,7 +55,7 @@ def restart(crashed: Path, case: str) -> tuple[Lab, ControlLoop]:
     return lab, make_loop(lab, settings, audit=AuditLog(case_dir / "audit.db"))
 
 
-def restarts(audit: AuditLog, outcome: str = "applied") -> list[AuditEntry]:
+def restarts(audit: AuditStore, outcome: str = "applied") -> list[AuditEntry]:
     """The restart_pod action entries with ``outcome``."""
     return [
         a for a in audit.entries("action") if a.action == "restart_pod" and a.outcome == outcome

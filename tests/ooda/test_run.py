@@ -31,6 +31,7 @@ from lab.servers import AlertmanagerServer, PostgresServer, PrometheusServer, fr
 from ooda import AuditLog, OodaSettings
 from ooda._audit import open_audit
 from ooda._settings import LoopSettings
+from tests._narrow import name_of, some
 from tests.conftest import Receiver
 from tests.k8s._backends import create_deployment, create_hpa
 from tests.k8s._chart import ChartRelease
@@ -76,11 +77,11 @@ class Estate:
     def pods(self, service: str) -> list[Any]:
         core = self.cluster.clients().core_v1
         items = core.list_namespaced_pod(self.namespace, label_selector=f"app={service}").items
-        return [p for p in items if p.metadata.deletion_timestamp is None]
+        return [p for p in items if some(p.metadata).deletion_timestamp is None]
 
     def restarts(self, pod: str) -> int:
         p = self.cluster.clients().core_v1.read_namespaced_pod(pod, self.namespace)
-        return sum(s.restart_count or 0 for s in p.status.container_statuses or [])
+        return sum(s.restart_count or 0 for s in some(p.status).container_statuses or [])
 
 
 def _deploy(cluster: KubeCluster, namespace: str) -> None:
@@ -424,7 +425,7 @@ def test_two_replicas_restart_a_crash_loop_once_and_the_standby_takes_over(
             lease = coordination.read_namespaced_lease("ooda-test", estate.namespace)
         except client.exceptions.ApiException:
             return None
-        return lease.spec.holder_identity or None
+        return some(lease.spec).holder_identity or None
 
     replicas = [Replica(configs[0], "a"), Replica(configs[1], "b")]
     try:
@@ -558,16 +559,16 @@ def test_the_proof_the_charts_identity_heals_a_crash_loop_and_a_node_not_ready(
         # 3. Both verified.
         for target in (pod, node):
             _until(
-                lambda t=target: ooda.first("verification", t, "healed") is not None,  # type: ignore[misc]
+                lambda t=target: ooda.first("verification", t, "healed") is not None,
                 f"{target} verified healed",
                 420,
             )
         drained = core.read_node(sick)
-        assert drained.spec.unschedulable
+        assert some(drained.spec).unschedulable
         left = [
-            p.metadata.name
+            name_of(p)
             for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={sick}").items
-            if p.metadata.deletion_timestamp is None
+            if some(p.metadata).deletion_timestamp is None
         ]
         assert left == [], left
         assert victim.metadata.name not in {p.metadata.name for p in estate.pods("checkout")}
@@ -594,8 +595,8 @@ def test_the_proof_the_charts_identity_heals_a_crash_loop_and_a_node_not_ready(
             node: "drain_node",
         }
         # Through the Eviction API: the identity could not have deleted a pod.
-        assert applied[pod].evidence["result"]["after"]["evicted"] is True  # type: ignore[index]
-        evicted = applied[node].evidence["result"]["after"]["evicted"]  # type: ignore[index]
+        assert applied[pod].evidence["result"]["after"]["evicted"] is True
+        evicted = applied[node].evidence["result"]["after"]["evicted"]
         assert any(name.startswith(f"{ns}/payments-") for name in evicted), evicted
         healed = {e.target: e for e in audit.entries("verification") if e.outcome == "healed"}
         assert {pod, node} <= set(healed)

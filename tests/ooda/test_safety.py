@@ -66,6 +66,7 @@ from ooda._run import STATE_FILE, RunState
 from ooda.cli import main
 from ooda.runbooks import check_runbook, registered_runbooks
 from ooda.runbooks.traffic_surge import TrafficSurge
+from tests._narrow import some
 from tests.actuators._stubs import StubCore, make_node, make_pod
 from tests.ooda._harness import START, crashlooping, lab_kube, lab_sleep, make_lab, make_loop
 from tests.ooda._snapshots import region_snapshot
@@ -602,7 +603,8 @@ def test_undo_of_a_floor_refuses_when_a_human_changed_it_since() -> None:
 
 def _floor(lab: Lab) -> tuple[int, dict[str, str]]:
     hpa = lab.kube.autoscaling_v2.read_namespaced_horizontal_pod_autoscaler("checkout", "shop")
-    return hpa.spec.min_replicas, dict(hpa.metadata.annotations or {})
+    assert hpa.spec is not None and hpa.metadata is not None
+    return some(hpa.spec.min_replicas), dict(hpa.metadata.annotations or {})
 
 
 def _floor_for(purpose: str, replicas: int) -> SetHpaMinReplicas:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from actuators import LIMIT_RPS
 from lab import Lab, LabSettings, SimClock, TopologySettings, TrafficSurgeFault
 from ooda import OodaSettings
+from tests._narrow import some
 
 from ._harness import START, make_loop, run
 
@@ -25,7 +26,7 @@ def small_lab() -> Lab:
 
 def _limit(lab: Lab) -> str | None:
     ingress = lab.kube.networking_v1.read_namespaced_ingress("frontend", "shop")
-    return (ingress.metadata.annotations or {}).get(LIMIT_RPS)
+    return (some(ingress.metadata).annotations or {}).get(LIMIT_RPS)
 
 
 def test_a_surge_past_the_maximum_is_limited_at_the_ingress_then_lifted() -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ParamSchema, ParamSpec
 
 import contracts
@@ -30,7 +31,7 @@ SEASON = 5
 POLL_S = 1.0
 
 
-class LastValueForecaster(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class LastValueForecaster(PythonModel):
     """Forecasts each service's last request rate, +-10 %, with the contract's frames.
 
     Stands in for `models.log_forecaster`, whose signature check rejects the contract's

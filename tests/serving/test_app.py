@@ -21,6 +21,7 @@ import pytest
 
 from models import read_shadow
 from serving import RunningApp, ServingSettings, free_serve_port, start, stop
+from tests._narrow import some
 from tests.serving._shared import (
     DETECTOR,
     FORECASTER,
@@ -309,7 +310,7 @@ def test_the_challenger_scores_in_shadow_and_never_answers(
     client = registry.client
     champion = str(client.get_model_version_by_alias(DETECTOR, "champion").version)
     source = client.get_model_version(FORECASTER, "1")
-    extra = client.create_model_version(FORECASTER, source.source, run_id=source.run_id)
+    extra = client.create_model_version(FORECASTER, some(source.source), run_id=source.run_id)
     other = "2" if champion == "1" else "1"
     promote(client, DETECTOR, other, alias="challenger", actor="test", reason="shadow")
     promote(

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ray import serve
+from ray.serve.schema import ReplicaState
 
 from serving import RunningApp, ServingSettings, free_serve_port, start, stop
 from tests.serving._shared import ROWS, Registry
@@ -40,7 +41,7 @@ def test_two_replicas_per_model_serve_directly_and_through_the_proxy(
 ) -> None:
     deployments = serve.status().applications["ooda"].deployments
     for name in ("ScoringAPI", "LoadForecaster"):
-        running = deployments[name].replica_states.get("RUNNING", 0)
+        running = deployments[name].replica_states.get(ReplicaState.RUNNING, 0)
         assert running == 2, (name, deployments[name].replica_states)
     port = int(two_of_each.url.rsplit(":", 1)[1])
     direct = {f"http://127.0.0.1:{p}" for p in range(port, port + 16)}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests._narrow import some
 from tests._registry import registry_with_versions
 from training import (
     Incident,
@@ -74,7 +75,7 @@ def test_a_challenger_that_wins_live_is_promoted_with_the_rule_in_its_tags(
     tags = client.get_model_version(NAME, "2").tags
     assert tags["shadow_passed"] == "true" and tags["shadow_rule"] == verdict.rule
     assert tags["promoted_reason"].startswith("shadow gate passed")
-    run = client.get_run(client.get_model_version(NAME, "2").run_id)
+    run = client.get_run(some(client.get_model_version(NAME, "2").run_id))
     assert run.data.metrics["shadow_mae_challenger"] == verdict.numbers["mae_challenger"]
 
 
