@@ -33,7 +33,16 @@ from contracts import ScenarioId
 from ooda._autonomy import ErrorBudget
 from ooda._journal import Journal
 from ooda._predictive import PREDICTIVE, predictive_floor
-from ooda._records import Autonomy, ComponentKind, Diagnosis, PendingAction, Plan, Snapshot
+from ooda._records import (
+    FOLLOW_UP,
+    Autonomy,
+    ComponentKind,
+    Diagnosis,
+    Finding,
+    PendingAction,
+    Plan,
+    Snapshot,
+)
 from ooda._settings import OodaSettings
 from ooda.runbooks import Runbook
 
@@ -110,6 +119,10 @@ class Actor:
             why = f"{action.kind} is verified on its users' SLIs and {service} serves none"
             self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})
             return None
+        finding = runbook.follow_up(diagnosis, action, snapshot)
+        if finding is not None:
+            evidence = {**diagnosis.evidence, FOLLOW_UP: finding.record()}
+            diagnosis = replace(diagnosis, evidence=evidence)
         return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
 
     def diagnose(self, snapshot: Snapshot, service: str) -> tuple[Runbook, Diagnosis] | None:
@@ -247,7 +260,15 @@ class Actor:
         record = {**evidence, "result": result_record(result)}
         entry = self.journal.write_action(now, "action", action, "applied", record, ref=intent)
         self.journal.event(now, "action", action.service, f"{action.kind} {action.target}")
-        return PendingAction(action, result, now, now + plan.deadline, entry, diagnosis.scenario)
+        return PendingAction(
+            action,
+            result,
+            now,
+            now + plan.deadline,
+            entry,
+            diagnosis.scenario,
+            Finding.of(diagnosis.evidence.get(FOLLOW_UP)),
+        )
 
     def _preview(self, now: datetime, action: Action, evidence: dict[str, Any]) -> None:
         result = action.apply(replace(self.context, dry_run=True))

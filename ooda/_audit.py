@@ -85,7 +85,8 @@ GENESIS_HASH = "0" * 64
 #: The kinds of entry, in the order they usually happen for one heal. An "intent" is written before
 #: a mutating call and the "action" after it refers to it (``ref``); a "refusal" is a guard or a
 #: precondition saying no (not a failure); a "reset" is a human resetting a breaker; a "model"
-#: entry is the accuracy watch moving a model alias.
+#: entry is the accuracy watch moving a model alias; a "finding" is what the owners must still
+#: do after a verified heal (the cause it worked around).
 ENTRY_KINDS = (
     "observation",
     "decision",
@@ -98,6 +99,7 @@ ENTRY_KINDS = (
     "reset",
     "context",
     "model",
+    "finding",
 )
 
 

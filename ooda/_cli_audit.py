@@ -90,6 +90,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "awaiting verification: "
         + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
     )
+    findings = [e for e in entries if e.kind == "finding"]
+    if findings:
+        found_table = Table(title="findings for the owners (the newest ten, newest last)")
+        for col in ("opened", "service", "about", "what is left"):
+            found_table.add_column(col)
+        for e in findings[-10:]:
+            found_table.add_row(
+                f"{e.at:%Y-%m-%d %H:%M}", e.service, e.target, str(e.evidence.get("text", ""))
+            )
+        console.print(found_table)
+    else:
+        console.print("findings for the owners: none")
     watched = [e for e in entries if e.action.startswith("model_")]
     console.print(
         "model watches: "

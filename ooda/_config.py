@@ -236,6 +236,9 @@ class EscalationConfig(_Strict):
     webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
     incident_url: str = "ooda://audit/{audit_id}"
     notify: bool = False
+    finding_severity: str = Field(default="ticket", pattern=r"^[a-z][a-z0-9_-]*$")
+    """The ``severity`` label of the findings opened after heals (route it to a ticket queue)."""
+    finding_every: Duration = timedelta(hours=24)
 
 
 class AuditConfig(_Strict):

@@ -2,7 +2,10 @@
 
 Four things need a human, and each already leaves an audit entry: a heal that failed (and
 a workload whose circuit breaker opened), a runbook that found no safe action, an action held
-at propose-only, and a forecaster the accuracy watch stopped trusting. After every tick,
+at propose-only, and a forecaster the accuracy watch stopped trusting. A fifth needs one
+later: a finding, what a heal that worked left for the owners (``OodaFinding``, severity
+``ticket`` by default, open for a week) -- the leak behind a restart, the node a drain left
+cordoned, the release rolled back. After every tick,
 :class:`Escalator` turns the new such entries into alerts and posts them to Alertmanager's v2
 API (``POST /api/v2/alerts``) and to a generic webhook. An alert carries the audit evidence
 and a link to the incident; Alertmanager groups and deduplicates on its labels (alert name,
@@ -44,6 +47,8 @@ class Alert:
     summary: str
     audit_id: int
     evidence: dict[str, Any] = field(default_factory=dict)
+    finding: bool = False
+    """A finding: open for ``finding_for``, not ``active_for``."""
 
     def body(self, settings: EscalationSettings, starts_at: str, ends_at: str) -> dict[str, Any]:
         """The v2 ``postableAlert``."""
@@ -80,14 +85,23 @@ ALERT_NAMES = (
     "OodaActionProposed",
     "OodaForecasterFallback",
     "OodaDetectorFallback",
+    "OodaFinding",
 )
 
 
-def alert_of(entry: AuditEntry, namespace: str, region: str) -> Alert | None:
+def alert_of(
+    entry: AuditEntry, namespace: str, region: str, finding_severity: str = "ticket"
+) -> Alert | None:
     """The alert an audit entry calls for (None: it needs no human)."""
     if entry.id is None or entry.dry_run:
         return None
     labels = _labels(entry, namespace, region)
+    if entry.kind == "finding":
+        labels["subject"] = entry.target
+        labels["scenario"] = str(entry.evidence.get("scenario", ""))
+        summary = f"{entry.service}: {entry.evidence.get('text', entry.target)}"
+        evidence = dict(entry.evidence)
+        return Alert("OodaFinding", finding_severity, labels, summary, entry.id, evidence, True)
     if entry.kind == "escalation":
         if entry.action == "model_fallback":
             detector = entry.evidence.get("model") == "detector"
@@ -158,7 +172,8 @@ class Escalator:
     def escalate(self, entries: Sequence[AuditEntry]) -> list[Alert]:
         """Send the alerts ``entries`` call for (and their notices, with ``notify``); returns
         the alerts."""
-        alerts = [a for e in entries if (a := alert_of(e, self.namespace, self.region))]
+        severity = self.settings.finding_severity
+        alerts = [a for e in entries if (a := alert_of(e, self.namespace, self.region, severity))]
         hook = self.settings.webhook_url
         if self.settings.notify and hook:
             notices = [n for e in entries if (n := notice_of(e, self.namespace, self.region))]
@@ -182,7 +197,7 @@ class Escalator:
         bodies = []
         for alert in alerts:
             at = by_id[alert.audit_id].at
-            ends = at + self.settings.active_for
+            ends = at + (self.settings.finding_for if alert.finding else self.settings.active_for)
             bodies.append(alert.body(self.settings, at.isoformat(), ends.isoformat()))
         return bodies
 

@@ -91,9 +91,12 @@ def timeline(incident: Incident) -> list[tuple[str, str, str]]:
         "undo": "undo",
         "escalation": "escalation",
         "refusal": "decision",
+        "finding": "finding",
     }
     for entry in incident.entries:
         what = f"{entry.action} {entry.target}: {entry.outcome}"
+        if entry.kind == "finding":
+            what = f"for the owners of {entry.target}: {entry.evidence.get('text', '')}"
         if entry.dry_run:
             what += " (dry-run)"
         out.append((entry.at.isoformat(), stage[entry.kind], what))

@@ -28,7 +28,7 @@ from ooda._records import Orientation, Snapshot
 #: Entries that open an incident for their service.
 OPENING = ("decision", "escalation", "refusal")
 #: Entries that belong to an open incident.
-FOLLOWING = (*OPENING, "intent", "action", "verification", "undo")
+FOLLOWING = (*OPENING, "intent", "action", "verification", "undo", "finding")
 #: The service metrics a page plots.
 SLI_COLUMNS = ("p95_latency_ms", "error_rate", "request_rate")
 
@@ -212,7 +212,7 @@ class Incident:
     service: str
     opened_at: datetime
     entries: tuple[AuditEntry, ...]
-    """Its decisions, actions, verdicts and escalations, oldest first."""
+    """Its decisions, actions, verdicts, escalations and findings, oldest first."""
     context: dict[str, Any]
     """The opening context, later diagnoses and the verdict's SLIs merged."""
 

@@ -267,6 +267,36 @@ class Plan:
 #: The verification outcome of an action that a later step of the same heal continued.
 CONTINUED = "continued"
 
+#: The evidence key of a diagnosis' :class:`Finding` (``{"subject": ..., "text": ...}``).
+FOLLOW_UP = "follow_up"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the owners must still do once a heal has worked: the cause the action only worked
+    around (a leak to fix, a drained node to repair and uncordon, a release rolled back). The
+    loop opens it after the heal is verified, as a ticket, not a page."""
+
+    subject: str
+    """What it is about (``node/worker-2``, ``deployment/shop/checkout``, ``queue/orders``);
+    one finding per subject and scenario is opened in ``EscalationSettings.finding_every``."""
+    text: str
+    """What happened and what a human should do, in a sentence or two."""
+
+    def record(self) -> dict[str, str]:
+        """As the audit log keeps it."""
+        return {"subject": self.subject, "text": self.text}
+
+    @classmethod
+    def of(cls, record: object) -> Finding | None:
+        """From :meth:`record`'s form (None for anything else)."""
+        if not isinstance(record, dict):
+            return None
+        subject, text = record.get("subject"), record.get("text")
+        if not isinstance(subject, str) or not isinstance(text, str):
+            return None
+        return cls(subject, text)
+
 
 @dataclass(frozen=True)
 class PendingAction:
@@ -279,3 +309,5 @@ class PendingAction:
     audit_id: int
     """The audit entry of the action's result; verification refers to it."""
     scenario: ScenarioId
+    finding: Finding | None = None
+    """Opened for the owners once the heal is verified (None: nothing left to do)."""

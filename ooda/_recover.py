@@ -18,7 +18,7 @@ from contracts import ScenarioId
 from ooda._audit import AuditEntry, AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._predictive import PREDICTIVE
-from ooda._records import CONTINUED, PendingAction
+from ooda._records import CONTINUED, FOLLOW_UP, Finding, PendingAction
 
 log = logging.getLogger("ooda.recover")
 
@@ -46,6 +46,7 @@ def pending_of(entry: AuditEntry) -> PendingAction:
         entry.at + timedelta(seconds=float(ev["deadline_s"])),
         entry.id,
         ScenarioId(ev["scenario"]),
+        Finding.of(ev.get(FOLLOW_UP)),
     )
 
 

@@ -374,6 +374,13 @@ class EscalationSettings:
     Alertmanager only ever gets what needs a human."""
     active_for: timedelta = timedelta(hours=1)
     """How long an alert stays firing unless posted again."""
+    finding_every: timedelta = timedelta(hours=24)
+    """A finding (``OodaFinding``: what the owners must still do after a heal) is opened at
+    most once this long per subject and scenario: a leak restarted pod by pod is one."""
+    finding_for: timedelta = timedelta(days=7)
+    """How long a finding's alert stays open: it is a ticket for the owners' backlog."""
+    finding_severity: str = "ticket"
+    """The ``severity`` label of a finding, for Alertmanager's routes (not a page)."""
     attempts: int = 3
     """Tries per delivery (backoff between them)."""
     timeout: timedelta = timedelta(seconds=5)

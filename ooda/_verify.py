@@ -4,6 +4,8 @@ Each action judges itself (``Action.check``) on the minutes after it was applied
 workload as observed this tick. A failed heal counts against the workload's breaker and the
 kind's weekly budget; it is undone where stepping back is the fix (a floor lowered too far),
 and escalated otherwise — with "circuit breaker open" once the workload has failed too often.
+A heal that worked may still leave work for the owners (the runbook's ``follow_up``: a leak
+restarts only postpone, a drained node to repair): it is opened as a finding.
 A heal in steps (``Action.continues``: a second redrive of the same queue) is judged once, on
 its last step; the earlier steps are closed as "continued".
 """
@@ -20,7 +22,7 @@ from contracts import Outcome, Verdict, VerifyWindow
 from ooda._autonomy import ErrorBudget
 from ooda._freshness import service_freshness
 from ooda._journal import Journal
-from ooda._records import CONTINUED, PendingAction, Snapshot
+from ooda._records import CONTINUED, Finding, PendingAction, Snapshot
 from ooda._settings import OodaSettings
 
 
@@ -41,6 +43,7 @@ class Verifier:
         self.journal = journal
         self.context = context
         self._verified: list[tuple[str, datetime, datetime]] = []
+        self._findings: dict[tuple[str, str], datetime] = {}
 
     def drain_verified(self) -> list[tuple[str, datetime, datetime]]:
         """The heals verified since the last call: (service, applied at, verified at)."""
@@ -116,7 +119,7 @@ class Verifier:
             "scenario": str(pending.scenario),
             "guard": key.as_dict(),
         }
-        self.journal.write(
+        verification = self.journal.write(
             now,
             "verification",
             action.service,
@@ -133,6 +136,8 @@ class Verifier:
         opened = self.guard.record_outcome(key, healed, now)
         if healed:
             self._verified.append((action.service, pending.applied_at, now))
+            if pending.finding is not None:
+                self._open_finding(pending, pending.finding, verification, now)
             return
         self.budget.record_failure(str(action.kind), now)
         if action.undo_when_failed(pending.result):
@@ -152,6 +157,30 @@ class Verifier:
         )
         self.journal.stats.escalations[action.service] += 1
         self.journal.event(now, "escalation", action.service, f"{outcome_text}: {outcome.reason}")
+
+    def _open_finding(
+        self, pending: PendingAction, finding: Finding, verification: int, now: datetime
+    ) -> None:
+        """Tell the owners what the heal left for them, once per subject and scenario in
+        ``finding_every`` (a restarted process leaks again; a drained node stays cordoned)."""
+        key = (str(pending.scenario), finding.subject)
+        last = self._findings.get(key)
+        if last is not None and now - last < self.settings.escalation.finding_every:
+            return
+        self._findings[key] = now
+        action = pending.action
+        evidence = {"text": finding.text, "scenario": str(pending.scenario)}
+        self.journal.write(
+            now,
+            "finding",
+            action.service,
+            str(action.kind),
+            finding.subject,
+            "open",
+            evidence,
+            ref=verification,
+        )
+        self.journal.event(now, "finding", action.service, finding.text)
 
     def _undo(self, pending: PendingAction, now: datetime) -> None:
         action = pending.action

@@ -1,7 +1,8 @@
 """What a runbook is, and the registry each runbook module adds itself to.
 
 A runbook knows one failure: ``matches`` looks at a snapshot and returns a diagnosis when
-the failure is there, ``propose`` turns the diagnosis into one bounded action, and
+the failure is there, ``propose`` turns the diagnosis into one bounded action, ``follow_up``
+says what the owners must still do once that action has healed it (a finding), and
 ``deadline`` says how long verification waits for the heal. Runbooks are tried in
 ``priority`` order; the first diagnosis for a service wins. :func:`check_runbook` is the
 contract every registered runbook passes; ``ooda chaos`` certifies each against the
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from actuators import Action, ArgoRollback, RollbackDeployment
 from contracts import MetricFamily, ScenarioId, WorkloadState
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 
 if TYPE_CHECKING:
     from ooda._settings import OodaSettings
@@ -61,6 +62,11 @@ class Runbook(ABC):
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         """One bounded action for ``diagnosis`` (None: nothing safe to do; escalate, with
         ``diagnosis.evidence["escalate_because"]`` as the reason where the runbook gave one)."""
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding | None:
+        """What the owners must still do once ``action`` has healed ``diagnosis``: the cause
+        it worked around (None, the default: nothing; a scaled-out surge leaves no work)."""
+        return None
 
     def diagnose(
         self,
@@ -133,6 +139,16 @@ def rollback(workload: WorkloadState, reason: str) -> Action:
         )
     return RollbackDeployment(
         workload.namespace, workload.service, reason=reason, deployment=workload.deployment
+    )
+
+
+def rolled_back(workload: WorkloadState, symptom: str) -> Finding:
+    """The finding of a release rolled back: its owners must fix it before it goes out again
+    (the revision is the one that was running when the rollback was chosen)."""
+    return Finding(
+        f"deployment/{workload.namespace}/{workload.deployment}",
+        f"revision {workload.revision} of {workload.service} {symptom} and was rolled back:"
+        " fix it before it is rolled out again",
     )
 
 

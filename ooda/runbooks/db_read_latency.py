@@ -36,7 +36,7 @@ import pandas as pd
 
 from actuators import Action, SwitchDatabase
 from contracts import MetricFamily, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 #: How far back the service's normal p95 is read (minutes before ``NORMAL_GAP``).
@@ -158,6 +158,16 @@ class DbReadLatency(Runbook):
             0.85 if fit else 0.6,
             evidence,
             target=f"service/{snapshot.namespace}/{evidence['db_service']}",
+        )
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        ev = diagnosis.evidence
+        moved = "reads and writes" if ev["traffic"] == "reads_and_writes" else "reads"
+        return Finding(
+            f"database/{ev['database']}",
+            f"the {moved} of {ev['database']} were moved to {ev['replica']} (its primary's reads"
+            f" took {ev['read_latency_ms']} ms): find what slowed the primary (a long query, its"
+            " storage), repair it, then point the Services back",
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

@@ -23,8 +23,8 @@ import pandas as pd
 
 from actuators import Action
 from contracts import ScenarioId
-from ooda._records import Diagnosis, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook, rollback
+from ooda._records import Diagnosis, Finding, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook, rollback, rolled_back
 from ooda.runbooks.traffic_surge import surging
 
 
@@ -90,6 +90,10 @@ class Http5xxSpike(Runbook):
                 "pods_on_revision": len(current),
             },
         )
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        rate = float(diagnosis.evidence["error_rate"])
+        return rolled_back(snapshot.workloads[diagnosis.service], f"failed {rate:.1%} of requests")
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         workload = snapshot.workloads[diagnosis.service]

@@ -18,7 +18,7 @@ import numpy as np
 
 from actuators import Action, RestartPod
 from contracts import MetricFamily, ScenarioId
-from ooda._records import Diagnosis, Snapshot
+from ooda._records import Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks._trend import Projection, epoch_seconds, floats, project_line
 
@@ -86,6 +86,16 @@ class MemoryLeak(Runbook):
             target=f"pod/{workload.namespace}/{pod}",
         )
 
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        workload = snapshot.workloads[diagnosis.service]
+        ev = diagnosis.evidence
+        return Finding(
+            f"deployment/{workload.namespace}/{workload.deployment}",
+            f"{diagnosis.service} leaks memory: {ev['pod']} grew {ev['growth_per_min']:.1%} of its"
+            f" limit a minute (revision {workload.revision}); a restart only postpones the OOM"
+            f" kill by about {_restart_buys(ev)}: fix the leak",
+        )
+
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         evidence = diagnosis.evidence
         return RestartPod(
@@ -96,3 +106,13 @@ class MemoryLeak(Runbook):
             f" {evidence['minutes_to_limit']} min",
             pod=str(evidence["pod"]),
         )
+
+
+def _restart_buys(evidence: dict[str, object]) -> str:
+    """How long a fresh process of the leaking pod lasts at the leak's rate (its memory
+    starts near the share it would hold without the leak; taken as none, the upper bound)."""
+    growth = float(str(evidence["growth_per_min"]))
+    if growth <= 0:
+        return "an unknown time"
+    minutes = 1.0 / growth
+    return f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from actuators import Action, DrainNode
 from contracts import NodeState, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 
@@ -89,6 +89,14 @@ class NodeNotReady(Runbook):
         if not errors > self.settings.slo_for(service).max_error_rate:
             return None
         return f"kubelet heartbeat {lag:.0f} s behind, {errors:.1%} of requests failing"
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        node = diagnosis.evidence["node"]
+        return Finding(
+            f"node/{node}",
+            f"node {node} stopped ({diagnosis.evidence['silent']}): its pods were moved and it"
+            " is left cordoned; repair or replace it, then uncordon it",
+        )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         node = diagnosis.evidence["node"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, running_nodes
 
 
@@ -56,6 +56,15 @@ class PacketLoss(Runbook):
                 target=f"node/{node}",
             )
         return None
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        node = diagnosis.evidence["node"]
+        return Finding(
+            f"node/{node}",
+            f"node {node} retransmitted {diagnosis.evidence['retransmit_share']:.1%} of its TCP"
+            " segments: its pods were moved and it is left cordoned; check its network path"
+            " (NIC, switch port, CNI), then uncordon it",
+        )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         evidence = diagnosis.evidence

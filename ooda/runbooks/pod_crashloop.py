@@ -25,11 +25,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from actuators import Action, RestartPod, RestoreConfigKey
-from contracts import ConfigChange, ScenarioId
+from contracts import ActionKind, ConfigChange, ScenarioId
 from ooda._logs import LogTemplates
 from ooda._observe import within_slo
-from ooda._records import Diagnosis, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook, rollback
+from ooda._records import Diagnosis, Finding, Snapshot
+from ooda.runbooks._base import Runbook, register_runbook, rollback, rolled_back
 
 
 def crash_began(restarts: int, now: datetime, backoff: tuple[timedelta, timedelta]) -> datetime:
@@ -112,6 +112,20 @@ class PodCrashLoop(Runbook):
                 f"{evidence['config_change']}{said}: a restarted container re-reads it"
             )
         return self.diagnose(snapshot, service, 0.95 if (anomalous or breached) else 0.75, evidence)
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding | None:
+        workload = snapshot.workloads[diagnosis.service]
+        if action.kind in (ActionKind.ROLLBACK_DEPLOYMENT, ActionKind.ARGO_ROLLBACK):
+            return rolled_back(workload, "crash-looped")
+        if isinstance(action, RestoreConfigKey):
+            return Finding(
+                f"configmap/{workload.namespace}/{action.config_map}",
+                f"key {action.key} was removed from configmap/{action.config_map} and"
+                f" {diagnosis.service} crash-looped without it; ooda put it back: tell whoever"
+                " removed it, or the change's source (a GitOps repository, a Helm release)"
+                " removes it again",
+            )
+        return None  # a restart that heals leaves nothing behind
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         workload = snapshot.workloads[diagnosis.service]

@@ -44,7 +44,7 @@ from actuators import (
     ooda_floor,
 )
 from contracts import MetricFamily, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, QueuePolicy, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, QueuePolicy, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 from ooda.runbooks._trend import project_crossing
 
@@ -217,6 +217,17 @@ class QueueDepth(Runbook):
         if snapshot.at - raised_at < self.settings.policy.queue_scale_in_after:
             return None
         return {"direction": "in", "set_min": floor, "hpa": hpa.name}
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding | None:
+        ev = diagnosis.evidence
+        if ev["direction"] != "poison":
+            return None  # workers added and taken back, a policy restored: nothing left
+        return Finding(
+            f"queue/{ev['queue']}",
+            f"poison messages of {ev['queue']} ({ev['failing_receives_per_s']}/s receives"
+            " failing) were moved to its dead-letter queue: inspect them there and fix what"
+            " sends them or fails on them (ooda never deletes a message)",
+        )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         ev, cfg = diagnosis.evidence, self.settings.policy

@@ -35,7 +35,7 @@ import pandas as pd
 
 from actuators import Action, Reroute
 from contracts import MetricFamily, ScenarioId
-from ooda._records import ComponentKind, Diagnosis, Snapshot
+from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook
 
 REQUESTS = "http_client_requests_rate"
@@ -144,6 +144,16 @@ class UpstreamThrottling(Runbook):
                 "secondary_healthy": not unhealthy,
             },
             target=f"httproute/{snapshot.namespace}/{primary}",
+        )
+
+    def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
+        ev = diagnosis.evidence
+        return Finding(
+            f"upstream/{ev['primary']}",
+            f"{ev['primary']} throttled {ev['throttled_share']:.0%} of the attempts (it accepts"
+            f" {ev['primary_accepts_rps']} of {ev['calls_rps']} calls/s) and calls were shifted"
+            f" to {ev['secondary']}: raise the quota with the provider, then set the route's"
+            " weights back (ooda never moves them back itself)",
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:

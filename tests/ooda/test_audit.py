@@ -91,6 +91,7 @@ def test_every_kind_is_accepted_in_the_documented_order() -> None:
         "reset",
         "context",
         "model",
+        "finding",
     )
     log = AuditLog(":memory:")
     for kind in ENTRY_KINDS:
