@@ -31,7 +31,7 @@ import training
 from contracts import ScenarioId
 from lab import Lab, ScenarioInstance
 from lab import scenario as lab_scenario
-from ooda._audit import AuditLog
+from ooda._audit import AuditEntry, AuditLog
 from ooda._chaos import lab_context
 from ooda._failover_drill import DrillRun, DrillSettings, draw_outages, run_outage
 from ooda._incident_page import write_pages
@@ -253,11 +253,26 @@ def run_demo(settings: OodaSettings, console: Console) -> DemoResult:
     console.print(failover_table(*failover, settings.failover.regions))
     report = write_report(runs, settings.slo, settings.workdir / "report.html")
     pages = []
+    findings: list[AuditEntry] = []
     for path in audits:
         audit = AuditLog(path)
         pages.append(write_pages(incidents(audit), settings.workdir / "incidents" / path.stem)[0])
+        findings += audit.entries("finding")
         audit.close()
+    console.print(findings_table(findings))
     return DemoResult(runs, results, report, audits, pages, failover)
+
+
+def findings_table(findings: list[AuditEntry]) -> Table:
+    """What the heals left for the owners, one row per finding the loops opened."""
+    table = Table(title="Left for the owners after the heals (findings, sent as tickets)")
+    for column in ("scenario", "about", "what is left"):
+        table.add_column(column)
+    for entry in findings:
+        table.add_row(
+            str(entry.evidence.get("scenario", "")), entry.target, str(entry.evidence.get("text"))
+        )
+    return table
 
 
 def failover_table(on: DrillRun, off: DrillRun, regions: tuple[str, ...]) -> Table:

@@ -114,6 +114,13 @@ def test_every_action_is_in_the_audit_log_with_evidence(
     crash = next(p for p in result.incident_pages if p.parent.name == "audit-pod_crashloop")
     page = sorted(crash.parent.glob("incident-*.html"))[0].read_text()
     assert 'id="timeline"' in page and 'id="graph"' in page and "restart_pod" in page
+    # What the heals left for the owners: the leak to fix, the drained node to repair.
+    found = {
+        path.stem: log.entries("finding") for path, log in zip(result.audits, logs, strict=True)
+    }
+    assert [f.target.split("/")[0] for f in found["audit-memory_leak"]] == ["deployment"]
+    assert [f.target.split("/")[0] for f in found["audit-node_not_ready"]] == ["node"]
+    assert found["audit-pod_crashloop"] == [], "a restart that heals leaves nothing"
 
 
 def test_models_were_registered_with_a_judged_champion(
