@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -71,6 +71,11 @@ def test_alerts_reach_the_receiver_through_a_real_alertmanager_and_the_webhook(
         AuditEntry(datetime.now(UTC), "escalation", "payments", "restart_pod", "pod/shop/p-1",
                    False, "circuit breaker open", {"failures": 3})
     )  # fmt: skip
+    audit.write(
+        AuditEntry(datetime.now(UTC), "finding", "payments", "drain_node", "node/worker-2",
+                   False, "open", {"text": "node worker-2 stopped: repair it", "scenario":
+                   "node_not_ready"}, ref=first)
+    )  # fmt: skip
     settings = EscalationSettings(
         alertmanager_url=alertmanager.url,
         webhook_url=alert_receiver.url,
@@ -78,7 +83,8 @@ def test_alerts_reach_the_receiver_through_a_real_alertmanager_and_the_webhook(
     )
     escalator = Escalator(settings, "shop", "eu-west-1")
     alerts = escalator.escalate(audit.entries())
-    assert [a.name for a in alerts] == ["OodaBreakerOpen"] and escalator.sent == 1
+    assert [a.name for a in alerts] == ["OodaBreakerOpen", "OodaFinding"]
+    assert escalator.sent == 2
     direct = [b for b in alert_receiver.bodies if b.get("source") == "ooda"]
     assert direct[-1]["alerts"][0]["annotations"]["audit_id"] == str(first)  # type: ignore[index]
     deadline = time.monotonic() + 30
@@ -99,6 +105,12 @@ def test_alerts_reach_the_receiver_through_a_real_alertmanager_and_the_webhook(
     assert '"failures": 3' in alert["annotations"]["evidence"]  # type: ignore[index]
     listed = httpx.get(f"{alertmanager.url}/api/v2/alerts").json()
     assert any(a["labels"]["alertname"] == "OodaBreakerOpen" for a in listed)
+    # A finding is a ticket that stays open for a week, not a page that ends in an hour.
+    (ticket,) = [a for a in listed if a["labels"]["alertname"] == "OodaFinding"]
+    assert ticket["labels"]["severity"] == "ticket"
+    assert ticket["labels"]["subject"] == "node/worker-2"
+    ends = datetime.fromisoformat(ticket["endsAt"].replace("Z", "+00:00"))
+    assert ends - datetime.now(UTC) > settings.finding_for - timedelta(minutes=5)
 
 
 def test_a_receiver_that_is_down_is_retried_then_logged_never_raised() -> None:
