@@ -90,9 +90,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "awaiting verification: "
         + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
     )
-    findings = [e for e in entries if e.kind == "finding"]
+    resolved = {e.ref for e in entries if e.kind == "finding" and e.outcome == "resolved"}
+    findings = [e for e in entries if e.kind == "finding" and e.outcome == "open"]
+    findings = [e for e in findings if e.id not in resolved]
     if findings:
-        found_table = Table(title="findings for the owners (the newest ten, newest last)")
+        found_table = Table(title="open findings for the owners (the newest ten, newest last)")
         for col in ("opened", "service", "about", "what is left"):
             found_table.add_column(col)
         for e in findings[-10:]:
@@ -101,7 +103,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             )
         console.print(found_table)
     else:
-        console.print("findings for the owners: none")
+        console.print("open findings for the owners: none")
     watched = [e for e in entries if e.action.startswith("model_")]
     console.print(
         "model watches: "

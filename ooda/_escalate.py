@@ -4,8 +4,9 @@ Four things need a human, and each already leaves an audit entry: a heal that fa
 a workload whose circuit breaker opened), a runbook that found no safe action, an action held
 at propose-only, and a forecaster the accuracy watch stopped trusting. A fifth needs one
 later: a finding, what a heal that worked left for the owners (``OodaFinding``, severity
-``ticket`` by default, open for a week) -- the leak behind a restart, the node a drain left
-cordoned, the release rolled back. After every tick,
+``ticket`` by default, open for a week, resolved at once when ooda sees the work done: a
+drained node back in service) -- the leak behind a restart, the node a drain left cordoned,
+the release rolled back. After every tick,
 :class:`Escalator` turns the new such entries into alerts and posts them to Alertmanager's v2
 API (``POST /api/v2/alerts``) and to a generic webhook. An alert carries the audit evidence
 and a link to the incident; Alertmanager groups and deduplicates on its labels (alert name,
@@ -49,6 +50,8 @@ class Alert:
     evidence: dict[str, Any] = field(default_factory=dict)
     finding: bool = False
     """A finding: open for ``finding_for``, not ``active_for``."""
+    resolved: bool = False
+    """Ends now: the work it asked for is seen done (Alertmanager resolves it)."""
 
     def body(self, settings: EscalationSettings, starts_at: str, ends_at: str) -> dict[str, Any]:
         """The v2 ``postableAlert``."""
@@ -101,7 +104,10 @@ def alert_of(
         labels["scenario"] = str(entry.evidence.get("scenario", ""))
         summary = f"{entry.service}: {entry.evidence.get('text', entry.target)}"
         evidence = dict(entry.evidence)
-        return Alert("OodaFinding", finding_severity, labels, summary, entry.id, evidence, True)
+        resolved = entry.outcome == "resolved"
+        return Alert(
+            "OodaFinding", finding_severity, labels, summary, entry.id, evidence, True, resolved
+        )
     if entry.kind == "escalation":
         if entry.action == "model_fallback":
             detector = entry.evidence.get("model") == "detector"
@@ -198,6 +204,8 @@ class Escalator:
         for alert in alerts:
             at = by_id[alert.audit_id].at
             ends = at + (self.settings.finding_for if alert.finding else self.settings.active_for)
+            if alert.resolved:
+                ends = at
             bodies.append(alert.body(self.settings, at.isoformat(), ends.isoformat()))
         return bodies
 

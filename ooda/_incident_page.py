@@ -95,7 +95,9 @@ def timeline(incident: Incident) -> list[tuple[str, str, str]]:
     }
     for entry in incident.entries:
         what = f"{entry.action} {entry.target}: {entry.outcome}"
-        if entry.kind == "finding":
+        if entry.kind == "finding" and entry.outcome == "resolved":
+            what = f"finding resolved: {entry.evidence.get('text', '')}"
+        elif entry.kind == "finding":
             what = f"for the owners of {entry.target}: {entry.evidence.get('text', '')}"
         if entry.dry_run:
             what += " (dry-run)"

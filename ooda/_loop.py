@@ -210,6 +210,8 @@ class ControlLoop:
             for p in self.pending
             if not self._stage(p.action.service, now, "verify", partial(self._judge, p, snapshot))
         ]
+        if self.verifier.open_findings:
+            self._stage("*", now, "findings", partial(self.verifier.settle_findings, snapshot))
         acted: set[str] = set()  # one action per object a tick, however many services see it
         for service in snapshot.usable() + snapshot.idle():
             plan = self._stage(
@@ -705,6 +707,7 @@ class ControlLoop:
         """Rebuild guard, budget and pending verifications from the audit log."""
         found = recover(self.audit, self.guard, self.budget)
         self.pending = found.pending
+        self.verifier.open_findings = found.findings
         now = self.clock.now()
         for entry in found.interrupted:
             self.journal.write(

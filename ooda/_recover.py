@@ -32,6 +32,8 @@ class Recovered:
     """Intents with no result: the process stopped in between."""
     skipped: list[str] = field(default_factory=list)
     """Entries that could not be replayed, and why."""
+    findings: list[AuditEntry] = field(default_factory=list)
+    """Findings opened and not yet resolved, oldest first."""
 
 
 def pending_of(entry: AuditEntry) -> PendingAction:
@@ -106,6 +108,10 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
                     budget.record_failure(key.kind, entry.at)
             elif entry.kind == "reset":
                 guard.reset(entry.target)
+            elif entry.kind == "finding" and entry.outcome == "open":
+                out.findings.append(entry)
+            elif entry.kind == "finding":
+                out.findings = [f for f in out.findings if f.id != entry.ref]
         except (KeyError, TypeError, ValueError) as exc:
             out.skipped.append(f"entry {entry.id}: {type(exc).__name__}: {exc}")
     for entry in intents.values():

@@ -18,7 +18,8 @@ from datetime import datetime
 import pandas as pd
 
 from actuators import ActionContext, ActuatorError, Guard, GuardKey
-from contracts import Outcome, Verdict, VerifyWindow
+from contracts import NodeState, Outcome, Verdict, VerifyWindow
+from ooda._audit import AuditEntry
 from ooda._autonomy import ErrorBudget
 from ooda._freshness import service_freshness
 from ooda._journal import Journal
@@ -44,6 +45,8 @@ class Verifier:
         self.context = context
         self._verified: list[tuple[str, datetime, datetime]] = []
         self._findings: dict[tuple[str, str], datetime] = {}
+        self.open_findings: list[AuditEntry] = []
+        """Findings opened and not resolved (only a node's is resolved by what ooda sees)."""
 
     def drain_verified(self) -> list[tuple[str, datetime, datetime]]:
         """The heals verified since the last call: (service, applied at, verified at)."""
@@ -170,7 +173,7 @@ class Verifier:
         self._findings[key] = now
         action = pending.action
         evidence = {"text": finding.text, "scenario": str(pending.scenario)}
-        self.journal.write(
+        entry = self.journal.write(
             now,
             "finding",
             action.service,
@@ -181,6 +184,36 @@ class Verifier:
             ref=verification,
         )
         self.journal.event(now, "finding", action.service, finding.text)
+        self.open_findings.append(
+            AuditEntry(now, "finding", action.service, str(action.kind), finding.subject, False,
+                       "open", evidence, verification, entry)
+        )  # fmt: skip
+
+    def settle_findings(self, snapshot: Snapshot) -> None:
+        """Resolve the findings whose work is seen done: a node the owners repaired and
+        uncordoned (Ready, schedulable, no pressure), or replaced (gone from the cluster).
+        The others stay open until their alert expires (``finding_for``): ooda cannot see a
+        leak fixed or a quota raised."""
+        still = []
+        for finding in self.open_findings:
+            kind, _, name = finding.target.partition("/")
+            node = snapshot.nodes.get(name) if kind == "node" else None
+            if kind != "node" or (node is not None and not _back_in_service(node)):
+                still.append(finding)
+                continue
+            done = "replaced: gone from the cluster" if node is None else "Ready and uncordoned"
+            self.journal.write(
+                snapshot.at,
+                "finding",
+                finding.service,
+                finding.action,
+                finding.target,
+                "resolved",
+                {"text": f"{finding.target} {done}", "scenario": finding.evidence.get("scenario")},
+                ref=finding.id,
+            )
+            self.journal.event(snapshot.at, "finding", finding.service, f"{finding.target} {done}")
+        self.open_findings = still
 
     def _undo(self, pending: PendingAction, now: datetime) -> None:
         action = pending.action
@@ -203,3 +236,7 @@ class Verifier:
             now, "undo", action.service, str(action.kind), action.target, outcome, {}, ref=intent
         )
         self.journal.event(now, "undo", action.service, outcome)
+
+
+def _back_in_service(node: NodeState) -> bool:
+    return node.ready == "True" and not node.unschedulable and not node.pressures

@@ -14,21 +14,21 @@ from typing import Any
 import httpx
 import pytest
 
-from actuators import Guard
+from actuators import MERGE_PATCH, Guard
 from contracts import ScenarioId
 from lab import Lab, ScenarioInstance
-from lab._kubelet import kill_node
+from lab._kubelet import kill_node, revive_node
 from ooda import ControlLoop, OodaSettings
-from ooda._audit import AuditLog
+from ooda._audit import AuditEntry, AuditLog
 from ooda._autonomy import ErrorBudget
-from ooda._escalate import Escalator
+from ooda._escalate import Alert, Escalator, alert_of
 from ooda._incident_page import incident_html
 from ooda._incidents import incidents
 from ooda._recover import recover
 from ooda._settings import EscalationSettings
 from ooda.cli import main
 
-from ._harness import make_lab, make_loop, run
+from ._harness import lab_kube, make_lab, make_loop, run
 
 
 def _leak(lab: Lab, stagger: float = 0.8) -> str:
@@ -94,6 +94,46 @@ def test_a_drained_node_is_left_for_a_human_to_repair_and_uncordon() -> None:
     assert len(findings) == 1, loop.audit.entries("finding")
     assert "uncordon" in findings[0].evidence["text"]
     assert findings[0].evidence["scenario"] == "node_not_ready"
+    # Repaired but still cordoned: the work is not done.
+    revive_node(lab.cluster, node, lab.clock_s)
+    run(lab, loop, 2)
+    assert [f.outcome for f in loop.audit.entries("finding")] == ["open"]
+    # A human uncordons it: the finding resolves, and its ticket with it.
+    lab_kube(lab).core_v1.patch_node(
+        node.name, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH
+    )
+    run(lab, loop, 1)
+    opened, resolved = loop.audit.entries("finding")
+    assert (resolved.outcome, resolved.ref, resolved.target) == (
+        "resolved",
+        opened.id,
+        opened.target,
+    )
+    alerts = [a for a in alert_of_all(loop.audit.entries()) if a.name == "OodaFinding"]
+    assert [a.resolved for a in alerts] == [False, True]
+    assert alerts[0].labels == alerts[1].labels, "the same alert, so Alertmanager resolves it"
+
+
+def test_a_restarted_loop_still_resolves_the_findings_left_open() -> None:
+    lab = make_lab()
+    audit = AuditLog(":memory:")
+    loop = make_loop(lab, audit=audit)
+    run(lab, loop, 2)
+    node = lab.cluster.nodes[0]
+    kill_node(node, lab.clock_s)
+    run(lab, loop, 12)
+    assert [f.outcome for f in audit.entries("finding")] == ["open"]
+    again = make_loop(lab, audit=audit)
+    revive_node(lab.cluster, node, lab.clock_s)
+    lab_kube(lab).core_v1.patch_node(
+        node.name, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH
+    )
+    run(lab, again, 1)
+    assert [f.outcome for f in audit.entries("finding")] == ["open", "resolved"]
+
+
+def alert_of_all(entries: list[AuditEntry]) -> list[Alert]:
+    return [a for e in entries if (a := alert_of(e, "shop", "eu-west-1")) is not None]
 
 
 def test_a_restart_that_heals_a_crash_loop_leaves_no_finding() -> None:
