@@ -20,6 +20,8 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from actuators import (
     Action,
     ActionContext,
@@ -55,6 +57,10 @@ def action_record(action: Action) -> dict[str, Any]:
 def result_record(result: ActionResult) -> dict[str, Any]:
     """The result as the audit log keeps it."""
     return asdict(result)
+
+
+#: The scenario of an escalated SLO breach no runbook explains.
+UNEXPLAINED = "unexplained"
 
 
 class Actor:
@@ -124,6 +130,58 @@ class Actor:
             evidence = {**diagnosis.evidence, FOLLOW_UP: finding.record()}
             diagnosis = replace(diagnosis, evidence=evidence)
         return self._plan(diagnosis, action, runbook.deadline, snapshot.at)
+
+    def unexplained(self, snapshot: Snapshot, busy: set[str]) -> None:
+        """Escalate each served service that has been outside its SLO for
+        ``unexplained_after`` in a row while no runbook diagnoses it and nothing ooda did for
+        it (``busy``) awaits its verdict: a burn ooda cannot explain is a human's at once."""
+        minutes = max(1, int(self.settings.escalation.unexplained_after / timedelta(minutes=1)))
+        for service in snapshot.usable():
+            if service in busy or self.diagnose(snapshot, service) is not None:
+                continue
+            rows = snapshot.views[service].history.tail(minutes)
+            slo = self.settings.slo_for(service)
+            p95 = rows["p95_latency_ms"].to_numpy(dtype=float)
+            errors = rows["error_rate"].to_numpy(dtype=float)
+            breached = (p95 > slo.p95_ms) | (errors > slo.max_error_rate)
+            if len(rows) < minutes or not breached.all():
+                continue  # a minute without requests (NaN) or inside the SLO breaks the run
+            if self._owned_elsewhere(snapshot, service):
+                continue  # a callee's incident, diagnosed or escalated there
+            if self.journal.recently(service, "escalation", snapshot.at, within_s=1800):
+                continue
+            why = (
+                f"outside its SLO for {minutes} minutes (p95 up to {np.nanmax(p95):.0f} ms,"
+                f" errors up to {np.nanmax(errors):.1%}) and no runbook explains it; escalated"
+            )
+            evidence = {
+                "scenario": UNEXPLAINED,
+                "minutes_outside_slo": minutes,
+                "p95_ms": [round(float(v), 1) for v in p95],
+                "error_rate": [round(float(v), 4) for v in errors],
+            }
+            workload = snapshot.workloads[service].workload
+            self.journal.write(snapshot.at, "escalation", service, "none", workload, why, evidence)
+            self.journal.stats.escalations[service] += 1
+            self.journal.event(snapshot.at, "escalation", service, why)
+
+    def _owned_elsewhere(self, snapshot: Snapshot, service: str) -> bool:
+        """Whether ``service``'s symptom is ranked as another service's fault that ooda
+        already diagnoses or has escalated: that incident speaks for this one."""
+        orientation = snapshot.orientation.get(service)
+        cause = orientation.elsewhere() if orientation is not None else None
+        if cause is None:
+            return False
+        return any(
+            owner in snapshot.views
+            and owner in snapshot.workloads
+            and (
+                self.diagnose(snapshot, owner) is not None
+                or self.journal.recently(owner, "escalation", snapshot.at, within_s=1800)
+            )
+            for owner in cause.owners
+            if owner != service
+        )
 
     def diagnose(self, snapshot: Snapshot, service: str) -> tuple[Runbook, Diagnosis] | None:
         """The first diagnosis of ``service``, trying the runbooks for its root cause's kind

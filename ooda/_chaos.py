@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -81,6 +81,8 @@ class CleanWeek:
     days: float
     false_actions: int
     actions: list[str]
+    escalations: list[str] = field(default_factory=list)
+    """Humans told in it (every one a false page)."""
 
 
 @dataclass
@@ -272,15 +274,16 @@ def clean_week(
     for _ in spans:
         batcher.join()
 
-    def day(d: int) -> list[str]:
+    def day(d: int) -> tuple[list[str], list[str]]:
         try:
             return _clean_day(settings, chaos, d, spans[d], batcher.client(-1 - d), progress)
         finally:
             batcher.leave()
 
     with ThreadPoolExecutor(max_workers=max(1, len(spans))) as pool:
-        actions = [a for found in pool.map(day, range(len(spans))) for a in found]
-    return CleanWeek(days, len(actions), actions)
+        found = list(pool.map(day, range(len(spans))))
+    actions = [a for day_actions, _ in found for a in day_actions]
+    return CleanWeek(days, len(actions), actions, [e for _, pages in found for e in pages])
 
 
 def _clean_day(
@@ -290,7 +293,8 @@ def _clean_day(
     span: float,
     scorer: Scorer,
     progress: Callable[[str, int], None],
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """One clean day: the actions the loop applied, and the escalations it raised."""
     rng = np.random.default_rng([chaos.seed, 999, d])
     live_start = WEEK_START + timedelta(days=d)
     lab = _base_lab(rng, chaos, live_start)
@@ -306,11 +310,13 @@ def _clean_day(
         n += 1
         if n % ticks_per_hour == 0:
             progress("clean week", 1)
-    return [
+    actions = [
         f"{e.at:%a %H:%M} {e.target}: {e.action} ({e.evidence.get('reason', '')})"
         for e in loop.audit.entries("action")
         if e.outcome == "applied"
     ]
+    pages = [f"{e.at:%a %H:%M} {e.service}: {e.outcome}" for e in loop.audit.entries("escalation")]
+    return actions, pages
 
 
 def total_work(chaos: ChaosSettings) -> int:

@@ -162,7 +162,12 @@ def to_json(result: ChaosResult) -> dict[str, Any]:
         "scenarios": rows,
         "clean_week": None
         if clean is None
-        else {"days": clean.days, "false_actions": clean.false_actions, "actions": clean.actions},
+        else {
+            "days": clean.days,
+            "false_actions": clean.false_actions,
+            "actions": clean.actions,
+            "escalations": clean.escalations,
+        },
         "predictive_week": None if result.capacity is None else capacity_record(result.capacity),
         "scoring": {"loop_calls": result.scoring_calls, "http_requests": result.scoring_requests},
         "confusion": confusion(result),
@@ -350,7 +355,8 @@ def write_html(result: ChaosResult, data: dict[str, Any], slo: SloSettings, path
     clean_text = (
         ""
         if clean is None
-        else f"<p>Clean week: {clean['days']:g} days, {clean['false_actions']} false actions.</p>"
+        else f"<p>Clean week: {clean['days']:g} days, {clean['false_actions']} false actions,"
+        f" {len(clean.get('escalations', []))} escalations.</p>"
     )
     if data.get("predictive_week") is not None:
         clean_text += f"<p>{html.escape(capacity_text(data['predictive_week']))}</p>"

@@ -221,7 +221,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     if data["clean_week"] is not None:
         console.print(
             f"clean week: {data['clean_week']['days']:g} days,"
-            f" {data['clean_week']['false_actions']} false actions"
+            f" {data['clean_week']['false_actions']} false actions,"
+            f" {len(data['clean_week'].get('escalations', []))} escalations"
         )
     if data["predictive_week"] is not None:
         console.print(capacity_text(data["predictive_week"]))

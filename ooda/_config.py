@@ -239,6 +239,8 @@ class EscalationConfig(_Strict):
     finding_severity: str = Field(default="ticket", pattern=r"^[a-z][a-z0-9_-]*$")
     """The ``severity`` label of the findings opened after heals (route it to a ticket queue)."""
     finding_every: Duration = timedelta(hours=24)
+    unexplained_after: Duration = timedelta(minutes=5)
+    """A service outside its SLO this long that no runbook explains is escalated."""
 
 
 class AuditConfig(_Strict):

@@ -213,6 +213,7 @@ class ControlLoop:
         if self.verifier.open_findings:
             self._stage("*", now, "findings", partial(self.verifier.settle_findings, snapshot))
         acted: set[str] = set()  # one action per object a tick, however many services see it
+        acted_for: set[str] = set()
         for service in snapshot.usable() + snapshot.idle():
             plan = self._stage(
                 service, now, "decide", partial(self.actor.decide, snapshot, service)
@@ -224,11 +225,14 @@ class ControlLoop:
                 self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
                 return
             acted.add(plan.action.target)
+            acted_for.add(service)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
             if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
                 earlier = self.pending
                 self.pending = [p for p in earlier if not self.verifier.continued(p, pending, now)]
                 self.pending.append(pending)
+        busy = {p.action.service for p in self.pending} | acted_for
+        self._stage("*", now, "unexplained", partial(self.actor.unexplained, snapshot, busy))
         self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
 
     def _judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:

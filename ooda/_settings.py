@@ -381,6 +381,10 @@ class EscalationSettings:
     """How long a finding's alert stays open: it is a ticket for the owners' backlog."""
     finding_severity: str = "ticket"
     """The ``severity`` label of a finding, for Alertmanager's routes (not a page)."""
+    unexplained_after: timedelta = timedelta(minutes=5)
+    """A service outside its SLO this long in a row that no runbook diagnoses, with no action
+    of ooda's awaiting its verdict, is escalated (``OodaNeedsHuman``): ooda cannot help it,
+    and silence would leave the burn to a human's own alerts."""
     attempts: int = 3
     """Tries per delivery (backoff between them)."""
     timeout: timedelta = timedelta(seconds=5)

@@ -201,3 +201,4 @@ def test_chaos_certifies_the_runbooks_against_the_served_models(
     assert result.clean_week is not None and result.clean_week.false_actions == 0, (
         result.clean_week.actions if result.clean_week else None
     )
+    assert result.clean_week.escalations == [], "a clean estate pages nobody"
