@@ -9,7 +9,8 @@ Run: ``.venv/bin/python benchmarks/bench_lab.py [--ticks 5] [--services 1000] [-
   76 minutes, then times ``--ticks`` control-loop ticks: the lab-side work of one tick is
   stepping the lab one minute, ``source.query_range`` over the last 75 minutes at 1-minute
   resolution (what the loop reads), and listing pods, Deployments, HPAs, ReplicaSets
-  (``ooda``'s ``read_workloads``) and nodes through ``lab.kube``.
+  (``ooda``'s ``read_workloads``), nodes and the nodes' Leases (``read_heartbeat_lags``)
+  through ``lab.kube``.
 
 Prints a table (median and worst of the ticks); copy it to ``benchmarks/RESULTS.md`` with the
 machine and the date.
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from contracts import NODE_LEASE_NAMESPACE
 from lab import Lab, LabSettings, SimClock, call_forest
 
 MONDAY = datetime(2025, 1, 6, tzinfo=UTC)
@@ -66,6 +68,9 @@ def _tick_parts(lab: Lab) -> dict[str, float]:
     parts["list ReplicaSets"] = _timed(lambda: kube.apps_v1.list_namespaced_replica_set(NS))
     parts["list nodes"] = _timed(kube.core_v1.list_node)
     parts["list ConfigMaps"] = _timed(lambda: kube.core_v1.list_namespaced_config_map(NS))
+    parts["list node Leases (heartbeats)"] = _timed(
+        lambda: kube.coordination_v1.list_namespaced_lease(NODE_LEASE_NAMESPACE)
+    )
     return parts
 
 

@@ -160,6 +160,9 @@ class Actor:
                 "p95_ms": [round(float(v), 1) for v in p95],
                 "error_rate": [round(float(v), 4) for v in errors],
             }
+            orientation = snapshot.orientation.get(service)
+            if orientation is not None and orientation.causes:
+                evidence["root_causes"] = orientation.summary()
             workload = snapshot.workloads[service].workload
             self.journal.write(snapshot.at, "escalation", service, "none", workload, why, evidence)
             self.journal.stats.escalations[service] += 1
