@@ -88,9 +88,13 @@ class Actor:
         self._diagnosed: dict[str, tuple[Runbook, Diagnosis] | None] = {}
 
     # -- decide ---------------------------------------------------------------------------
-    def decide(self, snapshot: Snapshot, service: str) -> Plan | None:
+    def decide(self, snapshot: Snapshot, service: str, awaiting: bool = False) -> Plan | None:
         """The plan for ``service``: its root cause's runbook (or else the first matching
-        one) proposes; a symptom whose root cause another service heals is left to it."""
+        one) proposes; a symptom whose root cause another service heals is left to it.
+        ``awaiting``: an action of ooda's for the service awaits its verdict, so a runbook
+        with nothing more to do is not escalated yet (the consumers just added may be the
+        partition count's last; the verdict, or the next tick after it, says whether a human
+        is needed)."""
         found = self.diagnose(snapshot, service)
         idle = snapshot.views[service].idle
         if found is None:
@@ -117,6 +121,8 @@ class Actor:
                 f"{diagnosis.scenario} ({diagnosis.confidence:.2f})",
             )
         action = runbook.propose(diagnosis, snapshot)
+        if action is None and awaiting:
+            return None
         if action is None:
             why = diagnosis.evidence.get("escalate_because") or "no safe action"
             self._once(snapshot.at, diagnosis, "none", f"{why}; escalated", {})

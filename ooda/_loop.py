@@ -214,10 +214,10 @@ class ControlLoop:
             self._stage("*", now, "findings", partial(self.verifier.settle_findings, snapshot))
         acted: set[str] = set()  # one action per object a tick, however many services see it
         acted_for: set[str] = set()
+        awaiting = {p.action.service for p in self.pending}
         for service in snapshot.usable() + snapshot.idle():
-            plan = self._stage(
-                service, now, "decide", partial(self.actor.decide, snapshot, service)
-            )
+            decide = partial(self.actor.decide, snapshot, service, service in awaiting)
+            plan = self._stage(service, now, "decide", decide)
             if plan is None or plan.action.target in acted:
                 continue
             if self._may_act is not None and not self._may_act():

@@ -183,3 +183,23 @@ def test_chaos_certifies_it() -> None:
     )
     assert certified(result) == {ScenarioId.KAFKA_CONSUMER_LAG: []}
     assert to_json(result)["confusion"] == {"kafka_consumer_lag": {"kafka_consumer_lag": 1}}
+
+
+def test_the_limit_is_escalated_only_once_the_consumers_just_added_are_judged() -> None:
+    """The scale-out that reached the partition count awaits its verdict: nothing more to do
+    is no page yet (the consumers are starting); with no verdict pending, it is escalated."""
+    from tests.ooda._harness import make_lab, make_loop
+
+    loop = make_loop(make_lab())
+    frame = kafka_frame([5000.0, 20000.0, 40000.0], produced=700.0, consumed=400.0, partitions=6)
+    history = pd.DataFrame(
+        {"timestamp": [pd.Timestamp(NOW)], "request_rate": [50.0], "error_rate": [0.0]}
+    )
+    at_limit = replace(
+        snapshot(frame, ready=6), views={"payments": ServiceView("payments", history)}
+    )
+    assert loop.actor.decide(at_limit, "payments", awaiting=True) is None
+    assert loop.audit.entries("escalation") == []
+    assert loop.actor.decide(at_limit, "payments", awaiting=False) is None
+    (escalation,) = loop.audit.entries("escalation")
+    assert escalation.service == "payments" and "escalated" in escalation.outcome
