@@ -82,7 +82,8 @@ class CleanWeek:
     false_actions: int
     actions: list[str]
     escalations: list[str] = field(default_factory=list)
-    """Humans told in it (every one a false page)."""
+    """Humans told in it: about the estate, each a false page; about ooda's own models (a
+    forecaster the live watch condemned), a true one."""
 
 
 @dataclass

@@ -201,4 +201,5 @@ def test_chaos_certifies_the_runbooks_against_the_served_models(
     assert result.clean_week is not None and result.clean_week.false_actions == 0, (
         result.clean_week.actions if result.clean_week else None
     )
-    assert result.clean_week.escalations == [], "a clean estate pages nobody"
+    pages = [e for e in result.clean_week.escalations if not e.split(" ", 2)[2].startswith("ooda-")]
+    assert pages == [], "a clean estate pages nobody (a condemned model of ooda's may)"

@@ -98,7 +98,7 @@ def test_a_stage_failing_every_tick_is_reported_once_while_others_are_fine() -> 
     lab = make_lab()
     loop = make_loop(lab)
 
-    def broken(snapshot: Any, service: str) -> None:
+    def broken(snapshot: Any, service: str, awaiting: bool = False) -> None:
         raise ValueError(f"malformed annotation on {service}")
 
     loop.actor.decide = broken  # type: ignore[method-assign]
