@@ -154,8 +154,6 @@ class Actor:
                 continue  # a minute without requests (NaN) or inside the SLO breaks the run
             if self._owned_elsewhere(snapshot, service):
                 continue  # a callee's incident, diagnosed or escalated there
-            if self.journal.recently(service, "escalation", snapshot.at, within_s=1800):
-                continue
             why = (
                 f"outside its SLO for {minutes} minutes (p95 up to {np.nanmax(p95):.0f} ms,"
                 f" errors up to {np.nanmax(errors):.1%}) and no runbook explains it; escalated"
@@ -170,9 +168,7 @@ class Actor:
             if orientation is not None and orientation.causes:
                 evidence["root_causes"] = orientation.summary()
             workload = snapshot.workloads[service].workload
-            self.journal.write(snapshot.at, "escalation", service, "none", workload, why, evidence)
-            self.journal.stats.escalations[service] += 1
-            self.journal.event(snapshot.at, "escalation", service, why)
+            self._escalate(snapshot.at, service, "none", workload, why, evidence)
 
     def _owned_elsewhere(self, snapshot: Snapshot, service: str) -> bool:
         """Whether ``service``'s symptom is ranked as another service's fault that ooda
@@ -383,16 +379,21 @@ class Actor:
         outcome: str,
         evidence: dict[str, Any],
     ) -> None:
-        if self.journal.recently(diagnosis.service, "escalation", now, within_s=1800):
+        evidence = {**diagnosis.evidence, **evidence, "scenario": str(diagnosis.scenario)}
+        self._escalate(now, diagnosis.service, action, diagnosis.target, outcome, evidence)
+
+    def _escalate(
+        self,
+        now: datetime,
+        service: str,
+        action: str,
+        target: str,
+        outcome: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        """Tell a human about ``service``, at most once per half hour."""
+        if self.journal.recently(service, "escalation", now, within_s=1800):
             return
-        self.journal.write(
-            now,
-            "escalation",
-            diagnosis.service,
-            action,
-            diagnosis.target,
-            outcome,
-            {**diagnosis.evidence, **evidence, "scenario": str(diagnosis.scenario)},
-        )
-        self.journal.stats.escalations[diagnosis.service] += 1
-        self.journal.event(now, "escalation", diagnosis.service, outcome)
+        self.journal.write(now, "escalation", service, action, target, outcome, evidence)
+        self.journal.stats.escalations[service] += 1
+        self.journal.event(now, "escalation", service, outcome)

@@ -152,6 +152,15 @@ def rolled_back(workload: WorkloadState, symptom: str) -> Finding:
     )
 
 
+def drained(node: str, what: str, todo: str) -> Finding:
+    """The finding of a node drained and left cordoned: ``what`` happened to it, and the
+    owners ``todo`` before they uncordon it."""
+    return Finding(
+        f"node/{node}",
+        f"node {node}{what}: its pods were moved and it is left cordoned; {todo}, then uncordon it",
+    )
+
+
 def check_runbook(cls: type[Runbook]) -> None:
     """The contract of a runbook class (its behaviour is certified by ``ooda chaos``)."""
     assert registered_runbooks().get(cls.name) is cls, f"{cls.name} is not registered"

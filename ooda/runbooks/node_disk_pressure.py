@@ -17,7 +17,7 @@ import numpy as np
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
 from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook, running_nodes
+from ooda.runbooks._base import Runbook, drained, register_runbook, running_nodes
 from ooda.runbooks._trend import epoch_seconds, floats, project_line
 
 
@@ -76,17 +76,12 @@ class NodeDiskPressure(Runbook):
 
     def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
         ev = diagnosis.evidence
-        node = ev["node"]
         filled = (
             "came under DiskPressure"
             if ev["disk_pressure"]
             else "was filling toward the kubelet's eviction threshold"
         )
-        return Finding(
-            f"node/{node}",
-            f"node {node}'s disk {filled}: its pods were moved and it is left cordoned; free"
-            " or grow its filesystem, then uncordon it",
-        )
+        return drained(ev["node"], f"'s disk {filled}", "free or grow its filesystem")
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         evidence = diagnosis.evidence

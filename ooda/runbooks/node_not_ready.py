@@ -24,7 +24,7 @@ from datetime import timedelta
 from actuators import Action, DrainNode
 from contracts import NodeState, ScenarioId
 from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook
+from ooda.runbooks._base import Runbook, drained, register_runbook
 
 
 @register_runbook
@@ -91,12 +91,8 @@ class NodeNotReady(Runbook):
         return f"kubelet heartbeat {lag:.0f} s behind, {errors:.1%} of requests failing"
 
     def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
-        node = diagnosis.evidence["node"]
-        return Finding(
-            f"node/{node}",
-            f"node {node} stopped ({diagnosis.evidence['silent']}): its pods were moved and it"
-            " is left cordoned; repair or replace it, then uncordon it",
-        )
+        stopped = f" stopped ({diagnosis.evidence['silent']})"
+        return drained(diagnosis.evidence["node"], stopped, "repair or replace it")
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
         node = diagnosis.evidence["node"]

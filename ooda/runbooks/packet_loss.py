@@ -16,7 +16,7 @@ import numpy as np
 from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
 from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
-from ooda.runbooks._base import Runbook, register_runbook, running_nodes
+from ooda.runbooks._base import Runbook, drained, register_runbook, running_nodes
 
 
 @register_runbook
@@ -58,12 +58,10 @@ class PacketLoss(Runbook):
         return None
 
     def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
-        node = diagnosis.evidence["node"]
-        return Finding(
-            f"node/{node}",
-            f"node {node} retransmitted {diagnosis.evidence['retransmit_share']:.1%} of its TCP"
-            " segments: its pods were moved and it is left cordoned; check its network path"
-            " (NIC, switch port, CNI), then uncordon it",
+        share = diagnosis.evidence["retransmit_share"]
+        lost = f" retransmitted {share:.1%} of its TCP segments"
+        return drained(
+            diagnosis.evidence["node"], lost, "check its network path (NIC, switch port, CNI)"
         )
 
     def propose(self, diagnosis: Diagnosis, snapshot: Snapshot) -> Action | None:
