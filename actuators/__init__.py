@@ -91,6 +91,7 @@ from actuators._restart_pod import RestartPod
 from actuators._restore_config_key import RESTORED_KEY, RestoreConfigKey
 from actuators._retry import RetryPolicy, call_with_retry
 from actuators._rollback_deployment import REVISION, RollbackDeployment
+from actuators._rollout_restart import RESTARTED_AT, RolloutRestart, template_content
 from actuators._scale_consumers import ScaleConsumers
 from actuators._scale_deployment import ScaleDeployment
 from actuators._set_hpa_min import (
@@ -138,6 +139,7 @@ __all__ = [
     "ORIGINAL_RECEIVES",
     "PDB_RETRY",
     "POOL_LABELS",
+    "RESTARTED_AT",
     "RESTORED_KEY",
     "REVISION",
     "RPS_SET",
@@ -173,6 +175,7 @@ __all__ = [
     "RestoreConfigKey",
     "RetryPolicy",
     "RollbackDeployment",
+    "RolloutRestart",
     "ScaleConsumers",
     "ScaleDeployment",
     "SetHpaMinReplicas",
@@ -196,5 +199,6 @@ __all__ = [
     "slo_outcome",
     "spy_on",
     "spy_on_cloud",
+    "template_content",
     "with_timeouts",
 ]

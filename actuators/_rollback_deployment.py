@@ -1,8 +1,10 @@
 """Roll a Deployment back a revision, as ``kubectl rollout undo`` does it.
 
 The template is copied from the ReplicaSet of the earlier revision; the Deployment controller
-then scales that ReplicaSet back up and gives it the next revision number. Undo rolls forward
-again, unless someone deployed something else since.
+then scales that ReplicaSet back up and gives it the next revision number. By default that is
+the newest earlier revision that runs something else: one that differs only by a rollout
+restart's stamp would roll back nothing. Undo rolls forward again, unless someone deployed
+something else since.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from actuators._context import ActionContext
 from actuators._errors import ConflictError, PermanentActuatorError
 from actuators._kube import JSON_PATCH, MERGE_PATCH
 from actuators._patch_hpa import serialise
+from actuators._rollout_restart import template_content
 from contracts import ActionKind
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -36,7 +39,8 @@ class RollbackDeployment(Action):
 
     deployment: str = ""
     to_revision: int | None = None
-    """The revision to return to; the one before the current when None."""
+    """The revision to return to; when None, the newest earlier one whose template differs
+    from the current one by more than a rollout restart's stamp."""
 
     kind = ActionKind.ROLLBACK_DEPLOYMENT
     disruptive = True
@@ -103,11 +107,16 @@ class RollbackDeployment(Action):
         }
         wanted = self.to_revision
         if wanted is None:
-            earlier = [r for r in owned if 0 < r < current]
+            running = template_content(dep.spec.template)
+            earlier = [
+                r
+                for r in owned
+                if 0 < r < current and template_content(owned[r].spec.template) != running
+            ]
             if not earlier:
                 raise PermanentActuatorError(
                     f"deployment {self.namespace}/{self.deployment} has no revision before"
-                    f" {current} to roll back to"
+                    f" {current} to roll back to (a rollout restart's is the same template)"
                 )
             wanted = max(earlier)
         if wanted not in owned or wanted == current:

@@ -25,6 +25,7 @@ class ScenarioId(StrEnum):
     KAFKA_CONSUMER_LAG = "kafka_consumer_lag"
     QUEUE_DEPTH = "queue_depth"
     UPSTREAM_THROTTLING = "upstream_throttling"
+    HTTP_5XX_WEDGED = "http_5xx_wedged"
 
 
 class ActionKind(StrEnum):
@@ -47,3 +48,4 @@ class ActionKind(StrEnum):
     REDRIVE_QUEUE = "redrive_queue"
     RESTORE_CONFIG_KEY = "restore_config_key"
     SHIFT_REGION_TRAFFIC = "shift_region_traffic"
+    ROLLOUT_RESTART = "rollout_restart"

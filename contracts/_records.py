@@ -104,12 +104,18 @@ class WorkloadState:
     replicas: int
     ready_replicas: int
     revision: int
+    """The revision that rolled out what the pods run: a rollout restart's revision (the same
+    template but for ``kubectl.kubernetes.io/restartedAt``) is no change, so it counts back to
+    the revision it restarted."""
     revision_at: datetime | None
-    """When the current revision's ReplicaSet was created (a rollout's time)."""
+    """When that revision's ReplicaSet was created (a rollout's time)."""
     pods: tuple[PodState, ...]
     hpa: HpaState | None
     current_template: str = ""
     """The ``pod-template-hash`` of the current revision's ReplicaSet."""
+    restarted_at: datetime | None = None
+    """When the pods were last restarted as a whole (``kubectl rollout restart``: the current
+    template's ``kubectl.kubernetes.io/restartedAt``), None when never since ``revision``."""
     ingress: str | None = None
     """The Ingress in front of the service (None: none routes to it)."""
     limit_rps: float | None = None

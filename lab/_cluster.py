@@ -84,13 +84,21 @@ class Node:
 
 @dataclass
 class ReplicaSet:
-    """One pod template of a Deployment; the lab's templates differ only by image."""
+    """One pod template of a Deployment; the lab's templates differ only by image and by
+    ``kubectl rollout restart``'s ``restartedAt`` annotation."""
 
     template_hash: str
     image: str
     revision: int
     uid: str
     created_at: float
+    restarted_at: str | None = None
+    """The template's ``kubectl.kubernetes.io/restartedAt`` (RFC 3339), None when unset."""
+
+    @property
+    def template(self) -> tuple[str, str | None]:
+        """What tells two templates apart: the image and the restart stamp."""
+        return self.image, self.restarted_at
 
 
 @dataclass
@@ -341,15 +349,18 @@ class Cluster:
 
     # -- controllers --------------------------------------------------------------------------
 
-    def roll_out(self, dep: Deployment, image: str, t: float) -> None:
-        """A new pod template: the ReplicaSet that already has it (a rollback) or a new one.
+    def roll_out(
+        self, dep: Deployment, image: str, t: float, restarted_at: str | None = None
+    ) -> None:
+        """A new pod template (``image``, and ``restarted_at`` for a rollout restart): the
+        ReplicaSet that already has it (a rollback) or a new one.
 
         Either way it becomes the newest revision, as in the deployment controller; the next
         ``reconcile`` moves the pods over.
         """
         revision = dep.current.revision + 1
         for rs in dep.replica_sets:
-            if rs.image == image:
+            if rs.template == (image, restarted_at):
                 rs.revision = revision
                 break
         else:
@@ -357,7 +368,8 @@ class Cluster:
             template_hash = random_suffix(self._rng, 10)
             while template_hash in hashes:
                 template_hash = random_suffix(self._rng, 10)
-            rs = ReplicaSet(template_hash, image, revision, random_uid(self._rng), t)
+            uid = random_uid(self._rng)
+            rs = ReplicaSet(template_hash, image, revision, uid, t, restarted_at)
             dep.replica_sets.append(rs)
         self._current_rs[dep.service] = dep.replica_sets.index(rs)
 

@@ -1,8 +1,9 @@
 """The lab's ``AppsV1Api``: Deployments, their scale, ReplicaSets and template rollouts.
 
-A Deployment keeps one ReplicaSet per pod template (the lab's templates differ only by image);
-patching the template rolls out a new revision, or brings an older ReplicaSet back as the
-newest one, which is how ``kubectl rollout undo`` works.
+A Deployment keeps one ReplicaSet per pod template (the lab's templates differ only by image
+and by ``kubectl rollout restart``'s ``restartedAt`` annotation); patching the template rolls
+out a new revision, or brings an older ReplicaSet back as the newest one, which is how
+``kubectl rollout undo`` works.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from lab._kube import (
 )
 
 REVISION = "deployment.kubernetes.io/revision"
+#: The pod-template annotation ``kubectl rollout restart`` stamps (RFC 3339).
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 _HASH_LABEL = "pod-template-hash"
 _ANNOTATIONS = "/metadata/annotations"
 _KIND, _RESOURCE = "Deployment.apps", "deployments.apps"
@@ -79,8 +82,9 @@ class FakeAppsV1Api(_Api):
     def _template(
         self, dep: Deployment, rs: ReplicaSet, labels: dict[str, str]
     ) -> client.V1PodTemplateSpec:
+        notes = None if rs.restarted_at is None else {RESTARTED_AT: rs.restarted_at}
         return client.V1PodTemplateSpec(
-            metadata=client.V1ObjectMeta(labels=labels),
+            metadata=client.V1ObjectMeta(labels=labels, annotations=notes),
             spec=client.V1PodSpec(containers=[self._container(dep.service, rs.image)]),
         )
 
@@ -97,7 +101,7 @@ class FakeAppsV1Api(_Api):
             dep.replicas,
             tuple(dep.annotations.items()),
             current.revision,
-            current.image,
+            current.template,
             status,
         )
         return self._revisions.served(dep.uid, key, lambda: self._render_deployment(dep, *status))
@@ -163,7 +167,7 @@ class FakeAppsV1Api(_Api):
         """
         dep = self._deployment(name, namespace)
         patch = _patch_body(body, _content_type, _RESOURCE, name)
-        replicas, image = dep.replicas, dep.current.image
+        replicas, template = dep.replicas, dep.current.template
         annotations = {**dep.annotations, REVISION: str(dep.current.revision)}  # as served
         if isinstance(patch, list):
             for op in patch:
@@ -171,7 +175,7 @@ class FakeAppsV1Api(_Api):
                     raise _invalid(name, f"not a JSON-patch operation: {op!r}")
                 path = op.get("path")
                 if (op.get("op"), path) == ("replace", "/spec/template"):
-                    image = self._template_image(dep, op.get("value"), replace=True)
+                    template = self._patched_template(dep, op.get("value"), replace=True)
                 elif (
                     op.get("op") in ("add", "replace", "remove")
                     and isinstance(path, str)
@@ -198,20 +202,24 @@ class FakeAppsV1Api(_Api):
             if "replicas" in spec:
                 replicas = _int_field(spec["replicas"], "spec.replicas", 0, "Deployment", name)
             if "template" in spec:
-                image = self._template_image(dep, spec["template"], replace=False)
+                template = self._patched_template(dep, spec["template"], replace=False)
             annotations = _merged_annotations(annotations, metadata, _KIND, _RESOURCE, name)
         # The revision annotation belongs to the deployment controller.
         dep.annotations = {k: v for k, v in annotations.items() if k != REVISION}
-        if (replicas, image) != (dep.replicas, dep.current.image):
+        if (replicas, template) != (dep.replicas, dep.current.template):
             dep.replicas = replicas
-            if image != dep.current.image:
-                self._cluster.roll_out(dep, image, self._now())
+            if template != dep.current.template:
+                image, restarted = template
+                self._cluster.roll_out(dep, image, self._now(), restarted)
             dep.generation += 1
             self._cluster.reconcile(self._now())
         return self._to_v1_deployment(dep)
 
-    def _template_image(self, dep: Deployment, template: Any, *, replace: bool) -> str:
-        """The image a patched pod template asks for; ``replace``: the whole template is given.
+    def _patched_template(
+        self, dep: Deployment, template: Any, *, replace: bool
+    ) -> tuple[str, str | None]:
+        """The image and restart stamp a patched pod template asks for; ``replace``: the whole
+        template is given, else it is merged into the current one.
 
         Container ports and resources are fixed in the lab and ignored; any other template
         change is refused rather than dropped, and the pod-template-hash label is ignored.
@@ -219,13 +227,27 @@ class FakeAppsV1Api(_Api):
         if not isinstance(template, dict):
             raise _invalid(dep.name, f"spec.template: Invalid value: {template!r}")
         metadata, spec = template.get("metadata") or {}, template.get("spec") or {}
+        notes = metadata.get("annotations") or {}
         unknown = sorted(
             [k for k in template if k not in ("metadata", "spec")]
-            + [f"metadata.{k}" for k in metadata if k != "labels"]
+            + [f"metadata.{k}" for k in metadata if k not in ("labels", "annotations")]
+            + [f"metadata.annotations.{k}" for k in notes if k != RESTARTED_AT]
             + [f"spec.{k}" for k in spec if k != "containers"]
         )
         if unknown:
-            raise _invalid(dep.name, f"spec.template: the lab only changes the image: {unknown}")
+            raise _invalid(
+                dep.name,
+                f"spec.template: the lab only changes the image and {RESTARTED_AT}: {unknown}",
+            )
+        restarted = notes.get(RESTARTED_AT, None if replace else dep.current.restarted_at)
+        if restarted is not None and not isinstance(restarted, str):
+            raise _invalid(dep.name, f"spec.template.metadata.annotations: {restarted!r}")
+        return self._template_image(dep, metadata, spec, replace=replace), restarted
+
+    def _template_image(
+        self, dep: Deployment, metadata: dict[str, Any], spec: dict[str, Any], *, replace: bool
+    ) -> str:
+        """The image of a patched template's ``metadata`` and ``spec`` (its labels checked)."""
         labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != _HASH_LABEL}
         if (replace or "labels" in metadata) and labels != {"app": dep.name}:
             raise _invalid(

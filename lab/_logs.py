@@ -43,6 +43,10 @@ FAULT: dict[ScenarioId, tuple[tuple[str, str], ...]] = {
         ("ERROR", "upstream connect error: connection refused {peer}:8080"),
         ("ERROR", "POST /api/{route} 503 {ms}ms"),
     ),
+    ScenarioId.HTTP_5XX_WEDGED: (
+        ("ERROR", "pooled connection to {peer}:5432 reset; request POST /api/{route} failed 503"),
+        ("WARN", "connection pool size={n} broken={m}: stale connections kept after failover"),
+    ),
     ScenarioId.LATENCY_P95: (("WARN", "request GET /api/{route} timed out after {slow}ms"),),
     ScenarioId.MEMORY_LEAK: (
         ("WARN", "GC overhead limit: heap {n}% used after full collection"),

@@ -100,6 +100,8 @@ class Actor:
         if found is None:
             return None if idle else self._predict(snapshot, service)
         runbook, diagnosis = found
+        if awaiting and runbook.last_resort:
+            return None
         healer = (
             self._healer(snapshot, service) if runbook.follows_root_cause and not idle else None
         )

@@ -35,6 +35,8 @@ def change_events(
     for service, workload in workloads.items():
         if workload.revision > 1 and workload.revision_at and workload.revision_at >= since:
             note(service, workload.revision_at, f"rollout to revision {workload.revision}")
+        if workload.restarted_at is not None and workload.restarted_at >= since:
+            note(service, workload.restarted_at, "rollout restart")
         app = workload.argo
         if app is not None and app.deployed_at is not None and app.deployed_at >= since:
             note(service, app.deployed_at, f"argo cd sync of {app.name} to {app.revision[:12]}")

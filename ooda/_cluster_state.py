@@ -28,7 +28,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from actuators import CHANGED_AT, LIMIT_RPS, REVISION, RPS_SET
+from actuators import CHANGED_AT, LIMIT_RPS, RESTARTED_AT, REVISION, RPS_SET, template_content
 from contracts import (
     NODE_LEASE_NAMESPACE,
     ArgoApp,
@@ -262,12 +262,9 @@ def read_workloads(
         mine = [_pod_state(pods[i][0]) for i in candidates if _selects(selector, pods[i][1])]
         hpa = scaling.get(service)
         revision = int((dep.metadata.annotations or {}).get(REVISION, "0") or 0)
-        revision_at: datetime | None = None
-        template = ""
-        for rs in owned_by.get(dep.metadata.uid, []):
-            if int((rs.metadata.annotations or {}).get(REVISION, "0")) == revision:
-                revision_at = rs.metadata.creation_timestamp
-                template = (rs.metadata.labels or {}).get("pod-template-hash", "")
+        revision, revision_at, template, restarted_at = _rolled_out(
+            owned_by.get(dep.metadata.uid, []), revision
+        )
         read, secret_read = _template_sources(dep.spec.template)
         changes = sorted(
             [
@@ -288,12 +285,39 @@ def read_workloads(
             pods=tuple(mine),
             hpa=None if hpa is None else _hpa_state(hpa),
             current_template=template,
+            restarted_at=restarted_at,
             config_changes=tuple(changes),
             config_data={name: config_data[name] for name in sorted(read) if name in config_data},
             argo=argo.get(service),
             **fronted.get(service, {}),
         )
     return out
+
+
+def _rolled_out(
+    sets: list[Any], revision: int
+) -> tuple[int, datetime | None, str, datetime | None]:
+    """Of a Deployment's ReplicaSets and its current ``revision``: the revision that rolled
+    out what its pods run and when, the current template's hash, and when the pods were last
+    restarted as a whole. A revision that repeats the one before it but for a rollout
+    restart's stamp counts back to that one (the templates are compared only when the current
+    one carries a stamp)."""
+    by_revision = {int((rs.metadata.annotations or {}).get(REVISION, "0") or 0): rs for rs in sets}
+    current = by_revision.get(revision)
+    if current is None:
+        return revision, None, "", None
+    template = (current.metadata.labels or {}).get("pod-template-hash", "")
+    notes = current.spec.template.metadata.annotations or {}
+    if RESTARTED_AT not in notes:
+        return revision, current.metadata.creation_timestamp, template, None
+    running = template_content(current.spec.template)
+    origin = revision
+    for earlier in sorted((r for r in by_revision if 0 < r < revision), reverse=True):
+        if template_content(by_revision[earlier].spec.template) != running:
+            break
+        origin = earlier
+    found = by_revision[origin].metadata.creation_timestamp
+    return origin, found, template, current.metadata.creation_timestamp
 
 
 def _ingresses(kube: KubeClients, namespace: str) -> dict[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ooda._audit import AuditEntry, AuditStore
-from ooda._logs import template_surges
+from ooda._logs import TemplateSurge, template_surges
 from ooda._records import Orientation, Snapshot
 
 #: Entries that open an incident for their service.
@@ -141,15 +141,19 @@ class IncidentRecorder:
 LOG_BASELINE = timedelta(minutes=30)
 
 
-def log_surges(
-    read_log: Callable[[str], str], pods: Sequence[str], since: datetime, now: datetime
-) -> list[dict[str, Any]]:
-    """The templates that surged in the service's pods' logs from ``since`` on, against the
-    :data:`LOG_BASELINE` before (``read_log(pod)`` gives at least that span, with RFC 3339
-    stamps)."""
+def pod_log_surges(
+    read_log: Callable[[str], str],
+    pods: Sequence[str],
+    since: datetime,
+    now: datetime,
+    most_pods: int = 5,
+) -> list[TemplateSurge]:
+    """The templates that surged in the logs of a service's pods (the first ``most_pods``)
+    from ``since`` on, against the :data:`LOG_BASELINE` before (``read_log(pod)`` gives at
+    least that span, with RFC 3339 stamps), strongest first."""
     baseline: list[str] = []
     recent: list[str] = []
-    for pod in pods[:5]:
+    for pod in pods[:most_pods]:
         for line in read_log(pod).splitlines():
             stamp, _, text = line.partition(" ")
             try:
@@ -161,12 +165,19 @@ def log_surges(
             elif at >= pd.Timestamp(since - LOG_BASELINE):
                 baseline.append(text)
     minutes = max(1.0, (now - since).total_seconds() / 60.0)
-    surges = template_surges(
+    return template_surges(
         baseline,
         recent,
         baseline_minutes=LOG_BASELINE / timedelta(minutes=1),
         recent_minutes=minutes,
     )
+
+
+def log_surges(
+    read_log: Callable[[str], str], pods: Sequence[str], since: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """:func:`pod_log_surges` as the incident record keeps them (the eight strongest)."""
+    surges = pod_log_surges(read_log, pods, since, now)
     return [
         {
             "template": s.template,

@@ -47,6 +47,7 @@ from ooda._incidents import (
     log_surges,
 )
 from ooda._journal import Journal, LoopEvent, LoopStats
+from ooda._log_evidence import PodLogEvidence
 from ooda._memory import ClusterMemory
 from ooda._model_watch import ForecasterRegistry, ForecastWatch, WatchEvent
 from ooda._observe import (
@@ -166,6 +167,7 @@ class ControlLoop:
         self._scored: AnomalyScores | None = None
         self._scored_at: datetime | None = None
         self._logs: dict[tuple[str, int], tuple[str, ...]] = {}
+        self.log_evidence = PodLogEvidence(self._read_log, settings.loop.orient_recent)
         self._metrics = pd.DataFrame()
         self.incidents = IncidentRecorder(audit)
         self._oriented: dict[str, Orientation] = {}
@@ -327,6 +329,14 @@ class ControlLoop:
             "orient",
             partial(self._orient, now, metrics, views, usable, scores, workloads, nodes),
         )
+        failing = {
+            s: workloads[s]
+            for s in usable
+            if s in workloads
+            and float(views[s].history["error_rate"].iloc[-1])
+            > self.settings.slo_for(s).max_error_rate
+        }
+        surges = self._stage("*", now, "logs", partial(self.log_evidence.surges, now, failing))
         return Snapshot(
             at=now,
             region=self.settings.region,
@@ -340,6 +350,7 @@ class ControlLoop:
             crashlooping_since=looping_since,
             crash_looped=looped,
             pod_logs=pod_logs,
+            log_surges=surges or {},
             orientation=oriented or {},
             queues=queues,
         )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from actuators import Action, ActionResult
 from contracts import MetricFamily, NodeState, PodState, ScenarioId, WorkloadState
+from ooda._logs import TemplateSurge
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,10 @@ class Snapshot:
     pod_logs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per crash-looping pod: the last lines its previous container wrote (absent where they
     could not be read)."""
+    log_surges: dict[str, tuple[TemplateSurge, ...]] = field(default_factory=dict)
+    """Per service failing requests beyond its objective in the newest minute: the message
+    templates that surged in its pods' logs over the orient window, strongest first (absent:
+    not failing)."""
     orientation: dict[str, Orientation] = field(default_factory=dict)
     """Per service showing a symptom: its ranked root causes (absent: no symptom, or the
     ranking could not be made this tick)."""

@@ -130,6 +130,13 @@ class PolicySettings:
     rollout_error_lag: timedelta = timedelta(minutes=5)
     """A 5xx spike is blamed on a rollout only when it began this soon after it (the new
     pods take traffic within a couple of minutes)."""
+    restart_minutes: int = 3
+    """A 5xx spike with no rollout near, logged by the service's own pods, is healed by a
+    rollout restart once it has lasted this many minutes (the node, database and upstream
+    runbooks, which see their causes within two, have had their turn)."""
+    restart_every: timedelta = timedelta(hours=1)
+    """A workload restarted less than this ago is not restarted again: a wedge back so soon
+    is no wedge a restart heals (the burn is escalated as unexplained)."""
     node_silent_after: timedelta = timedelta(seconds=20)
     """A node whose kubelet heartbeat trails the freshest node's by this much (two of the
     kubelet's 10 s Lease renewals missed, half the node controller's 40 s grace) while a

@@ -10,6 +10,7 @@ from __future__ import annotations
 from lab.scenarios import (
     db_read_latency,
     http_5xx_spike,
+    http_5xx_wedged,
     kafka_consumer_lag,
     latency_p95,
     memory_leak,
@@ -38,6 +39,7 @@ __all__ = [
     "check_scenario",
     "db_read_latency",
     "http_5xx_spike",
+    "http_5xx_wedged",
     "kafka_consumer_lag",
     "latency_p95",
     "memory_leak",

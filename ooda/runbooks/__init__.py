@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ooda.runbooks import (
     db_read_latency,
+    http_5xx_restart,
     http_5xx_spike,
     kafka_consumer_lag,
     latency_p95,
@@ -33,6 +34,7 @@ __all__ = [
     "Runbook",
     "check_runbook",
     "db_read_latency",
+    "http_5xx_restart",
     "http_5xx_spike",
     "kafka_consumer_lag",
     "latency_p95",

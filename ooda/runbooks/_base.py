@@ -42,6 +42,10 @@ class Runbook(ABC):
     root cause is another service's to heal and that service's runbook heals it, the loop
     leaves the symptom to it. A runbook of the service's own load, pods, memory or nodes
     never defers."""
+    last_resort: ClassVar[bool] = False
+    """Whether its diagnosis is made by elimination (no named cause explains the symptom): it
+    does not act while an action of ooda's for the service awaits its verdict, since that
+    action may be what heals the symptom (a drain in flight, a database switched)."""
     acts_when_idle: ClassVar[bool] = False
     """Whether it diagnoses a service that serves no request (a warm standby): only a runbook
     whose evidence is the cluster's (a crash loop's restarts), not the SLIs, does; and the

@@ -39,6 +39,7 @@ from actuators import (
     RestartPod,
     RestoreConfigKey,
     RollbackDeployment,
+    RolloutRestart,
     ScaleConsumers,
     ScaleDeployment,
     SetHpaMinReplicas,
@@ -165,6 +166,7 @@ TARGETS: dict[ActionKind, Callable[[Estate], Action]] = {
     ActionKind.ROLLBACK_DEPLOYMENT: lambda e: RollbackDeployment(
         NS, "checkout", deployment="checkout"
     ),
+    ActionKind.ROLLOUT_RESTART: lambda e: RolloutRestart(NS, "checkout", deployment="checkout"),
     ActionKind.ARGO_ROLLBACK: lambda e: ArgoRollback(NS, "checkout", application="checkout"),
     ActionKind.RATE_LIMIT: lambda e: RateLimit(NS, "frontend", "surge", rps=200),
     ActionKind.SWITCH_DATABASE: lambda e: SwitchDatabase(

@@ -56,6 +56,7 @@ def test_the_chaos_contract_ids_are_stable() -> None:
         "kafka_consumer_lag",
         "queue_depth",
         "upstream_throttling",
+        "http_5xx_wedged",
     ]
     assert ActionKind("restart_pod") is ActionKind.RESTART_POD
     with pytest.raises(ValueError):

@@ -16,6 +16,7 @@ from kubernetes import client
 from actuators import (
     FIELD_MANAGER,
     MERGE_PATCH,
+    RESTARTED_AT,
     ActionContext,
     ArgoRollback,
     CordonNode,
@@ -28,6 +29,7 @@ from actuators import (
     RestartPod,
     RetryPolicy,
     RollbackDeployment,
+    RolloutRestart,
     ScaleDeployment,
     TemporaryActuatorError,
 )
@@ -276,8 +278,8 @@ def _rolled_out(b: Backend, image: str, revision: str) -> bool:
     )
 
 
-def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
-    b = backend
+def _bad_rollout(b: Backend) -> None:
+    """Roll ``NEW_IMAGE`` out as revision 2 and wait for every pod to run it."""
     b.kube.apps_v1.patch_namespaced_deployment(
         SERVICE,
         b.namespace,
@@ -285,6 +287,11 @@ def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
         _content_type=STRATEGIC,
     )
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "2"), "the bad rollout (revision 2)", 180)
+
+
+def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
+    b = backend
+    _bad_rollout(b)
 
     action = RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE)
     result = action.apply(ActionContext(b.actor, dry_run=False, sleep=b.sleep))
@@ -295,6 +302,57 @@ def test_rollback_deployment_to_previous_revision(backend: Backend) -> None:
 
     action.undo(ActionContext(b.actor, sleep=b.sleep), result)
     b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "4"), "the undo (revision 4)", 180)
+
+
+def test_rollout_restart_replaces_every_pod_and_is_no_rollout(backend: Backend) -> None:
+    """``kubectl rollout restart``: a new revision of the same template stamped
+    ``restartedAt``, every pod replaced by a Ready one. The snapshot still dates the rollout
+    to revision 1 (a restart changes nothing that runs), and no rollback goes back to it."""
+    b = backend
+    before = {p.metadata.name for p in ready_pods(b.kube, b.namespace)}
+    action = RolloutRestart(b.namespace, SERVICE, deployment=SERVICE)
+    preview = action.apply(ActionContext(b.actor, dry_run=True, sleep=b.sleep))
+    assert preview.after["would_replace"] == 3 and set(preview.before["pods"]) == before
+    dep = b.kube.apps_v1.read_namespaced_deployment(SERVICE, b.namespace)
+    assert (dep.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == "1"
+    created = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE].revision_at
+
+    result = action.apply(ActionContext(b.actor, sleep=b.sleep))
+    assert not result.undoable and set(result.before["pods"]) == before
+
+    def replaced() -> bool:
+        names = {p.metadata.name for p in ready_pods(b.kube, b.namespace)}
+        return _rolled_out(b, IMAGE, "2") and not names & before
+
+    b.wait_for(replaced, "every pod replaced by the restart (revision 2)", 180)
+    template = b.kube.apps_v1.read_namespaced_deployment(SERVICE, b.namespace).spec.template
+    assert RESTARTED_AT in (template.metadata.annotations or {})
+    state = read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE]
+    assert (state.revision, state.revision_at) == (1, created), "a restart is no rollout"
+    assert state.restarted_at is not None and created is not None
+    assert state.restarted_at >= created
+    with pytest.raises(PermanentActuatorError, match="no revision before 2"):
+        RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE).apply(
+            ActionContext(b.actor, dry_run=True, sleep=b.sleep)
+        )
+
+
+def test_a_rollback_after_a_restart_returns_to_the_build_before(backend: Backend) -> None:
+    """A bad build, then a restart of it: the rollback goes to the build before the bad one
+    (revision 1), not to the bad build without its stamp (revision 2)."""
+    b = backend
+    _bad_rollout(b)
+    RolloutRestart(b.namespace, SERVICE, deployment=SERVICE).apply(
+        ActionContext(b.actor, sleep=b.sleep)
+    )
+    b.wait_for(lambda: _rolled_out(b, NEW_IMAGE, "3"), "the restart (revision 3)", 180)
+    assert read_workloads(b.kube, b.namespace, [SERVICE])[SERVICE].revision == 2
+
+    result = RollbackDeployment(b.namespace, SERVICE, deployment=SERVICE).apply(
+        ActionContext(b.actor, sleep=b.sleep)
+    )
+    assert result.after == {"revision": 1, "images": [IMAGE]}
+    b.wait_for(lambda: _rolled_out(b, IMAGE, "4"), "the rollback to revision 1 as 4", 180)
 
 
 def test_rollback_without_history_is_refused(backend: Backend) -> None:

@@ -49,6 +49,14 @@ def test_each_component_gets_its_changes_newest_first_and_old_ones_are_left_out(
     assert "n2" not in got and "payments" not in got
 
 
+def test_a_rollout_restart_is_a_change_of_its_own_not_a_rollout() -> None:
+    restarted = replace(
+        _workload(4, T - timedelta(days=3), ()), restarted_at=T - timedelta(minutes=3)
+    )
+    got = change_events({"checkout": restarted}, {}, [], T - timedelta(hours=1))
+    assert got["checkout"] == ["rollout restart at 09:57"]
+
+
 def test_a_bad_rollout_is_named_beside_the_root_cause_it_brought() -> None:
     lab = Lab(LabSettings(seed=3), SimClock(datetime(2025, 1, 8, 8, tzinfo=UTC)))
     lab.step(timedelta(minutes=90))

@@ -155,6 +155,7 @@ def test_the_html_page_has_the_scorecard_and_plots(report: dict[str, object]) ->
         ScenarioId.MEMORY_LEAK,
         ScenarioId.HTTP_5XX_SPIKE,
         ScenarioId.PACKET_LOSS,
+        ScenarioId.HTTP_5XX_WEDGED,
     ],
 )
 def test_the_new_runbooks_are_certified_with_the_rules_scorer(scenario: ScenarioId) -> None:
@@ -169,6 +170,7 @@ def test_the_new_runbooks_are_certified_with_the_rules_scorer(scenario: Scenario
     heal = {
         ScenarioId.MEMORY_LEAK: "restart_pod",
         ScenarioId.HTTP_5XX_SPIKE: "rollback_deployment",
+        ScenarioId.HTTP_5XX_WEDGED: "rollout_restart",
     }.get(scenario, "drain_node")
     for inst in result.instances:
         on, off = inst.runs[Mode.ON], inst.runs[Mode.OFF]
