@@ -154,8 +154,8 @@ class Actor:
             breached = (p95 > slo.p95_ms) | (errors > slo.max_error_rate)
             if len(rows) < minutes or not breached.all():
                 continue  # a minute without requests (NaN) or inside the SLO breaks the run
-            if self._owned_elsewhere(snapshot, service):
-                continue  # a callee's incident, diagnosed or escalated there
+            if self._owned_elsewhere(snapshot, service, busy):
+                continue  # a callee's incident, diagnosed, healing or escalated there
             why = (
                 f"outside its SLO for {minutes} minutes (p95 up to {np.nanmax(p95):.0f} ms,"
                 f" errors up to {np.nanmax(errors):.1%}) and no runbook explains it; escalated"
@@ -172,9 +172,10 @@ class Actor:
             workload = snapshot.workloads[service].workload
             self._escalate(snapshot.at, service, "none", workload, why, evidence)
 
-    def _owned_elsewhere(self, snapshot: Snapshot, service: str) -> bool:
+    def _owned_elsewhere(self, snapshot: Snapshot, service: str, busy: set[str]) -> bool:
         """Whether ``service``'s symptom is ranked as another service's fault that ooda
-        already diagnoses or has escalated: that incident speaks for this one."""
+        already diagnoses, is healing (``busy``: its action awaits the verdict) or has
+        escalated: that incident speaks for this one."""
         orientation = snapshot.orientation.get(service)
         cause = orientation.elsewhere() if orientation is not None else None
         if cause is None:
@@ -183,7 +184,8 @@ class Actor:
             owner in snapshot.views
             and owner in snapshot.workloads
             and (
-                self.diagnose(snapshot, owner) is not None
+                owner in busy
+                or self.diagnose(snapshot, owner) is not None
                 or self.journal.recently(owner, "escalation", snapshot.at, within_s=1800)
             )
             for owner in cause.owners

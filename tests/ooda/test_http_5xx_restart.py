@@ -127,6 +127,25 @@ def test_the_lab_s_wedged_pods_are_restarted_verified_and_left_as_a_finding() ->
     assert workload.restarted_at is not None and workload.revision == 1
 
 
+def test_the_callers_of_a_service_being_restarted_are_not_paged() -> None:
+    """Payments wedges; frontend and checkout fail its calls. While payments' restart rolls
+    out (and it is not diagnosed again: it was just restarted), their burn is payments'
+    incident, not an unexplained one (the chaos run's first draws paged both)."""
+    lab = make_lab()
+    loop = make_loop(lab)
+    run(lab, loop, 2)
+    wedge = ScenarioInstance(
+        ScenarioId.HTTP_5XX_WEDGED, "payments", magnitude=0.4, params={"share": 1.0}
+    )
+    lab.inject(wedge)
+    run(lab, loop, 16)
+    assert [(a.service, a.action) for a in loop.audit.entries("action")] == [
+        ("payments", "rollout_restart")
+    ]
+    assert loop.audit.entries("escalation") == []
+    assert [v.outcome for v in loop.audit.entries("verification")] == ["healed"]
+
+
 def test_a_brownout_in_front_of_the_pods_restarts_nothing() -> None:
     """The region fails a share of frontend's requests before they reach a pod: the same
     spike in the metrics, nothing in the pods' logs, so no restart (test_unexplained has it
