@@ -723,6 +723,7 @@ class ControlLoop:
         found = recover(self.audit, self.guard, self.budget)
         self.pending = found.pending
         self.verifier.open_findings = found.findings
+        self.verifier.findings_opened.update(found.findings_opened)
         now = self.clock.now()
         for entry in found.interrupted:
             self.journal.write(

@@ -34,6 +34,9 @@ class Recovered:
     """Entries that could not be replayed, and why."""
     findings: list[AuditEntry] = field(default_factory=list)
     """Findings opened and not yet resolved, oldest first."""
+    findings_opened: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """When a finding was last opened, per scenario and subject, resolved or not (one a day
+    per subject: a restart does not open the same finding again)."""
 
 
 def pending_of(entry: AuditEntry) -> PendingAction:
@@ -110,6 +113,7 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
                 guard.reset(entry.target)
             elif entry.kind == "finding" and entry.outcome == "open":
                 out.findings.append(entry)
+                out.findings_opened[(str(entry.evidence["scenario"]), entry.target)] = entry.at
             elif entry.kind == "finding":
                 out.findings = [f for f in out.findings if f.id != entry.ref]
         except (KeyError, TypeError, ValueError) as exc:

@@ -44,7 +44,8 @@ class Verifier:
         self.journal = journal
         self.context = context
         self._verified: list[tuple[str, datetime, datetime]] = []
-        self._findings: dict[tuple[str, str], datetime] = {}
+        self.findings_opened: dict[tuple[str, str], datetime] = {}
+        """When a finding was last opened, per scenario and subject (rebuilt on a restart)."""
         self.open_findings: list[AuditEntry] = []
         """Findings opened and not resolved (only a node's is resolved by what ooda sees)."""
 
@@ -167,10 +168,10 @@ class Verifier:
         """Tell the owners what the heal left for them, once per subject and scenario in
         ``finding_every`` (a restarted process leaks again; a drained node stays cordoned)."""
         key = (str(pending.scenario), finding.subject)
-        last = self._findings.get(key)
+        last = self.findings_opened.get(key)
         if last is not None and now - last < self.settings.escalation.finding_every:
             return
-        self._findings[key] = now
+        self.findings_opened[key] = now
         action = pending.action
         evidence = {"text": finding.text, "scenario": str(pending.scenario)}
         entry = self.journal.write(

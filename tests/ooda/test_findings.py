@@ -132,6 +132,27 @@ def test_a_restarted_loop_still_resolves_the_findings_left_open() -> None:
     assert [f.outcome for f in audit.entries("finding")] == ["open", "resolved"]
 
 
+def test_a_restarted_loop_does_not_open_the_same_finding_again() -> None:
+    """The leak's first verified restart opens the finding; the loop restarts; the second
+    replica's verified restart, under the new process, opens none (one a day per subject)."""
+    lab = make_lab()
+    audit = AuditLog(":memory:")
+    loop = make_loop(lab, audit=audit)
+    run(lab, loop, 2)
+    _leak(lab)
+    for _ in range(30):
+        if audit.entries("finding"):
+            break
+        run(lab, loop, 1)
+    assert len(audit.entries("finding")) == 1
+    healed_before = len([v for v in audit.entries("verification") if v.outcome == "healed"])
+    again = make_loop(lab, audit=audit)
+    run(lab, again, 20)
+    healed = [v for v in audit.entries("verification") if v.outcome == "healed"]
+    assert len(healed) > healed_before, "a heal was verified by the restarted loop"
+    assert len(audit.entries("finding")) == 1, audit.entries("finding")
+
+
 def alert_of_all(entries: list[AuditEntry]) -> list[Alert]:
     return [a for e in entries if (a := alert_of(e, "shop", "eu-west-1")) is not None]
 
