@@ -14,7 +14,8 @@ A restart is a guess, so it is made on evidence and by elimination:
 - **the pods say so themselves**: an ``ERROR`` or ``FATAL`` message template surged in their
   own logs (``Snapshot.log_surges``). Requests a load balancer, a zone or the network fails in
   front of the pods leave no such line, and are escalated as unexplained instead;
-- no rollout in ``rollout_window`` (the rollback runbook's), no restart in ``restart_every``
+- no rollout within ``rollout_error_lag`` before the errors began, nor any since (the rollback
+  runbook's, or a human's at work), no restart in ``restart_every``
   (a wedge back so soon is no wedge a restart heals), no pod crash-looping, no surge, none of
   its pods on a node that is NotReady, cordoned or under pressure, no callee failing (the
   errors start further down), and nothing of ooda's for the service awaiting its verdict
@@ -56,9 +57,6 @@ class Http5xxRestart(Runbook):
         workload = snapshot.workloads[service]
         policy = self.settings.policy
         at = snapshot.at
-        rolled_out = workload.revision_at if workload.revision > 1 else None
-        if rolled_out is not None and at - rolled_out <= policy.rollout_window:
-            return None  # a rollout near in time: rolled back, or a human's to judge
         restarted = workload.restarted_at
         if restarted is not None and at - restarted < policy.restart_every:
             return None
@@ -84,6 +82,10 @@ class Http5xxRestart(Runbook):
         baseline = baseline[~np.isnan(baseline)]
         if not len(baseline) or float(np.median(baseline)) > spike / 2:
             return None  # no calm before it: not a sudden spike
+        rolled_out = workload.revision_at if workload.revision > 1 else None
+        began = pd.Timestamp(history["timestamp"].iloc[start]).to_pydatetime()
+        if rolled_out is not None and began - rolled_out <= policy.rollout_error_lag:
+            return None  # it came with a rollout (or one came after it): rollback or a human
         nodes = set(running_nodes(snapshot, service))
         if any(p.node and p.node not in nodes for p in workload.pods):
             return None  # a node of its pods is sick or being drained: the node runbooks'

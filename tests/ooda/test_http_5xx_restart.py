@@ -80,7 +80,8 @@ def test_a_logged_spike_with_no_rollout_near_is_diagnosed_after_three_minutes() 
     [
         ("the pods log nothing of it", lambda: _snapshot(surges=())),
         ("only warnings", lambda: _snapshot(surges=(replace(LOGGED, template="WARN slow"),))),
-        ("a rollout 20 min ago", lambda: _snapshot(revision_at=AT - timedelta(minutes=20))),
+        ("errors with a rollout", lambda: _snapshot(revision_at=AT - timedelta(minutes=4))),
+        ("a rollout since", lambda: _snapshot(revision_at=AT - timedelta(minutes=1))),
         ("restarted 40 min ago", lambda: _snapshot(restarted_at=AT - timedelta(minutes=40))),
         ("errors from the start", lambda: _snapshot(errors=(0.08,) * 33, calm=0)),
         (
@@ -99,6 +100,13 @@ def test_no_restart_on_what_a_restart_does_not_explain(why: str, snapshot: objec
 def test_a_restart_an_hour_ago_no_longer_holds_it_back() -> None:
     later = _snapshot(restarted_at=AT - timedelta(minutes=61))
     assert Http5xxRestart(OodaSettings()).matches(later, "checkout") is not None
+
+
+def test_a_rollout_long_before_the_errors_does_not_hold_it_back() -> None:
+    """Seed 7's wedge 7: a benign rollout 8 minutes before the pods wedged; the rollback
+    runbook rightly declined (the errors began after its 5 minutes), and so did this one."""
+    earlier = _snapshot(revision_at=AT - timedelta(minutes=10))
+    assert Http5xxRestart(OodaSettings()).matches(earlier, "checkout") is not None
 
 
 def test_the_lab_s_wedged_pods_are_restarted_verified_and_left_as_a_finding() -> None:
