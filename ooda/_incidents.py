@@ -139,6 +139,8 @@ class IncidentRecorder:
 
 #: The window a log template's recent rate is compared with.
 LOG_BASELINE = timedelta(minutes=30)
+#: The most lines read of one pod's log (its newest): a chatty pod costs a bounded read.
+LOG_TAIL_LINES = 20_000
 
 
 def pod_log_surges(
@@ -149,27 +151,38 @@ def pod_log_surges(
     most_pods: int = 5,
 ) -> list[TemplateSurge]:
     """The templates that surged in the logs of a service's pods (the first ``most_pods``)
-    from ``since`` on, against the :data:`LOG_BASELINE` before (``read_log(pod)`` gives at
-    least that span, with RFC 3339 stamps), strongest first."""
+    from ``since`` on, against the :data:`LOG_BASELINE` before (``read_log(pod)`` gives that
+    span with RFC 3339 stamps, or its newest lines up to a cap), strongest first.
+
+    Rates are per pod-minute of log actually read: a pod counts for the part of each window
+    its log covers, and a pod whose log does not reach back before ``since`` (started since,
+    or cut by the cap) is left out, so new pods or a chatty pod's cut log never pass for a
+    surge. No pod with a baseline: no surge."""
+    start, since_ts, now_ts = (pd.Timestamp(t) for t in (since - LOG_BASELINE, since, now))
     baseline: list[str] = []
     recent: list[str] = []
+    baseline_minutes = recent_minutes = 0.0
     for pod in pods[:most_pods]:
+        lines: list[tuple[pd.Timestamp, str]] = []
         for line in read_log(pod).splitlines():
             stamp, _, text = line.partition(" ")
             try:
                 at = pd.Timestamp(stamp)
             except ValueError:
                 continue
-            if at >= pd.Timestamp(since):
-                recent.append(text)
-            elif at >= pd.Timestamp(since - LOG_BASELINE):
-                baseline.append(text)
-    minutes = max(1.0, (now - since).total_seconds() / 60.0)
+            if at >= start:
+                lines.append((at, text))
+        first = min((at for at, _ in lines), default=None)
+        if first is None or first >= since_ts:
+            continue
+        baseline += [text for at, text in lines if at < since_ts]
+        recent += [text for at, text in lines if at >= since_ts]
+        baseline_minutes += (since_ts - first).total_seconds() / 60.0
+        recent_minutes += max(0.0, (now_ts - since_ts).total_seconds() / 60.0)
+    if baseline_minutes <= 0 or recent_minutes <= 0:
+        return []
     return template_surges(
-        baseline,
-        recent,
-        baseline_minutes=LOG_BASELINE / timedelta(minutes=1),
-        recent_minutes=minutes,
+        baseline, recent, baseline_minutes=baseline_minutes, recent_minutes=recent_minutes
     )
 
 

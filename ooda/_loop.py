@@ -41,6 +41,7 @@ from ooda._errors import BadMetricsError, ScoringUnavailableError
 from ooda._forecast_plan import ForecastPlanner
 from ooda._incidents import (
     LOG_BASELINE,
+    LOG_TAIL_LINES,
     IncidentRecorder,
     cause_logs,
     causes_record,
@@ -569,12 +570,16 @@ class ControlLoop:
         }
 
     def _read_log(self, namespace: str, seconds: int, pod: str) -> str:
-        """The last ``seconds`` of ``pod``'s log with timestamps ("" when it cannot be read:
-        no log is no evidence)."""
+        """The last ``seconds`` of ``pod``'s log with timestamps, at most ``LOG_TAIL_LINES``
+        of it ("" when it cannot be read: no log is no evidence)."""
         try:
             return str(
                 self.kube.core_v1.read_namespaced_pod_log(
-                    pod, namespace, since_seconds=seconds, timestamps=True
+                    pod,
+                    namespace,
+                    since_seconds=seconds,
+                    timestamps=True,
+                    tail_lines=LOG_TAIL_LINES,
                 )
             )
         except Exception:

@@ -10,7 +10,7 @@ import pytest
 from contracts import ScenarioId
 from lab import Lab, LabSettings, SimClock
 from lab.scenarios import scenario
-from ooda._incidents import cause_logs
+from ooda._incidents import cause_logs, pod_log_surges
 from ooda._logs import LogTemplates, template_surges
 from tests._narrow import name_of
 
@@ -84,3 +84,28 @@ def test_each_surging_template_is_evidence_for_the_best_ranked_cause_it_names() 
     ]
     cause_logs(causes, lambda service: surges.get(service, []))
     assert [c["logs"] for c in causes] == [[timeout, pool], [], [crash], []]
+
+
+def _lines(start: datetime, minutes: float, per_minute: int, text: str) -> list[str]:
+    step = 60.0 / per_minute
+    count = int(minutes * per_minute)
+    return [f"{(start + timedelta(seconds=i * step)).isoformat()} {text} {i}" for i in range(count)]
+
+
+def test_rates_are_per_pod_minute_of_log_read_so_new_or_cut_logs_fake_no_surge() -> None:
+    """Seven pods log the same ordinary line at the same rate. Counted per pod-minute that
+    each log covers, nothing surges: not when five of them started after the baseline
+    window (a scale-out), nor when one's log was cut by the line cap to its last minutes
+    (pooled against the one old pod's baseline, the recent rate is 4x). An ERROR line new in
+    the old pod does surge; pods with no baseline alone say nothing."""
+    now = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    since = now - timedelta(minutes=10)
+    line = "INFO GET /api/orders 200"
+    logs = {"old": _lines(now - timedelta(minutes=40), 40, 30, line)}
+    logs |= {f"young-{i}": _lines(now - timedelta(minutes=6), 6, 30, line) for i in range(5)}
+    logs["cut"] = _lines(now - timedelta(minutes=3), 3, 30, line)
+    assert pod_log_surges(lambda p: "\n".join(logs[p]), list(logs), since, now) == []
+    logs["old"] += _lines(since, 10, 3, "ERROR pooled connection reset")
+    found = pod_log_surges(lambda p: "\n".join(sorted(logs[p])), list(logs), since, now)
+    assert [s.template.split()[0] for s in found] == ["ERROR"]
+    assert pod_log_surges(lambda p: "\n".join(logs[p]), ["young-0", "cut"], since, now) == []
