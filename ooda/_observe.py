@@ -106,7 +106,9 @@ def clean_family(frame: Any, family: MetricFamily, now: datetime) -> tuple[pd.Da
     if missing:
         raise BadMetricsError(f"{family} metrics lack column(s) {missing}")
     out = frame.loc[:, list(schema.columns)]
-    if len(out) and not isinstance(out["timestamp"].dtype, pd.DatetimeTZDtype):
+    if not len(out):  # an estate without the family (no database): nothing, not an error
+        return pd.DataFrame(columns=list(schema.columns)), []
+    if not isinstance(out["timestamp"].dtype, pd.DatetimeTZDtype):
         raise BadMetricsError(
             f"{family} timestamps must be timezone-aware, got dtype {out['timestamp'].dtype}"
         )

@@ -8,16 +8,20 @@ the start, so a second region adds data, not a new shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import numpy as np
 import pandas as pd
 
 from actuators import Action, ActionResult
 from contracts import MetricFamily, NodeState, PodState, ScenarioId, WorkloadState
 from ooda._logs import TemplateSurge
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,46 @@ class Snapshot:
     queues: dict[str, QueuePolicy] = field(default_factory=dict)
     """The redrive policy of each SQS queue in the metrics, by name (absent: no SQS client,
     no policy, or it could not be read)."""
+
+    _indexes: dict[tuple[MetricFamily, str], tuple[pd.DataFrame, dict[Any, tuple[int, int]]]] = (
+        field(default_factory=dict, compare=False, repr=False)
+    )
+
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def once(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, computed once per snapshot for ``key``: a node's judgement (its
+        retransmits, its disk's projection) serves every service with pods on it."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(T, self._memo[key])
+
+    def rows_of(self, family: MetricFamily, column: str, *values: Any) -> pd.DataFrame:
+        """The rows of ``family``'s frame whose ``column`` is one of ``values``, in the
+        frame's order within each value (empty when none, or no such frame). The frame is
+        sorted by ``column`` once per snapshot: the runbooks ask per service and per node,
+        thousands of times a tick on a large estate, and a boolean mask over the whole frame
+        each time cost seconds."""
+        key = (family, column)
+        if key not in self._indexes:
+            frame = self.families.get(family)
+            if frame is None or column not in frame.columns:
+                frame = pd.DataFrame()
+                spans: dict[Any, tuple[int, int]] = {}
+            else:
+                frame = frame.sort_values(column, kind="stable")
+                keys = frame[column].to_numpy()
+                starts: list[int] = []
+                if len(keys):
+                    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).tolist()
+                ends = [*starts[1:], len(keys)]
+                spans = {keys[a]: (a, b) for a, b in zip(starts, ends, strict=True)}
+            self._indexes[key] = (frame, spans)
+        frame, spans = self._indexes[key]
+        found = [spans[v] for v in values if v in spans]
+        if len(found) == 1:
+            return frame.iloc[found[0][0] : found[0][1]]
+        return pd.concat([frame.iloc[a:b] for a, b in found]) if found else frame.iloc[:0]
 
     def crashlooping(self, service: str) -> tuple[PodState, ...]:
         """The pods of ``service`` in a crash loop: waiting in CrashLoopBackOff now, or

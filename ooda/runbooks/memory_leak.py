@@ -39,7 +39,8 @@ class MemoryLeak(Runbook):
             return None
         workload = snapshot.workloads[service]
         mine = {p.name: p for p in workload.pods if p.ready and p.controlled}
-        rows = frame[frame["pod"].isin(list(mine))]
+        rows = snapshot.rows_of(MetricFamily.POD, "service", service)
+        rows = rows[rows["pod"].isin(list(mine))]
         policy = self.settings.policy
         pods = rows["pod"].to_numpy()
         t = epoch_seconds(rows["timestamp"])

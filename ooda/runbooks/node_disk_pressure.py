@@ -11,6 +11,7 @@ them and give the pods no grace. Cleaning the disk is a human's job; the drain b
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from actuators import Action, DrainNode
 from contracts import MetricFamily, ScenarioId
 from ooda._records import ComponentKind, Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, drained, register_runbook, running_nodes
-from ooda.runbooks._trend import epoch_seconds, floats, project_line
+from ooda.runbooks._trend import Projection, epoch_seconds, floats, project_line
 
 
 @register_runbook
@@ -35,31 +36,15 @@ class NodeDiskPressure(Runbook):
 
     def matches(self, snapshot: Snapshot, service: str) -> Diagnosis | None:
         workload = snapshot.workloads[service]
-        frame = snapshot.families.get(MetricFamily.NODE)
         policy = self.settings.policy
-        if frame is not None and len(frame):
-            nodes = frame["node"].to_numpy()
-            t = epoch_seconds(frame["timestamp"])
-            with np.errstate(divide="ignore", invalid="ignore"):  # no size: not finite, dropped
-                ratio = floats(frame["node_filesystem_avail_bytes"]) / floats(
-                    frame["node_filesystem_size_bytes"]
-                )
         for node in running_nodes(snapshot, service):
             state = snapshot.nodes[node]
             evidence: dict[str, object] = {"node": node, "disk_pressure": False}
             if "DiskPressure" in state.pressures:
                 evidence["disk_pressure"] = True
-            elif frame is not None and len(frame):
-                mask = nodes == node
-                projection = project_line(
-                    t[mask],
-                    ratio[mask],
-                    policy.disk_eviction_threshold,
-                    falling=True,
-                    now_s=snapshot.at.timestamp(),
-                    window_s=policy.trend_window.total_seconds(),
-                    min_fit=policy.trend_min_fit,
-                )
+            else:
+                key = ("disk_projection", node)
+                projection = snapshot.once(key, partial(self._projection, snapshot, node))
                 if projection is None or projection.eta_s > policy.projection_lead.total_seconds():
                     continue
                 evidence.update(
@@ -68,11 +53,29 @@ class NodeDiskPressure(Runbook):
                     slope_per_min=round(projection.slope_per_min, 5),
                     fit=round(projection.fit, 3),
                 )
-            else:
-                continue
             evidence["pods"] = [p.name for p in workload.pods if p.node == node]
             return self.diagnose(snapshot, service, 0.9, evidence, target=f"node/{node}")
         return None
+
+    def _projection(self, snapshot: Snapshot, node: str) -> Projection | None:
+        """When the node's free filesystem share reaches the kubelet's eviction threshold."""
+        rows = snapshot.rows_of(MetricFamily.NODE, "node", node)
+        if not len(rows):
+            return None
+        policy = self.settings.policy
+        with np.errstate(divide="ignore", invalid="ignore"):  # no size: not finite, dropped
+            ratio = floats(rows["node_filesystem_avail_bytes"]) / floats(
+                rows["node_filesystem_size_bytes"]
+            )
+        return project_line(
+            epoch_seconds(rows["timestamp"]),
+            ratio,
+            policy.disk_eviction_threshold,
+            falling=True,
+            now_s=snapshot.at.timestamp(),
+            window_s=policy.trend_window.total_seconds(),
+            min_fit=policy.trend_min_fit,
+        )
 
     def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
         ev = diagnosis.evidence

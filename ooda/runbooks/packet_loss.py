@@ -10,6 +10,7 @@ then the Eviction API under the PodDisruptionBudgets).
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 
@@ -37,11 +38,7 @@ class PacketLoss(Runbook):
         workload = snapshot.workloads[service]
         policy = self.settings.policy
         for node in running_nodes(snapshot, service):
-            rows = frame[frame["node"] == node].tail(policy.spike_minutes)
-            out = rows["node_netstat_Tcp_OutSegs_rate"].to_numpy(dtype=float)
-            retrans = rows["node_netstat_TcpExt_TCPRetransSegs_rate"].to_numpy(dtype=float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = retrans / out
+            share = snapshot.once(("retransmit_share", node), partial(self._share, snapshot, node))
             if len(share) < policy.spike_minutes or not (share > policy.retransmit_share).all():
                 continue
             return self.diagnose(
@@ -56,6 +53,15 @@ class PacketLoss(Runbook):
                 target=f"node/{node}",
             )
         return None
+
+    def _share(self, snapshot: Snapshot, node: str) -> np.ndarray:
+        """The node's retransmitted share of its segments, its last ``spike_minutes``."""
+        rows = snapshot.rows_of(MetricFamily.NODE, "node", node)
+        rows = rows.tail(self.settings.policy.spike_minutes)
+        out = rows["node_netstat_Tcp_OutSegs_rate"].to_numpy(dtype=float)
+        retrans = rows["node_netstat_TcpExt_TCPRetransSegs_rate"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(retrans / out, dtype=float)
 
     def follow_up(self, diagnosis: Diagnosis, action: Action, snapshot: Snapshot) -> Finding:
         share = diagnosis.evidence["retransmit_share"]

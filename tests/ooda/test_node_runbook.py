@@ -4,7 +4,7 @@ reads the metric families it is given without trusting garbage."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,18 @@ class _GarbageFamilies:
             frame.loc[1, "node_filesystem_avail_bytes"] = np.inf
             frame.loc[2, "timestamp"] = frame.loc[2, "timestamp"] + timedelta(hours=1)
         return frame
+
+
+def test_an_estate_without_a_family_reads_it_as_empty_not_failed() -> None:
+    """1,000 services and no database: the lab's empty database frame (every column float)
+    was reported each tick as "database metrics failed"."""
+    from contracts import FAMILIES
+    from ooda._observe import clean_family
+
+    schema = FAMILIES[MetricFamily.DATABASE]
+    empty = pd.DataFrame({c: pd.Series(dtype=float) for c in schema.columns})
+    frame, notes = clean_family(empty, MetricFamily.DATABASE, datetime(2026, 12, 7, tzinfo=UTC))
+    assert frame.empty and list(frame.columns) == list(schema.columns) and notes == []
 
 
 def test_a_family_with_garbage_is_cleaned_and_reported_once() -> None:
