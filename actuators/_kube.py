@@ -41,6 +41,18 @@ class EvictionOutcome:
     """429 answers (PodDisruptionBudget said no) before the eviction went through or gave up."""
 
 
+def deployment_selector(dep: Any) -> str:
+    """A Deployment's ``matchLabels`` as a label selector, refused when it has none (an empty
+    selector would select every pod of the namespace)."""
+    labels = dep.spec.selector.match_labels or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if not selector:
+        raise PermanentActuatorError(
+            f"deployment {dep.metadata.namespace}/{dep.metadata.name} has no matchLabels selector"
+        )
+    return selector
+
+
 def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     """Evict one pod through the Eviction API, waiting out PDB refusals with backoff.
 

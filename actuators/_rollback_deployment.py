@@ -15,7 +15,7 @@ from typing import Any
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
 from actuators._errors import ConflictError, PermanentActuatorError
-from actuators._kube import JSON_PATCH, MERGE_PATCH
+from actuators._kube import JSON_PATCH, MERGE_PATCH, deployment_selector
 from actuators._patch_hpa import serialise
 from actuators._rollout_restart import template_content
 from contracts import ActionKind
@@ -84,12 +84,7 @@ class RollbackDeployment(Action):
                 f"deployment {self.namespace}/{self.deployment} is paused; resume it first"
             )
         current = int((dep.metadata.annotations or {}).get(REVISION, "0"))
-        labels = dep.spec.selector.match_labels or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        if not selector:
-            raise PermanentActuatorError(
-                f"deployment {self.namespace}/{self.deployment} has no matchLabels selector"
-            )
+        selector = deployment_selector(dep)
         sets = self.call(
             ctx,
             lambda: ctx.api.apps_v1.list_namespaced_replica_set(

@@ -23,7 +23,7 @@ from typing import Any
 from actuators._base import Action, ActionResult, register_action
 from actuators._context import ActionContext
 from actuators._errors import PermanentActuatorError
-from actuators._kube import MERGE_PATCH
+from actuators._kube import MERGE_PATCH, deployment_selector
 from actuators._patch_hpa import serialise
 from contracts import ActionKind, VerifyWindow
 
@@ -73,10 +73,7 @@ class RolloutRestart(Action):
         )
         if dep.spec.paused:
             raise PermanentActuatorError(f"{what} is paused; resume it before restarting it")
-        labels = dep.spec.selector.match_labels or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        if not selector:
-            raise PermanentActuatorError(f"{what} has no matchLabels selector")
+        selector = deployment_selector(dep)
         pods = self.call(
             ctx,
             lambda: ctx.api.core_v1.list_namespaced_pod(self.namespace, label_selector=selector),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -213,10 +214,6 @@ class Snapshot:
     """The redrive policy of each SQS queue in the metrics, by name (absent: no SQS client,
     no policy, or it could not be read)."""
 
-    _indexes: dict[tuple[MetricFamily, str], tuple[pd.DataFrame, dict[Any, tuple[int, int]]]] = (
-        field(default_factory=dict, compare=False, repr=False)
-    )
-
     _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def once(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -232,26 +229,26 @@ class Snapshot:
         sorted by ``column`` once per snapshot: the runbooks ask per service and per node,
         thousands of times a tick on a large estate, and a boolean mask over the whole frame
         each time cost seconds."""
-        key = (family, column)
-        if key not in self._indexes:
-            frame = self.families.get(family)
-            if frame is None or column not in frame.columns:
-                frame = pd.DataFrame()
-                spans: dict[Any, tuple[int, int]] = {}
-            else:
-                frame = frame.sort_values(column, kind="stable")
-                keys = frame[column].to_numpy()
-                starts: list[int] = []
-                if len(keys):
-                    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).tolist()
-                ends = [*starts[1:], len(keys)]
-                spans = {keys[a]: (a, b) for a, b in zip(starts, ends, strict=True)}
-            self._indexes[key] = (frame, spans)
-        frame, spans = self._indexes[key]
+        frame, spans = self.once(("rows_of", family, column), partial(self._index, family, column))
         found = [spans[v] for v in values if v in spans]
         if len(found) == 1:
             return frame.iloc[found[0][0] : found[0][1]]
         return pd.concat([frame.iloc[a:b] for a, b in found]) if found else frame.iloc[:0]
+
+    def _index(
+        self, family: MetricFamily, column: str
+    ) -> tuple[pd.DataFrame, dict[Any, tuple[int, int]]]:
+        """``family``'s frame sorted by ``column`` (stable), and each value's row span."""
+        frame = self.families.get(family)
+        if frame is None or column not in frame.columns:
+            return pd.DataFrame(), {}
+        frame = frame.sort_values(column, kind="stable")
+        keys = frame[column].to_numpy()
+        starts: list[int] = []
+        if len(keys):
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).tolist()
+        ends = [*starts[1:], len(keys)]
+        return frame, {keys[a]: (a, b) for a, b in zip(starts, ends, strict=True)}
 
     def crashlooping(self, service: str) -> tuple[PodState, ...]:
         """The pods of ``service`` in a crash loop: waiting in CrashLoopBackOff now, or

@@ -36,6 +36,7 @@ from actuators import Action, RolloutRestart
 from contracts import ScenarioId
 from ooda._records import Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, running_nodes
+from ooda.runbooks.http_5xx_spike import callee_failing, spike_level
 from ooda.runbooks.traffic_surge import surging
 
 #: Message levels that say a pod failed a request itself.
@@ -65,10 +66,7 @@ class Http5xxRestart(Runbook):
         history = snapshot.views[service].history
         if surging(history, policy):
             return None
-        spike = max(
-            policy.spike_error_rate,
-            policy.spike_error_factor * self.settings.slo_for(service).max_error_rate,
-        )
+        spike = spike_level(self.settings, service)
         minutes = policy.restart_minutes
         errors = history["error_rate"].to_numpy(dtype=float)
         recent = errors[-minutes:]
@@ -89,13 +87,8 @@ class Http5xxRestart(Runbook):
         nodes = set(running_nodes(snapshot, service))
         if any(p.node and p.node not in nodes for p in workload.pods):
             return None  # a node of its pods is sick or being drained: the node runbooks'
-        for callee in self.settings.calls.get(service, ()):
-            if callee in snapshot.workloads and snapshot.crashlooping(callee):
-                return None
-            view = snapshot.views.get(callee)
-            rows = view.history if view is not None else pd.DataFrame()
-            if len(rows) and float(rows["error_rate"].iloc[-1]) > spike / 2:
-                return None  # the errors start further down the call graph
+        if callee_failing(snapshot, self.settings, service, spike):
+            return None  # the errors start further down the call graph
         logged = [
             s
             for s in snapshot.log_surges.get(service, ())

@@ -17,6 +17,7 @@ would add to them; once the surge is no longer new, errors that persist are judg
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,32 @@ from contracts import ScenarioId
 from ooda._records import Diagnosis, Finding, Snapshot
 from ooda.runbooks._base import Runbook, register_runbook, rollback, rolled_back
 from ooda.runbooks.traffic_surge import surging
+
+if TYPE_CHECKING:
+    from ooda._settings import OodaSettings
+
+
+def spike_level(settings: OodaSettings, service: str) -> float:
+    """The error share a 5xx spike of ``service`` stands above: ``spike_error_rate``, or
+    ``spike_error_factor`` x its objective where that is higher."""
+    policy = settings.policy
+    return max(
+        policy.spike_error_rate,
+        policy.spike_error_factor * settings.slo_for(service).max_error_rate,
+    )
+
+
+def callee_failing(snapshot: Snapshot, settings: OodaSettings, service: str, spike: float) -> bool:
+    """Whether a service ``service`` calls crash-loops or fails over half the spike level now:
+    its errors start further down the call graph."""
+    for callee in settings.calls.get(service, ()):
+        if callee in snapshot.workloads and snapshot.crashlooping(callee):
+            return True
+        view = snapshot.views.get(callee)
+        rows = view.history if view is not None else pd.DataFrame()
+        if len(rows) and float(rows["error_rate"].iloc[-1]) > spike / 2:
+            return True
+    return False
 
 
 @register_runbook
@@ -50,10 +77,7 @@ class Http5xxSpike(Runbook):
         history = snapshot.views[service].history
         if surging(history, policy):
             return None  # errors under a surge are the load's until capacity has caught up
-        spike = max(
-            policy.spike_error_rate,
-            policy.spike_error_factor * self.settings.slo_for(service).max_error_rate,
-        )
+        spike = spike_level(self.settings, service)
         recent = history.tail(policy.spike_minutes)["error_rate"].to_numpy(dtype=float)
         if len(recent) < policy.spike_minutes or not (recent > spike).all():
             return None
@@ -71,13 +95,8 @@ class Http5xxSpike(Runbook):
         current = [p for p in workload.pods if p.template_hash == workload.current_template]
         if not current:
             return None
-        for callee in self.settings.calls.get(service, ()):
-            if callee in snapshot.workloads and snapshot.crashlooping(callee):
-                return None  # its failing calls are the callee's crash loop, not the rollout
-            view = snapshot.views.get(callee)
-            rows = view.history if view is not None else pd.DataFrame()
-            if len(rows) and float(rows["error_rate"].iloc[-1]) > spike / 2:
-                return None  # the errors start further down the call graph
+        if callee_failing(snapshot, self.settings, service, spike):
+            return None  # a callee's crash loop or errors, not the rollout
         return self.diagnose(
             snapshot,
             service,
