@@ -22,6 +22,8 @@ Exception tree::
     ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network, AWS throttling):
     │                             retried, backing off
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
+        └── NoRoomError           a serving pod it would move fits on no other node (the
+                                  scheduler's filters, simulated): escalated for more room
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from actuators._errors import (
     ConflictError,
     GuardRejectedError,
     MalformedAnnotationError,
+    NoRoomError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
@@ -71,6 +74,7 @@ from actuators._kill_container import COMMAND, KWOK_NODE, KillContainer
 from actuators._kube import MERGE_PATCH, EvictionOutcome, evict_pod, node_unhealthy
 from actuators._nodes import POOL_LABELS, node_pool
 from actuators._patch_hpa import PatchHpa
+from actuators._placement import Placement, place_pods
 from actuators._rate_limit import LIMIT_RPS, RPS_SET, RateLimit
 from actuators._recreate_pod import RecreatePodElsewhere
 from actuators._redrive_queue import (
@@ -165,8 +169,10 @@ __all__ = [
     "KillContainer",
     "KubeClients",
     "MalformedAnnotationError",
+    "NoRoomError",
     "PatchHpa",
     "PermanentActuatorError",
+    "Placement",
     "RateLimit",
     "RecreatePodElsewhere",
     "RedriveQueue",
@@ -192,6 +198,7 @@ __all__ = [
     "node_pool",
     "node_unhealthy",
     "ooda_floor",
+    "place_pods",
     "register_action",
     "registered_actions",
     "rule_weights",

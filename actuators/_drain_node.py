@@ -7,6 +7,8 @@ a node with a pod no controller would recreate, and one with emptyDir data unles
 the data may go -- by the action, or by the pod itself through the cluster-autoscaler's
 annotations (``safe-to-evict: "true"``, or ``safe-to-evict-local-volumes`` naming each emptyDir
 volume), which owners already set for the same question. DaemonSet and mirror pods stay.
+Unlike ``kubectl drain``, and like the cluster autoscaler before it removes a node, it first
+places every serving pod on the other nodes (``_placement``) and refuses when one fits nowhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from actuators._context import ActionContext
 from actuators._errors import GuardRejectedError, TemporaryActuatorError
 from actuators._kube import evict_pods, is_daemonset_pod, is_mirror_pod, pods_on_node
 from actuators._nodes import NodeAction, cordon_first, set_unschedulable
+from actuators._placement import check_room
 from contracts import ActionKind, VerifyWindow
 
 
@@ -51,6 +54,10 @@ class DrainNode(NodeAction):
 
     delete_emptydir_data: bool = False
     """Allow evicting pods with emptyDir volumes (their data is lost)."""
+    node_lost: bool = False
+    """The node's kubelet is known to be gone (its Lease stopped) though its Ready condition
+    has not turned yet: its pods serve nothing, so one with no node to go to does not hold
+    the drain back (its replacement waits Pending, as it would anyway)."""
 
     kind = ActionKind.DRAIN_NODE
     disruptive = True
@@ -72,8 +79,14 @@ class DrainNode(NodeAction):
         refusals = self._refusals(movable)
         if refusals:
             raise GuardRejectedError(self.kind, self.target, "; ".join(refusals))
+        placement = check_room(self, ctx, self.node, movable, self.node_lost)
         names = [_name(p) for p in movable]
-        before = {"cordoned": was, "pods": names, "skipped": len(pods) - len(movable)}
+        before = {
+            "cordoned": was,
+            "pods": names,
+            "skipped": len(pods) - len(movable),
+            "placement": placement.moves,
+        }
         if ctx.dry_run:
             return ActionResult(self.kind, self.target, True, before, {"would_evict": names}, False)
         if not was:

@@ -51,6 +51,11 @@ class GuardRejectedError(ActuatorError):
         self.reason = reason
 
 
+class NoRoomError(GuardRejectedError):
+    """A serving pod the action would move fits on no other node (the scheduler's filters,
+    simulated): only more room, a human's to add, lets the action go ahead."""
+
+
 def classify_api_error(exc: Exception, what: str) -> ActuatorError:
     """Turn an exception from a Kubernetes client call into a permanent or temporary error."""
     if isinstance(exc, ApiException):

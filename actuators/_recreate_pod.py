@@ -2,6 +2,7 @@
 elsewhere (packet loss or a sick disk on one node's path).
 
 A failed eviction uncordons the node again: the pod stays, so the node goes back into service.
+A serving pod that would fit on no other node is not moved (``_placement``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from actuators._context import ActionContext
 from actuators._errors import ActuatorError, PermanentActuatorError
 from actuators._kube import evict_pod, read_service_pod
 from actuators._nodes import NodeAction, cordon_first, set_unschedulable, uncordon
+from actuators._placement import check_room
 from contracts import ActionKind
 
 
@@ -40,7 +42,8 @@ class RecreatePodElsewhere(NodeAction):
         pod = read_service_pod(ctx, self.kind, self.pod, self.namespace, self.service)
         node = pod.spec.node_name or ""
         was = cordon_first(self, ctx, node, self.max_unhealthy_fraction)
-        before = {"pod": self.pod, "node": node, "cordoned": was}
+        placement = check_room(self, ctx, node, [pod])
+        before = {"pod": self.pod, "node": node, "cordoned": was, "placement": placement.moves}
         if ctx.dry_run:
             return ActionResult(
                 self.kind, self.target, True, before, {"would_evict": self.pod}, False

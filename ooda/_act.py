@@ -10,7 +10,9 @@ propose-only when the kind has used its failed-heal budget). Then the guard; the
 the intent goes into the audit log *before* the mutating call and the result after it, so a
 crash in between leaves a trace that the next start-up turns into a cooldown, not a repeat.
 A guard or precondition refusal is recorded as refused: it is not a failed heal and never
-trips a breaker. A preview (dry-run or propose-only) is repeated at most once per cooldown.
+trips a breaker; one that only more room in the cluster lifts (no node for a pod the action
+would move) is escalated too, since waiting will not lift it. A preview (dry-run or
+propose-only) is repeated at most once per cooldown.
 A service no runbook diagnosed gets the forecast's floor when predictive scaling is on.
 """
 
@@ -30,6 +32,7 @@ from actuators import (
     Guard,
     GuardKey,
     GuardRejectedError,
+    NoRoomError,
 )
 from contracts import ScenarioId
 from ooda._autonomy import ErrorBudget
@@ -313,6 +316,9 @@ class Actor:
             )
             self._refused(now, action, key, exc.reason, evidence, audit=False)
             self._blocked[(key.kind, key.breaker)] = now
+            if isinstance(exc, NoRoomError):
+                why = f"{action.kind} on {action.target} refused: {exc.reason}; escalated"
+                self._escalate(now, action.service, str(action.kind), action.target, why, evidence)
             return None
         except ActuatorError as exc:
             self.guard.record_applied(key, now)

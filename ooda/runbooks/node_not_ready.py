@@ -14,7 +14,8 @@ heartbeat Lease says it sooner: a node whose last renewal trails the other nodes
 ``node_silent_after`` (two missed renewals) while the service's pods fail requests is drained
 then. Either signal alone could be something else -- a kubelet restarting, errors of the
 service's own -- so the early drain wants both, and none while most nodes trail together
-(the control plane stalling, not the nodes dying).
+(the control plane stalling, not the nodes dying). The drain is told the node is lost, so
+it moves the pods even when some have nowhere to go: they serve nothing where they are.
 """
 
 from __future__ import annotations
@@ -102,4 +103,5 @@ class NodeNotReady(Runbook):
             reason=f"node {node} has stopped ({diagnosis.evidence['silent']}) and holds"
             f" {len(diagnosis.evidence['pods'])} pod(s) of {diagnosis.service}",
             node=node,
+            node_lost=True,
         )

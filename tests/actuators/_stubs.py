@@ -82,8 +82,10 @@ class StubCore:
         return self.pods[name]
 
     def list_pod_for_all_namespaces(self, field_selector: str = "", **_: Any) -> Any:
+        """Every pod, or those on one node (``spec.nodeName=<node>``)."""
         node = field_selector.partition("=")[2]
-        return client.V1PodList(items=[p for p in self.pods.values() if p.spec.node_name == node])
+        pods = self.pods.values()
+        return client.V1PodList(items=[p for p in pods if not node or p.spec.node_name == node])
 
     def patch_node(self, name: str, body: Any, **_: Any) -> Any:
         self.nodes[name].spec.unschedulable = body["spec"]["unschedulable"]

@@ -16,6 +16,7 @@ from kubernetes import client
 from actuators import (
     FIELD_MANAGER,
     MERGE_PATCH,
+    POOL_LABELS,
     RESTARTED_AT,
     ActionContext,
     ArgoRollback,
@@ -23,6 +24,7 @@ from actuators import (
     DrainNode,
     GuardRejectedError,
     KubeClients,
+    NoRoomError,
     PatchHpa,
     PermanentActuatorError,
     RecreatePodElsewhere,
@@ -507,3 +509,43 @@ def test_argo_rollback_refuses_what_it_cannot_roll_back(backend: Backend) -> Non
     for name in (young, multi):
         assert "operation" not in b.kube.custom_objects.get_namespaced_custom_object(*group, name)
         b.kube.custom_objects.delete_namespaced_custom_object(*group, name)
+
+
+def test_drain_refuses_when_the_pods_have_no_node_to_go_to(backend: Backend) -> None:
+    """Every other node cordoned (the node in a pool of its own, so the pool limit allows
+    the drain): the drain's placement finds no node for checkout's serving pods and refuses
+    before it cordons or evicts anything; one node opened again, the dry run places them."""
+    b = backend
+    b.wait_for(lambda: len(ready_pods(b.kube, b.namespace)) == 3, "3 Ready pods", 120)
+    node = ready_pods(b.kube, b.namespace)[0].spec.node_name
+    others = [n.metadata.name for n in b.kube.core_v1.list_node().items]
+    others = [n for n in others if n != node and not _node_unschedulable(b, n)]
+    pool = {"metadata": {"labels": {POOL_LABELS[0]: "room-test"}}}
+    b.kube.core_v1.patch_node(node, pool, _content_type=MERGE_PATCH)
+    try:
+        for name in others:
+            b.kube.core_v1.patch_node(
+                name, {"spec": {"unschedulable": True}}, _content_type=MERGE_PATCH
+            )
+        kube, spy = _spied(b.actor)
+        with pytest.raises(NoRoomError, match="node\\(s\\) were unschedulable"):
+            DrainNode(b.namespace, SERVICE, node=node).apply(
+                ActionContext(kube, dry_run=False, sleep=b.sleep)
+            )
+        assert not [c for c in spy.calls if c.startswith(("patch_", "create_", "delete_"))]
+        assert not _node_unschedulable(b, node)
+        b.kube.core_v1.patch_node(
+            others[0], {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH
+        )
+        result = DrainNode(b.namespace, SERVICE, node=node).apply(
+            ActionContext(b.actor, dry_run=True, sleep=b.sleep)
+        )
+        assert result.dry_run and set(result.before["placement"].values()) == {others[0]}
+    finally:
+        for name in others:
+            b.kube.core_v1.patch_node(
+                name, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH
+            )
+        b.kube.core_v1.patch_node(
+            node, {"metadata": {"labels": {POOL_LABELS[0]: None}}}, _content_type=MERGE_PATCH
+        )
