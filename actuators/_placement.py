@@ -31,6 +31,9 @@ from actuators._base import Action
 from actuators._context import ActionContext
 from actuators._errors import NoRoomError
 
+_UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
+"""The pods that hold room on their node (the API server filters the rest out)."""
+
 RESOURCES = ("cpu", "memory", "pods")
 """The allocatable resources a pod is fitted against."""
 
@@ -218,7 +221,9 @@ def check_room(
     if here is None or not node_ready(here):
         return Placement()
     bound = action.call(
-        ctx, lambda: ctx.api.core_v1.list_pod_for_all_namespaces(), "list pods"
+        ctx,
+        lambda: ctx.api.core_v1.list_pod_for_all_namespaces(field_selector=_UNFINISHED),
+        "list pods",
     ).items
     placement = place_pods(serving, nodes, bound, node)
     if placement.unplaced:

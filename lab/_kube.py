@@ -695,22 +695,32 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
     def list_pod_for_all_namespaces(
         self, field_selector: str | None = None, label_selector: str | None = None
     ) -> client.V1PodList:
-        """Pods of every namespace; the field selector supports ``spec.nodeName=<node>``."""
-        node: str | None = None
+        """Pods of every namespace; the field selector supports ``spec.nodeName`` and
+        ``status.phase``, with ``=``, ``==`` and ``!=``, as the API server does."""
+        terms: list[tuple[str, bool, str]] = []
         for term in filter(None, (field_selector or "").split(",")):
-            key, _, value = term.partition("=")
-            if key.strip() != "spec.nodeName" or not value:
+            negated = "!=" in term
+            key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+            if key.strip() not in ("spec.nodeName", "status.phase") or not value:
                 raise _error(
                     400,
-                    f"field label not supported by the lab: {term!r} (only spec.nodeName=)",
+                    f"field label not supported by the lab: {term!r}"
+                    " (only spec.nodeName and status.phase)",
                     "pods",
                     "",
                 )
-            node = value.strip()
+            terms.append((key.strip(), negated, value.strip()))
+
+        def fields(pod: client.V1Pod) -> dict[str, str]:
+            return {
+                "spec.nodeName": (pod.spec.node_name if pod.spec else None) or "",
+                "status.phase": (pod.status.phase if pod.status else None) or "",
+            }
+
         items = [
             p
             for p in self._pods(label_selector)
-            if node is None or (p.spec and p.spec.node_name == node)
+            if all((fields(p)[k] == v) != negated for k, negated, v in terms)
         ]
         return client.V1PodList(
             api_version="v1", kind="PodList", metadata=self._revisions.list_meta(), items=items

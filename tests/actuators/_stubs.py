@@ -83,7 +83,7 @@ class StubCore:
 
     def list_pod_for_all_namespaces(self, field_selector: str = "", **_: Any) -> Any:
         """Every pod, or those on one node (``spec.nodeName=<node>``)."""
-        node = field_selector.partition("=")[2]
+        node = field_selector.partition("=")[2] if "spec.nodeName" in field_selector else ""
         pods = self.pods.values()
         return client.V1PodList(items=[p for p in pods if not node or p.spec.node_name == node])
 

@@ -95,6 +95,21 @@ def test_label_selectors(lab: Lab) -> None:
     assert err.value.status == 400
 
 
+def test_field_selectors_on_node_and_phase(lab: Lab) -> None:
+    core = lab.kube.core_v1
+    every = core.list_pod_for_all_namespaces().items
+    node = some(every[0].spec).node_name
+    here = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+    there = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName!={node}").items
+    assert here and there and len(here) + len(there) == len(every)
+    live = "status.phase!=Succeeded,status.phase!=Failed"
+    assert len(core.list_pod_for_all_namespaces(field_selector=live).items) == len(every)
+    assert core.list_pod_for_all_namespaces(field_selector="status.phase==Failed").items == []
+    with pytest.raises(ApiException) as err:
+        core.list_pod_for_all_namespaces(field_selector="metadata.name=x")
+    assert err.value.status == 400
+
+
 def test_deleted_pod_is_replaced_and_becomes_ready_after_startup(lab: Lab) -> None:
     core = lab.kube.core_v1
     before = {name_of(p) for p in core.list_namespaced_pod(NS, label_selector="app=payments").items}
