@@ -10,7 +10,10 @@ Run: ``.venv/bin/python benchmarks/bench_lab.py [--ticks 5] [--services 1000] [-
   stepping the lab one minute, ``source.query_range`` over the last 75 minutes at 1-minute
   resolution (what the loop reads), and listing pods, Deployments, HPAs, ReplicaSets
   (``ooda``'s ``read_workloads``), nodes and the nodes' Leases (``read_heartbeat_lags``)
-  through ``lab.kube``.
+  through ``lab.kube``;
+* times a drain's placement at that scale: ``DrainNode`` in dry run on the busiest node (its
+  pods listed, every node and every unfinished pod listed, each serving pod placed on the
+  other nodes with the scheduler's filters), outside the tick.
 
 Prints a table (median and worst of the ticks); copy it to ``benchmarks/RESULTS.md`` with the
 machine and the date.
@@ -29,6 +32,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from actuators import ActionContext, DrainNode, KubeClients
 from contracts import NODE_LEASE_NAMESPACE
 from lab import Lab, LabSettings, SimClock, call_forest
 
@@ -74,6 +78,24 @@ def _tick_parts(lab: Lab) -> dict[str, float]:
     return parts
 
 
+def _drain_dry_run(lab: Lab) -> tuple[float, int, int]:
+    """Seconds of a dry-run drain of the node with the most pods, its pods and pods placed."""
+    k = lab.kube
+    kube = KubeClients(k.core_v1, k.apps_v1, k.autoscaling_v2, k.policy_v1, k.custom_objects)
+    pods = k.core_v1.list_pod_for_all_namespaces().items
+    busiest = max(
+        {p.spec.node_name for p in pods},
+        key=lambda n: sum(p.spec.node_name == n for p in pods),
+    )
+    ours = next(p for p in pods if p.spec.node_name == busiest)
+    service = ours.metadata.labels["app"]
+    drain = DrainNode(NS, service, node=busiest)
+    began = time.perf_counter()
+    result = drain.apply(ActionContext(kube, dry_run=True, sleep=lambda _s: None))
+    seconds = time.perf_counter() - began
+    return seconds, len(result.before["pods"]), len(result.before["placement"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ticks", type=int, default=5)
@@ -110,6 +132,7 @@ def main() -> None:
         for _ in range(args.ticks):
             ticks.append(_tick_parts(lab))
             progress.advance(task)
+        drains = [_drain_dry_run(lab) for _ in range(3)]
 
     scale = f"{args.services} services / {pods} pods / {nodes} nodes"
     table.add_row(f"build the lab, {scale}", f"{built:.2f} s", "")
@@ -126,6 +149,13 @@ def main() -> None:
         f"tick: total lab-side work ({len(ticks)} ticks)",
         f"{1e3 * statistics.median(totals):.0f} ms",
         f"{1e3 * max(totals):.0f} ms",
+    )
+    seconds = [d[0] for d in drains]
+    _, moved, placed = drains[0]
+    table.add_row(
+        f"a drain's placement, dry run ({moved} pods on the node, {placed} placed)",
+        f"{1e3 * statistics.median(seconds):.0f} ms",
+        f"{1e3 * max(seconds):.0f} ms",
     )
     console.print(table)
     console.print(f"{machine_description()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
