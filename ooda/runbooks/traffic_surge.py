@@ -84,7 +84,10 @@ def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
 
 def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:
     """Where a rising rate will stand ``lead`` from now if it keeps its slope of the last
-    three minutes; at most ``max_factor`` times its mean of the last hour.
+    three minutes, or its newest minute's rise if that is steeper (a ramp that has just
+    begun); at most ``max_factor`` times its mean of the last hour. A rise smaller than the one
+    before is slowing (a wave, or two waves on top of each other, cresting): it goes on at
+    most at its newest rise, not at the steeper minutes behind it.
 
     A new pod serves after about a minute and a half; capacity sized to the rate of *now*
     is short by the time it is Ready, which is why the reactive HPA breaches during a ramp.
@@ -92,8 +95,11 @@ def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> flo
     rate = history["request_rate"].to_numpy(dtype=float)[-4:]
     if len(rate) < 2 or not np.isfinite(rate).all():
         return float(rate[-1]) if len(rate) and math.isfinite(rate[-1]) else 0.0
+    rises = np.diff(rate)
+    newest = float(rises[-1])
+    slowing = len(rises) >= 2 and newest < float(rises[-2])
     fitted = float(np.polyfit(np.arange(len(rate)), rate, 1)[0])
-    slope = max(0.0, fitted, float(rate[-1] - rate[-2]))
+    slope = max(0.0, newest) if slowing else max(0.0, fitted, newest)
     hour = history["request_rate"].to_numpy(dtype=float)[-60:]
     cap = max_factor * float(np.nanmean(hour))
     return float(min(rate[-1] + slope * lead.total_seconds() / 60.0, cap))

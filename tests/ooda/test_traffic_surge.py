@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -37,6 +38,19 @@ def test_a_projection_never_passes_the_cap_nor_goes_below_the_rate() -> None:
     )
     falling = _history([100.0] * 57 + [160.0, 150.0, 140.0, 130.0])
     assert ramp_ahead(falling, timedelta(minutes=3), 5.0) == pytest.approx(130.0)
+
+
+def test_a_rise_slowing_down_goes_on_at_its_newest_rise_not_its_steepest() -> None:
+    """Two waves on top of each other (seed 23's clean Monday, 11:41-11:44): rises of 14, 25
+    then 12 rps a minute. Fitted over the four minutes the slope is 18 and the projection 234
+    rps, the nine pods a surge would need; the crest is turning, so it goes on at 12 at most.
+    A ramp still rising as fast keeps the steeper of its fitted slope and its newest rise."""
+    slowing = _history([120.0] * 57 + [129.3, 143.4, 168.0, 180.4])
+    assert ramp_ahead(slowing, timedelta(minutes=3), 5.0) == pytest.approx(180.4 + 3 * 12.4)
+    steady = _history([120.0] * 57 + [129.3, 143.4, 168.0, 192.6])
+    fitted = float(np.polyfit(np.arange(4), [129.3, 143.4, 168.0, 192.6], 1)[0])
+    assert fitted < 24.6
+    assert ramp_ahead(steady, timedelta(minutes=3), 5.0) == pytest.approx(192.6 + 3 * 24.6)
 
 
 def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
