@@ -93,6 +93,15 @@ class PolicySettings:
     """A surge: the newest request rate at least this many times its mean of the last hour
     (the lab's waves crest at x1.4). Lower, with a test on the newest minute's rise, caught
     ramps a minute earlier but also a wave's noisy minute during a crash loop (2026-12-03)."""
+    surge_min_slope: float = 0.2
+    """... and still rising by this share of that mean a minute or more (the steeper of the
+    newest minute's rise and the last four minutes' fitted slope). Ordinary waves rise a few
+    hundredths a minute; two or three overlapping on a daily peak pass x1.5 at 0.12-0.15 (seen
+    on fresh seeds' clean weeks, the HPA alone keeping p95 under 140 ms); traffic x2.5-3.5 in
+    2-6 minutes rises 0.25-1.25."""
+    surge_ratio_alone: float = 2.0
+    """... unless the rate stands this many times its hour's mean, rising or not (a surge's
+    plateau; above what two waves on top of each other reach)."""
     ramp_lead: timedelta = timedelta(minutes=3)
     """During a surge, size for where the ramp will stand this far ahead (pod start-up plus
     the next scrape and sync)."""

@@ -69,17 +69,49 @@ def rate_ratio(history: pd.DataFrame) -> float:
     warm standby (a regional failover) are the failover's to size, not a surge of x100.
     """
     rate = history["request_rate"].to_numpy(dtype=float)
-    recent = rate[-60:]
-    served = recent[np.isfinite(recent) & (recent > 0)]
-    mean = float(served.mean()) if len(served) else math.nan
+    mean = _hour_mean(rate)
     newest = float(rate[-1]) if len(rate) else math.nan
     return newest / mean if mean > 0 and math.isfinite(newest) else math.nan
 
 
+def _hour_mean(rate: np.ndarray) -> float:
+    """The mean of the last hour's minutes that served requests (NaN when none did)."""
+    recent = rate[-60:]
+    served = recent[np.isfinite(recent) & (recent > 0)]
+    return float(served.mean()) if len(served) else math.nan
+
+
 def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
     """Whether a service's load is surging: its newest rate ``surge_ratio`` times its last
-    hour or more. The runbooks that a surge's symptoms would mislead defer to this one."""
-    return rate_ratio(history) >= policy.surge_ratio
+    hour or more and still rising fast (``surge_min_slope`` of that hour a minute), or
+    ``surge_ratio_alone`` times it. Background waves overlapping on a daily peak reach the
+    first ratio too, but climb at half a surge's pace. The runbooks that a surge's symptoms
+    would mislead defer to this one."""
+    ratio = rate_ratio(history)
+    if not ratio >= policy.surge_ratio:
+        return False
+    return ratio >= policy.surge_ratio_alone or rise_share(history) >= policy.surge_min_slope
+
+
+def _slopes(rate: np.ndarray) -> tuple[float, float, bool]:
+    """The newest minute's rise, the fitted slope of the last four minutes, and whether the
+    rise is slowing (smaller than the one before), of a rate's newest four minutes."""
+    rises = np.diff(rate)
+    newest = float(rises[-1])
+    fitted = float(np.polyfit(np.arange(len(rate)), rate, 1)[0])
+    return newest, fitted, len(rises) >= 2 and newest < float(rises[-2])
+
+
+def rise_share(history: pd.DataFrame) -> float:
+    """How fast the rate climbs: the steeper of its newest minute's rise and its last four
+    minutes' fitted slope, as a share of its mean over the last hour (0 when unknown)."""
+    rate = history["request_rate"].to_numpy(dtype=float)
+    newest4 = rate[-4:]
+    mean = _hour_mean(rate)
+    if len(newest4) < 2 or not np.isfinite(newest4).all() or not mean > 0:
+        return 0.0
+    newest, fitted, _ = _slopes(newest4)
+    return max(newest, fitted) / mean
 
 
 def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:
@@ -95,10 +127,7 @@ def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> flo
     rate = history["request_rate"].to_numpy(dtype=float)[-4:]
     if len(rate) < 2 or not np.isfinite(rate).all():
         return float(rate[-1]) if len(rate) and math.isfinite(rate[-1]) else 0.0
-    rises = np.diff(rate)
-    newest = float(rises[-1])
-    slowing = len(rises) >= 2 and newest < float(rises[-2])
-    fitted = float(np.polyfit(np.arange(len(rate)), rate, 1)[0])
+    newest, fitted, slowing = _slopes(rate)
     slope = max(0.0, newest) if slowing else max(0.0, fitted, newest)
     hour = history["request_rate"].to_numpy(dtype=float)[-60:]
     cap = max_factor * float(np.nanmean(hour))

@@ -13,7 +13,14 @@ import pytest
 from contracts import HpaState, PodState, WorkloadState
 from ooda import OodaSettings
 from ooda._records import Snapshot
-from ooda.runbooks.traffic_surge import TrafficSurge, per_pod_capacity, ramp_ahead, rate_ratio
+from ooda.runbooks.traffic_surge import (
+    TrafficSurge,
+    per_pod_capacity,
+    ramp_ahead,
+    rate_ratio,
+    rise_share,
+    surging,
+)
 from tests.ooda._snapshots import region_snapshot
 
 
@@ -51,6 +58,21 @@ def test_a_rise_slowing_down_goes_on_at_its_newest_rise_not_its_steepest() -> No
     fitted = float(np.polyfit(np.arange(4), [129.3, 143.4, 168.0, 192.6], 1)[0])
     assert fitted < 24.6
     assert ramp_ahead(steady, timedelta(minutes=3), 5.0) == pytest.approx(192.6 + 3 * 24.6)
+
+
+def test_overlapping_waves_on_a_daily_peak_are_no_surge_but_a_ramp_and_a_plateau_are() -> None:
+    """Seed 23's clean Sunday, 19:42-19:46: two background waves on the evening peak lift
+    frontend to x1.5 of its hour at 0.14-0.15 of it a minute (the HPA alone kept p95 at 114
+    ms); a surge at the same level climbs twice as fast, and its plateau past x2 is one even
+    when it no longer climbs."""
+    policy = OodaSettings().policy
+    waves = _history([420.0] * 56 + [512.0, 531.0, 589.0, 653.0])
+    assert rate_ratio(waves) >= policy.surge_ratio
+    assert not surging(waves, policy)
+    ramp = _history([420.0] * 57 + [480.0, 560.0, 660.0])
+    assert rate_ratio(ramp) >= policy.surge_ratio and surging(ramp, policy)
+    plateau = _history([420.0] * 55 + [1000.0] * 5)
+    assert rise_share(plateau) == 0.0 and surging(plateau, policy)
 
 
 def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
