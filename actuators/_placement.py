@@ -65,15 +65,9 @@ def pod_requests(pod: Any) -> dict[str, Decimal]:
     return total
 
 
-def node_ready(node: Any) -> bool:
-    """The node's Ready condition is True."""
-    conditions = (node.status.conditions if node.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-def pod_ready(pod: Any) -> bool:
-    """The pod's Ready condition is True (it is in its Services' endpoints)."""
-    conditions = (pod.status.conditions if pod.status else None) or []
+def ready(obj: Any) -> bool:
+    """A node's or a pod's Ready condition is True (a pod's: it is in its endpoints)."""
+    conditions = (obj.status.conditions if obj.status else None) or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
@@ -151,7 +145,7 @@ def _fits(pod: Any, need: dict[str, Decimal], room: _Room, why: Counter[str]) ->
     if node.spec is not None and node.spec.unschedulable:
         why["node(s) were unschedulable"] += 1
         return False
-    if not node_ready(node):
+    if not ready(node):
         why["node(s) were not ready"] += 1
         return False
     for taint in (node.spec.taints if node.spec else None) or []:
@@ -213,12 +207,12 @@ def check_room(
     fit on no other node; the placement found otherwise. Pods that serve nothing, and every
     pod of a node that is not Ready or whose kubelet the caller knows is gone
     (``node_lost``), are not checked: moving them takes nothing from the users."""
-    serving = [p for p in pods if pod_ready(p)]
+    serving = [p for p in pods if ready(p)]
     if not serving or node_lost:
         return Placement()
     nodes = action.call(ctx, lambda: ctx.api.core_v1.list_node(), "list nodes").items
     here = next((n for n in nodes if n.metadata.name == node), None)
-    if here is None or not node_ready(here):
+    if here is None or not ready(here):
         return Placement()
     bound = action.call(
         ctx,
