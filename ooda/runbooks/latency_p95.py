@@ -10,7 +10,8 @@ x its normal) while the pods' CPU is
 at or under the target and the request rate flat. A traffic surge or wave (rate up) and
 CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's, and so is
 a p95 that rose no more than the load since the normal window (an evening's slow climb, with
-the HPA a step behind it): the inflation must beat ``latency_inflation`` x that load ratio.
+the HPA a step behind it) or than the CPU per pod (the HPA scaling in on a flat load, each
+pod then busier): the inflation must beat ``latency_inflation`` x the larger load ratio.
 
 Slowness propagates up the call graph: a caller of a slow service is slow too. The runbook
 acts only where it starts: a service one of whose callees (``OodaSettings.calls``) shows the
@@ -142,6 +143,11 @@ class LatencyP95(Runbook):
         )
         usual = float(rate[normal].median())  # 0 at an idle standby: no usual load to compare
         load = float(rate.iloc[-3:].mean()) / usual if usual > 0 else math.nan
+        # The load each pod carries, as its CPU shows it: the HPA scaling in on a flat load
+        # raises it (and the p95 with it) as surely as more requests do.
+        usual_cpu = float(history["cpu_utilisation"][normal].median())
+        per_pod = cpu / usual_cpu if usual_cpu > 0 else math.nan
+        load = max((x for x in (load, per_pod) if math.isfinite(x)), default=math.nan)
         if math.isfinite(load) and inflation < policy.latency_inflation * max(1.0, load):
             return None  # the p95 rose no more than the load: an evening's peak, the HPA's
         projection = project_crossing(

@@ -172,3 +172,20 @@ def test_an_hpa_scaling_in_is_no_capacity_lost_but_pods_lost_are() -> None:
     lost = _pods(flat, [10.0, 7.0, 7.0, 10.0, 10.0], [10.0] * 5)
     assert runbook.capacity_lost(lost, "checkout")
     assert runbook.signature(lost, "checkout") is None
+
+
+def test_a_p95_that_rose_no_more_than_the_cpu_per_pod_is_left_to_the_hpa() -> None:
+    """A flat load the HPA scaled in on (seed 31's clean Wednesday, 06:46): four pods at 45 %
+    CPU became three at 60 %, and the p95 followed from 98 to 110-122 ms. Each pod is busier;
+    nothing waits that the CPU does not show: no floor. The same p95 at a steady CPU is the
+    slow path's signature."""
+    runbook = LatencyP95(OodaSettings())
+    flat = _evening(1.0)
+    history = flat.views["checkout"].history.copy()
+    history["cpu_utilisation"] = 0.45
+    history.loc[history.index[-3:], "cpu_utilisation"] = [0.5, 0.6, 0.61]
+    busier = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    assert runbook.signature(busier, "checkout") is None
+    history["cpu_utilisation"] = 0.55
+    steady = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    assert runbook.signature(steady, "checkout") is not None
