@@ -8,7 +8,8 @@ the data may go -- by the action, or by the pod itself through the cluster-autos
 annotations (``safe-to-evict: "true"``, or ``safe-to-evict-local-volumes`` naming each emptyDir
 volume), which owners already set for the same question. DaemonSet and mirror pods stay.
 Unlike ``kubectl drain``, and like the cluster autoscaler before it removes a node, it first
-places every serving pod on the other nodes (``_placement``) and refuses when one fits nowhere.
+places every serving pod on the other nodes (``_placement``) and refuses when one fits nowhere
+(unless the cluster adds nodes for Pending pods, ``room_on_demand``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class DrainNode(NodeAction):
     """The node's kubelet is known to be gone (its Lease stopped) though its Ready condition
     has not turned yet: its pods serve nothing, so one with no node to go to does not hold
     the drain back (its replacement waits Pending, as it would anyway)."""
+    room_on_demand: bool = False
+    """The cluster adds nodes for Pending pods (cluster-autoscaler, Karpenter): a serving pod
+    with no node to go to waits Pending for one instead of holding the drain back (its
+    PodDisruptionBudget still bounds how many go at once)."""
 
     kind = ActionKind.DRAIN_NODE
     disruptive = True
@@ -79,13 +84,14 @@ class DrainNode(NodeAction):
         refusals = self._refusals(movable)
         if refusals:
             raise GuardRejectedError(self.kind, self.target, "; ".join(refusals))
-        placement = check_room(self, ctx, self.node, movable, self.node_lost)
+        placement = check_room(self, ctx, self.node, movable, self.node_lost, self.room_on_demand)
         names = [_name(p) for p in movable]
         before = {
             "cordoned": was,
             "pods": names,
             "skipped": len(pods) - len(movable),
             "placement": placement.moves,
+            "pending": placement.unplaced,
         }
         if ctx.dry_run:
             return ActionResult(self.kind, self.target, True, before, {"would_evict": names}, False)

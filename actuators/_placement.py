@@ -6,7 +6,9 @@ turns serving pods into Pending ones makes a sick node's service worse, not bett
 actions that move pods off a node (drain, recreate elsewhere) first place each *serving* pod
 on the other nodes with the filters the default scheduler applies and refuse
 (:class:`NoRoomError`) when one has nowhere to go. A pod that serves nothing (not Ready, or on
-a node whose kubelet is gone) costs nothing to move and is not checked.
+a node whose kubelet is gone) costs nothing to move and is not checked. Where the cluster adds
+nodes for Pending pods (cluster-autoscaler, Karpenter), the caller may move them anyway: the
+placement then names the pods that will wait for a new node.
 
 Filters simulated, as kube-scheduler names them: ``NodeUnschedulable`` (cordoned, or not
 Ready), ``TaintToleration`` (NoSchedule and NoExecute taints), ``NodeAffinity`` (nodeSelector
@@ -201,12 +203,19 @@ def place_pods(pods: list[Any], nodes: list[Any], bound: list[Any], leaving: str
 
 
 def check_room(
-    action: Action, ctx: ActionContext, node: str, pods: list[Any], node_lost: bool = False
+    action: Action,
+    ctx: ActionContext,
+    node: str,
+    pods: list[Any],
+    node_lost: bool = False,
+    on_demand: bool = False,
 ) -> Placement:
     """Refuse (:class:`NoRoomError`) to move ``pods`` off ``node`` when a serving one would
     fit on no other node; the placement found otherwise. Pods that serve nothing, and every
     pod of a node that is not Ready or whose kubelet the caller knows is gone
-    (``node_lost``), are not checked: moving them takes nothing from the users."""
+    (``node_lost``), are not checked: moving them takes nothing from the users. Where the
+    cluster adds nodes for Pending pods (``on_demand``) the move goes ahead and the
+    placement names the pods that will wait Pending for one."""
     serving = [p for p in pods if ready(p)]
     if not serving or node_lost:
         return Placement()
@@ -220,7 +229,7 @@ def check_room(
         "list pods",
     ).items
     placement = place_pods(serving, nodes, bound, node)
-    if placement.unplaced:
+    if placement.unplaced and not on_demand:
         lines = "; ".join(f"{pod}: {why}" for pod, why in sorted(placement.unplaced.items()))
         raise NoRoomError(
             action.kind,

@@ -2,7 +2,8 @@
 elsewhere (packet loss or a sick disk on one node's path).
 
 A failed eviction uncordons the node again: the pod stays, so the node goes back into service.
-A serving pod that would fit on no other node is not moved (``_placement``).
+A serving pod that would fit on no other node is not moved (``_placement``), unless the cluster
+adds nodes for Pending pods (``room_on_demand``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class RecreatePodElsewhere(NodeAction):
     """Cordon a pod's node and evict the pod, so it is recreated on another node."""
 
     pod: str = ""
+    room_on_demand: bool = False
+    """The cluster adds nodes for Pending pods: a pod with no node to go to is moved anyway
+    and waits Pending for one."""
 
     kind = ActionKind.RECREATE_POD_ELSEWHERE
     disruptive = True
@@ -42,8 +46,14 @@ class RecreatePodElsewhere(NodeAction):
         pod = read_service_pod(ctx, self.kind, self.pod, self.namespace, self.service)
         node = pod.spec.node_name or ""
         was = cordon_first(self, ctx, node, self.max_unhealthy_fraction)
-        placement = check_room(self, ctx, node, [pod])
-        before = {"pod": self.pod, "node": node, "cordoned": was, "placement": placement.moves}
+        placement = check_room(self, ctx, node, [pod], on_demand=self.room_on_demand)
+        before = {
+            "pod": self.pod,
+            "node": node,
+            "cordoned": was,
+            "placement": placement.moves,
+            "pending": placement.unplaced,
+        }
         if ctx.dry_run:
             return ActionResult(
                 self.kind, self.target, True, before, {"would_evict": self.pod}, False

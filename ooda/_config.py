@@ -113,6 +113,9 @@ class RegionConfig(_Strict):
     in_cluster: bool = False
     prometheus: PrometheusConfig
     aws: AwsConfig | None = None
+    nodes_on_demand: bool = False
+    """The cluster adds nodes for Pending pods (cluster-autoscaler, Karpenter): drain into
+    Pending rather than refuse a drain whose pods fit on no node now."""
 
     @model_validator(mode="after")
     def _one_identity(self) -> RegionConfig:
@@ -374,6 +377,7 @@ class OodaConfig(_Strict):
             base,
             namespace=self.namespace,
             region=chosen.name,
+            nodes_on_demand=chosen.nodes_on_demand,
             services=tuple(s.name for s in self.services),
             calls={s.name: tuple(s.calls) for s in self.services if s.calls},
             dry_run=self.guard.dry_run or base.dry_run,

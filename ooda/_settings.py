@@ -527,6 +527,10 @@ class OodaSettings:
     """Kubernetes namespace of the services."""
     region: str = "eu-west-1"
     """Region the loop looks after."""
+    nodes_on_demand: bool = False
+    """The region's cluster adds nodes for Pending pods (cluster-autoscaler, Karpenter): a
+    drain whose serving pods fit on no node goes ahead, and they wait Pending for the node it
+    adds. Off: such a drain is refused and escalated (only more room lifts it)."""
     services: tuple[str, ...] = ("frontend", "checkout", "payments")
     """Services the loop looks after."""
     calls: dict[str, tuple[str, ...]] = field(

@@ -98,4 +98,5 @@ class NodeDiskPressure(Runbook):
             diagnosis.service,
             reason=f"node {evidence['node']}'s disk {when}",
             node=str(evidence["node"]),
+            room_on_demand=self.settings.nodes_on_demand,
         )

@@ -104,4 +104,5 @@ class NodeNotReady(Runbook):
             f" {len(diagnosis.evidence['pods'])} pod(s) of {diagnosis.service}",
             node=node,
             node_lost=True,
+            room_on_demand=self.settings.nodes_on_demand,
         )

@@ -78,4 +78,5 @@ class PacketLoss(Runbook):
             reason=f"node {evidence['node']} retransmits {evidence['retransmit_share']:.1%} of"
             f" its TCP segments; moving {len(evidence['pods'])} pod(s) of {diagnosis.service}",
             node=str(evidence["node"]),
+            room_on_demand=self.settings.nodes_on_demand,
         )

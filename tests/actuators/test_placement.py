@@ -142,6 +142,19 @@ def test_a_drain_of_pods_that_serve_nothing_goes_ahead_without_room(case: str) -
     assert result.before["placement"] == {}
 
 
+def test_a_cluster_that_adds_nodes_is_drained_into_pending() -> None:
+    """With a cluster-autoscaler (or Karpenter) behind it, a pod with no node to go to waits
+    Pending for the node the autoscaler adds: the drain goes ahead and says which pods wait."""
+    core = _full_cluster()
+    ctx, _ = context(core)
+    result = DrainNode(NS, "checkout", node="n1", room_on_demand=True).apply(ctx)
+    assert sorted(core.evicted) == ["web-0", "web-1", "web-2"]
+    assert len(result.before["placement"]) == 2
+    assert list(result.before["pending"].values()) == [
+        "0/2 other nodes are available: 2 Insufficient cpu"
+    ]
+
+
 def test_a_drain_with_room_records_where_each_pod_would_go() -> None:
     core = _full_cluster()
     del core.pods["other-3"]
@@ -161,3 +174,14 @@ def test_a_pod_moved_elsewhere_needs_a_node_to_go_to() -> None:
     del core.pods["other"]
     RecreatePodElsewhere(NS, "checkout", pod="web-0").apply(ctx)
     assert core.evicted == ["web-0"]
+
+
+def test_a_pod_is_moved_into_pending_where_the_cluster_adds_nodes() -> None:
+    nodes = [_node("n1"), _node("n2")]
+    core = StubCore(nodes, [_pod("web-0", "n1"), _pod("other", "n2", "1800m")])
+    ctx, _ = context(core)
+    result = RecreatePodElsewhere(NS, "checkout", pod="web-0", room_on_demand=True).apply(ctx)
+    assert core.evicted == ["web-0"]
+    assert result.before["pending"] == {
+        f"{NS}/web-0": "0/1 other nodes are available: 1 Insufficient cpu"
+    }

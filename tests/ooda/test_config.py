@@ -113,6 +113,14 @@ def test_environment_overrides_the_file_at_the_edge(tmp_path: Path) -> None:
         load_config(EXAMPLE, environ={"OODA__guard__dry_run": "perhaps"})
 
 
+def test_a_region_whose_cluster_adds_nodes_drains_into_pending() -> None:
+    raw = _raw()
+    raw["regions"][1]["nodes_on_demand"] = True
+    config = validate(raw)
+    assert not config.settings().nodes_on_demand
+    assert config.settings("eu-central-1").nodes_on_demand
+
+
 def test_unreadable_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read configuration .*missing\.yaml"):
         load_config(tmp_path / "missing.yaml", environ={})

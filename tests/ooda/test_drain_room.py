@@ -1,6 +1,6 @@
 """A node filling its disk in a cluster with no room for its pods: the loop does not drain it
 (its serving pods would wait Pending), touches nothing, and tells a human why; with room, the
-same fault is drained."""
+same fault is drained, and so it is into Pending where the cluster adds nodes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from contracts import ScenarioId
 from lab import Lab, LabSettings, ScenarioInstance, SimClock
+from ooda import AuditEntry, ControlLoop, OodaSettings
 from tests._narrow import some
 
 from ._harness import START, make_loop, run
@@ -31,6 +32,23 @@ def _fill_a_disk(lab: Lab) -> str:
     return lab.inject(instance).target
 
 
+def _drained(node_cpu_cores: float, settings: OodaSettings) -> tuple[ControlLoop, list[AuditEntry]]:
+    """A disk filling for ten minutes on a lab with nodes of ``node_cpu_cores``: the loop and
+    its applied drains, each checked to be of the filling node, now cordoned."""
+    lab = _lab(node_cpu_cores)
+    loop = make_loop(lab, settings)
+    node = _fill_a_disk(lab)
+    run(lab, loop, 10)
+    applied = [
+        e
+        for e in loop.audit.entries("action")
+        if e.action == "drain_node" and e.outcome == "applied"
+    ]
+    assert all(e.target == f"node/{node}" for e in applied)
+    assert not applied or some(lab.kube.core_v1.read_node(node).spec).unschedulable
+    return loop, applied
+
+
 def test_a_disk_filling_on_a_full_cluster_is_escalated_not_drained() -> None:
     lab = _lab(node_cpu_cores=2.0)
     loop = make_loop(lab)
@@ -46,14 +64,15 @@ def test_a_disk_filling_on_a_full_cluster_is_escalated_not_drained() -> None:
 
 
 def test_the_same_disk_with_room_is_drained() -> None:
-    lab = _lab(node_cpu_cores=16.0)
-    loop = make_loop(lab)
-    node = _fill_a_disk(lab)
-    run(lab, loop, 10)
-    applied = [
-        e
-        for e in loop.audit.entries("action")
-        if e.action == "drain_node" and e.outcome == "applied"
-    ]
-    assert [e.target for e in applied] == [f"node/{node}"]
+    loop, applied = _drained(16.0, OodaSettings())
+    assert len(applied) == 1
     assert not loop.audit.entries("escalation")
+
+
+def test_a_cluster_that_adds_nodes_is_drained_into_pending() -> None:
+    """The same full cluster with a node autoscaler behind it (``nodes_on_demand``): the drain
+    goes ahead, and the audit names the pods that wait Pending for the node it adds."""
+    _, applied = _drained(2.0, OodaSettings(nodes_on_demand=True))
+    assert len(applied) == 1
+    pending = applied[0].evidence["result"]["before"]["pending"]
+    assert pending and all("Insufficient cpu" in why for why in pending.values())
