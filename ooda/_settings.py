@@ -169,7 +169,11 @@ class PolicySettings:
     before) and projected across the objective within ``projection_lead``, or ..."""
     latency_inflation_alone: float = 1.5
     """... at least this many times its normal, whatever the trend (a histogram's buckets
-    make a creeping p95 move in steps, which a line does not always fit) ..."""
+    make a creeping p95 move in steps, which a line does not always fit), or already at
+    ``latency_near_objective`` of the objective in both of its last two minutes ..."""
+    latency_near_objective: float = 0.85
+    """... this share of the p95 objective: a creep whose steps the line missed, a minute or
+    two from the breach."""
     latency_cpu_margin: float = 1.1
     """... while the pods' CPU stays within this factor of the HPA's target (saturation the
     CPU shows is the HPA's to follow, a surge is the surge runbook's) ..."""

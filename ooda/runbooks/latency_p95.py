@@ -5,9 +5,9 @@ each pod serves fewer at once and the queue grows: the p95 (from
 ``http_request_duration_seconds_bucket``) creeps up while the request rate and the CPU per
 pod stays at the HPA's target, so the CPU HPA never adds a pod. The signature is exactly
 that: p95 ``latency_inflation`` x its own normal and climbing (a believable line projected
-across the objective within ``projection_lead``, or already ``latency_inflation_alone``
-x its normal) while the pods' CPU is
-at or under the target and the request rate flat. A traffic surge or wave (rate up) and
+across the objective within ``projection_lead``, already ``latency_inflation_alone`` x its
+normal, or already ``latency_near_objective`` of the objective) while the pods' CPU is at or
+under the target and the request rate flat. A traffic surge or wave (rate up) and
 CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's, and so is
 a p95 that rose no more than the load since the normal window (an evening's slow climb, with
 the HPA a step behind it) or than the CPU per pod (the HPA scaling in on a flat load, each
@@ -150,17 +150,19 @@ class LatencyP95(Runbook):
         load = max((x for x in (load, per_pod) if math.isfinite(x)), default=math.nan)
         if math.isfinite(load) and inflation < policy.latency_inflation * max(1.0, load):
             return None  # the p95 rose no more than the load: an evening's peak, the HPA's
+        objective = self.settings.slo_for(service).p95_ms
         projection = project_crossing(
             stamps,
             history["p95_latency_ms"],
-            self.settings.slo_for(service).p95_ms,
+            objective,
             falling=False,
             now=snapshot.at,
             window=policy.trend_window,
             min_fit=policy.trend_min_fit,
         )
         soon = projection is not None and projection.eta_s <= policy.projection_lead / SECOND
-        if not soon and inflation < policy.latency_inflation_alone:
+        near = p95 >= policy.latency_near_objective * objective
+        if not (soon or near) and inflation < policy.latency_inflation_alone:
             return None
         return {
             "p95_ms": round(p95, 1),

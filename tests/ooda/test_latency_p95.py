@@ -189,3 +189,21 @@ def test_a_p95_that_rose_no_more_than_the_cpu_per_pod_is_left_to_the_hpa() -> No
     history["cpu_utilisation"] = 0.55
     steady = replace(flat, views={"checkout": ServiceView("checkout", history)})
     assert runbook.signature(steady, "checkout") is not None
+
+
+def _steps(last: list[float]) -> Snapshot:
+    """The flat evening with the newest p95s replaced: steps no line fits."""
+    flat = _evening(1.0)
+    history = flat.views["checkout"].history.copy()
+    history.loc[history.index[-len(last) :], "p95_latency_ms"] = last
+    return replace(flat, views={"checkout": ServiceView("checkout", history)})
+
+
+def test_a_p95_near_its_objective_is_saturation_though_no_line_fits_its_steps() -> None:
+    """A creep in histogram steps (seed 7's checkout at 15:18): no believable line, x1.2 its
+    normal, but both last minutes at 0.85 of the objective or more: the floor goes up. The
+    same steps ten milliseconds lower wait for a line or x1.5."""
+    runbook = LatencyP95(OodaSettings())
+    near = runbook.signature(_steps([129.0, 128.0, 130.0, 129.0, 130.0]), "checkout")
+    assert near is not None and near["fit"] is None
+    assert runbook.signature(_steps([119.0, 118.0, 120.0, 119.0, 120.0]), "checkout") is None
