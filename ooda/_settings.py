@@ -174,6 +174,10 @@ class PolicySettings:
     latency_near_objective: float = 0.85
     """... this share of the p95 objective: a creep whose steps the line missed, a minute or
     two from the breach."""
+    latency_inflation_cool: float = 1.3
+    """... or at least this many times its normal while each pod's CPU is no higher than in
+    the normal window: waiting no load explains, held under the objective only by pods the
+    HPA will take away once a wave has passed (it then breaches at once)."""
     latency_cpu_margin: float = 1.1
     """... while the pods' CPU stays within this factor of the HPA's target (saturation the
     CPU shows is the HPA's to follow, a surge is the surge runbook's) ..."""

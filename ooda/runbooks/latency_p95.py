@@ -6,8 +6,9 @@ each pod serves fewer at once and the queue grows: the p95 (from
 pod stays at the HPA's target, so the CPU HPA never adds a pod. The signature is exactly
 that: p95 ``latency_inflation`` x its own normal and climbing (a believable line projected
 across the objective within ``projection_lead``, already ``latency_inflation_alone`` x its
-normal, or already ``latency_near_objective`` of the objective) while the pods' CPU is at or
-under the target and the request rate flat. A traffic surge or wave (rate up) and
+normal, already ``latency_near_objective`` of the objective, or ``latency_inflation_cool`` x
+its normal with each pod no busier than then) while the pods' CPU is at or under the target
+and the request rate flat. A traffic surge or wave (rate up) and
 CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's, and so is
 a p95 that rose no more than the load since the normal window (an evening's slow climb, with
 the HPA a step behind it) or than the CPU per pod (the HPA scaling in on a flat load, each
@@ -162,7 +163,8 @@ class LatencyP95(Runbook):
         )
         soon = projection is not None and projection.eta_s <= policy.projection_lead / SECOND
         near = p95 >= policy.latency_near_objective * objective
-        if not (soon or near) and inflation < policy.latency_inflation_alone:
+        cool = per_pod <= 1.0 and inflation >= policy.latency_inflation_cool
+        if not (soon or near or cool) and inflation < policy.latency_inflation_alone:
             return None
         return {
             "p95_ms": round(p95, 1),

@@ -207,3 +207,23 @@ def test_a_p95_near_its_objective_is_saturation_though_no_line_fits_its_steps() 
     near = runbook.signature(_steps([129.0, 128.0, 130.0, 129.0, 130.0]), "checkout")
     assert near is not None and near["fit"] is None
     assert runbook.signature(_steps([119.0, 118.0, 120.0, 119.0, 120.0]), "checkout") is None
+
+
+def test_a_p95_inflated_while_each_pod_is_no_busier_is_saturation_far_from_the_objective() -> None:
+    """x1.33 its normal and flat, far under the objective, while each pod's CPU is what it was
+    (seed 7's payments after a night wave: the slow path hidden by the wave's extra pod,
+    which the HPA then took away, and the p95 jumped to 240 ms): the floor goes up. The same
+    p95 with each pod busier than in its normal hour is left to the HPA."""
+    runbook = LatencyP95(OodaSettings())
+    flat = _evening(1.0)
+    history = flat.views["checkout"].history.copy()
+    history["p95_latency_ms"] = 60.0
+    history.loc[history.index[-5:], "p95_latency_ms"] = [80.0, 79.0, 81.0, 80.0, 81.0]
+    history["cpu_utilisation"] = 0.55
+    cool = runbook.signature(
+        replace(flat, views={"checkout": ServiceView("checkout", history)}), "checkout"
+    )
+    assert cool is not None and cool["fit"] is None and cool["inflation"] == pytest.approx(1.33)
+    history.loc[history.index[-3:], "cpu_utilisation"] = 0.62
+    busier = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    assert runbook.signature(busier, "checkout") is None
