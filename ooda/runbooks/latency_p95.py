@@ -12,11 +12,15 @@ and the request rate flat. A traffic surge or wave (rate up) and
 CPU-bound saturation (CPU over the target) are the surge runbook's and the HPA's, and so is
 a p95 that rose no more than the load since the normal window (an evening's slow climb, with
 the HPA a step behind it) or than the CPU per pod (the HPA scaling in on a flat load, each
-pod then busier): the inflation must beat ``latency_inflation`` x the larger load ratio.
+pod then busier): the inflation must beat ``latency_inflation`` x the larger load ratio. A
+wave's growing load is left to the HPA only while the inflation beyond that ratio stays
+under ``latency_inflation_alone``: a slow path under a wave (seed 23's frontend at 290 ms,
+x3 its normal for a load x1.3, its CPU inside the HPA's tolerance) is no wave's to wait out.
 
 Slowness propagates up the call graph: a caller of a slow service is slow too. The runbook
-acts only where it starts: a service one of whose callees (``OodaSettings.calls``) shows the
-inflated p95 is left to that callee's diagnosis. Lost capacity is not saturation: a service
+acts only where it starts: a service one of whose callees (``OodaSettings.calls``) shows an
+inflated p95 that accounts for half its caller's rise or more is left to that callee's
+diagnosis. Lost capacity is not saturation: a service
 with a pod not Ready, or one restarted or lost (Ready pods falling while the desired count
 did not) in the last quarter hour, is the crash loop's, the memory leak's, the
 node runbooks' or the HPA's, and so is its callers' slowness (a crash-looping callee's
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -54,6 +59,8 @@ SECOND = timedelta(seconds=1)
 RATE_LAG = timedelta(minutes=10)
 #: A pod restarted or lost this recently means capacity was lost, not saturated.
 LOSS_WINDOW = timedelta(minutes=15)
+#: A callee whose p95 rose by this share of its caller's rise or more is where it starts.
+CALLEE_SHARE = 0.5
 #: A probe back down happens only while the p95 stayed under this share of the objective.
 PROBE_HEADROOM = 0.7
 
@@ -136,8 +143,6 @@ class LatencyP95(Runbook):
         rate = history["request_rate"]
         before = rate[(stamps <= pd.Timestamp(snapshot.at - RATE_LAG))].iloc[-5:].mean()
         growing = not rate.iloc[-3:].mean() <= policy.latency_flat_rate * before
-        if growing and cpu > policy.latency_idle_cpu * target:
-            return None  # load is growing and the CPU shows it: the HPA follows it
         inflation = p95 / base
         normal = (stamps <= pd.Timestamp(snapshot.at - NORMAL_GAP)) & (
             stamps > pd.Timestamp(snapshot.at - NORMAL_GAP - NORMAL_WINDOW)
@@ -149,8 +154,12 @@ class LatencyP95(Runbook):
         usual_cpu = float(history["cpu_utilisation"][normal].median())
         per_pod = cpu / usual_cpu if usual_cpu > 0 else math.nan
         load = max((x for x in (load, per_pod) if math.isfinite(x)), default=math.nan)
-        if math.isfinite(load) and inflation < policy.latency_inflation * max(1.0, load):
+        beyond = inflation / max(1.0, load) if math.isfinite(load) else inflation
+        if beyond < policy.latency_inflation:
             return None  # the p95 rose no more than the load: an evening's peak, the HPA's
+        lifting = growing and cpu > policy.latency_idle_cpu * target
+        if lifting and beyond < policy.latency_inflation_alone:
+            return None  # load is growing and the CPU shows it: the HPA follows it
         objective = self.settings.slo_for(service).p95_ms
         projection = project_crossing(
             stamps,
@@ -212,7 +221,8 @@ class LatencyP95(Runbook):
         callees = [snapshot.views.get(c) for c in self.settings.calls.get(service, ())]
         if any(v is not None and not v.usable for v in callees):
             return None  # a callee's metrics cannot be trusted: where it starts is unknown
-        if any(v is not None and self.inflation(snapshot, v.service) for v in callees):
+        rise = cast(float, evidence["p95_ms"]) - cast(float, evidence["normal_p95_ms"])
+        if any(v is not None and self._explains(snapshot, v.service, rise) for v in callees):
             return None  # the slowness starts further down; its own diagnosis acts there
         if any(v is not None and self.capacity_lost(snapshot, v.service) for v in callees):
             return None  # a callee lost capacity (a crash loop, say): its runbook's, not ours
@@ -229,6 +239,13 @@ class LatencyP95(Runbook):
             "max_replicas": hpa.max_replicas,
         }
         return self.diagnose(snapshot, service, 0.75, evidence)
+
+    def _explains(self, snapshot: Snapshot, callee: str, rise: float) -> bool:
+        """Whether ``callee``'s p95 is inflated and rose by ``CALLEE_SHARE`` of its caller's
+        ``rise`` (ms) or more: the caller waits on it. A callee a few milliseconds slower
+        under the same wave does not explain a caller slower by a hundred."""
+        inflated = self.inflation(snapshot, callee)
+        return inflated is not None and inflated[0] - inflated[1] >= CALLEE_SHARE * rise
 
     def _probe(self, snapshot: Snapshot, service: str) -> dict[str, object] | None:
         """The floor to step back to, once the p95 has been well inside long enough."""

@@ -227,3 +227,49 @@ def test_a_p95_inflated_while_each_pod_is_no_busier_is_saturation_far_from_the_o
     history.loc[history.index[-3:], "cpu_utilisation"] = 0.62
     busier = replace(flat, views={"checkout": ServiceView("checkout", history)})
     assert runbook.signature(busier, "checkout") is None
+
+
+def _with_payments(last_p95: float) -> Snapshot:
+    """The flat evening's checkout (x1.12, +13 ms) and its callee payments at a 50 ms normal,
+    its last five minutes at ``last_p95``."""
+    flat = _evening(1.0)
+    checkout = flat.views["checkout"].history
+    payments = checkout.assign(service="payments", p95_latency_ms=50.0)
+    payments.loc[payments.index[-5:], "p95_latency_ms"] = last_p95
+    workload = replace(flat.workloads["checkout"], service="payments", deployment="payments")
+    return replace(
+        flat,
+        views={**flat.views, "payments": ServiceView("payments", payments)},
+        workloads={**flat.workloads, "payments": workload},
+    )
+
+
+def test_a_callee_slower_by_a_few_milliseconds_does_not_explain_its_callers_rise() -> None:
+    """Seed 23's frontend crept to 290 ms under a wave while checkout, its callee, stood at
+    x1.12 (+12 ms): left to checkout, nine breach minutes passed. A callee explains its
+    caller only when it rose by half the caller's rise or more."""
+    runbook = LatencyP95(OodaSettings())
+    assert runbook.inflation(_with_payments(55.5), "payments") is not None
+    assert runbook.matches(_with_payments(55.5), "checkout") is not None
+    assert runbook.inflation(_with_payments(70.0), "payments") is not None
+    assert runbook.matches(_with_payments(70.0), "checkout") is None
+
+
+def _wave(p95: float) -> Snapshot:
+    """The flat evening's checkout, its load rising x1.3 over the last ten minutes (a wave),
+    its p95 at ``p95`` for the last three."""
+    flat = _evening(1.0)
+    history = flat.views["checkout"].history.copy()
+    history.loc[history.index[-10:], "request_rate"] = 245.0 * np.linspace(1.03, 1.3, 10)
+    history.loc[history.index[-3:], "p95_latency_ms"] = p95
+    return replace(flat, views={"checkout": ServiceView("checkout", history)})
+
+
+def test_a_wave_is_the_hpas_unless_the_p95_rose_far_beyond_its_load() -> None:
+    """A wave lifting the load x1.3 and the p95 x1.5 is the HPA's to follow; the same wave
+    with the p95 x2.4 (seed 23's frontend: a slow path under it, the CPU inside the HPA's
+    tolerance so no pod came) is saturation."""
+    runbook = LatencyP95(OodaSettings())
+    assert runbook.signature(_wave(160.0), "checkout") is None
+    slow = runbook.signature(_wave(250.0), "checkout")
+    assert slow is not None and slow["inflation"] == pytest.approx(2.36, abs=0.01)
