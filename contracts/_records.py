@@ -158,6 +158,10 @@ class NodeState:
     went silent)."""
     unschedulable: bool
     """Cordoned."""
+    cordoned_by_ooda: bool = False
+    """Cordoned by one of ooda's actions (its ``ooda.dev/changed-by`` annotation): a drain of
+    ooda's that stopped with pods still there is ooda's to resume, where a node a human
+    cordoned is their maintenance."""
     pressures: tuple[str, ...] = ()
     """Pressure conditions that are ``True`` (``DiskPressure``, ``MemoryPressure`` ...)."""
     taints: tuple[str, ...] = ()

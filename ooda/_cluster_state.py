@@ -28,7 +28,15 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from actuators import CHANGED_AT, LIMIT_RPS, RESTARTED_AT, REVISION, RPS_SET, template_content
+from actuators import (
+    CHANGED_AT,
+    CHANGED_BY,
+    LIMIT_RPS,
+    RESTARTED_AT,
+    REVISION,
+    RPS_SET,
+    template_content,
+)
 from contracts import (
     NODE_LEASE_NAMESPACE,
     ArgoApp,
@@ -376,6 +384,8 @@ def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
             name=node.metadata.name,
             ready=str(ready),
             unschedulable=bool(spec and spec.unschedulable),
+            cordoned_by_ooda=bool(spec and spec.unschedulable)
+            and (node.metadata.annotations or {}).get(CHANGED_BY) == "ooda",
             pressures=pressures,
             taints=taints,
         )

@@ -116,15 +116,17 @@ def runbook_for(scenario: ScenarioId) -> list[type[Runbook]]:
 
 
 def running_nodes(snapshot: Snapshot, service: str) -> list[str]:
-    """The Ready, uncordoned nodes the service's pods run on, by name (the node runbooks'
-    candidates; a NotReady node is the NotReady runbook's, a cordoned one is being handled)."""
+    """The Ready nodes the service's pods run on, by name (the node runbooks' candidates; a
+    NotReady node is the NotReady runbook's). A node a human cordoned is being handled; one
+    ooda cordoned that still holds the service's pods is a drain that stopped (its
+    PodDisruptionBudgets refused for the whole retry window, say), resumed here."""
     names = sorted({p.node for p in snapshot.workloads[service].pods if p.node})
     return [
         name
         for name in names
         if (node := snapshot.nodes.get(name)) is not None
         and not node.not_ready
-        and not node.unschedulable
+        and (not node.unschedulable or node.cordoned_by_ooda)
     ]
 
 

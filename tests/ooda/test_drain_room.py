@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from actuators import ACTION, CHANGED_BY
 from contracts import ScenarioId
 from lab import Lab, LabSettings, ScenarioInstance, SimClock
 from ooda import AuditEntry, ControlLoop, OodaSettings
@@ -76,3 +79,20 @@ def test_a_cluster_that_adds_nodes_is_drained_into_pending() -> None:
     assert len(applied) == 1
     pending = applied[0].evidence["result"]["before"]["pending"]
     assert pending and all("Insufficient cpu" in why for why in pending.values())
+
+
+@pytest.mark.parametrize("by", ["ooda", "a human"])
+def test_a_drain_that_stopped_is_resumed_but_a_humans_cordon_is_left(by: str) -> None:
+    """A drain whose PodDisruptionBudgets refused for the whole retry window (seed 41: the
+    HPA adding pods under a wave kept every budget at zero) leaves the node cordoned with the
+    pods still on it. The loop resumes its own drain once the cooldown allows; a node a human
+    cordoned is their maintenance, left alone until the kubelet evicts."""
+    lab = _lab(node_cpu_cores=16.0)
+    loop = make_loop(lab)
+    node = _fill_a_disk(lab)
+    notes = {CHANGED_BY: "ooda", ACTION: "drain_node"} if by == "ooda" else {}
+    body = {"metadata": {"annotations": notes}, "spec": {"unschedulable": True}}
+    lab.kube.core_v1.patch_node(node, body)
+    run(lab, loop, 10)
+    drained = [e for e in loop.audit.entries("action") if e.action == "drain_node"]
+    assert [e.outcome for e in drained] == (["applied"] if by == "ooda" else [])
