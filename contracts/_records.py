@@ -158,10 +158,6 @@ class NodeState:
     went silent)."""
     unschedulable: bool
     """Cordoned."""
-    cordoned_by_ooda: bool = False
-    """Cordoned by one of ooda's actions (its ``ooda.dev/changed-by`` annotation): a drain of
-    ooda's that stopped with pods still there is ooda's to resume, where a node a human
-    cordoned is their maintenance."""
     pressures: tuple[str, ...] = ()
     """Pressure conditions that are ``True`` (``DiskPressure``, ``MemoryPressure`` ...)."""
     taints: tuple[str, ...] = ()
@@ -170,6 +166,10 @@ class NodeState:
     """Seconds by which the kubelet's heartbeat (its Lease in ``kube-node-lease``) trails the
     freshest heartbeat of any node (None: not read). A kubelet renews every 10 s, so a lag of
     several renewals says it went silent before the node controller's grace period ends."""
+    cordoned_by_ooda: bool = False
+    """Cordoned by one of ooda's actions (its ``ooda.dev/changed-by`` annotation): a drain of
+    ooda's that stopped with pods still there is ooda's to resume, where a node a human
+    cordoned is their maintenance."""
 
     @property
     def not_ready(self) -> bool:
