@@ -379,12 +379,13 @@ def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
             c.type for c in conditions if c.type.endswith("Pressure") and c.status == "True"
         )
         spec = node.spec
+        cordoned = bool(spec and spec.unschedulable)
         taints = tuple(f"{t.key}:{t.effect}" for t in (spec.taints if spec else None) or [])
         out[node.metadata.name] = NodeState(
             name=node.metadata.name,
             ready=str(ready),
-            unschedulable=bool(spec and spec.unschedulable),
-            cordoned_by_ooda=bool(spec and spec.unschedulable)
+            unschedulable=cordoned,
+            cordoned_by_ooda=cordoned
             and (node.metadata.annotations or {}).get(CHANGED_BY) == "ooda",
             pressures=pressures,
             taints=taints,

@@ -152,12 +152,17 @@ def test_a_p95_that_rose_no_more_than_the_load_is_left_to_the_hpa() -> None:
     assert flat is not None and flat["inflation"] == pytest.approx(1.12, abs=0.01)
 
 
+def _with_history(snapshot: Snapshot, history: pd.DataFrame) -> Snapshot:
+    """``snapshot`` with checkout's metric history replaced."""
+    return replace(snapshot, views={"checkout": ServiceView("checkout", history)})
+
+
 def _pods(snapshot: Snapshot, ready: list[float], desired: list[float]) -> Snapshot:
     """``snapshot`` with the newest rows of its pod counts replaced."""
     history = snapshot.views["checkout"].history.copy()
     history.loc[history.index[-len(ready) :], "ready_pods"] = ready
     history.loc[history.index[-len(desired) :], "desired_pods"] = desired
-    return replace(snapshot, views={"checkout": ServiceView("checkout", history)})
+    return _with_history(snapshot, history)
 
 
 def test_an_hpa_scaling_in_is_no_capacity_lost_but_pods_lost_are() -> None:
@@ -184,10 +189,10 @@ def test_a_p95_that_rose_no_more_than_the_cpu_per_pod_is_left_to_the_hpa() -> No
     history = flat.views["checkout"].history.copy()
     history["cpu_utilisation"] = 0.45
     history.loc[history.index[-3:], "cpu_utilisation"] = [0.5, 0.6, 0.61]
-    busier = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    busier = _with_history(flat, history)
     assert runbook.signature(busier, "checkout") is None
     history["cpu_utilisation"] = 0.55
-    steady = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    steady = _with_history(flat, history)
     assert runbook.signature(steady, "checkout") is not None
 
 
@@ -196,7 +201,7 @@ def _steps(last: list[float]) -> Snapshot:
     flat = _evening(1.0)
     history = flat.views["checkout"].history.copy()
     history.loc[history.index[-len(last) :], "p95_latency_ms"] = last
-    return replace(flat, views={"checkout": ServiceView("checkout", history)})
+    return _with_history(flat, history)
 
 
 def test_a_p95_near_its_objective_is_saturation_though_no_line_fits_its_steps() -> None:
@@ -220,12 +225,10 @@ def test_a_p95_inflated_while_each_pod_is_no_busier_is_saturation_far_from_the_o
     history["p95_latency_ms"] = 60.0
     history.loc[history.index[-5:], "p95_latency_ms"] = [80.0, 79.0, 81.0, 80.0, 81.0]
     history["cpu_utilisation"] = 0.55
-    cool = runbook.signature(
-        replace(flat, views={"checkout": ServiceView("checkout", history)}), "checkout"
-    )
+    cool = runbook.signature(_with_history(flat, history), "checkout")
     assert cool is not None and cool["fit"] is None and cool["inflation"] == pytest.approx(1.33)
     history.loc[history.index[-3:], "cpu_utilisation"] = 0.62
-    busier = replace(flat, views={"checkout": ServiceView("checkout", history)})
+    busier = _with_history(flat, history)
     assert runbook.signature(busier, "checkout") is None
 
 
@@ -262,7 +265,7 @@ def _wave(p95: float) -> Snapshot:
     history = flat.views["checkout"].history.copy()
     history.loc[history.index[-10:], "request_rate"] = 245.0 * np.linspace(1.03, 1.3, 10)
     history.loc[history.index[-3:], "p95_latency_ms"] = p95
-    return replace(flat, views={"checkout": ServiceView("checkout", history)})
+    return _with_history(flat, history)
 
 
 def test_a_wave_is_the_hpas_unless_the_p95_rose_far_beyond_its_load() -> None:
