@@ -2,7 +2,10 @@
 
 Pods leave only through the Eviction API, so every PodDisruptionBudget holds; a refusal is
 waited out with backoff, never forced, while the pods no refusing budget covers go on
-(``kubectl drain`` evicts them in parallel). Like ``kubectl drain`` without ``--force``, it refuses
+(``kubectl drain`` evicts them in parallel). Where ``kubectl drain`` would go on waiting, a
+drain whose budgets still refuse after the retry window stops with those pods on the cordoned
+node: applied in part, not failed (the budgets did their job), and the next drain of the node
+continues the same heal (``continues``). Like ``kubectl drain`` without ``--force``, it refuses
 a node with a pod no controller would recreate, and one with emptyDir data unless told that
 the data may go -- by the action, or by the pod itself through the cluster-autoscaler's
 annotations (``safe-to-evict: "true"``, or ``safe-to-evict-local-volumes`` naming each emptyDir
@@ -67,6 +70,7 @@ class DrainNode(NodeAction):
     kind = ActionKind.DRAIN_NODE
     disruptive = True
     verifies_idle = True
+    continues = True
 
     def _refusals(self, pods: list[Any]) -> list[str]:
         bare = [_name(p) for p in pods if not p.metadata.owner_references]
@@ -97,18 +101,18 @@ class DrainNode(NodeAction):
             return ActionResult(self.kind, self.target, True, before, {"would_evict": names}, False)
         if not was:
             set_unschedulable(self, ctx, self.node, True)
+        pairs = [(p.metadata.name, p.metadata.namespace) for p in movable]
         try:
-            outcomes = evict_pods(ctx, [(p.metadata.name, p.metadata.namespace) for p in movable])
+            outcomes = evict_pods(ctx, pairs, keep_budget_refused=True)
         except TemporaryActuatorError as exc:
             raise TemporaryActuatorError(
                 f"drain of {self.node} stopped with pods still on it (node left cordoned): {exc}"
             ) from exc
-        evicted = names
-        pdb_refusals = sum(outcome.refusals for outcome in outcomes)
         after = {
             "cordoned": True,
-            "evicted": evicted,
-            "pdb_refusals": pdb_refusals,
+            "evicted": [n for n, o in zip(names, outcomes, strict=True) if o.evicted],
+            "waiting_on_budget": [n for n, o in zip(names, outcomes, strict=True) if not o.evicted],
+            "pdb_refusals": sum(outcome.refusals for outcome in outcomes),
             "audit_id": ctx.audit_ref or "none",
         }
         return ActionResult(self.kind, self.target, False, before, after, undoable=not was)

@@ -1,12 +1,13 @@
 """The guard rails every action passes before it touches the cluster.
 
-A guard remembers when it acted on what, and how its verifications went. It refuses an
-disruptive action on a workload whose last one still awaits its verdict, one in cooldown, one past
-the blast radius of its workload, a second node action while another is in flight, a second
-try of a non-repeatable action (a restart) where it just failed, and anything on a workload
-whose circuit breaker is open. Every key is
-the **workload** (namespace/Deployment), never the pod: a crash that survives replacement
-comes back under a new pod name each time, and a breaker keyed on the pod would never trip.
+A guard remembers when it acted on what, and how its verifications went. It refuses a
+disruptive action on a workload whose last one still awaits its verdict (unless it continues
+that one: the next step of a drain that budgets stopped), one in cooldown, one past the blast
+radius of its workload, a second node action while another is in flight, a second try of a
+non-repeatable action (a restart) where it just failed, and anything on a workload whose
+circuit breaker is open. Every key is the **workload** (namespace/Deployment), never the pod:
+a crash that survives replacement comes back under a new pod name each time, and a breaker
+keyed on the pod would never trip.
 
 Dry-run uses no slot: a preview must not change what the real run would be allowed to do.
 The guard's memory is rebuilt at start-up by replaying the audit log (``record_*`` are the
@@ -71,6 +72,7 @@ class GuardKey:
     disruptive: bool
     node_scoped: bool
     repeatable: bool = True
+    continues: bool = False
 
     @classmethod
     def of(cls, action: Action) -> GuardKey:
@@ -83,6 +85,7 @@ class GuardKey:
             action.disrupts,
             action.node_scoped,
             action.repeatable,
+            action.continues,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class GuardKey:
             "disruptive": self.disruptive,
             "node_scoped": self.node_scoped,
             "repeatable": self.repeatable,
+            "continues": self.continues,
         }
 
     @classmethod
@@ -108,6 +112,7 @@ class GuardKey:
             bool(data["disruptive"]),
             bool(data["node_scoped"]),
             bool(data.get("repeatable", True)),
+            bool(data.get("continues", False)),
         )
 
 
@@ -122,7 +127,7 @@ class Guard:
         self._failed_kind: dict[tuple[str, str], datetime] = {}
         self._open_until: dict[str, datetime] = {}
         self._node_actions: dict[str, datetime] = {}
-        self._in_flight: dict[str, tuple[str, datetime]] = {}
+        self._in_flight: dict[str, tuple[str, str, datetime]] = {}
 
     def check(self, action: Action | GuardKey, now: datetime) -> None:
         """Raise :class:`GuardRejectedError` if the action must not run at ``now``."""
@@ -144,9 +149,13 @@ class Guard:
                 " try would fail the same way (escalated to a human)"
             )
         flight = self._in_flight.get(key.breaker) if key.disruptive else None
-        if flight is not None and now - flight[1] < self.settings.verify_timeout:
+        if (
+            flight is not None
+            and now - flight[2] < self.settings.verify_timeout
+            and not (key.continues and flight[:2] == (key.kind, key.target))
+        ):
             raise refuse(
-                f"{flight[0]} on {key.breaker} (applied {flight[1].isoformat()}) awaits its"
+                f"{flight[0]} on {key.breaker} (applied {flight[2].isoformat()}) awaits its"
                 " verdict; one action per workload at a time"
             )
         cooldown = self.settings.cooldown_by_kind.get(key.kind, self.settings.cooldown)
@@ -180,7 +189,7 @@ class Guard:
         key = action if isinstance(action, GuardKey) else GuardKey.of(action)
         self._last_applied[(key.kind, key.breaker)] = now
         if key.disruptive:
-            self._in_flight[key.breaker] = (key.kind, now)
+            self._in_flight[key.breaker] = (key.kind, key.target, now)
         if key.node_scoped:
             self._node_actions[key.target] = now
         if key.disruptive:

@@ -63,15 +63,19 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     return evict_pods(ctx, [(name, namespace)])[0]
 
 
-def evict_pods(ctx: ActionContext, pods: list[tuple[str, str]]) -> list[EvictionOutcome]:
+def evict_pods(
+    ctx: ActionContext, pods: list[tuple[str, str]], keep_budget_refused: bool = False
+) -> list[EvictionOutcome]:
     """Evict ``(name, namespace)`` pods as ``kubectl drain`` does: each is asked in every
     round, one a PodDisruptionBudget refuses waits for the next round (after a backoff) while
     the others go on, so one budget's wait does not hold back pods it does not cover.
 
     A round that evicts a pod starts the backoff over. Raises
     :class:`TemporaryActuatorError` naming the pods left when ``pdb_retry.attempts`` rounds
-    in a row evicted none; a permanent error raises at once. Outcomes come in the order the
-    pods were given.
+    in a row evicted none; a permanent error raises at once. With ``keep_budget_refused``,
+    pods whose budgets still refused them on the last round are left where they are and
+    returned as not evicted (the caller goes on later, as a drain does); an API error on the
+    last round still raises. Outcomes come in the order the pods were given.
     """
     pdb_retry = ctx.pdb_retry
     backoff = pdb_retry.initial_backoff_s
@@ -81,6 +85,7 @@ def evict_pods(ctx: ActionContext, pods: list[tuple[str, str]]) -> list[Eviction
     stuck = 0
     while True:
         waiting = []
+        by_budget = True
         for name, namespace in left:
             body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
             try:
@@ -91,6 +96,7 @@ def evict_pods(ctx: ActionContext, pods: list[tuple[str, str]]) -> list[Eviction
                 if isinstance(exc, ApiException) and exc.status == 429:
                     refusals[name, namespace] += 1
                 else:
+                    by_budget = False
                     error = classify_api_error(exc, f"evict pod {namespace}/{name}")
                     if not isinstance(error, TemporaryActuatorError):
                         raise error from exc
@@ -106,6 +112,11 @@ def evict_pods(ctx: ActionContext, pods: list[tuple[str, str]]) -> list[Eviction
             break
         ctx.sleep(backoff)
         backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
+    if keep_budget_refused and by_budget:
+        kept = set(left)
+        return [
+            EvictionOutcome(name, (name, ns) not in kept, refusals[name, ns]) for name, ns in pods
+        ]
     what = ", ".join(f"{ns}/{name}" for name, ns in left)
     by_pdb = sum(refusals[pod] for pod in left)
     raise TemporaryActuatorError(

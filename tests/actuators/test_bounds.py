@@ -161,9 +161,31 @@ def test_drain_goes_on_with_the_pods_a_refusing_budget_does_not_cover() -> None:
     assert result.after["pdb_refusals"] == 2
 
 
-def test_drain_that_a_budget_never_allows_stops_and_names_the_pod_left() -> None:
+def test_drain_that_a_budget_never_allows_stops_in_part_and_names_the_pod_left() -> None:
+    """The budget did its job: the drain is applied in part (not an error, no failed heal),
+    the node stays cordoned with the refused pod on it, for the next step to continue."""
     pods = [make_pod("web-1"), make_pod("pay-1", app="payments")]
     core = _Budgeted([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=99)
+    ctx, _ = context(core)
+    result = DrainNode(NS, "checkout", node="n1").apply(ctx)
+    assert result.after["evicted"] == [f"{NS}/pay-1"]
+    assert result.after["waiting_on_budget"] == [f"{NS}/web-1"]
+    assert core.evicted == ["pay-1"] and "web-1" in core.pods
+    assert core.nodes["n1"].spec.unschedulable
+
+
+class _Failing(_Budgeted):
+    """An API server that answers 503 for ``guarded`` instead of a budget's 429."""
+
+    def create_namespaced_pod_eviction(self, name: str, namespace: str, body: Any, **_: Any) -> Any:
+        if name == self.guarded:
+            raise ApiException(status=503, reason="Service Unavailable")
+        return super().create_namespaced_pod_eviction(name, namespace, body)
+
+
+def test_drain_the_api_keeps_failing_stops_with_an_error() -> None:
+    pods = [make_pod("web-1"), make_pod("pay-1", app="payments")]
+    core = _Failing([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=0)
     ctx, _ = context(core)
     with pytest.raises(TemporaryActuatorError, match="web-1: still refused") as caught:
         DrainNode(NS, "checkout", node="n1").apply(ctx)

@@ -74,6 +74,19 @@ def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
     guard.check(restart("b"), T0 + timedelta(minutes=21))
 
 
+def test_the_next_step_of_a_drain_may_run_while_the_first_awaits_its_verdict() -> None:
+    """A drain its budgets stopped is continued by the next drain of the same node (one heal
+    in steps), once its cooldown has passed; a drain of another node still waits."""
+    guard = Guard(GuardSettings(max_disruptions_per_workload=9))
+    first = DrainNode("shop", "checkout", node="n1")
+    guard.record_applied(first, T0)
+    with pytest.raises(GuardRejectedError, match="cooldown"):
+        guard.check(first, T0 + timedelta(minutes=1))
+    guard.check(DrainNode("shop", "payments", node="n1"), T0 + timedelta(minutes=6))
+    with pytest.raises(GuardRejectedError, match="one node action at a time"):
+        guard.check(DrainNode("shop", "checkout", node="n2"), T0 + timedelta(minutes=6))
+
+
 def test_a_cluster_failover_is_disruptive_a_reads_switch_is_not() -> None:
     guard = Guard(GuardSettings(cooldown=timedelta(0), max_disruptions_per_workload=9))
     reads = SwitchDatabase("shop", "checkout", db_service="orders-db-ro", secondary="replica")

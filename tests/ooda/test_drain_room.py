@@ -96,3 +96,45 @@ def test_a_drain_that_stopped_is_resumed_but_a_humans_cordon_is_left(by: str) ->
     run(lab, loop, 10)
     drained = [e for e in loop.audit.entries("action") if e.action == "drain_node"]
     assert [e.outcome for e in drained] == (["applied"] if by == "ooda" else [])
+
+
+def test_a_drain_its_budgets_stop_is_applied_in_part_and_continued_not_failed() -> None:
+    """PodDisruptionBudgets that let no pod go (rollouts holding them at zero) stop the drain
+    with the pods on the cordoned node. The budgets did their job: the drain is applied in
+    part and no failed heal is counted. Once they allow again, the next drain of the node
+    continues the same heal, which is judged once."""
+    lab = _lab(node_cpu_cores=16.0)
+    loop = make_loop(lab)
+    services = [s.name for s in lab.settings.topology.services]
+    for app in services:
+        held = {
+            "metadata": {"name": app},
+            "spec": {"selector": {"matchLabels": {"app": app}}, "maxUnavailable": 0},
+        }
+        lab.kube.policy_v1.create_namespaced_pod_disruption_budget("shop", held)
+    instance = ScenarioInstance(
+        ScenarioId.NODE_DISK_PRESSURE, "checkout", params={"pick": 0.0, "lead_s": 1200.0}
+    )
+    node = lab.inject(instance).target
+
+    def drains() -> list[AuditEntry]:
+        return [e for e in loop.audit.entries("action") if e.action == "drain_node"]
+
+    for _ in range(12 * 4):
+        if drains():
+            break
+        run(lab, loop, 0.25)
+    first = some(drains()[0] if drains() else None)
+    assert first.outcome == "applied" and first.target == f"node/{node}"
+    after = first.evidence["result"]["after"]
+    assert after["waiting_on_budget"] and not after["evicted"]
+    assert loop.budget.failed("drain_node", lab.clock.now()) == 0
+    for app in services:
+        lab.kube.policy_v1.delete_namespaced_pod_disruption_budget(app, "shop")
+    run(lab, loop, 8)
+    assert [e.outcome for e in drains()] == ["applied", "applied"]
+    verdicts = [e.outcome for e in loop.audit.entries("verification") if e.action == "drain_node"]
+    assert verdicts == ["continued", "healed"]
+    assert loop.budget.failed("drain_node", lab.clock.now()) == 0
+    pods = lab.kube.core_v1.list_namespaced_pod("shop").items
+    assert not [p for p in pods if some(p.spec).node_name == node]
