@@ -1,13 +1,14 @@
 """The guard rails every action passes before it touches the cluster.
 
 A guard remembers when it acted on what, and how its verifications went. It refuses a
-disruptive action on a workload whose last one still awaits its verdict (unless it continues
-that one: the next step of a drain that budgets stopped), one in cooldown, one past the blast
-radius of its workload, a second node action while another is in flight, a second try of a
-non-repeatable action (a restart) where it just failed, and anything on a workload whose
-circuit breaker is open. Every key is the **workload** (namespace/Deployment), never the pod:
-a crash that survives replacement comes back under a new pod name each time, and a breaker
-keyed on the pod would never trip.
+disruptive action on a workload whose last one still awaits its verdict, one in cooldown, one
+past the blast radius of its workload, a second node action while another is in flight, a
+second try of a non-repeatable action (a restart) where it just failed, and anything on a
+workload whose circuit breaker is open. The next step of an action that awaits its verdict
+(a drain that its budgets stopped, ``Action.continues``) is the same heal: neither held back
+by it nor counted as a new disruption. Every key is the **workload** (namespace/Deployment),
+never the pod: a crash that survives replacement comes back under a new pod name each time,
+and a breaker keyed on the pod would never trip.
 
 Dry-run uses no slot: a preview must not change what the real run would be allowed to do.
 The guard's memory is rebuilt at start-up by replaying the audit log (``record_*`` are the
@@ -38,12 +39,15 @@ class GuardSettings:
             "set_hpa_min": timedelta(minutes=2),
             "redrive_queue": timedelta(minutes=2),
             "shift_region_traffic": timedelta(minutes=1),
+            "drain_node": timedelta(minutes=1),
         }
     )
     """Per-kind overrides of ``cooldown``: scaling ahead of a ramp must be able to step up;
     a redrive moves the poison messages that have shown themselves since the last one (each
     comes back once a visibility timeout, 30 s by default, has passed); a failback moves users
-    home in steps, and a step the home cannot hold is taken back at once."""
+    home in steps, and a step the home cannot hold is taken back at once; a drain goes on in
+    steps as its PodDisruptionBudgets let pods go (a replacement starting takes about a
+    minute)."""
     max_disruptions_per_workload: int = 2
     """Disruptive actions (pod restarts, drains) allowed per workload in ``disruption_window``."""
     disruption_window: timedelta = timedelta(minutes=30)
@@ -127,7 +131,7 @@ class Guard:
         self._failed_kind: dict[tuple[str, str], datetime] = {}
         self._open_until: dict[str, datetime] = {}
         self._node_actions: dict[str, datetime] = {}
-        self._in_flight: dict[str, tuple[str, str, datetime]] = {}
+        self._in_flight: dict[str, tuple[GuardKey, datetime]] = {}
 
     def check(self, action: Action | GuardKey, now: datetime) -> None:
         """Raise :class:`GuardRejectedError` if the action must not run at ``now``."""
@@ -148,14 +152,11 @@ class Guard:
                 f"{key.kind} failed to heal {key.breaker} at {failed.isoformat()}; another"
                 " try would fail the same way (escalated to a human)"
             )
+        step = self._continues(key, now)
         flight = self._in_flight.get(key.breaker) if key.disruptive else None
-        if (
-            flight is not None
-            and now - flight[2] < self.settings.verify_timeout
-            and not (key.continues and flight[:2] == (key.kind, key.target))
-        ):
+        if flight is not None and now - flight[1] < self.settings.verify_timeout and not step:
             raise refuse(
-                f"{flight[0]} on {key.breaker} (applied {flight[2].isoformat()}) awaits its"
+                f"{flight[0].kind} on {key.breaker} (applied {flight[1].isoformat()}) awaits its"
                 " verdict; one action per workload at a time"
             )
         cooldown = self.settings.cooldown_by_kind.get(key.kind, self.settings.cooldown)
@@ -172,7 +173,7 @@ class Guard:
                         f"one node action at a time: {target} (applied {since.isoformat()})"
                         " is not verified yet"
                     )
-        if key.disruptive:
+        if key.disruptive and not step:
             window = self.settings.disruption_window
             recent = self._prune(self._disruptions[key.workload], now, window)
             if len(recent) >= self.settings.max_disruptions_per_workload:
@@ -187,13 +188,26 @@ class Guard:
         Never call it for a dry run: a preview uses no slot.
         """
         key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        step = self._continues(key, now)
         self._last_applied[(key.kind, key.breaker)] = now
         if key.disruptive:
-            self._in_flight[key.breaker] = (key.kind, key.target, now)
+            self._in_flight[key.breaker] = (key, now)
         if key.node_scoped:
             self._node_actions[key.target] = now
-        if key.disruptive:
+        if key.disruptive and not step:
             self._disruptions[key.workload].append(now)
+
+    def _continues(self, key: GuardKey, now: datetime) -> bool:
+        """Whether ``key`` is the next step of the action that awaits its verdict on the same
+        target for the same workload: one heal, so neither held back by it nor a new
+        disruption."""
+        flight = self._in_flight.get(key.breaker)
+        if not key.continues or flight is None:
+            return False
+        (last, since), same = flight, (key.kind, key.target, key.workload)
+        return (last.kind, last.target, last.workload) == same and (
+            now - since < self.settings.verify_timeout
+        )
 
     def record_outcome(self, action: Action | GuardKey, healed: bool, now: datetime) -> bool:
         """Record a verification; return True when this failure opened the breaker."""

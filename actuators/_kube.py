@@ -64,20 +64,25 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
 
 
 def evict_pods(
-    ctx: ActionContext, pods: list[tuple[str, str]], keep_budget_refused: bool = False
+    ctx: ActionContext,
+    pods: list[tuple[str, str]],
+    keep_budget_refused: bool = False,
+    rounds: int | None = None,
 ) -> list[EvictionOutcome]:
     """Evict ``(name, namespace)`` pods as ``kubectl drain`` does: each is asked in every
     round, one a PodDisruptionBudget refuses waits for the next round (after a backoff) while
     the others go on, so one budget's wait does not hold back pods it does not cover.
 
     A round that evicts a pod starts the backoff over. Raises
-    :class:`TemporaryActuatorError` naming the pods left when ``pdb_retry.attempts`` rounds
-    in a row evicted none; a permanent error raises at once. With ``keep_budget_refused``,
-    pods whose budgets still refused them on the last round are left where they are and
-    returned as not evicted (the caller goes on later, as a drain does); an API error on the
-    last round still raises. Outcomes come in the order the pods were given.
+    :class:`TemporaryActuatorError` naming the pods left when ``rounds`` (default
+    ``pdb_retry.attempts``) rounds in a row evicted none; a permanent error raises at once.
+    With ``keep_budget_refused``, pods whose budgets still refused them on the last round are
+    left where they are and returned as not evicted (the caller goes on later, as a drain
+    does); an API error on the last round still raises. Outcomes come in the order the pods
+    were given.
     """
     pdb_retry = ctx.pdb_retry
+    rounds = pdb_retry.attempts if rounds is None else rounds
     backoff = pdb_retry.initial_backoff_s
     refusals = dict.fromkeys(pods, 0)
     left = list(pods)
@@ -108,7 +113,7 @@ def evict_pods(
             stuck, backoff = 0, pdb_retry.initial_backoff_s
         left = waiting
         stuck += 1
-        if stuck == pdb_retry.attempts:
+        if stuck >= rounds:
             break
         ctx.sleep(backoff)
         backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
@@ -120,7 +125,7 @@ def evict_pods(
     what = ", ".join(f"{ns}/{name}" for name, ns in left)
     by_pdb = sum(refusals[pod] for pod in left)
     raise TemporaryActuatorError(
-        f"evict pod {what}: still refused after {pdb_retry.attempts} tries"
+        f"evict pod {what}: still refused after {rounds} tries"
         f" ({by_pdb} by a PodDisruptionBudget); the pod was left running"
     ) from last
 

@@ -231,12 +231,22 @@ class ControlLoop:
             acted_for.add(service)
             pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
             if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
-                earlier = self.pending
-                self.pending = [p for p in earlier if not self.verifier.continued(p, pending, now)]
-                self.pending.append(pending)
+                self._add_pending(pending, now)
         busy = {p.action.service for p in self.pending} | acted_for
         self._stage("*", now, "unexplained", partial(self.actor.unexplained, snapshot, busy))
         self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
+
+    def _add_pending(self, pending: PendingAction, now: datetime) -> None:
+        """Await ``pending``'s verdict; a step that continues an earlier action closes it and
+        keeps its deadline, so a heal in steps is judged by when it began (a budget that never
+        lets a drain finish fails the heal, not one step after another forever)."""
+        kept = []
+        for earlier in self.pending:
+            if self.verifier.continued(earlier, pending, now):
+                pending = replace(pending, deadline=min(pending.deadline, earlier.deadline))
+            else:
+                kept.append(earlier)
+        self.pending = [*kept, pending]
 
     def _judge(self, pending: PendingAction, snapshot: Snapshot) -> bool:
         return self.verifier.judge(pending, snapshot)

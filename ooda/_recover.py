@@ -39,16 +39,19 @@ class Recovered:
     per subject: a restart does not open the same finding again)."""
 
 
-def pending_of(entry: AuditEntry) -> PendingAction:
+def pending_of(entry: AuditEntry, deadline: datetime | None = None) -> PendingAction:
+    """The verification ``entry`` (an applied action) awaits; ``deadline``: an earlier one,
+    inherited from the step it continues."""
     ev = entry.evidence
     action = action_class(ev["action"]["kind"])(**ev["action"]["fields"])
     result = ActionResult(**ev["result"])
     assert entry.id is not None
+    own = entry.at + timedelta(seconds=float(ev["deadline_s"]))
     return PendingAction(
         action,
         result,
         entry.at,
-        entry.at + timedelta(seconds=float(ev["deadline_s"])),
+        own if deadline is None else min(own, deadline),
         entry.id,
         ScenarioId(ev["scenario"]),
         Finding.of(ev.get(FOLLOW_UP)),
@@ -79,6 +82,7 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
     out = Recovered()
     intents: dict[int, AuditEntry] = {}
     applied: dict[int, tuple[AuditEntry, GuardKey]] = {}
+    inherited: dict[int, datetime] = {}  # a step's deadline: the first step's
     for entry in audit.entries():
         if entry.dry_run:
             continue
@@ -102,9 +106,11 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
                     guard.record_outcome(key, False, entry.at)
                     budget.record_failure(key.kind, entry.at)
             elif entry.kind == "verification" and entry.ref in applied:
-                _, key = applied.pop(entry.ref)
-                if entry.outcome == CONTINUED:
-                    continue  # a later step of the same heal carries the verdict
+                earlier, key = applied.pop(entry.ref)
+                if entry.outcome == CONTINUED:  # a later step of the same heal has the verdict
+                    first = pending_of(earlier, inherited.get(earlier.id or 0)).deadline
+                    inherited[int(entry.evidence["continued_by"])] = first
+                    continue
                 healed = entry.outcome == "healed"
                 guard.record_outcome(key, healed, entry.at)
                 if not healed:
@@ -123,7 +129,7 @@ def recover(audit: AuditStore, guard: Guard, budget: ErrorBudget) -> Recovered:
         out.interrupted.append(entry)
     for entry, _ in applied.values():
         try:
-            out.pending.append(pending_of(entry))
+            out.pending.append(pending_of(entry, inherited.get(entry.id or 0)))
         except (KeyError, TypeError, ValueError) as exc:
             out.skipped.append(f"entry {entry.id}: {type(exc).__name__}: {exc}")
     return out

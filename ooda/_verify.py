@@ -91,7 +91,8 @@ class Verifier:
         """Whether ``later`` continues ``earlier`` (``Action.continues``); if so ``earlier``
         is closed as "continued", neither healed nor failed: the heal is judged on ``later``."""
         old, new = earlier.action, later.action
-        if not (new.continues and old.kind == new.kind and old.target == new.target):
+        same = (old.kind, old.target, old.service) == (new.kind, new.target, new.service)
+        if not (new.continues and same):
             return False
         evidence = {
             "continued_by": later.audit_id,

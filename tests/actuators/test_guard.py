@@ -74,17 +74,25 @@ def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
     guard.check(restart("b"), T0 + timedelta(minutes=21))
 
 
-def test_the_next_step_of_a_drain_may_run_while_the_first_awaits_its_verdict() -> None:
-    """A drain its budgets stopped is continued by the next drain of the same node (one heal
-    in steps), once its cooldown has passed; a drain of another node still waits."""
-    guard = Guard(GuardSettings(max_disruptions_per_workload=9))
-    first = DrainNode("shop", "checkout", node="n1")
-    guard.record_applied(first, T0)
+def test_the_next_step_of_a_drain_is_the_same_heal() -> None:
+    """A drain its budgets stopped is continued by the next drain of the same node for the
+    same workload once the drain's cooldown has passed, however many steps it takes: no new
+    disruption, not held back by the first one's pending verdict. Another workload's drain of
+    that node, or a drain of another node, still waits for the verdict."""
+    guard = Guard(GuardSettings(max_disruptions_per_workload=2))
+    step = DrainNode("shop", "checkout", node="n1")
+    guard.record_applied(step, T0)
     with pytest.raises(GuardRejectedError, match="cooldown"):
-        guard.check(first, T0 + timedelta(minutes=1))
-    guard.check(DrainNode("shop", "payments", node="n1"), T0 + timedelta(minutes=6))
+        guard.check(step, T0 + timedelta(seconds=30))
+    for minute in (1, 2, 3):
+        guard.check(step, T0 + timedelta(minutes=minute))
+        guard.record_applied(step, T0 + timedelta(minutes=minute))
+    with pytest.raises(GuardRejectedError, match="awaits its verdict"):
+        guard.check(DrainNode("shop", "payments", node="n1"), T0 + timedelta(minutes=5))
     with pytest.raises(GuardRejectedError, match="one node action at a time"):
-        guard.check(DrainNode("shop", "checkout", node="n2"), T0 + timedelta(minutes=6))
+        guard.check(DrainNode("shop", "checkout", node="n2"), T0 + timedelta(minutes=5))
+    guard.record_outcome(step, True, T0 + timedelta(minutes=5))
+    guard.check(restart(), T0 + timedelta(minutes=6))  # one disruption of checkout so far
 
 
 def test_a_cluster_failover_is_disruptive_a_reads_switch_is_not() -> None:

@@ -195,7 +195,8 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         b.sleep(seconds)
 
     kube, spy = _spied(b.actor)
-    result = DrainNode(b.namespace, SERVICE, node=node).apply(
+    # As patient as `kubectl drain` (the loop's default steps wait about 3 s per step).
+    result = DrainNode(b.namespace, SERVICE, node=node, step_rounds=10).apply(
         ActionContext(kube, dry_run=False, sleep=sleep)
     )
 

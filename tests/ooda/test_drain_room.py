@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -13,6 +14,7 @@ from actuators import ACTION, CHANGED_BY
 from contracts import ScenarioId
 from lab import Lab, LabSettings, ScenarioInstance, SimClock
 from ooda import AuditEntry, ControlLoop, OodaSettings
+from ooda.runbooks.node_disk_pressure import NodeDiskPressure
 from tests._narrow import some
 
 from ._harness import START, make_loop, run
@@ -98,11 +100,11 @@ def test_a_drain_that_stopped_is_resumed_but_a_humans_cordon_is_left(by: str) ->
     assert [e.outcome for e in drained] == (["applied"] if by == "ooda" else [])
 
 
-def test_a_drain_its_budgets_stop_is_applied_in_part_and_continued_not_failed() -> None:
-    """PodDisruptionBudgets that let no pod go (rollouts holding them at zero) stop the drain
-    with the pods on the cordoned node. The budgets did their job: the drain is applied in
-    part and no failed heal is counted. Once they allow again, the next drain of the node
-    continues the same heal, which is judged once."""
+def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
+    """A disk filling (the kubelet's threshold in 20 minutes) on a lab whose every
+    PodDisruptionBudget lets no pod go (rollouts holding them at zero) until
+    ``release_after`` minutes after the first drain (None: never); the loop runs 8 minutes
+    from that drain, before the kubelet would evict."""
     lab = _lab(node_cpu_cores=16.0)
     loop = make_loop(lab)
     services = [s.name for s in lab.settings.topology.services]
@@ -116,25 +118,53 @@ def test_a_drain_its_budgets_stop_is_applied_in_part_and_continued_not_failed() 
         ScenarioId.NODE_DISK_PRESSURE, "checkout", params={"pick": 0.0, "lead_s": 1200.0}
     )
     node = lab.inject(instance).target
-
-    def drains() -> list[AuditEntry]:
-        return [e for e in loop.audit.entries("action") if e.action == "drain_node"]
-
     for _ in range(12 * 4):
-        if drains():
+        if _drains(loop):
             break
         run(lab, loop, 0.25)
-    first = some(drains()[0] if drains() else None)
+    first = some(_drains(loop)[0] if _drains(loop) else None)
     assert first.outcome == "applied" and first.target == f"node/{node}"
     after = first.evidence["result"]["after"]
     assert after["waiting_on_budget"] and not after["evicted"]
-    assert loop.budget.failed("drain_node", lab.clock.now()) == 0
-    for app in services:
-        lab.kube.policy_v1.delete_namespaced_pod_disruption_budget(app, "shop")
-    run(lab, loop, 8)
-    assert [e.outcome for e in drains()] == ["applied", "applied"]
+    if release_after is not None:
+        run(lab, loop, release_after)
+        for app in services:
+            lab.kube.policy_v1.delete_namespaced_pod_disruption_budget(app, "shop")
+    run(lab, loop, 8 - (release_after or 0))
+    return lab, loop, node
+
+
+def _drains(loop: ControlLoop) -> list[AuditEntry]:
+    return [e for e in loop.audit.entries("action") if e.action == "drain_node"]
+
+
+def test_a_drain_its_budgets_hold_goes_on_in_steps_of_one_heal() -> None:
+    """The budgets did their job: each step is applied in part (the tick is not held up
+    waiting), no failed heal is counted, and once they allow, the next step empties the
+    node. The steps are one heal, judged once."""
+    lab, loop, node = _held_drain(release_after=3)
+    steps = _drains(loop)
+    assert len(steps) >= 3 and all(e.outcome == "applied" for e in steps)
+    gaps = [b.at - a.at for a, b in pairwise(steps)]
+    assert max(gaps) < timedelta(seconds=75), "a step waited on its budgets inside the tick"
     verdicts = [e.outcome for e in loop.audit.entries("verification") if e.action == "drain_node"]
-    assert verdicts == ["continued", "healed"]
+    assert verdicts == ["continued"] * (len(steps) - 1) + ["healed"]
     assert loop.budget.failed("drain_node", lab.clock.now()) == 0
     pods = lab.kube.core_v1.list_namespaced_pod("shop").items
     assert not [p for p in pods if some(p.spec).node_name == node]
+
+
+def test_a_drain_its_budgets_never_allow_fails_by_the_first_steps_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steps do not renew the deadline: a budget that never lets the drain finish fails the
+    heal at the first step's deadline (made 6 minutes here, to come before the kubelet's own
+    evictions), and a human is told."""
+    monkeypatch.setattr(NodeDiskPressure, "deadline", timedelta(minutes=6))
+    lab, loop, _ = _held_drain(release_after=None)
+    first = _drains(loop)[0]
+    verdicts = [e for e in loop.audit.entries("verification") if e.action == "drain_node"]
+    failed = some(next((e for e in verdicts if e.outcome == "failed"), None))
+    assert failed.at - first.at <= timedelta(minutes=6, seconds=15)
+    assert loop.budget.failed("drain_node", lab.clock.now()) == 1
+    assert [e for e in loop.audit.entries("escalation") if e.action == "drain_node"]

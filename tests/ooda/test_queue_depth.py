@@ -261,6 +261,9 @@ def test_a_redrive_in_steps_is_one_heal_judged_on_its_last_step() -> None:
     guard, budget = Guard(), ErrorBudget(AutonomySettings())
     pending = recover(loop.audit, guard, budget).pending
     assert [p.audit_id for p in pending] == [redrives[-1].id]
+    first_deadline = redrives[0].at + QueueDepth.deadline  # the steps keep the first's
+    assert pending[0].deadline == first_deadline
+    assert [p.deadline for p in loop.pending if p.audit_id == redrives[-1].id] == [first_deadline]
     run(lab, loop, 30)
     verdicts = {e.ref: e.outcome for e in loop.audit.entries("verification")}
     assert "failed" not in verdicts.values()
