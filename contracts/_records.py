@@ -167,9 +167,10 @@ class NodeState:
     freshest heartbeat of any node (None: not read). A kubelet renews every 10 s, so a lag of
     several renewals says it went silent before the node controller's grace period ends."""
     cordoned_by_ooda: bool = False
-    """Cordoned by one of ooda's actions (its ``ooda.dev/changed-by`` annotation): a drain of
+    """Cordoned by one of ooda's actions (``managedFields`` name ooda the owner of
+    ``spec.unschedulable``; without them, its ``ooda.dev/changed-by`` annotation): a drain of
     ooda's that stopped with pods still there is ooda's to resume, where a node a human
-    cordoned is their maintenance."""
+    cordoned is their maintenance, even one ooda had cordoned before."""
 
     @property
     def not_ready(self) -> bool:

@@ -50,6 +50,9 @@ class Node:
     labels: dict[str, str]
     unschedulable: bool = False
     """Cordoned: the scheduler places no new pod here."""
+    cordon_manager: str | None = None
+    """The field manager that last set ``spec.unschedulable`` (None: unset), shown in
+    ``managedFields`` as the API server shows who owns a field."""
     annotations: dict[str, str] = field(default_factory=dict)
     ready: bool = True
     """Whether the kubelet posts status; False from the moment the node dies."""

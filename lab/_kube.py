@@ -822,9 +822,18 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
     def read_node(self, name: str) -> client.V1Node:
         return self._to_v1_node(self._node(name))
 
-    def patch_node(self, name: str, body: Any, _content_type: str | None = None) -> client.V1Node:
+    def patch_node(
+        self,
+        name: str,
+        body: Any,
+        field_manager: str | None = None,
+        _content_type: str | None = None,
+    ) -> client.V1Node:
         """Merge-patch ``spec.unschedulable`` (cordon), ``metadata.labels`` and
         ``metadata.annotations`` (None deletes); ``metadata.resourceVersion`` is a precondition.
+        A write that changes ``spec.unschedulable`` to true makes ``field_manager`` its owner
+        in ``managedFields`` (false or a removal leaves it unowned), as the API server's field
+        ownership does; the other fields' owners are not kept.
         """
         node = self._node(name)
         patch = _merge_patch(body, _content_type, "nodes", name)
@@ -853,6 +862,10 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
                 )
         node.annotations = _merged_annotations(node.annotations, metadata, "Node", "nodes", name)
         if "unschedulable" in spec:
+            if not unschedulable:  # false is omitted, as a removal: the field has no owner
+                node.cordon_manager = None
+            elif not node.unschedulable:  # an unchanged value keeps its owner
+                node.cordon_manager = field_manager or "unknown"
             node.unschedulable = bool(unschedulable)
         for key, value in labels.items():
             if value is None:
@@ -869,6 +882,7 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
             tuple(node.labels.items()),
             tuple(node.annotations.items()),
             node.unschedulable,
+            node.cordon_manager,
             unknown,
             node.disk_pressure,
         )
@@ -918,6 +932,17 @@ class FakeCoreV1Api(_Api, _ExternalNameReader, _ConfigEditor):
                 creation_timestamp=_utc(node.created_at),
                 labels=dict(node.labels),
                 annotations=dict(node.annotations) or None,
+                managed_fields=[
+                    client.V1ManagedFieldsEntry(
+                        manager=node.cordon_manager,
+                        operation="Update",
+                        api_version="v1",
+                        fields_type="FieldsV1",
+                        fields_v1={"f:spec": {"f:unschedulable": {}}},
+                    )
+                ]
+                if node.cordon_manager
+                else None,
             ),
             spec=client.V1NodeSpec(unschedulable=node.unschedulable or None, taints=taints or None),
             status=client.V1NodeStatus(

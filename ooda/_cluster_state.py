@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from actuators import (
     CHANGED_AT,
     CHANGED_BY,
+    FIELD_MANAGER,
     LIMIT_RPS,
     RESTARTED_AT,
     REVISION,
@@ -369,6 +370,20 @@ def _ingresses(kube: KubeClients, namespace: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _cordoned_by_ooda(node: Any) -> bool:
+    """Whether ooda's write set the node's cordon. The API server's field ownership says who
+    last set ``spec.unschedulable``: a human who uncordoned and cordoned again since owns it,
+    though ooda's annotations stay on the node. Without ``managedFields``, the annotation."""
+    owners = [
+        entry.manager
+        for entry in node.metadata.managed_fields or []
+        if "f:unschedulable" in ((entry.fields_v1 or {}).get("f:spec") or {})
+    ]
+    if owners:
+        return FIELD_MANAGER in owners
+    return (node.metadata.annotations or {}).get(CHANGED_BY) == "ooda"
+
+
 def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
     """Every node's Ready condition, pressure conditions, cordon and taints (one list call)."""
     out: dict[str, NodeState] = {}
@@ -385,8 +400,7 @@ def read_nodes(kube: KubeClients) -> dict[str, NodeState]:
             name=node.metadata.name,
             ready=str(ready),
             unschedulable=cordoned,
-            cordoned_by_ooda=cordoned
-            and (node.metadata.annotations or {}).get(CHANGED_BY) == "ooda",
+            cordoned_by_ooda=cordoned and _cordoned_by_ooda(node),
             pressures=pressures,
             taints=taints,
         )

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from actuators import ACTION, CHANGED_BY
+from actuators import ACTION, CHANGED_BY, FIELD_MANAGER
 from contracts import ScenarioId
 from lab import Lab, LabSettings, ScenarioInstance, SimClock
 from ooda import AuditEntry, ControlLoop, OodaSettings
@@ -83,21 +83,27 @@ def test_a_cluster_that_adds_nodes_is_drained_into_pending() -> None:
     assert pending and all("Insufficient cpu" in why for why in pending.values())
 
 
-@pytest.mark.parametrize("by", ["ooda", "a human"])
+@pytest.mark.parametrize("by", ["ooda", "a human", "a human after ooda"])
 def test_a_drain_that_stopped_is_resumed_but_a_humans_cordon_is_left(by: str) -> None:
-    """A drain whose PodDisruptionBudgets refused for the whole retry window (seed 41: the
-    HPA adding pods under a wave kept every budget at zero) leaves the node cordoned with the
-    pods still on it. The loop resumes its own drain once the cooldown allows; a node a human
-    cordoned is their maintenance, left alone until the kubelet evicts."""
+    """A drain that stopped (ooda restarted between its steps, say) leaves the node cordoned
+    with the pods still on it. The loop resumes its own drain; a node a human cordoned is
+    their maintenance, left alone until the kubelet evicts -- also when ooda had cordoned it
+    before and the human uncordoned and cordoned it again, which leaves ooda's annotations on
+    the node (the API server's field ownership says whose the cordon is)."""
     lab = _lab(node_cpu_cores=16.0)
     loop = make_loop(lab)
     node = _fill_a_disk(lab)
-    notes = {CHANGED_BY: "ooda", ACTION: "drain_node"} if by == "ooda" else {}
-    body = {"metadata": {"annotations": notes}, "spec": {"unschedulable": True}}
-    lab.kube.core_v1.patch_node(node, body)
+    core = lab.kube.core_v1
+    if by != "a human":
+        notes = {CHANGED_BY: "ooda", ACTION: "drain_node"}
+        body = {"metadata": {"annotations": notes}, "spec": {"unschedulable": True}}
+        core.patch_node(node, body, field_manager=FIELD_MANAGER)
+    if by != "ooda":
+        core.patch_node(node, {"spec": {"unschedulable": None}}, field_manager="kubectl-cordon")
+        core.patch_node(node, {"spec": {"unschedulable": True}}, field_manager="kubectl-cordon")
     run(lab, loop, 10)
     drained = [e for e in loop.audit.entries("action") if e.action == "drain_node"]
-    assert [e.outcome for e in drained] == (["applied"] if by == "ooda" else [])
+    assert [e.outcome for e in drained][:1] == (["applied"] if by == "ooda" else [])
 
 
 def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
