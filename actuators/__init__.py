@@ -22,6 +22,8 @@ Exception tree::
     ├── TemporaryActuatorError    worth another try (409, 429, 5xx, network, AWS throttling):
     │                             retried, backing off
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
+        ├── BudgetRefusedError    a PodDisruptionBudget still refused the eviction after the
+        │                         retries: tried again after the cooldown, never forced
         └── NoRoomError           a serving pod it would move fits on no other node (the
                                   scheduler's filters, simulated): escalated for more room
 """
@@ -60,6 +62,7 @@ from actuators._cordon_node import CordonNode
 from actuators._drain_node import SAFE_TO_EVICT, SAFE_TO_EVICT_LOCAL_VOLUMES, DrainNode
 from actuators._errors import (
     ActuatorError,
+    BudgetRefusedError,
     ConflictError,
     GuardRejectedError,
     MalformedAnnotationError,
@@ -156,6 +159,7 @@ __all__ = [
     "ActionResult",
     "ActuatorError",
     "ArgoRollback",
+    "BudgetRefusedError",
     "CallSpy",
     "CloudClients",
     "ConflictError",

@@ -51,6 +51,12 @@ class GuardRejectedError(ActuatorError):
         self.reason = reason
 
 
+class BudgetRefusedError(GuardRejectedError):
+    """A PodDisruptionBudget still refused an eviction after the retries: the cluster's own
+    guard rail doing its job, so recorded as refused (not a failed heal) and tried again after
+    the cooldown; the pod is never deleted instead."""
+
+
 class NoRoomError(GuardRejectedError):
     """A serving pod the action would move fits on no other node (the scheduler's filters,
     simulated): only more room, a human's to add, lets the action go ahead."""

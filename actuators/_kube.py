@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from actuators._context import ActionContext
 from actuators._errors import (
+    BudgetRefusedError,
     GuardRejectedError,
     PermanentActuatorError,
     TemporaryActuatorError,
@@ -57,7 +58,7 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     """Evict one pod through the Eviction API, waiting out PDB refusals with backoff.
 
     Other temporary errors (5xx, network) are retried on the same schedule; permanent ones
-    raise at once. Raises :class:`TemporaryActuatorError` when the budget still refuses after
+    raise at once. Raises :class:`BudgetRefusedError` when the budget still refuses after
     ``pdb_retry.attempts`` tries; a pod that is already gone counts as evicted.
     """
     return evict_pods(ctx, [(name, namespace)])[0]
@@ -73,9 +74,10 @@ def evict_pods(
     round, one a PodDisruptionBudget refuses waits for the next round (after a backoff) while
     the others go on, so one budget's wait does not hold back pods it does not cover.
 
-    A round that evicts a pod starts the backoff over. Raises
-    :class:`TemporaryActuatorError` naming the pods left when ``rounds`` (default
-    ``pdb_retry.attempts``) rounds in a row evicted none; a permanent error raises at once.
+    A round that evicts a pod starts the backoff over. When ``rounds`` (default
+    ``pdb_retry.attempts``) rounds in a row evicted none, raises naming the pods left:
+    :class:`BudgetRefusedError` when budgets refused them all on the last round, else
+    :class:`TemporaryActuatorError`; a permanent error raises at once.
     With ``keep_budget_refused``, pods whose budgets still refused them on the last round are
     left where they are and returned as not evicted (the caller goes on later, as a drain
     does); an API error on the last round still raises. Outcomes come in the order the pods
@@ -124,10 +126,10 @@ def evict_pods(
         ]
     what = ", ".join(f"{ns}/{name}" for name, ns in left)
     by_pdb = sum(refusals[pod] for pod in left)
-    raise TemporaryActuatorError(
-        f"evict pod {what}: still refused after {rounds} tries"
-        f" ({by_pdb} by a PodDisruptionBudget); the pod was left running"
-    ) from last
+    why = f"still refused after {rounds} tries ({by_pdb} by a PodDisruptionBudget)"
+    if by_budget:
+        raise BudgetRefusedError("evict", f"pod {what}", f"{why}; the pod was left running")
+    raise TemporaryActuatorError(f"evict pod {what}: {why}; the pod was left running") from last
 
 
 def read_service_pod(

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from actuators import (
     SAFE_TO_EVICT,
     SAFE_TO_EVICT_LOCAL_VOLUMES,
+    BudgetRefusedError,
     CallSpy,
     CordonNode,
     DrainNode,
@@ -191,6 +192,25 @@ def test_drain_the_api_keeps_failing_stops_with_an_error() -> None:
         DrainNode(NS, "checkout", node="n1").apply(ctx)
     assert "node left cordoned" in str(caught.value)
     assert core.evicted == ["pay-1"] and "web-1" in core.pods
+
+
+@pytest.mark.parametrize("action", ["restart", "recreate elsewhere"])
+def test_an_eviction_a_budget_never_allows_is_refused_not_failed(action: str) -> None:
+    """The budget did its job: the action is refused (tried again after the cooldown, never a
+    failed heal), the pod left running, and a node cordoned for the move uncordoned."""
+    pods = [make_pod("web-1"), make_pod("web-2")]
+    core = _Budgeted([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=99)
+    ctx, _ = context(core)
+    act = (
+        RestartPod(NS, "checkout", pod="web-1")
+        if action == "restart"
+        else RecreatePodElsewhere(NS, "checkout", pod="web-1")
+    )
+    with pytest.raises(BudgetRefusedError, match=r"web-1.*PodDisruptionBudget") as caught:
+        act.apply(ctx)
+    assert isinstance(caught.value, GuardRejectedError)
+    assert core.evicted == [] and "web-1" in core.pods
+    assert not core.nodes["n1"].spec.unschedulable
 
 
 # -- the HPA is found through its scaleTargetRef --------------------------------------------

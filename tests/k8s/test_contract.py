@@ -14,12 +14,14 @@ import pytest
 from kubernetes import client
 
 from actuators import (
+    CHANGED_BY,
     FIELD_MANAGER,
     MERGE_PATCH,
     POOL_LABELS,
     RESTARTED_AT,
     ActionContext,
     ArgoRollback,
+    BudgetRefusedError,
     CordonNode,
     DrainNode,
     GuardRejectedError,
@@ -36,6 +38,7 @@ from actuators import (
     TemporaryActuatorError,
 )
 from ooda import read_workloads
+from ooda._cluster_state import read_nodes
 from tests.k8s._backends import IMAGE, NEW_IMAGE, SERVICE, Backend, ready_pods
 
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -232,7 +235,7 @@ def test_eviction_the_pdb_refuses_is_retried_never_forced(backend: Backend) -> N
         pod=pod.metadata.name,
     )
     patience = RetryPolicy(attempts=3, initial_backoff_s=0.2, max_backoff_s=0.5)
-    with pytest.raises(TemporaryActuatorError, match="PodDisruptionBudget"):
+    with pytest.raises(BudgetRefusedError, match="PodDisruptionBudget"):
         action.apply(ActionContext(kube, sleep=b.sleep, pdb_retry=patience))
     assert spy.calls.count("create_namespaced_pod_eviction") == 3
     assert "delete_namespaced_pod" not in spy.calls
@@ -461,6 +464,30 @@ def test_dry_run_changes_nothing(backend: Backend) -> None:
     )
     assert _hpa_spec(b)[0] == 3
     b.kube.core_v1.patch_node(node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH)
+
+
+def test_a_cordon_is_oodas_until_a_human_sets_it_again(backend: Backend) -> None:
+    """The API server's field ownership says whose a cordon is: ooda's after its cordon; a
+    human's once they uncordon and cordon the node again, though ooda's annotations stay."""
+    b = backend
+    node = ready_pods(b.kube, b.namespace)[0].spec.node_name
+    CordonNode(b.namespace, SERVICE, node=node).apply(ActionContext(b.actor, sleep=b.sleep))
+    try:
+        assert read_nodes(b.kube)[node].cordoned_by_ooda
+        for value in (None, True):
+            b.kube.core_v1.patch_node(
+                node,
+                {"spec": {"unschedulable": value}},
+                field_manager="kubectl-cordon",
+                _content_type=MERGE_PATCH,
+            )
+        state = read_nodes(b.kube)[node]
+        assert state.unschedulable and not state.cordoned_by_ooda
+        assert b.kube.core_v1.read_node(node).metadata.annotations[CHANGED_BY] == "ooda"
+    finally:
+        b.kube.core_v1.patch_node(
+            node, {"spec": {"unschedulable": None}}, _content_type=MERGE_PATCH
+        )
 
 
 def test_no_node_action_when_40_percent_of_the_pool_is_out(backend: Backend) -> None:
