@@ -1,12 +1,12 @@
 """Drain a node: cordon it and evict its pods, with ``kubectl drain``'s refusals.
 
 Pods leave only through the Eviction API, so every PodDisruptionBudget holds; a refusal is
-asked again after a short backoff while the pods no refusing budget covers go on (``kubectl
-drain`` evicts them in parallel). Where ``kubectl drain`` would block until every budget
-allows, a drain goes in steps: one ends once ``step_rounds`` rounds in a row let no pod go,
-leaving the refused pods on the cordoned node -- applied in part, not failed (the budgets did
-their job) -- and the next drain of the node, a cooldown later, continues the same heal
-(``continues``). So the loop never stalls on a budget while other services need it.
+waited out with backoff, never forced, while the pods no refusing budget covers go on
+(``kubectl drain`` evicts them in parallel). Where ``kubectl drain`` would go on waiting, a
+drain whose budgets still refuse after the retry window (about 90 s without a pod let go)
+stops with those pods on the cordoned node: applied in part, not failed (the budgets did
+their job), and the next drain of the node, after its cooldown, continues the same heal
+(``continues``).
 
 Like ``kubectl drain`` without ``--force``, it refuses a node with a pod no controller would
 recreate, and one with emptyDir data unless told that the data may go -- by the action, or by
@@ -65,9 +65,6 @@ class DrainNode(NodeAction):
     """The node's kubelet is known to be gone (its Lease stopped) though its Ready condition
     has not turned yet: its pods serve nothing, so one with no node to go to does not hold
     the drain back (its replacement waits Pending, as it would anyway)."""
-    step_rounds: int = 3
-    """Rounds of evictions in a row that let no pod go before this step ends (about 3 s with
-    the default backoff): a budget at zero waits for the next step, not inside the tick."""
     room_on_demand: bool = False
     """The cluster adds nodes for Pending pods (cluster-autoscaler, Karpenter): a serving pod
     with no node to go to waits Pending for one instead of holding the drain back (its
@@ -109,7 +106,7 @@ class DrainNode(NodeAction):
             set_unschedulable(self, ctx, self.node, True)
         pairs = [(p.metadata.name, p.metadata.namespace) for p in movable]
         try:
-            outcomes = evict_pods(ctx, pairs, keep_budget_refused=True, rounds=self.step_rounds)
+            outcomes = evict_pods(ctx, pairs, keep_budget_refused=True)
         except TemporaryActuatorError as exc:
             raise TemporaryActuatorError(
                 f"drain of {self.node} stopped with pods still on it (node left cordoned): {exc}"

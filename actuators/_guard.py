@@ -39,15 +39,12 @@ class GuardSettings:
             "set_hpa_min": timedelta(minutes=2),
             "redrive_queue": timedelta(minutes=2),
             "shift_region_traffic": timedelta(minutes=1),
-            "drain_node": timedelta(minutes=1),
         }
     )
     """Per-kind overrides of ``cooldown``: scaling ahead of a ramp must be able to step up;
     a redrive moves the poison messages that have shown themselves since the last one (each
     comes back once a visibility timeout, 30 s by default, has passed); a failback moves users
-    home in steps, and a step the home cannot hold is taken back at once; a drain goes on in
-    steps as its PodDisruptionBudgets let pods go (a replacement starting takes about a
-    minute)."""
+    home in steps, and a step the home cannot hold is taken back at once."""
     max_disruptions_per_workload: int = 2
     """Disruptive actions (pod restarts, drains) allowed per workload in ``disruption_window``."""
     disruption_window: timedelta = timedelta(minutes=30)

@@ -65,17 +65,14 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
 
 
 def evict_pods(
-    ctx: ActionContext,
-    pods: list[tuple[str, str]],
-    keep_budget_refused: bool = False,
-    rounds: int | None = None,
+    ctx: ActionContext, pods: list[tuple[str, str]], keep_budget_refused: bool = False
 ) -> list[EvictionOutcome]:
     """Evict ``(name, namespace)`` pods as ``kubectl drain`` does: each is asked in every
     round, one a PodDisruptionBudget refuses waits for the next round (after a backoff) while
     the others go on, so one budget's wait does not hold back pods it does not cover.
 
-    A round that evicts a pod starts the backoff over. When ``rounds`` (default
-    ``pdb_retry.attempts``) rounds in a row evicted none, raises naming the pods left:
+    A round that evicts a pod starts the backoff over. When ``pdb_retry.attempts`` rounds in
+    a row evicted none, raises naming the pods left:
     :class:`BudgetRefusedError` when budgets refused them all on the last round, else
     :class:`TemporaryActuatorError`; a permanent error raises at once.
     With ``keep_budget_refused``, pods whose budgets still refused them on the last round are
@@ -84,7 +81,7 @@ def evict_pods(
     were given.
     """
     pdb_retry = ctx.pdb_retry
-    rounds = pdb_retry.attempts if rounds is None else rounds
+    rounds = pdb_retry.attempts
     backoff = pdb_retry.initial_backoff_s
     refusals = dict.fromkeys(pods, 0)
     left = list(pods)

@@ -76,23 +76,24 @@ def test_one_disruptive_action_per_workload_awaits_its_verdict() -> None:
 
 def test_the_next_step_of_a_drain_is_the_same_heal() -> None:
     """A drain its budgets stopped is continued by the next drain of the same node for the
-    same workload once the drain's cooldown has passed, however many steps it takes: no new
+    same workload once the cooldown has passed, however many steps it takes: no new
     disruption, not held back by the first one's pending verdict. Another workload's drain of
     that node, or a drain of another node, still waits for the verdict."""
     guard = Guard(GuardSettings(max_disruptions_per_workload=2))
     step = DrainNode("shop", "checkout", node="n1")
     guard.record_applied(step, T0)
     with pytest.raises(GuardRejectedError, match="cooldown"):
-        guard.check(step, T0 + timedelta(seconds=30))
-    for minute in (1, 2, 3):
-        guard.check(step, T0 + timedelta(minutes=minute))
-        guard.record_applied(step, T0 + timedelta(minutes=minute))
+        guard.check(step, T0 + timedelta(minutes=4))
+    for minutes in (5, 10, 15):
+        guard.check(step, T0 + timedelta(minutes=minutes))
+        guard.record_applied(step, T0 + timedelta(minutes=minutes))
+    later = T0 + timedelta(minutes=21)
     with pytest.raises(GuardRejectedError, match="awaits its verdict"):
-        guard.check(DrainNode("shop", "payments", node="n1"), T0 + timedelta(minutes=5))
+        guard.check(DrainNode("shop", "payments", node="n1"), later)
     with pytest.raises(GuardRejectedError, match="one node action at a time"):
-        guard.check(DrainNode("shop", "checkout", node="n2"), T0 + timedelta(minutes=5))
-    guard.record_outcome(step, True, T0 + timedelta(minutes=5))
-    guard.check(restart(), T0 + timedelta(minutes=6))  # one disruption of checkout so far
+        guard.check(DrainNode("shop", "checkout", node="n2"), later)
+    guard.record_outcome(step, True, later)
+    guard.check(restart(), later)  # one disruption of checkout so far
 
 
 def test_a_cluster_failover_is_disruptive_a_reads_switch_is_not() -> None:

@@ -198,8 +198,7 @@ def test_drain_evicts_through_the_pdb_and_never_deletes(backend: Backend) -> Non
         b.sleep(seconds)
 
     kube, spy = _spied(b.actor)
-    # As patient as `kubectl drain` (the loop's default steps wait about 3 s per step).
-    result = DrainNode(b.namespace, SERVICE, node=node, step_rounds=10).apply(
+    result = DrainNode(b.namespace, SERVICE, node=node).apply(
         ActionContext(kube, dry_run=False, sleep=sleep)
     )
 
