@@ -81,7 +81,6 @@ def evict_pods(
     were given.
     """
     pdb_retry = ctx.pdb_retry
-    rounds = pdb_retry.attempts
     backoff = pdb_retry.initial_backoff_s
     refusals = dict.fromkeys(pods, 0)
     left = list(pods)
@@ -112,7 +111,7 @@ def evict_pods(
             stuck, backoff = 0, pdb_retry.initial_backoff_s
         left = waiting
         stuck += 1
-        if stuck >= rounds:
+        if stuck == pdb_retry.attempts:
             break
         ctx.sleep(backoff)
         backoff = min(backoff * pdb_retry.multiplier, pdb_retry.max_backoff_s)
@@ -123,7 +122,7 @@ def evict_pods(
         ]
     what = ", ".join(f"{ns}/{name}" for name, ns in left)
     by_pdb = sum(refusals[pod] for pod in left)
-    why = f"still refused after {rounds} tries ({by_pdb} by a PodDisruptionBudget)"
+    why = f"still refused after {pdb_retry.attempts} tries ({by_pdb} by a PodDisruptionBudget)"
     if by_budget:
         raise BudgetRefusedError("evict", f"pod {what}", f"{why}; the pod was left running")
     raise TemporaryActuatorError(f"evict pod {what}: {why}; the pod was left running") from last
