@@ -93,13 +93,31 @@ class PrometheusServer(Server):
             self.stop()
             self.start()
 
-    def scrape(self, job: str, targets: Sequence[str], interval: timedelta | None = None) -> None:
+    def scrape(
+        self,
+        job: str,
+        targets: Sequence[str],
+        interval: timedelta | None = None,
+        *,
+        continues_backfill: bool = False,
+    ) -> None:
         """Scrape ``targets`` (``host:port``) as ``job`` (every ``interval``, or the global
-        scrape interval); a running server reloads its config."""
+        scrape interval); a running server reloads its config.
+
+        ``continues_backfill``: the targets go on where a :meth:`backfill` of their history
+        ended. A backfilled series has only the exporter's labels, and the ``job`` and
+        ``instance`` a scrape adds would start a second series beside it: a rate whose
+        window spans the seam then sums two extrapolated halves, a minute up to half again
+        too high or too low. Dropping the two labels keeps one series across the seam (the
+        targets' own labels must then tell them apart)."""
         job_config: dict[str, Any] = {
             "job_name": job,
             "static_configs": [{"targets": list(targets)}],
         }
+        if continues_backfill:
+            job_config["metric_relabel_configs"] = [
+                {"action": "labeldrop", "regex": "job|instance"}
+            ]
         if interval is not None:
             job_config["scrape_interval"] = _seconds(interval)
             job_config["scrape_timeout"] = _seconds(min(interval, timedelta(seconds=10)))

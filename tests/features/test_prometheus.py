@@ -10,9 +10,13 @@ limit), on at most 5 % of the rows; and the pod family may keep a deleted pod on
 
 from __future__ import annotations
 
+import math
 import time
+import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -28,7 +32,7 @@ from features import (
     QueryError,
     SourceUnavailableError,
 )
-from lab import Lab, LabSettings, SimClock
+from lab import Lab, LabSettings, LiveLab, SimClock
 from lab.servers import PrometheusServer
 from tests.conftest import HISTORY_START, RecordedLab
 
@@ -112,8 +116,15 @@ def test_family_frames_match_the_labs_own(
     assert (moved > 0).any(), f"{family}: nothing moved in the recorded history"
 
 
+def _own_namespace(seed: int, namespace: str) -> LabSettings:
+    """A lab whose series no other test's selector (``namespace="shop"``) reads: the session
+    shares one Prometheus, and a live scrape is stamped with the wall clock."""
+    settings = LabSettings(seed=seed)
+    return replace(settings, topology=replace(settings.topology, namespace=namespace))
+
+
 def test_the_labs_metrics_endpoint_is_scraped_live(prometheus: PrometheusServer) -> None:
-    lab = Lab(LabSettings(seed=3), SimClock(HISTORY_START))
+    lab = Lab(_own_namespace(3, "live-scrape"), SimClock(HISTORY_START))
     lab.step(timedelta(minutes=2))
     server, _ = lab.source.serve()
     try:
@@ -135,6 +146,49 @@ def test_the_labs_metrics_endpoint_is_scraped_live(prometheus: PrometheusServer)
     finally:
         server.shutdown()
         prometheus.scrape("lab-live", [])
+
+
+def _instant(prometheus: PrometheusServer, query: str, at: float | None = None) -> list[Any]:
+    params: dict[str, str | float] = {"query": query}
+    if at is not None:
+        params["time"] = at
+    body = httpx.get(f"{prometheus.url}/api/v1/query", params=params).json()
+    return list(body["data"]["result"])
+
+
+def test_a_live_scrape_continues_the_backfilled_series_across_the_seam(
+    prometheus: PrometheusServer,
+) -> None:
+    # The live runs of `ooda run` backfill an hour and then scrape the lab on: a second
+    # series beside each backfilled one doubled or halved the seam's rates, a surge that
+    # was never there.
+    namespace = f"seam-{uuid.uuid4().hex[:6]}"
+    lab = Lab(_own_namespace(3, namespace), SimClock(datetime.now(UTC) - timedelta(minutes=5)))
+    lab.step(timedelta(minutes=5))
+    seam = lab.clock.now().timestamp()
+    prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
+    sel = f'http_requests_total{{namespace="{namespace}"}}'
+    with LiveLab(lab) as live:
+        prometheus.scrape(
+            namespace, [f"127.0.0.1:{live.port}"], timedelta(seconds=1), continues_backfill=True
+        )
+        try:
+            first, newest = math.inf, 0.0  # the first live scrape, the newest
+            deadline = time.monotonic() + 60
+            while newest < first + 3 and time.monotonic() < deadline:
+                found = _instant(prometheus, f"max(timestamp({sel}))")
+                newest = float(found[0]["value"][1]) if found else 0.0
+                first = min(first, newest) if newest > seam else first
+                time.sleep(0.3)
+            assert newest >= first + 3, "no live scrapes after the backfill"
+            rates = _instant(prometheus, f"count(rate({sel}[5m]))", newest)
+            kinds = _instant(
+                prometheus, f"count(count by (service, pod, code) (rate({sel}[5m])))", newest
+            )
+        finally:
+            prometheus.scrape(namespace, [])
+    assert rates and rates == kinds, (rates, kinds)  # one series a (service, pod, code)
+    assert float(rates[0]["value"][1]) > 0
 
 
 # -- the HTTP failures, on a mock transport -------------------------------------------------

@@ -80,7 +80,11 @@ def regions(
         prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
         labs[region] = LiveLab(lab).start()
         _namespace(kube_cluster, namespace)
-    prometheus.scrape(f"fo-{tag}", [f"127.0.0.1:{live.port}" for live in labs.values()])
+    prometheus.scrape(
+        f"fo-{tag}",
+        [f"127.0.0.1:{live.port}" for live in labs.values()],
+        continues_backfill=True,
+    )
     sqs_server.reset()
     route53 = boto3.client(
         "route53",

@@ -122,7 +122,9 @@ def estate(
     lab.step(timedelta(minutes=90))
     prometheus.backfill(lab.source.history_openmetrics(), name="recent")
     live = LiveLab(lab).start()
-    prometheus.scrape("lab-run", [f"127.0.0.1:{live.port}"], timedelta(seconds=5))
+    prometheus.scrape(
+        "lab-run", [f"127.0.0.1:{live.port}"], timedelta(seconds=5), continues_backfill=True
+    )
     namespace = f"shop-{uuid.uuid4().hex[:6]}"
     _deploy(kube_cluster, namespace)
     workdir = tmp_path_factory.mktemp("run")
@@ -153,7 +155,7 @@ def test_a_crash_loop_is_restarted_once_and_only_once(estate: Estate) -> None:
     previews = [e for e in _lines(dry.stdout) if e["kind"] == "action"]
     assert [(e["action"], e["target"], e["outcome"], e["dry_run"]) for e in previews] == [
         ("restart_pod", f"pod/{estate.namespace}/{pod}", "dry-run", True)
-    ]
+    ], previews
     assert pod in {p.metadata.name for p in estate.pods("checkout")}  # nothing changed
 
     real = _ooda("run", "--config", str(estate.config), "--once", "--scorer", "rules")
