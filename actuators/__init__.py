@@ -24,6 +24,8 @@ Exception tree::
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
         ├── BudgetRefusedError    a PodDisruptionBudget still refused the eviction after the
         │                         retries: tried again after the cooldown, never forced
+        ├── NotLeaderError        this replica's Lease lapsed mid-action: it stops at once and
+        │                         leaves the rest to the new leader
         └── NoRoomError           a serving pod it would move fits on no other node (the
                                   scheduler's filters, simulated): escalated for more room
 """
@@ -67,6 +69,7 @@ from actuators._errors import (
     GuardRejectedError,
     MalformedAnnotationError,
     NoRoomError,
+    NotLeaderError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
@@ -174,6 +177,7 @@ __all__ = [
     "KubeClients",
     "MalformedAnnotationError",
     "NoRoomError",
+    "NotLeaderError",
     "PatchHpa",
     "PermanentActuatorError",
     "Placement",

@@ -110,6 +110,10 @@ class ActionContext:
     cloud: CloudClients = field(default_factory=CloudClients)
     """The cloud API clients (SQS), for the actions that act outside Kubernetes; their
     timeouts and retries are the clients' own (``botocore.config.Config``)."""
+    may_act: Callable[[], bool] = field(default=lambda: True)
+    """Whether this process may still change the estate: False once a replica's Lease has
+    lapsed. Asked before every round of evictions, so a drain that waits on its budgets stops
+    the moment another replica may take over."""
 
     @cached_property
     def api(self) -> KubeClients:

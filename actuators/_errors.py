@@ -57,6 +57,12 @@ class BudgetRefusedError(GuardRejectedError):
     the cooldown; the pod is never deleted instead."""
 
 
+class NotLeaderError(GuardRejectedError):
+    """This replica lost its Lease while the action was under way (a drain waiting on its
+    budgets): it stops changing the estate at once, as client-go's controllers do, and leaves
+    what it began (a cordoned node with pods on it) to the new leader. Recorded as refused."""
+
+
 class NoRoomError(GuardRejectedError):
     """A serving pod the action would move fits on no other node (the scheduler's filters,
     simulated): only more room, a human's to add, lets the action go ahead."""

@@ -22,6 +22,7 @@ from actuators._context import ActionContext
 from actuators._errors import (
     BudgetRefusedError,
     GuardRejectedError,
+    NotLeaderError,
     PermanentActuatorError,
     TemporaryActuatorError,
     classify_api_error,
@@ -78,7 +79,8 @@ def evict_pods(
     With ``keep_budget_refused``, pods whose budgets still refused them on the last round are
     left where they are and returned as not evicted (the caller goes on later, as a drain
     does); an API error on the last round still raises. Outcomes come in the order the pods
-    were given.
+    were given. Each round asks ``ctx.may_act`` first and raises :class:`NotLeaderError` once
+    this replica may no longer act.
     """
     pdb_retry = ctx.pdb_retry
     backoff = pdb_retry.initial_backoff_s
@@ -87,6 +89,13 @@ def evict_pods(
     last: Exception | None = None
     stuck = 0
     while True:
+        if not ctx.may_act():
+            gone = len(pods) - len(left)
+            raise NotLeaderError(
+                "evict",
+                ", ".join(f"pod/{ns}/{name}" for name, ns in left),
+                f"not the leader any more; {gone} of {len(pods)} evicted, these left running",
+            )
         waiting = []
         by_budget = True
         for name, namespace in left:

@@ -143,6 +143,7 @@ class ControlLoop:
             now=clock.now,
             api_timeout_s=settings.loop.api_timeout_s,
             cloud=cloud or CloudClients(),
+            may_act=self._still_may_act,
         )
         books = (
             list(runbooks)
@@ -223,7 +224,7 @@ class ControlLoop:
             plan = self._stage(service, now, "decide", decide)
             if plan is None or plan.action.target in acted:
                 continue
-            if self._may_act is not None and not self._may_act():
+            if not self._still_may_act():
                 self.journal.problem("*", now, "not the leader any more: acting stopped", "leader")
                 self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
                 return
@@ -235,6 +236,11 @@ class ControlLoop:
         busy = {p.action.service for p in self.pending} | acted_for
         self._stage("*", now, "unexplained", partial(self.actor.unexplained, snapshot, busy))
         self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
+
+    def _still_may_act(self) -> bool:
+        """Whether this replica still holds the Lease (always, without an election): asked
+        inside long actions too, so a drain stops when the Lease lapses mid-action."""
+        return self._may_act is None or self._may_act()
 
     def _add_pending(self, pending: PendingAction, now: datetime) -> None:
         """Await ``pending``'s verdict; a step that continues an earlier action closes it and

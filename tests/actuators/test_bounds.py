@@ -23,6 +23,7 @@ from actuators import (
     DrainNode,
     GuardRejectedError,
     KubeClients,
+    NotLeaderError,
     RecreatePodElsewhere,
     RestartPod,
     TemporaryActuatorError,
@@ -173,6 +174,22 @@ def test_drain_that_a_budget_never_allows_stops_in_part_and_names_the_pod_left()
     assert result.after["waiting_on_budget"] == [f"{NS}/web-1"]
     assert core.evicted == ["pay-1"] and "web-1" in core.pods
     assert core.nodes["n1"].spec.unschedulable
+
+
+def test_a_drain_stops_at_once_when_this_replica_loses_its_lease() -> None:
+    """A drain waits on its budgets for about 90 s; the Lease lapses within 10 s of silence
+    and another replica may then act: this one stops before its next round of evictions,
+    refused (not failed), the node left cordoned for the new leader."""
+    pods = [make_pod("web-1"), make_pod("pay-1", app="payments")]
+    core = _Budgeted([make_node("n1"), make_node("n2")], pods, guarded="web-1", refusals=99)
+    slept: list[float] = []
+    ctx, _ = context(core)
+    ctx = replace(ctx, sleep=slept.append, may_act=lambda: len(slept) < 2)
+    with pytest.raises(NotLeaderError, match=r"web-1.*not the leader any more; 1 of 2") as caught:
+        DrainNode(NS, "checkout", node="n1").apply(ctx)
+    assert isinstance(caught.value, GuardRejectedError)
+    assert core.asked == ["web-1", "pay-1", "web-1"]  # two rounds, then no more asking
+    assert core.evicted == ["pay-1"] and core.nodes["n1"].spec.unschedulable
 
 
 class _Failing(_Budgeted):

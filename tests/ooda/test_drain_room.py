@@ -105,13 +105,8 @@ def test_a_drain_that_stopped_is_resumed_but_a_humans_cordon_is_left(by: str) ->
     assert [e.outcome for e in drained][:1] == (["applied"] if by == "ooda" else [])
 
 
-def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
-    """A disk filling (the kubelet's threshold in 25 minutes) on a lab whose every
-    PodDisruptionBudget lets no pod go (rollouts holding them at zero) until
-    ``release_after`` minutes after the first drain stopped (None: never); the loop runs 9
-    minutes from then, before the kubelet would evict."""
-    lab = _lab(node_cpu_cores=16.0)
-    loop = make_loop(lab)
+def _hold_budgets(lab: Lab) -> list[str]:
+    """A PodDisruptionBudget at zero on every service (a rollout holding it); the services."""
     services = [s.name for s in lab.settings.topology.services]
     for app in services:
         held = {
@@ -119,6 +114,17 @@ def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
             "spec": {"selector": {"matchLabels": {"app": app}}, "maxUnavailable": 0},
         }
         lab.kube.policy_v1.create_namespaced_pod_disruption_budget("shop", held)
+    return services
+
+
+def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
+    """A disk filling (the kubelet's threshold in 25 minutes) on a lab whose every
+    PodDisruptionBudget lets no pod go (rollouts holding them at zero) until
+    ``release_after`` minutes after the first drain stopped (None: never); the loop runs 9
+    minutes from then, before the kubelet would evict."""
+    lab = _lab(node_cpu_cores=16.0)
+    loop = make_loop(lab)
+    services = _hold_budgets(lab)
     instance = ScenarioInstance(
         ScenarioId.NODE_DISK_PRESSURE, "checkout", params={"pick": 0.0, "lead_s": 1500.0}
     )
@@ -172,3 +178,42 @@ def test_a_drain_its_budgets_never_allow_fails_by_the_first_steps_deadline(
     assert failed.at - first.at <= timedelta(minutes=8)
     assert loop.budget.failed("drain_node", lab.clock.now()) == 1
     assert [e for e in loop.audit.entries("escalation") if e.action == "drain_node"]
+
+
+def test_a_drain_stops_when_the_lease_lapses_and_the_next_leader_finishes_it() -> None:
+    """A drain waiting on its budgets stops at its next round once this replica's Lease
+    lapses (another may act 15 s on), refused, not failed, and not after its 90 s; the next
+    leader, rebuilt from the same audit log, drains the node once the budgets allow."""
+    lab = _lab(node_cpu_cores=16.0)
+    services = _hold_budgets(lab)
+    node = _fill_a_disk(lab)
+    loop = make_loop(lab)
+
+    def leading() -> bool:
+        began = [e.at for e in loop.audit.entries("intent") if e.action == "drain_node"]
+        return not began or lab.clock.now() < began[0] + timedelta(seconds=20)
+
+    loop._may_act = leading
+    for _ in range(20 * 4):
+        if _drains(loop):
+            break
+        run(lab, loop, 0.25)
+    intent = next(e for e in loop.audit.entries("intent") if e.action == "drain_node")
+    stopped = some(_drains(loop)[0] if _drains(loop) else None)
+    assert stopped.outcome.startswith("refused: not the leader any more"), stopped.outcome
+    assert stopped.at - intent.at < timedelta(seconds=40)
+    assert loop.budget.failed("drain_node", lab.clock.now()) == 0
+    on_node = [
+        p
+        for p in lab.kube.core_v1.list_namespaced_pod("shop").items
+        if some(p.spec).node_name == node
+    ]
+    assert on_node and some(lab.kube.core_v1.read_node(node).spec).unschedulable
+
+    for app in services:
+        lab.kube.policy_v1.delete_namespaced_pod_disruption_budget(app, "shop")
+    successor = make_loop(lab, audit=loop.audit)
+    run(lab, successor, 8)
+    assert [e.outcome for e in _drains(successor)][-1] == "applied"
+    pods = lab.kube.core_v1.list_namespaced_pod("shop").items
+    assert not [p for p in pods if some(p.spec).node_name == node]
