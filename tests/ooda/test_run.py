@@ -84,6 +84,15 @@ class Estate:
         return sum(s.restart_count or 0 for s in some(p.status).container_statuses or [])
 
 
+def _why(estate: Estate) -> list[tuple[str, str, object]]:
+    """Each intent the audit log holds, with the evidence it rested on (a failure's message)."""
+    audit = open_audit(estate.workdir / "audit.db")
+    try:
+        return [(e.action, e.target, e.evidence) for e in audit.entries("intent")]
+    finally:
+        audit.close()
+
+
 def _deploy(cluster: KubeCluster, namespace: str) -> None:
     """The estate's Deployments, each with its HPA (3-10 replicas on CPU) and its PDB (at most
     one pod down; a pod that is not Ready may always be evicted, as the Kubernetes docs
@@ -155,7 +164,7 @@ def test_a_crash_loop_is_restarted_once_and_only_once(estate: Estate) -> None:
     previews = [e for e in _lines(dry.stdout) if e["kind"] == "action"]
     assert [(e["action"], e["target"], e["outcome"], e["dry_run"]) for e in previews] == [
         ("restart_pod", f"pod/{estate.namespace}/{pod}", "dry-run", True)
-    ], previews
+    ], _why(estate)
     assert pod in {p.metadata.name for p in estate.pods("checkout")}  # nothing changed
 
     real = _ooda("run", "--config", str(estate.config), "--once", "--scorer", "rules")
