@@ -116,6 +116,14 @@ def test_family_frames_match_the_labs_own(
     assert (moved > 0).any(), f"{family}: nothing moved in the recorded history"
 
 
+def _instant(prometheus: PrometheusServer, query: str, at: float | None = None) -> list[Any]:
+    params: dict[str, str | float] = {"query": query}
+    if at is not None:
+        params["time"] = at
+    body = httpx.get(f"{prometheus.url}/api/v1/query", params=params).json()
+    return list(body["data"]["result"])
+
+
 def _own_namespace(seed: int, namespace: str) -> LabSettings:
     """A lab whose series no other test's selector (``namespace="shop"``) reads: the session
     shares one Prometheus, and a live scrape is stamped with the wall clock."""
@@ -131,29 +139,18 @@ def test_the_labs_metrics_endpoint_is_scraped_live(prometheus: PrometheusServer)
         prometheus.scrape("lab-live", [f"127.0.0.1:{server.server_port}"], timedelta(seconds=1))
         query = 'kube_deployment_spec_replicas{job="lab-live"}'
         deadline = time.monotonic() + 20
-        result: list[dict[str, object]] = []
+        result: list[Any] = []
         while time.monotonic() < deadline and len(result) < 3:
-            body = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": query}).json()
-            result = body["data"]["result"]
+            result = _instant(prometheus, query)
             time.sleep(0.3)
-        scraped = {r["metric"]["deployment"]: float(r["value"][1]) for r in result}  # type: ignore[index]
+        scraped = {r["metric"]["deployment"]: float(r["value"][1]) for r in result}
         newest = lab.source.query_range(lab.clock.now(), lab.clock.now(), timedelta(minutes=1))
         assert scraped == dict(zip(newest.service, newest.desired_pods, strict=True))
-        up = httpx.get(
-            f"{prometheus.url}/api/v1/query", params={"query": 'up{job="lab-live"}'}
-        ).json()["data"]["result"]
+        up = _instant(prometheus, 'up{job="lab-live"}')
         assert [float(r["value"][1]) for r in up] == [1.0]
     finally:
         server.shutdown()
         prometheus.scrape("lab-live", [])
-
-
-def _instant(prometheus: PrometheusServer, query: str, at: float | None = None) -> list[Any]:
-    params: dict[str, str | float] = {"query": query}
-    if at is not None:
-        params["time"] = at
-    body = httpx.get(f"{prometheus.url}/api/v1/query", params=params).json()
-    return list(body["data"]["result"])
 
 
 def test_a_live_scrape_continues_the_backfilled_series_across_the_seam(

@@ -129,11 +129,7 @@ def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
         ScenarioId.NODE_DISK_PRESSURE, "checkout", params={"pick": 0.0, "lead_s": 1500.0}
     )
     node = lab.inject(instance).target
-    for _ in range(20 * 4):
-        if _drains(loop):
-            break
-        run(lab, loop, 0.25)
-    first = some(_drains(loop)[0] if _drains(loop) else None)
+    first = _first_drain(lab, loop)
     assert first.outcome == "applied" and first.target == f"node/{node}"
     after = first.evidence["result"]["after"]
     assert after["waiting_on_budget"] and not after["evicted"]
@@ -147,6 +143,15 @@ def _held_drain(release_after: float | None) -> tuple[Lab, ControlLoop, str]:
 
 def _drains(loop: ControlLoop) -> list[AuditEntry]:
     return [e for e in loop.audit.entries("action") if e.action == "drain_node"]
+
+
+def _first_drain(lab: Lab, loop: ControlLoop) -> AuditEntry:
+    """The first drain's result, the loop run until it comes (20 minutes at most)."""
+    for _ in range(20 * 4):
+        if _drains(loop):
+            break
+        run(lab, loop, 0.25)
+    return some(_drains(loop)[0] if _drains(loop) else None)
 
 
 def test_a_drain_its_budgets_stop_is_applied_in_part_and_continued_as_one_heal() -> None:
@@ -194,12 +199,8 @@ def test_a_drain_stops_when_the_lease_lapses_and_the_next_leader_finishes_it() -
         return not began or lab.clock.now() < began[0] + timedelta(seconds=20)
 
     loop._may_act = leading
-    for _ in range(20 * 4):
-        if _drains(loop):
-            break
-        run(lab, loop, 0.25)
+    stopped = _first_drain(lab, loop)
     intent = next(e for e in loop.audit.entries("intent") if e.action == "drain_node")
-    stopped = some(_drains(loop)[0] if _drains(loop) else None)
     assert stopped.outcome.startswith("refused: not the leader any more"), stopped.outcome
     assert stopped.at - intent.at < timedelta(seconds=40)
     assert loop.budget.failed("drain_node", lab.clock.now()) == 0
