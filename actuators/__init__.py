@@ -24,8 +24,8 @@ Exception tree::
     └── GuardRejectedError        a guard rail or precondition refused: recorded as refused
         ├── BudgetRefusedError    a PodDisruptionBudget still refused the eviction after the
         │                         retries: tried again after the cooldown, never forced
-        ├── NotLeaderError        this replica's Lease lapsed mid-action: it stops at once and
-        │                         leaves the rest to the new leader
+        ├── NotLeaderError        this replica's Lease lapsed, or it is stopping, mid-action:
+        │                         it stops at once and leaves the rest to the next leader
         └── NoRoomError           a serving pod it would move fits on no other node (the
                                   scheduler's filters, simulated): escalated for more room
 """

@@ -56,6 +56,10 @@ class Action(ABC):
     """Whether a second action of this kind on the same target, applied while the first
     awaits its verdict, continues it: one heal in steps, judged once, after the last step
     (a redrive moves the poison messages that have shown themselves since the one before)."""
+    waits: ClassVar[bool] = False
+    """Whether the action may wait on the cluster for minutes (evictions paced by
+    PodDisruptionBudgets and replacements starting): a loop on the wall clock runs it beside
+    its ticks, so that the wait never stops it looking at the rest of the estate."""
     verifies_idle: ClassVar[bool] = False
     """Whether ``healthy`` judges the action's goal on the workload alone (its pods back and
     Ready), so that a minute with no requests counts as inside the SLO: the heal of a warm

@@ -72,6 +72,7 @@ class DrainNode(NodeAction):
 
     kind = ActionKind.DRAIN_NODE
     disruptive = True
+    waits = True
     verifies_idle = True
     continues = True
 

@@ -58,9 +58,10 @@ class BudgetRefusedError(GuardRejectedError):
 
 
 class NotLeaderError(GuardRejectedError):
-    """This replica lost its Lease while the action was under way (a drain waiting on its
-    budgets): it stops changing the estate at once, as client-go's controllers do, and leaves
-    what it began (a cordoned node with pods on it) to the new leader. Recorded as refused."""
+    """This replica lost its Lease, or is stopping, while the action was under way (a drain
+    waiting on its budgets): it stops changing the estate at once, as client-go's controllers
+    do, and leaves what it began (a cordoned node with pods on it) to the next leader or its
+    own next start. Recorded as refused."""
 
 
 class NoRoomError(GuardRejectedError):

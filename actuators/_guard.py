@@ -4,7 +4,9 @@ A guard remembers when it acted on what, and how its verifications went. It refu
 disruptive action on a workload whose last one still awaits its verdict, one in cooldown, one
 past the blast radius of its workload, a second node action while another is in flight, a
 second try of a non-repeatable action (a restart) where it just failed, and anything on a
-workload whose circuit breaker is open. The next step of an action that awaits its verdict
+workload whose circuit breaker is open; while an action that runs beside the loop's ticks
+(a drain waiting on its budgets) has not returned, anything else on its breaker and any other
+node action. The next step of an action that awaits its verdict
 (a drain that its budgets stopped, ``Action.continues``) is the same heal: neither held back
 by it nor counted as a new disruption. Every key is the **workload** (namespace/Deployment),
 never the pod: a crash that survives replacement comes back under a new pod name each time,
@@ -129,6 +131,7 @@ class Guard:
         self._open_until: dict[str, datetime] = {}
         self._node_actions: dict[str, datetime] = {}
         self._in_flight: dict[str, tuple[GuardKey, datetime]] = {}
+        self._running: dict[str, GuardKey] = {}
 
     def check(self, action: Action | GuardKey, now: datetime) -> None:
         """Raise :class:`GuardRejectedError` if the action must not run at ``now``."""
@@ -149,6 +152,19 @@ class Guard:
                 f"{key.kind} failed to heal {key.breaker} at {failed.isoformat()}; another"
                 " try would fail the same way (escalated to a human)"
             )
+        running = self._running.get(key.breaker)
+        if running is not None:
+            raise refuse(
+                f"{running.kind} on {running.target} is still running; one action per"
+                f" {key.breaker} at a time"
+            )
+        if key.node_scoped:
+            for other in self._running.values():
+                if other.node_scoped:
+                    raise refuse(
+                        f"one node action at a time: {other.kind} on {other.target} is still"
+                        " running"
+                    )
         step = self._continues(key, now)
         flight = self._in_flight.get(key.breaker) if key.disruptive else None
         if flight is not None and now - flight[1] < self.settings.verify_timeout and not step:
@@ -178,6 +194,19 @@ class Guard:
                     f"blast radius: {len(recent)} disruptive actions on {key.workload} in the"
                     f" last {window}"
                 )
+
+    def start(self, action: Action | GuardKey) -> None:
+        """Hold the slots of an action that has begun and not returned yet (one that runs
+        beside the loop's ticks): nothing else may act on its breaker, nor any other node
+        action, until :meth:`finish`. Cooldown and blast radius start when it is recorded
+        applied, as for any action."""
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        self._running[key.breaker] = key
+
+    def finish(self, action: Action | GuardKey) -> None:
+        """The action :meth:`start` announced has returned (applied, refused or failed)."""
+        key = action if isinstance(action, GuardKey) else GuardKey.of(action)
+        self._running.pop(key.breaker, None)
 
     def record_applied(self, action: Action | GuardKey, now: datetime) -> None:
         """Remember that the action ran at ``now`` (cooldown and blast radius start here).

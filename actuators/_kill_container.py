@@ -109,6 +109,7 @@ class KillContainer(Action):
     kind = ActionKind.KILL_CONTAINER
     disruptive = True
     repeatable = False
+    waits = True
     verifies_idle = True
 
     @property

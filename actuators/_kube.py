@@ -94,7 +94,8 @@ def evict_pods(
             raise NotLeaderError(
                 "evict",
                 ", ".join(f"pod/{ns}/{name}" for name, ns in left),
-                f"not the leader any more; {gone} of {len(pods)} evicted, these left running",
+                f"this replica may act no more (its Lease lapsed, or it is stopping); {gone} of"
+                f" {len(pods)} evicted, these left running",
             )
         waiting = []
         by_budget = True

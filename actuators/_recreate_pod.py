@@ -31,6 +31,7 @@ class RecreatePodElsewhere(NodeAction):
 
     kind = ActionKind.RECREATE_POD_ELSEWHERE
     disruptive = True
+    waits = True
 
     @property
     def target(self) -> str:

@@ -28,6 +28,7 @@ class RestartPod(Action):
     kind = ActionKind.RESTART_POD
     disruptive = True
     repeatable = False
+    waits = True
     verifies_idle = True
 
     @property

@@ -18,8 +18,11 @@ A service no runbook diagnosed gets the forecast's floor when predictive scaling
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,6 +63,19 @@ def action_record(action: Action) -> dict[str, Any]:
 def result_record(result: ActionResult) -> dict[str, Any]:
     """The result as the audit log keeps it."""
     return asdict(result)
+
+
+@dataclass(frozen=True)
+class Running:
+    """An action started beside the loop's ticks that has not been recorded yet."""
+
+    plan: Plan
+    key: GuardKey
+    evidence: dict[str, Any]
+    intent: int
+    """The audit entry that announced it; its result will refer to it."""
+    started_at: datetime
+    job: Future[ActionResult]
 
 
 #: The scenario of an escalated SLO breach no runbook explains.
@@ -270,8 +286,12 @@ class Actor:
         return Plan(diagnosis, action, Autonomy.ACT, deadline)
 
     # -- act ------------------------------------------------------------------------------
-    def act(self, plan: Plan, now: datetime) -> PendingAction | None:
-        """Carry ``plan`` out as far as its autonomy and the guard allow."""
+    def act(
+        self, plan: Plan, now: datetime, background: Executor | None = None
+    ) -> PendingAction | Running | None:
+        """Carry ``plan`` out as far as its autonomy and the guard allow. With ``background``,
+        an action that may wait on the cluster (``Action.waits``) is started there and
+        returned running; :meth:`finish` records it once it has returned."""
         action, diagnosis = plan.action, plan.diagnosis
         key = GuardKey.of(action)
         evidence = {
@@ -306,8 +326,35 @@ class Actor:
             return None  # its precondition refused it lately; the state has not had time to change
         self.journal.write_action(now, "decision", action, "approved", evidence)
         intent = self.journal.write_action(now, "intent", action, "applying", evidence)
+        context = replace(self.context, audit_ref=str(intent))
+        if background is not None and action.waits:
+            self.guard.start(key)
+            job = background.submit(action.apply, context)
+            return Running(plan, key, evidence, intent, now, job)
+        return self._conclude(plan, key, evidence, intent, now, partial(action.apply, context))
+
+    def finish(self, running: Running, now: datetime) -> PendingAction | None:
+        """Record what an action run beside the ticks came to, once it has returned: as if it
+        had been applied at ``now``, the tick that saw it return."""
+        self.guard.finish(running.key)
+        return self._conclude(
+            running.plan, running.key, running.evidence, running.intent, now, running.job.result
+        )
+
+    def _conclude(
+        self,
+        plan: Plan,
+        key: GuardKey,
+        evidence: dict[str, Any],
+        intent: int,
+        now: datetime,
+        apply: Callable[[], ActionResult],
+    ) -> PendingAction | None:
+        """Apply (or collect) the action announced by audit entry ``intent`` and record its
+        result: applied and awaiting its verdict, refused, or failed."""
+        action, diagnosis = plan.action, plan.diagnosis
         try:
-            result = action.apply(replace(self.context, audit_ref=str(intent)))
+            result = apply()
         except GuardRejectedError as exc:
             # Nothing of this action is in the guard yet; releasing its key would free the slot
             # of an earlier action on the same node or workload that still awaits its verdict.

@@ -391,6 +391,7 @@ class OodaConfig(_Strict):
                 api_timeout_s=self.loop.api_timeout_s,
                 follow_root_cause=self.loop.follow_root_cause,
                 forecast_in_background=True,
+                act_in_background=True,
             ),
             guard=replace(base.guard, dry_run=self.guard.dry_run, **guard_overrides),
             autonomy=replace(

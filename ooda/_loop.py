@@ -4,15 +4,17 @@
 once, judges the actions awaiting verification, then lets the runbooks diagnose each usable
 service and acts on at most one plan per service. Nothing that goes wrong in one stage for
 one target stops the loop: it is reported with the reason, that target is left alone this
-tick, and the loop carries on. Memory (guard, budget, pending verifications) is rebuilt from
-the audit log when a loop starts.
+tick, and the loop carries on. On the wall clock an action that may wait minutes on the
+cluster (a drain paced by its budgets) runs beside the ticks and is recorded at the first tick
+after it returned, so one slow heal never stops the watch over the rest. Memory (guard,
+budget, pending verifications) is rebuilt from the audit log when a loop starts.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -31,7 +33,7 @@ from contracts import (
     WorkloadState,
 )
 from features import MetricSourceError
-from ooda._act import Actor
+from ooda._act import Actor, Running
 from ooda._audit import AuditStore
 from ooda._autonomy import ErrorBudget
 from ooda._changes import change_events
@@ -157,6 +159,10 @@ class ControlLoop:
         self._families = list(MetricFamily)
         self.verifier = Verifier(settings, self.guard, self.budget, self.journal, context)
         self.pending: list[PendingAction] = []
+        self.running: list[Running] = []
+        """Actions started beside the ticks (``LoopSettings.act_in_background``) that have not
+        returned yet."""
+        self._closing = False
         self._forecast: LoadForecast | None = None
         self._forecast_at: datetime | None = None
         self._forecast_asked_at: datetime | None = None
@@ -180,6 +186,11 @@ class ControlLoop:
         self._last_reset = 0
         # Forecasts are asked for in this thread (LoopSettings.forecast_in_background).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ooda-forecast")
+        self._acting = (
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="ooda-act")
+            if settings.loop.act_in_background
+            else None
+        )
         self._restore()
 
     @property
@@ -204,6 +215,7 @@ class ControlLoop:
         """Run one pass of observe, orient, decide, act and verify; never raises."""
         now = self.clock.now()
         self.stats.ticks += 1
+        self._collect(now)
         snapshot = self._stage("*", now, "observe", lambda: self.observe(now))
         if snapshot is None:
             return
@@ -216,9 +228,12 @@ class ControlLoop:
         ]
         if self.verifier.open_findings:
             self._stage("*", now, "findings", partial(self.verifier.settle_findings, snapshot))
-        acted: set[str] = set()  # one action per object a tick, however many services see it
+        # One action per object a tick, however many services see it; none on an object whose
+        # action is still running.
+        acted = {r.plan.action.target for r in self.running}
         acted_for: set[str] = set()
         awaiting = {p.action.service for p in self.pending}
+        awaiting |= {r.plan.action.service for r in self.running}
         for service in snapshot.usable() + snapshot.idle():
             decide = partial(self.actor.decide, snapshot, service, service in awaiting)
             plan = self._stage(service, now, "decide", decide)
@@ -230,17 +245,52 @@ class ControlLoop:
                 return
             acted.add(plan.action.target)
             acted_for.add(service)
-            pending = self._stage(service, now, "act", partial(self.actor.act, plan, now))
-            if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
-                self._add_pending(pending, now)
+            act = partial(self.actor.act, plan, now, self._acting)
+            outcome = self._stage(service, now, "act", act)
+            if isinstance(outcome, Running):
+                self.running.append(outcome)
+            elif outcome is not None and plan.diagnosis.runbook != PREDICTIVE:
+                self._add_pending(outcome, now)
         busy = {p.action.service for p in self.pending} | acted_for
+        busy |= {r.plan.action.service for r in self.running}
         self._stage("*", now, "unexplained", partial(self.actor.unexplained, snapshot, busy))
         self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
 
     def _still_may_act(self) -> bool:
-        """Whether this replica still holds the Lease (always, without an election): asked
-        inside long actions too, so a drain stops when the Lease lapses mid-action."""
-        return self._may_act is None or self._may_act()
+        """Whether this replica still holds the Lease (always, without an election) and is not
+        stopping: asked inside long actions too, so a drain stops when the Lease lapses
+        mid-action or the loop is closed."""
+        return not self._closing and (self._may_act is None or self._may_act())
+
+    def _collect(self, now: datetime) -> None:
+        """Record the actions run beside the ticks that have returned, as applied at ``now``."""
+        still = []
+        for running in self.running:
+            if not running.job.done():
+                still.append(running)
+                continue
+            finish = partial(self.actor.finish, running, now)
+            pending = self._stage(running.plan.action.service, now, "act", finish)
+            if pending is not None and running.plan.diagnosis.runbook != PREDICTIVE:
+                self._add_pending(pending, now)
+        self.running = still
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the actions still running and record those that
+        returned (``ooda run --once``: the tick's actions are in its audit lines)."""
+        if self.running:
+            wait([r.job for r in self.running], timeout=timeout)
+            self._collect(self.clock.now())
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop: a running action stops before its next round of evictions (refused, the rest
+        left for the next start, which rebuilds from the audit log); wait up to ``timeout``
+        seconds for them and record how they ended. Idempotent."""
+        self._closing = True
+        self.settle(timeout)
+        if self._acting is not None:
+            self._acting.shutdown(wait=False)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _add_pending(self, pending: PendingAction, now: datetime) -> None:
         """Await ``pending``'s verdict; a step that continues an earlier action closes it and

@@ -212,7 +212,7 @@ class Runner:
                 wait = period
                 try:
                     if self._leading():
-                        self.tick()
+                        self.tick(settle=once)
                         if once:
                             return EXIT_UNTRUSTED if self.untrusted() else EXIT_OK
                     else:
@@ -257,6 +257,10 @@ class Runner:
     def _close_loop(self) -> None:
         if self.loop is None:
             return
+        with contextlib.suppress(AuditError):
+            # A drain still running stops before its next round and is recorded as refused.
+            self.loop.close()
+            self._print_new(self.loop)
         close = getattr(self.loop.source, "close", None)
         if callable(close):
             close()
@@ -282,19 +286,18 @@ class Runner:
         self.state.role = "standby"
         self._save()
 
-    def tick(self) -> None:
-        """One tick, then its audit lines, metrics and state."""
+    def tick(self, settle: bool = False) -> None:
+        """One tick, then its audit lines, metrics and state; with ``settle``, the actions it
+        started beside it are waited for and recorded first (a single tick)."""
         loop = self.loop
         assert loop is not None
         began = time.perf_counter()
         loop.tick()
+        if settle:
+            loop.settle()
         elapsed = time.perf_counter() - began
         now = loop.clock.now()
-        new = loop.audit.entries(after_id=self._seen)
-        for entry in new:
-            decisions.info(audit_line(entry))
-        if new:
-            self._seen = new[-1].id or self._seen
+        new = self._print_new(loop)
         alerts = self.escalator.escalate(new)
         self.metrics.observe_tick(loop, elapsed, new, now, [a.name for a in alerts])
         self.state.ticks += 1
@@ -315,6 +318,15 @@ class Runner:
             for p in loop.pending
         ]
         self._save()
+
+    def _print_new(self, loop: ControlLoop) -> list[AuditEntry]:
+        """Log the audit entries written since the last call, one line each; them."""
+        new = loop.audit.entries(after_id=self._seen)
+        for entry in new:
+            decisions.info(audit_line(entry))
+        if new:
+            self._seen = new[-1].id or self._seen
+        return new
 
     def _save(self) -> None:
         try:

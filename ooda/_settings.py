@@ -73,6 +73,12 @@ class LoopSettings:
     """Ask for a due forecast in a thread and plan on it once it has arrived, so a slow
     forecaster never delays detection: for a loop on the wall clock. Off, the tick waits for
     it, which keeps runs on a simulated clock (the lab, ``ooda chaos``) reproducible."""
+    act_in_background: bool = False
+    """Run an action that may wait on the cluster for minutes (``Action.waits``: a drain
+    paced by PodDisruptionBudgets, an eviction) beside the ticks, and record it at the first
+    tick after it returned; meanwhile nothing else acts on its workload or node, and the rest
+    of the estate is watched and healed as usual. For a loop on the wall clock; off, the tick
+    waits for it (runs on a simulated clock stay reproducible)."""
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ def test_a_drain_stops_at_once_when_this_replica_loses_its_lease() -> None:
     slept: list[float] = []
     ctx, _ = context(core)
     ctx = replace(ctx, sleep=slept.append, may_act=lambda: len(slept) < 2)
-    with pytest.raises(NotLeaderError, match=r"web-1.*not the leader any more; 1 of 2") as caught:
+    no_more = r"web-1.*may act no more \(its Lease lapsed, or it is stopping\); 1 of 2"
+    with pytest.raises(NotLeaderError, match=no_more) as caught:
         DrainNode(NS, "checkout", node="n1").apply(ctx)
     assert isinstance(caught.value, GuardRejectedError)
     assert core.asked == ["web-1", "pay-1", "web-1"]  # two rounds, then no more asking

@@ -157,6 +157,26 @@ def test_one_node_action_at_a_time_until_its_outcome() -> None:
     guard.check(drain_b, T0 + timedelta(minutes=2))
 
 
+def test_an_action_still_running_holds_its_breaker_and_the_node_slot() -> None:
+    """A drain running beside the loop's ticks (not yet applied, so neither in cooldown nor
+    awaiting a verdict) holds its node against any other action and every other node
+    action; a pod action elsewhere goes on. Its return frees both."""
+    guard = Guard()
+    drain = DrainNode("shop", "checkout", node="node-a")
+    guard.check(drain, T0)
+    guard.start(drain)
+    with pytest.raises(GuardRejectedError, match="drain_node on node/node-a is still running"):
+        guard.check(CordonNode("shop", "payments", node="node-a"), T0)
+    with pytest.raises(GuardRejectedError, match="one node action at a time: drain_node"):
+        guard.check(DrainNode("shop", "payments", node="node-b"), T0)
+    guard.check(restart(), T0)
+    guard.start(restart())
+    with pytest.raises(GuardRejectedError, match="restart_pod on pod/shop/checkout-abc"):
+        guard.check(restart("checkout-def"), T0)
+    guard.finish(drain)
+    guard.check(DrainNode("shop", "payments", node="node-b"), T0)
+
+
 def test_a_node_action_that_never_reports_stops_blocking_after_the_timeout() -> None:
     guard = Guard(GuardSettings(node_action_timeout=timedelta(minutes=10)))
     guard.record_applied(DrainNode("shop", "checkout", node="node-a"), T0)

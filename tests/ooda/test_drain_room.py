@@ -201,7 +201,7 @@ def test_a_drain_stops_when_the_lease_lapses_and_the_next_leader_finishes_it() -
     loop._may_act = leading
     stopped = _first_drain(lab, loop)
     intent = next(e for e in loop.audit.entries("intent") if e.action == "drain_node")
-    assert stopped.outcome.startswith("refused: not the leader any more"), stopped.outcome
+    assert stopped.outcome.startswith("refused: this replica may act no more"), stopped.outcome
     assert stopped.at - intent.at < timedelta(seconds=40)
     assert loop.budget.failed("drain_node", lab.clock.now()) == 0
     on_node = [
