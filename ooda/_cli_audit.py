@@ -90,6 +90,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "awaiting verification: "
         + (", ".join(f"{p.action.kind} {p.action.target}" for p in found.pending) or "none")
     )
+    console.print(
+        "begun, no result yet (running beside the ticks, or its process stopped): "
+        + (
+            ", ".join(f"{e.action} {e.target} since {e.at:%H:%M:%S}" for e in found.interrupted)
+            or "none"
+        )
+    )
     resolved = {e.ref for e in entries if e.kind == "finding" and e.outcome == "resolved"}
     findings = [e for e in entries if e.kind == "finding" and e.outcome == "open"]
     findings = [e for e in findings if e.id not in resolved]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -21,6 +22,7 @@ from lab import Lab, LabSettings, SimClock
 from lab.k8s import KubeCluster
 from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings, RuleScorer
 from ooda._records import Diagnosis, Snapshot
+from ooda.cli import main
 from ooda.runbooks import Runbook
 from tests._narrow import name_of, some
 from tests.k8s._backends import create_deployment, create_hpa, ready_pods
@@ -52,6 +54,7 @@ class _Estate:
     restart: _Asked
     floor: _Asked
     pod: str
+    audit: Path
 
     def entries(self, kind: str, action: str) -> list[AuditEntry]:
         return [e for e in self.loop.audit.entries(kind) if e.action == action]
@@ -72,7 +75,7 @@ def _two_ready(kube: KubeClients, namespace: str, service: str) -> bool:
 
 
 @pytest.fixture
-def estate(kube_cluster: KubeCluster) -> Iterator[_Estate]:
+def estate(kube_cluster: KubeCluster, tmp_path: Path) -> Iterator[_Estate]:
     """checkout (2 pods, a PodDisruptionBudget that lets none go) and payments (2 pods, an
     HPA) in a namespace of their own; a loop on the wall clock that acts in the background,
     reading a lab's metrics made level with now, so both services are fresh and usable."""
@@ -113,10 +116,10 @@ def estate(kube_cluster: KubeCluster) -> Iterator[_Estate]:
             source=lab.source,
             scorer=RuleScorer(),
             kube=kube,
-            audit=AuditLog(":memory:"),
+            audit=AuditLog(tmp_path / "audit.db"),
             runbooks=[restart, floor],
         )
-        found = _Estate(namespace, kube, loop, restart, floor, pod)
+        found = _Estate(namespace, kube, loop, restart, floor, pod, tmp_path / "audit.db")
         restart.action = RestartPod(namespace, "checkout", pod=pod)
         yield found
         loop.close(timeout=30)
@@ -124,14 +127,21 @@ def estate(kube_cluster: KubeCluster) -> Iterator[_Estate]:
         c.core_v1.delete_namespace(namespace)
 
 
-def test_a_restart_waiting_on_its_budget_does_not_hold_the_loop(estate: _Estate) -> None:
+def test_a_restart_waiting_on_its_budget_does_not_hold_the_loop(
+    estate: _Estate, capsys: pytest.CaptureFixture[str]
+) -> None:
     """While checkout's restart waits on a budget that lets no pod go, the next tick heals
     payments; the restart is recorded at the first tick after the budget let it through, with
-    its result referring to its intent, and awaits its verdict."""
+    its result referring to its intent, and awaits its verdict. Meanwhile ``ooda status``
+    names it as begun with no result yet."""
     estate.loop.tick()
     assert [r.plan.action.kind for r in estate.loop.running] == ["restart_pod"]
     (intent,) = estate.entries("intent", "restart_pod")
     assert not estate.entries("action", "restart_pod")
+    assert main(["status", "--audit", str(estate.audit)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    begun = "no result yet (running beside the ticks, or its process stopped): restart_pod"
+    assert f"{begun} pod/{estate.namespace}/{estate.pod}" in said
 
     estate.floor.action = SetHpaMinReplicas(
         estate.namespace, "payments", reason="test", hpa="payments", min_replicas=3
