@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 UV      := .venv/bin/uv
 STAMP   := .venv/.installed
 
-.PHONY: bench-rca bytecode image install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-lstm-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
+.PHONY: bench-rca bytecode image install demo test test-fast k8s-bins prometheus-bins kafka-bins postgres-bins chromium-bins bench-k8s bench-held-drain bench-nab bench-nab-loop bench-forecast bench-forecast-cv bench-lstm-cv bench-forecast-plan bench-detector bench-chaos bench-real-parts bench-serve bench-lab lint format mlflow-ui jupyter clean
 
 install: $(STAMP)
 
@@ -74,6 +74,9 @@ chromium-bins:
 
 bench-k8s: install k8s-bins
 	.venv/bin/python benchmarks/bench_k8s.py
+
+bench-held-drain: install k8s-bins
+	.venv/bin/python benchmarks/bench_held_drain.py
 
 bench-forecast: install
 	.venv/bin/python benchmarks/bench_forecast.py

@@ -7,11 +7,14 @@ Two facts a real API server teaches that an in-memory one can hide:
   every patch here names ``application/merge-patch+json``, the one type custom resources
   accept too, so a body means the same thing everywhere;
 * an eviction refused by a PodDisruptionBudget answers 429; it is retried with backoff until
-  the budget allows it or the retries run out, and the pod is never deleted instead.
+  the budget allows it or the retries run out, and the pod is never deleted instead;
+* an eviction in a namespace being deleted answers 403 (no new content there): the pod goes
+  with its namespace, so a drain counts it as evicted, as ``kubectl drain`` does.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,8 @@ from actuators._retry import call_with_retry
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+#: The status cause of a write refused because its namespace is being deleted.
+NAMESPACE_TERMINATING = "NamespaceTerminating"
 
 
 @dataclass
@@ -63,6 +68,24 @@ def evict_pod(ctx: ActionContext, name: str, namespace: str) -> EvictionOutcome:
     ``pdb_retry.attempts`` tries; a pod that is already gone counts as evicted.
     """
     return evict_pods(ctx, [(name, namespace)])[0]
+
+
+def _namespace_terminating(exc: ApiException) -> bool:
+    """Whether the API server refused an eviction because the pod's namespace is being
+    deleted (403 with the ``NamespaceTerminating`` cause): the pod is going anyway, and
+    ``kubectl drain`` counts it as evicted rather than fail the drain."""
+    if exc.status != 403 or not exc.body:
+        return False
+    try:
+        status = json.loads(exc.body)
+    except (TypeError, ValueError):
+        return False
+    details = status.get("details") if isinstance(status, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return any(
+        isinstance(cause, dict) and cause.get("reason") == NAMESPACE_TERMINATING
+        for cause in causes or []
+    )
 
 
 def evict_pods(
@@ -104,8 +127,10 @@ def evict_pods(
             try:
                 ctx.api.core_v1.create_namespaced_pod_eviction(name, namespace, body)
             except Exception as exc:  # classified right below
-                if isinstance(exc, ApiException) and exc.status == 404:
-                    continue  # already gone
+                if isinstance(exc, ApiException) and (
+                    exc.status == 404 or _namespace_terminating(exc)
+                ):
+                    continue  # already gone, or going with its namespace
                 if isinstance(exc, ApiException) and exc.status == 429:
                     refusals[name, namespace] += 1
                 else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from actuators import ActionContext, evict_pod
 from contracts import NODE_LEASE_NAMESPACE, KubeClients
 from lab.k8s import (
     KUBE_VERSION,
@@ -227,3 +228,65 @@ def test_a_kubelet_that_stops_renewing_its_lease_trails_the_others(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_an_eviction_in_a_namespace_being_deleted_counts_the_pod_as_going(
+    kube_cluster: KubeCluster,
+) -> None:
+    """Another team's namespace being deleted while a pod of it sits on the node: the API
+    server refuses that pod's eviction (403, ``NamespaceTerminating``: no new content in the
+    namespace). The pod goes with its namespace; the eviction counts it so, as ``kubectl
+    drain`` does, rather than fail a drain (found by ``benchmarks/bench_held_drain.py``, whose
+    runs follow each other on one cluster)."""
+    b = real_backend(kube_cluster)
+    c = kube_cluster.clients()
+    gone = f"gone-{b.namespace.removeprefix('shop-')}"
+    c.core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=gone)))
+    hold = "ooda.dev/test-hold"
+    labels = {"app": "leftover"}
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels, finalizers=[hold]),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="app", image="registry.example.com/x:1")]
+        ),
+    )
+    c.apps_v1.create_namespaced_deployment(
+        gone,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="leftover"),
+            spec=client.V1DeploymentSpec(
+                replicas=1, selector=client.V1LabelSelector(match_labels=labels), template=template
+            ),
+        ),
+    )
+    pods: list[client.V1Pod] = []
+    try:
+        _until(lambda: len(ready_pods(b.kube, gone, "leftover")) == 1, "the leftover pod Ready")
+        leftover = ready_pods(b.kube, gone, "leftover")[0]
+        c.core_v1.delete_namespace(gone)
+
+        def terminating() -> bool:
+            pods[:] = c.core_v1.list_namespaced_pod(gone).items
+            phase = some(c.core_v1.read_namespace(gone).status).phase
+            return phase == "Terminating" and all(some(p.metadata).deletion_timestamp for p in pods)
+
+        _until(terminating, "the namespace Terminating, its pod held by a finalizer")
+        with pytest.raises(client.exceptions.ApiException) as refused:
+            c.core_v1.create_namespaced_pod_eviction(
+                name_of(leftover),
+                gone,
+                client.V1Eviction(metadata=client.V1ObjectMeta(name=name_of(leftover))),
+            )
+        assert refused.value.status == 403 and "NamespaceTerminating" in str(refused.value.body)
+
+        outcome = evict_pod(ActionContext(b.kube, sleep=time.sleep), name_of(leftover), gone)
+        assert outcome.evicted and outcome.refusals == 0
+    finally:
+        for pod in pods:
+            with contextlib.suppress(client.exceptions.ApiException):
+                c.core_v1.patch_namespaced_pod(
+                    name_of(pod), gone, {"metadata": {"finalizers": None}},
+                    _content_type="application/merge-patch+json",
+                )  # fmt: skip
+        for cleanup in b.cleanups:
+            cleanup()
