@@ -85,6 +85,11 @@ class RunMetrics:
         self.pending = Gauge(
             "ooda_pending_verifications", "Actions awaiting their verdict.", registry=r
         )
+        self.running = Gauge(
+            "ooda_actions_running",
+            "Actions started beside the ticks (a drain waiting on its budgets) not returned yet.",
+            registry=r,
+        )
         self.untrusted = Gauge(
             "ooda_untrusted_targets",
             "Targets not acted on this tick because what was read of them is not trusted"
@@ -164,6 +169,7 @@ class RunMetrics:
             standing = loop.budget.standing(str(kind), now)
             self.budget_left.labels(str(kind)).set(max(0, standing.budget - standing.failed))
         self.pending.set(len(loop.pending))
+        self.running.set(len(loop.running))
         untrusted = {service for service, _ in loop.journal.current_problems()}
         for service in self._untrusted - untrusted:
             self.untrusted.labels(service).set(0)

@@ -22,6 +22,7 @@ from lab import Lab, LabSettings, SimClock
 from lab.k8s import KubeCluster
 from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings, RuleScorer
 from ooda._records import Diagnosis, Snapshot
+from ooda._run_metrics import RunMetrics
 from ooda.cli import main
 from ooda.runbooks import Runbook
 from tests._narrow import name_of, some
@@ -138,10 +139,14 @@ def test_a_restart_waiting_on_its_budget_does_not_hold_the_loop(
     assert [r.plan.action.kind for r in estate.loop.running] == ["restart_pod"]
     (intent,) = estate.entries("intent", "restart_pod")
     assert not estate.entries("action", "restart_pod")
+    # ``ooda status`` and /metrics say it is under way.
     assert main(["status", "--audit", str(estate.audit)]) == 0
     said = " ".join(capsys.readouterr().out.split())
     begun = "no result yet (running beside the ticks, or its process stopped): restart_pod"
     assert f"{begun} pod/{estate.namespace}/{estate.pod}" in said
+    metrics = RunMetrics()
+    metrics.observe_tick(estate.loop, 0.1, [], estate.loop.clock.now())
+    assert metrics.registry.get_sample_value("ooda_actions_running") == 1
 
     estate.floor.action = SetHpaMinReplicas(
         estate.namespace, "payments", reason="test", hpa="payments", min_replicas=3
