@@ -227,9 +227,11 @@ class Runner:
             log.warning("stopped after %d ticks", self.state.ticks)
             return EXIT_OK
         finally:
+            # Actions still running stop first, while this replica still holds the Lease: the
+            # next leader never acts beside them.
+            self._close_loop()
             if self.elector is not None:
                 self.elector.stop()
-            self._close_loop()
 
     def _await_lease(self) -> bool:
         assert self.elector is not None

@@ -5,6 +5,7 @@ next round of evictions. On the real control plane of ``lab/k8s``, with real sle
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import pytest
 from kubernetes import client
@@ -21,8 +23,11 @@ from contracts import KubeClients, ScenarioId, WallClock
 from lab import Lab, LabSettings, SimClock
 from lab.k8s import KubeCluster
 from ooda import AuditEntry, AuditLog, ControlLoop, OodaSettings, RuleScorer
+from ooda._leader import LeaderElector
 from ooda._records import Diagnosis, Snapshot
+from ooda._run import Runner
 from ooda._run_metrics import RunMetrics
+from ooda._settings import LeaderSettings
 from ooda.cli import main
 from ooda.runbooks import Runbook
 from tests._narrow import name_of, some
@@ -184,3 +189,46 @@ def test_closing_the_loop_stops_a_waiting_restart_refused_not_failed(estate: _Es
     assert not estate.loop.running
     assert estate.loop.budget.failed("restart_pod", estate.loop.clock.now()) == 0
     assert estate.pod in {name_of(p) for p in ready_pods(estate.kube, estate.namespace, "checkout")}
+
+
+class _Elector:
+    """Leads until stopped; remembers what was still running when it let go of the Lease."""
+
+    settings = LeaderSettings()
+    identity = holder = "replica-a"
+
+    def __init__(self, loop: ControlLoop) -> None:
+        self.loop = loop
+        self.running_at_release: list[object] | None = None
+
+    def start(self) -> None:
+        pass
+
+    def is_leader(self) -> bool:
+        return self.running_at_release is None
+
+    def stop(self) -> None:
+        self.running_at_release = list(self.loop.running)
+
+
+def test_a_stopping_replica_stops_its_restart_before_it_lets_go_of_the_lease(
+    estate: _Estate, tmp_path: Path
+) -> None:
+    """SIGTERM (``Runner.stop``) while a restart waits on its budget: the restart is stopped
+    and recorded before the Lease is released, so the next leader never acts beside it."""
+    elector = _Elector(estate.loop)
+    runner = Runner(
+        lambda: estate.loop,
+        estate.loop.settings,
+        elector=cast(LeaderElector, elector),
+        state_path=tmp_path / "run-state.json",
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    _until(lambda: bool(estate.loop.running), "the restart under way")
+    runner.stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert elector.running_at_release == []
+    outcomes = [e.outcome for e in AuditLog(estate.audit).entries("action")]
+    assert outcomes and outcomes[0].startswith("refused: this replica may act no more"), outcomes
