@@ -245,9 +245,9 @@ def main() -> None:
         return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
     rows = [
-        ("NotReady to the drain's intent", lambda t: t.drain_began),
+        ("node NotReady to its cordon", lambda t: t.drain_began),
         ("crash loop to its restart applied", lambda t: t.crash_restarted),
-        ("drain's intent to its result", lambda t: t.drain_applied),
+        ("cordon to the drain recorded applied", lambda t: t.drain_applied),
         ("longest tick", lambda t: t.longest_tick),
     ]
     for label, get in rows:
