@@ -160,7 +160,10 @@ class _Series:
 class LabCollector(Collector):
     """The lab's exporters, as ``prometheus_client`` metric families.
 
-    ``history=False``: the newest scrape, untimestamped, as an exporter serves it.
+    ``history=False``: the newest scrape, untimestamped, as an exporter serves it, or with its
+    time (``timestamped``) for a lab that trails the wall clock (``LiveLab`` steps a scrape
+    interval at a time): then Prometheus stores each sample at the lab's time, not at the
+    moment it scraped, and a rate over a window is the lab's own, not off by up to a step.
     ``history=True``: every scrape Prometheus did not lose, each sample with its time,
     series by series (the order OpenMetrics asks for).
     """
@@ -172,10 +175,12 @@ class LabCollector(Collector):
         *,
         history: bool = False,
         lock: threading.Lock | None = None,
+        timestamped: bool = False,
     ):
         self._store = store
         self._families = families
         self._history = history
+        self._timestamped = timestamped
         self._lock = lock
 
     def collect(self) -> Iterator[Metric]:
@@ -197,7 +202,7 @@ class LabCollector(Collector):
             times = st.times[scrapes].tolist()
         else:
             scrapes = np.array([st.n - 1])
-            times = [None]
+            times = [float(st.times[st.n - 1]) if self._timestamped else None]
         topo = st.settings.topology
         self._base = {"region": topo.region, "namespace": topo.namespace}
         yield from self._services(scrapes, times)
@@ -415,13 +420,16 @@ def serve_metrics(
     addr: str = "127.0.0.1",
     lock: threading.Lock | None = None,
     healthy: Callable[[], bool] | None = None,
+    timestamped: bool = False,
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` of the newest scrape on ``addr:port`` (0: a free port, read it from
     ``server.server_port``); ``server.shutdown()`` stops it. ``lock``: held while a scrape is
     read, for a lab that steps in another thread. ``healthy``: the region's public endpoint,
     ``/healthz``, answers 200 while it says so and 503 otherwise (what a synthetic probe or a
-    Route 53 health check requests)."""
-    metrics = make_wsgi_app(registry_of(LabCollector(store, families, lock=lock)))
+    Route 53 health check requests). ``timestamped``: each sample carries the lab's time of
+    the scrape (for a lab level with the wall clock; Prometheus refuses samples far older)."""
+    collector = LabCollector(store, families, lock=lock, timestamped=timestamped)
+    metrics = make_wsgi_app(registry_of(collector))
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and healthy is not None:

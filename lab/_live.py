@@ -4,7 +4,8 @@ exporters answer ``/metrics``, so a real Prometheus scrapes it like an estate.
 This is how ``ooda run`` meets the lab: the loop reads the lab's series from Prometheus and
 acts on a cluster, with nothing in between that knows it is a simulation. The lab advances
 one scrape interval at a time, under a lock that ``/metrics`` also takes, so a scrape never
-sees half a step.
+sees half a step; each sample carries the lab's time of that step, so Prometheus' rates are
+the lab's own however its scrapes and the lab's steps fall.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ class LiveLab:
         """Catch up with the wall clock, then serve and follow it."""
         self._catch_up()
         self._server, _ = self.lab.source.serve(
-            self._port, self._addr, self.lock, healthy=lambda: not self.lab.region_down
+            self._port,
+            self._addr,
+            self.lock,
+            healthy=lambda: not self.lab.region_down,
+            timestamped=True,
         )
         self._thread = threading.Thread(target=self._follow, name="live-lab", daemon=True)
         self._thread.start()

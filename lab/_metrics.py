@@ -270,8 +270,12 @@ class LabMetricSource:
         addr: str = "127.0.0.1",
         lock: threading.Lock | None = None,
         healthy: Callable[[], bool] | None = None,
+        timestamped: bool = False,
     ) -> tuple[WSGIServer, threading.Thread]:
         """Serve the exporters' ``/metrics`` (the newest scrape) for a Prometheus server to
         scrape; ``server.server_port`` is the port, ``server.shutdown()`` stops it. Pass the
-        ``lock`` a thread stepping the lab holds; ``healthy`` answers ``/healthz``."""
-        return serve_metrics(self._store, self._families, port, addr, lock, healthy)
+        ``lock`` a thread stepping the lab holds; ``healthy`` answers ``/healthz``;
+        ``timestamped``: samples carry the lab's time (a lab level with the wall clock)."""
+        return serve_metrics(
+            self._store, self._families, port, addr, lock, healthy, timestamped=timestamped
+        )

@@ -188,6 +188,45 @@ def test_a_live_scrape_continues_the_backfilled_series_across_the_seam(
     assert float(rates[0]["value"][1]) > 0
 
 
+def test_a_live_lab_reads_as_the_labs_own_across_the_seam(prometheus: PrometheusServer) -> None:
+    """The live lab steps 15 s at a time behind the wall clock and is scraped every second;
+    its samples carry the lab's time, so the rates of the minute across the seam with the
+    backfilled history are the lab's own (stamped at scrape time, that minute read up to 15 %
+    low: the stop-42 CI failure's neighbour)."""
+    namespace = f"stamped-{uuid.uuid4().hex[:6]}"
+    # Whole seconds: Prometheus keeps milliseconds, and a sample a fraction of one before the
+    # window's start would fall out of it.
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    lab = Lab(_own_namespace(3, namespace), SimClock(began))
+    lab.step(timedelta(minutes=5))
+    at = lab.clock.now() + timedelta(seconds=15)  # the first live step past the seam
+    prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
+    sel = f'http_requests_total{{namespace="{namespace}"}}'
+    with LiveLab(lab) as live:
+        prometheus.scrape(
+            namespace, [f"127.0.0.1:{live.port}"], timedelta(seconds=1), continues_backfill=True
+        )
+        try:
+            newest, deadline = 0.0, time.monotonic() + 90
+            while newest < at.timestamp() and time.monotonic() < deadline:
+                found = _instant(prometheus, f"max(timestamp({sel}))")
+                newest = float(found[0]["value"][1]) if found else 0.0
+                time.sleep(0.5)
+        finally:
+            prometheus.scrape(namespace, [])
+    assert newest >= at.timestamp(), "no live scrapes past the seam"
+    source = PrometheusSource(
+        PrometheusSettings(
+            url=prometheus.url, region="eu-west-1", selector=f'namespace="{namespace}"'
+        )
+    )
+    theirs = source.query_range(at, at, timedelta(minutes=1)).set_index("service")
+    ours = lab.source.query_range(at, at, timedelta(minutes=1)).set_index("service")
+    assert len(ours) == len(theirs) == len(lab.settings.topology.services)
+    rel = (theirs.request_rate - ours.request_rate).abs() / ours.request_rate
+    assert (rel < 1e-6).all(), pd.DataFrame({"lab": ours.request_rate, "read": theirs.request_rate})
+
+
 # -- the HTTP failures, on a mock transport -------------------------------------------------
 
 
