@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,37 +154,56 @@ def test_the_labs_metrics_endpoint_is_scraped_live(prometheus: PrometheusServer)
         prometheus.scrape("lab-live", [])
 
 
+@contextmanager
+def _backfilled_then_live(
+    prometheus: PrometheusServer, prefix: str
+) -> Iterator[tuple[Lab, str, datetime, Callable[[], float]]]:
+    """As ``ooda run``'s test estate: five minutes of a lab (in a namespace of its own)
+    backfilled, then the same lab live on the wall clock, scraped every second with the
+    backfilled series continued. Yields the lab, the series' selector, the seam (the
+    backfill's last time) and the lab time of the newest sample Prometheus holds. The lab
+    starts on a whole second: Prometheus keeps milliseconds, and a sample a fraction of one
+    before a window's start falls out of it."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    lab = Lab(_own_namespace(3, namespace), SimClock(began))
+    lab.step(timedelta(minutes=5))
+    seam = lab.clock.now()
+    prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
+    sel = f'http_requests_total{{namespace="{namespace}"}}'
+
+    def newest() -> float:
+        found = _instant(prometheus, f"max(timestamp({sel}))")
+        return float(found[0]["value"][1]) if found else 0.0
+
+    with LiveLab(lab) as live:
+        prometheus.scrape(
+            namespace, [f"127.0.0.1:{live.port}"], timedelta(seconds=1), continues_backfill=True
+        )
+        try:
+            yield lab, sel, seam, newest
+        finally:
+            prometheus.scrape(namespace, [])
+
+
 def test_a_live_scrape_continues_the_backfilled_series_across_the_seam(
     prometheus: PrometheusServer,
 ) -> None:
     # The live runs of `ooda run` backfill an hour and then scrape the lab on: a second
     # series beside each backfilled one doubled or halved the seam's rates, a surge that
     # was never there.
-    namespace = f"seam-{uuid.uuid4().hex[:6]}"
-    lab = Lab(_own_namespace(3, namespace), SimClock(datetime.now(UTC) - timedelta(minutes=5)))
-    lab.step(timedelta(minutes=5))
-    seam = lab.clock.now().timestamp()
-    prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
-    sel = f'http_requests_total{{namespace="{namespace}"}}'
-    with LiveLab(lab) as live:
-        prometheus.scrape(
-            namespace, [f"127.0.0.1:{live.port}"], timedelta(seconds=1), continues_backfill=True
+    with _backfilled_then_live(prometheus, "seam") as (_, sel, seam, newest_sample):
+        first, newest = math.inf, 0.0  # the first live scrape, the newest
+        deadline = time.monotonic() + 60
+        while newest < first + 3 and time.monotonic() < deadline:
+            newest = newest_sample()
+            first = min(first, newest) if newest > seam.timestamp() else first
+            time.sleep(0.3)
+        assert newest >= first + 3, "no live scrapes after the backfill"
+        rates = _instant(prometheus, f"count(rate({sel}[5m]))", newest)
+        kinds = _instant(
+            prometheus, f"count(count by (service, pod, code) (rate({sel}[5m])))", newest
         )
-        try:
-            first, newest = math.inf, 0.0  # the first live scrape, the newest
-            deadline = time.monotonic() + 60
-            while newest < first + 3 and time.monotonic() < deadline:
-                found = _instant(prometheus, f"max(timestamp({sel}))")
-                newest = float(found[0]["value"][1]) if found else 0.0
-                first = min(first, newest) if newest > seam else first
-                time.sleep(0.3)
-            assert newest >= first + 3, "no live scrapes after the backfill"
-            rates = _instant(prometheus, f"count(rate({sel}[5m]))", newest)
-            kinds = _instant(
-                prometheus, f"count(count by (service, pod, code) (rate({sel}[5m])))", newest
-            )
-        finally:
-            prometheus.scrape(namespace, [])
     assert rates and rates == kinds, (rates, kinds)  # one series a (service, pod, code)
     assert float(rates[0]["value"][1]) > 0
 
@@ -191,33 +211,19 @@ def test_a_live_scrape_continues_the_backfilled_series_across_the_seam(
 def test_a_live_lab_reads_as_the_labs_own_across_the_seam(prometheus: PrometheusServer) -> None:
     """The live lab steps 15 s at a time behind the wall clock and is scraped every second;
     its samples carry the lab's time, so the rates of the minute across the seam with the
-    backfilled history are the lab's own (stamped at scrape time, that minute read up to 15 %
-    low: the stop-42 CI failure's neighbour)."""
-    namespace = f"stamped-{uuid.uuid4().hex[:6]}"
-    # Whole seconds: Prometheus keeps milliseconds, and a sample a fraction of one before the
-    # window's start would fall out of it.
-    began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    lab = Lab(_own_namespace(3, namespace), SimClock(began))
-    lab.step(timedelta(minutes=5))
-    at = lab.clock.now() + timedelta(seconds=15)  # the first live step past the seam
-    prometheus.backfill(lab.source.history_openmetrics(), name=namespace)
-    sel = f'http_requests_total{{namespace="{namespace}"}}'
-    with LiveLab(lab) as live:
-        prometheus.scrape(
-            namespace, [f"127.0.0.1:{live.port}"], timedelta(seconds=1), continues_backfill=True
-        )
-        try:
-            newest, deadline = 0.0, time.monotonic() + 90
-            while newest < at.timestamp() and time.monotonic() < deadline:
-                found = _instant(prometheus, f"max(timestamp({sel}))")
-                newest = float(found[0]["value"][1]) if found else 0.0
-                time.sleep(0.5)
-        finally:
-            prometheus.scrape(namespace, [])
-    assert newest >= at.timestamp(), "no live scrapes past the seam"
+    backfilled history are the lab's own (stamped at scrape time, that minute read 25 % low:
+    the stop-42 CI failure's neighbour)."""
+    with _backfilled_then_live(prometheus, "stamped") as (lab, _, seam, newest_sample):
+        at = seam + timedelta(seconds=15)  # the first live step past the seam
+        deadline = time.monotonic() + 90
+        while newest_sample() < at.timestamp() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert newest_sample() >= at.timestamp(), "no live scrapes past the seam"
     source = PrometheusSource(
         PrometheusSettings(
-            url=prometheus.url, region="eu-west-1", selector=f'namespace="{namespace}"'
+            url=prometheus.url,
+            region="eu-west-1",
+            selector=f'namespace="{lab.settings.topology.namespace}"',
         )
     )
     theirs = source.query_range(at, at, timedelta(minutes=1)).set_index("service")
