@@ -12,7 +12,9 @@ crash in between leaves a trace that the next start-up turns into a cooldown, no
 A guard or precondition refusal is recorded as refused: it is not a failed heal and never
 trips a breaker; one that only more room in the cluster lifts (no node for a pod the action
 would move) is escalated too, since waiting will not lift it. A preview (dry-run or
-propose-only) is repeated at most once per cooldown.
+propose-only) is repeated at most once per cooldown. On the wall clock, an action that may
+wait minutes on the cluster (a drain paced by its budgets) starts in a thread once its intent
+is written, and its result is written at the first tick after it returned (``finish``).
 A service no runbook diagnosed gets the forecast's floor when predictive scaling is on.
 """
 
@@ -74,7 +76,6 @@ class Running:
     evidence: dict[str, Any]
     intent: int
     """The audit entry that announced it; its result will refer to it."""
-    started_at: datetime
     job: Future[ActionResult]
 
 
@@ -330,7 +331,7 @@ class Actor:
         if background is not None and action.waits:
             self.guard.start(key)
             job = background.submit(action.apply, context)
-            return Running(plan, key, evidence, intent, now, job)
+            return Running(plan, key, evidence, intent, job)
         return self._conclude(plan, key, evidence, intent, now, partial(action.apply, context))
 
     def finish(self, running: Running, now: datetime) -> PendingAction | None:
