@@ -71,6 +71,7 @@ from ooda._records import (
     LoadForecast,
     Orientation,
     PendingAction,
+    Plan,
     QueuePolicy,
     RootCause,
     ServiceView,
@@ -232,8 +233,8 @@ class ControlLoop:
         # action is still running.
         acted = {r.plan.action.target for r in self.running}
         acted_for: set[str] = set()
-        awaiting = {p.action.service for p in self.pending}
-        awaiting |= {r.plan.action.service for r in self.running}
+        running = {r.plan.action.service for r in self.running}
+        awaiting = {p.action.service for p in self.pending} | running
         for service in snapshot.usable() + snapshot.idle():
             decide = partial(self.actor.decide, snapshot, service, service in awaiting)
             plan = self._stage(service, now, "decide", decide)
@@ -249,10 +250,9 @@ class ControlLoop:
             outcome = self._stage(service, now, "act", act)
             if isinstance(outcome, Running):
                 self.running.append(outcome)
-            elif outcome is not None and plan.diagnosis.runbook != PREDICTIVE:
-                self._add_pending(outcome, now)
-        busy = {p.action.service for p in self.pending} | acted_for
-        busy |= {r.plan.action.service for r in self.running}
+            else:
+                self._await_verdict(plan, outcome, now)
+        busy = {p.action.service for p in self.pending} | acted_for | running
         self._stage("*", now, "unexplained", partial(self.actor.unexplained, snapshot, busy))
         self._stage("*", now, "incidents", partial(self._record_incidents, snapshot))
 
@@ -271,9 +271,13 @@ class ControlLoop:
                 continue
             finish = partial(self.actor.finish, running, now)
             pending = self._stage(running.plan.action.service, now, "act", finish)
-            if pending is not None and running.plan.diagnosis.runbook != PREDICTIVE:
-                self._add_pending(pending, now)
+            self._await_verdict(running.plan, pending, now)
         self.running = still
+
+    def _await_verdict(self, plan: Plan, pending: PendingAction | None, now: datetime) -> None:
+        """Judge an applied action later; a predictive floor is not a heal and awaits none."""
+        if pending is not None and plan.diagnosis.runbook != PREDICTIVE:
+            self._add_pending(pending, now)
 
     def settle(self, timeout: float | None = None) -> None:
         """Wait up to ``timeout`` seconds for the actions still running and record those that
