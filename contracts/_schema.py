@@ -12,6 +12,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "region",
     "service",
     "request_rate",
+    "request_rate_instant",
     "p95_latency_ms",
     "p99_latency_ms",
     "error_rate",

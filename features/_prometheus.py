@@ -74,6 +74,9 @@ def _by_deployment(expr: str) -> str:
 #: The service frame (``contracts.METRIC_COLUMNS``): one recipe per column, by ``service``.
 SERVICE_RECIPES: dict[str, str] = {
     "request_rate": "sum by (service) (rate(http_requests_total{{sel}}[{w}]))",
+    # Where the rate stands now (its last two samples): a ramp's first minute, which the
+    # window's mean shows half a minute late.
+    "request_rate_instant": "sum by (service) (irate(http_requests_total{{sel}}[{w}]))",
     "p95_latency_ms": "1e3 * histogram_quantile(0.95, sum by (service, le)"
     " (rate(http_request_duration_seconds_bucket{{sel}}[{w}])))",
     "p99_latency_ms": "1e3 * histogram_quantile(0.99, sum by (service, le)"

@@ -62,6 +62,8 @@ class LabMetricSource:
     ``T`` (``w`` = max(step, 4 x scrape interval), like Grafana's ``$__rate_interval``)::
 
         request_rate       sum by (service) (rate(http_requests_total[w]))
+        request_rate_instant
+                           sum by (service) (irate(http_requests_total[w]))
         p95_latency_ms     1e3 * histogram_quantile(0.95,
                                sum by (service, le) (rate(http_request_duration_seconds_bucket[w])))
         p99_latency_ms     the same with 0.99
@@ -81,9 +83,9 @@ class LabMetricSource:
         desired_pods       kube_deployment_spec_replicas
 
     A rate is the counter difference between the first and last sample in ``[T - w, T]``
-    divided by their distance (NaN with fewer than two samples); a gauge is the last sample in
-    that window. Lost scrapes are skipped, so gaps turn into NaN. Rows are produced for step
-    ends between the first and the last scrape.
+    divided by their distance (NaN with fewer than two samples), an ``irate`` that of the last
+    two samples there; a gauge is the last sample in that window. Lost scrapes are skipped, so
+    gaps turn into NaN. Rows are produced for step ends between the first and the last scrape.
     """
 
     def __init__(self, store: ScrapeStore, families: FamilyStore | None = None) -> None:
@@ -125,10 +127,18 @@ class LabMetricSource:
         first_c = np.maximum(first, 0)
 
         dt = (ts[last_c] - ts[first_c])[:, None] if n else np.empty((0, 1))
+        # The valid scrape before the last one, for irate (there is one where has2).
+        if len(valid_idx):
+            prev_c = valid_idx[np.maximum(np.searchsorted(valid_idx, last_c) - 1, 0)]
+        else:
+            prev_c = last_c
+        dt_last = (ts[last_c] - ts[prev_c])[:, None] if n else np.empty((0, 1))
         with np.errstate(invalid="ignore", divide="ignore"):
             inc_req = st.requests[last_c] - st.requests[first_c]
             total = inc_req.sum(axis=-1)
             request_rate = np.where(has2[:, None], total / dt, np.nan)
+            newest = (st.requests[last_c] - st.requests[prev_c]).sum(axis=-1)
+            request_rate_instant = np.where(has2[:, None], newest / dt_last, np.nan)
             error_rate = np.where(
                 has2[:, None], (inc_req[..., 1] + inc_req[..., 2]) / total, np.nan
             )
@@ -156,6 +166,7 @@ class LabMetricSource:
                 ),
                 "service": np.tile(np.array(st.services, dtype=object), len(grid)),
                 "request_rate": request_rate.ravel(),
+                "request_rate_instant": request_rate_instant.ravel(),
                 "p95_latency_ms": p95.ravel(),
                 "p99_latency_ms": p99.ravel(),
                 "error_rate": error_rate.ravel(),

@@ -162,6 +162,9 @@ class LoopConfig(_Strict):
     tick: Duration = timedelta(seconds=15)
     api_timeout_s: float = Field(default=5.0, gt=0)
     follow_root_cause: bool = True
+    act_in_background: bool = True
+    """A drain or an eviction waiting on its budgets runs beside the ticks (false: inside
+    them, the loop looking at nothing else meanwhile)."""
 
 
 class ModelsConfig(_Strict):
@@ -391,7 +394,7 @@ class OodaConfig(_Strict):
                 api_timeout_s=self.loop.api_timeout_s,
                 follow_root_cause=self.loop.follow_root_cause,
                 forecast_in_background=True,
-                act_in_background=True,
+                act_in_background=self.loop.act_in_background,
             ),
             guard=replace(base.guard, dry_run=self.guard.dry_run, **guard_overrides),
             autonomy=replace(

@@ -108,6 +108,19 @@ class PolicySettings:
     surge_ratio_alone: float = 2.0
     """... unless the rate stands this many times its hour's mean, rising or not (a surge's
     plateau; above what two waves on top of each other reach)."""
+    surge_on_instant_rate: bool = False
+    """Judge a surge's level where the rate stands now, its last two scrapes (PromQL's
+    ``irate``), not the last minute's mean, which shows a ramp half a minute late. Measured
+    (``ooda chaos --scenarios traffic_surge --runs 20 --clean-week-days 7``, 2026-12-07): seed
+    7, breach minutes 2.4 -> 2.0 and detected before the first breach 6 -> 14 of 20, its clean
+    week 0 false actions; but seed 23's clean week drew 6 (two waves on a Monday's peak, read
+    at x1.5 a minute sooner while still climbing a fifth of their hour a minute). Off until a
+    surge is told from such a crest."""
+    instant_rate_min_rps: float = 5.0
+    """With ``surge_on_instant_rate``, only for a service whose hour averaged at least this
+    many requests a second; below, the minute's mean. At 5 rps two 15 s scrapes count 75
+    requests, and x1.5 of that is 4 standard deviations of a Poisson count above it; at 1 rps
+    it is 2."""
     ramp_lead: timedelta = timedelta(minutes=3)
     """During a surge, size for where the ramp will stand this far ahead (pod start-up plus
     the next scrape and sync)."""

@@ -6,11 +6,14 @@ half hour and where the ramp will stand when new pods are Ready (the LSTM, train
 seasonal traffic, expects a level to persist, not a ramp to go on). Only for a surge: the
 rate must already stand well above its last hour (``surging``), and the need well above
 what the running pods serve (``surge_margin``); the HPA follows a daily ramp or a mild wave
-by itself, and acting on those would be a false action. A raised floor is
-released, in one step back to the floor ooda found, only after the *observed* load has stayed
-below it for ``scale_in_after`` (never on a forecast alone), and only while it is still the
-floor ooda set for a surge (its annotations say so): a floor a human raised is theirs, and one
-raised for another reason (a saturated service, a consumer group) is its runbook's.
+by itself, and acting on those would be a false action. With ``surge_on_instant_rate`` the
+rate is read where it stands now, its last two scrapes (``rate_now``): the last minute's mean
+shows a ramp half a minute late, and a pod started then is Ready half a minute later. A
+raised floor is released, in one step back to the floor ooda found, only after the *observed*
+load has stayed below it for ``scale_in_after`` (never on a forecast alone), and only while it
+is still the floor ooda set for a surge (its annotations say so): a floor a human raised is
+theirs, and one raised for another reason (a saturated service, a consumer group) is its
+runbook's.
 
 When the floor already stands at the HPA's maximum and the load ahead needs more, capacity is
 exhausted: the entry service's Ingress is rate-limited (ingress-nginx ``limit-rps``) to what
@@ -60,18 +63,43 @@ def per_pod_capacity(history: pd.DataFrame) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def rate_ratio(history: pd.DataFrame) -> float:
-    """The newest request rate over its mean of the last hour's minutes that served requests
-    (NaN when unknown).
+def rate_now(history: pd.DataFrame, instant_min_rps: float) -> float:
+    """Where a service's request rate stands now (NaN when unknown).
+
+    Each row's ``request_rate`` is the mean of the minute before it, so in a ramp the newest
+    one lags half a minute; ``request_rate_instant``, the last two scrapes (PromQL's
+    ``irate``), does not. It is taken for a service whose last hour averaged
+    ``instant_min_rps`` or more, where two scrapes count requests enough to tell a ramp from
+    chance; a quieter one's is its minute's mean. How fast the rate climbs is still read from
+    the minutes' means (``rise_share``): two scrapes against a minute's mean take a wave's
+    crest for a climb (seed 23's clean week: 3 waves raised floors, 2026-12-07).
+    """
+    rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
+    if not len(rate):
+        return math.nan
+    instant = float(history["request_rate_instant"].iloc[-1])
+    if math.isfinite(instant) and _hour_mean(rate) >= instant_min_rps:
+        return instant
+    return float(rate[-1])
+
+
+def instant_min_rps(policy: PolicySettings) -> float:
+    """The least hourly rate at which ``rate_now`` reads the last two scrapes (infinite, never,
+    unless ``surge_on_instant_rate``)."""
+    return policy.instant_rate_min_rps if policy.surge_on_instant_rate else math.inf
+
+
+def rate_ratio(history: pd.DataFrame, instant_min_rps: float) -> float:
+    """The rate now (``rate_now``) over its mean of the last hour's minutes that served
+    requests (NaN when unknown).
 
     Ordinary growth (a daily ramp, a mild wave) stays near 1; a surge of x2.5 and more passes
     1.5 within its first minutes. Idle minutes are left out of the mean: users arriving at a
     warm standby (a regional failover) are the failover's to size, not a surge of x100.
     """
-    rate = history["request_rate"].to_numpy(dtype=float)
-    mean = _hour_mean(rate)
-    newest = float(rate[-1]) if len(rate) else math.nan
-    return newest / mean if mean > 0 and math.isfinite(newest) else math.nan
+    mean = _hour_mean(history["request_rate"].to_numpy(dtype=float, na_value=np.nan))
+    now = rate_now(history, instant_min_rps)
+    return now / mean if mean > 0 and math.isfinite(now) else math.nan
 
 
 def _hour_mean(rate: np.ndarray) -> float:
@@ -87,7 +115,7 @@ def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
     ``surge_ratio_alone`` times it. Background waves overlapping on a daily peak reach the
     first ratio too, but climb at half a surge's pace. The runbooks that a surge's symptoms
     would mislead defer to this one."""
-    ratio = rate_ratio(history)
+    ratio = rate_ratio(history, instant_min_rps(policy))
     if not ratio >= policy.surge_ratio:
         return False
     return ratio >= policy.surge_ratio_alone or rise_share(history) >= policy.surge_min_slope
@@ -105,7 +133,7 @@ def _slopes(rate: np.ndarray) -> tuple[float, float, bool]:
 def rise_share(history: pd.DataFrame) -> float:
     """How fast the rate climbs: the steeper of its newest minute's rise and its last four
     minutes' fitted slope, as a share of its mean over the last hour (0 when unknown)."""
-    rate = history["request_rate"].to_numpy(dtype=float)
+    rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
     newest4 = rate[-4:]
     mean = _hour_mean(rate)
     if len(newest4) < 2 or not np.isfinite(newest4).all() or not mean > 0:
@@ -114,24 +142,27 @@ def rise_share(history: pd.DataFrame) -> float:
     return max(newest, fitted) / mean
 
 
-def ramp_ahead(history: pd.DataFrame, lead: timedelta, max_factor: float) -> float:
-    """Where a rising rate will stand ``lead`` from now if it keeps its slope of the last
-    three minutes, or its newest minute's rise if that is steeper (a ramp that has just
-    begun); at most ``max_factor`` times its mean of the last hour. A rise smaller than the one
-    before is slowing (a wave, or two waves on top of each other, cresting): it goes on at
-    most at its newest rise, not at the steeper minutes behind it.
+def ramp_ahead(
+    history: pd.DataFrame, lead: timedelta, max_factor: float, instant_min_rps: float
+) -> float:
+    """Where a rising rate will stand ``lead`` from now (``rate_now`` on) if it keeps its
+    minutes' slope of the last three minutes, or its newest minute's rise if that is steeper
+    (a ramp that has just begun); at most ``max_factor`` times its mean of the last hour. A
+    rise smaller than the one before is slowing (a wave, or two waves on top of each other,
+    cresting): it goes on at most at its newest rise, not at the steeper minutes behind it.
 
     A new pod serves after about a minute and a half; capacity sized to the rate of *now*
     is short by the time it is Ready, which is why the reactive HPA breaches during a ramp.
     """
-    rate = history["request_rate"].to_numpy(dtype=float)[-4:]
+    now = rate_now(history, instant_min_rps)
+    rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)[-4:]
     if len(rate) < 2 or not np.isfinite(rate).all():
-        return float(rate[-1]) if len(rate) and math.isfinite(rate[-1]) else 0.0
+        return now if math.isfinite(now) else 0.0
     newest, fitted, slowing = _slopes(rate)
     slope = max(0.0, newest) if slowing else max(0.0, fitted, newest)
     hour = history["request_rate"].to_numpy(dtype=float)[-60:]
     cap = max_factor * float(np.nanmean(hour))
-    return float(min(rate[-1] + slope * lead.total_seconds() / 60.0, cap))
+    return float(min(now + slope * lead.total_seconds() / 60.0, cap))
 
 
 @register_runbook
@@ -167,10 +198,10 @@ class TrafficSurge(Runbook):
             "hpa": hpa.name,
         }
         history = snapshot.views[service].history
-        ratio = rate_ratio(history)
+        ratio = rate_ratio(history, instant_min_rps(cfg))
         evidence["rate_ratio_1h"] = round(ratio, 3)
         if surging(history, cfg):
-            ahead = ramp_ahead(history, cfg.ramp_lead, cfg.max_surge_factor)
+            ahead = ramp_ahead(history, cfg.ramp_lead, cfg.max_surge_factor, instant_min_rps(cfg))
             wanted_rps = max(upper or 0.0, ahead)
             needed = max(1, math.ceil(wanted_rps / per_pod))
             running = max(hpa.min_replicas, hpa.current_replicas)

@@ -76,7 +76,9 @@ def tidy_metrics(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.insert(4, "request_rate_instant", frame["request_rate"])
+    return frame
 
 
 def one_service(minutes: int) -> pd.DataFrame:
@@ -187,7 +189,7 @@ def test_live_window_of_the_last_hour_equals_the_batch_row() -> None:
 
 def test_metric_columns_follow_the_contract() -> None:
     assert METRIC_COLUMNS[:3] == ("timestamp", "region", "service")
-    assert len(METRIC_COLUMNS) == 12
+    assert len(METRIC_COLUMNS) == 13
 
 
 # --- the Feast store ---------------------------------------------------------------------

@@ -80,6 +80,7 @@ def metrics_frame(services: list[Shape], seed: int) -> pd.DataFrame:
             seconds[rng.random(n) < 0.7] = 0
         values = {
             "request_rate": rng.integers(0, 10**6, n) / 1000,
+            "request_rate_instant": rng.integers(0, 10**6, n) / 1000,
             "p95_latency_ms": rng.integers(0, 10**6, n) / 1000,
             "p99_latency_ms": rng.integers(0, 10**6, n) / 1000,
             "error_rate": rng.integers(0, 1000, n) / 1000,

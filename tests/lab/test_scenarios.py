@@ -341,6 +341,21 @@ def test_clearing_a_surge_ends_it_early() -> None:
     assert window(lab, 1, "frontend").request_rate.iloc[-1] < 1.2 * base
 
 
+def test_in_a_ramp_the_instant_rate_leads_the_minutes_mean() -> None:
+    """Traffic x3 over two minutes, 45 s in: the last two scrapes read where the ramp stands
+    (past x1.5, a surge), the minute's mean still well below it."""
+    lab = warm_lab()
+    base = window(lab, 1, "frontend").request_rate.iloc[-1]
+    lab.inject(
+        ScenarioInstance(
+            ScenarioId.TRAFFIC_SURGE, "frontend", 3.0, timedelta(minutes=30), {"ramp_s": 120.0}
+        )
+    )
+    lab.step(timedelta(seconds=45))
+    newest = window(lab, 1, "frontend").iloc[-1]
+    assert newest.request_rate < 1.3 * base < 1.5 * base < newest.request_rate_instant
+
+
 # -- background, cost, copies -----------------------------------------------------------------
 
 

@@ -100,12 +100,15 @@ def test_environment_overrides_the_file_at_the_edge(tmp_path: Path) -> None:
             "OODA__GUARD__DRY_RUN": "true",
             "OODA__regions__0__prometheus__url": "http://prometheus.monitoring:9090",
             "OODA__loop__tick": "30s",
+            "OODA__loop__act_in_background": "false",
             "UNRELATED": "x",
         },
     )
     settings = config.settings()
     assert settings.dry_run and settings.guard.dry_run
     assert settings.loop.tick == timedelta(seconds=30)
+    assert not settings.loop.act_in_background and settings.loop.forecast_in_background
+    assert load_config(EXAMPLE, environ={}).settings().loop.act_in_background
     assert config.prometheus().url == "http://prometheus.monitoring:9090"
     with pytest.raises(ConfigError, match="OODA__regions__7__name: '7' does not index a list of 2"):
         load_config(EXAMPLE, environ={"OODA__regions__7__name": "x"})

@@ -41,6 +41,7 @@ def _snapshot(
             "timestamp": stamps,
             "service": "checkout",
             "request_rate": 100.0,
+            "request_rate_instant": 100.0,
             "error_rate": [0.0] * calm + list(errors),
             "p95_latency_ms": 90.0,
             "p99_latency_ms": 120.0,

@@ -44,6 +44,7 @@ def _spiking(rates: list[float]) -> Snapshot:
             "timestamp": stamps,
             "service": "frontend",
             "request_rate": rates,
+            "request_rate_instant": rates,
             "error_rate": errors,
             "p95_latency_ms": 120.0,
         }

@@ -193,7 +193,12 @@ def test_the_limit_is_escalated_only_once_the_consumers_just_added_are_judged() 
     loop = make_loop(make_lab())
     frame = kafka_frame([5000.0, 20000.0, 40000.0], produced=700.0, consumed=400.0, partitions=6)
     history = pd.DataFrame(
-        {"timestamp": [pd.Timestamp(NOW)], "request_rate": [50.0], "error_rate": [0.0]}
+        {
+            "timestamp": [pd.Timestamp(NOW)],
+            "request_rate": [50.0],
+            "request_rate_instant": [50.0],
+            "error_rate": [0.0],
+        }
     )
     at_limit = replace(
         snapshot(frame, ready=6), views={"payments": ServiceView("payments", history)}

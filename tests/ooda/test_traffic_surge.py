@@ -4,6 +4,7 @@ averages in the flat minutes before the ramp; and no floor while the cluster has
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -23,28 +24,36 @@ from ooda.runbooks.traffic_surge import (
 )
 from tests.ooda._snapshots import region_snapshot
 
+#: Trust the instant rate of any service busy enough (the settings' default).
+MIN_RPS = OodaSettings().policy.instant_rate_min_rps
 
-def _history(rates: list[float]) -> pd.DataFrame:
+
+def _history(rates: list[float], instant: float | None = None) -> pd.DataFrame:
+    """Minute rates; the instant rate of each minute its mean, the newest ``instant``."""
     start = datetime(2026, 11, 16, 19, 0, tzinfo=UTC)
     stamps = [start + timedelta(minutes=i) for i in range(len(rates))]
-    return pd.DataFrame({"timestamp": stamps, "request_rate": rates})
+    frame = pd.DataFrame({"timestamp": stamps, "request_rate": rates})
+    frame["request_rate_instant"] = frame["request_rate"]
+    if instant is not None:
+        frame.loc[frame.index[-1], "request_rate_instant"] = instant
+    return frame
 
 
 def test_the_first_minute_of_a_ramp_is_projected_at_its_own_slope() -> None:
     """Flat at 100 rps for an hour, then 160: a fit over the last four minutes sees a slope
     of 18 rps/min and sizes for 214 rps in three minutes; the ramp is rising at 60."""
     history = _history([100.0] * 60 + [160.0])
-    ahead = ramp_ahead(history, timedelta(minutes=3), max_factor=5.0)
+    ahead = ramp_ahead(history, timedelta(minutes=3), 5.0, MIN_RPS)
     assert ahead == pytest.approx(160.0 + 3 * 60.0)
-    assert rate_ratio(history) == pytest.approx(160.0 / (100.0 * 59 / 60 + 160.0 / 60))
+    assert rate_ratio(history, MIN_RPS) == pytest.approx(160.0 / (100.0 * 59 / 60 + 160.0 / 60))
 
 
 def test_a_projection_never_passes_the_cap_nor_goes_below_the_rate() -> None:
-    assert ramp_ahead(_history([100.0] * 60 + [400.0]), timedelta(minutes=3), 2.0) == (
+    assert ramp_ahead(_history([100.0] * 60 + [400.0]), timedelta(minutes=3), 2.0, MIN_RPS) == (
         pytest.approx(2.0 * (100.0 * 59 + 400.0) / 60)
     )
     falling = _history([100.0] * 57 + [160.0, 150.0, 140.0, 130.0])
-    assert ramp_ahead(falling, timedelta(minutes=3), 5.0) == pytest.approx(130.0)
+    assert ramp_ahead(falling, timedelta(minutes=3), 5.0, MIN_RPS) == pytest.approx(130.0)
 
 
 def test_a_rise_slowing_down_goes_on_at_its_newest_rise_not_its_steepest() -> None:
@@ -53,11 +62,13 @@ def test_a_rise_slowing_down_goes_on_at_its_newest_rise_not_its_steepest() -> No
     rps, the nine pods a surge would need; the crest is turning, so it goes on at 12 at most.
     A ramp still rising as fast keeps the steeper of its fitted slope and its newest rise."""
     slowing = _history([120.0] * 57 + [129.3, 143.4, 168.0, 180.4])
-    assert ramp_ahead(slowing, timedelta(minutes=3), 5.0) == pytest.approx(180.4 + 3 * 12.4)
+    assert ramp_ahead(slowing, timedelta(minutes=3), 5.0, MIN_RPS) == pytest.approx(
+        180.4 + 3 * 12.4
+    )
     steady = _history([120.0] * 57 + [129.3, 143.4, 168.0, 192.6])
     fitted = float(np.polyfit(np.arange(4), [129.3, 143.4, 168.0, 192.6], 1)[0])
     assert fitted < 24.6
-    assert ramp_ahead(steady, timedelta(minutes=3), 5.0) == pytest.approx(192.6 + 3 * 24.6)
+    assert ramp_ahead(steady, timedelta(minutes=3), 5.0, MIN_RPS) == pytest.approx(192.6 + 3 * 24.6)
 
 
 def test_overlapping_waves_on_a_daily_peak_are_no_surge_but_a_ramp_and_a_plateau_are() -> None:
@@ -67,12 +78,32 @@ def test_overlapping_waves_on_a_daily_peak_are_no_surge_but_a_ramp_and_a_plateau
     when it no longer climbs."""
     policy = OodaSettings().policy
     waves = _history([420.0] * 56 + [512.0, 531.0, 589.0, 653.0])
-    assert rate_ratio(waves) >= policy.surge_ratio
+    assert rate_ratio(waves, MIN_RPS) >= policy.surge_ratio
     assert not surging(waves, policy)
+    # The crest read at its last two scrapes: higher, and no faster a climb for it.
+    crest = _history([420.0] * 56 + [512.0, 531.0, 589.0, 653.0], 700.0)
+    assert not surging(crest, replace(policy, surge_on_instant_rate=True))
     ramp = _history([420.0] * 57 + [480.0, 560.0, 660.0])
-    assert rate_ratio(ramp) >= policy.surge_ratio and surging(ramp, policy)
+    assert rate_ratio(ramp, MIN_RPS) >= policy.surge_ratio and surging(ramp, policy)
     plateau = _history([420.0] * 55 + [1000.0] * 5)
     assert rise_share(plateau) == 0.0 and surging(plateau, policy)
+
+
+def test_a_ramp_is_seen_at_its_instant_rate_once_two_scrapes_can_tell() -> None:
+    """A ramp's first minute: its mean stands at x1.3 of the hour, no surge yet, while the
+    last two scrapes already read x1.7; the ramp goes on from there at its minutes' slope. A
+    service of 2 rps whose two scrapes read the same x1.7 counted 50 requests where 30 were
+    due, which chance does: it waits for the minute."""
+    policy = replace(OodaSettings().policy, surge_on_instant_rate=True)
+    assert not surging(_history([300.0] * 59 + [390.0]), policy)
+    busy = _history([300.0] * 59 + [390.0], instant=500.0)
+    assert not surging(busy, OodaSettings().policy)  # off by default
+    assert rate_ratio(busy, MIN_RPS) == pytest.approx(500.0 / ((300.0 * 59 + 390.0) / 60))
+    assert surging(busy, policy)
+    assert ramp_ahead(busy, timedelta(minutes=3), 5.0, MIN_RPS) == pytest.approx(500 + 3 * 90)
+    quiet = _history([2.0] * 59 + [2.6], instant=2.0 * 500.0 / 300.0)
+    assert MIN_RPS > 2.0 and not surging(quiet, policy)
+    assert rate_ratio(quiet, MIN_RPS) == pytest.approx(2.6 / ((2.0 * 59 + 2.6) / 60))
 
 
 def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
@@ -82,9 +113,9 @@ def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
     history = _history([0.0] * 50 + [300.0] * 10)
     history["ready_pods"] = [3.0] * 50 + [6.0] * 10
     history["cpu_utilisation"] = [0.06] * 50 + [0.5] * 10
-    assert rate_ratio(history) == pytest.approx(1.0)
+    assert rate_ratio(history, MIN_RPS) == pytest.approx(1.0)
     assert per_pod_capacity(history) == pytest.approx(300.0 / 6 / 0.5)
-    assert math.isnan(rate_ratio(_history([0.0] * 60)))  # no minute served: unknown
+    assert math.isnan(rate_ratio(_history([0.0] * 60), MIN_RPS))  # no minute served: unknown
 
 
 def _surging(pending_elsewhere: int) -> Snapshot:

@@ -96,6 +96,7 @@ def _metrics(end: datetime, minutes: int) -> pd.DataFrame:
             "region": "eu-west-1",
             "service": history["service"],
             "request_rate": history["request_rate"],
+            "request_rate_instant": history["request_rate"],
             "p95_latency_ms": 80 + rng.normal(0, 5, n),
             "p99_latency_ms": 120 + rng.normal(0, 5, n),
             "error_rate": np.abs(rng.normal(0.001, 0.0005, n)),
