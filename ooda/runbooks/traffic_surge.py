@@ -77,9 +77,10 @@ def rate_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
     if not len(rate):
         return math.nan
-    instant = float(history["request_rate_instant"].iloc[-1])
-    if math.isfinite(instant) and _hour_mean(rate) >= instant_min_rps:
-        return instant
+    if _hour_mean(rate) >= instant_min_rps:
+        instant = float(history["request_rate_instant"].iloc[-1])
+        if math.isfinite(instant):
+            return instant
     return float(rate[-1])
 
 
