@@ -162,9 +162,10 @@ def latest_features(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def features_to_metrics(features: pd.DataFrame) -> pd.DataFrame:
-    """Recover the tidy metrics frame from feature rows (used as context for appends)."""
+    """Recover the tidy metrics frame from feature rows (used as context for appends); a
+    column the rows were stored without (a store older than the column) comes back NaN."""
     frame = features.rename(columns={EVENT_TIMESTAMP: "timestamp"})
-    return frame.loc[:, list(METRIC_COLUMNS)]
+    return frame.reindex(columns=list(METRIC_COLUMNS))
 
 
 def _service_features(group: pd.DataFrame) -> pd.DataFrame:

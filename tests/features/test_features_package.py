@@ -253,6 +253,25 @@ def test_ingest_appends_with_history_and_is_idempotent(store: FeatureStore) -> N
     assert rows["request_rate_1h_mean"].iloc[-1] == pytest.approx(expected["request_rate_1h_mean"])
 
 
+def test_a_store_written_before_a_column_existed_takes_appends(store: FeatureStore) -> None:
+    """A store from before ``request_rate_instant``: its rows are the appends' context, the
+    column NaN there, and the new rows carry it."""
+    metrics = tidy_metrics(START, 90, services=("older",))
+    ingest(store, metrics.iloc[:60])
+    path = store.repo_path / "data" / "service_metrics.parquet"
+    pd.read_parquet(path).drop(columns=["request_rate_instant"]).to_parquet(path)
+    new_rows = ingest(store, metrics.iloc[60:])
+    assert len(new_rows) == 30
+    np.testing.assert_allclose(
+        new_rows["request_rate_instant"], metrics["request_rate_instant"].iloc[60:]
+    )
+    rows = pd.read_parquet(path)
+    rows = rows[rows["service"] == "older"]
+    assert len(rows) == 90 and rows["request_rate_instant"].isna().sum() == 60
+    expected = build_features(metrics).iloc[-1]
+    assert rows["request_rate_1h_mean"].iloc[-1] == pytest.approx(expected["request_rate_1h_mean"])
+
+
 def test_online_features_hold_the_latest_row_and_follow_pushes(store: FeatureStore) -> None:
     services = ["live-a", "live-b"]
     history = tidy_metrics(START, 120, services=services, seed=3)
