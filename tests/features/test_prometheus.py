@@ -326,7 +326,8 @@ def test_selector_window_and_nan_reach_the_frame() -> None:
         HISTORY_START, HISTORY_START + timedelta(minutes=1), timedelta(minutes=1)
     )
     assert 'http_requests_total{namespace="shop",}[60s]' in seen[0]
-    assert 'http_requests_total{namespace="shop",code=~"5.."}[60s]' in seen[3]
+    errors = seen[list(SERVICE_RECIPES).index("error_rate")]
+    assert 'http_requests_total{namespace="shop",code=~"5.."}[60s]' in errors
     assert len(seen) == len(SERVICE_RECIPES)
     assert np.isnan(frame.request_rate.iloc[0]) and np.isinf(frame.request_rate.iloc[1])
 
