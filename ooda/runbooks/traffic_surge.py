@@ -156,13 +156,13 @@ def ramp_ahead(
     is short by the time it is Ready, which is why the reactive HPA breaches during a ramp.
     """
     now = rate_now(history, instant_min_rps)
-    rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)[-4:]
+    minutes = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
+    rate = minutes[-4:]
     if len(rate) < 2 or not np.isfinite(rate).all():
         return now if math.isfinite(now) else 0.0
     newest, fitted, slowing = _slopes(rate)
     slope = max(0.0, newest) if slowing else max(0.0, fitted, newest)
-    hour = history["request_rate"].to_numpy(dtype=float)[-60:]
-    cap = max_factor * float(np.nanmean(hour))
+    cap = max_factor * float(np.nanmean(minutes[-60:]))
     return float(min(now + slope * lead.total_seconds() / 60.0, cap))
 
 
