@@ -7,6 +7,8 @@ real Ray Serve models runs in ``tests/test_e2e.py``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -187,6 +189,28 @@ def test_a_serve_url_nobody_answers_exits_2_naming_it(
     assert main([*args, "--serve-url", url]) == 2
     assert f"{url.removeprefix('http://')}" in capsys.readouterr().out
     assert not (tmp_path / "chaos.html").exists(), "no scorecard from runs nobody scored"
+
+
+def test_a_serve_that_never_comes_up_exits_2_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray's start timed out on a busy machine: a message and exit 2, not a traceback."""
+    import ooda._cli_loop
+    import ooda._platform
+    from serving import ServeStartError
+
+    @contextmanager
+    def ray_timed_out(*_args: object) -> Iterator[None]:
+        raise ServeStartError("Ray did not start: The current node timed out during startup.")
+        yield
+
+    monkeypatch.setattr(ooda._cli_loop, "has_champions", lambda _settings: True)
+    monkeypatch.setattr(ooda._platform, "serve", ray_timed_out)
+    args = ["--workdir", str(tmp_path), "chaos", "--scenarios", "pod_crashloop", "--runs", "1"]
+    assert main(args) == 2
+    said = " ".join(capsys.readouterr().out.split())
+    assert "Ray Serve did not come up" in said and "timed out during startup" in said
+    assert not (tmp_path / "chaos.html").exists()
 
 
 @pytest.mark.parametrize(
