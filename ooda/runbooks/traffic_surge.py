@@ -6,9 +6,11 @@ half hour and where the ramp will stand when new pods are Ready (the LSTM, train
 seasonal traffic, expects a level to persist, not a ramp to go on). Only for a surge: the
 rate must already stand well above its last hour (``surging``), and the need well above
 what the running pods serve (``surge_margin``); the HPA follows a daily ramp or a mild wave
-by itself, and acting on those would be a false action. With ``surge_on_instant_rate`` the
-rate is read where it stands now, its last two scrapes (``rate_now``): the last minute's mean
-shows a ramp half a minute late, and a pod started then is Ready half a minute later. A
+by itself, and acting on those would be a false action. The rate is read where it stands
+now, its last two scrapes (``rate_now``, ``surge_on_instant_rate``): the last minute's mean
+shows a ramp half a minute late, and a pod started then is Ready half a minute later; read
+so, it must still climb in that last half minute (``climb_now``), or a wave's crest would
+pass for a surge's first minute. A
 raised floor is released, in one step back to the floor ooda found, only after the *observed*
 load has stayed below it for ``scale_in_after`` (never on a forecast alone), and only while it
 is still the floor ooda set for a surge (its annotations say so): a floor a human raised is
@@ -72,7 +74,8 @@ def rate_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     ``instant_min_rps`` or more, where two scrapes count requests enough to tell a ramp from
     chance; a quieter one's is its minute's mean. How fast the rate climbs is still read from
     the minutes' means (``rise_share``): two scrapes against a minute's mean take a wave's
-    crest for a climb (seed 23's clean week: 3 waves raised floors, 2026-12-07).
+    crest for a climb (seed 23's clean week: 3 waves raised floors, 2026-12-07); they only
+    confirm that it still climbs (``climb_now``).
     """
     rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
     if not len(rate):
@@ -112,14 +115,32 @@ def _hour_mean(rate: np.ndarray) -> float:
 
 def surging(history: pd.DataFrame, policy: PolicySettings) -> bool:
     """Whether a service's load is surging: its newest rate ``surge_ratio`` times its last
-    hour or more and still rising fast (``surge_min_slope`` of that hour a minute), or
+    hour or more and still rising fast (``surge_min_slope`` of that hour a minute, and, where
+    the last two scrapes are read, ``surge_instant_climb`` in the last half minute), or
     ``surge_ratio_alone`` times it. Background waves overlapping on a daily peak reach the
-    first ratio too, but climb at half a surge's pace. The runbooks that a surge's symptoms
-    would mislead defer to this one."""
-    ratio = rate_ratio(history, instant_min_rps(policy))
+    first ratio too, but climb at half a surge's pace, and their crests turn. The runbooks
+    that a surge's symptoms would mislead defer to this one."""
+    least = instant_min_rps(policy)
+    ratio = rate_ratio(history, least)
     if not ratio >= policy.surge_ratio:
         return False
-    return ratio >= policy.surge_ratio_alone or rise_share(history) >= policy.surge_min_slope
+    if ratio >= policy.surge_ratio_alone:
+        return True
+    if rise_share(history) < policy.surge_min_slope:
+        return False
+    return not climb_now(history, least) < policy.surge_instant_climb
+
+
+def climb_now(history: pd.DataFrame, instant_min_rps: float) -> float:
+    """How far the last two scrapes stand above the last minute's mean, as a share of the
+    hour's mean: whether the rate still climbs in its last half minute (NaN where they are
+    not read, as in ``rate_now``)."""
+    rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
+    mean = _hour_mean(rate)
+    if not len(rate) or not mean >= instant_min_rps:
+        return math.nan
+    instant = float(history["request_rate_instant"].iloc[-1])
+    return (instant - float(rate[-1])) / mean
 
 
 def _slopes(rate: np.ndarray) -> tuple[float, float, bool]:

@@ -16,6 +16,7 @@ from ooda import OodaSettings
 from ooda._records import Snapshot
 from ooda.runbooks.traffic_surge import (
     TrafficSurge,
+    climb_now,
     per_pod_capacity,
     ramp_ahead,
     rate_ratio,
@@ -83,7 +84,7 @@ def test_overlapping_waves_on_a_daily_peak_are_no_surge_but_a_ramp_and_a_plateau
     # The crest read at its last two scrapes: higher, and no faster a climb for it.
     crest = _history([420.0] * 56 + [512.0, 531.0, 589.0, 653.0], 700.0)
     assert not surging(crest, replace(policy, surge_on_instant_rate=True))
-    ramp = _history([420.0] * 57 + [480.0, 560.0, 660.0])
+    ramp = _history([420.0] * 57 + [480.0, 560.0, 660.0], 720.0)  # its scrapes further on
     assert rate_ratio(ramp, MIN_RPS) >= policy.surge_ratio and surging(ramp, policy)
     plateau = _history([420.0] * 55 + [1000.0] * 5)
     assert rise_share(plateau) == 0.0 and surging(plateau, policy)
@@ -94,16 +95,34 @@ def test_a_ramp_is_seen_at_its_instant_rate_once_two_scrapes_can_tell() -> None:
     last two scrapes already read x1.7; the ramp goes on from there at its minutes' slope. A
     service of 2 rps whose two scrapes read the same x1.7 counted 50 requests where 30 were
     due, which chance does: it waits for the minute."""
-    policy = replace(OodaSettings().policy, surge_on_instant_rate=True)
+    policy = OodaSettings().policy
     assert not surging(_history([300.0] * 59 + [390.0]), policy)
     busy = _history([300.0] * 59 + [390.0], instant=500.0)
-    assert not surging(busy, OodaSettings().policy)  # off by default
+    assert not surging(busy, replace(policy, surge_on_instant_rate=False))
     assert rate_ratio(busy, MIN_RPS) == pytest.approx(500.0 / ((300.0 * 59 + 390.0) / 60))
     assert surging(busy, policy)
     assert ramp_ahead(busy, timedelta(minutes=3), 5.0, MIN_RPS) == pytest.approx(500 + 3 * 90)
     quiet = _history([2.0] * 59 + [2.6], instant=2.0 * 500.0 / 300.0)
     assert MIN_RPS > 2.0 and not surging(quiet, policy)
     assert rate_ratio(quiet, MIN_RPS) == pytest.approx(2.6 / ((2.0 * 59 + 2.6) / 60))
+
+
+def test_a_crest_read_at_its_last_scrapes_is_a_surge_only_while_it_still_climbs() -> None:
+    """Seed 23's clean Monday, 11:43: two waves on the daily peak, their minutes rising a
+    fifth of the hour a minute, read x1.54 at their last two scrapes, which stood only 0.075
+    of the hour above the minute's mean: the crest turning. A ramp's scrapes stand further on;
+    a service whose scrapes are not read is judged by its minutes as before."""
+    policy = OodaSettings().policy
+    minutes = [300.0] * 56 + [320.0, 340.0, 385.0, 450.0]
+    hour = sum(minutes) / 60
+    assert rise_share(_history(minutes)) >= policy.surge_min_slope
+    assert 450.0 / hour < policy.surge_ratio <= 470.0 / hour
+    crest = _history(minutes, instant=470.0)
+    assert climb_now(crest, MIN_RPS) == pytest.approx(20.0 / hour)
+    assert not surging(crest, policy)
+    assert surging(crest, replace(policy, surge_instant_climb=-math.inf))
+    assert surging(_history(minutes, instant=500.0), policy)
+    assert math.isnan(climb_now(crest, math.inf))
 
 
 def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
