@@ -81,10 +81,17 @@ def rate_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     if not len(rate):
         return math.nan
     if _hour_mean(rate) >= instant_min_rps:
-        instant = float(history["request_rate_instant"].iloc[-1])
+        instant = _instant(history)
         if math.isfinite(instant):
             return instant
     return float(rate[-1])
+
+
+def _instant(history: pd.DataFrame) -> float:
+    """The newest ``request_rate_instant`` (NaN where a history has no such column)."""
+    if "request_rate_instant" not in history or not len(history):
+        return math.nan
+    return float(history["request_rate_instant"].iloc[-1])
 
 
 def instant_min_rps(policy: PolicySettings) -> float:
@@ -139,8 +146,7 @@ def climb_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     mean = _hour_mean(rate)
     if not len(rate) or not mean >= instant_min_rps:
         return math.nan
-    instant = float(history["request_rate_instant"].iloc[-1])
-    return (instant - float(rate[-1])) / mean
+    return (_instant(history) - float(rate[-1])) / mean
 
 
 def _slopes(rate: np.ndarray) -> tuple[float, float, bool]:

@@ -123,6 +123,8 @@ def test_a_crest_read_at_its_last_scrapes_is_a_surge_only_while_it_still_climbs(
     assert surging(crest, replace(policy, surge_instant_climb=-math.inf))
     assert surging(_history(minutes, instant=500.0), policy)
     assert math.isnan(climb_now(crest, math.inf))
+    bare = _history([420.0] * 57 + [480.0, 560.0, 660.0]).drop(columns="request_rate_instant")
+    assert surging(bare, policy)  # a history with no scrapes to read: its minutes decide
 
 
 def test_users_arriving_at_a_warm_standby_are_not_a_surge() -> None:
