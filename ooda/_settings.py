@@ -119,7 +119,7 @@ class PolicySettings:
     back; a rate rising ``surge_min_slope`` a minute stands 0.075 above it). Two waves on a
     daily peak (seed 23's clean Monday, 11:43) read x1.54 a minute before their minutes did,
     still rising 0.21 a minute, but their crest stood only 0.075 above: six false actions
-    without this test. Traffic x3 stood 0.08-0.36 above at its first surging reading (seeds 7
+    without this test. Traffic x3 stood 0.08-0.41 above at its first surging reading (seeds 7
     and 23, 40 draws). Measured with the runbook on the loop's own snapshots (2026-12-08):
     detected before breach 14 and 16 of 20 with no such test, 13 and 15 at 0.1, 11 and 12 at
     0.15; clean weeks of seeds 23, 31 and 41 (21 days) read no surge at 0.1."""
