@@ -80,16 +80,16 @@ def rate_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
     if not len(rate):
         return math.nan
-    if _hour_mean(rate) >= instant_min_rps:
-        instant = _instant(history)
-        if math.isfinite(instant):
-            return instant
-    return float(rate[-1])
+    scrapes = _scrapes(history, rate, instant_min_rps)
+    return scrapes if math.isfinite(scrapes) else float(rate[-1])
 
 
-def _instant(history: pd.DataFrame) -> float:
-    """The newest ``request_rate_instant`` (NaN where a history has no such column)."""
-    if "request_rate_instant" not in history or not len(history):
+def _scrapes(history: pd.DataFrame, rate: np.ndarray, instant_min_rps: float) -> float:
+    """The newest ``request_rate_instant`` where it is read: a service whose last hour
+    averaged ``instant_min_rps`` or more, a history with such a column (NaN elsewhere)."""
+    if "request_rate_instant" not in history or not len(rate):
+        return math.nan
+    if not _hour_mean(rate) >= instant_min_rps:
         return math.nan
     return float(history["request_rate_instant"].iloc[-1])
 
@@ -143,10 +143,8 @@ def climb_now(history: pd.DataFrame, instant_min_rps: float) -> float:
     hour's mean: whether the rate still climbs in its last half minute (NaN where they are
     not read, as in ``rate_now``)."""
     rate = history["request_rate"].to_numpy(dtype=float, na_value=np.nan)
-    mean = _hour_mean(rate)
-    if not len(rate) or not mean >= instant_min_rps:
-        return math.nan
-    return (_instant(history) - float(rate[-1])) / mean
+    scrapes = _scrapes(history, rate, instant_min_rps)
+    return (scrapes - float(rate[-1])) / _hour_mean(rate) if math.isfinite(scrapes) else math.nan
 
 
 def _slopes(rate: np.ndarray) -> tuple[float, float, bool]:
